@@ -1,0 +1,130 @@
+//! The manifest of a running local stack: every service's URL and local
+//! credentials, written as JSON to `<state dir>/stack.json` by
+//! `cargo xtask dev` and `cargo xtask test` and read by the end-to-end tests
+//! (through `E2E_STACK`) and by anyone scripting against the stack.
+//!
+//! The credentials are generated per stack and only ever valid on
+//! 127.0.0.1; they still live only in the git-ignored state directory.
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+/// File name of the manifest inside the state directory.
+pub const FILE_NAME: &str = "stack.json";
+/// Environment variable through which tests find the manifest.
+pub const ENV_VAR: &str = "E2E_STACK";
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct StackManifest {
+    /// Directory holding every service's data, logs and pid files.
+    pub state_dir: PathBuf,
+    pub mariadb: MariaDb,
+    pub redis: Redis,
+    pub s3: S3,
+    pub sentry: Sentry,
+    pub prometheus: Prometheus,
+    pub loki: Loki,
+    /// The API Worker under `wrangler dev`; absent while only the servers run.
+    pub api: Option<Api>,
+}
+
+/// MariaDB standing in for TiDB's MySQL protocol.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct MariaDb {
+    /// `mysql://user:password@127.0.0.1:port/database`.
+    pub url: String,
+    pub host: String,
+    pub port: u16,
+    pub database: String,
+    pub user: String,
+    pub password: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Redis {
+    /// `redis://:password@127.0.0.1:port`.
+    pub url: String,
+    pub host: String,
+    pub port: u16,
+    /// The `default` user's password (`AUTH password`), as on Redis Cloud.
+    pub password: String,
+}
+
+/// An S3 server that checks SigV4, standing in for Backblaze B2.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct S3 {
+    /// Endpoint for path-style addressing (`{endpoint}/{bucket}/{key}`).
+    pub endpoint: String,
+    pub region: String,
+    pub bucket: String,
+    pub access_key_id: String,
+    pub secret_access_key: String,
+}
+
+/// Bugsink, which speaks Sentry's ingestion protocol.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Sentry {
+    /// The UI and REST API.
+    pub url: String,
+    /// The project's DSN, as a Sentry SDK takes it.
+    pub dsn: String,
+    pub project_id: u64,
+    /// Bearer token for Bugsink's REST API (reading events back).
+    pub api_token: String,
+    /// Login for the web UI.
+    pub admin_user: String,
+    pub admin_password: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Prometheus {
+    /// UI and PromQL API (`/api/v1/query`).
+    pub url: String,
+    /// Remote write 1.0 receiver.
+    pub remote_write_url: String,
+}
+
+/// The repository's Loki stand-in.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Loki {
+    pub url: String,
+    /// `POST` target for log streams.
+    pub push_url: String,
+    /// Basic auth, as Grafana Cloud's user id and token.
+    pub user: String,
+    pub password: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Api {
+    /// Where `wrangler dev` serves the API Worker.
+    pub url: String,
+}
+
+impl StackManifest {
+    /// Reads the manifest named by `E2E_STACK`, with an error that says how
+    /// to get one when it is missing.
+    pub fn from_env() -> Result<Self, String> {
+        let path = std::env::var_os(ENV_VAR).ok_or_else(|| {
+            format!(
+                "{ENV_VAR} is not set: these tests need a running local stack; \
+                 run them with `cargo xtask test` (or point {ENV_VAR} at the \
+                 stack.json of a `cargo xtask dev`)"
+            )
+        })?;
+        Self::read(Path::new(&path))
+    }
+
+    pub fn read(path: &Path) -> Result<Self, String> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| format!("cannot read stack manifest {}: {e}", path.display()))?;
+        serde_json::from_str(&text)
+            .map_err(|e| format!("invalid stack manifest {}: {e}", path.display()))
+    }
+
+    pub fn write(&self, path: &Path) -> std::io::Result<()> {
+        let json = serde_json::to_string_pretty(self).expect("manifest serializes");
+        std::fs::write(path, json + "\n")
+    }
+}

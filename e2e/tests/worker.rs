@@ -1,0 +1,42 @@
+//! The built wasm Worker, running in workerd under `wrangler dev`.
+
+use e2e::{git_head, http, stack};
+
+fn api() -> &'static str {
+    &stack()
+        .api
+        .as_ref()
+        .expect("the stack runs the API Worker")
+        .url
+}
+
+#[tokio::test]
+async fn healthz_answers_with_the_commit_it_was_built_from() {
+    let response = http()
+        .get(format!("{}/healthz", api()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.headers()["content-type"], "application/json");
+    let body: serde_json::Value = response.json().await.unwrap();
+    assert_eq!(body["status"], "ok");
+    assert_eq!(body["version"], env!("CARGO_PKG_VERSION"));
+    let commit = body["commit"].as_str().unwrap();
+    // `-dirty` is appended when the tree had uncommitted changes.
+    assert!(
+        commit.starts_with(&git_head()),
+        "the Worker reports commit {commit}, the checkout is at {}",
+        git_head()
+    );
+}
+
+#[tokio::test]
+async fn unknown_routes_are_not_found() {
+    let response = http()
+        .get(format!("{}/no/such/route", api()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 404);
+}

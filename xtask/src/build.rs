@@ -1,0 +1,339 @@
+//! `cargo xtask build`: the Worker bundle with worker-build, its sizes, and
+//! the size budget from api-worker/Cargo.toml.
+//!
+//! The build is skipped when nothing that goes into it changed since the
+//! last one (sources, manifests, lock file, commit, toolchain): worker-build
+//! always reruns wasm-bindgen and wasm-opt, which costs seconds even when
+//! cargo has nothing to do.
+
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use anyhow::{bail, Context};
+use serde::Serialize;
+
+use crate::flags;
+use crate::install::{self, BuildTools};
+use crate::project::{self, root};
+use crate::ui::{format_bytes, Ui};
+
+/// worker-build's output directory.
+pub fn bundle_dir() -> PathBuf {
+    root().join("api-worker/build")
+}
+
+/// Cargo target directory of the wasm build, apart from the native one so
+/// that the two toolchains never invalidate each other's artifacts.
+pub fn wasm_target_dir() -> PathBuf {
+    root().join("target/wasm")
+}
+
+#[derive(Debug, Serialize)]
+pub struct BundleFile {
+    pub path: String,
+    pub raw_bytes: u64,
+    pub gzip_bytes: u64,
+}
+
+#[derive(Debug, Serialize)]
+pub struct BundleReport {
+    pub commit: String,
+    /// False when the previous build was still up to date.
+    pub rebuilt: bool,
+    pub files: Vec<BundleFile>,
+    pub raw_bytes: u64,
+    pub gzip_bytes: u64,
+    pub gzip_budget_bytes: u64,
+    /// The bundle `wrangler deploy --env` would upload, with `--env`.
+    pub deploy_bundle: Option<DeployBundle>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct DeployBundle {
+    pub env: &'static str,
+    pub dir: PathBuf,
+    pub files: Vec<BundleFile>,
+    pub gzip_bytes: u64,
+}
+
+pub fn run(ui: &Ui, flags: &flags::Build) -> anyhow::Result<()> {
+    let tools = install::build_tools(ui)?;
+    let mut report = worker(ui, &tools)?;
+    if let Some(env) = flags.env {
+        report.deploy_bundle = Some(ui.step(
+            &format!("wrangler deploy --dry-run --env {}", env.name()),
+            || deploy_bundle(&tools, env),
+        )?);
+    }
+    if ui.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        print_report(&report);
+    }
+    check_budget(&report)
+}
+
+/// Builds the Worker unless it is up to date, and measures it.
+pub fn worker(ui: &Ui, tools: &BuildTools) -> anyhow::Result<BundleReport> {
+    let commit = project::git_commit();
+    let stamp_path = wasm_target_dir().join("edge-api-inputs.stamp");
+    let stamp = inputs_stamp(&commit, tools)?;
+    let up_to_date = std::fs::read_to_string(&stamp_path).is_ok_and(|s| s == stamp)
+        && bundle_dir().join("index.js").exists()
+        && bundle_dir().join("index_bg.wasm").exists();
+    if up_to_date {
+        ui.info("  ok    Worker bundle is up to date");
+    } else {
+        ui.step("build the Worker (worker-build --release)", || {
+            let mut cmd = Command::new(&tools.worker_build);
+            cmd.arg("--release")
+                .current_dir(root().join("api-worker"))
+                .env("CARGO_TARGET_DIR", wasm_target_dir())
+                .env("WASM_BINDGEN_BIN", &tools.wasm_bindgen)
+                .env("WASM_OPT_BIN", &tools.wasm_opt)
+                .env("GIT_COMMIT", &commit);
+            if let Some(toolchain) = &tools.wasm_toolchain {
+                cmd.env("RUSTUP_TOOLCHAIN", toolchain);
+                // Debian's rustc has no rust-lld of its own; LLVM's wasm-ld is
+                // the same linker under its wasm name.
+                if let Some(linker) = install::debian_wasm_linker() {
+                    cmd.env("CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_LINKER", linker);
+                }
+            }
+            project::run(&mut cmd)?;
+            std::fs::create_dir_all(wasm_target_dir())?;
+            std::fs::write(&stamp_path, &stamp)?;
+            Ok(())
+        })?;
+    }
+    let files = measure(&bundle_dir())?;
+    Ok(BundleReport {
+        commit,
+        rebuilt: !up_to_date,
+        raw_bytes: files.iter().map(|f| f.raw_bytes).sum(),
+        gzip_bytes: files.iter().map(|f| f.gzip_bytes).sum(),
+        files,
+        gzip_budget_bytes: gzip_budget()?,
+        deploy_bundle: None,
+    })
+}
+
+fn print_report(report: &BundleReport) {
+    eprintln!();
+    eprintln!("  {:<40} {:>12} {:>12}", "file", "raw", "gzip");
+    for file in &report.files {
+        eprintln!(
+            "  {:<40} {:>12} {:>12}",
+            file.path,
+            format_bytes(file.raw_bytes),
+            format_bytes(file.gzip_bytes)
+        );
+    }
+    eprintln!(
+        "  {:<40} {:>12} {:>12}  (budget {} gzip)",
+        "total",
+        format_bytes(report.raw_bytes),
+        format_bytes(report.gzip_bytes),
+        format_bytes(report.gzip_budget_bytes)
+    );
+    if let Some(deploy) = &report.deploy_bundle {
+        eprintln!(
+            "  deploy bundle for {} in {}: {} gzip",
+            deploy.env,
+            deploy.dir.display(),
+            format_bytes(deploy.gzip_bytes)
+        );
+    }
+    eprintln!("  built from {}", report.commit);
+}
+
+fn check_budget(report: &BundleReport) -> anyhow::Result<()> {
+    let measured = report
+        .deploy_bundle
+        .as_ref()
+        .map_or(report.gzip_bytes, |d| d.gzip_bytes.max(report.gzip_bytes));
+    if measured > report.gzip_budget_bytes {
+        bail!(
+            "the Worker bundle is {} gzip, over its budget of {} \
+             (api-worker/Cargo.toml, [package.metadata.bundle-budget])",
+            format_bytes(measured),
+            format_bytes(report.gzip_budget_bytes)
+        );
+    }
+    Ok(())
+}
+
+/// The gzip budget from `[package.metadata.bundle-budget] gzip-bytes`.
+fn gzip_budget() -> anyhow::Result<u64> {
+    let manifest: toml::Table =
+        std::fs::read_to_string(root().join("api-worker/Cargo.toml"))?.parse()?;
+    manifest
+        .get("package")
+        .and_then(|p| p.get("metadata"))
+        .and_then(|m| m.get("bundle-budget"))
+        .and_then(|b| b.get("gzip-bytes"))
+        .and_then(|v| v.as_integer())
+        .and_then(|v| u64::try_from(v).ok())
+        .context("api-worker/Cargo.toml must set [package.metadata.bundle-budget] gzip-bytes")
+}
+
+/// Raw and gzip size of every shipped file under `dir` (JS and wasm).
+pub fn measure(dir: &Path) -> anyhow::Result<Vec<BundleFile>> {
+    let mut files = Vec::new();
+    let mut pending = vec![dir.to_path_buf()];
+    while let Some(current) = pending.pop() {
+        for entry in
+            std::fs::read_dir(&current).with_context(|| format!("reading {}", current.display()))?
+        {
+            let path = entry?.path();
+            let name = path
+                .file_name()
+                .unwrap_or_default()
+                .to_string_lossy()
+                .into_owned();
+            if name.starts_with('.') {
+                continue;
+            }
+            if path.is_dir() {
+                pending.push(path);
+            } else if [".js", ".mjs", ".wasm"]
+                .iter()
+                .any(|ext| name.ends_with(ext))
+            {
+                let bytes = std::fs::read(&path)?;
+                files.push(BundleFile {
+                    path: path
+                        .strip_prefix(dir)
+                        .unwrap_or(&path)
+                        .to_string_lossy()
+                        .into_owned(),
+                    raw_bytes: bytes.len() as u64,
+                    gzip_bytes: gzip_len(&bytes),
+                });
+            }
+        }
+    }
+    files.sort_by(|a, b| a.path.cmp(&b.path));
+    Ok(files)
+}
+
+fn gzip_len(bytes: &[u8]) -> u64 {
+    let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    encoder.write_all(bytes).expect("writing to memory");
+    encoder.finish().expect("writing to memory").len() as u64
+}
+
+/// What the build depends on, as one string: every source and manifest
+/// file's path, size and modification time, plus the commit and toolchain.
+fn inputs_stamp(commit: &str, tools: &BuildTools) -> anyhow::Result<String> {
+    let root = root();
+    let mut entries = Vec::new();
+    for top in ["Cargo.toml", "Cargo.lock", "api-worker", "crates"] {
+        collect_inputs(&root.join(top), &mut entries)?;
+    }
+    entries.sort();
+    let mut stamp = format!("commit {commit}\ntoolchain {:?}\n", tools.wasm_toolchain);
+    for (path, len, modified) in entries {
+        stamp.push_str(&format!(
+            "{} {len} {modified}\n",
+            path.strip_prefix(&root).unwrap_or(&path).display()
+        ));
+    }
+    Ok(stamp)
+}
+
+fn collect_inputs(path: &Path, out: &mut Vec<(PathBuf, u64, u128)>) -> anyhow::Result<()> {
+    let meta = match std::fs::metadata(path) {
+        Ok(meta) => meta,
+        Err(_) => return Ok(()),
+    };
+    if meta.is_dir() {
+        let name = path.file_name().unwrap_or_default().to_string_lossy();
+        if name == "build" || name == "target" || name.starts_with('.') {
+            return Ok(());
+        }
+        for entry in std::fs::read_dir(path)? {
+            collect_inputs(&entry?.path(), out)?;
+        }
+    } else {
+        let modified = meta
+            .modified()?
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_nanos();
+        out.push((path.to_path_buf(), meta.len(), modified));
+    }
+    Ok(())
+}
+
+/// `wrangler deploy --dry-run --env ENV --outdir target/bundle/ENV`: the
+/// exact files an upload to that environment would carry.
+fn deploy_bundle(tools: &BuildTools, env: flags::Environment) -> anyhow::Result<DeployBundle> {
+    let dir = root().join("target/bundle").join(env.name());
+    let _ = std::fs::remove_dir_all(&dir);
+    project::run(
+        Command::new(&tools.wrangler)
+            .args([
+                "deploy",
+                "--dry-run",
+                "--config",
+                "wrangler.toml",
+                "--env",
+                env.name(),
+                "--outdir",
+            ])
+            .arg(&dir)
+            .current_dir(root())
+            .env("WRANGLER_SEND_METRICS", "false"),
+    )?;
+    let files = measure(&dir)?;
+    Ok(DeployBundle {
+        env: env.name(),
+        gzip_bytes: files.iter().map(|f| f.gzip_bytes).sum(),
+        files,
+        dir,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_repository_sets_a_budget() {
+        assert!(gzip_budget().unwrap() > 0);
+    }
+
+    #[test]
+    fn sizes_are_measured_for_shipped_files_only() {
+        let dir = std::env::temp_dir().join(format!("xtask-measure-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(dir.join("worker")).unwrap();
+        std::fs::write(dir.join("index.js"), "x".repeat(10_000)).unwrap();
+        std::fs::write(dir.join("worker/shim.mjs"), "export {}").unwrap();
+        std::fs::write(dir.join("package.json"), "{}").unwrap();
+        std::fs::write(dir.join(".gitignore"), "*").unwrap();
+        let files = measure(&dir).unwrap();
+        let names: Vec<_> = files.iter().map(|f| f.path.as_str()).collect();
+        assert_eq!(names, ["index.js", "worker/shim.mjs"]);
+        assert_eq!(files[0].raw_bytes, 10_000);
+        assert!(files[0].gzip_bytes < 200, "10k of one byte gzips small");
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn over_budget_fails() {
+        let report = BundleReport {
+            commit: "c".into(),
+            rebuilt: false,
+            files: vec![],
+            raw_bytes: 10,
+            gzip_bytes: 2_000,
+            gzip_budget_bytes: 1_000,
+            deploy_bundle: None,
+        };
+        let err = check_budget(&report).unwrap_err().to_string();
+        assert!(err.contains("over its budget"), "{err}");
+    }
+}

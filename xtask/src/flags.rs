@@ -1,0 +1,127 @@
+//! Every command and flag of `cargo xtask`, in one place. `main.rs` only
+//! dispatches; each command lives in its own module.
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "cargo xtask",
+    bin_name = "cargo xtask",
+    about = "Build, run locally, test and deploy the edge API platform.",
+    long_about = "Build, run locally, test and deploy the edge API platform.\n\n\
+        Every command installs what it needs first (idempotently: a second run \
+        skips what is already there) and stops every process it started when it \
+        ends, fails or is interrupted."
+)]
+pub struct Xtask {
+    #[command(subcommand)]
+    pub command: Command,
+
+    /// Print one JSON document with the result on stdout instead of a table;
+    /// progress goes to stderr as plain lines, without spinners.
+    #[arg(long, global = true)]
+    pub json: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Install every tool the build and the local stack need, then exit.
+    Setup,
+    /// Build the Worker bundle and check its size against the budget.
+    Build(Build),
+    /// Start the local stack of real servers and the Worker; Ctrl-C stops all.
+    Dev(Dev),
+    /// Run formatting and lint checks, native tests, and end-to-end tests
+    /// against a local stack of their own.
+    Test(Test),
+}
+
+#[derive(Debug, Args)]
+pub struct Build {
+    /// Also produce the exact bundle that `wrangler deploy --env ENV` would
+    /// upload (a wrangler dry run into target/bundle/ENV) and report its size.
+    #[arg(long, value_enum)]
+    pub env: Option<Environment>,
+}
+
+#[derive(Debug, Args)]
+pub struct Dev {
+    /// Reuse the data (database, buckets, events, metrics) of the previous
+    /// `cargo xtask dev` instead of starting from empty servers.
+    #[arg(long)]
+    pub keep_data: bool,
+
+    /// Port for the API Worker; 0 picks a free one.
+    #[arg(long, default_value_t = 8787)]
+    pub port: u16,
+}
+
+#[derive(Debug, Args)]
+pub struct Test {
+    /// Skip the end-to-end suite (no local stack is started).
+    #[arg(long)]
+    pub no_e2e: bool,
+
+    /// Keep the test stack's state directory (logs, data) after the run,
+    /// even when every test passed. It is always kept when one fails.
+    #[arg(long)]
+    pub keep_state: bool,
+
+    /// Only run tests whose name contains this string (passed to the test
+    /// binaries of every suite).
+    pub filter: Option<String>,
+}
+
+/// A deployment environment, as named in wrangler.toml.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Environment {
+    /// Release candidate: behind Cloudflare Access.
+    Rc,
+    /// Staging: behind Cloudflare Access.
+    Stg,
+    /// Production: public (admin excepted).
+    Prd,
+}
+
+impl Environment {
+    pub fn name(self) -> &'static str {
+        match self {
+            Environment::Rc => "rc",
+            Environment::Stg => "stg",
+            Environment::Prd => "prd",
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn flags_are_consistent() {
+        Xtask::command().debug_assert();
+    }
+
+    #[test]
+    fn every_flag_has_help() {
+        fn walk(cmd: &clap::Command, path: &str) {
+            for arg in cmd.get_arguments() {
+                let id = arg.get_id().as_str();
+                if id == "help" || id == "version" {
+                    continue;
+                }
+                assert!(arg.get_help().is_some(), "{path} --{id} has no help text");
+            }
+            for sub in cmd.get_subcommands() {
+                assert!(
+                    sub.get_about().is_some(),
+                    "{path} {} has no about",
+                    sub.get_name()
+                );
+                walk(sub, &format!("{path} {}", sub.get_name()));
+            }
+        }
+        walk(&Xtask::command(), "cargo xtask");
+    }
+}

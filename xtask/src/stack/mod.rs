@@ -1,0 +1,372 @@
+//! The local stack: real servers on free 127.0.0.1 ports under one state
+//! directory, plus the API Worker in `wrangler dev`. `cargo xtask dev` and
+//! `cargo xtask test` both start it through [`Stack::start`], so the tests
+//! run against exactly what a developer runs.
+//!
+//! Each service has its own module that knows how to prepare its data
+//! directory and command line; this module allocates ports, starts them all
+//! (slow preparation in parallel), waits until each answers a real probe,
+//! applies the migrations, and writes the [`StackManifest`].
+
+mod bugsink;
+mod loki;
+mod mariadb;
+mod process;
+mod prometheus;
+mod redis;
+mod s3;
+mod worker;
+
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+use stack_manifest::StackManifest;
+
+use crate::install::{BuildTools, StackTools};
+use crate::project;
+use crate::ui::Ui;
+pub use process::stop_recorded;
+use process::Supervised;
+
+/// How long every server together may take to answer its probe.
+const STARTUP_DEADLINE: Duration = Duration::from_secs(90);
+
+pub struct StackOptions {
+    pub state_dir: PathBuf,
+    /// Port for the API Worker; 0 picks a free one.
+    pub api_port: u16,
+    /// Keep the previous data directories instead of starting empty.
+    pub keep_data: bool,
+}
+
+/// A running stack. Dropping it stops every process it started.
+pub struct Stack {
+    pub manifest: StackManifest,
+    processes: Vec<Supervised>,
+    pid_file: PathBuf,
+}
+
+/// How to tell that a freshly started server is ready to take requests.
+enum Probe {
+    /// The port accepts TCP connections.
+    Tcp(u16),
+    /// `GET url` answers 200.
+    Http(String),
+}
+
+impl Probe {
+    fn ready(&self) -> bool {
+        match self {
+            Probe::Tcp(port) => TcpStream::connect_timeout(
+                &SocketAddr::from(([127, 0, 0, 1], *port)),
+                Duration::from_millis(200),
+            )
+            .is_ok(),
+            Probe::Http(url) => reqwest::blocking::Client::new()
+                .get(url)
+                .timeout(Duration::from_secs(2))
+                .send()
+                .is_ok_and(|r| r.status().is_success()),
+        }
+    }
+}
+
+/// A server ready to be spawned.
+struct Launch {
+    name: &'static str,
+    command: Command,
+    probe: Probe,
+}
+
+/// Free ports on 127.0.0.1, all held until every one is chosen so that no
+/// two services get the same one.
+fn free_ports(n: usize) -> anyhow::Result<Vec<u16>> {
+    let listeners: Vec<TcpListener> = (0..n)
+        .map(|_| TcpListener::bind("127.0.0.1:0"))
+        .collect::<Result<_, _>>()
+        .context("cannot bind a free port on 127.0.0.1")?;
+    listeners
+        .iter()
+        .map(|l| Ok(l.local_addr()?.port()))
+        .collect()
+}
+
+fn port_is_free(port: u16) -> bool {
+    TcpListener::bind(("127.0.0.1", port)).is_ok()
+}
+
+impl Stack {
+    /// Starts every server and, when `build` is given, the API Worker from
+    /// the bundle already built in api-worker/build. Returns once every
+    /// service answers its probe and the migrations are applied.
+    pub fn start(
+        ui: &Ui,
+        tools: &StackTools,
+        build: Option<&BuildTools>,
+        options: &StackOptions,
+        interrupted: &AtomicBool,
+    ) -> anyhow::Result<Stack> {
+        let state = options.state_dir.clone();
+        let pid_file = state.join("pids");
+        let stale = stop_recorded(&pid_file);
+        if stale > 0 {
+            ui.info(format!(
+                "  stopped {stale} server(s) left running by an earlier run"
+            ));
+        }
+        if !options.keep_data {
+            let _ = std::fs::remove_dir_all(&state);
+        }
+        std::fs::create_dir_all(state.join("logs"))?;
+
+        let ports = free_ports(7)?;
+        let api_port = match options.api_port {
+            0 => ports[6],
+            p if port_is_free(p) => p,
+            p => bail!("port {p} for the API Worker is in use; pass --port 0 to pick a free one"),
+        };
+
+        // Slow preparation (templates, copies, compiling the Loki stand-in)
+        // runs in parallel; no process is spawned from these threads.
+        let (db, redis, s3, sentry, prom, loki) = std::thread::scope(|scope| {
+            let db = scope.spawn(|| mariadb::prepare(ui, tools, &state, ports[0]));
+            let sentry = scope.spawn(|| bugsink::prepare(ui, tools, &state, ports[3]));
+            let loki = scope.spawn(|| loki::prepare(&state, ports[5]));
+            let redis = redis::prepare(tools, &state, ports[1]);
+            let s3 = s3::prepare(tools, &state, ports[2]);
+            let prom = prometheus::prepare(tools, &state, ports[4]);
+            anyhow::Ok((join(db)?, redis?, s3?, join(sentry)?, prom?, join(loki)?))
+        })?;
+
+        let mut manifest = StackManifest {
+            state_dir: state.clone(),
+            mariadb: db.manifest.clone(),
+            redis: redis.manifest.clone(),
+            s3: s3.manifest.clone(),
+            sentry: sentry.manifest.clone(),
+            prometheus: prom.manifest.clone(),
+            loki: loki.manifest.clone(),
+            api: None,
+        };
+        let mut launches = vec![
+            db.launch,
+            redis.launch,
+            s3.launch,
+            sentry.launch,
+            prom.launch,
+            loki.launch,
+        ];
+        if let Some(build) = build {
+            let api = worker::prepare(build, &manifest, api_port)?;
+            manifest.api = Some(api.manifest);
+            launches.push(api.launch);
+        }
+
+        let mut stack = Stack {
+            manifest,
+            processes: Vec::new(),
+            pid_file: pid_file.clone(),
+        };
+        let mut probes = Vec::new();
+        for mut launch in launches {
+            let log = state.join("logs").join(format!("{}.log", launch.name));
+            stack.processes.push(process::spawn(
+                launch.name,
+                &mut launch.command,
+                &log,
+                &pid_file,
+            )?);
+            probes.push(launch.probe);
+        }
+        ui.step("wait for every server to answer", || {
+            stack.wait_ready(&probes, interrupted)
+        })?;
+        ui.step("apply migrations/ to MariaDB", || {
+            crate::migrate::apply_with_retry(&stack.manifest.mariadb.url, Duration::from_secs(20))
+        })?;
+        stack
+            .manifest
+            .write(&state.join(stack_manifest::FILE_NAME))?;
+        Ok(stack)
+    }
+
+    fn wait_ready(&mut self, probes: &[Probe], interrupted: &AtomicBool) -> anyhow::Result<()> {
+        let started = Instant::now();
+        let mut ready = vec![false; probes.len()];
+        while !ready.iter().all(|&r| r) {
+            if interrupted.load(Ordering::SeqCst) {
+                bail!("interrupted");
+            }
+            for (i, probe) in probes.iter().enumerate() {
+                if ready[i] {
+                    continue;
+                }
+                let server = &mut self.processes[i];
+                if let Some(status) = server.exited() {
+                    bail!(
+                        "{} exited during startup ({status}); the end of {}:\n{}",
+                        server.name,
+                        server.log_path().display(),
+                        server.log_tail()
+                    );
+                }
+                ready[i] = probe.ready();
+            }
+            if started.elapsed() > STARTUP_DEADLINE {
+                let waiting: Vec<&str> = self
+                    .processes
+                    .iter()
+                    .zip(&ready)
+                    .filter(|(_, &r)| !r)
+                    .map(|(p, _)| p.name)
+                    .collect();
+                bail!(
+                    "still not answering after {}s: {}",
+                    STARTUP_DEADLINE.as_secs(),
+                    waiting.join(", ")
+                );
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        Ok(())
+    }
+
+    /// An error naming the first server that stopped by itself, if any.
+    pub fn check_alive(&mut self) -> anyhow::Result<()> {
+        for server in &mut self.processes {
+            if let Some(status) = server.exited() {
+                bail!(
+                    "{} stopped unexpectedly ({status}); the end of {}:\n{}",
+                    server.name,
+                    server.log_path().display(),
+                    server.log_tail()
+                );
+            }
+        }
+        Ok(())
+    }
+
+    /// The pid of every server, for status output.
+    pub fn pids(&self) -> Vec<(&'static str, u32)> {
+        self.processes.iter().map(|p| (p.name, p.pid())).collect()
+    }
+
+    /// Stops every server (the Worker first, the database last).
+    pub fn stop(&mut self) {
+        for server in self.processes.iter_mut().rev() {
+            server.stop(Duration::from_secs(10));
+        }
+        self.processes.clear();
+        let _ = std::fs::remove_file(&self.pid_file);
+    }
+}
+
+impl Drop for Stack {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// The result of a preparation thread; a panic there becomes an error.
+fn join<T>(handle: std::thread::ScopedJoinHandle<'_, anyhow::Result<T>>) -> anyhow::Result<T> {
+    handle
+        .join()
+        .unwrap_or_else(|_| Err(anyhow::anyhow!("preparation thread panicked")))
+}
+
+/// A prepared service: how to launch it and what the manifest says of it.
+struct Prepared<M> {
+    launch: Launch,
+    manifest: M,
+}
+
+/// Creates `dir` (and parents) and returns it.
+fn data_dir(state: &Path, name: &str) -> anyhow::Result<PathBuf> {
+    let dir = state.join(name);
+    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    Ok(dir)
+}
+
+/// Builds a per-machine template directory once: `build` fills a temporary
+/// directory that is renamed into place only when complete, so an
+/// interrupted build never leaves a half-made template behind.
+fn cached_template(
+    ui: &Ui,
+    title: &str,
+    path: PathBuf,
+    build: impl FnOnce(&Path) -> anyhow::Result<()>,
+) -> anyhow::Result<PathBuf> {
+    if path.is_dir() {
+        return Ok(path);
+    }
+    let partial = path.with_extension(format!("partial-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&partial);
+    std::fs::create_dir_all(&partial)?;
+    if let Err(e) = ui.step(title, || build(&partial)) {
+        let _ = std::fs::remove_dir_all(&partial);
+        return Err(e);
+    }
+    if std::fs::rename(&partial, &path).is_err() && !path.is_dir() {
+        bail!("cannot move {} into place", partial.display());
+    }
+    let _ = std::fs::remove_dir_all(&partial);
+    Ok(path)
+}
+
+/// `cp -a SRC/. DEST`: a copy that keeps modes and is fast for many files.
+fn copy_tree(src: &Path, dest: &Path) -> anyhow::Result<()> {
+    std::fs::create_dir_all(dest)?;
+    project::run(Command::new("cp").arg("-a").arg(src.join(".")).arg(dest))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn free_ports_are_distinct_and_bindable() {
+        let ports = free_ports(5).unwrap();
+        let mut unique = ports.clone();
+        unique.sort();
+        unique.dedup();
+        assert_eq!(unique.len(), 5);
+        assert!(ports.iter().all(|&p| port_is_free(p)));
+    }
+
+    #[test]
+    fn probes_see_a_listener() {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        assert!(Probe::Tcp(port).ready());
+        drop(listener);
+        assert!(!Probe::Tcp(port).ready());
+    }
+
+    #[test]
+    fn templates_are_built_once_and_atomically() {
+        let ui = Ui { json: true };
+        let base = std::env::temp_dir().join(format!("xtask-template-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&base);
+        std::fs::create_dir_all(&base).unwrap();
+        let path = base.join("t");
+        let failed = cached_template(&ui, "failing", path.clone(), |_| bail!("boom"));
+        assert!(failed.is_err());
+        assert!(!path.exists(), "a failed build must not leave a template");
+        let mut calls = 0;
+        for _ in 0..2 {
+            cached_template(&ui, "ok", path.clone(), |dir| {
+                calls += 1;
+                std::fs::write(dir.join("f"), "x")?;
+                Ok(())
+            })
+            .unwrap();
+        }
+        assert_eq!(calls, 1);
+        assert_eq!(std::fs::read_to_string(path.join("f")).unwrap(), "x");
+        std::fs::remove_dir_all(base).unwrap();
+    }
+}

@@ -1,0 +1,87 @@
+//! The API Worker under `wrangler dev` (workerd), configured through an env
+//! file that points it at the stack's servers. wrangler runs from the
+//! repository root with the root wrangler.toml; its local state and its own
+//! logs stay in the stack's state directory, so a test stack and a dev stack
+//! never share anything.
+
+use std::fmt::Write as _;
+use std::process::Command;
+
+use stack_manifest::{Api, StackManifest};
+
+use super::{free_ports, Launch, Prepared, Probe};
+use crate::install::BuildTools;
+use crate::project;
+
+/// File name of the Worker's local variables inside the state directory.
+pub const DEV_VARS: &str = ".dev.vars";
+
+pub(super) fn prepare(
+    build: &BuildTools,
+    stack: &StackManifest,
+    port: u16,
+) -> anyhow::Result<Prepared<Api>> {
+    let state = &stack.state_dir;
+    let vars = state.join(DEV_VARS);
+    std::fs::write(&vars, dev_vars(stack))?;
+    let inspector = free_ports(1)?[0];
+    let mut command = Command::new(&build.wrangler);
+    command
+        .args(["dev", "--config", "wrangler.toml", "--ip", "127.0.0.1"])
+        .args([
+            "--port",
+            &port.to_string(),
+            "--inspector-port",
+            &inspector.to_string(),
+        ])
+        .arg("--env-file")
+        .arg(&vars)
+        .arg("--persist-to")
+        .arg(state.join("wrangler"))
+        .args(["--show-interactive-dev-session=false", "--log-level=info"])
+        .current_dir(project::root())
+        .env("WRANGLER_SEND_METRICS", "false")
+        .env("CLOUDFLARE_CF_FETCH_ENABLED", "false")
+        .env("WRANGLER_LOG_PATH", state.join("logs/wrangler"))
+        .env("NO_COLOR", "1");
+    let url = format!("http://127.0.0.1:{port}");
+    Ok(Prepared {
+        launch: Launch {
+            name: "api",
+            command,
+            probe: Probe::Http(format!("{url}/healthz")),
+        },
+        manifest: Api { url },
+    })
+}
+
+/// The Worker's secrets and endpoints for the local servers, in the dotenv
+/// format wrangler reads (names match what production sets as secrets).
+pub fn dev_vars(stack: &StackManifest) -> String {
+    let vars = [
+        ("REDIS_URL", stack.redis.url.as_str()),
+        ("B2_ENDPOINT", &stack.s3.endpoint),
+        ("B2_REGION", &stack.s3.region),
+        ("B2_BUCKET", &stack.s3.bucket),
+        ("B2_KEY_ID", &stack.s3.access_key_id),
+        ("B2_APPLICATION_KEY", &stack.s3.secret_access_key),
+        ("SENTRY_DSN", &stack.sentry.dsn),
+        (
+            "PROMETHEUS_REMOTE_WRITE_URL",
+            &stack.prometheus.remote_write_url,
+        ),
+        ("LOKI_PUSH_URL", &stack.loki.push_url),
+        ("LOKI_USER", &stack.loki.user),
+        ("LOKI_PASSWORD", &stack.loki.password),
+    ];
+    let mut out =
+        String::from("# Written by cargo xtask for the local stack; regenerated at every start.\n");
+    for (name, value) in vars {
+        let _ = writeln!(
+            out,
+            "{name}=\"{}\"",
+            value.replace('\\', "\\\\").replace('"', "\\\"")
+        );
+    }
+    out
+}

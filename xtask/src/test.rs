@@ -1,0 +1,368 @@
+//! `cargo xtask test`: formatting, lints, native tests, then the end-to-end
+//! suite against a stack of its own (own ports, own state directory, so it
+//! can run beside `cargo xtask dev`). Every suite runs even after one fails;
+//! the command prints one summary line per suite and fails if any did.
+
+use std::io::{BufRead, BufReader, Write};
+use std::process::{Command, Stdio};
+use std::time::Instant;
+
+use anyhow::{bail, Context};
+use serde::Serialize;
+
+use crate::stack::{Stack, StackOptions};
+use crate::ui::{format_duration, Ui};
+use crate::{build, dev, flags, install, project};
+
+#[derive(Debug, Serialize)]
+struct Suite {
+    name: &'static str,
+    ok: bool,
+    /// Tests counted from the test harness's `test result:` lines.
+    passed: u64,
+    failed: u64,
+    ignored: u64,
+    seconds: f64,
+    /// Why the suite failed, when it failed for another reason than tests.
+    error: Option<String>,
+}
+
+impl Suite {
+    fn summary(&self) -> String {
+        let status = if self.ok { "ok" } else { "FAILED" };
+        let counts = if self.passed + self.failed + self.ignored > 0 {
+            let ignored = if self.ignored > 0 {
+                format!(", {} skipped", self.ignored)
+            } else {
+                String::new()
+            };
+            format!("{} passed, {} failed{ignored}", self.passed, self.failed)
+        } else {
+            status.to_owned()
+        };
+        let error = self
+            .error
+            .as_deref()
+            .map(|e| format!(" ({e})"))
+            .unwrap_or_default();
+        format!("{}: {counts}{error}", self.name)
+    }
+}
+
+/// Totals of the `test result: ok. 3 passed; 1 failed; 2 ignored; ...`
+/// lines that libtest prints per test binary.
+#[derive(Debug, Default, PartialEq)]
+struct Counts {
+    passed: u64,
+    failed: u64,
+    ignored: u64,
+}
+
+impl Counts {
+    fn add_line(&mut self, line: &str) {
+        let Some(rest) = line.trim().strip_prefix("test result: ") else {
+            return;
+        };
+        for part in rest.split(';') {
+            let mut words = part.split_whitespace().rev();
+            let (Some(label), Some(n)) = (words.next(), words.next()) else {
+                continue;
+            };
+            let Ok(n) = n.parse::<u64>() else { continue };
+            match label {
+                "passed" => self.passed += n,
+                "failed" => self.failed += n,
+                "ignored" => self.ignored += n,
+                _ => {}
+            }
+        }
+    }
+}
+
+pub fn run(ui: &Ui, flags: &flags::Test) -> anyhow::Result<()> {
+    let started = Instant::now();
+    let interrupted = dev::interrupt_flag()?;
+    let filter: Vec<String> = flags.filter.iter().cloned().collect();
+    let mut suites = vec![
+        check(ui, "fmt", cargo().args(["fmt", "--all", "--", "--check"])),
+        check(
+            ui,
+            "clippy",
+            cargo().args([
+                "clippy",
+                "--workspace",
+                "--all-targets",
+                "--quiet",
+                "--",
+                "-D",
+                "warnings",
+            ]),
+        ),
+        tests(
+            ui,
+            "unit",
+            cargo()
+                .args(["test", "--workspace", "--exclude", "e2e", "--"])
+                .args(&filter),
+        ),
+    ];
+    if !flags.no_e2e {
+        suites.push(end_to_end(ui, flags, &filter, &interrupted));
+    }
+
+    let total = Counts {
+        passed: suites.iter().map(|s| s.passed).sum(),
+        failed: suites.iter().map(|s| s.failed).sum(),
+        ignored: suites.iter().map(|s| s.ignored).sum(),
+    };
+    let ok = suites.iter().all(|s| s.ok);
+    if ui.json {
+        println!(
+            "{}",
+            serde_json::json!({ "ok": ok, "suites": suites, "seconds": started.elapsed().as_secs_f64() })
+        );
+    }
+    eprintln!();
+    for suite in &suites {
+        eprintln!("{}", suite.summary());
+    }
+    eprintln!(
+        "total: {} passed, {} failed ({})",
+        total.passed,
+        total.failed,
+        format_duration(started.elapsed())
+    );
+    if !ok {
+        let failed: Vec<&str> = suites.iter().filter(|s| !s.ok).map(|s| s.name).collect();
+        bail!("failed: {}", failed.join(", "));
+    }
+    Ok(())
+}
+
+fn cargo() -> Command {
+    let mut cmd = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+    cmd.current_dir(project::root());
+    cmd
+}
+
+/// A suite that passes when its command does (fmt, clippy).
+fn check(ui: &Ui, name: &'static str, cmd: &mut Command) -> Suite {
+    let started = Instant::now();
+    ui.info(format!("== {name}: {}", project::describe(cmd)));
+    let error = match cmd.stdin(Stdio::null()).stdout(forward_stdout(ui)).status() {
+        Ok(status) if status.success() => None,
+        Ok(status) => Some(format!("exited with {status}")),
+        Err(e) => Some(format!("cannot start: {e}")),
+    };
+    Suite {
+        name,
+        ok: error.is_none(),
+        passed: 0,
+        failed: 0,
+        ignored: 0,
+        seconds: started.elapsed().as_secs_f64(),
+        error,
+    }
+}
+
+/// Test output goes to stdout, except with `--json`, where stdout carries
+/// only the result document.
+fn forward_stdout(ui: &Ui) -> Stdio {
+    if ui.json {
+        Stdio::from(
+            std::io::stderr()
+                .as_fd()
+                .try_clone_to_owned()
+                .expect("dup stderr"),
+        )
+    } else {
+        Stdio::inherit()
+    }
+}
+
+use std::os::fd::AsFd;
+
+/// A suite of libtest binaries: output is passed through while the
+/// `test result:` lines are counted.
+fn tests(ui: &Ui, name: &'static str, cmd: &mut Command) -> Suite {
+    let started = Instant::now();
+    ui.info(format!("== {name}: {}", project::describe(cmd)));
+    let mut counts = Counts::default();
+    let result = (|| -> anyhow::Result<std::process::ExitStatus> {
+        let mut child = cmd.stdin(Stdio::null()).stdout(Stdio::piped()).spawn()?;
+        let stdout = child.stdout.take().context("no stdout")?;
+        let mut sink: Box<dyn Write> = if ui.json {
+            Box::new(std::io::stderr())
+        } else {
+            Box::new(std::io::stdout())
+        };
+        for line in BufReader::new(stdout).lines() {
+            let line = line?;
+            counts.add_line(&line);
+            let _ = writeln!(sink, "{line}");
+        }
+        Ok(child.wait()?)
+    })();
+    let error = match result {
+        Ok(status) if status.success() => None,
+        Ok(status) => Some(format!("exited with {status}")),
+        Err(e) => Some(format!("{e:#}")),
+    };
+    // A harness that exits 0 but ran nothing must not look like a pass.
+    let error = error.or_else(|| (counts.passed == 0).then(|| "no test ran".to_owned()));
+    Suite {
+        name,
+        ok: error.is_none() && counts.failed == 0,
+        passed: counts.passed,
+        failed: counts.failed,
+        ignored: counts.ignored,
+        seconds: started.elapsed().as_secs_f64(),
+        error,
+    }
+}
+
+/// Builds the Worker and the e2e tests, starts a private stack, runs the
+/// suite against it, and stops the stack whatever happened.
+fn end_to_end(
+    ui: &Ui,
+    flags: &flags::Test,
+    filter: &[String],
+    interrupted: &std::sync::atomic::AtomicBool,
+) -> Suite {
+    let started = Instant::now();
+    ui.info("== e2e: local stack + cargo test -p e2e");
+    let state_dir = project::local_dir().join(format!("test-{}", std::process::id()));
+    let prepared = (|| -> anyhow::Result<Stack> {
+        sweep_abandoned_test_stacks(ui);
+        let build_tools = install::build_tools(ui)?;
+        let stack_tools = install::stack_tools(ui)?;
+        build::worker(ui, &build_tools)?;
+        ui.step("compile the e2e tests", || {
+            project::run(cargo().args(["test", "--package", "e2e", "--no-run", "--quiet"]))
+        })?;
+        let options = StackOptions {
+            state_dir: state_dir.clone(),
+            api_port: 0,
+            keep_data: false,
+        };
+        let stack = ui.step("start a private local stack", || {
+            Stack::start(ui, &stack_tools, Some(&build_tools), &options, interrupted)
+        })?;
+        std::fs::write(state_dir.join("owner"), std::process::id().to_string())?;
+        Ok(stack)
+    })();
+    let mut suite = match prepared {
+        Ok(mut stack) => {
+            let manifest = state_dir.join(stack_manifest::FILE_NAME);
+            let suite = tests(
+                ui,
+                "e2e",
+                cargo()
+                    .args(["test", "--package", "e2e", "--"])
+                    .args(filter)
+                    .env(stack_manifest::ENV_VAR, &manifest),
+            );
+            stack.stop();
+            suite
+        }
+        Err(e) => Suite {
+            name: "e2e",
+            ok: false,
+            passed: 0,
+            failed: 0,
+            ignored: 0,
+            seconds: 0.0,
+            error: Some(format!("{e:#}")),
+        },
+    };
+    suite.seconds = started.elapsed().as_secs_f64();
+    if suite.ok && !flags.keep_state {
+        let _ = std::fs::remove_dir_all(&state_dir);
+    } else if state_dir.exists() {
+        ui.info(format!(
+            "  e2e stack state and logs kept in {}",
+            state_dir.display()
+        ));
+    }
+    suite
+}
+
+/// Stops servers of test runs whose xtask died without cleaning up (their
+/// state directories are kept for inspection).
+fn sweep_abandoned_test_stacks(ui: &Ui) {
+    let Ok(entries) = std::fs::read_dir(project::local_dir()) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let dir = entry.path();
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let Some(pid) = name
+            .strip_prefix("test-")
+            .and_then(|p| p.parse::<i32>().ok())
+        else {
+            continue;
+        };
+        // SAFETY: signal 0 only checks whether the process exists.
+        let owner_alive = pid != std::process::id() as i32 && unsafe { libc::kill(pid, 0) } == 0;
+        if !owner_alive {
+            let stopped = crate::stack::stop_recorded(&dir.join("pids"));
+            if stopped > 0 {
+                ui.info(format!(
+                    "  stopped {stopped} server(s) of an abandoned test run in {}",
+                    dir.display()
+                ));
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn libtest_result_lines_are_counted() {
+        let mut counts = Counts::default();
+        counts.add_line("test result: ok. 5 passed; 0 failed; 1 ignored; 0 measured; 0 filtered out; finished in 0.00s");
+        counts.add_line(
+            "test result: FAILED. 2 passed; 3 failed; 0 ignored; 0 measured; 0 filtered out",
+        );
+        counts.add_line("test something ... ok");
+        counts.add_line("running 5 tests");
+        assert_eq!(
+            counts,
+            Counts {
+                passed: 7,
+                failed: 3,
+                ignored: 1
+            }
+        );
+    }
+
+    #[test]
+    fn summaries_read_as_plain_result_lines() {
+        let suite = Suite {
+            name: "unit",
+            ok: true,
+            passed: 12,
+            failed: 0,
+            ignored: 0,
+            seconds: 1.0,
+            error: None,
+        };
+        assert_eq!(suite.summary(), "unit: 12 passed, 0 failed");
+        let failed = Suite {
+            name: "clippy",
+            ok: false,
+            passed: 0,
+            failed: 0,
+            ignored: 0,
+            seconds: 1.0,
+            error: Some("exited with exit status: 1".into()),
+        };
+        assert_eq!(
+            failed.summary(),
+            "clippy: FAILED (exited with exit status: 1)"
+        );
+    }
+}
