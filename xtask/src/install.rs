@@ -13,7 +13,7 @@
 //! - wrangler (with workerd) and binaryen's `wasm-opt` from package.json:
 //!   `binaryen@132` is the wasm-opt release worker-build targets and runs the
 //!   feature flags it passes; Debian's binaryen 108 predates some of them;
-//! - MariaDB, Redis, Prometheus and wrk from Debian; `s3s-fs` from crates.io;
+//! - MariaDB, Redis and Prometheus from Debian; `s3s-fs` from crates.io;
 //!   Bugsink from PyPI in a venv pinned by scripts/bugsink-requirements.txt.
 
 use std::path::{Path, PathBuf};
@@ -90,7 +90,6 @@ pub fn stack_tools(ui: &Ui) -> anyhow::Result<StackTools> {
             ("mariadb-install-db", "mariadb-server"),
             ("redis-server", "redis-server"),
             ("prometheus", "prometheus"),
-            ("wrk", "wrk"),
         ],
     )?;
     let found = |name: &str| find_program(name).with_context(|| format!("{name} is not installed"));
@@ -111,7 +110,14 @@ pub fn stack_tools(ui: &Ui) -> anyhow::Result<StackTools> {
 }
 
 /// Makes sure some toolchain can build for wasm32 and says which.
+/// `EDGE_API_WASM_TOOLCHAIN=debian` skips rustup and uses (or sets up) the
+/// offline Debian toolchain, as a machine without rustup's host would.
 fn wasm_target(ui: &Ui) -> anyhow::Result<Option<String>> {
+    let forced_debian =
+        std::env::var("EDGE_API_WASM_TOOLCHAIN").is_ok_and(|v| v == DEBIAN_TOOLCHAIN);
+    if forced_debian {
+        return debian_wasm_toolchain(ui);
+    }
     if has_wasm_sysroot(None) {
         return Ok(None);
     }
@@ -129,6 +135,15 @@ fn wasm_target(ui: &Ui) -> anyhow::Result<Option<String>> {
     ui.info(format!(
         "  rustup could not fetch {WASM_TARGET}; building it offline from Debian's Rust sources"
     ));
+    debian_wasm_toolchain(ui)
+}
+
+/// Debian's rustc with a wasm32 std built from its sources, linked into
+/// rustup as the `debian` toolchain (../shared/ENVIRONMENT.md).
+fn debian_wasm_toolchain(ui: &Ui) -> anyhow::Result<Option<String>> {
+    if debian_toolchain_ready()? {
+        return Ok(Some(DEBIAN_TOOLCHAIN.into()));
+    }
     debian_packages(ui, &["rustc-web", "cargo-web", "rust-web-src", "lld-22"])?;
     ui.step(
         "build the wasm32 standard library (once, ~1 min)",
