@@ -1,25 +1,59 @@
 //! The API Worker: a thin shell that turns Worker events into calls on the
-//! axum [`app::router`]. Protocol and domain logic belongs in the pure crates
-//! beside this one, not here.
-
-mod app;
-mod health;
-
-pub use app::router;
-pub use health::BuildInfo;
+//! axum router of the `api` crate, and gives it what only the Workers
+//! runtime has (bindings, clock, randomness). Protocol and domain logic
+//! belong in the pure crates, not here.
 
 #[cfg(target_arch = "wasm32")]
 mod entry {
+    use std::sync::{Arc, OnceLock};
+
+    use api::{App, Platform};
     use tower_service::Service;
-    use worker::{event, Context, Env, HttpRequest};
+    use worker::{event, js_sys, Context, Env, HttpRequest};
+
+    /// Built on the first request of each isolate, from its bindings; the
+    /// bindings of an isolate do not change while it lives.
+    static APP: OnceLock<Arc<App>> = OnceLock::new();
+
+    fn platform() -> Platform {
+        fn now_millis() -> f64 {
+            js_sys::Date::now()
+        }
+        fn random_u64() -> u64 {
+            // Math.random gives 52 usable bits; two draws fill a u64. Request
+            // ids need uniqueness, not unpredictability.
+            let high = (js_sys::Math::random() * 4_294_967_296.0) as u64;
+            let low = (js_sys::Math::random() * 4_294_967_296.0) as u64;
+            (high << 32) | low
+        }
+        Platform {
+            now_millis,
+            random_u64,
+        }
+    }
+
+    fn app(env: &Env) -> Arc<App> {
+        APP.get_or_init(|| {
+            App::new(
+                |name| {
+                    env.var(name)
+                        .map(|v| v.to_string())
+                        .or_else(|_| env.secret(name).map(|v| v.to_string()))
+                        .ok()
+                },
+                platform(),
+            )
+        })
+        .clone()
+    }
 
     #[event(fetch)]
     async fn fetch(
         req: HttpRequest,
-        _env: Env,
+        env: Env,
         _ctx: Context,
     ) -> worker::Result<axum::http::Response<axum::body::Body>> {
-        // Router::call is infallible; the error type is `Infallible`.
-        Ok(super::router().call(req).await?)
+        // Router::call never fails (its error type is Infallible).
+        Ok(api::router(app(&env)).call(req).await?)
     }
 }

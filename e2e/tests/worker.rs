@@ -30,13 +30,3 @@ async fn healthz_answers_with_the_commit_it_was_built_from() {
         git_head()
     );
 }
-
-#[tokio::test]
-async fn unknown_routes_are_not_found() {
-    let response = http()
-        .get(format!("{}/no/such/route", api()))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 404);
-}

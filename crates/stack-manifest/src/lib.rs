@@ -100,6 +100,8 @@ pub struct Loki {
 pub struct Api {
     /// Where `wrangler dev` serves the API Worker.
     pub url: String,
+    /// Browser origins the Worker's CORS allows (its `ALLOWED_ORIGINS`).
+    pub allowed_origins: Vec<String>,
 }
 
 impl StackManifest {

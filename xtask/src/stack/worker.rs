@@ -16,14 +16,19 @@ use crate::project;
 /// File name of the Worker's local variables inside the state directory.
 pub const DEV_VARS: &str = ".dev.vars";
 
+/// Origins of the local Pages sites (`wrangler pages dev` defaults), which
+/// the local Worker's CORS allows.
+const LOCAL_ORIGINS: [&str; 2] = ["http://localhost:8788", "http://localhost:8789"];
+
 pub(super) fn prepare(
     build: &BuildTools,
     stack: &StackManifest,
     port: u16,
 ) -> anyhow::Result<Prepared<Api>> {
     let state = &stack.state_dir;
+    let allowed_origins: Vec<String> = LOCAL_ORIGINS.iter().map(|o| o.to_string()).collect();
     let vars = state.join(DEV_VARS);
-    std::fs::write(&vars, dev_vars(stack))?;
+    std::fs::write(&vars, dev_vars(stack, &allowed_origins.join(",")))?;
     let inspector = free_ports(1)?[0];
     let mut command = Command::new(&build.wrangler);
     command
@@ -51,14 +56,18 @@ pub(super) fn prepare(
             command,
             probe: Probe::Http(format!("{url}/healthz")),
         },
-        manifest: Api { url },
+        manifest: Api {
+            url,
+            allowed_origins,
+        },
     })
 }
 
 /// The Worker's secrets and endpoints for the local servers, in the dotenv
 /// format wrangler reads (names match what production sets as secrets).
-pub fn dev_vars(stack: &StackManifest) -> String {
+pub fn dev_vars(stack: &StackManifest, allowed_origins: &str) -> String {
     let vars = [
+        ("ALLOWED_ORIGINS", allowed_origins),
         ("REDIS_URL", stack.redis.url.as_str()),
         ("B2_ENDPOINT", &stack.s3.endpoint),
         ("B2_REGION", &stack.s3.region),

@@ -1,0 +1,181 @@
+//! Extractors whose rejections are problem documents. Handlers use these
+//! instead of axum's own, so a malformed body or query never produces
+//! axum's plain-text errors.
+
+use axum::extract::rejection::{JsonRejection, QueryRejection};
+use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::http::request::Parts;
+use serde::de::DeserializeOwned;
+
+use crate::problem::{Problem, ProblemType};
+
+/// `axum::Json`, rejecting with 400/413/415/422 problem documents.
+pub struct Json<T>(pub T);
+
+impl<S, T> FromRequest<S> for Json<T>
+where
+    T: DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = Problem;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        match axum::Json::<T>::from_request(req, state).await {
+            Ok(axum::Json(value)) => Ok(Json(value)),
+            Err(rejection) => Err(json_problem(rejection)),
+        }
+    }
+}
+
+fn json_problem(rejection: JsonRejection) -> Problem {
+    match rejection {
+        JsonRejection::MissingJsonContentType(_) => Problem::new(
+            ProblemType::UnsupportedMediaType,
+            "The body must be JSON, sent with `Content-Type: application/json`.",
+        ),
+        JsonRejection::JsonSyntaxError(e) => Problem::new(
+            ProblemType::BadRequest,
+            format!("The body is not valid JSON: {}", e.body_text()),
+        ),
+        JsonRejection::JsonDataError(e) => Problem::new(
+            ProblemType::ValidationFailed,
+            format!(
+                "The JSON does not have the expected shape: {}",
+                e.body_text()
+            ),
+        ),
+        JsonRejection::BytesRejection(e) if e.status() == http::StatusCode::PAYLOAD_TOO_LARGE => {
+            Problem::new(
+                ProblemType::PayloadTooLarge,
+                "The body is larger than this route accepts.",
+            )
+        }
+        other => Problem::new(
+            ProblemType::BadRequest,
+            format!("The body could not be read: {}", other.body_text()),
+        ),
+    }
+}
+
+/// `axum::extract::Query`, rejecting with a 400 problem document.
+pub struct Query<T>(pub T);
+
+impl<S, T> FromRequestParts<S> for Query<T>
+where
+    T: DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = Problem;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        match axum::extract::Query::<T>::from_request_parts(parts, state).await {
+            Ok(axum::extract::Query(value)) => Ok(Query(value)),
+            Err(QueryRejection::FailedToDeserializeQueryString(e)) => Err(Problem::new(
+                ProblemType::BadRequest,
+                format!("The query string is not valid: {}", e.body_text()),
+            )),
+            Err(other) => Err(Problem::new(ProblemType::BadRequest, other.body_text())),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::body::Body;
+    use axum::extract::DefaultBodyLimit;
+    use axum::http::{header, Request, StatusCode};
+    use axum::response::IntoResponse;
+    use axum::routing::{get, post};
+    use axum::Router;
+    use tower::ServiceExt;
+
+    #[derive(serde::Deserialize)]
+    #[allow(dead_code)]
+    struct Page {
+        title: String,
+    }
+
+    #[derive(serde::Deserialize)]
+    #[allow(dead_code)]
+    struct Paging {
+        limit: u32,
+    }
+
+    fn router() -> Router {
+        Router::new()
+            .route("/json", post(|Json(_): Json<Page>| async { "ok" }))
+            .route("/query", get(|Query(_): Query<Paging>| async { "ok" }))
+            .layer(DefaultBodyLimit::max(64))
+    }
+
+    async fn status_and_type(request: Request<Body>) -> (StatusCode, Option<Problem>) {
+        let response = router().oneshot(request).await.unwrap().into_response();
+        (
+            response.status(),
+            response.extensions().get::<Problem>().cloned(),
+        )
+    }
+
+    fn json(content_type: Option<&str>, body: &str) -> Request<Body> {
+        let mut builder = Request::post("/json");
+        if let Some(ct) = content_type {
+            builder = builder.header(header::CONTENT_TYPE, ct);
+        }
+        builder.body(Body::from(body.to_owned())).unwrap()
+    }
+
+    #[tokio::test]
+    async fn json_rejections_are_problems_with_the_right_status() {
+        let cases = [
+            (
+                json(Some("application/json"), r#"{"title":"x"}"#),
+                StatusCode::OK,
+                None,
+            ),
+            (
+                json(None, r#"{"title":"x"}"#),
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                Some(ProblemType::UnsupportedMediaType),
+            ),
+            (
+                json(Some("text/plain"), r#"{"title":"x"}"#),
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                Some(ProblemType::UnsupportedMediaType),
+            ),
+            (
+                json(Some("application/json"), r#"{"title":"#),
+                StatusCode::BAD_REQUEST,
+                Some(ProblemType::BadRequest),
+            ),
+            (
+                json(Some("application/json"), r#"{"title":7}"#),
+                StatusCode::UNPROCESSABLE_ENTITY,
+                Some(ProblemType::ValidationFailed),
+            ),
+            (
+                json(
+                    Some("application/json"),
+                    &format!(r#"{{"title":"{}"}}"#, "x".repeat(100)),
+                ),
+                StatusCode::PAYLOAD_TOO_LARGE,
+                Some(ProblemType::PayloadTooLarge),
+            ),
+        ];
+        for (request, status, kind) in cases {
+            let (got, problem) = status_and_type(request).await;
+            assert_eq!(got, status);
+            assert_eq!(problem.map(|p| p.kind), kind);
+        }
+    }
+
+    #[tokio::test]
+    async fn query_rejections_are_400_problems() {
+        let request = Request::get("/query?limit=many")
+            .body(Body::empty())
+            .unwrap();
+        let (status, problem) = status_and_type(request).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST);
+        assert_eq!(problem.unwrap().kind, ProblemType::BadRequest);
+    }
+}

@@ -1,0 +1,205 @@
+//! Everything that applies to every route, in one place: request ids,
+//! `server-timing`, problem documents for what axum answers by itself
+//! (405), CORS and security headers. [`apply`] wraps a router in all of
+//! them, in the order documented there.
+
+use std::sync::{Arc, Mutex};
+
+use axum::extract::{Request, State};
+use axum::http::{header, HeaderName, HeaderValue, Method, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::Router;
+use tower_http::cors::{AllowOrigin, CorsLayer};
+use tower_http::set_header::SetResponseHeaderLayer;
+
+use crate::problem::{Problem, ProblemType};
+use crate::App;
+
+pub const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+const CF_RAY: &str = "cf-ray";
+const SERVER_TIMING: HeaderName = HeaderName::from_static("server-timing");
+
+/// The id of the request being handled: Cloudflare's `cf-ray` when the
+/// request came through Cloudflare, otherwise a random one. A client's own
+/// `x-request-id` is not trusted (it could collide or mislead the logs).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RequestId(pub String);
+
+/// Durations of the dependency calls a request made, for `server-timing`.
+/// Handlers get it from the request extensions and record into it.
+#[derive(Debug, Clone, Default)]
+pub struct Timings(Arc<Mutex<Vec<(&'static str, f64)>>>);
+
+impl Timings {
+    /// Records that `name` (a short token such as `db` or `cache`) took
+    /// `millis`; repeated names are summed.
+    pub fn record(&self, name: &'static str, millis: f64) {
+        let mut entries = self.0.lock().expect("timings lock");
+        match entries.iter_mut().find(|(n, _)| *n == name) {
+            Some((_, total)) => *total += millis,
+            None => entries.push((name, millis)),
+        }
+    }
+
+    /// The `server-timing` header value with `total` last.
+    fn header(&self, total_millis: f64) -> String {
+        let entries = self.0.lock().expect("timings lock");
+        entries
+            .iter()
+            .map(|(name, ms)| format!("{name};dur={ms:.1}"))
+            .chain(std::iter::once(format!("total;dur={total_millis:.1}")))
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+}
+
+/// Wraps `router` in the cross-cutting layers. From the outside in:
+/// 1. request id, timing and problem finishing ([`edge`]), so that every
+///    response, CORS preflights and 405s included, carries `x-request-id`
+///    and `server-timing`, and every problem document its `instance`;
+/// 2. security headers on every response;
+/// 3. CORS: preflights are answered here, before any route or storage.
+pub fn apply(router: Router<Arc<App>>, app: &Arc<App>) -> Router<Arc<App>> {
+    router
+        .layer(cors(app))
+        .layer(SetResponseHeaderLayer::if_not_present(
+            header::X_CONTENT_TYPE_OPTIONS,
+            HeaderValue::from_static("nosniff"),
+        ))
+        .layer(SetResponseHeaderLayer::if_not_present(
+            header::X_FRAME_OPTIONS,
+            HeaderValue::from_static("DENY"),
+        ))
+        .layer(SetResponseHeaderLayer::if_not_present(
+            header::REFERRER_POLICY,
+            HeaderValue::from_static("no-referrer"),
+        ))
+        .layer(SetResponseHeaderLayer::if_not_present(
+            header::STRICT_TRANSPORT_SECURITY,
+            HeaderValue::from_static("max-age=31536000; includeSubDomains"),
+        ))
+        .layer(SetResponseHeaderLayer::if_not_present(
+            header::CONTENT_SECURITY_POLICY,
+            // An API serves no documents: nothing may load or frame them.
+            HeaderValue::from_static("default-src 'none'; frame-ancestors 'none'"),
+        ))
+        .layer(SetResponseHeaderLayer::if_not_present(
+            HeaderName::from_static("cross-origin-resource-policy"),
+            HeaderValue::from_static("same-site"),
+        ))
+        .layer(middleware::from_fn_with_state(app.clone(), edge))
+}
+
+/// CORS for the browser origins of this environment (the Pages hostnames
+/// plus configured extras), exact matches only. Credentials are allowed so
+/// that Access cookies reach the API; with credentials, the allowed origin
+/// is always echoed, never `*`.
+fn cors(app: &App) -> CorsLayer {
+    let origins: Vec<HeaderValue> = app.config.allowed_origins.clone();
+    CorsLayer::new()
+        .allow_origin(AllowOrigin::list(origins))
+        .allow_credentials(true)
+        .allow_methods([
+            Method::GET,
+            Method::HEAD,
+            Method::PUT,
+            Method::POST,
+            Method::DELETE,
+        ])
+        .allow_headers([
+            header::CONTENT_TYPE,
+            header::IF_MATCH,
+            header::IF_NONE_MATCH,
+            header::AUTHORIZATION,
+        ])
+        .expose_headers([
+            header::ETAG,
+            header::RETRY_AFTER,
+            X_REQUEST_ID,
+            SERVER_TIMING,
+            HeaderName::from_static("ratelimit-limit"),
+            HeaderName::from_static("ratelimit-remaining"),
+            HeaderName::from_static("ratelimit-reset"),
+        ])
+        .max_age(std::time::Duration::from_secs(7200))
+}
+
+/// The outermost layer: assigns the request id, measures the request,
+/// turns axum's bare 405 into a problem document and stamps `instance`.
+async fn edge(State(app): State<Arc<App>>, mut request: Request, next: Next) -> Response {
+    let started = (app.platform.now_millis)();
+    let id = request
+        .headers()
+        .get(CF_RAY)
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| !v.is_empty() && v.len() <= 64 && v.bytes().all(|b| b.is_ascii_graphic()))
+        .map(str::to_owned)
+        .unwrap_or_else(|| {
+            format!(
+                "{:016x}{:016x}",
+                (app.platform.random_u64)(),
+                (app.platform.random_u64)()
+            )
+        });
+    let timings = Timings::default();
+    request.extensions_mut().insert(RequestId(id.clone()));
+    request.extensions_mut().insert(timings.clone());
+
+    let mut response = next.run(request).await;
+
+    if response.status() == StatusCode::METHOD_NOT_ALLOWED
+        && response.extensions().get::<Problem>().is_none()
+    {
+        let allow = response.headers().get(header::ALLOW).cloned();
+        let detail = match allow.as_ref().and_then(|a| a.to_str().ok()) {
+            Some(allowed) => format!("This resource supports {allowed}."),
+            None => "This resource does not support the method.".to_owned(),
+        };
+        let mut problem = Problem::new(ProblemType::MethodNotAllowed, detail);
+        if let Some(allow) = allow {
+            problem = problem.with_header(header::ALLOW, allow);
+        }
+        let headers = std::mem::take(response.headers_mut());
+        response = problem.into_response();
+        for (name, value) in headers.iter() {
+            if name != header::CONTENT_TYPE && name != header::CONTENT_LENGTH {
+                response.headers_mut().entry(name).or_insert(value.clone());
+            }
+        }
+    }
+    if let Some(mut problem) = response.extensions_mut().remove::<Problem>() {
+        problem.instance = Some(id.clone());
+        let (mut parts, _) = response.into_parts();
+        parts.headers.remove(header::CONTENT_LENGTH);
+        response = Response::from_parts(parts, problem.body().into());
+        response.extensions_mut().insert(problem);
+    }
+
+    let total = (app.platform.now_millis)() - started;
+    let headers = response.headers_mut();
+    if let Ok(value) = HeaderValue::from_str(&id) {
+        headers.insert(X_REQUEST_ID, value);
+    }
+    if let Ok(value) = HeaderValue::from_str(&timings.header(total)) {
+        headers.insert(SERVER_TIMING, value);
+    }
+    response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timings_sum_repeats_and_end_with_total() {
+        let timings = Timings::default();
+        timings.record("db", 1.25);
+        timings.record("cache", 0.5);
+        timings.record("db", 2.0);
+        assert_eq!(
+            timings.header(9.0),
+            "db;dur=3.2, cache;dur=0.5, total;dur=9.0"
+        );
+    }
+}

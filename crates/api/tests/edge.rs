@@ -1,0 +1,185 @@
+//! The cross-cutting behaviour of the router, exercised natively through
+//! `tower::ServiceExt::oneshot` (the same router the Worker serves).
+
+use api::{App, Platform};
+use axum::body::Body;
+use axum::http::{header, Request, StatusCode};
+use axum::response::Response;
+use http_body_util::BodyExt;
+use tower::ServiceExt;
+
+const ORIGIN: &str = "https://www.rc.example.com";
+
+fn app(vars: &[(&str, &str)]) -> axum::Router {
+    let vars: std::collections::HashMap<String, String> = vars
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    api::router(App::new(|n| vars.get(n).cloned(), Platform::native()))
+}
+
+fn configured() -> axum::Router {
+    app(&[("ENVIRONMENT", "rc"), ("ALLOWED_ORIGINS", ORIGIN)])
+}
+
+async fn send(router: axum::Router, request: Request<Body>) -> (Response, serde_json::Value) {
+    let response = router.oneshot(request).await.unwrap();
+    let (parts, body) = response.into_parts();
+    let bytes = body.collect().await.unwrap().to_bytes();
+    let json = serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null);
+    (Response::from_parts(parts, Body::empty()), json)
+}
+
+#[tokio::test]
+async fn unknown_routes_are_404_problems_with_the_request_id() {
+    let (response, body) = send(
+        configured(),
+        Request::get("/nope").body(Body::empty()).unwrap(),
+    )
+    .await;
+    assert_eq!(response.status(), StatusCode::NOT_FOUND);
+    assert_eq!(
+        response.headers()[header::CONTENT_TYPE],
+        "application/problem+json"
+    );
+    let id = response.headers()["x-request-id"].to_str().unwrap();
+    assert_eq!(id.len(), 32);
+    assert_eq!(body["type"], "/problems/not-found");
+    assert_eq!(body["status"], 404);
+    assert_eq!(body["instance"], id);
+}
+
+#[tokio::test]
+async fn wrong_methods_are_405_problems_with_allow() {
+    let (response, body) = send(
+        configured(),
+        Request::delete("/healthz").body(Body::empty()).unwrap(),
+    )
+    .await;
+    assert_eq!(response.status(), StatusCode::METHOD_NOT_ALLOWED);
+    assert_eq!(
+        response.headers()[header::CONTENT_TYPE],
+        "application/problem+json"
+    );
+    let allow = response.headers()[header::ALLOW].to_str().unwrap();
+    assert!(allow.contains("GET"), "{allow}");
+    assert_eq!(body["type"], "/problems/method-not-allowed");
+    assert!(body["instance"].is_string());
+}
+
+#[tokio::test]
+async fn the_request_id_comes_from_cf_ray() {
+    let request = Request::get("/healthz")
+        .header("cf-ray", "8f1a2b3c4d5e6f70-SJC")
+        .body(Body::empty())
+        .unwrap();
+    let (response, _) = send(configured(), request).await;
+    assert_eq!(response.headers()["x-request-id"], "8f1a2b3c4d5e6f70-SJC");
+    let timing = response.headers()["server-timing"].to_str().unwrap();
+    assert!(timing.starts_with("total;dur="), "{timing}");
+}
+
+#[tokio::test]
+async fn every_response_has_security_headers() {
+    for path in ["/healthz", "/nope"] {
+        let (response, _) = send(
+            configured(),
+            Request::get(path).body(Body::empty()).unwrap(),
+        )
+        .await;
+        let h = response.headers();
+        assert_eq!(h["x-content-type-options"], "nosniff");
+        assert_eq!(h["x-frame-options"], "DENY");
+        assert_eq!(h["referrer-policy"], "no-referrer");
+        assert!(h["strict-transport-security"]
+            .to_str()
+            .unwrap()
+            .starts_with("max-age="));
+        assert!(h["content-security-policy"]
+            .to_str()
+            .unwrap()
+            .contains("default-src 'none'"));
+    }
+}
+
+#[tokio::test]
+async fn cors_allows_only_configured_origins() {
+    let allowed = Request::get("/healthz")
+        .header("origin", ORIGIN)
+        .body(Body::empty())
+        .unwrap();
+    let (response, _) = send(configured(), allowed).await;
+    assert_eq!(response.headers()["access-control-allow-origin"], ORIGIN);
+    assert_eq!(
+        response.headers()["access-control-allow-credentials"],
+        "true"
+    );
+
+    let refused = Request::get("/healthz")
+        .header("origin", "https://evil.example.net")
+        .body(Body::empty())
+        .unwrap();
+    let (response, _) = send(configured(), refused).await;
+    assert!(response
+        .headers()
+        .get("access-control-allow-origin")
+        .is_none());
+}
+
+#[tokio::test]
+async fn preflights_are_answered_before_any_route() {
+    // A preflight for a route that does not exist yet still succeeds: it
+    // never reaches routing, let alone storage.
+    let preflight = Request::options("/v1/pages/anything")
+        .header("origin", ORIGIN)
+        .header("access-control-request-method", "PUT")
+        .header("access-control-request-headers", "content-type, if-match")
+        .body(Body::empty())
+        .unwrap();
+    let (response, _) = send(configured(), preflight).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    let h = response.headers();
+    assert_eq!(h["access-control-allow-origin"], ORIGIN);
+    assert!(h["access-control-allow-methods"]
+        .to_str()
+        .unwrap()
+        .contains("PUT"));
+    assert_eq!(h["access-control-max-age"], "7200");
+    assert!(h.get("x-request-id").is_some());
+}
+
+#[tokio::test]
+async fn readyz_names_what_is_missing() {
+    let (response, body) = send(
+        app(&[("ENVIRONMENT", "rc")]),
+        Request::get("/readyz").body(Body::empty()).unwrap(),
+    )
+    .await;
+    assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(body["status"], "unready");
+    assert_eq!(
+        body["checks"]["config"]["issues"][0]["name"],
+        "ALLOWED_ORIGINS"
+    );
+
+    let (response, body) = send(
+        configured(),
+        Request::get("/readyz").body(Body::empty()).unwrap(),
+    )
+    .await;
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(body["status"], "ready");
+}
+
+#[tokio::test]
+async fn healthz_reports_the_build() {
+    let (response, body) = send(
+        configured(),
+        Request::get("/healthz").body(Body::empty()).unwrap(),
+    )
+    .await;
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(body["status"], "ok");
+    assert_eq!(body["version"], env!("CARGO_PKG_VERSION"));
+    assert_eq!(body["commit"], api::BuildInfo::CURRENT.commit);
+}

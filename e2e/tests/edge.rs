@@ -1,0 +1,170 @@
+//! The API's edge behaviour through the real Worker in workerd: problem
+//! documents, request ids, security headers, CORS and readiness.
+
+use e2e::{http, stack};
+
+fn api() -> &'static str {
+    &stack()
+        .api
+        .as_ref()
+        .expect("the stack runs the API Worker")
+        .url
+}
+
+fn allowed_origin() -> &'static str {
+    &stack().api.as_ref().unwrap().allowed_origins[0]
+}
+
+#[tokio::test]
+async fn unknown_routes_are_problem_documents() {
+    let response = http()
+        .get(format!("{}/no/such/route", api()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 404);
+    assert_eq!(
+        response.headers()["content-type"],
+        "application/problem+json"
+    );
+    let id = response.headers()["x-request-id"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    let body: serde_json::Value = response.json().await.unwrap();
+    assert_eq!(body["type"], "/problems/not-found");
+    assert_eq!(body["title"], "Not found");
+    assert_eq!(body["status"], 404);
+    assert_eq!(body["instance"], id.as_str());
+}
+
+#[tokio::test]
+async fn wrong_methods_are_405_problems_with_allow() {
+    let response = http()
+        .delete(format!("{}/healthz", api()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 405);
+    assert_eq!(
+        response.headers()["content-type"],
+        "application/problem+json"
+    );
+    assert!(response.headers()["allow"]
+        .to_str()
+        .unwrap()
+        .contains("GET"));
+    let body: serde_json::Value = response.json().await.unwrap();
+    assert_eq!(body["type"], "/problems/method-not-allowed");
+}
+
+#[tokio::test]
+async fn request_ids_come_from_cf_ray_or_are_generated() {
+    let response = http()
+        .get(format!("{}/healthz", api()))
+        .header("cf-ray", "8f1a2b3c4d5e6f70-SJC")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.headers()["x-request-id"], "8f1a2b3c4d5e6f70-SJC");
+    let timing = response.headers()["server-timing"].to_str().unwrap();
+    assert!(timing.contains("total;dur="), "{timing}");
+
+    let a = http()
+        .get(format!("{}/healthz", api()))
+        .send()
+        .await
+        .unwrap();
+    let b = http()
+        .get(format!("{}/healthz", api()))
+        .send()
+        .await
+        .unwrap();
+    let (a, b) = (&a.headers()["x-request-id"], &b.headers()["x-request-id"]);
+    assert_eq!(a.len(), 32);
+    assert_ne!(a, b);
+}
+
+#[tokio::test]
+async fn responses_carry_security_headers() {
+    let response = http()
+        .get(format!("{}/healthz", api()))
+        .send()
+        .await
+        .unwrap();
+    let h = response.headers();
+    assert_eq!(h["x-content-type-options"], "nosniff");
+    assert_eq!(h["x-frame-options"], "DENY");
+    assert!(h["strict-transport-security"]
+        .to_str()
+        .unwrap()
+        .contains("max-age"));
+    assert!(h["content-security-policy"]
+        .to_str()
+        .unwrap()
+        .contains("frame-ancestors 'none'"));
+}
+
+#[tokio::test]
+async fn cors_allows_the_pages_origins_and_refuses_others() {
+    let allowed = http()
+        .get(format!("{}/healthz", api()))
+        .header("origin", allowed_origin())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        allowed.headers()["access-control-allow-origin"],
+        allowed_origin()
+    );
+    assert_eq!(
+        allowed.headers()["access-control-allow-credentials"],
+        "true"
+    );
+
+    let refused = http()
+        .get(format!("{}/healthz", api()))
+        .header("origin", "https://attacker.example.net")
+        .send()
+        .await
+        .unwrap();
+    assert!(refused
+        .headers()
+        .get("access-control-allow-origin")
+        .is_none());
+
+    let preflight = http()
+        .request(reqwest::Method::OPTIONS, format!("{}/v1/pages/home", api()))
+        .header("origin", allowed_origin())
+        .header("access-control-request-method", "PUT")
+        .header("access-control-request-headers", "content-type, if-match")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(preflight.status(), 200);
+    assert_eq!(
+        preflight.headers()["access-control-allow-origin"],
+        allowed_origin()
+    );
+    assert!(preflight.headers()["access-control-allow-methods"]
+        .to_str()
+        .unwrap()
+        .contains("PUT"));
+    assert!(preflight.headers()["access-control-max-age"]
+        .to_str()
+        .is_ok());
+}
+
+#[tokio::test]
+async fn readyz_reports_a_complete_local_configuration() {
+    let response = http()
+        .get(format!("{}/readyz", api()))
+        .send()
+        .await
+        .unwrap();
+    let status = response.status();
+    let body: serde_json::Value = response.json().await.unwrap();
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["status"], "ready");
+    assert_eq!(body["environment"], "dev");
+}
