@@ -5,6 +5,7 @@
 
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Command, Stdio};
+use std::sync::atomic::Ordering;
 use std::time::Instant;
 
 use anyhow::{bail, Context};
@@ -83,29 +84,34 @@ pub fn run(ui: &Ui, flags: &flags::Test) -> anyhow::Result<()> {
     let started = Instant::now();
     let interrupted = dev::interrupt_flag()?;
     let filter: Vec<String> = flags.filter.iter().cloned().collect();
-    let mut suites = vec![
-        check(ui, "fmt", cargo().args(["fmt", "--all", "--", "--check"])),
-        check(
-            ui,
-            "clippy",
-            cargo().args([
-                "clippy",
-                "--workspace",
-                "--all-targets",
-                "--quiet",
-                "--",
-                "-D",
-                "warnings",
-            ]),
-        ),
-        tests(
-            ui,
-            "unit",
-            cargo()
-                .args(["test", "--workspace", "--exclude", "e2e", "--"])
-                .args(&filter),
-        ),
+    // Ctrl-C reaches the running cargo too, which then fails its suite;
+    // the flag keeps the remaining suites from starting.
+    let stop_if_interrupted = || {
+        if interrupted.load(Ordering::SeqCst) {
+            bail!("interrupted");
+        }
+        Ok(())
+    };
+    let mut suites = vec![check(
+        ui,
+        "fmt",
+        cargo().args(["fmt", "--all", "--", "--check"]),
+    )];
+    stop_if_interrupted()?;
+    let clippy = [
+        "clippy",
+        "--workspace",
+        "--all-targets",
+        "--quiet",
+        "--",
+        "-D",
+        "warnings",
     ];
+    suites.push(check(ui, "clippy", cargo().args(clippy)));
+    stop_if_interrupted()?;
+    let unit = ["test", "--workspace", "--exclude", "e2e", "--"];
+    suites.push(tests(ui, "unit", cargo().args(unit).args(&filter)));
+    stop_if_interrupted()?;
     if !flags.no_e2e {
         suites.push(end_to_end(ui, flags, &filter, &interrupted));
     }

@@ -59,14 +59,14 @@ enum Probe {
 }
 
 impl Probe {
-    fn ready(&self) -> bool {
+    fn ready(&self, client: &reqwest::blocking::Client) -> bool {
         match self {
             Probe::Tcp(port) => TcpStream::connect_timeout(
                 &SocketAddr::from(([127, 0, 0, 1], *port)),
                 Duration::from_millis(200),
             )
             .is_ok(),
-            Probe::Http(url) => reqwest::blocking::Client::new()
+            Probe::Http(url) => client
                 .get(url)
                 .timeout(Duration::from_secs(2))
                 .send()
@@ -196,6 +196,7 @@ impl Stack {
 
     fn wait_ready(&mut self, probes: &[Probe], interrupted: &AtomicBool) -> anyhow::Result<()> {
         let started = Instant::now();
+        let client = reqwest::blocking::Client::new();
         let mut ready = vec![false; probes.len()];
         while !ready.iter().all(|&r| r) {
             if interrupted.load(Ordering::SeqCst) {
@@ -214,7 +215,7 @@ impl Stack {
                         server.log_tail()
                     );
                 }
-                ready[i] = probe.ready();
+                ready[i] = probe.ready(&client);
             }
             if started.elapsed() > STARTUP_DEADLINE {
                 let waiting: Vec<&str> = self
@@ -341,9 +342,10 @@ mod tests {
     fn probes_see_a_listener() {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let port = listener.local_addr().unwrap().port();
-        assert!(Probe::Tcp(port).ready());
+        let client = reqwest::blocking::Client::new();
+        assert!(Probe::Tcp(port).ready(&client));
         drop(listener);
-        assert!(!Probe::Tcp(port).ready());
+        assert!(!Probe::Tcp(port).ready(&client));
     }
 
     #[test]
