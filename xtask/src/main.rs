@@ -15,6 +15,7 @@ mod ui;
 use clap::Parser;
 
 fn main() {
+    forget_cargo_run_environment();
     let args = flags::Xtask::parse();
     let ui = ui::Ui { json: args.json };
     let result = match &args.command {
@@ -32,6 +33,32 @@ fn main() {
         }
         eprintln!("error: {e:#}");
         std::process::exit(1);
+    }
+}
+
+/// `cargo run` gives xtask the variables of its own package
+/// (`CARGO_MANIFEST_DIR`, `CARGO_PKG_*`, ...). Passed on to the cargo
+/// commands xtask runs, they change what some build scripts see (ring's
+/// reruns on `CARGO_MANIFEST_DIR`) and every run would rebuild half the
+/// dependency tree. Called first, before any thread exists.
+fn forget_cargo_run_environment() {
+    let ours: Vec<_> = std::env::vars_os()
+        .map(|(name, _)| name)
+        .filter(|name| {
+            let name = name.to_string_lossy();
+            name.starts_with("CARGO_PKG_")
+                || matches!(
+                    name.as_ref(),
+                    "CARGO_MANIFEST_DIR"
+                        | "CARGO_MANIFEST_PATH"
+                        | "CARGO_CRATE_NAME"
+                        | "CARGO_BIN_NAME"
+                        | "CARGO_PRIMARY_PACKAGE"
+                )
+        })
+        .collect();
+    for name in ours {
+        std::env::remove_var(name);
     }
 }
 
