@@ -109,7 +109,14 @@ pub fn run(ui: &Ui, flags: &flags::Test) -> anyhow::Result<()> {
     ];
     suites.push(check(ui, "clippy", cargo().args(clippy)));
     stop_if_interrupted()?;
-    let unit = ["test", "--workspace", "--exclude", "e2e", "--"];
+    let unit = [
+        "test",
+        "--no-fail-fast",
+        "--workspace",
+        "--exclude",
+        "e2e",
+        "--",
+    ];
     suites.push(tests(ui, "unit", cargo().args(unit).args(&filter)));
     stop_if_interrupted()?;
     if !flags.no_e2e {
@@ -264,7 +271,7 @@ fn end_to_end(
                 ui,
                 "e2e",
                 cargo()
-                    .args(["test", "--package", "e2e", "--"])
+                    .args(["test", "--no-fail-fast", "--package", "e2e", "--"])
                     .args(filter)
                     .env(stack_manifest::ENV_VAR, &manifest),
             );
@@ -283,7 +290,13 @@ fn end_to_end(
     };
     suite.seconds = started.elapsed().as_secs_f64();
     if suite.ok && !flags.keep_state {
-        let _ = std::fs::remove_dir_all(&state_dir);
+        // A server's last writes can still land while its group dies.
+        for _ in 0..5 {
+            if std::fs::remove_dir_all(&state_dir).is_ok() || !state_dir.exists() {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(200));
+        }
     } else if state_dir.exists() {
         ui.info(format!(
             "  e2e stack state and logs kept in {}",
