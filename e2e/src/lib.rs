@@ -39,3 +39,21 @@ pub fn git_head() -> String {
     assert!(out.status.success(), "git rev-parse HEAD failed");
     String::from_utf8(out.stdout).unwrap().trim().to_owned()
 }
+
+/// Base URL of the API Worker under `wrangler dev`.
+pub fn api() -> &'static str {
+    &stack()
+        .api
+        .as_ref()
+        .expect("the stack runs the API Worker")
+        .url
+}
+
+/// Sends `request` and parses the answer as JSON, failing the test on a
+/// transport error or a body that is not JSON.
+pub async fn json(request: reqwest::RequestBuilder) -> serde_json::Value {
+    let response = request.send().await.expect("request sent");
+    let status = response.status();
+    let text = response.text().await.expect("body read");
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{status}: not JSON ({e}): {text}"))
+}

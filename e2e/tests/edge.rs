@@ -1,15 +1,7 @@
 //! The API's edge behaviour through the real Worker in workerd: problem
 //! documents, request ids, security headers, CORS and readiness.
 
-use e2e::{http, stack};
-
-fn api() -> &'static str {
-    &stack()
-        .api
-        .as_ref()
-        .expect("the stack runs the API Worker")
-        .url
-}
+use e2e::{api, http, stack};
 
 fn allowed_origin() -> &'static str {
     &stack().api.as_ref().unwrap().allowed_origins[0]

@@ -4,7 +4,7 @@
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use e2e::{http, stack, unique};
+use e2e::{http, json, stack, unique};
 use futures::{SinkExt, StreamExt};
 use redis_protocol::codec::Resp2;
 use redis_protocol::resp2::types::BytesFrame;
@@ -209,29 +209,23 @@ async fn sentry_accepts_an_envelope_and_gives_it_back_through_its_api() {
 
     // Bugsink has no lookup by event id: walk the project's issues.
     let api = format!("{}/api/canonical/0", sentry.url);
-    let issues: serde_json::Value = http()
-        .get(format!("{api}/issues/?project={}", sentry.project_id))
-        .bearer_auth(&sentry.api_token)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let issues = json(
+        http()
+            .get(format!("{api}/issues/?project={}", sentry.project_id))
+            .bearer_auth(&sentry.api_token),
+    )
+    .await;
     let mut found = None;
     for issue in issues["results"].as_array().unwrap() {
-        let events: serde_json::Value = http()
-            .get(format!(
-                "{api}/events/?issue={}",
-                issue["id"].as_str().unwrap()
-            ))
-            .bearer_auth(&sentry.api_token)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let events = json(
+            http()
+                .get(format!(
+                    "{api}/events/?issue={}",
+                    issue["id"].as_str().unwrap()
+                ))
+                .bearer_auth(&sentry.api_token),
+        )
+        .await;
         for event in events["results"].as_array().unwrap() {
             if event["event_id"].as_str().unwrap().replace('-', "") == event_id {
                 found = Some(event["id"].as_str().unwrap().to_owned());
@@ -239,15 +233,12 @@ async fn sentry_accepts_an_envelope_and_gives_it_back_through_its_api() {
         }
     }
     let id = found.expect("the accepted event is listed by Bugsink's API");
-    let event: serde_json::Value = http()
-        .get(format!("{api}/events/{id}/"))
-        .bearer_auth(&sentry.api_token)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let event = json(
+        http()
+            .get(format!("{api}/events/{id}/"))
+            .bearer_auth(&sentry.api_token),
+    )
+    .await;
     assert_eq!(event["data"]["message"]["formatted"], "end to end probe");
 
     let unauthenticated = http()
@@ -286,15 +277,12 @@ async fn prometheus_stores_a_remote_written_sample_for_promql() {
     assert_eq!(response.status(), 204, "{}", response.text().await.unwrap());
 
     let query = format!("e2e_probe_value{{run=\"{run}\"}}");
-    let answer: serde_json::Value = http()
-        .get(format!("{}/api/v1/query", prometheus.url))
-        .query(&[("query", query.as_str())])
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let answer = json(
+        http()
+            .get(format!("{}/api/v1/query", prometheus.url))
+            .query(&[("query", query.as_str())]),
+    )
+    .await;
     assert_eq!(answer["status"], "success", "{answer}");
     let result = &answer["data"]["result"];
     assert_eq!(result.as_array().unwrap().len(), 1, "{answer}");
@@ -344,16 +332,13 @@ async fn loki_stand_in_takes_a_push_and_gives_the_line_back() {
         .unwrap();
     assert_eq!(response.status(), 204);
 
-    let answer: serde_json::Value = http()
-        .get(format!("{}/loki/api/v1/query_range", loki.url))
-        .basic_auth(&loki.user, Some(&loki.password))
-        .query(&[("query", format!("{{run=\"{run}\"}}"))])
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let answer = json(
+        http()
+            .get(format!("{}/loki/api/v1/query_range", loki.url))
+            .basic_auth(&loki.user, Some(&loki.password))
+            .query(&[("query", format!("{{run=\"{run}\"}}"))]),
+    )
+    .await;
     let values = &answer["data"]["result"][0]["values"];
     assert_eq!(values[0][0], now_ns.as_str());
     assert_eq!(values[0][1], "{\"msg\":\"end to end probe\"}");

@@ -1,14 +1,6 @@
 //! The built wasm Worker, running in workerd under `wrangler dev`.
 
-use e2e::{git_head, http, stack};
-
-fn api() -> &'static str {
-    &stack()
-        .api
-        .as_ref()
-        .expect("the stack runs the API Worker")
-        .url
-}
+use e2e::{api, git_head, http};
 
 #[tokio::test]
 async fn healthz_answers_with_the_commit_it_was_built_from() {
