@@ -4,6 +4,7 @@
 //! the command prints one summary line per suite and fails if any did.
 
 use std::io::{BufRead, BufReader, Write};
+use std::os::fd::AsFd;
 use std::process::{Command, Stdio};
 use std::sync::atomic::Ordering;
 use std::time::Instant;
@@ -41,9 +42,11 @@ impl Suite {
         } else {
             status.to_owned()
         };
+        // The first line only: the full error is printed when it happens.
         let error = self
             .error
             .as_deref()
+            .and_then(|e| e.lines().next())
             .map(|e| format!(" ({e})"))
             .unwrap_or_default();
         format!("{}: {counts}{error}", self.name)
@@ -193,8 +196,6 @@ fn forward_stdout(ui: &Ui) -> Stdio {
     }
 }
 
-use std::os::fd::AsFd;
-
 /// A suite of libtest binaries: output is passed through while the
 /// `test result:` lines are counted.
 fn tests(ui: &Ui, name: &'static str, cmd: &mut Command) -> Suite {
@@ -278,15 +279,18 @@ fn end_to_end(
             stack.stop();
             suite
         }
-        Err(e) => Suite {
-            name: "e2e",
-            ok: false,
-            passed: 0,
-            failed: 0,
-            ignored: 0,
-            seconds: 0.0,
-            error: Some(format!("{e:#}")),
-        },
+        Err(e) => {
+            ui.info(format!("  e2e could not start: {e:#}"));
+            Suite {
+                name: "e2e",
+                ok: false,
+                passed: 0,
+                failed: 0,
+                ignored: 0,
+                seconds: 0.0,
+                error: Some(format!("{e:#}")),
+            }
+        }
     };
     suite.seconds = started.elapsed().as_secs_f64();
     if suite.ok && !flags.keep_state {
@@ -382,6 +386,14 @@ mod tests {
         assert_eq!(
             failed.summary(),
             "clippy: FAILED (exited with exit status: 1)"
+        );
+        let multi_line = Suite {
+            error: Some("mariadb exited during startup\nlog line 1\nlog line 2".into()),
+            ..failed
+        };
+        assert_eq!(
+            multi_line.summary(),
+            "clippy: FAILED (mariadb exited during startup)"
         );
     }
 }
