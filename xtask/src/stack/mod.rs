@@ -123,7 +123,8 @@ impl Stack {
         }
         std::fs::create_dir_all(state.join("logs"))?;
 
-        let ports = free_ports(7)?;
+        // mariadb, redis, s3, sentry, prometheus, loki, api, api inspector
+        let ports = free_ports(8)?;
         let api_port = match options.api_port {
             0 => ports[6],
             p if port_is_free(p) => p,
@@ -161,7 +162,7 @@ impl Stack {
             loki.launch,
         ];
         if let Some(build) = build {
-            let api = worker::prepare(build, &manifest, api_port)?;
+            let api = worker::prepare(build, &manifest, api_port, ports[7])?;
             manifest.api = Some(api.manifest);
             launches.push(api.launch);
         }

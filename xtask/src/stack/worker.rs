@@ -9,7 +9,7 @@ use std::process::Command;
 
 use stack_manifest::{Api, StackManifest};
 
-use super::{free_ports, Launch, Prepared, Probe};
+use super::{Launch, Prepared, Probe};
 use crate::install::BuildTools;
 use crate::project;
 
@@ -24,12 +24,12 @@ pub(super) fn prepare(
     build: &BuildTools,
     stack: &StackManifest,
     port: u16,
+    inspector: u16,
 ) -> anyhow::Result<Prepared<Api>> {
     let state = &stack.state_dir;
     let allowed_origins: Vec<String> = LOCAL_ORIGINS.iter().map(|o| o.to_string()).collect();
     let vars = state.join(DEV_VARS);
     std::fs::write(&vars, dev_vars(stack, &allowed_origins.join(",")))?;
-    let inspector = free_ports(1)?[0];
     let mut command = Command::new(&build.wrangler);
     command
         .args(["dev", "--config", "wrangler.toml", "--ip", "127.0.0.1"])
