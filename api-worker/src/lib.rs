@@ -3,17 +3,18 @@
 //! runtime has (bindings, clock, randomness). Protocol and domain logic
 //! belong in the pure crates, not here.
 
-#[cfg(target_arch = "wasm32")]
 mod entry {
     use std::sync::{Arc, OnceLock};
 
     use api::{App, Platform};
+    use axum::Router;
     use tower_service::Service;
     use worker::{event, js_sys, Context, Env, HttpRequest};
 
-    /// Built on the first request of each isolate, from its bindings; the
-    /// bindings of an isolate do not change while it lives.
-    static APP: OnceLock<Arc<App>> = OnceLock::new();
+    /// The router, built on the first request of each isolate from its
+    /// bindings (which do not change while the isolate lives) and cloned
+    /// per request: a clone shares the routes and layers behind an `Arc`.
+    static ROUTER: OnceLock<Router> = OnceLock::new();
 
     fn platform() -> Platform {
         fn now_millis() -> f64 {
@@ -32,19 +33,21 @@ mod entry {
         }
     }
 
-    fn app(env: &Env) -> Arc<App> {
-        APP.get_or_init(|| {
-            App::new(
-                |name| {
-                    env.var(name)
-                        .map(|v| v.to_string())
-                        .or_else(|_| env.secret(name).map(|v| v.to_string()))
-                        .ok()
-                },
-                platform(),
-            )
-        })
-        .clone()
+    fn router(env: &Env) -> Router {
+        ROUTER
+            .get_or_init(|| {
+                let app: Arc<App> = App::new(
+                    |name| {
+                        env.var(name)
+                            .map(|v| v.to_string())
+                            .or_else(|_| env.secret(name).map(|v| v.to_string()))
+                            .ok()
+                    },
+                    platform(),
+                );
+                api::router(app)
+            })
+            .clone()
     }
 
     #[event(fetch)]
@@ -54,6 +57,6 @@ mod entry {
         _ctx: Context,
     ) -> worker::Result<axum::http::Response<axum::body::Body>> {
         // Router::call never fails (its error type is Infallible).
-        Ok(api::router(app(&env)).call(req).await?)
+        Ok(router(&env).call(req).await?)
     }
 }
