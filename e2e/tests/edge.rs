@@ -160,3 +160,11 @@ async fn readyz_reports_a_complete_local_configuration() {
     assert_eq!(body["status"], "ready");
     assert_eq!(body["environment"], "dev");
 }
+
+#[tokio::test]
+async fn the_openapi_document_is_served_by_the_worker() {
+    let document = e2e::json(http().get(format!("{}/openapi.json", api()))).await;
+    assert!(document["openapi"].as_str().unwrap().starts_with("3.1"));
+    assert!(document["paths"]["/healthz"]["get"].is_object());
+    assert!(document["paths"]["/readyz"]["get"]["responses"]["503"].is_object());
+}

@@ -20,9 +20,11 @@ pub struct Config {
 
 /// A value that is missing or malformed: which, and what is wrong with it.
 /// Never carries the value itself (it may be a secret).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct ConfigIssue {
+    /// The variable or secret name.
     pub name: &'static str,
+    /// What is wrong with it.
     pub problem: String,
 }
 

@@ -8,6 +8,7 @@ pub mod config;
 pub mod extract;
 mod health;
 pub mod layers;
+pub mod openapi;
 pub mod problem;
 
 use std::sync::Arc;
@@ -67,11 +68,12 @@ impl App {
     }
 }
 
-/// The whole API. Area modules add their routes; [`layers::apply`] adds the
-/// cross-cutting behaviour; anything unmatched is a 404 problem document.
+/// The whole API. Area modules add their (documented) routes;
+/// [`layers::apply`] adds the cross-cutting behaviour; anything unmatched
+/// is a 404 problem document.
 pub fn router(app: Arc<App>) -> Router {
-    let routes = Router::new().merge(health::routes()).fallback(not_found);
-    layers::apply(routes, &app).with_state(app)
+    let (routes, _document) = openapi::routes(health::routes());
+    layers::apply(routes.fallback(not_found), &app).with_state(app)
 }
 
 async fn not_found(uri: axum::http::Uri) -> Problem {

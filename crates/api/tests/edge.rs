@@ -183,3 +183,38 @@ async fn healthz_reports_the_build() {
     assert_eq!(body["version"], env!("CARGO_PKG_VERSION"));
     assert_eq!(body["commit"], api::BuildInfo::CURRENT.commit);
 }
+
+#[tokio::test]
+async fn every_documented_operation_is_served() {
+    let (response, document) = send(
+        configured(),
+        Request::get("/openapi.json").body(Body::empty()).unwrap(),
+    )
+    .await;
+    assert_eq!(response.status(), StatusCode::OK);
+    assert!(
+        document["openapi"].as_str().unwrap().starts_with("3.1"),
+        "{document}"
+    );
+    let paths = document["paths"].as_object().unwrap();
+    for path in ["/healthz", "/readyz", "/openapi.json"] {
+        assert!(paths.contains_key(path), "{path} is not documented");
+    }
+    for (path, operations) in paths {
+        for method in operations.as_object().unwrap().keys() {
+            let request = Request::builder()
+                .method(method.to_uppercase().as_str())
+                .uri(path)
+                .body(Body::empty())
+                .unwrap();
+            let (response, _) = send(configured(), request).await;
+            assert!(
+                response.status() != StatusCode::NOT_FOUND
+                    && response.status() != StatusCode::METHOD_NOT_ALLOWED,
+                "{method} {path} is documented but answered {}",
+                response.status()
+            );
+        }
+    }
+    assert!(document["components"]["schemas"]["Problem"].is_object());
+}
