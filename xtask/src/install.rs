@@ -14,7 +14,8 @@
 //!   `binaryen@132` is the wasm-opt release worker-build targets and runs the
 //!   feature flags it passes; Debian's binaryen 108 predates some of them;
 //! - MariaDB, Redis and Prometheus from Debian; `s3s-fs` from crates.io;
-//!   Bugsink from PyPI in a venv pinned by scripts/bugsink-requirements.txt.
+//!   Bugsink and schemathesis from PyPI, each in a venv pinned by
+//!   scripts/*-requirements.txt.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -314,24 +315,39 @@ fn node_modules(ui: &Ui) -> anyhow::Result<()> {
     })
 }
 
-/// A venv with the exact packages of scripts/bugsink-requirements.txt.
+/// A venv with Bugsink and gunicorn, pinned by scripts/bugsink-requirements.txt.
 fn bugsink_venv(ui: &Ui) -> anyhow::Result<PathBuf> {
-    let requirements = project::root().join("scripts/bugsink-requirements.txt");
+    python_venv(ui, "bugsink", "gunicorn")
+}
+
+/// A venv with schemathesis (property-based API tests against the running
+/// Worker's OpenAPI document), pinned by scripts/schemathesis-requirements.txt.
+pub fn schemathesis(ui: &Ui) -> anyhow::Result<PathBuf> {
+    Ok(python_venv(ui, "schemathesis", "schemathesis")?.join("bin/schemathesis"))
+}
+
+/// A venv named after `package` and its pinned version, with exactly the
+/// packages of scripts/PACKAGE-requirements.txt; `check_bin` tells that the
+/// install completed.
+fn python_venv(ui: &Ui, package: &str, check_bin: &str) -> anyhow::Result<PathBuf> {
+    let requirements = project::root().join(format!("scripts/{package}-requirements.txt"));
     let pinned = std::fs::read_to_string(&requirements)
         .with_context(|| format!("reading {}", requirements.display()))?;
     let version = pinned
         .lines()
-        .find_map(|l| l.trim().strip_prefix("bugsink=="))
-        .context("scripts/bugsink-requirements.txt must pin bugsink==VERSION")?;
-    let venv = cache_dir().join("tools").join(format!("bugsink-{version}"));
+        .find_map(|l| l.trim().strip_prefix(&format!("{package}==")))
+        .with_context(|| format!("{} must pin {package}==VERSION", requirements.display()))?;
+    let venv = cache_dir()
+        .join("tools")
+        .join(format!("{package}-{version}"));
     let stamp = venv.join("edge-api-requirements.txt");
     if std::fs::read_to_string(&stamp).is_ok_and(|s| s == pinned)
-        && is_executable(&venv.join("bin/gunicorn"))
+        && is_executable(&venv.join("bin").join(check_bin))
     {
         return Ok(venv);
     }
     ui.step(
-        &format!("pip install bugsink=={version} into a venv (once)"),
+        &format!("pip install {package}=={version} into a venv (once)"),
         || {
             let _ = std::fs::remove_dir_all(&venv);
             if run(Command::new("python3").args(["-m", "venv"]).arg(&venv)).is_err() {

@@ -123,7 +123,7 @@ pub fn run(ui: &Ui, flags: &flags::Test) -> anyhow::Result<()> {
     suites.push(tests(ui, "unit", cargo().args(unit).args(&filter)));
     stop_if_interrupted()?;
     if !flags.no_e2e {
-        suites.push(end_to_end(ui, flags, &filter, &interrupted));
+        suites.extend(end_to_end(ui, flags, &filter, &interrupted));
     }
 
     let total = Counts {
@@ -236,20 +236,22 @@ fn tests(ui: &Ui, name: &'static str, cmd: &mut Command) -> Suite {
 }
 
 /// Builds the Worker and the e2e tests, starts a private stack, runs the
-/// suite against it, and stops the stack whatever happened.
+/// e2e suite and then schemathesis against it, and stops the stack
+/// whatever happened.
 fn end_to_end(
     ui: &Ui,
     flags: &flags::Test,
     filter: &[String],
     interrupted: &std::sync::atomic::AtomicBool,
-) -> Suite {
+) -> Vec<Suite> {
     let started = Instant::now();
     ui.info("== e2e: local stack + cargo test -p e2e");
     let state_dir = project::local_dir().join(format!("test-{}", std::process::id()));
-    let prepared = (|| -> anyhow::Result<Stack> {
+    let prepared = (|| -> anyhow::Result<(Stack, std::path::PathBuf)> {
         sweep_abandoned_test_stacks(ui);
         let build_tools = install::build_tools(ui)?;
         let stack_tools = install::stack_tools(ui)?;
+        let schemathesis = install::schemathesis(ui)?;
         build::worker(ui, &build_tools)?;
         ui.step("compile the e2e tests", || {
             project::run(cargo().args(["test", "--package", "e2e", "--no-run", "--quiet"]))
@@ -263,12 +265,12 @@ fn end_to_end(
             Stack::start(ui, &stack_tools, Some(&build_tools), &options, interrupted)
         })?;
         std::fs::write(state_dir.join("owner"), std::process::id().to_string())?;
-        Ok(stack)
+        Ok((stack, schemathesis))
     })();
-    let mut suite = match prepared {
-        Ok(mut stack) => {
+    let suites = match prepared {
+        Ok((mut stack, schemathesis)) => {
             let manifest = state_dir.join(stack_manifest::FILE_NAME);
-            let suite = tests(
+            let mut e2e = tests(
                 ui,
                 "e2e",
                 cargo()
@@ -276,24 +278,31 @@ fn end_to_end(
                     .args(filter)
                     .env(stack_manifest::ENV_VAR, &manifest),
             );
+            e2e.seconds = started.elapsed().as_secs_f64();
+            let api = stack
+                .manifest
+                .api
+                .as_ref()
+                .map(|a| a.url.clone())
+                .unwrap_or_default();
+            let schema = schema_conformance(ui, &schemathesis, &api);
             stack.stop();
-            suite
+            vec![e2e, schema]
         }
         Err(e) => {
             ui.info(format!("  e2e could not start: {e:#}"));
-            Suite {
+            vec![Suite {
                 name: "e2e",
                 ok: false,
                 passed: 0,
                 failed: 0,
                 ignored: 0,
-                seconds: 0.0,
+                seconds: started.elapsed().as_secs_f64(),
                 error: Some(format!("{e:#}")),
-            }
+            }]
         }
     };
-    suite.seconds = started.elapsed().as_secs_f64();
-    if suite.ok && !flags.keep_state {
+    if suites.iter().all(|s| s.ok) && !flags.keep_state {
         // A server's last writes can still land while its group dies.
         for _ in 0..5 {
             if std::fs::remove_dir_all(&state_dir).is_ok() || !state_dir.exists() {
@@ -307,7 +316,73 @@ fn end_to_end(
             state_dir.display()
         ));
     }
-    suite
+    suites
+}
+
+/// Schemathesis against the running Worker's own `/openapi.json`: every
+/// documented operation with generated inputs and all its checks (no 5xx;
+/// status codes, content types, headers and bodies as documented).
+fn schema_conformance(ui: &Ui, schemathesis: &std::path::Path, api: &str) -> Suite {
+    let started = Instant::now();
+    let mut cmd = Command::new(schemathesis);
+    cmd.args([
+        "run",
+        &format!("{api}/openapi.json"),
+        "--url",
+        api,
+        "--checks",
+        "all",
+    ])
+    .env("NO_COLOR", "1")
+    .current_dir(std::env::temp_dir());
+    ui.info(format!("== schema: {}", project::describe(&cmd)));
+    let (status, text) = match cmd.stdin(Stdio::null()).output() {
+        Ok(out) => (
+            Some(out.status),
+            String::from_utf8_lossy(&out.stdout).into_owned()
+                + &String::from_utf8_lossy(&out.stderr),
+        ),
+        Err(e) => (None, format!("cannot start schemathesis: {e}")),
+    };
+    eprintln!("{}", project::tail(&text, 30));
+    let counts = schemathesis_counts(&text);
+    let error = match status {
+        Some(s) if s.success() => (counts.passed == 0).then(|| "no test case ran".to_owned()),
+        Some(s) => Some(format!("exited with {s}")),
+        None => Some(text),
+    };
+    Suite {
+        name: "schema",
+        ok: error.is_none() && counts.failed == 0,
+        passed: counts.passed,
+        failed: counts.failed,
+        ignored: counts.ignored,
+        seconds: started.elapsed().as_secs_f64(),
+        error,
+    }
+}
+
+/// Counts from schemathesis' summary, the line after `Test cases:`, such as
+/// `  20 generated, 18 passed, 2 failed, 1 skipped`.
+fn schemathesis_counts(output: &str) -> Counts {
+    let mut counts = Counts::default();
+    let mut lines = output.lines();
+    if lines.by_ref().any(|l| l.trim() == "Test cases:") {
+        for part in lines.next().unwrap_or_default().split(',') {
+            let mut words = part.split_whitespace();
+            let (Some(n), Some(label)) = (words.next(), words.next()) else {
+                continue;
+            };
+            let Ok(n) = n.parse::<u64>() else { continue };
+            match label {
+                "passed" => counts.passed += n,
+                "failed" | "errored" => counts.failed += n,
+                "skipped" => counts.ignored += n,
+                _ => {}
+            }
+        }
+    }
+    counts
 }
 
 /// Stops servers of test runs whose xtask died without cleaning up (their
@@ -360,6 +435,20 @@ mod tests {
                 ignored: 1
             }
         );
+    }
+
+    #[test]
+    fn schemathesis_summaries_are_counted() {
+        let output = "API Operations:\n  Selected: 2/2\n\nTest cases:\n  20 generated, 18 passed, 2 failed, 1 skipped\n\nSeed: 1";
+        assert_eq!(
+            schemathesis_counts(output),
+            Counts {
+                passed: 18,
+                failed: 2,
+                ignored: 1
+            }
+        );
+        assert_eq!(schemathesis_counts("nothing here"), Counts::default());
     }
 
     #[test]
