@@ -30,6 +30,25 @@ struct Suite {
 }
 
 impl Suite {
+    /// A suite of counted test cases: it passes when nothing failed and no
+    /// other `error` occurred.
+    fn counted(
+        name: &'static str,
+        counts: Counts,
+        started: Instant,
+        error: Option<String>,
+    ) -> Suite {
+        Suite {
+            name,
+            ok: error.is_none() && counts.failed == 0,
+            passed: counts.passed,
+            failed: counts.failed,
+            ignored: counts.ignored,
+            seconds: started.elapsed().as_secs_f64(),
+            error,
+        }
+    }
+
     fn summary(&self) -> String {
         let status = if self.ok { "ok" } else { "FAILED" };
         let counts = if self.passed + self.failed + self.ignored > 0 {
@@ -224,15 +243,7 @@ fn tests(ui: &Ui, name: &'static str, cmd: &mut Command) -> Suite {
     };
     // A harness that exits 0 but ran nothing must not look like a pass.
     let error = error.or_else(|| (counts.passed == 0).then(|| "no test ran".to_owned()));
-    Suite {
-        name,
-        ok: error.is_none() && counts.failed == 0,
-        passed: counts.passed,
-        failed: counts.failed,
-        ignored: counts.ignored,
-        seconds: started.elapsed().as_secs_f64(),
-        error,
-    }
+    Suite::counted(name, counts, started, error)
 }
 
 /// Builds the Worker and the e2e tests, starts a private stack, runs the
@@ -351,15 +362,7 @@ fn schema_conformance(ui: &Ui, schemathesis: &std::path::Path, api: &str) -> Sui
         Some(s) => Some(format!("exited with {s}")),
         None => Some(text),
     };
-    Suite {
-        name: "schema",
-        ok: error.is_none() && counts.failed == 0,
-        passed: counts.passed,
-        failed: counts.failed,
-        ignored: counts.ignored,
-        seconds: started.elapsed().as_secs_f64(),
-        error,
-    }
+    Suite::counted("schema", counts, started, error)
 }
 
 /// Counts from schemathesis' summary, the line after `Test cases:`, such as
