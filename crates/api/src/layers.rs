@@ -11,7 +11,6 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::Router;
 use tower_http::cors::{AllowOrigin, CorsLayer};
-use tower_http::set_header::SetResponseHeaderLayer;
 
 use crate::problem::{Problem, ProblemType};
 use crate::App;
@@ -19,6 +18,26 @@ use crate::App;
 pub const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 const CF_RAY: &str = "cf-ray";
 const SERVER_TIMING: HeaderName = HeaderName::from_static("server-timing");
+
+/// Sent on every response unless a handler set its own. An API serves no
+/// documents: nothing may load, sniff or frame what it returns.
+pub const SECURITY_HEADERS: [(HeaderName, &str); 6] = [
+    (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+    (header::X_FRAME_OPTIONS, "DENY"),
+    (header::REFERRER_POLICY, "no-referrer"),
+    (
+        header::STRICT_TRANSPORT_SECURITY,
+        "max-age=31536000; includeSubDomains",
+    ),
+    (
+        header::CONTENT_SECURITY_POLICY,
+        "default-src 'none'; frame-ancestors 'none'",
+    ),
+    (
+        HeaderName::from_static("cross-origin-resource-policy"),
+        "same-site",
+    ),
+];
 
 /// The id of the request being handled: Cloudflare's `cf-ray` when the
 /// request came through Cloudflare, otherwise a random one. A client's own
@@ -56,38 +75,13 @@ impl Timings {
 
 /// Wraps `router` in the cross-cutting layers. From the outside in:
 /// 1. request id, timing and problem finishing ([`edge`]), so that every
-///    response, CORS preflights and 405s included, carries `x-request-id`
-///    and `server-timing`, and every problem document its `instance`;
-/// 2. security headers on every response;
-/// 3. CORS: preflights are answered here, before any route or storage.
+///    response, CORS preflights and 405s included, carries `x-request-id`,
+///    `server-timing` and [`SECURITY_HEADERS`], and every problem document
+///    its `instance`;
+/// 2. CORS: preflights are answered here, before any route or storage.
 pub fn apply(router: Router<Arc<App>>, app: &Arc<App>) -> Router<Arc<App>> {
     router
         .layer(cors(app))
-        .layer(SetResponseHeaderLayer::if_not_present(
-            header::X_CONTENT_TYPE_OPTIONS,
-            HeaderValue::from_static("nosniff"),
-        ))
-        .layer(SetResponseHeaderLayer::if_not_present(
-            header::X_FRAME_OPTIONS,
-            HeaderValue::from_static("DENY"),
-        ))
-        .layer(SetResponseHeaderLayer::if_not_present(
-            header::REFERRER_POLICY,
-            HeaderValue::from_static("no-referrer"),
-        ))
-        .layer(SetResponseHeaderLayer::if_not_present(
-            header::STRICT_TRANSPORT_SECURITY,
-            HeaderValue::from_static("max-age=31536000; includeSubDomains"),
-        ))
-        .layer(SetResponseHeaderLayer::if_not_present(
-            header::CONTENT_SECURITY_POLICY,
-            // An API serves no documents: nothing may load or frame them.
-            HeaderValue::from_static("default-src 'none'; frame-ancestors 'none'"),
-        ))
-        .layer(SetResponseHeaderLayer::if_not_present(
-            HeaderName::from_static("cross-origin-resource-policy"),
-            HeaderValue::from_static("same-site"),
-        ))
         .layer(middleware::from_fn_with_state(app.clone(), edge))
 }
 
@@ -178,6 +172,11 @@ async fn edge(State(app): State<Arc<App>>, mut request: Request, next: Next) -> 
 
     let total = (app.platform.now_millis)() - started;
     let headers = response.headers_mut();
+    for (name, value) in SECURITY_HEADERS {
+        headers
+            .entry(name)
+            .or_insert(HeaderValue::from_static(value));
+    }
     if let Ok(value) = HeaderValue::from_str(&id) {
         headers.insert(X_REQUEST_ID, value);
     }

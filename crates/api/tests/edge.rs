@@ -95,6 +95,7 @@ async fn every_response_has_security_headers() {
             .to_str()
             .unwrap()
             .starts_with("max-age="));
+        assert_eq!(h["cross-origin-resource-policy"], "same-site");
         assert!(h["content-security-policy"]
             .to_str()
             .unwrap()
@@ -146,6 +147,7 @@ async fn preflights_are_answered_before_any_route() {
         .contains("PUT"));
     assert_eq!(h["access-control-max-age"], "7200");
     assert!(h.get("x-request-id").is_some());
+    assert_eq!(h["x-content-type-options"], "nosniff");
 }
 
 #[tokio::test]
