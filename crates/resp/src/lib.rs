@@ -1,0 +1,1 @@
+//! Redis client over AsyncRead + AsyncWrite (work in progress).

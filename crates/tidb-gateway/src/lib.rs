@@ -1,0 +1,1 @@
+//! Local TiDB HTTP gateway stand-in (work in progress).

@@ -1,0 +1,1 @@
+//! TiDB Cloud Serverless HTTP API driver (work in progress).
