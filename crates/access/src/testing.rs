@@ -1,0 +1,118 @@
+//! Signing side of Access, for tests and the local Access stand-in only
+//! (feature `testing`): generate a team key, publish it as a JWK, and make
+//! real RS256 tokens with it, including deliberately wrong ones.
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use rsa::pkcs8::{DecodePrivateKey, EncodePrivateKey, LineEnding};
+use rsa::traits::PublicKeyParts;
+use rsa::{Pkcs1v15Sign, RsaPrivateKey};
+use serde_json::{json, Value};
+use sha2::{Digest, Sha256};
+
+/// An RSA key pair as Access holds it: a `kid` and a 2048-bit key.
+#[derive(Clone)]
+pub struct SigningKey {
+    pub kid: String,
+    key: RsaPrivateKey,
+}
+
+impl std::fmt::Debug for SigningKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SigningKey")
+            .field("kid", &self.kid)
+            .finish_non_exhaustive()
+    }
+}
+
+impl SigningKey {
+    /// A fresh 2048-bit key.
+    pub fn generate(kid: impl Into<String>) -> Self {
+        let key = RsaPrivateKey::new(&mut rand::thread_rng(), 2048).expect("RSA key generation");
+        SigningKey {
+            kid: kid.into(),
+            key,
+        }
+    }
+
+    /// The key from PKCS#8 PEM (as [`SigningKey::to_pem`] writes it).
+    pub fn from_pem(kid: impl Into<String>, pem: &str) -> Result<Self, String> {
+        let key = RsaPrivateKey::from_pkcs8_pem(pem).map_err(|e| e.to_string())?;
+        Ok(SigningKey {
+            kid: kid.into(),
+            key,
+        })
+    }
+
+    pub fn to_pem(&self) -> String {
+        self.key
+            .to_pkcs8_pem(LineEnding::LF)
+            .expect("PKCS#8 encoding of an RSA key")
+            .to_string()
+    }
+
+    /// The public half as the certs endpoint lists it.
+    pub fn jwk(&self) -> Value {
+        json!({
+            "kid": self.kid,
+            "kty": "RSA",
+            "alg": "RS256",
+            "use": "sig",
+            "e": URL_SAFE_NO_PAD.encode(self.key.e().to_bytes_be()),
+            "n": URL_SAFE_NO_PAD.encode(self.key.n().to_bytes_be()),
+        })
+    }
+
+    /// A token with the usual RS256 header naming this key.
+    pub fn sign(&self, claims: &Value) -> String {
+        self.sign_with_header(
+            &json!({"alg": "RS256", "kid": self.kid, "typ": "JWT"}),
+            claims,
+        )
+    }
+
+    /// A token with any header, signed RS256 with this key.
+    pub fn sign_with_header(&self, header: &Value, claims: &Value) -> String {
+        let signing_input = format!("{}.{}", encode_json(header), encode_json(claims));
+        let digest = Sha256::digest(signing_input.as_bytes());
+        let signature = self
+            .key
+            .sign(Pkcs1v15Sign::new::<Sha256>(), &digest)
+            .expect("RSA signing");
+        format!("{signing_input}.{}", URL_SAFE_NO_PAD.encode(signature))
+    }
+}
+
+/// Claims as Access puts them in an application token for a user.
+pub fn user_claims(team_domain: &str, aud: &str, email: &str, now: u64) -> Value {
+    json!({
+        "aud": [aud],
+        "email": email,
+        "exp": now + 600,
+        "iat": now,
+        "nbf": now,
+        "iss": team_domain,
+        "type": "app",
+        "identity_nonce": "test",
+        "sub": "7335d417-61da-459d-899c-0a01c76a2f94",
+        "country": "XX",
+    })
+}
+
+/// Claims as Access puts them in a token for a service token.
+pub fn service_claims(team_domain: &str, aud: &str, client_id: &str, now: u64) -> Value {
+    json!({
+        "aud": [aud],
+        "common_name": client_id,
+        "exp": now + 600,
+        "iat": now,
+        "iss": team_domain,
+        "type": "app",
+        "sub": "",
+    })
+}
+
+/// base64url of compact JSON, as JWS encodes its parts.
+pub fn encode_json(value: &Value) -> String {
+    URL_SAFE_NO_PAD.encode(serde_json::to_vec(value).expect("JSON"))
+}

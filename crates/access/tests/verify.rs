@@ -1,0 +1,423 @@
+//! Access token verification with real RS256 tokens from generated keys,
+//! against a JWKS served by a fake certs endpoint that counts its fetches.
+
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
+
+use access::testing::{encode_json, service_claims, user_claims, SigningKey};
+use access::{AccessPolicy, CacheSettings, Identity, Rejection, Verifier};
+use outbound::{BoxFuture, Bytes, Fetch, FetchError, Request, Response};
+use serde_json::{json, Value};
+
+const TEAM: &str = "https://example-team.cloudflareaccess.com";
+const AUD: &str = "4714c1358e65fe4b408ad6d432a5f878f08194bdb4752441fd56faefa9b2b6f2";
+const NOW: u64 = 1_800_000_000;
+
+/// Key generation is slow in debug builds: one pair of keys per test binary.
+fn keys() -> &'static (SigningKey, SigningKey) {
+    static KEYS: OnceLock<(SigningKey, SigningKey)> = OnceLock::new();
+    KEYS.get_or_init(|| (SigningKey::generate("key-a"), SigningKey::generate("key-b")))
+}
+
+/// The team's certs endpoint: serves whatever keys it is given, or fails.
+#[derive(Clone, Default)]
+struct Certs {
+    keys: Arc<Mutex<Vec<Value>>>,
+    down: Arc<Mutex<bool>>,
+    fetched: Arc<Mutex<Vec<String>>>,
+}
+
+impl Certs {
+    fn serving(keys: &[&SigningKey]) -> Self {
+        let certs = Certs::default();
+        certs.publish(keys);
+        certs
+    }
+    fn publish(&self, keys: &[&SigningKey]) {
+        *self.keys.lock().unwrap() = keys.iter().map(|k| k.jwk()).collect();
+    }
+    fn fetches(&self) -> usize {
+        self.fetched.lock().unwrap().len()
+    }
+}
+
+impl Fetch for Certs {
+    fn fetch(
+        &self,
+        request: Request,
+        _timeout: Duration,
+    ) -> BoxFuture<'_, Result<Response, FetchError>> {
+        self.fetched.lock().unwrap().push(request.uri().to_string());
+        let result = if *self.down.lock().unwrap() {
+            Err(FetchError::Network("connection refused".into()))
+        } else {
+            let body = json!({ "keys": *self.keys.lock().unwrap() }).to_string();
+            Ok(http::Response::new(Bytes::from(body)))
+        };
+        Box::pin(async move { result })
+    }
+}
+
+fn policy() -> AccessPolicy {
+    AccessPolicy {
+        team_domain: TEAM.into(),
+        audiences: vec![AUD.into(), "second-api-aud".into()],
+        binding_audiences: vec!["admin-site-aud".into()],
+        service_tokens: vec!["ci.access".into()],
+        leeway_secs: 60,
+    }
+}
+
+fn verifier() -> Verifier {
+    Verifier::new(
+        policy(),
+        CacheSettings {
+            max_age_secs: 3600,
+            cooldown_secs: 30,
+            fetch_timeout: Duration::from_secs(1),
+        },
+    )
+}
+
+fn user_token(key: &SigningKey) -> String {
+    key.sign(&user_claims(TEAM, AUD, "ada@example.com", NOW))
+}
+
+async fn verify(v: &Verifier, certs: &Certs, token: &str, now: u64) -> Result<Identity, Rejection> {
+    v.verify(token, certs, now, false).await
+}
+
+#[tokio::test]
+async fn a_valid_user_token_gives_the_email() {
+    let (a, _) = keys();
+    let certs = Certs::serving(&[a]);
+    let v = verifier();
+    let identity = verify(&v, &certs, &user_token(a), NOW).await.unwrap();
+    assert_eq!(
+        identity,
+        Identity::User {
+            email: "ada@example.com".into()
+        }
+    );
+    assert_eq!(identity.author(), "ada@example.com");
+    assert_eq!(
+        certs.fetched.lock().unwrap()[0],
+        format!("{TEAM}/cdn-cgi/access/certs")
+    );
+}
+
+#[tokio::test]
+async fn keys_are_fetched_once_and_reused() {
+    let (a, _) = keys();
+    let certs = Certs::serving(&[a]);
+    let v = verifier();
+    for i in 0..5 {
+        verify(&v, &certs, &user_token(a), NOW + i).await.unwrap();
+    }
+    assert_eq!(certs.fetches(), 1);
+}
+
+#[tokio::test]
+async fn alg_none_is_refused() {
+    let (a, _) = keys();
+    let certs = Certs::serving(&[a]);
+    let claims = encode_json(&user_claims(TEAM, AUD, "ada@example.com", NOW));
+    let header = encode_json(&json!({"alg": "none", "kid": a.kid}));
+    let err = verify(&verifier(), &certs, &format!("{header}.{claims}."), NOW)
+        .await
+        .unwrap_err();
+    assert_eq!(err, Rejection::UnsupportedAlgorithm("none".into()));
+    assert_eq!(err.status(), 401);
+    assert_eq!(certs.fetches(), 0, "refused before any key is needed");
+}
+
+#[tokio::test]
+async fn hs256_signed_with_the_public_key_is_refused() {
+    // The classic confusion: an HMAC keyed with the public key's bytes.
+    let (a, _) = keys();
+    let certs = Certs::serving(&[a]);
+    let public = a.jwk().to_string();
+    let token = a.sign_with_header(&json!({"alg": "HS256", "kid": a.kid}), &json!({}));
+    let (input, _) = token.rsplit_once('.').unwrap();
+    let forged = format!("{input}.{}", encode_json(&json!(public)));
+    let err = verify(&verifier(), &certs, &forged, NOW).await.unwrap_err();
+    assert_eq!(err, Rejection::UnsupportedAlgorithm("HS256".into()));
+}
+
+#[tokio::test]
+async fn a_token_signed_by_another_key_under_a_known_kid_is_refused() {
+    let (a, b) = keys();
+    let certs = Certs::serving(&[a]);
+    let impostor = b.sign_with_header(
+        &json!({"alg": "RS256", "kid": a.kid}),
+        &user_claims(TEAM, AUD, "ada@example.com", NOW),
+    );
+    let err = verify(&verifier(), &certs, &impostor, NOW)
+        .await
+        .unwrap_err();
+    assert_eq!(err, Rejection::BadSignature);
+}
+
+#[tokio::test]
+async fn changed_claims_break_the_signature() {
+    let (a, _) = keys();
+    let certs = Certs::serving(&[a]);
+    let token = user_token(a);
+    let parts: Vec<&str> = token.split('.').collect();
+    let other = encode_json(&user_claims(TEAM, AUD, "mallory@example.com", NOW));
+    let tampered = format!("{}.{other}.{}", parts[0], parts[2]);
+    let err = verify(&verifier(), &certs, &tampered, NOW)
+        .await
+        .unwrap_err();
+    assert_eq!(err, Rejection::BadSignature);
+}
+
+#[tokio::test]
+async fn an_unknown_kid_refetches_once_per_cooldown() {
+    let (a, b) = keys();
+    let certs = Certs::serving(&[a]);
+    let v = verifier();
+    verify(&v, &certs, &user_token(a), NOW).await.unwrap();
+    // Within the cooldown of the first fetch: no refetch at all.
+    let err = verify(&v, &certs, &user_token(b), NOW + 1)
+        .await
+        .unwrap_err();
+    assert_eq!(err, Rejection::UnknownKey);
+    assert_eq!(certs.fetches(), 1);
+    for i in 0..5 {
+        let err = verify(&v, &certs, &user_token(b), NOW + 31 + i)
+            .await
+            .unwrap_err();
+        assert_eq!(err, Rejection::UnknownKey);
+    }
+    assert_eq!(
+        certs.fetches(),
+        2,
+        "one initial fetch, one refetch for the unknown kid"
+    );
+}
+
+#[tokio::test]
+async fn a_rotated_key_is_picked_up_after_the_cooldown() {
+    let (a, b) = keys();
+    let certs = Certs::serving(&[a]);
+    let v = verifier();
+    verify(&v, &certs, &user_token(a), NOW).await.unwrap();
+    // Access publishes the next key beside the current one, then signs with it.
+    certs.publish(&[a, b]);
+    let identity = verify(&v, &certs, &user_token(b), NOW + 31).await.unwrap();
+    assert_eq!(
+        identity,
+        Identity::User {
+            email: "ada@example.com".into()
+        }
+    );
+    // The old key keeps working while it is still published.
+    verify(&v, &certs, &user_token(a), NOW + 32).await.unwrap();
+    assert_eq!(certs.fetches(), 2);
+}
+
+#[tokio::test]
+async fn a_retired_key_stops_working_once_the_set_is_refreshed() {
+    let (a, b) = keys();
+    let certs = Certs::serving(&[a, b]);
+    let v = verifier();
+    verify(&v, &certs, &user_token(a), NOW).await.unwrap();
+    certs.publish(&[b]);
+    let err = verify(&v, &certs, &user_token(a), NOW + 3600)
+        .await
+        .unwrap_err();
+    assert_eq!(err, Rejection::UnknownKey);
+}
+
+#[tokio::test]
+async fn expiry_and_not_before_allow_one_minute_of_skew() {
+    let (a, _) = keys();
+    let certs = Certs::serving(&[a]);
+    let v = verifier();
+    let mut claims = user_claims(TEAM, AUD, "ada@example.com", NOW);
+    claims["exp"] = json!(NOW - 30);
+    verify(&v, &certs, &a.sign(&claims), NOW).await.unwrap();
+    claims["exp"] = json!(NOW - 61);
+    let err = verify(&v, &certs, &a.sign(&claims), NOW).await.unwrap_err();
+    assert_eq!(err, Rejection::Expired);
+    assert_eq!(err.status(), 401);
+
+    let mut claims = user_claims(TEAM, AUD, "ada@example.com", NOW);
+    claims["nbf"] = json!(NOW + 30);
+    verify(&v, &certs, &a.sign(&claims), NOW).await.unwrap();
+    claims["nbf"] = json!(NOW + 61);
+    let err = verify(&v, &certs, &a.sign(&claims), NOW).await.unwrap_err();
+    assert_eq!(err, Rejection::NotYetValid);
+
+    let mut claims = user_claims(TEAM, AUD, "ada@example.com", NOW);
+    claims.as_object_mut().unwrap().remove("exp");
+    let err = verify(&v, &certs, &a.sign(&claims), NOW).await.unwrap_err();
+    assert!(matches!(err, Rejection::Malformed(_)), "{err:?}");
+}
+
+#[tokio::test]
+async fn a_token_for_another_application_is_forbidden() {
+    let (a, _) = keys();
+    let certs = Certs::serving(&[a]);
+    let v = verifier();
+    let token = a.sign(&user_claims(TEAM, "some-other-app", "ada@example.com", NOW));
+    let err = verify(&v, &certs, &token, NOW).await.unwrap_err();
+    assert_eq!(err, Rejection::WrongAudience);
+    assert_eq!(err.status(), 403);
+    // `aud` as a plain string is accepted too.
+    let mut claims = user_claims(TEAM, AUD, "ada@example.com", NOW);
+    claims["aud"] = json!("second-api-aud");
+    verify(&v, &certs, &a.sign(&claims), NOW).await.unwrap();
+}
+
+#[tokio::test]
+async fn the_admin_sites_tokens_count_only_through_the_binding() {
+    let (a, _) = keys();
+    let certs = Certs::serving(&[a]);
+    let v = verifier();
+    let token = a.sign(&user_claims(TEAM, "admin-site-aud", "ada@example.com", NOW));
+    let err = v.verify(&token, &certs, NOW, false).await.unwrap_err();
+    assert_eq!(err, Rejection::WrongAudience);
+    let identity = v.verify(&token, &certs, NOW, true).await.unwrap();
+    assert_eq!(
+        identity,
+        Identity::User {
+            email: "ada@example.com".into()
+        }
+    );
+}
+
+#[tokio::test]
+async fn a_token_from_another_team_is_refused() {
+    let (a, _) = keys();
+    let certs = Certs::serving(&[a]);
+    let token = a.sign(&user_claims(
+        "https://evil.cloudflareaccess.com",
+        AUD,
+        "ada@example.com",
+        NOW,
+    ));
+    let err = verify(&verifier(), &certs, &token, NOW).await.unwrap_err();
+    assert_eq!(err, Rejection::WrongIssuer);
+}
+
+#[tokio::test]
+async fn service_tokens_are_let_in_only_when_listed() {
+    let (a, _) = keys();
+    let certs = Certs::serving(&[a]);
+    let v = verifier();
+    let ok = a.sign(&service_claims(TEAM, AUD, "ci.access", NOW));
+    assert_eq!(
+        verify(&v, &certs, &ok, NOW).await.unwrap(),
+        Identity::Service {
+            client_id: "ci.access".into()
+        }
+    );
+    let other = a.sign(&service_claims(TEAM, AUD, "someone-else.access", NOW));
+    let err = verify(&v, &certs, &other, NOW).await.unwrap_err();
+    assert_eq!(err, Rejection::ServiceTokenNotAllowed);
+    assert_eq!(err.status(), 403);
+}
+
+#[tokio::test]
+async fn without_reachable_keys_the_answer_is_unavailable_not_unauthorised() {
+    let (a, _) = keys();
+    let certs = Certs::serving(&[a]);
+    *certs.down.lock().unwrap() = true;
+    let err = verify(&verifier(), &certs, &user_token(a), NOW)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Rejection::KeysUnavailable(_)), "{err:?}");
+    assert_eq!(err.status(), 503);
+}
+
+#[tokio::test]
+async fn cached_keys_outlive_a_failing_refresh() {
+    let (a, _) = keys();
+    let certs = Certs::serving(&[a]);
+    let v = verifier();
+    verify(&v, &certs, &user_token(a), NOW).await.unwrap();
+    *certs.down.lock().unwrap() = true;
+    let later = a.sign(&user_claims(TEAM, AUD, "ada@example.com", NOW + 7200));
+    verify(&v, &certs, &later, NOW + 7200).await.unwrap();
+    assert_eq!(certs.fetches(), 2, "the refresh was tried");
+}
+
+#[tokio::test]
+async fn garbage_is_malformed_and_never_fetches() {
+    let (a, _) = keys();
+    let certs = Certs::serving(&[a]);
+    let v = verifier();
+    let crit = a.sign_with_header(
+        &json!({"alg": "RS256", "kid": a.kid, "crit": ["exp"]}),
+        &user_claims(TEAM, AUD, "ada@example.com", NOW),
+    );
+    let no_kid = a.sign_with_header(&json!({"alg": "RS256"}), &json!({}));
+    let long = "a".repeat(20_000);
+    for token in [
+        "a",
+        "a.b",
+        "a.b.c.d",
+        "!!!.b.c",
+        "e30.e30.e30",
+        "eyJhbGciOiJSUzI1NiJ9.%%%.sig",
+        crit.as_str(),
+        no_kid.as_str(),
+        long.as_str(),
+    ] {
+        let err = verify(&v, &certs, token, NOW).await.unwrap_err();
+        assert!(
+            matches!(
+                err,
+                Rejection::Malformed(_) | Rejection::UnsupportedAlgorithm(_)
+            ),
+            "{token:.40}: {err:?}"
+        );
+        if token.len() > 8 {
+            assert!(
+                !err.to_string().contains(token),
+                "the message echoes the token"
+            );
+        }
+    }
+    assert_eq!(
+        verify(&v, &certs, "", NOW).await.unwrap_err(),
+        Rejection::Missing
+    );
+    assert_eq!(certs.fetches(), 0);
+}
+
+#[test]
+fn the_token_comes_from_the_header_or_else_the_cookie() {
+    let mut headers = http::HeaderMap::new();
+    assert_eq!(access::token_from_headers(&headers), None);
+    headers.insert(
+        "cookie",
+        "theme=dark; CF_Authorization=from-cookie; x=1"
+            .parse()
+            .unwrap(),
+    );
+    assert_eq!(access::token_from_headers(&headers), Some("from-cookie"));
+    headers.insert("cf-access-jwt-assertion", "from-header".parse().unwrap());
+    assert_eq!(access::token_from_headers(&headers), Some("from-header"));
+}
+
+#[test]
+fn jwks_entries_that_are_not_rs256_signing_keys_are_skipped() {
+    let (a, b) = keys();
+    let mut enc = b.jwk();
+    enc["use"] = json!("enc");
+    let ec = json!({"kid": "ec", "kty": "EC", "crv": "P-256", "x": "AA", "y": "AA"});
+    let certs = Certs::default();
+    *certs.keys.lock().unwrap() = vec![ec, enc, a.jwk()];
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    let v = verifier();
+    rt.block_on(async {
+        verify(&v, &certs, &user_token(a), NOW).await.unwrap();
+        let err = verify(&v, &certs, &user_token(b), NOW).await.unwrap_err();
+        assert_eq!(err, Rejection::UnknownKey);
+    });
+}
