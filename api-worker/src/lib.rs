@@ -1,7 +1,7 @@
 //! The API Worker: a thin shell that turns Worker events into calls on the
 //! axum router of the `api` crate, and gives it what only the Workers
-//! runtime has (bindings, clock, randomness). Protocol and domain logic
-//! belong in the pure crates, not here.
+//! runtime has (bindings, clock, randomness, `fetch`, timers). Protocol and
+//! domain logic belong in the pure crates, not here.
 
 mod entry {
     use std::sync::{Arc, OnceLock};
@@ -10,6 +10,8 @@ mod entry {
     use axum::Router;
     use tower_service::Service;
     use worker::{event, js_sys, Context, Env, HttpRequest};
+
+    use crate::platform::{WorkerFetch, WorkerTimer};
 
     /// The router, built on the first request of each isolate from its
     /// bindings (which do not change while the isolate lives) and cloned
@@ -30,6 +32,8 @@ mod entry {
         Platform {
             now_millis,
             random_u64,
+            fetch: Arc::new(WorkerFetch),
+            timer: Arc::new(WorkerTimer),
         }
     }
 
@@ -60,3 +64,5 @@ mod entry {
         Ok(router(&env).call(req).await?)
     }
 }
+
+mod platform;

@@ -10,12 +10,52 @@ use serde::Serialize;
 /// Deployment environments, as named in wrangler.toml.
 pub const ENVIRONMENTS: [&str; 4] = ["dev", "rc", "stg", "prd"];
 
-#[derive(Debug, Clone)]
+/// Default for `REQUEST_DEADLINE_MS`: well under what a browser or the
+/// Pages shim waits, so the client gets a 504 problem, not a dropped
+/// connection.
+pub const DEFAULT_REQUEST_DEADLINE_MS: u64 = 10_000;
+
+#[derive(Clone)]
 pub struct Config {
     /// `ENVIRONMENT`: dev, rc, stg or prd.
     pub environment: String,
     /// `ALLOWED_ORIGINS`: comma-separated browser origins allowed by CORS.
     pub allowed_origins: Vec<HeaderValue>,
+    /// Cloudflare Access for admin routes; `None` when not configured
+    /// (admin routes then answer 503 and `/readyz` says why).
+    pub access: Option<AccessConfig>,
+    /// `BINDING_SECRET` (secret): proves a request came through the Pages
+    /// shim's service binding. `None` when not set: no request is then
+    /// treated as coming through the binding.
+    pub binding_secret: Option<String>,
+    /// `REQUEST_DEADLINE_MS`: the most a request may take before it is
+    /// answered with a 504 problem.
+    pub request_deadline_ms: u64,
+}
+
+impl std::fmt::Debug for Config {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Config")
+            .field("environment", &self.environment)
+            .field("allowed_origins", &self.allowed_origins)
+            .field("access", &self.access)
+            .field(
+                "binding_secret",
+                &self.binding_secret.as_ref().map(|_| "<set>"),
+            )
+            .field("request_deadline_ms", &self.request_deadline_ms)
+            .finish()
+    }
+}
+
+/// Cloudflare Access settings.
+#[derive(Debug, Clone)]
+pub struct AccessConfig {
+    /// `ACCESS_TEAM_DOMAIN`, `ACCESS_AUD`, `ACCESS_BINDING_AUD` and
+    /// `ACCESS_SERVICE_TOKENS`.
+    pub policy: access::AccessPolicy,
+    /// `ACCESS_JWKS_COOLDOWN_SECS` and the fixed cache settings.
+    pub cache: access::CacheSettings,
 }
 
 /// A value that is missing or malformed: which, and what is wrong with it.
@@ -74,13 +114,133 @@ impl Config {
                 })
                 .collect(),
         };
+        let access = load_access(&get, &environment, &mut issues);
+        let binding_secret = match get("BINDING_SECRET") {
+            Some(secret) if secret.len() >= 32 => Some(secret),
+            Some(_) => {
+                issues.push(ConfigIssue {
+                    name: "BINDING_SECRET",
+                    problem: "is too short (at least 32 characters)".into(),
+                });
+                None
+            }
+            None => {
+                issues.push(ConfigIssue {
+                    name: "BINDING_SECRET",
+                    problem: "is not set (secret shared with the Pages shim)".into(),
+                });
+                None
+            }
+        };
+        let request_deadline_ms = parse_number(
+            &get,
+            "REQUEST_DEADLINE_MS",
+            100..=30_000,
+            DEFAULT_REQUEST_DEADLINE_MS,
+            &mut issues,
+        );
         (
             Config {
                 environment,
                 allowed_origins,
+                access,
+                binding_secret,
+                request_deadline_ms,
             },
             issues,
         )
+    }
+}
+
+/// Access needs the team domain and at least one audience; the rest is
+/// optional.
+fn load_access(
+    get: &impl Fn(&str) -> Option<String>,
+    environment: &str,
+    issues: &mut Vec<ConfigIssue>,
+) -> Option<AccessConfig> {
+    let team_domain = match get("ACCESS_TEAM_DOMAIN") {
+        None => {
+            issues.push(ConfigIssue {
+                name: "ACCESS_TEAM_DOMAIN",
+                problem: "is not set (e.g. https://<team>.cloudflareaccess.com)".into(),
+            });
+            None
+        }
+        Some(domain) => match parse_origin(domain.trim(), environment) {
+            Ok(_) => Some(domain.trim().to_owned()),
+            Err(problem) => {
+                issues.push(ConfigIssue {
+                    name: "ACCESS_TEAM_DOMAIN",
+                    problem: problem.to_owned(),
+                });
+                None
+            }
+        },
+    };
+    let audiences = list(get("ACCESS_AUD"));
+    if audiences.is_empty() {
+        issues.push(ConfigIssue {
+            name: "ACCESS_AUD",
+            problem: "is not set (the AUD tags of the API's Access applications)".into(),
+        });
+    }
+    let cooldown_secs = parse_number(
+        get,
+        "ACCESS_JWKS_COOLDOWN_SECS",
+        0..=3600,
+        access::CacheSettings::default().cooldown_secs,
+        issues,
+    );
+    Some(AccessConfig {
+        policy: access::AccessPolicy {
+            team_domain: team_domain?,
+            audiences: (!audiences.is_empty()).then_some(audiences)?,
+            binding_audiences: list(get("ACCESS_BINDING_AUD")),
+            service_tokens: list(get("ACCESS_SERVICE_TOKENS")),
+            leeway_secs: access::DEFAULT_LEEWAY_SECS,
+        },
+        cache: access::CacheSettings {
+            cooldown_secs,
+            ..access::CacheSettings::default()
+        },
+    })
+}
+
+/// A comma-separated list, blanks dropped.
+fn list(value: Option<String>) -> Vec<String> {
+    value
+        .unwrap_or_default()
+        .split(',')
+        .map(str::trim)
+        .filter(|item| !item.is_empty())
+        .map(str::to_owned)
+        .collect()
+}
+
+/// An optional whole number within `range`, else `default` (and an issue
+/// when it was set but wrong).
+fn parse_number(
+    get: &impl Fn(&str) -> Option<String>,
+    name: &'static str,
+    range: std::ops::RangeInclusive<u64>,
+    default: u64,
+    issues: &mut Vec<ConfigIssue>,
+) -> u64 {
+    match get(name).map(|v| v.trim().parse::<u64>()) {
+        None => default,
+        Some(Ok(n)) if range.contains(&n) => n,
+        Some(_) => {
+            issues.push(ConfigIssue {
+                name,
+                problem: format!(
+                    "must be a whole number from {} to {}",
+                    range.start(),
+                    range.end()
+                ),
+            });
+            default
+        }
     }
 }
 
@@ -117,26 +277,70 @@ mod tests {
         Config::load(|name| vars.get(name).cloned())
     }
 
+    const COMPLETE: [(&str, &str); 5] = [
+        ("ENVIRONMENT", "rc"),
+        (
+            "ALLOWED_ORIGINS",
+            "https://www.rc.example.com, https://admin.rc.example.com",
+        ),
+        ("ACCESS_TEAM_DOMAIN", "https://team.cloudflareaccess.com"),
+        ("ACCESS_AUD", "aud-api, aud-api-2"),
+        ("BINDING_SECRET", "0123456789abcdef0123456789abcdef"),
+    ];
+
     #[test]
     fn a_complete_configuration_has_no_issues() {
-        let (config, issues) = load(&[
-            ("ENVIRONMENT", "rc"),
-            (
-                "ALLOWED_ORIGINS",
-                "https://www.rc.example.com, https://admin.rc.example.com",
-            ),
-        ]);
+        let (config, issues) = load(&COMPLETE);
         assert!(issues.is_empty(), "{issues:?}");
         assert_eq!(config.environment, "rc");
         assert_eq!(config.allowed_origins.len(), 2);
         assert_eq!(config.allowed_origins[1], "https://admin.rc.example.com");
+        let access = config.access.expect("access configured");
+        assert_eq!(access.policy.audiences, ["aud-api", "aud-api-2"]);
+        assert!(access.policy.binding_audiences.is_empty());
+        assert_eq!(access.cache.cooldown_secs, 30);
+        assert_eq!(config.request_deadline_ms, DEFAULT_REQUEST_DEADLINE_MS);
+    }
+
+    #[test]
+    fn optional_settings_are_checked_when_set() {
+        let mut vars = COMPLETE.to_vec();
+        vars.extend([
+            ("REQUEST_DEADLINE_MS", "5"),
+            ("ACCESS_JWKS_COOLDOWN_SECS", "soon"),
+            ("ACCESS_SERVICE_TOKENS", "ci.access, health.access"),
+        ]);
+        let (config, issues) = load(&vars);
+        let names: Vec<_> = issues.iter().map(|i| i.name).collect();
+        assert_eq!(names, ["ACCESS_JWKS_COOLDOWN_SECS", "REQUEST_DEADLINE_MS"]);
+        assert_eq!(config.request_deadline_ms, DEFAULT_REQUEST_DEADLINE_MS);
+        let access = config.access.unwrap();
+        assert_eq!(access.policy.service_tokens, ["ci.access", "health.access"]);
+    }
+
+    #[test]
+    fn the_binding_secret_is_never_shown() {
+        let (config, _) = load(&COMPLETE);
+        assert!(!format!("{config:?}").contains("0123456789abcdef"));
+        let (_, issues) = load(&[("BINDING_SECRET", "short-s3cr3t")]);
+        assert!(issues.iter().any(|i| i.name == "BINDING_SECRET"));
+        assert!(!format!("{issues:?}").contains("short-s3cr3t"));
     }
 
     #[test]
     fn every_missing_value_is_named() {
         let (_, issues) = load(&[]);
         let names: Vec<_> = issues.iter().map(|i| i.name).collect();
-        assert_eq!(names, ["ENVIRONMENT", "ALLOWED_ORIGINS"]);
+        assert_eq!(
+            names,
+            [
+                "ENVIRONMENT",
+                "ALLOWED_ORIGINS",
+                "ACCESS_TEAM_DOMAIN",
+                "ACCESS_AUD",
+                "BINDING_SECRET"
+            ]
+        );
     }
 
     #[test]
@@ -149,8 +353,8 @@ mod tests {
             ),
         ]);
         assert_eq!(config.allowed_origins, ["https://ok.example.com"]);
-        assert_eq!(issues.len(), 4, "{issues:?}");
-        assert!(issues.iter().all(|i| i.name == "ALLOWED_ORIGINS"));
+        let origin_issues = issues.iter().filter(|i| i.name == "ALLOWED_ORIGINS");
+        assert_eq!(origin_issues.count(), 4, "{issues:?}");
     }
 
     #[test]
@@ -159,7 +363,7 @@ mod tests {
             ("ENVIRONMENT", "dev"),
             ("ALLOWED_ORIGINS", "http://localhost:8788"),
         ]);
-        assert!(issues.is_empty());
+        assert!(!issues.iter().any(|i| i.name == "ALLOWED_ORIGINS"));
         assert_eq!(config.allowed_origins, ["http://localhost:8788"]);
     }
 

@@ -1,9 +1,11 @@
 //! Everything that applies to every route, in one place: request ids,
-//! `server-timing`, problem documents for what axum answers by itself
-//! (405), CORS and security headers. [`apply`] wraps a router in all of
-//! them, in the order documented there.
+//! `server-timing`, service-binding trust, the request deadline, problem
+//! documents for what axum answers by itself (405), CORS and security
+//! headers. [`apply`] wraps a router in all of them, in the order
+//! documented there.
 
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use axum::extract::{Request, State};
 use axum::http::{header, HeaderName, HeaderValue, Method, StatusCode};
@@ -13,7 +15,7 @@ use axum::Router;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 
 use crate::problem::{Problem, ProblemType};
-use crate::App;
+use crate::{trust, App};
 
 pub const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 const CF_RAY: &str = "cf-ray";
@@ -74,10 +76,11 @@ impl Timings {
 }
 
 /// Wraps `router` in the cross-cutting layers. From the outside in:
-/// 1. request id, timing and problem finishing ([`edge`]), so that every
-///    response, CORS preflights and 405s included, carries `x-request-id`,
-///    `server-timing` and [`SECURITY_HEADERS`], and every problem document
-///    its `instance`;
+/// 1. request id, timing, trust, deadline and problem finishing
+///    ([`edge`]), so that every response, CORS preflights and 405s
+///    included, carries `x-request-id`, `server-timing` and
+///    [`SECURITY_HEADERS`], every problem document its `instance`, and no
+///    request runs past its deadline;
 /// 2. CORS: preflights are answered here, before any route or storage.
 pub fn apply(router: Router<Arc<App>>, app: &Arc<App>) -> Router<Arc<App>> {
     router
@@ -120,7 +123,9 @@ fn cors(app: &App) -> CorsLayer {
 }
 
 /// The outermost layer: assigns the request id, measures the request,
-/// turns axum's bare 405 into a problem document and stamps `instance`.
+/// sorts binding from internet traffic ([`trust::classify`]), cuts the
+/// request off at its deadline (504), turns axum's bare 405 into a problem
+/// document and stamps `instance`.
 async fn edge(State(app): State<Arc<App>>, mut request: Request, next: Next) -> Response {
     let started = (app.platform.now_millis)();
     let id = request
@@ -140,7 +145,28 @@ async fn edge(State(app): State<Arc<App>>, mut request: Request, next: Next) -> 
     request.extensions_mut().insert(RequestId(id.clone()));
     request.extensions_mut().insert(timings.clone());
 
-    let mut response = next.run(request).await;
+    let secret = app.config.binding_secret.as_deref();
+    let mut response = match trust::classify(request.headers_mut(), secret) {
+        Err(refused) => Problem::from(refused).into_response(),
+        Ok((caller, client_ip)) => {
+            request.extensions_mut().insert(caller);
+            request.extensions_mut().insert(client_ip);
+            let limit = Duration::from_millis(app.config.request_deadline_ms);
+            outbound::deadline(app.platform.timer.as_ref(), limit, next.run(request))
+                .await
+                .unwrap_or_else(|_| {
+                    Problem::new(
+                        ProblemType::Timeout,
+                        format!(
+                            "The request did not finish within {} ms; nothing was changed \
+                             unless a later read shows it.",
+                            limit.as_millis()
+                        ),
+                    )
+                    .into_response()
+                })
+        }
+    };
 
     if response.status() == StatusCode::METHOD_NOT_ALLOWED
         && response.extensions().get::<Problem>().is_none()

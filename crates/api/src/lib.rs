@@ -4,33 +4,50 @@
 //! configuration source) comes in through [`Platform`] and [`Config`], so
 //! the whole API runs in native tests exactly as in the Worker.
 
+mod admin;
 pub mod config;
 pub mod extract;
 mod health;
 pub mod layers;
 pub mod openapi;
 pub mod problem;
+#[cfg(feature = "test-routes")]
+mod test_routes;
+pub mod trust;
 
 use std::sync::Arc;
 
 use axum::Router;
 
+pub use admin::Admin;
 pub use config::{Config, ConfigIssue};
 pub use health::BuildInfo;
 pub use problem::{Problem, ProblemType};
 
-/// What the runtime provides. Plain function pointers, so the state stays
-/// `Send + Sync` even though the Worker's implementations call into JS.
-#[derive(Debug, Clone, Copy)]
+/// What the runtime provides: clock, randomness, outbound HTTP and timers.
+/// The Worker binds these to JS (`Date.now`, `fetch`, `setTimeout`); native
+/// tests to std, reqwest and tokio. Everything is `Send + Sync` so axum can
+/// share it, even though the Worker's implementations call into JS.
+#[derive(Clone)]
 pub struct Platform {
     /// Milliseconds since the Unix epoch (`Date.now()` in the Worker).
     pub now_millis: fn() -> f64,
     /// Random bits for request ids (not for secrets).
     pub random_u64: fn() -> u64,
+    /// HTTP to other services (the Access certs endpoint, TiDB, ...).
+    pub fetch: Arc<dyn outbound::Fetch>,
+    /// Sleeping, for deadlines.
+    pub timer: Arc<dyn outbound::Timer>,
 }
 
 impl Platform {
+    /// Seconds since the Unix epoch.
+    pub fn now_secs(&self) -> u64 {
+        ((self.now_millis)() / 1000.0) as u64
+    }
+
     /// The platform of native tests and tools.
+    #[cfg(feature = "native")]
     pub fn native() -> Self {
         fn now_millis() -> f64 {
             std::time::SystemTime::now()
@@ -45,6 +62,8 @@ impl Platform {
         Platform {
             now_millis,
             random_u64,
+            fetch: Arc::new(outbound::ReqwestFetch::default()),
+            timer: Arc::new(outbound::TokioTimer),
         }
     }
 }
@@ -55,15 +74,23 @@ pub struct App {
     /// What is wrong with the configuration; `/readyz` reports it.
     pub config_issues: Vec<ConfigIssue>,
     pub platform: Platform,
+    /// Checks Access tokens of admin routes, with the team's keys cached
+    /// for the life of the isolate; `None` when Access is not configured.
+    pub access: Option<access::Verifier>,
 }
 
 impl App {
     pub fn new(get_var: impl Fn(&str) -> Option<String>, platform: Platform) -> Arc<App> {
         let (config, config_issues) = Config::load(get_var);
+        let access = config
+            .access
+            .as_ref()
+            .map(|a| access::Verifier::new(a.policy.clone(), a.cache));
         Arc::new(App {
             config,
             config_issues,
             platform,
+            access,
         })
     }
 }
@@ -72,7 +99,9 @@ impl App {
 /// [`layers::apply`] adds the cross-cutting behaviour; anything unmatched
 /// is a 404 problem document.
 pub fn router(app: Arc<App>) -> Router {
-    let (routes, _document) = openapi::routes(health::routes());
+    let (routes, _document) = openapi::routes(health::routes().merge(admin::routes()));
+    #[cfg(feature = "test-routes")]
+    let routes = routes.merge(test_routes::routes());
     layers::apply(routes.fallback(not_found), &app).with_state(app)
 }
 

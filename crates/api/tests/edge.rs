@@ -19,7 +19,13 @@ fn app(vars: &[(&str, &str)]) -> axum::Router {
 }
 
 fn configured() -> axum::Router {
-    app(&[("ENVIRONMENT", "rc"), ("ALLOWED_ORIGINS", ORIGIN)])
+    app(&[
+        ("ENVIRONMENT", "rc"),
+        ("ALLOWED_ORIGINS", ORIGIN),
+        ("ACCESS_TEAM_DOMAIN", "https://team.cloudflareaccess.com"),
+        ("ACCESS_AUD", "api-aud"),
+        ("BINDING_SECRET", "0123456789abcdef0123456789abcdef"),
+    ])
 }
 
 async fn send(router: axum::Router, request: Request<Body>) -> (Response, serde_json::Value) {

@@ -1,0 +1,79 @@
+// The Worker's entry: worker-build's module (api-worker/build/index.js), plus
+// the one thing Rust cannot do for itself: answer after it has trapped.
+//
+// The release build aborts on panic (panic=abort keeps the wasm small; unwinding
+// needs a nightly std). A panic, like any wasm trap, kills the instance in the
+// middle of a request: the Rust side can no longer respond, and when the trap
+// happens inside a promise callback the request's promise never settles.
+// worker-build's module re-instantiates the wasm on the next call, so the
+// isolate recovers; this wrapper makes the failed request end properly too:
+// every request in flight when a trap is reported gets a 500 problem document
+// with its request id, exactly as the Rust API formats its own errors.
+import Api from "./build/index.js";
+
+/** Rejecters of the requests in flight, called when the wasm instance traps. */
+const inFlight = new Set();
+
+addEventListener("error", (event) => {
+  if (event.error instanceof WebAssembly.RuntimeError) {
+    for (const fail of inFlight) fail(event.error);
+  }
+});
+
+function requestId(request) {
+  const ray = request.headers.get("cf-ray");
+  if (ray && ray.length <= 64 && /^[\x21-\x7e]+$/.test(ray)) return ray;
+  return crypto.randomUUID().replaceAll("-", "");
+}
+
+/** The 500 problem document, with the headers the Rust edge layer sends. */
+function internalError(request, env, id) {
+  const headers = new Headers({
+    "content-type": "application/problem+json",
+    "x-request-id": id,
+    "x-content-type-options": "nosniff",
+    "x-frame-options": "DENY",
+    "referrer-policy": "no-referrer",
+    "strict-transport-security": "max-age=31536000; includeSubDomains",
+    "content-security-policy": "default-src 'none'; frame-ancestors 'none'",
+    "cross-origin-resource-policy": "same-site",
+  });
+  const origin = request.headers.get("origin");
+  const allowed = String(env.ALLOWED_ORIGINS ?? "").split(",").map((o) => o.trim());
+  if (origin && allowed.includes(origin)) {
+    headers.set("access-control-allow-origin", origin);
+    headers.set("access-control-allow-credentials", "true");
+    headers.set("access-control-expose-headers", "x-request-id");
+    headers.set("vary", "origin");
+  }
+  const body = {
+    type: "/problems/internal",
+    title: "Internal error",
+    status: 500,
+    detail: "The request failed on our side; it has been reported.",
+    instance: id,
+  };
+  return new Response(JSON.stringify(body), { status: 500, headers });
+}
+
+export default {
+  async fetch(request, env, ctx) {
+    // The id the Rust side will also pick (cf-ray) or, if it never gets to
+    // answer, the one the problem document carries.
+    const id = requestId(request);
+    let fail;
+    const trapped = new Promise((_, reject) => {
+      fail = reject;
+    });
+    inFlight.add(fail);
+    try {
+      const api = new Api(ctx, env);
+      return await Promise.race([api.fetch(request), trapped]);
+    } catch (error) {
+      console.error("request failed with a wasm trap", id, String(error));
+      return internalError(request, env, id);
+    } finally {
+      inFlight.delete(fail);
+    }
+  },
+};
