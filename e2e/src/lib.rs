@@ -57,3 +57,67 @@ pub async fn json(request: reqwest::RequestBuilder) -> serde_json::Value {
     let text = response.text().await.expect("body read");
     serde_json::from_str(&text).unwrap_or_else(|e| panic!("{status}: not JSON ({e}): {text}"))
 }
+
+/// Seconds since the Unix epoch.
+pub fn now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock after 1970")
+        .as_secs()
+}
+
+/// The Access team of the stack: its signing key and the tokens it issues.
+pub mod access {
+    use std::sync::OnceLock;
+
+    pub use access::testing::{encode_json, service_claims, user_claims, SigningKey};
+
+    use super::stack;
+
+    /// The key the stack's Access stand-in publishes.
+    pub fn team_key() -> &'static SigningKey {
+        static KEY: OnceLock<SigningKey> = OnceLock::new();
+        KEY.get_or_init(|| {
+            let team = &stack().access;
+            let pem = std::fs::read_to_string(&team.key_file).expect("the team key file");
+            SigningKey::from_pem(&team.kid, &pem).expect("the team key")
+        })
+    }
+
+    /// A token for `email`, as Access issues it for the API's application.
+    pub fn user_token(email: &str) -> String {
+        let team = &stack().access;
+        team_key().sign(&user_claims(
+            &team.team_domain,
+            &team.aud,
+            email,
+            super::now(),
+        ))
+    }
+
+    /// Publishes one more key on the stand-in (a rotation begins).
+    pub async fn publish(key: &SigningKey) {
+        let url = format!("{}/_standin/keys", stack().access.team_domain);
+        let response = super::http()
+            .post(url)
+            .json(&key.jwk())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 204, "publishing a key");
+    }
+
+    /// How many times the certs endpoint was fetched.
+    pub async fn certs_fetches() -> u64 {
+        let url = format!("{}/_standin/stats", stack().access.team_domain);
+        let stats: serde_json::Value = super::http()
+            .get(url)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        stats["certs_fetches"].as_u64().expect("certs_fetches")
+    }
+}

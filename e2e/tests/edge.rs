@@ -168,3 +168,32 @@ async fn the_openapi_document_is_served_by_the_worker() {
     assert!(document["paths"]["/healthz"]["get"].is_object());
     assert!(document["paths"]["/readyz"]["get"]["responses"]["503"].is_object());
 }
+
+#[tokio::test]
+async fn a_request_past_its_deadline_is_a_504_problem() {
+    let deadline = stack().api.as_ref().unwrap().request_deadline_ms;
+    let response = http()
+        .get(format!("{}/_test/sleep?ms={}", api(), deadline + 5000))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 504);
+    let body: serde_json::Value = response.json().await.unwrap();
+    assert_eq!(body["type"], "/problems/timeout");
+    assert!(body["detail"]
+        .as_str()
+        .unwrap()
+        .contains(&deadline.to_string()));
+}
+
+#[tokio::test]
+async fn bad_query_parameters_are_400_problems() {
+    let response = http()
+        .get(format!("{}/_test/sleep?ms=soon", api()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 400);
+    let body: serde_json::Value = response.json().await.unwrap();
+    assert_eq!(body["type"], "/problems/bad-request");
+}

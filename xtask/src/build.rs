@@ -29,6 +29,27 @@ pub fn wasm_target_dir() -> PathBuf {
     root().join("target/wasm")
 }
 
+/// Which Worker to build. The two differ only in cargo features, and the
+/// input stamp records which one `api-worker/build/` holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Variant {
+    /// What is deployed: no test-only code.
+    Deploy,
+    /// The local stack's Worker (`dev`, `test`): with the `test-routes`
+    /// feature (a panic route and a slow route for failure tests).
+    Local,
+}
+
+impl Variant {
+    fn cargo_features(self) -> &'static [&'static str] {
+        match self {
+            Variant::Deploy => &[],
+            Variant::Local => &["--features", "test-routes"],
+        }
+    }
+}
+
 #[derive(Debug, Serialize)]
 pub struct BundleFile {
     pub path: String,
@@ -39,6 +60,7 @@ pub struct BundleFile {
 #[derive(Debug, Serialize)]
 pub struct BundleReport {
     pub commit: String,
+    pub variant: Variant,
     /// False when the previous build was still up to date.
     pub rebuilt: bool,
     pub files: Vec<BundleFile>,
@@ -59,7 +81,7 @@ pub struct DeployBundle {
 
 pub fn run(ui: &Ui, flags: &flags::Build) -> anyhow::Result<()> {
     let tools = install::build_tools(ui)?;
-    let mut report = worker(ui, &tools)?;
+    let mut report = worker(ui, &tools, Variant::Deploy)?;
     if let Some(env) = flags.env {
         report.deploy_bundle = Some(ui.step(
             &format!("wrangler deploy --dry-run --env {}", env.name()),
@@ -75,20 +97,27 @@ pub fn run(ui: &Ui, flags: &flags::Build) -> anyhow::Result<()> {
 }
 
 /// Builds the Worker unless it is up to date, and measures it.
-pub fn worker(ui: &Ui, tools: &BuildTools) -> anyhow::Result<BundleReport> {
+pub fn worker(ui: &Ui, tools: &BuildTools, variant: Variant) -> anyhow::Result<BundleReport> {
     let commit = project::git_commit();
     let stamp_path = wasm_target_dir().join("edge-api-inputs.stamp");
-    let stamp = inputs_stamp(&commit, tools)?;
+    let stamp = format!("variant {variant:?}\n{}", inputs_stamp(&commit, tools)?);
     let up_to_date = std::fs::read_to_string(&stamp_path).is_ok_and(|s| s == stamp)
         && bundle_dir().join("index.js").exists()
         && bundle_dir().join("index_bg.wasm").exists();
     if up_to_date {
         ui.info("  ok    Worker bundle is up to date");
     } else {
-        ui.step("build the Worker (worker-build --release)", || {
+        let title = match variant {
+            Variant::Deploy => "build the Worker (worker-build --release)",
+            Variant::Local => "build the local Worker (worker-build --release, test-routes)",
+        };
+        ui.step(title, || {
             let mut cmd = Command::new(&tools.worker_build);
-            cmd.arg("--release")
-                .current_dir(root().join("api-worker"))
+            cmd.arg("--release");
+            if !variant.cargo_features().is_empty() {
+                cmd.arg("--").args(variant.cargo_features());
+            }
+            cmd.current_dir(root().join("api-worker"))
                 .env("CARGO_TARGET_DIR", wasm_target_dir())
                 .env("WASM_BINDGEN_BIN", &tools.wasm_bindgen)
                 .env("WASM_OPT_BIN", &tools.wasm_opt)
@@ -110,6 +139,7 @@ pub fn worker(ui: &Ui, tools: &BuildTools) -> anyhow::Result<BundleReport> {
     let files = measure(&bundle_dir())?;
     Ok(BundleReport {
         commit,
+        variant,
         rebuilt: !up_to_date,
         raw_bytes: files.iter().map(|f| f.raw_bytes).sum(),
         gzip_bytes: files.iter().map(|f| f.gzip_bytes).sum(),
@@ -326,6 +356,7 @@ mod tests {
     fn over_budget_fails() {
         let report = BundleReport {
             commit: "c".into(),
+            variant: Variant::Deploy,
             rebuilt: false,
             files: vec![],
             raw_bytes: 10,

@@ -18,7 +18,7 @@ pub fn run(ui: &Ui, flags: &flags::Dev) -> anyhow::Result<()> {
     let interrupted = interrupt_flag()?;
     let build_tools = install::build_tools(ui)?;
     let stack_tools = install::stack_tools(ui)?;
-    build::worker(ui, &build_tools)?;
+    build::worker(ui, &build_tools, build::Variant::Local)?;
     let options = StackOptions {
         state_dir: state_dir(),
         api_port: flags.port,

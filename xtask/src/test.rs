@@ -263,7 +263,7 @@ fn end_to_end(
         let build_tools = install::build_tools(ui)?;
         let stack_tools = install::stack_tools(ui)?;
         let schemathesis = install::schemathesis(ui)?;
-        build::worker(ui, &build_tools)?;
+        build::worker(ui, &build_tools, build::Variant::Local)?;
         ui.step("compile the e2e tests", || {
             project::run(cargo().args(["test", "--package", "e2e", "--no-run", "--quiet"]))
         })?;

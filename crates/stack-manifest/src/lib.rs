@@ -25,6 +25,7 @@ pub struct StackManifest {
     pub sentry: Sentry,
     pub prometheus: Prometheus,
     pub loki: Loki,
+    pub access: Access,
     /// The API Worker under `wrangler dev`; absent while only the servers run.
     pub api: Option<Api>,
 }
@@ -96,12 +97,37 @@ pub struct Loki {
     pub password: String,
 }
 
+/// The repository's stand-in for the Cloudflare Access team domain.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Access {
+    /// The team domain: the tokens' issuer (`iss`).
+    pub team_domain: String,
+    /// Where the team's keys are published (JWKS).
+    pub certs_url: String,
+    /// AUD tag of the API's Access application (accepted from anywhere).
+    pub aud: String,
+    /// AUD tag of the admin site's application (accepted only through the
+    /// service binding).
+    pub binding_aud: String,
+    /// Client id of the one service token the Worker lets in.
+    pub service_token_client_id: String,
+    /// The team's signing key (PKCS#8 PEM), for tests to make tokens with.
+    pub key_file: PathBuf,
+    /// The key id the certs endpoint publishes that key under.
+    pub kid: String,
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct Api {
     /// Where `wrangler dev` serves the API Worker.
     pub url: String,
     /// Browser origins the Worker's CORS allows (its `ALLOWED_ORIGINS`).
     pub allowed_origins: Vec<String>,
+    /// The secret the Pages shim presents to prove a request came through
+    /// the service binding (the Worker's `BINDING_SECRET`).
+    pub binding_secret: String,
+    /// The Worker's `REQUEST_DEADLINE_MS`.
+    pub request_deadline_ms: u64,
 }
 
 impl StackManifest {

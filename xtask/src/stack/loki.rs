@@ -1,17 +1,15 @@
 //! The repository's Loki stand-in (crates/loki-standin), standing in for
 //! Grafana Cloud's Loki push endpoint, with Basic auth as there.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
-use anyhow::Context;
 use stack_manifest::Loki;
 
 use super::{Launch, Prepared, Probe};
-use crate::project::{self, random_hex};
+use crate::project::random_hex;
 
-pub(super) fn prepare(_state: &Path, port: u16) -> anyhow::Result<Prepared<Loki>> {
-    let binary = build()?;
+pub(super) fn prepare(binary: &Path, port: u16) -> anyhow::Result<Prepared<Loki>> {
     let user = "123456".to_owned();
     let password = random_hex(16);
     let mut command = Command::new(binary);
@@ -32,28 +30,4 @@ pub(super) fn prepare(_state: &Path, port: u16) -> anyhow::Result<Prepared<Loki>
             password,
         },
     })
-}
-
-/// Builds the stand-in and returns the path cargo reports for it.
-fn build() -> anyhow::Result<PathBuf> {
-    let out = project::output(
-        Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
-            .args([
-                "build",
-                "--quiet",
-                "--package",
-                "loki-standin",
-                "--bin",
-                "loki-standin",
-            ])
-            .arg("--message-format=json-render-diagnostics")
-            .current_dir(project::root()),
-    )?;
-    out.lines()
-        .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
-        .filter(|msg| {
-            msg["reason"] == "compiler-artifact" && msg["target"]["name"] == "loki-standin"
-        })
-        .find_map(|msg| msg["executable"].as_str().map(PathBuf::from))
-        .context("cargo did not report the loki-standin executable")
 }

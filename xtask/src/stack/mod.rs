@@ -8,6 +8,8 @@
 //! (slow preparation in parallel), waits until each answers a real probe,
 //! applies the migrations, and writes the [`StackManifest`].
 
+mod access;
+mod binaries;
 mod bugsink;
 mod loki;
 mod mariadb;
@@ -123,25 +125,35 @@ impl Stack {
         }
         std::fs::create_dir_all(state.join("logs"))?;
 
-        // mariadb, redis, s3, sentry, prometheus, loki, api, api inspector
-        let ports = free_ports(8)?;
+        // mariadb, redis, s3, sentry, prometheus, loki, api, api inspector,
+        // access
+        let ports = free_ports(9)?;
         let api_port = match options.api_port {
             0 => ports[6],
             p if port_is_free(p) => p,
             p => bail!("port {p} for the API Worker is in use; pass --port 0 to pick a free one"),
         };
 
-        // Slow preparation (templates, copies, compiling the Loki stand-in)
+        // Slow preparation (templates, copies, compiling the stand-ins)
         // runs in parallel; no process is spawned from these threads.
-        let (db, redis, s3, sentry, prom, loki) = std::thread::scope(|scope| {
+        let (db, redis, s3, sentry, prom, binaries) = std::thread::scope(|scope| {
             let db = scope.spawn(|| mariadb::prepare(ui, tools, &state, ports[0]));
             let sentry = scope.spawn(|| bugsink::prepare(ui, tools, &state, ports[3]));
-            let loki = scope.spawn(|| loki::prepare(&state, ports[5]));
+            let binaries = scope.spawn(binaries::build);
             let redis = redis::prepare(tools, &state, ports[1]);
             let s3 = s3::prepare(tools, &state, ports[2]);
             let prom = prometheus::prepare(tools, &state, ports[4]);
-            anyhow::Ok((join(db)?, redis?, s3?, join(sentry)?, prom?, join(loki)?))
+            anyhow::Ok((
+                join(db)?,
+                redis?,
+                s3?,
+                join(sentry)?,
+                prom?,
+                join(binaries)?,
+            ))
         })?;
+        let loki = loki::prepare(&binaries["loki-standin"], ports[5])?;
+        let access = access::prepare(&binaries["access-standin"], &state, ports[8])?;
 
         let mut manifest = StackManifest {
             state_dir: state.clone(),
@@ -151,6 +163,7 @@ impl Stack {
             sentry: sentry.manifest.clone(),
             prometheus: prom.manifest.clone(),
             loki: loki.manifest.clone(),
+            access: access.manifest.clone(),
             api: None,
         };
         let mut launches = vec![
@@ -160,6 +173,7 @@ impl Stack {
             sentry.launch,
             prom.launch,
             loki.launch,
+            access.launch,
         ];
         if let Some(build) = build {
             let api = worker::prepare(build, &manifest, api_port, ports[7])?;

@@ -11,7 +11,7 @@ use stack_manifest::{Api, StackManifest};
 
 use super::{Launch, Prepared, Probe};
 use crate::install::BuildTools;
-use crate::project;
+use crate::project::{self, random_hex};
 
 /// File name of the Worker's local variables inside the state directory.
 pub const DEV_VARS: &str = ".dev.vars";
@@ -20,6 +20,10 @@ pub const DEV_VARS: &str = ".dev.vars";
 /// the local Worker's CORS allows.
 const LOCAL_ORIGINS: [&str; 2] = ["http://localhost:8788", "http://localhost:8789"];
 
+/// The local Worker's request deadline: short, so the deadline test is
+/// quick, and still far above anything the local servers take.
+const LOCAL_REQUEST_DEADLINE_MS: u64 = 3000;
+
 pub(super) fn prepare(
     build: &BuildTools,
     stack: &StackManifest,
@@ -27,9 +31,14 @@ pub(super) fn prepare(
     inspector: u16,
 ) -> anyhow::Result<Prepared<Api>> {
     let state = &stack.state_dir;
-    let allowed_origins: Vec<String> = LOCAL_ORIGINS.iter().map(|o| o.to_string()).collect();
+    let api = Api {
+        url: format!("http://127.0.0.1:{port}"),
+        allowed_origins: LOCAL_ORIGINS.iter().map(|o| o.to_string()).collect(),
+        binding_secret: random_hex(32),
+        request_deadline_ms: LOCAL_REQUEST_DEADLINE_MS,
+    };
     let vars = state.join(DEV_VARS);
-    std::fs::write(&vars, dev_vars(stack, &allowed_origins.join(",")))?;
+    std::fs::write(&vars, dev_vars(stack, &api))?;
     let mut command = Command::new(&build.wrangler);
     command
         .args(["dev", "--config", "wrangler.toml", "--ip", "127.0.0.1"])
@@ -49,25 +58,34 @@ pub(super) fn prepare(
         .env("CLOUDFLARE_CF_FETCH_ENABLED", "false")
         .env("WRANGLER_LOG_PATH", state.join("logs/wrangler"))
         .env("NO_COLOR", "1");
-    let url = format!("http://127.0.0.1:{port}");
     Ok(Prepared {
         launch: Launch {
             name: "api",
             command,
-            probe: Probe::Http(format!("{url}/healthz")),
+            probe: Probe::Http(format!("{}/healthz", api.url)),
         },
-        manifest: Api {
-            url,
-            allowed_origins,
-        },
+        manifest: api,
     })
 }
 
 /// The Worker's secrets and endpoints for the local servers, in the dotenv
 /// format wrangler reads (names match what production sets as secrets).
-pub fn dev_vars(stack: &StackManifest, allowed_origins: &str) -> String {
+pub fn dev_vars(stack: &StackManifest, api: &Api) -> String {
+    let allowed_origins = api.allowed_origins.join(",");
+    let deadline = api.request_deadline_ms.to_string();
     let vars = [
-        ("ALLOWED_ORIGINS", allowed_origins),
+        ("ALLOWED_ORIGINS", allowed_origins.as_str()),
+        ("BINDING_SECRET", &api.binding_secret),
+        ("REQUEST_DEADLINE_MS", &deadline),
+        ("ACCESS_TEAM_DOMAIN", &stack.access.team_domain),
+        ("ACCESS_AUD", &stack.access.aud),
+        ("ACCESS_BINDING_AUD", &stack.access.binding_aud),
+        (
+            "ACCESS_SERVICE_TOKENS",
+            &stack.access.service_token_client_id,
+        ),
+        // Tests rotate keys and must not wait Access's 30 s cooldown.
+        ("ACCESS_JWKS_COOLDOWN_SECS", "1"),
         ("REDIS_URL", stack.redis.url.as_str()),
         ("B2_ENDPOINT", &stack.s3.endpoint),
         ("B2_REGION", &stack.s3.region),
