@@ -1,0 +1,507 @@
+//! One Redis connection: the handshake, request/reply exchanges under a
+//! deadline, pipelines, transactions and scripts.
+//!
+//! The connection is strictly sequential (`&mut self`): a request is
+//! written, then exactly as many replies as commands are read. Whenever
+//! that rhythm may have been lost (deadline passed, stream broke, garbage
+//! read, a call cancelled halfway) the connection refuses all later work,
+//! because a late reply would otherwise be taken as the answer to the next
+//! command.
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::{Buf, BytesMut};
+use outbound::{deadline, Elapsed, Timer};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+
+use crate::cmd::{cmd, Cmd, Pipeline};
+use crate::error::{from_io, Error, ServerError};
+use crate::reply::{self, Frame, FromReply, Replies, Reply};
+use crate::script::ScriptCall;
+
+/// The most a single reply may take in memory before the connection gives
+/// up on it: a Worker isolate has 128 MB in all, and nothing this project
+/// stores comes near this.
+const MAX_REPLY_BYTES: usize = 64 * 1024 * 1024;
+
+/// How much to grow the read buffer by when a reply is incomplete.
+const READ_CHUNK: usize = 8 * 1024;
+
+/// The protocol version agreed in the handshake.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Protocol {
+    /// Redis before 6, or a server that refused `HELLO 3`.
+    Resp2,
+    Resp3,
+}
+
+/// How to open a connection. `Debug` masks the username and password.
+#[derive(Clone)]
+pub struct Options {
+    /// ACL user; `None` is Redis' `default` user (Redis Cloud's too).
+    pub username: Option<String>,
+    /// `None` skips authentication (a server without `requirepass`).
+    pub password: Option<String>,
+    /// Database index for `SELECT`; 0 sends no `SELECT`.
+    pub database: u32,
+    /// Sent as `CLIENT SETNAME` so `CLIENT LIST` shows who is connected.
+    pub client_name: Option<String>,
+    /// Deadline for each exchange: connecting (in [`LazyConnection`](crate::LazyConnection)),
+    /// each handshake round trip,
+    /// each command, a whole pipeline, a whole transaction.
+    pub timeout: Duration,
+}
+
+impl Default for Options {
+    /// No credentials, database 0, no name, one second per exchange: a
+    /// cache or a rate limiter that waits longer than that is worse than
+    /// one that is skipped.
+    fn default() -> Self {
+        Options {
+            username: None,
+            password: None,
+            database: 0,
+            client_name: None,
+            timeout: Duration::from_secs(1),
+        }
+    }
+}
+
+impl fmt::Debug for Options {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let masked = |v: &Option<String>| v.as_ref().map(|_| "<redacted>");
+        f.debug_struct("Options")
+            .field("username", &masked(&self.username))
+            .field("password", &masked(&self.password))
+            .field("database", &self.database)
+            .field("client_name", &self.client_name)
+            .field("timeout", &self.timeout)
+            .finish()
+    }
+}
+
+/// Where the request/reply rhythm stands.
+#[derive(Debug, Clone)]
+enum State {
+    Ready,
+    /// A request was written and its replies are not all read yet. Seen at
+    /// the start of a call, it means the previous call was dropped midway.
+    InFlight,
+    /// The rhythm is lost; the error that lost it.
+    Broken(Error),
+}
+
+/// A Redis connection over a stream `S` (the Worker's TCP socket,
+/// tokio's `TcpStream`, or anything else that reads and writes bytes).
+pub struct Connection<S> {
+    wire: Wire<S>,
+    timer: Arc<dyn Timer>,
+    timeout: Duration,
+    state: State,
+}
+
+impl<S> fmt::Debug for Connection<S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Connection")
+            .field("protocol", &self.wire.protocol)
+            .field("timeout", &self.timeout)
+            .field("state", &self.state)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<S> Connection<S>
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send,
+{
+    /// Runs the handshake over an already connected `stream`:
+    /// `HELLO 3 AUTH user password SETNAME name`, then `SELECT` if needed,
+    /// in one round trip. A server that does not know `HELLO` (Redis
+    /// before 6) gets `AUTH`, `CLIENT SETNAME` and `SELECT` in a second
+    /// round trip and is spoken to in RESP2.
+    pub async fn open(stream: S, options: &Options, timer: Arc<dyn Timer>) -> Result<Self, Error> {
+        let mut connection = Connection {
+            wire: Wire {
+                stream,
+                buffer: BytesMut::new(),
+                // The HELLO reply is read with the RESP3 decoder: a map if
+                // HELLO worked, an error line (the same in both) if not.
+                protocol: Protocol::Resp3,
+            },
+            timer,
+            timeout: options.timeout,
+            state: State::Ready,
+        };
+        connection.handshake(options).await?;
+        Ok(connection)
+    }
+
+    async fn handshake(&mut self, options: &Options) -> Result<(), Error> {
+        let password = options.password.as_deref();
+        let mut hello = cmd("HELLO").arg("3");
+        if let Some(password) = password {
+            let user = options.username.as_deref().unwrap_or("default");
+            hello = hello.arg("AUTH").arg(user).arg(password);
+        }
+        if let Some(name) = &options.client_name {
+            hello = hello.arg("SETNAME").arg(name);
+        }
+        let mut first = Pipeline::new().with(hello);
+        if options.database != 0 {
+            first.push(cmd("SELECT").arg(options.database));
+        }
+        let mut replies = self.exchange(&first).await?.into_iter();
+        match replies.next() {
+            Some(Reply::Error(e)) if hello_unsupported(&e) => {}
+            Some(Reply::Error(e)) => {
+                let e = e.redacted(password);
+                return Err(if is_auth_error(&e) {
+                    Error::Auth(e)
+                } else {
+                    Error::Server(e)
+                });
+            }
+            Some(hello) => {
+                self.wire.protocol = negotiated(&hello);
+                return match replies.next() {
+                    Some(Reply::Error(e)) => Err(Error::Server(e.redacted(password))),
+                    _ => Ok(()),
+                };
+            }
+            None => unreachable!("exchange reads one reply per command"),
+        }
+
+        // Fallback for servers without HELLO. Their error message may echo
+        // HELLO's arguments, password included, so it is never shown.
+        self.wire.protocol = Protocol::Resp2;
+        let mut second = Pipeline::new();
+        if let Some(password) = password {
+            second.push(match options.username.as_deref() {
+                Some(user) if user != "default" => cmd("AUTH").arg(user).arg(password),
+                _ => cmd("AUTH").arg(password),
+            });
+        }
+        if let Some(name) = &options.client_name {
+            second.push(cmd("CLIENT").arg("SETNAME").arg(name));
+        }
+        if options.database != 0 {
+            second.push(cmd("SELECT").arg(options.database));
+        }
+        if second.is_empty() {
+            return Ok(());
+        }
+        let replies = self.exchange(&second).await?;
+        for (i, reply) in replies.into_iter().enumerate() {
+            if let Reply::Error(e) = reply {
+                let e = e.redacted(password);
+                return Err(if i == 0 && password.is_some() {
+                    Error::Auth(e)
+                } else {
+                    Error::Server(e)
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// The protocol agreed in the handshake.
+    pub fn protocol(&self) -> Protocol {
+        self.wire.protocol
+    }
+
+    /// False once the connection has lost track of the conversation; every
+    /// call then fails at once with [`Error::Unusable`].
+    pub fn is_usable(&self) -> bool {
+        matches!(self.state, State::Ready)
+    }
+
+    /// Changes the deadline for the following exchanges, e.g. around a
+    /// blocking command that is expected to take longer.
+    pub fn set_timeout(&mut self, timeout: Duration) {
+        self.timeout = timeout;
+    }
+
+    /// Gives the stream back, for a runtime whose sockets need an explicit
+    /// close.
+    pub fn into_inner(self) -> S {
+        self.wire.stream
+    }
+
+    /// Sends one command and reads its reply as `T`:
+    /// `let v: Option<String> = conn.query(cmd("GET").arg("k")).await?`.
+    pub async fn query<T: FromReply>(&mut self, command: Cmd) -> Result<T, Error> {
+        let mut request = BytesMut::new();
+        command.encode(&mut request)?;
+        let reply = self.round_trip(&request, 1).await?.pop();
+        T::from_reply(reply.expect("one reply per command").into_result()?)
+    }
+
+    /// Sends every command of `pipeline` in one write and reads their
+    /// replies in order. The outer error is for the connection (nothing
+    /// usable came back); each command's own error reply is in
+    /// [`Replies`].
+    pub async fn pipeline(&mut self, pipeline: &Pipeline) -> Result<Replies, Error> {
+        Ok(Replies::new(self.exchange(pipeline).await?))
+    }
+
+    /// Runs `pipeline` as a transaction: `MULTI`, the commands, `EXEC`,
+    /// all in one write.
+    ///
+    /// - `Ok(Some(replies))`: it ran; one reply per command (a command
+    ///   failing at run time, like `WRONGTYPE`, is an error in its slot,
+    ///   the others still ran, as Redis does).
+    /// - `Ok(None)`: a key `WATCH`ed before it changed, so nothing ran.
+    /// - `Err(Error::Server)` with code `EXECABORT`: a command was refused
+    ///   when queued (unknown command, wrong arity), so nothing ran; the
+    ///   message ends with the first refusal.
+    pub async fn transaction(&mut self, pipeline: &Pipeline) -> Result<Option<Replies>, Error> {
+        let mut request = BytesMut::new();
+        cmd("MULTI").encode(&mut request)?;
+        pipeline.encode(&mut request)?;
+        cmd("EXEC").encode(&mut request)?;
+        let mut replies = self
+            .round_trip(&request, pipeline.len() + 2)
+            .await?
+            .into_iter();
+        let multi = replies.next().expect("MULTI reply");
+        let exec = replies.next_back().expect("EXEC reply");
+        if let Reply::Error(e) = multi {
+            // Without MULTI the commands ran on their own; say so rather
+            // than report EXEC's "EXEC without MULTI".
+            return Err(Error::Server(e));
+        }
+        let refused = replies.find_map(|queued| match queued {
+            Reply::Error(e) => Some(e),
+            _ => None,
+        });
+        match exec {
+            Reply::Array(results) if results.len() == pipeline.len() => {
+                Ok(Some(Replies::new(results)))
+            }
+            Reply::Array(results) => Err(self.lose(Error::Protocol(format!(
+                "EXEC gave {} results for {} commands",
+                results.len(),
+                pipeline.len()
+            )))),
+            Reply::Nil => Ok(None),
+            Reply::Error(e) => Err(Error::Server(match refused {
+                Some(first) => ServerError::new(format!("{} ({first})", e.message())),
+                None => e,
+            })),
+            other => Err(self.lose(Error::Protocol(format!(
+                "EXEC answered with a {}",
+                other.kind()
+            )))),
+        }
+    }
+
+    /// Runs a Lua script by its SHA-1 (`EVALSHA`, one round trip), and
+    /// only when the server does not have it cached (`NOSCRIPT`) sends the
+    /// source (`EVAL`, which also caches it).
+    pub async fn invoke<T: FromReply>(&mut self, call: ScriptCall<'_>) -> Result<T, Error> {
+        match self.query(call.command("EVALSHA")).await {
+            Err(Error::Server(e)) if e.code() == "NOSCRIPT" => {
+                self.query(call.command("EVAL")).await
+            }
+            result => result,
+        }
+    }
+
+    /// One pipeline's worth of replies, error replies included as values.
+    async fn exchange(&mut self, pipeline: &Pipeline) -> Result<Vec<Reply>, Error> {
+        let mut request = BytesMut::new();
+        pipeline.encode(&mut request)?;
+        self.round_trip(&request, pipeline.commands().len()).await
+    }
+
+    /// Writes `request` and reads `count` replies, under the deadline,
+    /// keeping track of whether the conversation is still in step.
+    async fn round_trip(&mut self, request: &[u8], count: usize) -> Result<Vec<Reply>, Error> {
+        match &self.state {
+            State::Ready => {}
+            State::InFlight => {
+                let cause =
+                    Error::Protocol("an earlier call was dropped before its reply was read".into());
+                self.state = State::Broken(cause.clone());
+                return Err(Error::Unusable(Box::new(cause)));
+            }
+            State::Broken(cause) => return Err(Error::Unusable(Box::new(cause.clone()))),
+        }
+        self.state = State::InFlight;
+        let exchange = self.wire.round_trip(request, count);
+        let result = match deadline(self.timer.as_ref(), self.timeout, exchange).await {
+            Ok(result) => result,
+            Err(Elapsed(limit)) => Err(Error::Timeout(limit)),
+        };
+        self.state = match &result {
+            Err(e) if e.breaks_connection() => State::Broken(e.clone()),
+            _ => State::Ready,
+        };
+        result
+    }
+
+    /// Marks the connection unusable because of `error`, and returns it.
+    fn lose(&mut self, error: Error) -> Error {
+        self.state = State::Broken(error.clone());
+        error
+    }
+}
+
+/// HELLO itself is unknown (Redis < 6: `ERR unknown command`) or RESP3 is
+/// (`NOPROTO`): fall back to AUTH and RESP2.
+fn hello_unsupported(e: &ServerError) -> bool {
+    e.code() == "NOPROTO" || e.message().to_ascii_lowercase().contains("unknown command")
+}
+
+/// HELLO failed because of the credentials rather than, say, a bad client
+/// name.
+fn is_auth_error(e: &ServerError) -> bool {
+    matches!(e.code(), "WRONGPASS" | "NOAUTH" | "NOPERM")
+        || e.message().to_ascii_lowercase().contains("password")
+}
+
+/// The protocol HELLO's reply confirms (its `proto` field), RESP3 if it
+/// does not say.
+fn negotiated(hello: &Reply) -> Protocol {
+    let proto = match hello {
+        Reply::Map(pairs) => pairs.iter().find_map(|(k, v)| match (k, v) {
+            (Reply::Bulk(k), Reply::Integer(p)) if k == b"proto" => Some(*p),
+            (Reply::Status(k), Reply::Integer(p)) if k == "proto" => Some(*p),
+            _ => None,
+        }),
+        _ => None,
+    };
+    match proto {
+        Some(2) => Protocol::Resp2,
+        _ => Protocol::Resp3,
+    }
+}
+
+/// The stream with its read buffer: bytes in, frames out.
+struct Wire<S> {
+    stream: S,
+    /// Bytes read but not decoded yet (a partial reply).
+    buffer: BytesMut,
+    protocol: Protocol,
+}
+
+impl<S> Wire<S>
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send,
+{
+    async fn round_trip(&mut self, request: &[u8], count: usize) -> Result<Vec<Reply>, Error> {
+        self.stream.write_all(request).await.map_err(from_io)?;
+        self.stream.flush().await.map_err(from_io)?;
+        let mut replies = Vec::with_capacity(count);
+        while replies.len() < count {
+            replies.push(self.read_reply().await?);
+        }
+        Ok(replies)
+    }
+
+    async fn read_reply(&mut self) -> Result<Reply, Error> {
+        loop {
+            while let Some(frame) = self.decode()? {
+                match frame {
+                    Frame::Reply(reply) => return Ok(reply),
+                    Frame::Push => continue,
+                }
+            }
+            if self.buffer.len() > MAX_REPLY_BYTES {
+                return Err(Error::Protocol(format!(
+                    "reply larger than {MAX_REPLY_BYTES} bytes"
+                )));
+            }
+            self.buffer.reserve(READ_CHUNK);
+            let read = self
+                .stream
+                .read_buf(&mut self.buffer)
+                .await
+                .map_err(from_io)?;
+            if read == 0 {
+                return Err(Error::Closed);
+            }
+        }
+    }
+
+    /// The next whole frame in the buffer, or `None` if more bytes are
+    /// needed.
+    fn decode(&mut self) -> Result<Option<Frame>, Error> {
+        let bad_frame = |e: redis_protocol::error::RedisProtocolError| {
+            Error::Protocol(format!("undecodable reply: {}", e.details()))
+        };
+        let (frame, used) = match self.protocol {
+            Protocol::Resp2 => match redis_protocol::resp2::decode::decode(&self.buffer) {
+                Ok(Some((frame, used))) => (Frame::Reply(reply::from_resp2(frame)), used),
+                Ok(None) => return Ok(None),
+                Err(e) => return Err(bad_frame(e)),
+            },
+            Protocol::Resp3 => {
+                match redis_protocol::resp3::decode::complete::decode(&self.buffer) {
+                    Ok(Some((frame, used))) => (reply::from_resp3(frame)?, used),
+                    Ok(None) => return Ok(None),
+                    Err(e) => return Err(bad_frame(e)),
+                }
+            }
+        };
+        self.buffer.advance(used);
+        Ok(Some(frame))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn options_debug_masks_the_credentials() {
+        let options = Options {
+            username: Some("svc-api".into()),
+            password: Some("hunter2".into()),
+            client_name: Some("api-worker".into()),
+            ..Options::default()
+        };
+        let shown = format!("{options:?}");
+        assert!(
+            !shown.contains("hunter2") && !shown.contains("svc-api"),
+            "{shown}"
+        );
+        assert!(shown.contains("api-worker"), "{shown}");
+    }
+
+    #[test]
+    fn hello_fallback_is_only_for_servers_without_hello_or_resp3() {
+        assert!(hello_unsupported(&ServerError::new(
+            "ERR unknown command 'HELLO', with args beginning with: '3' "
+        )));
+        assert!(hello_unsupported(&ServerError::new(
+            "NOPROTO unsupported protocol version"
+        )));
+        assert!(!hello_unsupported(&ServerError::new(
+            "WRONGPASS invalid username-password pair or user is disabled."
+        )));
+    }
+
+    #[test]
+    fn credential_errors_are_told_from_other_hello_errors() {
+        assert!(is_auth_error(&ServerError::new(
+            "WRONGPASS invalid username-password pair"
+        )));
+        assert!(is_auth_error(&ServerError::new(
+            "ERR AUTH <password> called without any password configured for the default user."
+        )));
+        assert!(!is_auth_error(&ServerError::new(
+            "ERR Client names cannot contain spaces"
+        )));
+    }
+
+    #[test]
+    fn hello_reply_proto_field_decides_the_protocol() {
+        let map = |p| Reply::Map(vec![(Reply::Bulk(b"proto".to_vec()), Reply::Integer(p))]);
+        assert_eq!(negotiated(&map(3)), Protocol::Resp3);
+        assert_eq!(negotiated(&map(2)), Protocol::Resp2);
+        assert_eq!(negotiated(&Reply::Map(vec![])), Protocol::Resp3);
+    }
+}
