@@ -1,0 +1,46 @@
+//! `tidb-gateway --listen 127.0.0.1:4000 --mysql 127.0.0.1:3306`: serves
+//! TiDB Cloud's HTTP SQL API in front of a MariaDB server.
+use std::time::Duration;
+
+use clap::Parser;
+
+/// A local stand-in for TiDB Cloud Serverless's HTTP SQL API
+/// (`POST /v1beta/sql`), executing every statement on MariaDB. Clients log
+/// in with Basic auth as a MariaDB user; `TiDB-Database` picks the
+/// database.
+#[derive(Parser)]
+#[command(version)]
+struct Args {
+    /// Address to serve HTTP on. Use port 0 to pick a free one; the bound
+    /// address is printed on stdout as `listening on ADDR`.
+    #[arg(long, default_value = "127.0.0.1:4000")]
+    listen: std::net::SocketAddr,
+    /// MariaDB (or MySQL) server to run statements on, as HOST:PORT.
+    #[arg(long)]
+    mysql: String,
+    /// Seconds a transaction or stateful session may stay idle before it
+    /// is rolled back and its connection returned (TiDB Cloud: 600).
+    #[arg(long, default_value_t = 600, value_parser = clap::value_parser!(u64).range(1..))]
+    session_timeout_secs: u64,
+}
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    let listener = tokio::net::TcpListener::bind(args.listen).await?;
+    println!("listening on {}", listener.local_addr()?);
+    let config = tidb_gateway::GatewayConfig {
+        session_timeout: Duration::from_secs(args.session_timeout_secs),
+        ..tidb_gateway::GatewayConfig::new(args.mysql)
+    };
+    tidb_gateway::serve_until(listener, config, async {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .expect("SIGTERM handler");
+        tokio::select! {
+            _ = term.recv() => {},
+            _ = tokio::signal::ctrl_c() => {},
+        }
+    })
+    .await?;
+    Ok(())
+}

@@ -1,0 +1,597 @@
+//! Sending statements to the SQL API: one `POST /v1beta/sql` per statement,
+//! with the headers and body serverless-js (`src/serverless.ts`,
+//! `src/index.ts`) sends, and the `TiDB-Session` header carried between
+//! the statements of a transaction or stateful session.
+//!
+//! A [`Client`] is stateless: every statement goes out with an empty
+//! `TiDB-Session`, so one client can serve concurrent requests. (A
+//! serverless-js `Connection` instead re-sends the session of its last
+//! answer; the service treats a session without a transaction as a fresh
+//! one, so for autocommit statements the two behave alike.) A [`Tx`] or
+//! [`StatefulSession`] sends the session of the previous answer with each
+//! statement and takes the new one from each answer, as serverless-js does.
+
+use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use base64::Engine as _;
+use outbound::{Bytes, Fetch};
+use serde::de::DeserializeOwned;
+use serde::Deserialize;
+
+use crate::bind::{self, Params, Value};
+use crate::config::{Config, IsolationLevel};
+use crate::de::DecodeError;
+use crate::decode::{decode_cell, Column, QueryResult, Row};
+use crate::error::{DatabaseError, Error, ErrorCode, ErrorKind};
+
+/// Header carrying the session between statements, both ways.
+pub const SESSION_HEADER: &str = "TiDB-Session";
+/// Header selecting the database.
+pub const DATABASE_HEADER: &str = "TiDB-Database";
+/// Header giving the isolation level of a `BEGIN`.
+pub const ISOLATION_HEADER: &str = "TiDB-Isolation-Level";
+/// Header opening (`open`) or closing (`close`) a stateful session.
+pub const STATEFUL_ACTION_HEADER: &str = "TiDB-Stateful-Action";
+/// Header with a per-request id the service logs, for support requests.
+pub const TRACE_ID_HEADER: &str = "X-Debug-Trace-Id";
+
+/// One statement: SQL text, its parameters and an optional timeout.
+/// `Debug` shows how many parameters there are, never their values.
+#[derive(Clone, Default)]
+pub struct Statement {
+    sql: String,
+    params: Params,
+    timeout: Option<Duration>,
+}
+
+impl Statement {
+    pub fn new(sql: impl Into<String>) -> Self {
+        Statement {
+            sql: sql.into(),
+            ..Statement::default()
+        }
+    }
+
+    /// Binds the next `?`.
+    pub fn bind(mut self, value: impl Into<Value>) -> Self {
+        self.params.positional.push(value.into());
+        self
+    }
+
+    /// Binds every `:name`.
+    pub fn bind_named(mut self, name: impl Into<String>, value: impl Into<Value>) -> Self {
+        self.params.named.push((name.into(), value.into()));
+        self
+    }
+
+    /// How long this statement may take, instead of the config's timeout.
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = Some(timeout);
+        self
+    }
+
+    /// The SQL as written, with placeholders.
+    pub fn sql(&self) -> &str {
+        &self.sql
+    }
+
+    /// The SQL that will be sent, with the parameters bound in. Contains
+    /// the values: do not log it where they must not appear.
+    pub fn to_sql(&self) -> Result<String, Error> {
+        if self.params.is_empty() {
+            return Ok(self.sql.clone());
+        }
+        bind::format(&self.sql, &self.params)
+            .map_err(|e| Error::new(Some(&self.sql), ErrorKind::Bind(e.to_string())))
+    }
+}
+
+impl fmt::Debug for Statement {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Statement")
+            .field("sql", &self.sql)
+            .field("params", &self.params.len())
+            .field("timeout", &self.timeout)
+            .finish()
+    }
+}
+
+impl From<&str> for Statement {
+    fn from(sql: &str) -> Self {
+        Statement::new(sql)
+    }
+}
+
+impl From<String> for Statement {
+    fn from(sql: String) -> Self {
+        Statement::new(sql)
+    }
+}
+
+/// Makes the `X-Debug-Trace-Id` of each request.
+pub type TraceIds = Arc<dyn Fn() -> String + Send + Sync>;
+
+/// A handle to one cluster's SQL API. Cheap to clone; clones share the
+/// transport.
+#[derive(Clone)]
+pub struct Client {
+    config: Arc<Config>,
+    fetch: Arc<dyn Fetch>,
+    trace_ids: TraceIds,
+}
+
+impl fmt::Debug for Client {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Client")
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What to send besides the statement.
+#[derive(Default)]
+struct Outgoing<'a> {
+    session: &'a str,
+    isolation: Option<IsolationLevel>,
+    stateful_action: Option<&'static str>,
+}
+
+impl Client {
+    pub fn new(config: Config, fetch: Arc<dyn Fetch>) -> Self {
+        Client {
+            config: Arc::new(config),
+            fetch,
+            trace_ids: Arc::new(default_trace_id),
+        }
+    }
+
+    /// Replaces how trace ids are made. serverless-js uses the UTC time
+    /// (14 digits) and 20 random `[a-z0-9]`; without a clock or random
+    /// source in the driver the default is a counter in that shape, so a
+    /// Worker should pass one built on its clock and `crypto`.
+    pub fn with_trace_ids(mut self, trace_ids: TraceIds) -> Self {
+        self.trace_ids = trace_ids;
+        self
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// Runs one statement in autocommit mode.
+    pub async fn execute(&self, statement: impl Into<Statement>) -> Result<QueryResult, Error> {
+        let (result, _session) = self.send(&statement.into(), Outgoing::default()).await?;
+        Ok(result)
+    }
+
+    /// Runs a query and deserializes every row into `T`.
+    pub async fn query_as<T: DeserializeOwned>(
+        &self,
+        statement: impl Into<Statement>,
+    ) -> Result<Vec<T>, Error> {
+        self.execute(statement).await?.deserialize()
+    }
+
+    /// Runs a query and deserializes its first row, if there is one.
+    pub async fn query_optional_as<T: DeserializeOwned>(
+        &self,
+        statement: impl Into<Statement>,
+    ) -> Result<Option<T>, Error> {
+        first(self.execute(statement).await?)
+    }
+
+    /// Runs a query and deserializes its first row; no row is an error.
+    pub async fn query_one_as<T: DeserializeOwned>(
+        &self,
+        statement: impl Into<Statement>,
+    ) -> Result<T, Error> {
+        one(self.execute(statement).await?)
+    }
+
+    /// Starts a transaction: sends `BEGIN` (with the isolation level in the
+    /// `TiDB-Isolation-Level` header, as serverless-js's `begin()` does) and
+    /// returns a handle carrying the session it opened.
+    ///
+    /// A transaction dropped without `commit` or `rollback` stays open on
+    /// the service until its idle timeout rolls it back (10 minutes on
+    /// TiDB Cloud): always finish it.
+    pub async fn begin(&self, isolation: Option<IsolationLevel>) -> Result<Tx, Error> {
+        let send = Outgoing {
+            isolation,
+            ..Outgoing::default()
+        };
+        let (_, session) = self.send(&Statement::new("BEGIN"), send).await?;
+        Ok(Tx {
+            client: self.clone(),
+            session,
+        })
+    }
+
+    /// Opens a stateful session (serverless-js's `persist()`): statements
+    /// on it share one database connection, so `SET`, `USE` and temporary
+    /// tables persist between them until [`StatefulSession::close`].
+    pub async fn persist(&self) -> Result<StatefulSession, Error> {
+        let send = Outgoing {
+            stateful_action: Some("open"),
+            ..Outgoing::default()
+        };
+        let (_, session) = self.send(&Statement::new(""), send).await?;
+        Ok(StatefulSession {
+            client: self.clone(),
+            session,
+        })
+    }
+
+    /// Sends one statement and returns its result and the session the
+    /// answer carried.
+    async fn send(
+        &self,
+        statement: &Statement,
+        send: Outgoing<'_>,
+    ) -> Result<(QueryResult, String), Error> {
+        let template = statement.sql();
+        let sql = statement.to_sql()?;
+        let err = |kind| Error::new(Some(template), kind);
+        let request = self.request(&sql, &send).map_err(err)?;
+        let timeout = statement.timeout.unwrap_or(self.config.timeout());
+        let response = self
+            .fetch
+            .fetch(request, timeout)
+            .await
+            .map_err(|e| err(ErrorKind::Transport(e)))?;
+        let status = response.status();
+        if !status.is_success() {
+            return Err(err(ErrorKind::Database(database_error(
+                status,
+                response.body(),
+            ))));
+        }
+        let session = response
+            .headers()
+            .get(SESSION_HEADER)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_owned();
+        let wire: WireResult = serde_json::from_slice(response.body()).map_err(|e| {
+            err(ErrorKind::Protocol(format!(
+                "the body is not the SQL API's JSON result: {e}"
+            )))
+        })?;
+        // serverless-js refuses an answer without a session the same way.
+        if session.is_empty() {
+            return Err(err(ErrorKind::Protocol(format!(
+                "no {SESSION_HEADER} header in the answer"
+            ))));
+        }
+        let result = wire.into_result(template).map_err(err)?;
+        Ok((result, session))
+    }
+
+    fn request(&self, sql: &str, send: &Outgoing<'_>) -> Result<outbound::Request, ErrorKind> {
+        let config = &*self.config;
+        let body = serde_json::to_vec(&serde_json::json!({ "query": sql }))
+            .expect("a JSON object of one string serializes");
+        let credentials = format!("{}:{}", config.username(), config.password().expose());
+        let auth = format!(
+            "Basic {}",
+            base64::engine::general_purpose::STANDARD.encode(credentials)
+        );
+        // In serverless-js's order; the values it would send.
+        let mut builder = http::Request::post(config.sql_url())
+            .header(http::header::CONTENT_TYPE, "application/json")
+            .header(
+                http::header::USER_AGENT,
+                concat!("tidb-http/", env!("CARGO_PKG_VERSION")),
+            )
+            .header(http::header::AUTHORIZATION, auth)
+            .header(DATABASE_HEADER, config.database().unwrap_or(""))
+            .header(SESSION_HEADER, send.session)
+            .header(TRACE_ID_HEADER, (self.trace_ids)())
+            .header(http::header::ACCEPT_ENCODING, "gzip");
+        if let Some(level) = send.isolation {
+            builder = builder.header(ISOLATION_HEADER, level.as_str());
+        }
+        if let Some(action) = send.stateful_action {
+            builder = builder.header(STATEFUL_ACTION_HEADER, action);
+        }
+        // The error names the header only: the Authorization value holds
+        // the password.
+        builder.body(Bytes::from(body)).map_err(|_| {
+            ErrorKind::Config(
+                "the database name, session or trace id is not a valid header value".into(),
+            )
+        })
+    }
+}
+
+/// A transaction: statements run on the session `BEGIN` opened, until
+/// `commit` or `rollback`. Not for concurrent statements (the service runs
+/// them on one connection, in order), hence `&mut self`.
+#[derive(Debug)]
+pub struct Tx {
+    client: Client,
+    session: String,
+}
+
+impl Tx {
+    /// The session the next statement will be sent with.
+    pub fn session(&self) -> &str {
+        &self.session
+    }
+
+    pub async fn execute(&mut self, statement: impl Into<Statement>) -> Result<QueryResult, Error> {
+        let send = Outgoing {
+            session: &self.session,
+            ..Outgoing::default()
+        };
+        let (result, session) = self.client.send(&statement.into(), send).await?;
+        self.session = session;
+        Ok(result)
+    }
+
+    pub async fn query_as<T: DeserializeOwned>(
+        &mut self,
+        statement: impl Into<Statement>,
+    ) -> Result<Vec<T>, Error> {
+        self.execute(statement).await?.deserialize()
+    }
+
+    pub async fn query_optional_as<T: DeserializeOwned>(
+        &mut self,
+        statement: impl Into<Statement>,
+    ) -> Result<Option<T>, Error> {
+        first(self.execute(statement).await?)
+    }
+
+    pub async fn query_one_as<T: DeserializeOwned>(
+        &mut self,
+        statement: impl Into<Statement>,
+    ) -> Result<T, Error> {
+        one(self.execute(statement).await?)
+    }
+
+    /// Sends `COMMIT`.
+    pub async fn commit(mut self) -> Result<QueryResult, Error> {
+        self.execute("COMMIT").await
+    }
+
+    /// Sends `ROLLBACK`.
+    pub async fn rollback(mut self) -> Result<QueryResult, Error> {
+        self.execute("ROLLBACK").await
+    }
+}
+
+/// A stateful session (serverless-js's `StatefulConnection`): statements
+/// share one database connection until `close`. Not for concurrent
+/// statements.
+#[derive(Debug)]
+pub struct StatefulSession {
+    client: Client,
+    session: String,
+}
+
+impl StatefulSession {
+    pub fn session(&self) -> &str {
+        &self.session
+    }
+
+    pub async fn execute(&mut self, statement: impl Into<Statement>) -> Result<QueryResult, Error> {
+        let send = Outgoing {
+            session: &self.session,
+            ..Outgoing::default()
+        };
+        let (result, session) = self.client.send(&statement.into(), send).await?;
+        self.session = session;
+        Ok(result)
+    }
+
+    pub async fn query_as<T: DeserializeOwned>(
+        &mut self,
+        statement: impl Into<Statement>,
+    ) -> Result<Vec<T>, Error> {
+        self.execute(statement).await?.deserialize()
+    }
+
+    /// Ends the session and releases its connection.
+    pub async fn close(self) -> Result<(), Error> {
+        let send = Outgoing {
+            session: &self.session,
+            stateful_action: Some("close"),
+            ..Outgoing::default()
+        };
+        self.client.send(&Statement::new(""), send).await?;
+        Ok(())
+    }
+}
+
+fn first<T: DeserializeOwned>(result: QueryResult) -> Result<Option<T>, Error> {
+    match result.rows().first() {
+        Some(row) => row
+            .deserialize()
+            .map(Some)
+            .map_err(|e| Error::decode(result.statement(), e)),
+        None => Ok(None),
+    }
+}
+
+fn one<T: DeserializeOwned>(result: QueryResult) -> Result<T, Error> {
+    let statement = result.statement.clone();
+    first(result)?.ok_or_else(|| Error::new(Some(&statement), ErrorKind::NoRows))
+}
+
+/// A success body: `types` and `rows` for a query, `rowsAffected` and
+/// `sLastInsertID` for a change (serverless-js's `QueryExecuteResponse`).
+/// Fields it does not know are ignored.
+#[derive(Deserialize)]
+struct WireResult {
+    #[serde(default)]
+    types: Option<Vec<WireField>>,
+    #[serde(default)]
+    rows: Option<Vec<Vec<Option<String>>>>,
+    #[serde(default, rename = "rowsAffected")]
+    rows_affected: Option<u64>,
+    #[serde(default, rename = "sLastInsertID")]
+    last_insert_id: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct WireField {
+    name: String,
+    #[serde(rename = "type")]
+    type_name: String,
+    #[serde(default)]
+    nullable: bool,
+}
+
+impl WireResult {
+    fn into_result(self, statement: &str) -> Result<QueryResult, ErrorKind> {
+        let columns: Arc<[Column]> = self
+            .types
+            .unwrap_or_default()
+            .into_iter()
+            .map(|f| Column {
+                name: f.name,
+                type_name: f.type_name,
+                nullable: f.nullable,
+            })
+            .collect();
+        let rows = self
+            .rows
+            .unwrap_or_default()
+            .into_iter()
+            .enumerate()
+            .map(|(index, raw)| {
+                if raw.len() != columns.len() {
+                    return Err(ErrorKind::Protocol(format!(
+                        "row {index} has {} cells for {} columns",
+                        raw.len(),
+                        columns.len()
+                    )));
+                }
+                let cells = columns
+                    .iter()
+                    .zip(&raw)
+                    .map(|(column, raw)| {
+                        decode_cell(&column.type_name, raw.as_deref()).map_err(|message| {
+                            ErrorKind::Decode(DecodeError::new(Some(column.name.clone()), message))
+                        })
+                    })
+                    .collect::<Result<_, _>>()?;
+                Ok(Row::new(columns.clone(), cells))
+            })
+            .collect::<Result<_, _>>()?;
+        let last_insert_id = self
+            .last_insert_id
+            .map(|id| {
+                id.parse().map_err(|_| {
+                    ErrorKind::Protocol(format!("sLastInsertID {id:?} is not an integer"))
+                })
+            })
+            .transpose()?;
+        Ok(QueryResult {
+            statement: statement.to_owned(),
+            columns,
+            rows,
+            rows_affected: self.rows_affected,
+            last_insert_id,
+        })
+    }
+}
+
+/// An error answer: serverless-js takes `message` from a JSON body and
+/// keeps the whole body as details; a body that is not JSON gives the
+/// status text.
+fn database_error(status: http::StatusCode, body: &[u8]) -> DatabaseError {
+    let json = serde_json::from_slice::<serde_json::Value>(body).ok();
+    let message = json
+        .as_ref()
+        .and_then(|j| j.get("message"))
+        .and_then(|m| m.as_str())
+        .map(str::to_owned)
+        .unwrap_or_else(|| {
+            status
+                .canonical_reason()
+                .unwrap_or("unknown status")
+                .to_owned()
+        });
+    let code = json
+        .as_ref()
+        .and_then(|j| j.get("code"))
+        .and_then(|c| match c {
+            serde_json::Value::Number(n) => n.as_i64().map(ErrorCode::Number),
+            serde_json::Value::String(s) => Some(ErrorCode::Text(s.clone())),
+            _ => None,
+        });
+    DatabaseError {
+        status: status.as_u16(),
+        code,
+        message,
+    }
+}
+
+/// serverless-js's trace id shape, `<14 digits><20 of [a-z0-9]>`, from a
+/// process-wide counter (see [`Client::with_trace_ids`]).
+fn default_trace_id() -> String {
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    let mut state = n ^ 0x9e37_79b9_7f4a_7c15 ^ (&COUNTER as *const AtomicU64 as u64);
+    let mut id = format!("{:014}", n % 100_000_000_000_000);
+    const ALPHABET: &[u8] = b"abcdefghijklmnopqrstuvwxyz0123456789";
+    for _ in 0..20 {
+        // SplitMix64: cheap, well-spread, needs no OS randomness.
+        state = state.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = state;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^= z >> 31;
+        id.push(ALPHABET[(z % ALPHABET.len() as u64) as usize] as char);
+    }
+    id
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_trace_ids_have_serverless_js_shape_and_differ() {
+        let a = default_trace_id();
+        let b = default_trace_id();
+        assert_eq!(a.len(), 34);
+        assert!(a[..14].bytes().all(|c| c.is_ascii_digit()));
+        assert!(a[14..]
+            .bytes()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit()));
+        assert_ne!(a, b);
+    }
+
+    #[test]
+    fn statement_debug_hides_values() {
+        let s = Statement::new("SELECT ?").bind("secret-value");
+        let shown = format!("{s:?}");
+        assert!(!shown.contains("secret-value"), "{shown}");
+        assert!(shown.contains("SELECT ?"));
+    }
+
+    #[test]
+    fn error_bodies_parse_like_serverless_js() {
+        let e = database_error(
+            http::StatusCode::INTERNAL_SERVER_ERROR,
+            br#"{"code":151100004,"message":"Rollback transaction fail: invalid connection"}"#,
+        );
+        assert_eq!(e.status, 500);
+        assert_eq!(e.code, Some(ErrorCode::Number(151100004)));
+        assert_eq!(e.message, "Rollback transaction fail: invalid connection");
+        let e = database_error(http::StatusCode::BAD_GATEWAY, b"<html>bad gateway</html>");
+        assert_eq!(e.message, "Bad Gateway");
+        assert_eq!(e.code, None);
+        let e = database_error(
+            http::StatusCode::BAD_REQUEST,
+            br#"{"code":"E1","message":"m"}"#,
+        );
+        assert_eq!(e.code, Some(ErrorCode::Text("E1".into())));
+    }
+}

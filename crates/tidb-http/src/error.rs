@@ -1,0 +1,211 @@
+//! The driver's one error type. Every error says which statement failed
+//! (its text as written, with `?`/`:name` placeholders, never the bound
+//! values) and why: the service's answer (HTTP status, code, message), a
+//! transport failure, an unexpected response, or a row that does not fit
+//! the type asked for. Nothing here ever holds the password.
+
+use std::fmt;
+
+use outbound::FetchError;
+
+use crate::de::DecodeError;
+
+/// Longest statement text shown by `Display` (the full text stays in
+/// [`Error::statement`]).
+const SHOWN_STATEMENT_CHARS: usize = 200;
+
+/// A failed statement.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Error {
+    statement: Option<String>,
+    kind: ErrorKind,
+}
+
+/// Why a statement failed.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ErrorKind {
+    /// The SQL API answered with an error status.
+    Database(DatabaseError),
+    /// No response came back (timeout, connection failure).
+    Transport(FetchError),
+    /// A response came back but is not what the SQL API sends (not JSON,
+    /// no `TiDB-Session` header).
+    Protocol(String),
+    /// A cell could not be decoded, or a row does not fit the type asked
+    /// for.
+    Decode(DecodeError),
+    /// The parameters could not be bound into the SQL text.
+    Bind(String),
+    /// The request could not be built from the config (a header value
+    /// that is not visible ASCII).
+    Config(String),
+    /// `query_one_as` found no row.
+    NoRows,
+}
+
+/// The SQL API's error answer: `{"code": ..., "message": ...}` with an HTTP
+/// status, as serverless-js's `DatabaseError` carries it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DatabaseError {
+    pub status: u16,
+    /// The `code` field: a MySQL/TiDB error number for SQL errors (such as
+    /// 1062), the service's own number for its errors, or text.
+    pub code: Option<ErrorCode>,
+    pub message: String,
+}
+
+/// The `code` of an error body, which may be a JSON number or a string.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ErrorCode {
+    Number(i64),
+    Text(String),
+}
+
+impl fmt::Display for ErrorCode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ErrorCode::Number(n) => write!(f, "{n}"),
+            ErrorCode::Text(t) => f.write_str(t),
+        }
+    }
+}
+
+impl Error {
+    pub(crate) fn new(statement: Option<&str>, kind: ErrorKind) -> Self {
+        Error {
+            statement: statement.map(str::to_owned),
+            kind,
+        }
+    }
+
+    pub(crate) fn decode(statement: &str, error: DecodeError) -> Self {
+        Error::new(Some(statement), ErrorKind::Decode(error))
+    }
+
+    /// The failed statement as written (placeholders, not values).
+    pub fn statement(&self) -> Option<&str> {
+        self.statement.as_deref()
+    }
+
+    pub fn kind(&self) -> &ErrorKind {
+        &self.kind
+    }
+
+    /// The service's error answer, when there was one.
+    pub fn database(&self) -> Option<&DatabaseError> {
+        match &self.kind {
+            ErrorKind::Database(e) => Some(e),
+            _ => None,
+        }
+    }
+
+    /// The MySQL error number (such as 1062 for a duplicate key), when the
+    /// service reported one.
+    pub fn mysql_errno(&self) -> Option<u16> {
+        match self.database()?.code.as_ref()? {
+            ErrorCode::Number(n) => u16::try_from(*n).ok(),
+            ErrorCode::Text(t) => t.parse().ok(),
+        }
+    }
+
+    /// A unique or primary key already had the value (MySQL error 1062).
+    pub fn is_duplicate_entry(&self) -> bool {
+        self.mysql_errno() == Some(1062)
+    }
+
+    /// No response within the statement's timeout.
+    pub fn is_timeout(&self) -> bool {
+        matches!(self.kind, ErrorKind::Transport(FetchError::Timeout(_)))
+    }
+}
+
+impl fmt::Display for ErrorKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ErrorKind::Database(e) => match &e.code {
+                Some(code) => write!(f, "HTTP {}, code {code}: {}", e.status, e.message),
+                None => write!(f, "HTTP {}: {}", e.status, e.message),
+            },
+            ErrorKind::Transport(e) => write!(f, "{e}"),
+            ErrorKind::Protocol(e) => write!(f, "unexpected response: {e}"),
+            ErrorKind::Decode(e) => write!(f, "cannot decode the result: {e}"),
+            ErrorKind::Bind(e) => write!(f, "cannot bind the parameters: {e}"),
+            ErrorKind::Config(e) => write!(f, "cannot build the request: {e}"),
+            ErrorKind::NoRows => f.write_str("the query returned no row"),
+        }
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.statement {
+            Some(sql) => {
+                let shown: String = sql.chars().take(SHOWN_STATEMENT_CHARS).collect();
+                let more = if shown.len() < sql.len() { "..." } else { "" };
+                write!(f, "TiDB statement `{shown}{more}` failed: {}", self.kind)
+            }
+            None => write!(f, "TiDB request failed: {}", self.kind),
+        }
+    }
+}
+
+impl std::error::Error for Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match &self.kind {
+            ErrorKind::Transport(e) => Some(e),
+            ErrorKind::Decode(e) => Some(e),
+            _ => None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn display_names_the_statement_status_and_code() {
+        let err = Error::new(
+            Some("INSERT INTO t VALUES (?)"),
+            ErrorKind::Database(DatabaseError {
+                status: 400,
+                code: Some(ErrorCode::Number(1062)),
+                message: "Duplicate entry '1' for key 'PRIMARY'".into(),
+            }),
+        );
+        assert_eq!(
+            err.to_string(),
+            "TiDB statement `INSERT INTO t VALUES (?)` failed: HTTP 400, code 1062: \
+             Duplicate entry '1' for key 'PRIMARY'"
+        );
+        assert_eq!(err.mysql_errno(), Some(1062));
+        assert!(err.is_duplicate_entry());
+    }
+
+    #[test]
+    fn long_statements_are_shortened_on_display_only() {
+        let sql = format!("SELECT '{}'", "é".repeat(500));
+        let err = Error::new(Some(&sql), ErrorKind::NoRows);
+        assert!(err.to_string().contains("...` failed"));
+        assert_eq!(err.statement(), Some(sql.as_str()));
+    }
+
+    #[test]
+    fn text_codes_and_timeouts_are_recognised() {
+        let err = Error::new(
+            None,
+            ErrorKind::Database(DatabaseError {
+                status: 500,
+                code: Some(ErrorCode::Text("1105".into())),
+                message: "x".into(),
+            }),
+        );
+        assert_eq!(err.mysql_errno(), Some(1105));
+        let err = Error::new(
+            Some("SELECT 1"),
+            ErrorKind::Transport(FetchError::Timeout(std::time::Duration::from_secs(1))),
+        );
+        assert!(err.is_timeout());
+        assert_eq!(err.mysql_errno(), None);
+    }
+}
