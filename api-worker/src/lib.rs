@@ -11,7 +11,7 @@ mod entry {
     use tower_service::Service;
     use worker::{event, js_sys, Context, Env, HttpRequest};
 
-    use crate::platform::{WorkerFetch, WorkerTimer};
+    use crate::platform::{WorkerConnect, WorkerFetch, WorkerTimer};
 
     /// The router, built on the first request of each isolate from its
     /// bindings (which do not change while the isolate lives) and cloned
@@ -33,6 +33,7 @@ mod entry {
             now_millis,
             random_u64,
             fetch: Arc::new(WorkerFetch),
+            connect: Arc::new(WorkerConnect),
             timer: Arc::new(WorkerTimer),
         }
     }

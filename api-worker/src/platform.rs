@@ -1,13 +1,13 @@
-//! The `outbound` traits on the Workers runtime: `fetch()` and
-//! `setTimeout`. Their futures hold JS values and are not `Send`; the
+//! The `outbound` traits on the Workers runtime: `fetch()`, `connect()`
+//! and `setTimeout`. Their futures hold JS values and are not `Send`; the
 //! Worker runs on one thread, so wrapping them in `SendFuture` is sound,
 //! and it is what lets the `api` crate's axum handlers await them.
 
 use std::time::Duration;
 
-use outbound::{BoxFuture, Bytes, Fetch, FetchError, Request, Response, Timer};
+use outbound::{BoxFuture, Bytes, Connect, Fetch, FetchError, Request, Response, Stream, Timer};
 use worker::send::SendFuture;
-use worker::{AbortController, Delay, Headers, Method, RequestInit};
+use worker::{AbortController, Delay, Headers, Method, RequestInit, SecureTransport, Socket};
 
 /// Outbound HTTP through the Worker's `fetch()`.
 pub struct WorkerFetch;
@@ -74,5 +74,36 @@ pub struct WorkerTimer;
 impl Timer for WorkerTimer {
     fn sleep(&self, duration: Duration) -> BoxFuture<'static, ()> {
         Box::pin(SendFuture::new(Delay::from(duration)))
+    }
+}
+
+/// TCP through `connect()` from `cloudflare:sockets`, TLS when asked.
+pub struct WorkerConnect;
+
+impl Connect for WorkerConnect {
+    fn connect(
+        &self,
+        host: &str,
+        port: u16,
+        tls: bool,
+    ) -> BoxFuture<'_, std::io::Result<Box<dyn Stream>>> {
+        let host = host.to_owned();
+        Box::pin(SendFuture::new(async move {
+            let transport = if tls {
+                SecureTransport::On
+            } else {
+                SecureTransport::Off
+            };
+            let socket = Socket::builder()
+                .secure_transport(transport)
+                .connect(host, port)
+                .map_err(|e| std::io::Error::other(e.to_string()))?;
+            // Surface a refused connection here rather than at the first write.
+            socket
+                .opened()
+                .await
+                .map_err(|e| std::io::Error::other(e.to_string()))?;
+            Ok(Box::new(socket) as Box<dyn Stream>)
+        }))
     }
 }

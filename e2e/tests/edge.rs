@@ -148,7 +148,7 @@ async fn cors_allows_the_pages_origins_and_refuses_others() {
 }
 
 #[tokio::test]
-async fn readyz_reports_a_complete_local_configuration() {
+async fn readyz_checks_tidb_and_redis_through_the_worker() {
     let response = http()
         .get(format!("{}/readyz", api()))
         .send()
@@ -159,6 +159,14 @@ async fn readyz_reports_a_complete_local_configuration() {
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["status"], "ready");
     assert_eq!(body["environment"], "dev");
+    // TiDB through the HTTP driver and the local gateway, Redis over the
+    // Worker's TCP socket: both answered, each with its latency.
+    for dependency in ["tidb", "redis"] {
+        let check = &body["checks"][dependency];
+        assert_eq!(check["ok"], true, "{dependency}: {body}");
+        assert!(check["latency_ms"].as_f64().unwrap() >= 0.0, "{body}");
+    }
+    assert_eq!(body["checks"]["tidb"]["required"], true);
 }
 
 #[tokio::test]

@@ -31,6 +31,31 @@ pub struct Config {
     /// `REQUEST_DEADLINE_MS`: the most a request may take before it is
     /// answered with a 504 problem.
     pub request_deadline_ms: u64,
+    /// `TIDB_DATABASE_URL` (secret, `mysql://user:password@host/database`
+    /// as TiDB Cloud gives it) and, locally, `TIDB_HTTP_ENDPOINT` (the
+    /// gateway's address instead of `https://http-<host>`).
+    pub tidb: Option<tidb_http::Config>,
+    /// `REDIS_URL` (secret): `redis://` or, with TLS, `rediss://`.
+    pub redis: Option<RedisTarget>,
+}
+
+/// Where Redis is and how to log in.
+#[derive(Clone)]
+pub struct RedisTarget {
+    pub host: String,
+    pub port: u16,
+    pub tls: bool,
+    pub options: resp::Options,
+}
+
+impl std::fmt::Debug for RedisTarget {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedisTarget")
+            .field("host", &self.host)
+            .field("port", &self.port)
+            .field("tls", &self.tls)
+            .finish_non_exhaustive()
+    }
 }
 
 impl std::fmt::Debug for Config {
@@ -44,6 +69,8 @@ impl std::fmt::Debug for Config {
                 &self.binding_secret.as_ref().map(|_| "<set>"),
             )
             .field("request_deadline_ms", &self.request_deadline_ms)
+            .field("tidb", &self.tidb)
+            .field("redis", &self.redis)
             .finish()
     }
 }
@@ -139,6 +166,24 @@ impl Config {
             DEFAULT_REQUEST_DEADLINE_MS,
             &mut issues,
         );
+        let tidb = load_tidb(&get, &environment, &mut issues);
+        let redis = match get("REDIS_URL").map(|url| parse_redis_url(&url)) {
+            Some(Ok(target)) => Some(target),
+            Some(Err(problem)) => {
+                issues.push(ConfigIssue {
+                    name: "REDIS_URL",
+                    problem: problem.into(),
+                });
+                None
+            }
+            None => {
+                issues.push(ConfigIssue {
+                    name: "REDIS_URL",
+                    problem: "is not set (redis:// or rediss://user:password@host:port)".into(),
+                });
+                None
+            }
+        };
         (
             Config {
                 environment,
@@ -146,10 +191,96 @@ impl Config {
                 access,
                 binding_secret,
                 request_deadline_ms,
+                tidb,
+                redis,
             },
             issues,
         )
     }
+}
+
+fn load_tidb(
+    get: &impl Fn(&str) -> Option<String>,
+    environment: &str,
+    issues: &mut Vec<ConfigIssue>,
+) -> Option<tidb_http::Config> {
+    let Some(url) = get("TIDB_DATABASE_URL") else {
+        issues.push(ConfigIssue {
+            name: "TIDB_DATABASE_URL",
+            problem: "is not set (mysql://user:password@host/database)".into(),
+        });
+        return None;
+    };
+    let config = match tidb_http::Config::from_url(&url) {
+        Ok(config) => config,
+        Err(_) => {
+            issues.push(ConfigIssue {
+                name: "TIDB_DATABASE_URL",
+                problem: "is not a mysql://user:password@host/database URL".into(),
+            });
+            return None;
+        }
+    };
+    match get("TIDB_HTTP_ENDPOINT") {
+        None => Some(config),
+        Some(endpoint) => {
+            let checked = parse_origin(endpoint.trim(), environment)
+                .map_err(str::to_owned)
+                .and_then(|_| {
+                    config
+                        .with_endpoint(endpoint.trim())
+                        .map_err(|e| e.to_string())
+                });
+            match checked {
+                Ok(config) => Some(config),
+                Err(problem) => {
+                    issues.push(ConfigIssue {
+                        name: "TIDB_HTTP_ENDPOINT",
+                        problem,
+                    });
+                    None
+                }
+            }
+        }
+    }
+}
+
+/// `redis://[user][:password]@host[:port][/db]`; `rediss://` for TLS (Redis
+/// Cloud). Errors never include the URL: it holds the password.
+fn parse_redis_url(raw: &str) -> Result<RedisTarget, &'static str> {
+    let url = url::Url::parse(raw).map_err(|_| "is not a URL (redis://user:password@host:port)")?;
+    let tls = match url.scheme() {
+        "redis" => false,
+        "rediss" => true,
+        _ => return Err("must start with redis:// or rediss://"),
+    };
+    let host = url.host_str().ok_or("has no host")?.to_owned();
+    let decode = |s: &str| {
+        url::form_urlencoded::parse(format!("x={s}").as_bytes())
+            .next()
+            .map(|(_, v)| v.into_owned())
+            .unwrap_or_default()
+    };
+    let username = Some(decode(url.username())).filter(|u| !u.is_empty());
+    let password = url.password().map(decode);
+    let database = match url.path().trim_start_matches('/') {
+        "" => 0,
+        db => db
+            .parse()
+            .map_err(|_| "has a database that is not a number")?,
+    };
+    Ok(RedisTarget {
+        host,
+        port: url.port().unwrap_or(6379),
+        tls,
+        options: resp::Options {
+            username,
+            password,
+            database,
+            client_name: Some("edge-api".into()),
+            ..resp::Options::default()
+        },
+    })
 }
 
 /// Access needs the team domain and at least one audience; the rest is
@@ -277,7 +408,7 @@ mod tests {
         Config::load(|name| vars.get(name).cloned())
     }
 
-    const COMPLETE: [(&str, &str); 5] = [
+    const COMPLETE: [(&str, &str); 7] = [
         ("ENVIRONMENT", "rc"),
         (
             "ALLOWED_ORIGINS",
@@ -286,6 +417,14 @@ mod tests {
         ("ACCESS_TEAM_DOMAIN", "https://team.cloudflareaccess.com"),
         ("ACCESS_AUD", "aud-api, aud-api-2"),
         ("BINDING_SECRET", "0123456789abcdef0123456789abcdef"),
+        (
+            "TIDB_DATABASE_URL",
+            "mysql://u.root:tidb-s3cret@gateway01.aws.tidbcloud.com:4000/app",
+        ),
+        (
+            "REDIS_URL",
+            "rediss://default:redis-s3cret@redis-1.cloud.redislabs.com:16379",
+        ),
     ];
 
     #[test]
@@ -319,9 +458,44 @@ mod tests {
     }
 
     #[test]
+    fn dependency_urls_are_parsed() {
+        let (config, _) = load(&COMPLETE);
+        let tidb = config.tidb.unwrap();
+        assert_eq!(tidb.endpoint(), "https://http-gateway01.aws.tidbcloud.com");
+        assert_eq!(tidb.database(), Some("app"));
+        let redis = config.redis.unwrap();
+        assert_eq!(
+            (redis.host.as_str(), redis.port, redis.tls),
+            ("redis-1.cloud.redislabs.com", 16379, true)
+        );
+        assert_eq!(redis.options.password.as_deref(), Some("redis-s3cret"));
+
+        let mut local = COMPLETE.to_vec();
+        local[0] = ("ENVIRONMENT", "dev");
+        local.push(("TIDB_HTTP_ENDPOINT", "http://127.0.0.1:4100"));
+        local.push(("REDIS_URL", "redis://:p%40ss@127.0.0.1:6390/2"));
+        let (config, issues) = load(&local);
+        assert!(issues.is_empty(), "{issues:?}");
+        assert_eq!(config.tidb.unwrap().endpoint(), "http://127.0.0.1:4100");
+        let redis = config.redis.unwrap();
+        assert_eq!(redis.options.password.as_deref(), Some("p@ss"));
+        assert_eq!((redis.tls, redis.options.database), (false, 2));
+
+        let mut bad = COMPLETE.to_vec();
+        bad.push(("TIDB_HTTP_ENDPOINT", "http://tidb.example.com"));
+        bad.push(("REDIS_URL", "http://:pw-s3cret@host"));
+        let (_, issues) = load(&bad);
+        let names: Vec<_> = issues.iter().map(|i| i.name).collect();
+        assert_eq!(names, ["TIDB_HTTP_ENDPOINT", "REDIS_URL"]);
+        assert!(!format!("{issues:?}").contains("s3cret"));
+    }
+
+    #[test]
     fn the_binding_secret_is_never_shown() {
         let (config, _) = load(&COMPLETE);
-        assert!(!format!("{config:?}").contains("0123456789abcdef"));
+        let shown = format!("{config:?}");
+        assert!(!shown.contains("0123456789abcdef"));
+        assert!(!shown.contains("s3cret"), "{shown}");
         let (_, issues) = load(&[("BINDING_SECRET", "short-s3cr3t")]);
         assert!(issues.iter().any(|i| i.name == "BINDING_SECRET"));
         assert!(!format!("{issues:?}").contains("short-s3cr3t"));
@@ -338,7 +512,9 @@ mod tests {
                 "ALLOWED_ORIGINS",
                 "ACCESS_TEAM_DOMAIN",
                 "ACCESS_AUD",
-                "BINDING_SECRET"
+                "BINDING_SECRET",
+                "TIDB_DATABASE_URL",
+                "REDIS_URL"
             ]
         );
     }

@@ -1,9 +1,11 @@
 //! Liveness and readiness. `/healthz` touches nothing and says which build
-//! answers; `/readyz` says whether this isolate can serve traffic, naming
-//! what is wrong (configuration today; dependencies as they are added).
+//! answers; `/readyz` says whether this isolate can serve traffic: the
+//! configuration, and each dependency with its latency, checked
+//! concurrently under one deadline.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -38,14 +40,17 @@ impl BuildInfo {
     };
 }
 
+/// How long readiness waits for all dependencies together.
+const READINESS_DEADLINE: Duration = Duration::from_secs(2);
+
 /// Whether this isolate can serve traffic, check by check.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct Readiness {
-    /// `ready` or `unready`.
+    /// `ready` when every required check passes, else `unready`.
     pub status: &'static str,
     /// The deployment environment (dev, rc, stg, prd).
     pub environment: String,
-    /// Each check by name (`config`, and each dependency as it is added).
+    /// Each check by name: `config`, `tidb`, `redis`.
     pub checks: BTreeMap<&'static str, Check>,
 }
 
@@ -53,7 +58,17 @@ pub struct Readiness {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct Check {
     pub ok: bool,
-    /// What is wrong, by setting name; never the values.
+    /// Whether a failure makes the Worker unready. Redis is not required:
+    /// reads then bypass the cache and still answer from TiDB.
+    pub required: bool,
+    /// How long the check took, in milliseconds (dependencies only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub latency_ms: Option<f64>,
+    /// Why it failed; never a secret.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// What is wrong with the configuration, by setting name; never values.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
     pub issues: Vec<ConfigIssue>,
 }
 
@@ -70,30 +85,95 @@ async fn healthz() -> Json<BuildInfo> {
     Json(BuildInfo::CURRENT)
 }
 
-/// Readiness: every check, and 503 when a required one fails.
+/// Readiness: the configuration, and TiDB and Redis checked concurrently
+/// within one deadline; 503 when a required check fails.
 #[utoipa::path(get, path = "/readyz", tag = "health",
     responses(
         (status = 200, description = "Ready to serve", body = Readiness),
         (status = 503, description = "A required check fails", body = Readiness),
     ))]
 async fn readyz(State(app): State<Arc<App>>) -> (StatusCode, Json<Readiness>) {
-    let config_ok = app.config_issues.is_empty();
-    let status = if config_ok {
+    let config = Check {
+        ok: app.config_issues.is_empty(),
+        required: true,
+        latency_ms: None,
+        error: None,
+        issues: app.config_issues.clone(),
+    };
+    let (tidb, redis) = futures_util::future::join(
+        timed(&app, true, check_tidb(&app)),
+        timed(&app, false, check_redis(&app)),
+    )
+    .await;
+    let checks = BTreeMap::from([("config", config), ("tidb", tidb), ("redis", redis)]);
+    let ready = checks.values().all(|c| c.ok || !c.required);
+    let body = Readiness {
+        status: if ready { "ready" } else { "unready" },
+        environment: app.config.environment.clone(),
+        checks,
+    };
+    let status = if ready {
         StatusCode::OK
     } else {
         StatusCode::SERVICE_UNAVAILABLE
     };
-    let checks = BTreeMap::from([(
-        "config",
-        Check {
-            ok: config_ok,
-            issues: app.config_issues.clone(),
-        },
-    )]);
-    let body = Readiness {
-        status: if config_ok { "ready" } else { "unready" },
-        environment: app.config.environment.clone(),
-        checks,
-    };
     (status, Json(body))
+}
+
+/// Runs one dependency check under the readiness deadline and measures it.
+async fn timed(
+    app: &App,
+    required: bool,
+    check: impl std::future::Future<Output = Result<(), String>>,
+) -> Check {
+    let started = (app.platform.now_millis)();
+    let outcome = outbound::deadline(app.platform.timer.as_ref(), READINESS_DEADLINE, check)
+        .await
+        .unwrap_or_else(|elapsed| Err(elapsed.to_string()));
+    Check {
+        ok: outcome.is_ok(),
+        required,
+        latency_ms: Some((((app.platform.now_millis)() - started) * 10.0).round() / 10.0),
+        error: outcome.err(),
+        issues: Vec::new(),
+    }
+}
+
+async fn check_tidb(app: &App) -> Result<(), String> {
+    let client = app
+        .tidb
+        .as_ref()
+        .ok_or("not configured (TIDB_DATABASE_URL)")?;
+    client
+        .execute("SELECT 1")
+        .await
+        .map(|_| ())
+        .map_err(|e| e.to_string())
+}
+
+async fn check_redis(app: &App) -> Result<(), String> {
+    let target = app
+        .config
+        .redis
+        .as_ref()
+        .ok_or("not configured (REDIS_URL)")?;
+    let stream = app
+        .platform
+        .connect
+        .connect(&target.host, target.port, target.tls)
+        .await
+        .map_err(|e| format!("cannot connect: {e}"))?;
+    let mut connection =
+        resp::Connection::open(stream, &target.options, app.platform.timer.clone())
+            .await
+            .map_err(|e| e.to_string())?;
+    let pong: String = connection
+        .query(resp::cmd("PING"))
+        .await
+        .map_err(|e| e.to_string())?;
+    if pong == "PONG" {
+        Ok(())
+    } else {
+        Err(format!("PING answered {pong:?}"))
+    }
 }

@@ -36,6 +36,8 @@ pub struct Platform {
     pub random_u64: fn() -> u64,
     /// HTTP to other services (the Access certs endpoint, TiDB, ...).
     pub fetch: Arc<dyn outbound::Fetch>,
+    /// TCP connections (Redis).
+    pub connect: Arc<dyn outbound::Connect>,
     /// Sleeping, for deadlines.
     pub timer: Arc<dyn outbound::Timer>,
 }
@@ -63,6 +65,7 @@ impl Platform {
             now_millis,
             random_u64,
             fetch: Arc::new(outbound::ReqwestFetch::default()),
+            connect: Arc::new(outbound::TokioConnect),
             timer: Arc::new(outbound::TokioTimer),
         }
     }
@@ -77,6 +80,8 @@ pub struct App {
     /// Checks Access tokens of admin routes, with the team's keys cached
     /// for the life of the isolate; `None` when Access is not configured.
     pub access: Option<access::Verifier>,
+    /// TiDB over its HTTP API; `None` when not configured.
+    pub tidb: Option<tidb_http::Client>,
 }
 
 impl App {
@@ -86,11 +91,16 @@ impl App {
             .access
             .as_ref()
             .map(|a| access::Verifier::new(a.policy.clone(), a.cache));
+        let tidb = config
+            .tidb
+            .clone()
+            .map(|c| tidb_http::Client::new(c, platform.fetch.clone()));
         Arc::new(App {
             config,
             config_issues,
             platform,
             access,
+            tidb,
         })
     }
 }

@@ -25,6 +25,9 @@ fn configured() -> axum::Router {
         ("ACCESS_TEAM_DOMAIN", "https://team.cloudflareaccess.com"),
         ("ACCESS_AUD", "api-aud"),
         ("BINDING_SECRET", "0123456789abcdef0123456789abcdef"),
+        // Nothing listens on port 1: the dependency checks fail fast.
+        ("TIDB_DATABASE_URL", "mysql://app:pw@127.0.0.1:1/app"),
+        ("REDIS_URL", "redis://:pw@127.0.0.1:1"),
     ])
 }
 
@@ -175,8 +178,21 @@ async fn readyz_names_what_is_missing() {
         Request::get("/readyz").body(Body::empty()).unwrap(),
     )
     .await;
-    assert_eq!(response.status(), StatusCode::OK);
-    assert_eq!(body["status"], "ready");
+    assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(body["status"], "unready");
+    let checks = &body["checks"];
+    assert_eq!(checks["config"]["ok"], true, "{body}");
+    assert_eq!(checks["tidb"]["ok"], false);
+    assert_eq!(checks["tidb"]["required"], true);
+    assert!(checks["tidb"]["latency_ms"].is_number());
+    assert!(checks["tidb"]["error"].is_string());
+    assert_eq!(checks["redis"]["ok"], false);
+    assert_eq!(checks["redis"]["required"], false);
+    assert!(checks["redis"]["error"]
+        .as_str()
+        .unwrap()
+        .contains("cannot connect"));
+    assert!(!body.to_string().contains("pw@"), "no credentials: {body}");
 }
 
 #[tokio::test]

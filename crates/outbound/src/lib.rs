@@ -1,5 +1,5 @@
 //! What protocol code needs from its runtime to reach other services: an
-//! HTTP [`Fetch`] and a [`Timer`]. Protocol crates (the TiDB HTTP driver,
+//! HTTP [`Fetch`], a TCP [`Connect`] and a [`Timer`]. Protocol crates (the TiDB HTTP driver,
 //! the Access JWKS cache, S3, Sentry, Loki) are written against these two
 //! traits only, so they run unchanged in the Worker (bound to
 //! `worker::Fetch` and `setTimeout` in `api-worker`) and natively (reqwest
@@ -62,6 +62,21 @@ impl fmt::Display for FetchError {
 
 impl std::error::Error for FetchError {}
 
+/// A connected byte stream (a TCP socket, TLS or not).
+pub trait Stream: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send {}
+impl<T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send> Stream for T {}
+
+/// Opens TCP connections (`connect()` from `cloudflare:sockets` in the
+/// Worker), with TLS when asked.
+pub trait Connect: Send + Sync {
+    fn connect(
+        &self,
+        host: &str,
+        port: u16,
+        tls: bool,
+    ) -> BoxFuture<'_, std::io::Result<Box<dyn Stream>>>;
+}
+
 /// Sleeps without blocking the thread (`setTimeout` in the Worker).
 pub trait Timer: Send + Sync {
     fn sleep(&self, duration: Duration) -> BoxFuture<'static, ()>;
@@ -100,7 +115,7 @@ pub async fn deadline<F: Future>(
 #[cfg(feature = "native")]
 mod native;
 #[cfg(feature = "native")]
-pub use native::{ReqwestFetch, TokioTimer};
+pub use native::{ReqwestFetch, TokioConnect, TokioTimer};
 
 #[cfg(test)]
 mod tests {

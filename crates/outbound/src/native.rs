@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use crate::{BoxFuture, Fetch, FetchError, Request, Response, Timer};
+use crate::{BoxFuture, Connect, Fetch, FetchError, Request, Response, Stream, Timer};
 
 /// [`Fetch`] over a reqwest client (rustls, no proxies from the environment).
 #[derive(Debug, Clone)]
@@ -69,5 +69,31 @@ pub struct TokioTimer;
 impl Timer for TokioTimer {
     fn sleep(&self, duration: Duration) -> BoxFuture<'static, ()> {
         Box::pin(tokio::time::sleep(duration))
+    }
+}
+
+/// [`Connect`] with tokio's TCP. Plain TCP only: the local servers it
+/// reaches listen on 127.0.0.1 without TLS, so asking for TLS is an error
+/// rather than a silent downgrade.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct TokioConnect;
+
+impl Connect for TokioConnect {
+    fn connect(
+        &self,
+        host: &str,
+        port: u16,
+        tls: bool,
+    ) -> BoxFuture<'_, std::io::Result<Box<dyn Stream>>> {
+        let address = format!("{host}:{port}");
+        Box::pin(async move {
+            if tls {
+                return Err(std::io::Error::other(
+                    "TokioConnect has no TLS (local servers only)",
+                ));
+            }
+            let stream = tokio::net::TcpStream::connect(address).await?;
+            Ok(Box::new(stream) as Box<dyn Stream>)
+        })
     }
 }

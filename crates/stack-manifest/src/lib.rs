@@ -20,6 +20,7 @@ pub struct StackManifest {
     /// Directory holding every service's data, logs and pid files.
     pub state_dir: PathBuf,
     pub mariadb: MariaDb,
+    pub tidb: Tidb,
     pub redis: Redis,
     pub s3: S3,
     pub sentry: Sentry,
@@ -40,6 +41,15 @@ pub struct MariaDb {
     pub database: String,
     pub user: String,
     pub password: String,
+}
+
+/// The repository's TiDB HTTP gateway in front of [`MariaDb`].
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Tidb {
+    /// Base URL of the SQL API (`POST {endpoint}/v1beta/sql`).
+    pub endpoint: String,
+    /// `mysql://user:password@host/database`, as TiDB Cloud gives it.
+    pub database_url: String,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]

@@ -10,7 +10,7 @@ use anyhow::Context;
 use crate::project;
 
 /// Every server binary of the workspace the stack runs.
-pub const SERVERS: [&str; 2] = ["loki-standin", "access-standin"];
+pub const SERVERS: [&str; 3] = ["loki-standin", "access-standin", "tidb-gateway"];
 
 /// Builds [`SERVERS`] and returns each executable's path as cargo reports it.
 pub fn build() -> anyhow::Result<HashMap<&'static str, PathBuf>> {

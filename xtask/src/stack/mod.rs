@@ -17,6 +17,7 @@ mod process;
 mod prometheus;
 mod redis;
 mod s3;
+mod tidb;
 mod worker;
 
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -126,8 +127,8 @@ impl Stack {
         std::fs::create_dir_all(state.join("logs"))?;
 
         // mariadb, redis, s3, sentry, prometheus, loki, api, api inspector,
-        // access
-        let ports = free_ports(9)?;
+        // access, tidb
+        let ports = free_ports(10)?;
         let api_port = match options.api_port {
             0 => ports[6],
             p if port_is_free(p) => p,
@@ -154,10 +155,12 @@ impl Stack {
         })?;
         let loki = loki::prepare(&binaries["loki-standin"], ports[5])?;
         let access = access::prepare(&binaries["access-standin"], &state, ports[8])?;
+        let tidb = tidb::prepare(&binaries["tidb-gateway"], &db.manifest, ports[9]);
 
         let mut manifest = StackManifest {
             state_dir: state.clone(),
             mariadb: db.manifest.clone(),
+            tidb: tidb.manifest.clone(),
             redis: redis.manifest.clone(),
             s3: s3.manifest.clone(),
             sentry: sentry.manifest.clone(),
@@ -174,6 +177,7 @@ impl Stack {
             prom.launch,
             loki.launch,
             access.launch,
+            tidb.launch,
         ];
         if let Some(build) = build {
             let api = worker::prepare(build, &manifest, api_port, ports[7])?;

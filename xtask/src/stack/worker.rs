@@ -86,6 +86,8 @@ pub fn dev_vars(stack: &StackManifest, api: &Api) -> String {
         ),
         // Tests rotate keys and must not wait Access's 30 s cooldown.
         ("ACCESS_JWKS_COOLDOWN_SECS", "1"),
+        ("TIDB_DATABASE_URL", stack.tidb.database_url.as_str()),
+        ("TIDB_HTTP_ENDPOINT", &stack.tidb.endpoint),
         ("REDIS_URL", stack.redis.url.as_str()),
         ("B2_ENDPOINT", &stack.s3.endpoint),
         ("B2_REGION", &stack.s3.region),

@@ -1,0 +1,32 @@
+//! The repository's TiDB HTTP gateway (crates/tidb-gateway) in front of
+//! the stack's MariaDB: the endpoint the Worker's TiDB driver talks to
+//! locally, with the database's own users and passwords.
+
+use std::path::Path;
+use std::process::Command;
+
+use stack_manifest::{MariaDb, Tidb};
+
+use super::{Launch, Prepared, Probe};
+
+pub(super) fn prepare(binary: &Path, mariadb: &MariaDb, port: u16) -> Prepared<Tidb> {
+    let mut command = Command::new(binary);
+    command
+        .args(["--listen", &format!("127.0.0.1:{port}")])
+        .args(["--mysql", &format!("{}:{}", mariadb.host, mariadb.port)]);
+    let endpoint = format!("http://127.0.0.1:{port}");
+    Prepared {
+        launch: Launch {
+            name: "tidb",
+            command,
+            probe: Probe::Tcp(port),
+        },
+        manifest: Tidb {
+            database_url: format!(
+                "mysql://{}:{}@{}/{}",
+                mariadb.user, mariadb.password, mariadb.host, mariadb.database
+            ),
+            endpoint,
+        },
+    }
+}
