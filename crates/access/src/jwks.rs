@@ -7,18 +7,21 @@
 //! tokens with made-up `kid`s cannot turn into a stream of fetches. When a
 //! refetch fails, the keys already held keep working.
 //!
-//! One fetch at a time: the state sits behind an async mutex held across
-//! the fetch, so concurrent requests of a cold isolate wait for the first
-//! one's fetch instead of each making their own.
+//! No request ever waits for another request's fetch: in Workers, a
+//! request blocked on a promise that belongs to another request is
+//! cancelled as hung, and its I/O cannot be shared. So the state sits
+//! behind a plain mutex that is never held across an `await`; concurrent
+//! requests of a cold isolate each fetch the set once, and later ones use
+//! what the first to finish stored.
 
 use std::collections::HashMap;
 use std::time::Duration;
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
-use futures_util::lock::Mutex;
 use rsa::{BigUint, RsaPublicKey};
 use serde::Deserialize;
+use std::sync::Mutex;
 
 use crate::Rejection;
 
@@ -73,8 +76,17 @@ impl KeyCache {
     }
 
     /// How many times the set was fetched (successfully or not).
-    pub async fn fetches(&self) -> u64 {
-        self.state.lock().await.fetches
+    pub fn fetches(&self) -> u64 {
+        self.lock().fetches
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        // A panic while holding this lock aborts the whole instance (the
+        // Worker builds with panic=abort), so poisoning cannot be observed;
+        // natively, the data is still consistent: take it.
+        self.state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// The key `kid`, fetching the set if it is stale or lacks that key
@@ -85,18 +97,26 @@ impl KeyCache {
         fetch: &dyn outbound::Fetch,
         now: u64,
     ) -> Result<RsaPublicKey, Rejection> {
-        let mut state = self.state.lock().await;
-        let stale = state
-            .fetched_at
-            .is_none_or(|at| now >= at.saturating_add(self.settings.max_age_secs));
-        let cooled_down = state
-            .attempted_at
-            .is_none_or(|at| now >= at.saturating_add(self.settings.cooldown_secs));
-        let missing = !state.keys.contains_key(kid);
-        if (stale || missing) && (cooled_down || state.fetched_at.is_none()) {
-            state.attempted_at = Some(now);
-            state.fetches += 1;
-            match self.fetch_set(fetch).await {
+        let should_fetch = {
+            let mut state = self.lock();
+            let stale = state
+                .fetched_at
+                .is_none_or(|at| now >= at.saturating_add(self.settings.max_age_secs));
+            let cooled_down = state
+                .attempted_at
+                .is_none_or(|at| now >= at.saturating_add(self.settings.cooldown_secs));
+            let missing = !state.keys.contains_key(kid);
+            let fetch = (stale || missing) && (cooled_down || state.fetched_at.is_none());
+            if fetch {
+                state.attempted_at = Some(now);
+                state.fetches += 1;
+            }
+            fetch
+        };
+        if should_fetch {
+            let fetched = self.fetch_set(fetch).await;
+            let mut state = self.lock();
+            match fetched {
                 Ok(keys) => {
                     state.keys = keys;
                     state.fetched_at = Some(now);
@@ -107,7 +127,11 @@ impl KeyCache {
                 Err(_) => {}
             }
         }
-        state.keys.get(kid).cloned().ok_or(Rejection::UnknownKey)
+        self.lock()
+            .keys
+            .get(kid)
+            .cloned()
+            .ok_or(Rejection::UnknownKey)
     }
 
     async fn fetch_set(
