@@ -1,0 +1,332 @@
+//! A small Backblaze B2 client over B2's S3-compatible API, for the Worker:
+//! `head_bucket` for `/readyz`, presigned PUT and GET URLs that browsers use
+//! to upload and download files directly, and `head_object` /
+//! `delete_object` to check and clean up uploads.
+//!
+//! Signing is rusty-s3 (SigV4, query-string auth, path-style addressing);
+//! HTTP goes through [`outbound::Fetch`], so the same code runs in the
+//! Worker and natively in tests. Every operation takes the current time from
+//! its caller, because no clock can be read on wasm32-unknown-unknown.
+//!
+//! Not for: listing, multipart uploads, bucket management, retries, or
+//! moving object bodies through the Worker (browsers talk to B2 directly).
+//! It never sends `x-amz-checksum-*` headers, which B2 rejects.
+
+mod error;
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use outbound::{Bytes, Fetch};
+use rusty_s3::actions::{DeleteObject, GetObject, HeadBucket, HeadObject, PutObject};
+use rusty_s3::{S3Action, UrlStyle};
+
+pub use error::Error;
+
+/// SigV4 refuses presigned URLs valid for longer than seven days.
+pub const MAX_EXPIRY: Duration = Duration::from_secs(7 * 24 * 3600);
+
+/// How long the URLs the Worker signs for its own requests stay valid. They
+/// never leave the Worker, so this only has to cover the request itself plus
+/// clock skew between the Worker and B2 (S3 allows 15 minutes of it).
+const OWN_REQUEST_EXPIRY: Duration = Duration::from_secs(15 * 60);
+
+/// A B2 application key: its id and the secret. Neither is ever printed;
+/// the id is not a secret to B2 but it names the account's key, so it stays
+/// out of logs as well.
+#[derive(Clone)]
+pub struct Credentials {
+    key_id: String,
+    application_key: String,
+}
+
+impl Credentials {
+    pub fn new(key_id: impl Into<String>, application_key: impl Into<String>) -> Self {
+        Credentials {
+            key_id: key_id.into(),
+            application_key: application_key.into(),
+        }
+    }
+}
+
+impl fmt::Debug for Credentials {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Credentials(<redacted>)")
+    }
+}
+
+/// Where the bucket is and how to sign for it.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The S3 endpoint without the bucket, e.g.
+    /// `https://s3.us-west-004.backblazeb2.com`.
+    pub endpoint: String,
+    /// The B2 region, e.g. `us-west-004` (part of the signature's scope).
+    pub region: String,
+    pub bucket: String,
+    pub credentials: Credentials,
+}
+
+/// The request a browser must make to upload one object: `PUT url` with
+/// exactly these headers and a body of the signed length.
+#[derive(Clone, PartialEq, Eq)]
+pub struct PresignedPut {
+    pub url: String,
+    /// Headers covered by the signature that the browser must set itself,
+    /// with these exact values. `Content-Length`, when signed, is not listed:
+    /// browsers set it from the body and refuse to let scripts set it.
+    pub headers: Vec<(String, String)>,
+}
+
+impl fmt::Debug for PresignedPut {
+    /// Without the query, which holds the key id and the signature.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PresignedPut")
+            .field("url", &error::redact(&self.url, &[]))
+            .field("headers", &self.headers)
+            .finish()
+    }
+}
+
+/// What `HEAD` tells about a stored object.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ObjectInfo {
+    pub size: u64,
+    pub content_type: Option<String>,
+    /// The `ETag` header as sent, quotes included.
+    pub etag: Option<String>,
+}
+
+/// A client for one bucket.
+#[derive(Clone)]
+pub struct Client {
+    bucket: rusty_s3::Bucket,
+    credentials: rusty_s3::Credentials,
+    fetch: Arc<dyn Fetch>,
+}
+
+impl fmt::Debug for Client {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Client")
+            .field("endpoint", &self.bucket.base_url().as_str())
+            .field("region", &self.bucket.region())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Client {
+    /// Checks the endpoint, region and bucket; the credentials are only
+    /// checked by B2 (see [`Client::head_bucket`]).
+    pub fn new(config: Config, fetch: Arc<dyn Fetch>) -> Result<Self, Error> {
+        let endpoint: url::Url = config
+            .endpoint
+            .parse()
+            .map_err(|e| Error::Invalid(format!("endpoint {:?}: {e}", config.endpoint)))?;
+        if !matches!(endpoint.scheme(), "http" | "https") || endpoint.host_str().is_none() {
+            return Err(Error::Invalid(format!(
+                "endpoint {:?} is not an http(s) URL with a host",
+                config.endpoint
+            )));
+        }
+        if config.region.is_empty() {
+            return Err(Error::Invalid("empty region".into()));
+        }
+        if config.bucket.is_empty() || config.bucket.contains(['/', '?', '#']) {
+            return Err(Error::Invalid(format!("bucket name {:?}", config.bucket)));
+        }
+        let bucket = rusty_s3::Bucket::new(endpoint, UrlStyle::Path, config.bucket, config.region)
+            .map_err(|e| Error::Invalid(format!("endpoint {:?}: {e}", config.endpoint)))?;
+        let Credentials {
+            key_id,
+            application_key,
+        } = config.credentials;
+        Ok(Client {
+            bucket,
+            credentials: rusty_s3::Credentials::new(key_id, application_key),
+            fetch,
+        })
+    }
+
+    /// Whether the bucket is reachable with these credentials, for
+    /// readiness: `Ok` on 200, [`Error::AccessDenied`] when the key is
+    /// refused, [`Error::NotFound`] when there is no such bucket, and
+    /// [`Error::Timeout`] or [`Error::Network`] when B2 did not answer.
+    pub async fn head_bucket(&self, now: SystemTime, timeout: Duration) -> Result<(), Error> {
+        let url = HeadBucket::new(&self.bucket, Some(&self.credentials))
+            .sign_with_time(OWN_REQUEST_EXPIRY, &timestamp(now)?);
+        let response = self.send(http::Method::HEAD, url, timeout).await?;
+        match response.status().as_u16() {
+            200..=299 => Ok(()),
+            status => Err(Error::from_status(status, response.body())),
+        }
+    }
+
+    /// Signs an upload of `key` for a browser. `content_type` (and
+    /// `content_length`, when given) are signed, so B2 refuses an upload
+    /// with any other type or size.
+    pub fn presign_put(
+        &self,
+        key: &str,
+        content_type: &str,
+        content_length: Option<u64>,
+        expires: Duration,
+        now: SystemTime,
+    ) -> Result<PresignedPut, Error> {
+        check_key(key)?;
+        check_expiry(expires)?;
+        http::HeaderValue::from_str(content_type)
+            .map_err(|_| Error::Invalid(format!("content type {content_type:?}")))?;
+        let length = content_length.map(|n| n.to_string());
+        let mut action = PutObject::new(&self.bucket, Some(&self.credentials), key);
+        // rusty-s3 wants header names in lowercase: it signs them as given.
+        action.headers_mut().insert("content-type", content_type);
+        if let Some(length) = &length {
+            action
+                .headers_mut()
+                .insert("content-length", length.as_str());
+        }
+        let url = action.sign_with_time(expires, &timestamp(now)?);
+        Ok(PresignedPut {
+            url: url.into(),
+            headers: vec![("content-type".into(), content_type.into())],
+        })
+    }
+
+    /// Signs a download of `key`. `content_disposition`, when given, is what
+    /// B2 answers as `Content-Disposition` (e.g. `attachment;
+    /// filename="a.pdf"`), so the browser saves the file under its name.
+    pub fn presign_get(
+        &self,
+        key: &str,
+        expires: Duration,
+        content_disposition: Option<&str>,
+        now: SystemTime,
+    ) -> Result<String, Error> {
+        check_key(key)?;
+        check_expiry(expires)?;
+        let mut action = GetObject::new(&self.bucket, Some(&self.credentials), key);
+        if let Some(disposition) = content_disposition {
+            action
+                .query_mut()
+                .insert("response-content-disposition", disposition);
+        }
+        Ok(action.sign_with_time(expires, &timestamp(now)?).into())
+    }
+
+    /// The object's size, type and ETag; `None` when there is no such
+    /// object (an upload that never happened).
+    pub async fn head_object(
+        &self,
+        key: &str,
+        now: SystemTime,
+        timeout: Duration,
+    ) -> Result<Option<ObjectInfo>, Error> {
+        check_key(key)?;
+        let url = HeadObject::new(&self.bucket, Some(&self.credentials), key)
+            .sign_with_time(OWN_REQUEST_EXPIRY, &timestamp(now)?);
+        let response = self.send(http::Method::HEAD, url, timeout).await?;
+        let status = response.status().as_u16();
+        if status == 404 {
+            return Ok(None);
+        }
+        if !(200..=299).contains(&status) {
+            return Err(Error::from_status(status, response.body()));
+        }
+        let header = |name: http::HeaderName| {
+            response
+                .headers()
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned)
+        };
+        let size = header(http::header::CONTENT_LENGTH)
+            .and_then(|v| v.parse().ok())
+            .ok_or(Error::Unexpected {
+                status,
+                code: Some("MissingContentLength".into()),
+            })?;
+        Ok(Some(ObjectInfo {
+            size,
+            content_type: header(http::header::CONTENT_TYPE),
+            etag: header(http::header::ETAG),
+        }))
+    }
+
+    /// Deletes `key`. Deleting an object that is not there succeeds, as in
+    /// S3: the cleanup of abandoned uploads may run twice.
+    pub async fn delete_object(
+        &self,
+        key: &str,
+        now: SystemTime,
+        timeout: Duration,
+    ) -> Result<(), Error> {
+        check_key(key)?;
+        let url = DeleteObject::new(&self.bucket, Some(&self.credentials), key)
+            .sign_with_time(OWN_REQUEST_EXPIRY, &timestamp(now)?);
+        let response = self.send(http::Method::DELETE, url, timeout).await?;
+        match response.status().as_u16() {
+            200..=299 => Ok(()),
+            404 if error::error_code(response.body()).as_deref() == Some("NoSuchKey") => Ok(()),
+            status => Err(Error::from_status(status, response.body())),
+        }
+    }
+
+    async fn send(
+        &self,
+        method: http::Method,
+        url: url::Url,
+        timeout: Duration,
+    ) -> Result<outbound::Response, Error> {
+        let secrets = [self.credentials.key(), self.credentials.secret()];
+        // The signature is in the query (UNSIGNED-PAYLOAD, host the only
+        // signed header), so the request carries no auth or checksum headers.
+        let request = http::Request::builder()
+            .method(method)
+            .uri(url.as_str())
+            .body(Bytes::new())
+            .map_err(|e| Error::Invalid(error::redact(&e.to_string(), &secrets)))?;
+        self.fetch
+            .fetch(request, timeout)
+            .await
+            .map_err(|e| Error::from_fetch(e, &secrets))
+    }
+}
+
+fn timestamp(now: SystemTime) -> Result<jiff::Timestamp, Error> {
+    let seconds = now
+        .duration_since(UNIX_EPOCH)
+        .ok()
+        .and_then(|d| i64::try_from(d.as_secs()).ok())
+        .ok_or_else(|| Error::Invalid("the time given is before 1970".into()))?;
+    jiff::Timestamp::from_second(seconds)
+        .map_err(|_| Error::Invalid("the time given is out of range".into()))
+}
+
+/// Refuses keys that would not name an object inside the bucket: the key
+/// is joined to the bucket's URL as a path, so `..` or a leading `/` would
+/// address something else.
+fn check_key(key: &str) -> Result<(), Error> {
+    let bad = key.is_empty()
+        || key.len() > 1024
+        || key.starts_with('/')
+        || key.split('/').any(|s| s == "." || s == "..")
+        || key.chars().any(char::is_control);
+    if bad {
+        return Err(Error::Invalid(format!("object key {key:?}")));
+    }
+    Ok(())
+}
+
+fn check_expiry(expires: Duration) -> Result<(), Error> {
+    if expires.as_secs() == 0 || expires > MAX_EXPIRY {
+        return Err(Error::Invalid(format!(
+            "expiry of {} s (SigV4 allows 1 s to 7 days)",
+            expires.as_secs()
+        )));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests;
