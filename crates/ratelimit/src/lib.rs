@@ -1,0 +1,238 @@
+//! Rate limiting for the API in Redis: per client address and route class,
+//! GCRA in one Lua script per request, timed by Redis' own clock so every
+//! isolate, wherever it runs and however its clock drifts, counts against
+//! the same timeline. Also the `RateLimit-*` and `Retry-After` response
+//! fields, and what to do when Redis cannot be asked ([`Policy`]).
+//!
+//! Not for: choosing limits or route classes (the API does), global or
+//! per-user quotas, or anything needing more than one round trip per
+//! request. There is no local fallback counter: an isolate only sees a
+//! sliver of the traffic, so its count would mean nothing.
+//!
+//! ```no_run
+//! # async fn demo<R: ratelimit::Redis>(redis: &mut R, ip: &str) -> Result<(), resp::Error> {
+//! use std::time::Duration;
+//! use ratelimit::{check, key, Limit};
+//!
+//! const READS: Limit = Limit { rate: 300, period: Duration::from_secs(60), burst: 60 };
+//! let decision = check(redis, &key("read", ip), &READS).await?;
+//! if !decision.allowed {
+//!     // 429 with decision.headers()
+//! }
+//! # Ok(())
+//! # }
+//! ```
+
+mod gcra;
+mod key;
+mod policy;
+
+use std::future::Future;
+use std::sync::LazyLock;
+use std::time::Duration;
+
+use resp::{Connection, LazyConnection, Reply, Script, ScriptCall};
+use tokio::io::{AsyncRead, AsyncWrite};
+
+pub use gcra::{step, Decision, Limit, MAX_WINDOW};
+pub use key::{key, PREFIX};
+pub use policy::{decide_on_error, Policy, Refusal, UnknownPolicy, FAIL_CLOSED_RETRY_AFTER};
+
+/// A Redis connection this crate can run its script on: resp's
+/// [`Connection`] and [`LazyConnection`] both are (the API uses the lazy
+/// one, so a request refused or served before the limiter never connects).
+///
+/// The future is `Send` because axum handlers must be.
+pub trait Redis {
+    /// Runs `call` (`EVALSHA`, then `EVAL` if the server lacks the script).
+    fn run_script(
+        &mut self,
+        call: ScriptCall<'_>,
+    ) -> impl Future<Output = Result<Reply, resp::Error>> + Send;
+}
+
+impl<S> Redis for Connection<S>
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send,
+{
+    fn run_script(
+        &mut self,
+        call: ScriptCall<'_>,
+    ) -> impl Future<Output = Result<Reply, resp::Error>> + Send {
+        self.invoke(call)
+    }
+}
+
+/// `S` and `F` must be `Sync` too: `LazyConnection` keeps `&self` across
+/// the connect await, so its futures are `Send` only if it is `Sync`.
+/// (`Box<dyn outbound::Stream>` is not; wrap it in a type that only gives
+/// out `&mut` access, or open a [`Connection`] on first use instead.)
+impl<S, F, Fut, E> Redis for LazyConnection<S, F>
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + Sync,
+    F: FnOnce() -> Fut + Send + Sync,
+    Fut: Future<Output = Result<S, E>> + Send,
+    E: std::fmt::Display,
+{
+    fn run_script(
+        &mut self,
+        call: ScriptCall<'_>,
+    ) -> impl Future<Output = Result<Reply, resp::Error>> + Send {
+        self.invoke(call)
+    }
+}
+
+/// [`step`] in Lua. KEYS[1] holds the TAT in microseconds; ARGV are the
+/// interval (µs) and the burst, then optionally `now` (µs) in place of
+/// Redis' `TIME` (see [`check_at`]). Replies `{allowed, remaining,
+/// reset_after_us, retry_after_us}`.
+///
+/// Numbers written back are formatted with `%.0f` rather than left to
+/// Redis: Lua's own number-to-text keeps 14 significant digits, which
+/// would round a microsecond timestamp (16), and how Redis converts a
+/// number argument has changed between versions. Every value stays below
+/// 2^53 (see [`MAX_WINDOW`]), where Lua's doubles are exact integers.
+const SOURCE: &str = r#"
+-- Before Redis 5, a script that reads TIME may only write if it asks for
+-- its effects to be replicated instead of its source; later it is the
+-- default and this is a no-op.
+if redis.replicate_commands then redis.replicate_commands() end
+local interval = tonumber(ARGV[1])
+local burst = tonumber(ARGV[2])
+local now
+if ARGV[3] then
+  now = tonumber(ARGV[3])
+else
+  local t = redis.call('TIME')
+  now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+end
+local tat = tonumber(redis.call('GET', KEYS[1])) or now
+if tat < now then tat = now end
+local new_tat = tat + interval
+local allow_at = new_tat - burst * interval
+if now < allow_at then
+  return {0, 0, tat - now, allow_at - now}
+end
+redis.call('SET', KEYS[1], string.format('%.0f', new_tat),
+  'PX', string.format('%.0f', math.ceil((new_tat - now) / 1000)))
+return {1, math.floor((now - allow_at) / interval), new_tat - now, 0}
+"#;
+
+static SCRIPT: LazyLock<Script> = LazyLock::new(|| Script::new(SOURCE));
+
+/// Counts one request against `limit` for `key` (see [`key()`]), in one
+/// round trip, and says whether it may go through.
+///
+/// The state is one string key holding the TAT, with a `PEXPIRE` at the
+/// moment it stops mattering, so idle clients leave nothing behind. A
+/// refused request writes nothing.
+pub async fn check<R: Redis + ?Sized>(
+    redis: &mut R,
+    key: &str,
+    limit: &Limit,
+) -> Result<Decision, resp::Error> {
+    run(redis, key, limit, None).await
+}
+
+/// [`check`] with the caller's `now` (since the Unix epoch) instead of
+/// Redis' clock: for tests that hold the script to [`step`], and for
+/// replaying traffic. Never mix it with [`check`] on one key unless `now`
+/// comes from Redis' `TIME`.
+pub async fn check_at<R: Redis + ?Sized>(
+    redis: &mut R,
+    key: &str,
+    limit: &Limit,
+    now: Duration,
+) -> Result<Decision, resp::Error> {
+    run(redis, key, limit, Some(now)).await
+}
+
+async fn run<R: Redis + ?Sized>(
+    redis: &mut R,
+    key: &str,
+    limit: &Limit,
+    now: Option<Duration>,
+) -> Result<Decision, resp::Error> {
+    let mut call = SCRIPT
+        .call()
+        .key(key)
+        .arg(limit.interval_us())
+        .arg(limit.burst());
+    if let Some(now) = now {
+        call = call.arg(u64::try_from(now.as_micros()).unwrap_or(u64::MAX));
+    }
+    decision(limit, redis.run_script(call).await?)
+}
+
+/// The script's reply as a [`Decision`].
+fn decision(limit: &Limit, reply: Reply) -> Result<Decision, resp::Error> {
+    let unexpected = |found: String| resp::Error::Type {
+        expected: "the rate limit script's four non-negative integers",
+        found,
+    };
+    let values: Vec<i64> = reply.convert()?;
+    let [allowed, remaining, reset_after, retry_after] = values[..] else {
+        return Err(unexpected(format!("{} values", values.len())));
+    };
+    let micros = |v: i64| u64::try_from(v).map_err(|_| unexpected(format!("{v}")));
+    let allowed = allowed == 1;
+    Ok(Decision {
+        allowed,
+        limit: limit.burst(),
+        remaining: u32::try_from(micros(remaining)?).unwrap_or(u32::MAX),
+        reset_after: Duration::from_micros(micros(reset_after)?),
+        retry_after: (!allowed).then_some(Duration::from_micros(micros(retry_after)?)),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const LIMIT: Limit = Limit {
+        rate: 1,
+        period: Duration::from_secs(1),
+        burst: 4,
+    };
+
+    fn ints(values: &[i64]) -> Reply {
+        Reply::Array(values.iter().map(|v| Reply::Integer(*v)).collect())
+    }
+
+    #[test]
+    fn an_allowed_reply_becomes_a_decision_without_retry_after() {
+        let d = decision(&LIMIT, ints(&[1, 3, 1_000_000, 0])).unwrap();
+        assert_eq!(
+            d,
+            Decision {
+                allowed: true,
+                limit: 4,
+                remaining: 3,
+                reset_after: Duration::from_secs(1),
+                retry_after: None,
+            }
+        );
+    }
+
+    #[test]
+    fn a_refused_reply_carries_retry_after() {
+        let d = decision(&LIMIT, ints(&[0, 0, 4_000_000, 250_000])).unwrap();
+        assert!(!d.allowed);
+        assert_eq!(d.retry_after, Some(Duration::from_millis(250)));
+    }
+
+    #[test]
+    fn malformed_replies_are_type_errors_not_decisions() {
+        for reply in [
+            ints(&[1, 2, 3]),
+            ints(&[0, 0, -1, 5]),
+            Reply::Bulk(b"OK".to_vec()),
+        ] {
+            let error = decision(&LIMIT, reply.clone()).unwrap_err();
+            assert!(
+                matches!(error, resp::Error::Type { .. }),
+                "{reply:?}: {error:?}"
+            );
+        }
+    }
+}
