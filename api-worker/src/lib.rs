@@ -29,9 +29,13 @@ mod entry {
             let low = (js_sys::Math::random() * 4_294_967_296.0) as u64;
             (high << 32) | low
         }
+        fn log_error(line: &str) {
+            worker::console_error!("{line}");
+        }
         Platform {
             now_millis,
             random_u64,
+            log_error,
             fetch: Arc::new(WorkerFetch),
             connect: Arc::new(WorkerConnect),
             timer: Arc::new(WorkerTimer),

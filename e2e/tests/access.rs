@@ -163,6 +163,9 @@ async fn the_admin_sites_token_counts_only_through_the_binding() {
     assert!(!body.to_string().contains("a-guessed-secret"));
 }
 
+/// Longer than the local stack's JWKS cooldown (2 s) in whole seconds.
+const COOLDOWN_PASSED: std::time::Duration = std::time::Duration::from_millis(3100);
+
 /// Caching, unknown keys and rotation depend on the Worker's one cache and
 /// the stand-in's fetch counter, so they run in order in one test.
 #[tokio::test]
@@ -178,9 +181,10 @@ async fn keys_are_cached_unknown_kids_refetch_and_rotation_is_picked_up() {
     }
     assert_eq!(certs_fetches().await, before);
 
-    // A key the team never published: refused; the Worker looks once more
-    // (the local cooldown is 1 s), then not again within the cooldown.
-    std::thread::sleep(std::time::Duration::from_millis(1100));
+    // A key the team never published: refused; the Worker looks once more,
+    // then not again within the cooldown (2 s locally, counted in whole
+    // seconds: waiting 3.1 s is always past it).
+    std::thread::sleep(COOLDOWN_PASSED);
     let stranger = SigningKey::generate(unique("stranger-"));
     let stranger_token = stranger.sign(&user_claims(
         &team().team_domain,
@@ -202,7 +206,7 @@ async fn keys_are_cached_unknown_kids_refetch_and_rotation_is_picked_up() {
     // Rotation: Access publishes the next key, then signs with it.
     let next = SigningKey::generate(unique("next-"));
     publish(&next).await;
-    std::thread::sleep(std::time::Duration::from_millis(1100));
+    std::thread::sleep(COOLDOWN_PASSED);
     let next_token = next.sign(&user_claims(
         &team().team_domain,
         &team().aud,

@@ -336,16 +336,11 @@ fn end_to_end(
 fn schema_conformance(ui: &Ui, schemathesis: &std::path::Path, api: &str) -> Suite {
     let started = Instant::now();
     let mut cmd = Command::new(schemathesis);
-    cmd.args([
-        "run",
-        &format!("{api}/openapi.json"),
-        "--url",
-        api,
-        "--checks",
-        "all",
-    ])
-    .env("NO_COLOR", "1")
-    .current_dir(std::env::temp_dir());
+    cmd.arg("--config-file")
+        .arg(project::root().join("schemathesis.toml"))
+        .args(["run", &format!("{api}/openapi.json"), "--url", api])
+        .env("NO_COLOR", "1")
+        .current_dir(std::env::temp_dir());
     ui.info(format!("== schema: {}", project::describe(&cmd)));
     let (status, text) = match cmd.stdin(Stdio::null()).output() {
         Ok(out) => (

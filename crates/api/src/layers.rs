@@ -152,7 +152,13 @@ async fn edge(State(app): State<Arc<App>>, mut request: Request, next: Next) -> 
             request.extensions_mut().insert(caller);
             request.extensions_mut().insert(client_ip);
             let limit = Duration::from_millis(app.config.request_deadline_ms);
-            outbound::deadline(app.platform.timer.as_ref(), limit, next.run(request))
+            let handled = async {
+                match read_body(request).await {
+                    Ok(request) => next.run(request).await,
+                    Err(problem) => problem.into_response(),
+                }
+            };
+            outbound::deadline(app.platform.timer.as_ref(), limit, handled)
                 .await
                 .unwrap_or_else(|_| {
                     Problem::new(
@@ -190,6 +196,15 @@ async fn edge(State(app): State<Arc<App>>, mut request: Request, next: Next) -> 
     }
     if let Some(mut problem) = response.extensions_mut().remove::<Problem>() {
         problem.instance = Some(id.clone());
+        if let Some(cause) = &problem.internal {
+            // The client sees only the instance; the cause is in the log
+            // under the same id.
+            (app.platform.log_error)(&format!(
+                "request {id}: {} {}: {cause}",
+                problem.kind.status().as_u16(),
+                problem.kind.uri()
+            ));
+        }
         let (mut parts, _) = response.into_parts();
         parts.headers.remove(header::CONTENT_LENGTH);
         response = Response::from_parts(parts, problem.body().into());
@@ -210,6 +225,51 @@ async fn edge(State(app): State<Arc<App>>, mut request: Request, next: Next) -> 
         headers.insert(SERVER_TIMING, value);
     }
     response
+}
+
+/// The largest request body any route accepts; routes set their own lower
+/// limits (`DefaultBodyLimit`).
+pub const MAX_REQUEST_BODY_BYTES: usize = 1024 * 1024;
+/// How much of a larger body is read and thrown away before answering 413.
+const DRAIN_BYTES: usize = 32 * 1024 * 1024;
+
+/// Reads the whole request body before routing. The API's bodies are small
+/// JSON documents that handlers buffer anyway; reading them here means no
+/// response ever goes out while the client is still sending, which leaves
+/// HTTP/1.1 connections in a state proxies handle badly (`wrangler dev`'s
+/// answers the next request on that connection with 503). A body over
+/// [`MAX_REQUEST_BODY_BYTES`] is drained (up to 32 MiB) and refused.
+async fn read_body(request: Request) -> Result<Request, Problem> {
+    use futures_util::StreamExt;
+
+    let (parts, body) = request.into_parts();
+    let mut stream = body.into_data_stream();
+    let mut buffer = bytes::BytesMut::new();
+    let mut total = 0usize;
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(|_| {
+            Problem::new(
+                ProblemType::BadRequest,
+                "The request body could not be read.",
+            )
+        })?;
+        total += chunk.len();
+        if total <= MAX_REQUEST_BODY_BYTES {
+            buffer.extend_from_slice(&chunk);
+        } else if total > DRAIN_BYTES {
+            break;
+        }
+    }
+    if total > MAX_REQUEST_BODY_BYTES {
+        return Err(Problem::new(
+            ProblemType::PayloadTooLarge,
+            format!("The body is larger than {MAX_REQUEST_BODY_BYTES} bytes."),
+        ));
+    }
+    Ok(Request::from_parts(
+        parts,
+        axum::body::Body::from(buffer.freeze()),
+    ))
 }
 
 #[cfg(test)]

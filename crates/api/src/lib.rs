@@ -10,6 +10,7 @@ pub mod extract;
 mod health;
 pub mod layers;
 pub mod openapi;
+pub mod pages;
 pub mod problem;
 #[cfg(feature = "test-routes")]
 mod test_routes;
@@ -34,6 +35,9 @@ pub struct Platform {
     pub now_millis: fn() -> f64,
     /// Random bits for request ids (not for secrets).
     pub random_u64: fn() -> u64,
+    /// Writes one line to the runtime's error log (`console.error` in the
+    /// Worker). Structured request logs go to Grafana separately.
+    pub log_error: fn(&str),
     /// HTTP to other services (the Access certs endpoint, TiDB, ...).
     pub fetch: Arc<dyn outbound::Fetch>,
     /// TCP connections (Redis).
@@ -61,9 +65,13 @@ impl Platform {
             use std::hash::{BuildHasher, RandomState};
             RandomState::new().hash_one(now_millis().to_bits())
         }
+        fn log_error(line: &str) {
+            eprintln!("{line}");
+        }
         Platform {
             now_millis,
             random_u64,
+            log_error,
             fetch: Arc::new(outbound::ReqwestFetch::default()),
             connect: Arc::new(outbound::TokioConnect),
             timer: Arc::new(outbound::TokioTimer),
@@ -109,7 +117,11 @@ impl App {
 /// [`layers::apply`] adds the cross-cutting behaviour; anything unmatched
 /// is a 404 problem document.
 pub fn router(app: Arc<App>) -> Router {
-    let (routes, _document) = openapi::routes(health::routes().merge(admin::routes()));
+    let (routes, _document) = openapi::routes(
+        health::routes()
+            .merge(pages::routes())
+            .merge(admin::routes()),
+    );
     #[cfg(feature = "test-routes")]
     let routes = routes.merge(test_routes::routes());
     layers::apply(routes.fallback(not_found), &app).with_state(app)

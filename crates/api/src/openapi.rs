@@ -28,6 +28,7 @@ use crate::App;
     components(schemas(Problem)),
     modifiers(&AccessScheme),
     tags((name = "health", description = "Liveness and readiness"),
+         (name = "pages", description = "Wiki pages and their revisions"),
          (name = "admin", description = "Routes for Cloudflare Access identities"),
          (name = "meta", description = "This document")),
 )]

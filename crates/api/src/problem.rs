@@ -6,7 +6,7 @@
 //! support request can be matched with the logs. Internal errors keep their
 //! detail for the logs only ([`Problem::internal`]).
 
-use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
@@ -113,8 +113,10 @@ pub struct Problem {
     pub detail: String,
     /// The request id; filled in by the request-id layer.
     pub instance: Option<String>,
-    /// Extra response headers (`Allow`, `Retry-After`, ...).
-    pub headers: HeaderMap,
+    /// Extra response headers (`Allow`, `Retry-After`, ...). A list, not a
+    /// `HeaderMap`, to keep `Result<_, Problem>` small: it is every
+    /// handler's error type.
+    pub headers: Vec<(header::HeaderName, HeaderValue)>,
     /// For the logs only: the internal cause of a 5xx.
     pub internal: Option<String>,
 }
@@ -137,7 +139,7 @@ impl Problem {
             kind,
             detail: detail.into(),
             instance: None,
-            headers: HeaderMap::new(),
+            headers: Vec::new(),
             internal: None,
         }
     }
@@ -153,7 +155,8 @@ impl Problem {
     }
 
     pub fn with_header(mut self, name: header::HeaderName, value: HeaderValue) -> Self {
-        self.headers.insert(name, value);
+        self.headers.retain(|(n, _)| *n != name);
+        self.headers.push((name, value));
         self
     }
 
@@ -197,7 +200,9 @@ impl IntoResponse for Problem {
             self.body(),
         )
             .into_response();
-        response.headers_mut().extend(self.headers.clone());
+        for (name, value) in &self.headers {
+            response.headers_mut().insert(name, value.clone());
+        }
         response.extensions_mut().insert(self);
         response
     }

@@ -85,7 +85,7 @@ pub fn dev_vars(stack: &StackManifest, api: &Api) -> String {
             &stack.access.service_token_client_id,
         ),
         // Tests rotate keys and must not wait Access's 30 s cooldown.
-        ("ACCESS_JWKS_COOLDOWN_SECS", "1"),
+        ("ACCESS_JWKS_COOLDOWN_SECS", "2"),
         ("TIDB_DATABASE_URL", stack.tidb.database_url.as_str()),
         ("TIDB_HTTP_ENDPOINT", &stack.tidb.endpoint),
         ("REDIS_URL", stack.redis.url.as_str()),

@@ -1,0 +1,358 @@
+//! Pages and revisions in TiDB, through the HTTP driver. Every change is
+//! one transaction: the page row is locked (`FOR UPDATE`), the
+//! precondition checked against it, a revision appended and the page row
+//! updated, so a lost update is impossible and a failure leaves nothing
+//! half-written. Times come from the database (`UTC_TIMESTAMP(3)`), so all
+//! isolates agree on them.
+//!
+//! Not for: HTTP concerns (status codes, headers) or caching; see
+//! `pages/mod.rs`.
+
+use serde::{Deserialize, Serialize};
+use tidb_http::{Client, Statement};
+use utoipa::ToSchema;
+
+use super::precondition::{EntityTag, Precondition};
+
+/// Writes lock the page row they change and nothing else. Under
+/// REPEATABLE READ, MySQL-family engines also lock the *gap* where a
+/// missing slug would go, so two editors creating different pages could
+/// deadlock each other; READ COMMITTED (which TiDB also offers for
+/// pessimistic transactions) locks only rows. The `FOR UPDATE` read and
+/// the unique slug keep writes correct without gap locks.
+const WRITE_ISOLATION: tidb_http::IsolationLevel = tidb_http::IsolationLevel::ReadCommitted;
+
+/// A page as readers get it: its current revision.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct Page {
+    pub slug: String,
+    pub title: String,
+    /// Markdown source of the current revision.
+    pub body: String,
+    /// Number of the current revision (1 for a new page).
+    pub revision: i64,
+    /// Who wrote the current revision (an Access identity).
+    pub author: String,
+    /// When the current revision was written (RFC 3339, UTC).
+    pub updated_at: String,
+    /// Internal id; part of the entity tag so a page deleted and created
+    /// again never repeats a tag.
+    #[serde(skip_serializing)]
+    #[serde(default)]
+    pub(crate) id: i64,
+}
+
+impl Page {
+    pub fn etag(&self) -> EntityTag {
+        EntityTag::strong(format!("{}.{}", self.id, self.revision))
+    }
+}
+
+/// A page in a listing, without its body.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct PageSummary {
+    pub slug: String,
+    pub title: String,
+    pub revision: i64,
+    /// RFC 3339, UTC.
+    pub updated_at: String,
+}
+
+/// One revision of a page, without its body.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct RevisionSummary {
+    pub number: i64,
+    pub title: String,
+    pub author: String,
+    /// RFC 3339, UTC.
+    pub created_at: String,
+    /// Size of the body in bytes.
+    pub body_bytes: i64,
+}
+
+/// What a write should leave behind.
+pub struct Draft<'a> {
+    pub title: &'a str,
+    pub body: &'a str,
+    pub author: &'a str,
+}
+
+/// How a write ended, when it did not fail.
+#[derive(Debug)]
+pub enum Written {
+    Created(Page),
+    Updated(Page),
+    /// The precondition did not hold; nothing was written.
+    PreconditionFailed,
+}
+
+#[derive(Debug)]
+pub enum Deleted {
+    Deleted,
+    NotFound,
+    PreconditionFailed,
+}
+
+/// The current revision of the live page `slug`.
+pub async fn get(db: &Client, slug: &str) -> Result<Option<Page>, tidb_http::Error> {
+    let mut page: Option<Page> = db
+        .query_optional_as(
+            Statement::new(
+                "SELECT p.id, p.slug, p.title, p.revision, r.body, r.author, p.updated_at \
+                 FROM pages p JOIN revisions r ON r.page_id = p.id AND r.number = p.revision \
+                 WHERE p.slug = ? AND p.deleted_at IS NULL",
+            )
+            .bind(slug),
+        )
+        .await?;
+    if let Some(page) = page.as_mut() {
+        page.updated_at = rfc3339(&page.updated_at);
+    }
+    Ok(page)
+}
+
+/// Live pages in slug order, after `after` (keyset pagination: stable
+/// under concurrent writes, no OFFSET scans). Asks for one more than
+/// `limit` so the caller knows whether another page of results follows.
+pub async fn list(
+    db: &Client,
+    after: Option<&str>,
+    limit: u32,
+) -> Result<Vec<PageSummary>, tidb_http::Error> {
+    let mut items: Vec<PageSummary> = db
+        .query_as(
+            Statement::new(
+                "SELECT slug, title, revision, updated_at FROM pages \
+                 WHERE deleted_at IS NULL AND slug > ? ORDER BY slug LIMIT ?",
+            )
+            .bind(after.unwrap_or(""))
+            .bind(i64::from(limit) + 1),
+        )
+        .await?;
+    for item in &mut items {
+        item.updated_at = rfc3339(&item.updated_at);
+    }
+    Ok(items)
+}
+
+/// Revisions of the live page `slug`, newest first, older than `before`;
+/// `None` when there is no such page.
+pub async fn revisions(
+    db: &Client,
+    slug: &str,
+    before: Option<i64>,
+    limit: u32,
+) -> Result<Option<Vec<RevisionSummary>>, tidb_http::Error> {
+    #[derive(Deserialize)]
+    struct Id {
+        id: i64,
+    }
+    let Some(Id { id }) = db
+        .query_optional_as(
+            Statement::new("SELECT id FROM pages WHERE slug = ? AND deleted_at IS NULL").bind(slug),
+        )
+        .await?
+    else {
+        return Ok(None);
+    };
+    let mut items: Vec<RevisionSummary> = db
+        .query_as(
+            Statement::new(
+                "SELECT number, title, author, created_at, LENGTH(body) AS body_bytes \
+                 FROM revisions WHERE page_id = ? AND number < ? \
+                 ORDER BY number DESC LIMIT ?",
+            )
+            .bind(id)
+            .bind(before.unwrap_or(i64::MAX))
+            .bind(i64::from(limit) + 1),
+        )
+        .await?;
+    for item in &mut items {
+        item.created_at = rfc3339(&item.created_at);
+    }
+    Ok(Some(items))
+}
+
+/// The locked state of a page inside a write transaction.
+#[derive(Deserialize)]
+struct Locked {
+    id: i64,
+    revision: i64,
+    deleted: i64,
+}
+
+impl Locked {
+    /// The tag readers saw, if the page is live.
+    fn live_tag(&self) -> Option<EntityTag> {
+        (self.deleted == 0).then(|| EntityTag::strong(format!("{}.{}", self.id, self.revision)))
+    }
+}
+
+/// Creates the page or appends a revision, if `precondition` holds.
+pub async fn save(
+    db: &Client,
+    slug: &str,
+    draft: &Draft<'_>,
+    precondition: &Precondition,
+) -> Result<Written, tidb_http::Error> {
+    // Two writers creating the same new page both see no row; the second
+    // insert then fails on the unique slug. Once more, it sees the row.
+    match try_save(db, slug, draft, precondition).await {
+        Err(e) if e.is_duplicate_entry() => try_save(db, slug, draft, precondition).await,
+        other => other,
+    }
+}
+
+async fn try_save(
+    db: &Client,
+    slug: &str,
+    draft: &Draft<'_>,
+    precondition: &Precondition,
+) -> Result<Written, tidb_http::Error> {
+    let mut tx = db.begin(Some(WRITE_ISOLATION)).await?;
+    let outcome = async {
+        let locked: Option<Locked> = tx
+            .query_optional_as(
+                Statement::new(
+                    "SELECT id, revision, deleted_at IS NOT NULL AS deleted \
+                     FROM pages WHERE slug = ? FOR UPDATE",
+                )
+                .bind(slug),
+            )
+            .await?;
+        let current = locked.as_ref().and_then(Locked::live_tag);
+        if !precondition.holds(current.as_ref()) {
+            return Ok(None);
+        }
+        let (id, number, created) = match &locked {
+            Some(row) => {
+                tx.execute(
+                    Statement::new(
+                        "UPDATE pages SET title = ?, revision = ?, \
+                         updated_at = UTC_TIMESTAMP(3), deleted_at = NULL WHERE id = ?",
+                    )
+                    .bind(draft.title)
+                    .bind(row.revision + 1)
+                    .bind(row.id),
+                )
+                .await?;
+                (row.id, row.revision + 1, false)
+            }
+            None => {
+                let inserted = tx
+                    .execute(
+                        Statement::new(
+                            "INSERT INTO pages (slug, title, revision, created_at, updated_at) \
+                             VALUES (?, ?, 1, UTC_TIMESTAMP(3), UTC_TIMESTAMP(3))",
+                        )
+                        .bind(slug)
+                        .bind(draft.title),
+                    )
+                    .await?;
+                let id = inserted.last_insert_id().unwrap_or_default() as i64;
+                (id, 1, true)
+            }
+        };
+        tx.execute(
+            Statement::new(
+                "INSERT INTO revisions (page_id, number, title, body, author, created_at) \
+                 VALUES (?, ?, ?, ?, ?, UTC_TIMESTAMP(3))",
+            )
+            .bind(id)
+            .bind(number)
+            .bind(draft.title)
+            .bind(draft.body)
+            .bind(draft.author),
+        )
+        .await?;
+        #[derive(Deserialize)]
+        struct Stamp {
+            updated_at: String,
+        }
+        let stamp: Stamp = tx
+            .query_one_as(Statement::new("SELECT updated_at FROM pages WHERE id = ?").bind(id))
+            .await?;
+        let page = Page {
+            slug: slug.to_owned(),
+            title: draft.title.to_owned(),
+            body: draft.body.to_owned(),
+            revision: number,
+            author: draft.author.to_owned(),
+            updated_at: rfc3339(&stamp.updated_at),
+            id,
+        };
+        Ok::<_, tidb_http::Error>(Some((created, page)))
+    }
+    .await;
+    match outcome {
+        Ok(Some((created, page))) => {
+            tx.commit().await?;
+            Ok(if created {
+                Written::Created(page)
+            } else {
+                Written::Updated(page)
+            })
+        }
+        Ok(None) => {
+            tx.rollback().await?;
+            Ok(Written::PreconditionFailed)
+        }
+        Err(e) => {
+            // Best effort: the session also rolls back when it times out.
+            let _ = tx.rollback().await;
+            Err(e)
+        }
+    }
+}
+
+/// Soft-deletes the live page `slug`, if `precondition` holds.
+pub async fn delete(
+    db: &Client,
+    slug: &str,
+    precondition: &Precondition,
+) -> Result<Deleted, tidb_http::Error> {
+    let mut tx = db.begin(Some(WRITE_ISOLATION)).await?;
+    let outcome = async {
+        let locked: Option<Locked> = tx
+            .query_optional_as(
+                Statement::new(
+                    "SELECT id, revision, deleted_at IS NOT NULL AS deleted \
+                     FROM pages WHERE slug = ? FOR UPDATE",
+                )
+                .bind(slug),
+            )
+            .await?;
+        let Some(current) = locked.as_ref().and_then(Locked::live_tag) else {
+            return Ok(Deleted::NotFound);
+        };
+        if !precondition.holds(Some(&current)) {
+            return Ok(Deleted::PreconditionFailed);
+        }
+        tx.execute(
+            Statement::new("UPDATE pages SET deleted_at = UTC_TIMESTAMP(3) WHERE slug = ?")
+                .bind(slug),
+        )
+        .await?;
+        Ok::<_, tidb_http::Error>(Deleted::Deleted)
+    }
+    .await;
+    match outcome {
+        Ok(Deleted::Deleted) => {
+            tx.commit().await?;
+            Ok(Deleted::Deleted)
+        }
+        Ok(other) => {
+            tx.rollback().await?;
+            Ok(other)
+        }
+        Err(e) => {
+            let _ = tx.rollback().await;
+            Err(e)
+        }
+    }
+}
+
+/// `2026-11-23 19:50:45.123` (UTC, as stored) as RFC 3339.
+fn rfc3339(stored: &str) -> String {
+    format!("{}Z", stored.replacen(' ', "T", 1))
+}
