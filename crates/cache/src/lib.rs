@@ -59,12 +59,10 @@
 mod key;
 mod ttl;
 
-use std::future::Future;
 use std::sync::LazyLock;
 use std::time::Duration;
 
-use resp::{Connection, LazyConnection, Reply, Script, ScriptCall};
-use tokio::io::{AsyncRead, AsyncWrite};
+use resp::{Reply, Script};
 
 pub use key::{Group, Key, PREFIX};
 pub use ttl::{Ttl, MAX_JITTER};
@@ -75,49 +73,9 @@ pub use ttl::{Ttl, MAX_JITTER};
 /// stale hit).
 pub const VERSION_TTL: Duration = Duration::from_secs(30 * 24 * 60 * 60);
 
-/// A Redis connection this crate can run its scripts on: resp's
-/// [`Connection`] and [`LazyConnection`] both are (the API uses the lazy
-/// one, so a request that never reaches the cache never connects).
-///
-/// The future is `Send` because axum handlers must be.
-pub trait Redis {
-    /// Runs `call` (`EVALSHA`, then `EVAL` if the server lacks the script).
-    fn run_script(
-        &mut self,
-        call: ScriptCall<'_>,
-    ) -> impl Future<Output = Result<Reply, resp::Error>> + Send;
-}
-
-impl<S> Redis for Connection<S>
-where
-    S: AsyncRead + AsyncWrite + Unpin + Send,
-{
-    fn run_script(
-        &mut self,
-        call: ScriptCall<'_>,
-    ) -> impl Future<Output = Result<Reply, resp::Error>> + Send {
-        self.invoke(call)
-    }
-}
-
-/// `S` and `F` must be `Sync` too: `LazyConnection` keeps `&self` across
-/// the connect await, so its futures are `Send` only if it is `Sync`.
-/// (`Box<dyn outbound::Stream>` is not; wrap it in a type that only gives
-/// out `&mut` access, or open a [`Connection`] on first use instead.)
-impl<S, F, Fut, E> Redis for LazyConnection<S, F>
-where
-    S: AsyncRead + AsyncWrite + Unpin + Send + Sync,
-    F: FnOnce() -> Fut + Send + Sync,
-    Fut: Future<Output = Result<S, E>> + Send,
-    E: std::fmt::Display,
-{
-    fn run_script(
-        &mut self,
-        call: ScriptCall<'_>,
-    ) -> impl Future<Output = Result<Reply, resp::Error>> + Send {
-        self.invoke(call)
-    }
-}
+/// Where this crate's scripts run: resp's `Connection` or, as the API
+/// uses it, its `LazyConnection` (no connection until first use).
+pub use resp::RunScript as Redis;
 
 /// Redis' clock in microseconds, as text built from `TIME`'s two parts:
 /// Lua's own number-to-text keeps only 14 significant digits, so the

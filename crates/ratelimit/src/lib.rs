@@ -27,60 +27,18 @@ mod gcra;
 mod key;
 mod policy;
 
-use std::future::Future;
 use std::sync::LazyLock;
 use std::time::Duration;
 
-use resp::{Connection, LazyConnection, Reply, Script, ScriptCall};
-use tokio::io::{AsyncRead, AsyncWrite};
+use resp::{Reply, Script};
 
 pub use gcra::{step, Decision, Limit, MAX_WINDOW};
 pub use key::{key, PREFIX};
 pub use policy::{decide_on_error, Policy, Refusal, UnknownPolicy, FAIL_CLOSED_RETRY_AFTER};
 
-/// A Redis connection this crate can run its script on: resp's
-/// [`Connection`] and [`LazyConnection`] both are (the API uses the lazy
-/// one, so a request refused or served before the limiter never connects).
-///
-/// The future is `Send` because axum handlers must be.
-pub trait Redis {
-    /// Runs `call` (`EVALSHA`, then `EVAL` if the server lacks the script).
-    fn run_script(
-        &mut self,
-        call: ScriptCall<'_>,
-    ) -> impl Future<Output = Result<Reply, resp::Error>> + Send;
-}
-
-impl<S> Redis for Connection<S>
-where
-    S: AsyncRead + AsyncWrite + Unpin + Send,
-{
-    fn run_script(
-        &mut self,
-        call: ScriptCall<'_>,
-    ) -> impl Future<Output = Result<Reply, resp::Error>> + Send {
-        self.invoke(call)
-    }
-}
-
-/// `S` and `F` must be `Sync` too: `LazyConnection` keeps `&self` across
-/// the connect await, so its futures are `Send` only if it is `Sync`.
-/// (`Box<dyn outbound::Stream>` is not; wrap it in a type that only gives
-/// out `&mut` access, or open a [`Connection`] on first use instead.)
-impl<S, F, Fut, E> Redis for LazyConnection<S, F>
-where
-    S: AsyncRead + AsyncWrite + Unpin + Send + Sync,
-    F: FnOnce() -> Fut + Send + Sync,
-    Fut: Future<Output = Result<S, E>> + Send,
-    E: std::fmt::Display,
-{
-    fn run_script(
-        &mut self,
-        call: ScriptCall<'_>,
-    ) -> impl Future<Output = Result<Reply, resp::Error>> + Send {
-        self.invoke(call)
-    }
-}
+/// Where the limiter's script runs: resp's `Connection` or, as the API
+/// uses it, its `LazyConnection` (no connection until first use).
+pub use resp::RunScript as Redis;
 
 /// [`step`] in Lua. KEYS[1] holds the TAT in microseconds; ARGV are the
 /// interval (µs) and the burst, then optionally `now` (µs) in place of

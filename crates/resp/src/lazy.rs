@@ -81,7 +81,10 @@ where
             else {
                 unreachable!("checked just above")
             };
-            match self.open(connect).await {
+            // Clones, not `&self`, across the await: the future then stays
+            // `Send` whatever the stream type (a `&Self` would need `Sync`).
+            let (options, timer) = (self.options.clone(), self.timer.clone());
+            match Self::open(connect, &options, timer).await {
                 Ok(connection) => self.state = State::Open(connection),
                 Err(e) => {
                     self.state = State::Failed(e.clone());
@@ -96,13 +99,17 @@ where
         }
     }
 
-    async fn open(&self, connect: F) -> Result<Connection<S>, Error> {
-        let stream = match deadline(self.timer.as_ref(), self.options.timeout, connect()).await {
+    async fn open(
+        connect: F,
+        options: &Options,
+        timer: Arc<dyn Timer>,
+    ) -> Result<Connection<S>, Error> {
+        let stream = match deadline(timer.as_ref(), options.timeout, connect()).await {
             Ok(Ok(stream)) => stream,
             Ok(Err(e)) => return Err(Error::Io(format!("cannot connect: {e}"))),
             Err(Elapsed(limit)) => return Err(Error::Timeout(limit)),
         };
-        Connection::open(stream, &self.options, self.timer.clone()).await
+        Connection::open(stream, options, timer).await
     }
 
     /// [`Connection::query`], opening the connection first if needed.

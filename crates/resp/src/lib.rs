@@ -44,4 +44,4 @@ pub use connection::{Connection, Options, Protocol};
 pub use error::{Error, ServerError};
 pub use lazy::LazyConnection;
 pub use reply::{FromReply, Replies, Reply};
-pub use script::{Script, ScriptCall};
+pub use script::{RunScript, Script, ScriptCall};

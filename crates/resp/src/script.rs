@@ -84,6 +84,46 @@ impl ScriptCall<'_> {
     }
 }
 
+/// Something a script can run on: a [`Connection`](crate::Connection) or a
+/// [`LazyConnection`](crate::LazyConnection). Crates built on Lua scripts
+/// (the cache, the rate limiter) take this, so callers choose whether a
+/// request connects eagerly or on first use. The future is `Send` because
+/// axum handlers must be.
+pub trait RunScript {
+    /// Runs `call` (`EVALSHA`, then `EVAL` if the server lacks the script).
+    fn run_script(
+        &mut self,
+        call: ScriptCall<'_>,
+    ) -> impl std::future::Future<Output = Result<crate::Reply, crate::Error>> + Send;
+}
+
+impl<S> RunScript for crate::Connection<S>
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send,
+{
+    fn run_script(
+        &mut self,
+        call: ScriptCall<'_>,
+    ) -> impl std::future::Future<Output = Result<crate::Reply, crate::Error>> + Send {
+        self.invoke(call)
+    }
+}
+
+impl<S, F, Fut, E> RunScript for crate::LazyConnection<S, F>
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send,
+    F: FnOnce() -> Fut + Send,
+    Fut: std::future::Future<Output = Result<S, E>> + Send,
+    E: std::fmt::Display,
+{
+    fn run_script(
+        &mut self,
+        call: ScriptCall<'_>,
+    ) -> impl std::future::Future<Output = Result<crate::Reply, crate::Error>> + Send {
+        self.invoke(call)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
