@@ -310,3 +310,88 @@ async fn concurrent_writers_never_deadlock_and_only_one_wins_a_revision() {
         .unwrap();
     assert_eq!(page["revision"], 2);
 }
+
+#[tokio::test]
+async fn reads_are_cached_and_writes_invalidate_the_cache() {
+    let slug = unique("cached-");
+    let created = put(&slug, &json!({"title": "v1", "body": "b"}), &[]).await;
+    assert_eq!(created.status(), 201);
+    let timing = |r: &reqwest::Response| r.headers()["server-timing"].to_str().unwrap().to_owned();
+
+    let first = http().get(page_url(&slug)).send().await.unwrap();
+    assert!(
+        timing(&first).contains("cache;desc=\"miss\""),
+        "{}",
+        timing(&first)
+    );
+    assert!(timing(&first).contains("db;dur="));
+    let second = http().get(page_url(&slug)).send().await.unwrap();
+    assert!(
+        timing(&second).contains("cache;desc=\"hit\""),
+        "{}",
+        timing(&second)
+    );
+    assert!(
+        !timing(&second).contains("db;dur="),
+        "a hit does not touch TiDB"
+    );
+    assert_eq!(etag(&first), etag(&second));
+
+    let updated = put(&slug, &json!({"title": "v2", "body": "b"}), &[]).await;
+    assert_eq!(updated.status(), 200);
+    let after: reqwest::Response = http().get(page_url(&slug)).send().await.unwrap();
+    assert!(
+        timing(&after).contains("cache;desc=\"miss\""),
+        "{}",
+        timing(&after)
+    );
+    let page: Value = after.json().await.unwrap();
+    assert_eq!(page["title"], "v2", "the write left no stale entry");
+}
+
+#[tokio::test]
+async fn too_many_writes_from_one_client_get_429_with_rate_limit_fields() {
+    // A client address of its own, forwarded by the Pages shim's binding.
+    let secret = &e2e::stack().api.as_ref().unwrap().binding_secret;
+    let id = unique("");
+    let address = format!("2001:db8:{}:{}::1", &id[..4], &id[4..8]);
+    let send = || {
+        http()
+            .put(page_url("rate-limited"))
+            .header("x-api-binding-token", secret)
+            .header("x-api-client-ip", &address)
+            .json(&json!({"title": "t", "body": "b"}))
+            .send()
+    };
+    let first = send().await.unwrap();
+    let limit: u32 = first.headers()["ratelimit-limit"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert_eq!(first.status(), 401, "counted even though unauthenticated");
+    for _ in 1..limit {
+        let response = send().await.unwrap();
+        assert_eq!(response.status(), 401);
+    }
+    let refused = send().await.unwrap();
+    assert_eq!(refused.headers()["ratelimit-remaining"], "0");
+    let retry_after: u64 = refused.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=60).contains(&retry_after), "{retry_after}");
+    problem(refused, 429, "/problems/rate-limited").await;
+
+    // Another client is not affected.
+    let other = http()
+        .put(page_url("rate-limited"))
+        .header("x-api-binding-token", secret)
+        .header("x-api-client-ip", "2001:db8:ffff:1::1")
+        .json(&json!({"title": "t", "body": "b"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(other.status(), 401);
+}

@@ -100,6 +100,8 @@ pub struct WhoAmI {
          content_type = "application/problem+json"),
         (status = 403, description = "A valid token that is not let in here",
          body = crate::openapi::Problem, content_type = "application/problem+json"),
+        (status = 429, description = "Rate limited; see `Retry-After`", body = crate::openapi::Problem,
+         content_type = "application/problem+json"),
         (status = 503, description = "Access is not configured or its keys are unreachable",
          body = crate::openapi::Problem, content_type = "application/problem+json"),
     ))]

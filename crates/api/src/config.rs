@@ -37,6 +37,38 @@ pub struct Config {
     pub tidb: Option<tidb_http::Config>,
     /// `REDIS_URL` (secret): `redis://` or, with TLS, `rediss://`.
     pub redis: Option<RedisTarget>,
+    /// `RATE_LIMIT_READ` and `RATE_LIMIT_WRITE` (`N/Ts`: N requests per T
+    /// seconds per client, bursts of N), and `RATE_LIMIT_POLICY`
+    /// (`fail-open` or `fail-closed`: what happens while Redis is down).
+    pub rate_limits: RateLimits,
+    /// `CACHE_TTL_SECS`: how long a cached page lives (±10 %).
+    pub cache_ttl_secs: u64,
+}
+
+/// Rate limits per route class.
+#[derive(Debug, Clone, Copy)]
+pub struct RateLimits {
+    pub read: ratelimit::Limit,
+    pub write: ratelimit::Limit,
+    pub policy: ratelimit::Policy,
+}
+
+impl Default for RateLimits {
+    fn default() -> Self {
+        RateLimits {
+            read: per_minute(600),
+            write: per_minute(60),
+            policy: ratelimit::Policy::FailOpen,
+        }
+    }
+}
+
+const fn per_minute(n: u32) -> ratelimit::Limit {
+    ratelimit::Limit {
+        rate: n,
+        period: std::time::Duration::from_secs(60),
+        burst: n,
+    }
 }
 
 /// Where Redis is and how to log in.
@@ -71,6 +103,8 @@ impl std::fmt::Debug for Config {
             .field("request_deadline_ms", &self.request_deadline_ms)
             .field("tidb", &self.tidb)
             .field("redis", &self.redis)
+            .field("rate_limits", &self.rate_limits)
+            .field("cache_ttl_secs", &self.cache_ttl_secs)
             .finish()
     }
 }
@@ -184,6 +218,23 @@ impl Config {
                 None
             }
         };
+        let defaults = RateLimits::default();
+        let rate_limits = RateLimits {
+            read: parse_limit(&get, "RATE_LIMIT_READ", defaults.read, &mut issues),
+            write: parse_limit(&get, "RATE_LIMIT_WRITE", defaults.write, &mut issues),
+            policy: match get("RATE_LIMIT_POLICY").map(|p| p.parse::<ratelimit::Policy>()) {
+                None => defaults.policy,
+                Some(Ok(policy)) => policy,
+                Some(Err(_)) => {
+                    issues.push(ConfigIssue {
+                        name: "RATE_LIMIT_POLICY",
+                        problem: "must be fail-open or fail-closed".into(),
+                    });
+                    defaults.policy
+                }
+            },
+        };
+        let cache_ttl_secs = parse_number(&get, "CACHE_TTL_SECS", 1..=86_400, 300, &mut issues);
         (
             Config {
                 environment,
@@ -193,6 +244,8 @@ impl Config {
                 request_deadline_ms,
                 tidb,
                 redis,
+                rate_limits,
+                cache_ttl_secs,
             },
             issues,
         )
@@ -335,6 +388,39 @@ fn load_access(
             cooldown_secs,
             ..access::CacheSettings::default()
         },
+    })
+}
+
+/// `N/Ts`: N requests per T seconds, in bursts of up to N.
+fn parse_limit(
+    get: &impl Fn(&str) -> Option<String>,
+    name: &'static str,
+    default: ratelimit::Limit,
+    issues: &mut Vec<ConfigIssue>,
+) -> ratelimit::Limit {
+    let Some(value) = get(name) else {
+        return default;
+    };
+    let parsed = value.trim().split_once('/').and_then(|(n, period)| {
+        let n: u32 = n.trim().parse().ok().filter(|n| *n > 0)?;
+        let secs: u64 = period
+            .trim()
+            .strip_suffix('s')?
+            .parse()
+            .ok()
+            .filter(|s| *s > 0)?;
+        Some(ratelimit::Limit {
+            rate: n,
+            period: std::time::Duration::from_secs(secs),
+            burst: n,
+        })
+    });
+    parsed.unwrap_or_else(|| {
+        issues.push(ConfigIssue {
+            name,
+            problem: "must look like 600/60s (requests per seconds)".into(),
+        });
+        default
     })
 }
 

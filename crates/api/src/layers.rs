@@ -15,7 +15,8 @@ use axum::Router;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 
 use crate::problem::{Problem, ProblemType};
-use crate::{trust, App};
+use crate::redis::RequestRedis;
+use crate::{limits, trust, App};
 
 pub const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 const CF_RAY: &str = "cf-ray";
@@ -50,16 +51,40 @@ pub struct RequestId(pub String);
 /// Durations of the dependency calls a request made, for `server-timing`.
 /// Handlers get it from the request extensions and record into it.
 #[derive(Debug, Clone, Default)]
-pub struct Timings(Arc<Mutex<Vec<(&'static str, f64)>>>);
+pub struct Timings(Arc<Mutex<Vec<Timing>>>);
+
+#[derive(Debug)]
+struct Timing {
+    name: &'static str,
+    description: Option<&'static str>,
+    millis: f64,
+}
 
 impl Timings {
     /// Records that `name` (a short token such as `db` or `cache`) took
     /// `millis`; repeated names are summed.
     pub fn record(&self, name: &'static str, millis: f64) {
+        self.record_described(name, None, millis);
+    }
+
+    /// Like [`Timings::record`], with a description (`cache;desc="hit"`).
+    pub fn record_described(
+        &self,
+        name: &'static str,
+        description: Option<&'static str>,
+        millis: f64,
+    ) {
         let mut entries = self.0.lock().expect("timings lock");
-        match entries.iter_mut().find(|(n, _)| *n == name) {
-            Some((_, total)) => *total += millis,
-            None => entries.push((name, millis)),
+        match entries.iter_mut().find(|t| t.name == name) {
+            Some(timing) => {
+                timing.millis += millis;
+                timing.description = description.or(timing.description);
+            }
+            None => entries.push(Timing {
+                name,
+                description,
+                millis,
+            }),
         }
     }
 
@@ -68,7 +93,10 @@ impl Timings {
         let entries = self.0.lock().expect("timings lock");
         entries
             .iter()
-            .map(|(name, ms)| format!("{name};dur={ms:.1}"))
+            .map(|t| match t.description {
+                Some(desc) => format!("{};desc=\"{desc}\";dur={:.1}", t.name, t.millis),
+                None => format!("{};dur={:.1}", t.name, t.millis),
+            })
             .chain(std::iter::once(format!("total;dur={total_millis:.1}")))
             .collect::<Vec<_>>()
             .join(", ")
@@ -149,13 +177,30 @@ async fn edge(State(app): State<Arc<App>>, mut request: Request, next: Next) -> 
     let mut response = match trust::classify(request.headers_mut(), secret) {
         Err(refused) => Problem::from(refused).into_response(),
         Ok((caller, client_ip)) => {
+            let redis = RequestRedis::new(&app);
             request.extensions_mut().insert(caller);
-            request.extensions_mut().insert(client_ip);
+            request.extensions_mut().insert(client_ip.clone());
+            request.extensions_mut().insert(redis.clone());
             let limit = Duration::from_millis(app.config.request_deadline_ms);
             let handled = async {
-                match read_body(request).await {
-                    Ok(request) => next.run(request).await,
-                    Err(problem) => problem.into_response(),
+                let request = match read_body(request).await {
+                    Ok(request) => request,
+                    Err(problem) => return problem.into_response(),
+                };
+                let Some(class) = limits::class(&app.config.rate_limits, &request) else {
+                    return next.run(request).await;
+                };
+                let started = (app.platform.now_millis)();
+                let decision = limits::check(&app, &redis, class, &client_ip).await;
+                timings.record("ratelimit", (app.platform.now_millis)() - started);
+                match decision {
+                    Some(Err(problem)) => problem.into_response(),
+                    Some(Ok(decision)) => {
+                        let mut response = next.run(request).await;
+                        limits::add_headers(response.headers_mut(), &decision);
+                        response
+                    }
+                    None => next.run(request).await,
                 }
             };
             outbound::deadline(app.platform.timer.as_ref(), limit, handled)
@@ -285,6 +330,11 @@ mod tests {
         assert_eq!(
             timings.header(9.0),
             "db;dur=3.2, cache;dur=0.5, total;dur=9.0"
+        );
+        timings.record_described("cache", Some("hit"), 0.25);
+        assert_eq!(
+            timings.header(9.0),
+            "db;dur=3.2, cache;desc=\"hit\";dur=0.8, total;dur=9.0"
         );
     }
 }

@@ -9,9 +9,11 @@ pub mod config;
 pub mod extract;
 mod health;
 pub mod layers;
+mod limits;
 pub mod openapi;
 pub mod pages;
 pub mod problem;
+mod redis;
 #[cfg(feature = "test-routes")]
 mod test_routes;
 pub mod trust;

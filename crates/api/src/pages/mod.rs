@@ -4,6 +4,7 @@
 //! writes take `If-Match` (412 on a lost update) or `If-None-Match: *`
 //! (create only). Storage is [`store`]; this module is the HTTP side.
 
+mod cached;
 mod precondition;
 pub mod store;
 
@@ -25,6 +26,7 @@ use crate::admin::Admin;
 use crate::extract::{Json, Query};
 use crate::layers::Timings;
 use crate::problem::{Problem, ProblemType};
+use crate::redis::RequestRedis;
 use crate::App;
 use precondition::{not_modified, Precondition};
 use store::{Deleted, Draft, Page, PageSummary, RevisionSummary, Written};
@@ -194,8 +196,10 @@ impl PageDraft {
         (status = 200, description = "Pages in slug order", body = Listing<PageSummary>),
         (status = 400, description = "Bad cursor or limit", body = crate::openapi::Problem,
          content_type = "application/problem+json"),
-        (status = 503, description = "The database is unavailable", body = crate::openapi::Problem,
+        (status = 429, description = "Rate limited; see `Retry-After`", body = crate::openapi::Problem,
          content_type = "application/problem+json"),
+        (status = 503, description = "The database (or, fail-closed, the rate limiter) is unavailable",
+         body = crate::openapi::Problem, content_type = "application/problem+json"),
     ))]
 async fn list_pages(
     State(app): State<Arc<App>>,
@@ -228,20 +232,38 @@ async fn list_pages(
          content_type = "application/problem+json"),
         (status = 404, description = "No such page", body = crate::openapi::Problem,
          content_type = "application/problem+json"),
-        (status = 503, description = "The database is unavailable", body = crate::openapi::Problem,
+        (status = 429, description = "Rate limited; see `Retry-After`", body = crate::openapi::Problem,
          content_type = "application/problem+json"),
+        (status = 503, description = "The database (or, fail-closed, the rate limiter) is unavailable",
+         body = crate::openapi::Problem, content_type = "application/problem+json"),
     ))]
 async fn get_page(
     State(app): State<Arc<App>>,
     Extension(timings): Extension<Timings>,
+    Extension(redis): Extension<RequestRedis>,
     Slug(slug): Slug,
     headers: HeaderMap,
 ) -> Result<Response, Problem> {
-    let db = database(&app)?;
-    let page = timed(&app, &timings, "db", store::get(db, &slug))
-        .await
-        .map_err(db_problem)?
-        .ok_or_else(|| not_found(&slug))?;
+    let cache = cached::PageCache::new(&app, &redis, &timings);
+    let looked_up = cache.lookup(&slug).await;
+    let hit = looked_up
+        .as_ref()
+        .and_then(|lookup| lookup.value.as_deref())
+        .and_then(cached::decode);
+    let page = match hit {
+        Some(page) => page,
+        None => {
+            let db = database(&app)?;
+            let page = timed(&app, &timings, "db", store::get(db, &slug))
+                .await
+                .map_err(db_problem)?
+                .ok_or_else(|| not_found(&slug))?;
+            if let Some(lookup) = looked_up {
+                cache.fill(&slug, lookup.version, &page).await;
+            }
+            page
+        }
+    };
     let etag = page.etag();
     let cache_headers = [
         (header::ETAG, etag.header_value()),
@@ -279,12 +301,15 @@ async fn get_page(
          content_type = "application/problem+json"),
         (status = 422, description = "Invalid title or unknown fields", body = crate::openapi::Problem,
          content_type = "application/problem+json"),
-        (status = 503, description = "The database is unavailable", body = crate::openapi::Problem,
+        (status = 429, description = "Rate limited; see `Retry-After`", body = crate::openapi::Problem,
          content_type = "application/problem+json"),
+        (status = 503, description = "The database (or, fail-closed, the rate limiter) is unavailable",
+         body = crate::openapi::Problem, content_type = "application/problem+json"),
     ))]
 async fn put_page(
     State(app): State<Arc<App>>,
     Extension(timings): Extension<Timings>,
+    Extension(redis): Extension<RequestRedis>,
     Admin(identity): Admin,
     Slug(slug): Slug,
     headers: HeaderMap,
@@ -316,6 +341,9 @@ async fn put_page(
         Written::Updated(page) => (StatusCode::OK, page),
         Written::PreconditionFailed => return Err(precondition_failed(&slug)),
     };
+    cached::PageCache::new(&app, &redis, &timings)
+        .invalidate(&slug)
+        .await;
     let location =
         HeaderValue::from_str(&format!("/v1/pages/{slug}")).expect("slugs are header-safe");
     Ok((
@@ -348,12 +376,15 @@ async fn put_page(
          content_type = "application/problem+json"),
         (status = 412, description = "The page changed since the `If-Match` tag", body = crate::openapi::Problem,
          content_type = "application/problem+json"),
-        (status = 503, description = "The database is unavailable", body = crate::openapi::Problem,
+        (status = 429, description = "Rate limited; see `Retry-After`", body = crate::openapi::Problem,
          content_type = "application/problem+json"),
+        (status = 503, description = "The database (or, fail-closed, the rate limiter) is unavailable",
+         body = crate::openapi::Problem, content_type = "application/problem+json"),
     ))]
 async fn delete_page(
     State(app): State<Arc<App>>,
     Extension(timings): Extension<Timings>,
+    Extension(redis): Extension<RequestRedis>,
     _admin: Admin,
     Slug(slug): Slug,
     headers: HeaderMap,
@@ -369,7 +400,12 @@ async fn delete_page(
     .await
     .map_err(db_problem)?
     {
-        Deleted::Deleted => Ok(StatusCode::NO_CONTENT),
+        Deleted::Deleted => {
+            cached::PageCache::new(&app, &redis, &timings)
+                .invalidate(&slug)
+                .await;
+            Ok(StatusCode::NO_CONTENT)
+        }
         Deleted::NotFound => Err(not_found(&slug)),
         Deleted::PreconditionFailed => Err(precondition_failed(&slug)),
     }
@@ -384,8 +420,10 @@ async fn delete_page(
          content_type = "application/problem+json"),
         (status = 404, description = "No such page", body = crate::openapi::Problem,
          content_type = "application/problem+json"),
-        (status = 503, description = "The database is unavailable", body = crate::openapi::Problem,
+        (status = 429, description = "Rate limited; see `Retry-After`", body = crate::openapi::Problem,
          content_type = "application/problem+json"),
+        (status = 503, description = "The database (or, fail-closed, the rate limiter) is unavailable",
+         body = crate::openapi::Problem, content_type = "application/problem+json"),
     ))]
 async fn list_revisions(
     State(app): State<Arc<App>>,

@@ -1,0 +1,95 @@
+//! Redis for one request: at most one connection, opened the first time
+//! the request needs it (the rate limiter or the page cache), never for a
+//! request that does not (health checks, preflights). Shared by the
+//! request's layers and handler through its extensions, never across
+//! requests (in Workers, a request must not wait on another request's
+//! I/O). If opening fails, the request does not try again: one request
+//! waits for a dead Redis once, not at every use.
+//!
+//! (This is `resp::LazyConnection`'s idea with the connector as a trait
+//! object instead of a closure: rustc cannot yet prove the closure form's
+//! futures `Send` inside axum's middleware.)
+
+use std::sync::Arc;
+
+use futures_util::lock::{MappedMutexGuard, Mutex, MutexGuard};
+
+use crate::config::RedisTarget;
+use crate::App;
+
+type Stream = Box<dyn outbound::Stream>;
+/// An open connection of the request.
+pub type Connection = resp::Connection<Stream>;
+
+/// The request's Redis.
+#[derive(Clone)]
+pub struct RequestRedis(Option<Arc<Shared>>);
+
+struct Shared {
+    target: RedisTarget,
+    connect: Arc<dyn outbound::Connect>,
+    timer: Arc<dyn outbound::Timer>,
+    state: Mutex<State>,
+}
+
+/// Where the request's connection stands (opaque to callers).
+pub struct State(Inner);
+
+enum Inner {
+    NotOpened,
+    Open(Connection),
+    Failed(resp::Error),
+}
+
+impl RequestRedis {
+    pub fn new(app: &App) -> Self {
+        RequestRedis(app.config.redis.as_ref().map(|target| {
+            Arc::new(Shared {
+                target: target.clone(),
+                connect: app.platform.connect.clone(),
+                timer: app.platform.timer.clone(),
+                state: Mutex::new(State(Inner::NotOpened)),
+            })
+        }))
+    }
+
+    /// The connection, opened now if this is the first use, for one
+    /// exchange at a time. Fails when Redis is not configured, cannot be
+    /// reached, or failed earlier in this request.
+    pub async fn connection(&self) -> Result<MappedMutexGuard<'_, State, Connection>, resp::Error> {
+        let shared = self
+            .0
+            .as_ref()
+            .ok_or_else(|| resp::Error::Io("Redis is not configured (REDIS_URL)".into()))?;
+        let mut state = shared.state.lock().await;
+        if matches!(state.0, Inner::NotOpened) {
+            state.0 = Inner::Failed(resp::Error::Io("opening was cancelled".into()));
+            state.0 = match shared.open().await {
+                Ok(connection) => Inner::Open(connection),
+                Err(e) => Inner::Failed(e),
+            };
+        }
+        if let Inner::Failed(cause) = &state.0 {
+            return Err(resp::Error::Unusable(Box::new(cause.clone())));
+        }
+        Ok(MutexGuard::map(state, |state| match &mut state.0 {
+            Inner::Open(connection) => connection,
+            _ => unreachable!("open, or returned above"),
+        }))
+    }
+}
+
+impl Shared {
+    async fn open(&self) -> Result<Connection, resp::Error> {
+        let target = &self.target;
+        let connecting = self.connect.connect(&target.host, target.port, target.tls);
+        let stream =
+            match outbound::deadline(self.timer.as_ref(), target.options.timeout, connecting).await
+            {
+                Ok(Ok(stream)) => stream,
+                Ok(Err(e)) => return Err(resp::Error::Io(format!("cannot connect: {e}"))),
+                Err(outbound::Elapsed(limit)) => return Err(resp::Error::Timeout(limit)),
+            };
+        resp::Connection::open(stream, &target.options, self.timer.clone()).await
+    }
+}
