@@ -160,8 +160,9 @@ async fn readyz_checks_tidb_and_redis_through_the_worker() {
     assert_eq!(body["status"], "ready");
     assert_eq!(body["environment"], "dev");
     // TiDB through the HTTP driver and the local gateway, Redis over the
-    // Worker's TCP socket: both answered, each with its latency.
-    for dependency in ["tidb", "redis"] {
+    // Worker's TCP socket, B2 (SigV4-checking S3 server) with a signed
+    // HEAD of the bucket: all answered, each with its latency.
+    for dependency in ["tidb", "redis", "b2"] {
         let check = &body["checks"][dependency];
         assert_eq!(check["ok"], true, "{dependency}: {body}");
         assert!(check["latency_ms"].as_f64().unwrap() >= 0.0, "{body}");

@@ -43,6 +43,9 @@ pub struct Config {
     pub rate_limits: RateLimits,
     /// `CACHE_TTL_SECS`: how long a cached page lives (±10 %).
     pub cache_ttl_secs: u64,
+    /// `B2_ENDPOINT`, `B2_REGION`, `B2_BUCKET`, `B2_KEY_ID` and
+    /// `B2_APPLICATION_KEY` (secret).
+    pub b2: Option<b2::Config>,
 }
 
 /// Rate limits per route class.
@@ -105,6 +108,13 @@ impl std::fmt::Debug for Config {
             .field("redis", &self.redis)
             .field("rate_limits", &self.rate_limits)
             .field("cache_ttl_secs", &self.cache_ttl_secs)
+            .field(
+                "b2",
+                &self
+                    .b2
+                    .as_ref()
+                    .map(|b| (&b.endpoint, &b.region, &b.bucket)),
+            )
             .finish()
     }
 }
@@ -235,6 +245,7 @@ impl Config {
             },
         };
         let cache_ttl_secs = parse_number(&get, "CACHE_TTL_SECS", 1..=86_400, 300, &mut issues);
+        let b2 = load_b2(&get, &environment, &mut issues);
         (
             Config {
                 environment,
@@ -246,6 +257,7 @@ impl Config {
                 redis,
                 rate_limits,
                 cache_ttl_secs,
+                b2,
             },
             issues,
         )
@@ -391,6 +403,45 @@ fn load_access(
     })
 }
 
+/// Backblaze B2: all five settings, or an issue for each one missing.
+fn load_b2(
+    get: &impl Fn(&str) -> Option<String>,
+    environment: &str,
+    issues: &mut Vec<ConfigIssue>,
+) -> Option<b2::Config> {
+    let mut required = |name: &'static str, what: &str| {
+        let value = get(name)
+            .map(|v| v.trim().to_owned())
+            .filter(|v| !v.is_empty());
+        if value.is_none() {
+            issues.push(ConfigIssue {
+                name,
+                problem: format!("is not set ({what})"),
+            });
+        }
+        value
+    };
+    let endpoint = required("B2_ENDPOINT", "e.g. https://s3.us-west-004.backblazeb2.com");
+    let region = required("B2_REGION", "e.g. us-west-004");
+    let bucket = required("B2_BUCKET", "the bucket uploads go to");
+    let key_id = required("B2_KEY_ID", "application key id");
+    let application_key = required("B2_APPLICATION_KEY", "secret");
+    let endpoint = endpoint?;
+    if let Err(problem) = parse_origin(&endpoint, environment) {
+        issues.push(ConfigIssue {
+            name: "B2_ENDPOINT",
+            problem: problem.to_owned(),
+        });
+        return None;
+    }
+    Some(b2::Config {
+        endpoint,
+        region: region?,
+        bucket: bucket?,
+        credentials: b2::Credentials::new(key_id?, application_key?),
+    })
+}
+
 /// `N/Ts`: N requests per T seconds, in bursts of up to N.
 fn parse_limit(
     get: &impl Fn(&str) -> Option<String>,
@@ -494,7 +545,7 @@ mod tests {
         Config::load(|name| vars.get(name).cloned())
     }
 
-    const COMPLETE: [(&str, &str); 7] = [
+    const COMPLETE: [(&str, &str); 12] = [
         ("ENVIRONMENT", "rc"),
         (
             "ALLOWED_ORIGINS",
@@ -511,6 +562,11 @@ mod tests {
             "REDIS_URL",
             "rediss://default:redis-s3cret@redis-1.cloud.redislabs.com:16379",
         ),
+        ("B2_ENDPOINT", "https://s3.us-west-004.backblazeb2.com"),
+        ("B2_REGION", "us-west-004"),
+        ("B2_BUCKET", "files"),
+        ("B2_KEY_ID", "004key"),
+        ("B2_APPLICATION_KEY", "b2-s3cret"),
     ];
 
     #[test]
@@ -600,7 +656,12 @@ mod tests {
                 "ACCESS_AUD",
                 "BINDING_SECRET",
                 "TIDB_DATABASE_URL",
-                "REDIS_URL"
+                "REDIS_URL",
+                "B2_ENDPOINT",
+                "B2_REGION",
+                "B2_BUCKET",
+                "B2_KEY_ID",
+                "B2_APPLICATION_KEY"
             ]
         );
     }

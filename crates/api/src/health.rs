@@ -50,7 +50,7 @@ pub struct Readiness {
     pub status: &'static str,
     /// The deployment environment (dev, rc, stg, prd).
     pub environment: String,
-    /// Each check by name: `config`, `tidb`, `redis`.
+    /// Each check by name: `config`, `tidb`, `redis`, `b2`.
     pub checks: BTreeMap<&'static str, Check>,
 }
 
@@ -58,8 +58,9 @@ pub struct Readiness {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct Check {
     pub ok: bool,
-    /// Whether a failure makes the Worker unready. Redis is not required:
-    /// reads then bypass the cache and still answer from TiDB.
+    /// Whether a failure makes the Worker unready. Redis is not required
+    /// (reads then bypass the cache and still answer from TiDB), nor is B2
+    /// (only uploads and downloads need it).
     pub required: bool,
     /// How long the check took, in milliseconds (dependencies only).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -85,8 +86,8 @@ async fn healthz() -> Json<BuildInfo> {
     Json(BuildInfo::CURRENT)
 }
 
-/// Readiness: the configuration, and TiDB and Redis checked concurrently
-/// within one deadline; 503 when a required check fails.
+/// Readiness: the configuration, and TiDB, Redis and B2 checked
+/// concurrently within one deadline; 503 when a required check fails.
 #[utoipa::path(get, path = "/readyz", tag = "health",
     responses(
         (status = 200, description = "Ready to serve", body = Readiness),
@@ -100,12 +101,18 @@ async fn readyz(State(app): State<Arc<App>>) -> (StatusCode, Json<Readiness>) {
         error: None,
         issues: app.config_issues.clone(),
     };
-    let (tidb, redis) = futures_util::future::join(
+    let (tidb, redis, b2) = futures_util::future::join3(
         timed(&app, true, check_tidb(&app)),
         timed(&app, false, check_redis(&app)),
+        timed(&app, false, check_b2(&app)),
     )
     .await;
-    let checks = BTreeMap::from([("config", config), ("tidb", tidb), ("redis", redis)]);
+    let checks = BTreeMap::from([
+        ("config", config),
+        ("tidb", tidb),
+        ("redis", redis),
+        ("b2", b2),
+    ]);
     let ready = checks.values().all(|c| c.ok || !c.required);
     let body = Readiness {
         status: if ready { "ready" } else { "unready" },
@@ -176,4 +183,12 @@ async fn check_redis(app: &App) -> Result<(), String> {
     } else {
         Err(format!("PING answered {pong:?}"))
     }
+}
+
+async fn check_b2(app: &App) -> Result<(), String> {
+    let client = app.b2.as_ref().ok_or("not configured (B2_*)")?;
+    client
+        .head_bucket(app.platform.now(), READINESS_DEADLINE)
+        .await
+        .map_err(|e| e.to_string())
 }

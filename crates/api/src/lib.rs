@@ -54,6 +54,11 @@ impl Platform {
         ((self.now_millis)() / 1000.0) as u64
     }
 
+    /// The current time, for signing (B2).
+    pub fn now(&self) -> std::time::SystemTime {
+        std::time::UNIX_EPOCH + std::time::Duration::from_millis((self.now_millis)() as u64)
+    }
+
     /// The platform of native tests and tools.
     #[cfg(feature = "native")]
     pub fn native() -> Self {
@@ -92,6 +97,8 @@ pub struct App {
     pub access: Option<access::Verifier>,
     /// TiDB over its HTTP API; `None` when not configured.
     pub tidb: Option<tidb_http::Client>,
+    /// Backblaze B2 over its S3 API; `None` when not configured.
+    pub b2: Option<b2::Client>,
 }
 
 impl App {
@@ -105,12 +112,24 @@ impl App {
             .tidb
             .clone()
             .map(|c| tidb_http::Client::new(c, platform.fetch.clone()));
+        let mut config_issues = config_issues;
+        let b2 = config.b2.clone().and_then(|c| {
+            b2::Client::new(c, platform.fetch.clone())
+                .map_err(|e| {
+                    config_issues.push(ConfigIssue {
+                        name: "B2_ENDPOINT",
+                        problem: e.to_string(),
+                    })
+                })
+                .ok()
+        });
         Arc::new(App {
             config,
             config_issues,
             platform,
             access,
             tidb,
+            b2,
         })
     }
 }

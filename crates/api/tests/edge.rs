@@ -28,6 +28,11 @@ fn configured() -> axum::Router {
         // Nothing listens on port 1: the dependency checks fail fast.
         ("TIDB_DATABASE_URL", "mysql://app:pw@127.0.0.1:1/app"),
         ("REDIS_URL", "redis://:pw@127.0.0.1:1"),
+        ("B2_ENDPOINT", "https://127.0.0.1:1"),
+        ("B2_REGION", "us-west-004"),
+        ("B2_BUCKET", "files"),
+        ("B2_KEY_ID", "key"),
+        ("B2_APPLICATION_KEY", "b2-pw"),
     ])
 }
 
@@ -192,7 +197,13 @@ async fn readyz_names_what_is_missing() {
         .as_str()
         .unwrap()
         .contains("cannot connect"));
+    assert_eq!(checks["b2"]["ok"], false);
+    assert_eq!(checks["b2"]["required"], false);
     assert!(!body.to_string().contains("pw@"), "no credentials: {body}");
+    assert!(
+        !body.to_string().contains("b2-pw"),
+        "no credentials: {body}"
+    );
 }
 
 #[tokio::test]
