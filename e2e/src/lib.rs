@@ -121,3 +121,36 @@ pub mod access {
         stats["certs_fetches"].as_u64().expect("certs_fetches")
     }
 }
+
+/// The stack's Redis over plain TCP, as the native tests of the Redis
+/// crates (cache, rate limiter) use it.
+pub mod redis {
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use outbound::TokioTimer;
+    use resp::{Connection, Options};
+    use tokio::net::TcpStream;
+
+    use super::stack;
+
+    /// Login with the stack's password and a generous per-command deadline.
+    pub fn options() -> Options {
+        Options {
+            password: Some(stack().redis.password.clone()),
+            timeout: Duration::from_secs(5),
+            ..Options::default()
+        }
+    }
+
+    /// A new connection, after the handshake.
+    pub async fn open() -> Connection<TcpStream> {
+        let redis = &stack().redis;
+        let tcp = TcpStream::connect((redis.host.as_str(), redis.port))
+            .await
+            .expect("redis listens");
+        Connection::open(tcp, &options(), Arc::new(TokioTimer))
+            .await
+            .expect("handshake with the stack's password")
+    }
+}

@@ -9,26 +9,10 @@ use std::time::Duration;
 use cache::{fill, invalidate, invalidate_group, lookup, Group, Key, Lookup, Ttl, VERSION_TTL};
 use e2e::{stack, unique};
 use outbound::TokioTimer;
-use resp::{cmd, Connection, LazyConnection, Options};
+use resp::{cmd, LazyConnection};
 use tokio::net::TcpStream;
 
-fn options() -> Options {
-    Options {
-        password: Some(stack().redis.password.clone()),
-        timeout: Duration::from_secs(5),
-        ..Options::default()
-    }
-}
-
-async fn open() -> Connection<TcpStream> {
-    let redis = &stack().redis;
-    let tcp = TcpStream::connect((redis.host.as_str(), redis.port))
-        .await
-        .expect("redis listens");
-    Connection::open(tcp, &options(), Arc::new(TokioTimer))
-        .await
-        .expect("handshake with the stack's password")
-}
+use e2e::redis::{open, options};
 
 /// A page slug no other test (or run) uses.
 fn slug() -> String {

@@ -10,26 +10,10 @@ use std::time::Duration;
 use e2e::{stack, unique};
 use outbound::TokioTimer;
 use ratelimit::{check, check_at, decide_on_error, key, step, Limit, Policy};
-use resp::{cmd, Connection, LazyConnection, Options};
+use resp::{cmd, Connection, LazyConnection};
 use tokio::net::TcpStream;
 
-fn options() -> Options {
-    Options {
-        password: Some(stack().redis.password.clone()),
-        timeout: Duration::from_secs(5),
-        ..Options::default()
-    }
-}
-
-async fn open() -> Connection<TcpStream> {
-    let redis = &stack().redis;
-    let tcp = TcpStream::connect((redis.host.as_str(), redis.port))
-        .await
-        .expect("redis listens");
-    Connection::open(tcp, &options(), Arc::new(TokioTimer))
-        .await
-        .expect("handshake with the stack's password")
-}
+use e2e::redis::{open, options};
 
 /// A route class no other test (or run) uses.
 fn class() -> String {

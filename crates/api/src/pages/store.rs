@@ -182,6 +182,18 @@ struct Locked {
 }
 
 impl Locked {
+    /// Locks the page row (if any) until the transaction ends.
+    async fn lock(tx: &mut tidb_http::Tx, slug: &str) -> Result<Option<Locked>, tidb_http::Error> {
+        tx.query_optional_as(
+            Statement::new(
+                "SELECT id, revision, deleted_at IS NOT NULL AS deleted \
+                 FROM pages WHERE slug = ? FOR UPDATE",
+            )
+            .bind(slug),
+        )
+        .await
+    }
+
     /// The tag readers saw, if the page is live.
     fn live_tag(&self) -> Option<EntityTag> {
         (self.deleted == 0).then(|| EntityTag::strong(format!("{}.{}", self.id, self.revision)))
@@ -211,15 +223,7 @@ async fn try_save(
 ) -> Result<Written, tidb_http::Error> {
     let mut tx = db.begin(Some(WRITE_ISOLATION)).await?;
     let outcome = async {
-        let locked: Option<Locked> = tx
-            .query_optional_as(
-                Statement::new(
-                    "SELECT id, revision, deleted_at IS NOT NULL AS deleted \
-                     FROM pages WHERE slug = ? FOR UPDATE",
-                )
-                .bind(slug),
-            )
-            .await?;
+        let locked = Locked::lock(&mut tx, slug).await?;
         let current = locked.as_ref().and_then(Locked::live_tag);
         if !precondition.holds(current.as_ref()) {
             return Ok(None);
@@ -313,15 +317,7 @@ pub async fn delete(
 ) -> Result<Deleted, tidb_http::Error> {
     let mut tx = db.begin(Some(WRITE_ISOLATION)).await?;
     let outcome = async {
-        let locked: Option<Locked> = tx
-            .query_optional_as(
-                Statement::new(
-                    "SELECT id, revision, deleted_at IS NOT NULL AS deleted \
-                     FROM pages WHERE slug = ? FOR UPDATE",
-                )
-                .bind(slug),
-            )
-            .await?;
+        let locked = Locked::lock(&mut tx, slug).await?;
         let Some(current) = locked.as_ref().and_then(Locked::live_tag) else {
             return Ok(Deleted::NotFound);
         };
