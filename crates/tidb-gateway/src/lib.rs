@@ -49,7 +49,8 @@
 //!   are this stand-in's choice, documented here: bad or missing Basic auth
 //!   and refused logins `401`/1045; a malformed request (body, headers)
 //!   `400`/1105; an unknown, ended or timed-out session `400`/1105; the
-//!   database unreachable `500`/1105.
+//!   database unreachable, or not answering one statement within
+//!   `--query-timeout-secs`, `500`/1105.
 //!
 //! # What it does not cover
 //!
@@ -127,6 +128,9 @@ pub struct GatewayConfig {
     pub session_timeout: Duration,
     /// Write one line per request to stderr.
     pub log_requests: bool,
+    /// The longest one statement may run; a database that does not answer
+    /// within it is reported as unreachable (500, code 1105).
+    pub query_timeout: Duration,
 }
 
 impl GatewayConfig {
@@ -135,6 +139,7 @@ impl GatewayConfig {
             mysql: mysql.into(),
             session_timeout: DEFAULT_SESSION_TIMEOUT,
             log_requests: true,
+            query_timeout: mysql::DEFAULT_QUERY_TIMEOUT,
         }
     }
 }
@@ -168,7 +173,7 @@ pub async fn serve_until(
 /// it must be called inside a tokio runtime.
 pub fn router(config: GatewayConfig) -> Router {
     let app = Arc::new(App {
-        pool: Arc::new(Pool::new(config.mysql.clone(), 16)),
+        pool: Arc::new(Pool::new(config.mysql.clone(), 16, config.query_timeout)),
         sessions: Sessions::default(),
     });
     tokio::spawn(expire_sessions(

@@ -22,6 +22,11 @@ struct Args {
     /// is rolled back and its connection returned (TiDB Cloud: 600).
     #[arg(long, default_value_t = 600, value_parser = clap::value_parser!(u64).range(1..))]
     session_timeout_secs: u64,
+    /// Seconds one statement may take; a database that does not answer in
+    /// time is reported as unreachable (500, code 1105), like one that is
+    /// down.
+    #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..))]
+    query_timeout_secs: u64,
 }
 
 #[tokio::main(flavor = "current_thread")]
@@ -31,6 +36,7 @@ async fn main() -> anyhow::Result<()> {
     println!("listening on {}", listener.local_addr()?);
     let config = tidb_gateway::GatewayConfig {
         session_timeout: Duration::from_secs(args.session_timeout_secs),
+        query_timeout: Duration::from_secs(args.query_timeout_secs),
         ..tidb_gateway::GatewayConfig::new(args.mysql)
     };
     tidb_gateway::serve_until(listener, config, async {

@@ -36,6 +36,9 @@ const CLIENT_MYSQL: u32 = 1;
 /// carry the extended type (`format=json`).
 const MARIADB_CLIENT_EXTENDED_METADATA: u32 = 1 << 3;
 
+/// How long a query may take unless the gateway says otherwise.
+pub const DEFAULT_QUERY_TIMEOUT: Duration = Duration::from_secs(30);
+
 const COM_QUIT: u8 = 0x01;
 const COM_INIT_DB: u8 = 0x02;
 const COM_QUERY: u8 = 0x03;
@@ -166,6 +169,9 @@ pub struct Conn {
     /// A command was started and its answer not fully read (the future was
     /// dropped, or I/O failed): the connection's state is unknown.
     in_flight: bool,
+    /// The longest a query may take before the database counts as
+    /// unreachable (see [`Conn::set_query_timeout`]).
+    query_timeout: Duration,
 }
 
 impl fmt::Debug for Conn {
@@ -201,6 +207,7 @@ impl Conn {
             seq: 0,
             extended_metadata: false,
             in_flight: true,
+            query_timeout: DEFAULT_QUERY_TIMEOUT,
         };
         let greeting = conn.read_packet().await?;
         let handshake = Handshake::parse(&greeting)?;
@@ -277,8 +284,28 @@ impl Conn {
         !self.in_flight
     }
 
-    /// Runs `sql` and reads its whole result.
+    /// How long [`Conn::query`] waits for a whole answer. A server that
+    /// accepts the connection but does not answer (overloaded, frozen) is
+    /// then reported like one that is down, instead of holding the request
+    /// until its client gives up. The connection is unusable afterwards.
+    pub fn set_query_timeout(&mut self, timeout: Duration) {
+        self.query_timeout = timeout;
+    }
+
+    /// Runs `sql` and reads its whole result, within the query timeout.
     pub async fn query(&mut self, sql: &str) -> Result<Outcome, Error> {
+        let timeout = self.query_timeout;
+        tokio::time::timeout(timeout, self.query_unbounded(sql))
+            .await
+            .unwrap_or_else(|_| {
+                Err(Error::Io(std::io::Error::new(
+                    std::io::ErrorKind::TimedOut,
+                    format!("the database did not answer within {timeout:?}"),
+                )))
+            })
+    }
+
+    async fn query_unbounded(&mut self, sql: &str) -> Result<Outcome, Error> {
         self.command(COM_QUERY, sql.as_bytes()).await?;
         let mut outcome = self.read_result().await;
         // Not requested, so not expected; drain to stay in sync if sent.

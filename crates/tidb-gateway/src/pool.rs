@@ -27,14 +27,16 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 pub struct Pool {
     addr: String,
     max_idle_per_login: usize,
+    query_timeout: Duration,
     idle: Mutex<HashMap<Credentials, Vec<(Conn, Instant)>>>,
 }
 
 impl Pool {
-    pub fn new(addr: String, max_idle_per_login: usize) -> Self {
+    pub fn new(addr: String, max_idle_per_login: usize, query_timeout: Duration) -> Self {
         Pool {
             addr,
             max_idle_per_login,
+            query_timeout,
             idle: Mutex::new(HashMap::new()),
         }
     }
@@ -55,10 +57,12 @@ impl Pool {
             }
             found
         };
-        if let Some(conn) = reusable {
+        if let Some(mut conn) = reusable {
+            conn.set_query_timeout(self.query_timeout);
             return Ok(conn);
         }
         let mut conn = Conn::connect(&self.addr, login, CONNECT_TIMEOUT).await?;
+        conn.set_query_timeout(self.query_timeout);
         expect_done(conn.query(SESSION_SETUP).await)?;
         Ok(conn)
     }
