@@ -318,6 +318,13 @@ fn deploy_bundle(tools: &BuildTools, env: flags::Environment) -> anyhow::Result<
             .env("WRANGLER_SEND_METRICS", "false"),
     )?;
     let files = measure(&dir)?;
+    if let Some(file) = test_only_code_in(&dir)? {
+        bail!(
+            "{} contains the test-only routes (`/_test/`): the deploy bundle \
+             must be built without the `test-routes` feature",
+            file.display()
+        );
+    }
     Ok(DeployBundle {
         env: env.name(),
         gzip_bytes: files.iter().map(|f| f.gzip_bytes).sum(),
@@ -326,9 +333,36 @@ fn deploy_bundle(tools: &BuildTools, env: flags::Environment) -> anyhow::Result<
     })
 }
 
+/// The first file under `dir` that carries the test-only routes' paths.
+fn test_only_code_in(dir: &Path) -> anyhow::Result<Option<PathBuf>> {
+    const MARKER: &[u8] = b"/_test/";
+    for entry in std::fs::read_dir(dir)? {
+        let path = entry?.path();
+        if path.is_file() {
+            let bytes = std::fs::read(&path)?;
+            if bytes.windows(MARKER.len()).any(|w| w == MARKER) {
+                return Ok(Some(path));
+            }
+        }
+    }
+    Ok(None)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn test_only_routes_are_found_in_a_bundle() {
+        let dir = std::env::temp_dir().join(format!("xtask-marker-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("a.wasm"), b"\0asm routes /v1/pages").unwrap();
+        assert_eq!(test_only_code_in(&dir).unwrap(), None);
+        std::fs::write(dir.join("b.wasm"), b"\0asm /_test/panic").unwrap();
+        assert_eq!(test_only_code_in(&dir).unwrap(), Some(dir.join("b.wasm")));
+        std::fs::remove_dir_all(dir).unwrap();
+    }
 
     #[test]
     fn the_repository_sets_a_budget() {
