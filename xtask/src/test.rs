@@ -296,7 +296,8 @@ fn end_to_end(
                 .as_ref()
                 .map(|a| a.url.clone())
                 .unwrap_or_default();
-            let schema = schema_conformance(ui, &schemathesis, &api);
+            let token = admin_token(&stack.manifest);
+            let schema = schema_conformance(ui, &schemathesis, &api, &token);
             stack.stop();
             vec![e2e, schema]
         }
@@ -333,9 +334,39 @@ fn end_to_end(
 /// Schemathesis against the running Worker's own `/openapi.json`: every
 /// documented operation with generated inputs and all its checks (no 5xx;
 /// status codes, content types, headers and bodies as documented).
-fn schema_conformance(ui: &Ui, schemathesis: &std::path::Path, api: &str) -> Suite {
+/// An Access token for the admin routes, signed with the stack's team key
+/// as Access would issue it (empty if the key cannot be read: the admin
+/// routes then answer 401 and schemathesis says so).
+fn admin_token(manifest: &stack_manifest::StackManifest) -> String {
+    let team = &manifest.access;
+    let Ok(pem) = std::fs::read_to_string(&team.key_file) else {
+        return String::new();
+    };
+    let Ok(key) = access::testing::SigningKey::from_pem(&team.kid, &pem) else {
+        return String::new();
+    };
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or_default();
+    key.sign(&access::testing::user_claims(
+        &team.team_domain,
+        &team.aud,
+        "schemathesis@example.com",
+        now,
+    ))
+}
+
+fn schema_conformance(
+    ui: &Ui,
+    schemathesis: &std::path::Path,
+    api: &str,
+    admin_token: &str,
+) -> Suite {
     let started = Instant::now();
     let mut cmd = Command::new(schemathesis);
+    // In the environment, not the printed command line.
+    cmd.env("EDGE_API_ACCESS_TOKEN", admin_token);
     cmd.arg("--config-file")
         .arg(project::root().join("schemathesis.toml"))
         .args(["run", &format!("{api}/openapi.json"), "--url", api])

@@ -33,8 +33,8 @@ use store::{Deleted, Draft, Page, PageSummary, RevisionSummary, Written};
 
 /// Largest accepted request body of a write (the JSON document).
 pub const MAX_REQUEST_BYTES: usize = crate::layers::MAX_REQUEST_BODY_BYTES;
-/// Largest page body (Markdown), in bytes.
-pub const MAX_BODY_BYTES: usize = 512 * 1024;
+/// Longest page body (Markdown), in characters: at most 512 KiB of UTF-8.
+pub const MAX_BODY_CHARS: usize = 128 * 1024;
 /// Longest title, in characters.
 pub const MAX_TITLE_CHARS: usize = 200;
 /// Default and largest `limit` of the listings.
@@ -157,27 +157,32 @@ pub struct Listing<T> {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PageDraft {
-    /// 1 to 200 characters, no control characters.
+    /// 1 to 200 characters, not only spaces, no control characters.
+    #[schema(
+        min_length = 1,
+        max_length = 200,
+        pattern = r"^[^\u0000-\u001f\u007f-\u009f]*[^\s\u0000-\u001f\u007f-\u009f][^\u0000-\u001f\u007f-\u009f]*$"
+    )]
     pub title: String,
-    /// Markdown, at most 512 KiB.
+    /// Markdown, at most 131072 characters (512 KiB of UTF-8 at most).
+    #[schema(max_length = 131072)]
     pub body: String,
 }
 
 impl PageDraft {
     fn validate(&self) -> Result<(), Problem> {
-        if self.body.len() > MAX_BODY_BYTES {
+        let body_chars = self.body.chars().count();
+        if body_chars > MAX_BODY_CHARS {
             return Err(Problem::new(
                 ProblemType::PayloadTooLarge,
-                format!(
-                    "body is {} bytes; at most {MAX_BODY_BYTES} are accepted.",
-                    self.body.len()
-                ),
+                format!("body is {body_chars} characters; at most {MAX_BODY_CHARS} are accepted."),
             ));
         }
-        let title = self.title.trim();
-        if title.is_empty()
-            || title.chars().count() > MAX_TITLE_CHARS
-            || title.chars().any(char::is_control)
+        // The limits apply to the title as sent (as the schema states them);
+        // it is stored trimmed.
+        if self.title.trim().is_empty()
+            || self.title.chars().count() > MAX_TITLE_CHARS
+            || self.title.chars().any(char::is_control)
         {
             return Err(Problem::new(
                 ProblemType::ValidationFailed,
@@ -280,8 +285,10 @@ async fn get_page(
     security(("cloudflare_access" = [])),
     params(
         SlugParam,
-        ("if-match" = Option<String>, Header, description = "Write only if the current revision has this ETag"),
-        ("if-none-match" = Option<String>, Header, description = "`*`: create only"),
+        ("if-match" = Option<String>, Header, description = "Write only if the current revision has this ETag",
+         pattern = r#"^(|\*|(W/)?"[^"]*"(\s*,\s*(W/)?"[^"]*")*)$"#),
+        ("if-none-match" = Option<String>, Header, description = "`*`: create only",
+         pattern = r#"^(|\*|(W/)?"[^"]*"(\s*,\s*(W/)?"[^"]*")*)$"#),
     ),
     request_body = PageDraft,
     responses(
@@ -362,7 +369,8 @@ async fn put_page(
     security(("cloudflare_access" = [])),
     params(
         SlugParam,
-        ("if-match" = Option<String>, Header, description = "Delete only if the current revision has this ETag"),
+        ("if-match" = Option<String>, Header, description = "Delete only if the current revision has this ETag",
+         pattern = r#"^(|\*|(W/)?"[^"]*"(\s*,\s*(W/)?"[^"]*")*)$"#),
     ),
     responses(
         (status = 204, description = "Deleted"),
@@ -586,8 +594,13 @@ mod tests {
             ProblemType::ValidationFailed
         );
         assert_eq!(
-            kind(draft("Intro", MAX_BODY_BYTES + 1)),
+            kind(draft("Intro", MAX_BODY_CHARS + 1)),
             ProblemType::PayloadTooLarge
+        );
+        assert_eq!(
+            kind(draft(&format!(" {} ", "t".repeat(199)), 1)),
+            ProblemType::ValidationFailed,
+            "201 characters as sent"
         );
     }
 }

@@ -116,12 +116,18 @@ fn parse_header(headers: &HeaderMap, name: header::HeaderName) -> Result<Option<
         )
     };
     let mut tags = Vec::new();
+    let mut any = false;
     for value in values {
         let text = value.to_str().map_err(|_| malformed())?;
-        for item in text.split(',').map(str::trim).filter(|i| !i.is_empty()) {
-            if item == "*" {
-                return Ok(Some(Tags::Any));
-            }
+        if text.trim().is_empty() {
+            continue;
+        }
+        // `*` stands alone (RFC 9110: `"*" / #entity-tag`).
+        if text.trim() == "*" && tags.is_empty() {
+            any = true;
+            continue;
+        }
+        for item in text.split(',').map(str::trim) {
             let (weak, quoted) = match item.strip_prefix("W/") {
                 Some(rest) => (true, rest),
                 None => (false, item),
@@ -137,8 +143,17 @@ fn parse_header(headers: &HeaderMap, name: header::HeaderName) -> Result<Option<
             });
         }
     }
+    if any {
+        return if tags.is_empty() {
+            Ok(Some(Tags::Any))
+        } else {
+            Err(malformed())
+        };
+    }
     if tags.is_empty() {
-        return Err(malformed());
+        // Only empty values: as if the header were not sent (some proxies
+        // drop empty headers, some pass them on; both must mean the same).
+        return Ok(None);
     }
     Ok(Some(Tags::List(tags)))
 }
@@ -177,11 +192,28 @@ mod tests {
 
     #[test]
     fn malformed_tags_are_400_problems() {
-        for bad in ["1.2", "\"unterminated", "W/", ",", "\"a\"b\""] {
+        for bad in [
+            "1.2",
+            "\"unterminated",
+            "W/",
+            ",",
+            "\"a\",,\"b\"",
+            "\"a\"b\"",
+            "*, \"a\"",
+        ] {
             let mut h = HeaderMap::new();
             h.insert("if-match", HeaderValue::from_str(bad).unwrap());
             let problem = Precondition::from_headers(&h).unwrap_err();
             assert_eq!(problem.kind, ProblemType::BadRequest, "{bad}");
+        }
+    }
+
+    #[test]
+    fn an_empty_header_counts_as_absent() {
+        for empty in ["", " "] {
+            let mut h = HeaderMap::new();
+            h.insert("if-match", HeaderValue::from_str(empty).unwrap());
+            assert_eq!(Precondition::from_headers(&h).unwrap(), Precondition::None);
         }
     }
 
