@@ -172,9 +172,11 @@ pub struct PageDraft {
 impl PageDraft {
     fn validate(&self) -> Result<(), Problem> {
         let body_chars = self.body.chars().count();
+        // Too long a field in a request of acceptable size is a validation
+        // failure (422); 413 is for the request itself (over 1 MiB).
         if body_chars > MAX_BODY_CHARS {
             return Err(Problem::new(
-                ProblemType::PayloadTooLarge,
+                ProblemType::ValidationFailed,
                 format!("body is {body_chars} characters; at most {MAX_BODY_CHARS} are accepted."),
             ));
         }
@@ -302,11 +304,11 @@ async fn get_page(
          content_type = "application/problem+json"),
         (status = 412, description = "The page changed since the `If-Match` tag", body = crate::openapi::Problem,
          content_type = "application/problem+json"),
-        (status = 413, description = "Body too large", body = crate::openapi::Problem,
+        (status = 413, description = "Request over 1 MiB", body = crate::openapi::Problem,
          content_type = "application/problem+json"),
         (status = 415, description = "Not JSON", body = crate::openapi::Problem,
          content_type = "application/problem+json"),
-        (status = 422, description = "Invalid title or unknown fields", body = crate::openapi::Problem,
+        (status = 422, description = "Invalid title, body too long, or unknown fields", body = crate::openapi::Problem,
          content_type = "application/problem+json"),
         (status = 429, description = "Rate limited; see `Retry-After`", body = crate::openapi::Problem,
          content_type = "application/problem+json"),
@@ -595,7 +597,7 @@ mod tests {
         );
         assert_eq!(
             kind(draft("Intro", MAX_BODY_CHARS + 1)),
-            ProblemType::PayloadTooLarge
+            ProblemType::ValidationFailed
         );
         assert_eq!(
             kind(draft(&format!(" {} ", "t".repeat(199)), 1)),
