@@ -96,14 +96,8 @@ pub struct WhoAmI {
     security(("cloudflare_access" = [])),
     responses(
         (status = 200, description = "The caller's Access identity", body = WhoAmI),
-        (status = 401, description = "No valid Access token", body = crate::openapi::Problem,
-         content_type = "application/problem+json"),
-        (status = 403, description = "A valid token that is not let in here",
-         body = crate::openapi::Problem, content_type = "application/problem+json"),
-        (status = 429, description = "Rate limited; see `Retry-After`", body = crate::openapi::Problem,
-         content_type = "application/problem+json"),
-        (status = 503, description = "Access is not configured or its keys are unreachable",
-         body = crate::openapi::Problem, content_type = "application/problem+json"),
+        crate::openapi::AdminProblems,
+        crate::openapi::V1Problems,
     ))]
 async fn whoami(
     State(_app): State<Arc<App>>,

@@ -75,6 +75,44 @@ pub(crate) struct Problem {
     instance: Option<String>,
 }
 
+/// The answers every `/v1/` route can give besides its own: rate limited
+/// (429), or a dependency unavailable (503; also the limiter under
+/// fail-closed). Routes list it in `responses(...)`.
+#[derive(utoipa::IntoResponses)]
+#[allow(dead_code)] // describes responses; never constructed
+pub(crate) enum V1Problems {
+    #[response(
+        status = 429,
+        description = "Rate limited; see `Retry-After` and `RateLimit-*`",
+        content_type = "application/problem+json"
+    )]
+    RateLimited(Problem),
+    #[response(
+        status = 503,
+        description = "A dependency (or, fail-closed, the rate limiter) is unavailable; see `Retry-After`",
+        content_type = "application/problem+json"
+    )]
+    Unavailable(Problem),
+}
+
+/// The answers of a route that needs an Access identity.
+#[derive(utoipa::IntoResponses)]
+#[allow(dead_code)] // describes responses; never constructed
+pub(crate) enum AdminProblems {
+    #[response(
+        status = 401,
+        description = "No valid Access token",
+        content_type = "application/problem+json"
+    )]
+    Unauthorized(Problem),
+    #[response(
+        status = 403,
+        description = "A valid token that is not let in here",
+        content_type = "application/problem+json"
+    )]
+    Forbidden(Problem),
+}
+
 /// The document as served at `/openapi.json`, rendered once.
 #[derive(Clone)]
 struct OpenApiJson(Arc<str>);

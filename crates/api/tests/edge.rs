@@ -253,3 +253,31 @@ async fn every_documented_operation_is_served() {
     }
     assert!(document["components"]["schemas"]["Problem"].is_object());
 }
+
+#[tokio::test]
+async fn every_v1_operation_documents_rate_limits_and_outages() {
+    let (_, document) = send(
+        configured(),
+        Request::get("/openapi.json").body(Body::empty()).unwrap(),
+    )
+    .await;
+    let paths = document["paths"].as_object().unwrap();
+    let mut checked = 0;
+    for (path, operations) in paths.iter().filter(|(p, _)| p.starts_with("/v1/")) {
+        for (method, operation) in operations.as_object().unwrap() {
+            let responses = &operation["responses"];
+            for status in ["429", "503"] {
+                assert!(
+                    responses.get(status).is_some(),
+                    "{method} {path} does not document {status}"
+                );
+            }
+            if operation.get("security").is_some() {
+                assert!(responses.get("401").is_some(), "{method} {path}: 401");
+                assert!(responses.get("403").is_some(), "{method} {path}: 403");
+            }
+            checked += 1;
+        }
+    }
+    assert!(checked >= 6, "only {checked} /v1 operations");
+}

@@ -203,10 +203,7 @@ impl PageDraft {
         (status = 200, description = "Pages in slug order", body = Listing<PageSummary>),
         (status = 400, description = "Bad cursor or limit", body = crate::openapi::Problem,
          content_type = "application/problem+json"),
-        (status = 429, description = "Rate limited; see `Retry-After`", body = crate::openapi::Problem,
-         content_type = "application/problem+json"),
-        (status = 503, description = "The database (or, fail-closed, the rate limiter) is unavailable",
-         body = crate::openapi::Problem, content_type = "application/problem+json"),
+        crate::openapi::V1Problems,
     ))]
 async fn list_pages(
     State(app): State<Arc<App>>,
@@ -239,10 +236,7 @@ async fn list_pages(
          content_type = "application/problem+json"),
         (status = 404, description = "No such page", body = crate::openapi::Problem,
          content_type = "application/problem+json"),
-        (status = 429, description = "Rate limited; see `Retry-After`", body = crate::openapi::Problem,
-         content_type = "application/problem+json"),
-        (status = 503, description = "The database (or, fail-closed, the rate limiter) is unavailable",
-         body = crate::openapi::Problem, content_type = "application/problem+json"),
+        crate::openapi::V1Problems,
     ))]
 async fn get_page(
     State(app): State<Arc<App>>,
@@ -298,10 +292,7 @@ async fn get_page(
         (status = 201, description = "The page was created", body = Page),
         (status = 400, description = "Malformed slug, JSON or precondition", body = crate::openapi::Problem,
          content_type = "application/problem+json"),
-        (status = 401, description = "No valid Access token", body = crate::openapi::Problem,
-         content_type = "application/problem+json"),
-        (status = 403, description = "Not allowed", body = crate::openapi::Problem,
-         content_type = "application/problem+json"),
+        crate::openapi::AdminProblems,
         (status = 412, description = "The page changed since the `If-Match` tag", body = crate::openapi::Problem,
          content_type = "application/problem+json"),
         (status = 413, description = "Request over 1 MiB", body = crate::openapi::Problem,
@@ -310,10 +301,7 @@ async fn get_page(
          content_type = "application/problem+json"),
         (status = 422, description = "Invalid title, body too long, or unknown fields", body = crate::openapi::Problem,
          content_type = "application/problem+json"),
-        (status = 429, description = "Rate limited; see `Retry-After`", body = crate::openapi::Problem,
-         content_type = "application/problem+json"),
-        (status = 503, description = "The database (or, fail-closed, the rate limiter) is unavailable",
-         body = crate::openapi::Problem, content_type = "application/problem+json"),
+        crate::openapi::V1Problems,
     ))]
 async fn put_page(
     State(app): State<Arc<App>>,
@@ -378,18 +366,12 @@ async fn put_page(
         (status = 204, description = "Deleted"),
         (status = 400, description = "Malformed slug or precondition", body = crate::openapi::Problem,
          content_type = "application/problem+json"),
-        (status = 401, description = "No valid Access token", body = crate::openapi::Problem,
-         content_type = "application/problem+json"),
-        (status = 403, description = "Not allowed", body = crate::openapi::Problem,
-         content_type = "application/problem+json"),
+        crate::openapi::AdminProblems,
         (status = 404, description = "No such page", body = crate::openapi::Problem,
          content_type = "application/problem+json"),
         (status = 412, description = "The page changed since the `If-Match` tag", body = crate::openapi::Problem,
          content_type = "application/problem+json"),
-        (status = 429, description = "Rate limited; see `Retry-After`", body = crate::openapi::Problem,
-         content_type = "application/problem+json"),
-        (status = 503, description = "The database (or, fail-closed, the rate limiter) is unavailable",
-         body = crate::openapi::Problem, content_type = "application/problem+json"),
+        crate::openapi::V1Problems,
     ))]
 async fn delete_page(
     State(app): State<Arc<App>>,
@@ -430,10 +412,7 @@ async fn delete_page(
          content_type = "application/problem+json"),
         (status = 404, description = "No such page", body = crate::openapi::Problem,
          content_type = "application/problem+json"),
-        (status = 429, description = "Rate limited; see `Retry-After`", body = crate::openapi::Problem,
-         content_type = "application/problem+json"),
-        (status = 503, description = "The database (or, fail-closed, the rate limiter) is unavailable",
-         body = crate::openapi::Problem, content_type = "application/problem+json"),
+        crate::openapi::V1Problems,
     ))]
 async fn list_revisions(
     State(app): State<Arc<App>>,
