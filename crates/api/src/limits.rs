@@ -1,7 +1,7 @@
 //! Rate limits per client and route class, counted in Redis (GCRA, one
 //! round trip; see the `ratelimit` crate). Classes: `read` (GET and HEAD
-//! under `/v1/`) and `write` (every other method there); health checks and
-//! the OpenAPI document are not limited. A refusal is a 429 problem with
+//! under `/v1/`) and `write` (every other method there but OPTIONS); health
+//! checks, CORS preflights and the OpenAPI document are not limited. A refusal is a 429 problem with
 //! `Retry-After`; every limited response carries the `RateLimit-*` fields.
 //! While Redis cannot be reached, the configured policy decides: fail-open
 //! lets requests through uncounted, fail-closed answers 503.
@@ -21,6 +21,8 @@ pub fn class(limits: &RateLimits, request: &Request) -> Option<(&'static str, ra
         return None;
     }
     Some(match *request.method() {
+        // Preflights are answered by the CORS layer and touch no storage.
+        Method::OPTIONS => return None,
         Method::GET | Method::HEAD => ("read", limits.read),
         _ => ("write", limits.write),
     })

@@ -162,6 +162,10 @@ async fn preflights_are_answered_before_any_route() {
     assert_eq!(h["access-control-max-age"], "7200");
     assert!(h.get("x-request-id").is_some());
     assert_eq!(h["x-content-type-options"], "nosniff");
+    // Not even the rate limiter (Redis) was asked.
+    let timing = h["server-timing"].to_str().unwrap();
+    assert!(timing.starts_with("total;"), "{timing}");
+    assert!(h.get("ratelimit-limit").is_none());
 }
 
 #[tokio::test]
