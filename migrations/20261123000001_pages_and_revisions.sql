@@ -3,7 +3,7 @@
 -- appends a revision row, written in the same transaction.
 -- Plain SQL that TiDB, MySQL 8 and MariaDB 10.11 all accept.
 
-CREATE TABLE pages (
+CREATE TABLE IF NOT EXISTS pages (
     id BIGINT NOT NULL AUTO_INCREMENT,
     slug VARCHAR(128) NOT NULL,
     title VARCHAR(200) NOT NULL,
@@ -15,7 +15,7 @@ CREATE TABLE pages (
     UNIQUE KEY pages_slug (slug)
 );
 
-CREATE TABLE revisions (
+CREATE TABLE IF NOT EXISTS revisions (
     id BIGINT NOT NULL AUTO_INCREMENT,
     page_id BIGINT NOT NULL,
     number BIGINT NOT NULL,

@@ -3,7 +3,7 @@
 -- been checked; the scheduled cleanup removes pending rows (and objects)
 -- that were never completed.
 
-CREATE TABLE uploads (
+CREATE TABLE IF NOT EXISTS uploads (
     id VARCHAR(40) NOT NULL,
     object_key VARCHAR(512) NOT NULL,
     content_type VARCHAR(255) NOT NULL,

@@ -34,6 +34,32 @@ pub enum Command {
     /// Run formatting and lint checks, native tests, and end-to-end tests
     /// against a local stack of their own.
     Test(Test),
+    /// Apply migrations/ to a database over the MySQL protocol (sqlx);
+    /// a second run applies nothing.
+    Migrate(Migrate),
+}
+
+#[derive(Debug, Args)]
+#[group(id = "target", required = true, multiple = false)]
+pub struct Migrate {
+    /// The MariaDB of the running `cargo xtask dev` (from .local/dev/stack.json).
+    #[arg(long, group = "target")]
+    pub local: bool,
+
+    /// An environment's TiDB Cloud database, over TLS with certificate
+    /// checks. Its URL (mysql://user:password@host:4000/database) comes
+    /// from the variable EDGE_API_<ENV>_TIDB_DATABASE_URL, never from the
+    /// repository, and is never printed.
+    #[arg(long, value_enum, group = "target")]
+    pub env: Option<Environment>,
+
+    /// Any MySQL-protocol database, by URL (tests, one-off databases).
+    #[arg(long, group = "target")]
+    pub url: Option<String>,
+
+    /// The migrations directory (default: migrations/ of the repository).
+    #[arg(long)]
+    pub source: Option<std::path::PathBuf>,
 }
 
 #[derive(Debug, Args)]

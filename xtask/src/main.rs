@@ -23,6 +23,7 @@ fn main() {
         flags::Command::Build(flags) => build::run(&ui, flags),
         flags::Command::Dev(flags) => dev::run(&ui, flags),
         flags::Command::Test(flags) => test::run(&ui, flags),
+        flags::Command::Migrate(flags) => migrate::run(&ui, flags),
     };
     if let Err(e) = result {
         if ui.json {

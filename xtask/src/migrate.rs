@@ -1,37 +1,146 @@
-//! Applies `migrations/` (sqlx format) over the MySQL protocol. Locally that
-//! is MariaDB; for an environment it is TiDB Cloud with TLS (the deploy
-//! work adds `cargo xtask migrate --env E` on top of [`apply`]).
+//! `cargo xtask migrate`: applies `migrations/` (sqlx format) over the
+//! MySQL protocol: to the local stack's MariaDB, to an environment's TiDB
+//! Cloud database (TLS, certificates checked), or to any URL.
+//!
+//! MySQL-family DDL cannot be rolled back, so a migration that fails half
+//! way has run its first statements. Every statement is therefore written
+//! to be idempotent (`CREATE TABLE IF NOT EXISTS`, see migrations/README.md)
+//! and a failed migration's record is removed: sqlx would otherwise mark it
+//! "dirty" and refuse every later run, while running it again, once fixed,
+//! is safe.
 
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use sqlx::migrate::Migrator;
-use sqlx::mysql::MySqlPoolOptions;
+use serde::Serialize;
+use sqlx::migrate::{MigrateError, Migrator};
+use sqlx::mysql::{MySqlConnectOptions, MySqlPoolOptions, MySqlSslMode};
 
+use crate::flags;
 use crate::project;
+use crate::ui::Ui;
 
-/// Applies every pending migration; returns how many were applied. sqlx
-/// records each in `_sqlx_migrations` with its checksum, so a second run
-/// applies nothing and an edited, already-applied migration is an error.
+#[derive(Debug, Serialize)]
+struct Report {
+    /// Where, without credentials.
+    target: String,
+    applied: usize,
+    /// The newest version recorded in `_sqlx_migrations`.
+    version: Option<i64>,
+}
+
+pub fn run(ui: &Ui, flags: &flags::Migrate) -> anyhow::Result<()> {
+    let (url, tls, target) = target(flags)?;
+    let source = flags
+        .source
+        .clone()
+        .unwrap_or_else(|| project::root().join("migrations"));
+    let (applied, version) = ui.step(&format!("apply {} to {target}", source.display()), || {
+        apply_from(&url, &source, tls)
+    })?;
+    let report = Report {
+        target,
+        applied,
+        version,
+    };
+    if ui.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        eprintln!(
+            "  applied {} migration(s); {} is at version {}",
+            report.applied,
+            report.target,
+            report
+                .version
+                .map_or_else(|| "none".to_owned(), |v| v.to_string())
+        );
+    }
+    Ok(())
+}
+
+/// The database URL, whether to require TLS, and a printable name.
+fn target(flags: &flags::Migrate) -> anyhow::Result<(String, bool, String)> {
+    if let Some(env) = flags.env {
+        let variable = format!("EDGE_API_{}_TIDB_DATABASE_URL", env.name().to_uppercase());
+        let url = std::env::var(&variable)
+            .with_context(|| format!("{variable} is not set (TiDB Cloud's mysql:// URL)"))?;
+        let host = printable(&url);
+        return Ok((url, true, format!("{} ({host})", env.name())));
+    }
+    if let Some(url) = &flags.url {
+        return Ok((url.clone(), false, printable(url)));
+    }
+    let manifest_path = crate::dev::state_dir().join(stack_manifest::FILE_NAME);
+    let manifest = stack_manifest::StackManifest::read(&manifest_path)
+        .map_err(|e| anyhow::anyhow!("{e}; start the local stack with `cargo xtask dev` first"))?;
+    Ok((
+        manifest.mariadb.url.clone(),
+        false,
+        format!("the local stack ({})", printable(&manifest.mariadb.url)),
+    ))
+}
+
+/// `host:port/database` of a URL, never its credentials.
+fn printable(url: &str) -> String {
+    let rest = url.split_once("://").map_or(url, |(_, r)| r);
+    let rest = rest.rsplit_once('@').map_or(rest, |(_, r)| r);
+    rest.split('?').next().unwrap_or_default().to_owned()
+}
+
+/// Applies every pending migration of `migrations/`; returns how many were
+/// applied. sqlx records each in `_sqlx_migrations` with its checksum, so a
+/// second run applies nothing and an edited, already-applied migration is
+/// an error.
 pub fn apply(url: &str) -> anyhow::Result<usize> {
+    apply_from(url, &project::root().join("migrations"), false).map(|(n, _)| n)
+}
+
+/// [`apply`] from `source`, with TLS required when `tls`; also returns the
+/// newest applied version.
+fn apply_from(url: &str, source: &Path, tls: bool) -> anyhow::Result<(usize, Option<i64>)> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
+    let source: PathBuf = source.to_path_buf();
     runtime.block_on(async {
-        let migrator = Migrator::new(project::root().join("migrations"))
+        let migrator = Migrator::new(source.as_path())
             .await
-            .context("reading migrations/")?;
+            .with_context(|| format!("reading {}", source.display()))?;
+        let mut options = MySqlConnectOptions::from_str(url)
+            .map_err(|_| anyhow::anyhow!("the database URL is not a mysql:// URL"))?;
+        if tls {
+            options = options.ssl_mode(MySqlSslMode::VerifyIdentity);
+        }
         let pool = MySqlPoolOptions::new()
             .max_connections(1)
-            .acquire_timeout(Duration::from_secs(5))
-            .connect(url)
+            .acquire_timeout(Duration::from_secs(10))
+            .connect_with(options)
             .await
             .context("connecting to the database")?;
+        let interrupted = clear_failed(&pool).await;
+        if !interrupted.is_empty() {
+            eprintln!(
+                "  note: migration(s) {interrupted:?} did not finish in an earlier run; \
+                 running them again (their statements are idempotent)"
+            );
+        }
         let applied_before = applied_count(&pool).await;
-        migrator.run(&pool).await.context("applying migrations")?;
+        let outcome = migrator.run(&pool).await;
+        if let Err(error) = outcome {
+            let cleared = clear_failed(&pool).await;
+            pool.close().await;
+            return Err(explain(error, &cleared));
+        }
         let applied_after = applied_count(&pool).await;
+        let version =
+            sqlx::query_scalar::<_, i64>("SELECT MAX(version) FROM _sqlx_migrations WHERE success")
+                .fetch_one(&pool)
+                .await
+                .ok();
         pool.close().await;
-        Ok(applied_after.saturating_sub(applied_before))
+        Ok((applied_after.saturating_sub(applied_before), version))
     })
 }
 
@@ -41,6 +150,37 @@ async fn applied_count(pool: &sqlx::MySqlPool) -> usize {
         .await
         .map(|n| n as usize)
         .unwrap_or(0)
+}
+
+/// Removes the records of migrations that failed (sqlx's "dirty" rows);
+/// returns their versions.
+async fn clear_failed(pool: &sqlx::MySqlPool) -> Vec<i64> {
+    let failed: Vec<i64> =
+        sqlx::query_scalar("SELECT version FROM _sqlx_migrations WHERE NOT success")
+            .fetch_all(pool)
+            .await
+            .unwrap_or_default();
+    if !failed.is_empty() {
+        let _ = sqlx::query("DELETE FROM _sqlx_migrations WHERE NOT success")
+            .execute(pool)
+            .await;
+    }
+    failed
+}
+
+fn explain(error: MigrateError, cleared: &[i64]) -> anyhow::Error {
+    match error {
+        MigrateError::ExecuteMigration(cause, version) => anyhow::anyhow!(
+            "migration {version} failed: {cause}. Nothing is recorded for it \
+             ({cleared:?} cleared), so the next run starts it again; statements \
+             before the failing one have run and must be idempotent."
+        ),
+        MigrateError::VersionMismatch(version) => anyhow::anyhow!(
+            "migration {version} was changed after it was applied; add a new \
+             migration instead of editing a shipped one"
+        ),
+        other => anyhow::anyhow!("applying migrations: {other}"),
+    }
 }
 
 /// [`apply`], retrying while the server is still coming up (its port can
@@ -61,4 +201,21 @@ pub fn apply_with_retry(url: &str, within: Duration) -> anyhow::Result<()> {
 fn is_connection_error(e: &anyhow::Error) -> bool {
     e.chain()
         .any(|c| c.to_string().starts_with("connecting to the database"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn printed_targets_carry_no_credentials() {
+        assert_eq!(
+            printable("mysql://u.root:s3cret@gateway01.tidbcloud.com:4000/app?ssl-mode=x"),
+            "gateway01.tidbcloud.com:4000/app"
+        );
+        assert_eq!(
+            printable("mysql://127.0.0.1:3306/app"),
+            "127.0.0.1:3306/app"
+        );
+    }
 }
