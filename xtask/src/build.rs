@@ -18,6 +18,11 @@ use crate::install::{self, BuildTools};
 use crate::project::{self, root};
 use crate::ui::{format_bytes, Ui};
 
+/// The commit as a JS module next to worker-build's output, for what
+/// `api-worker/entry.mjs` reports after a wasm trap (the Rust side, which
+/// knows its release, is gone by then).
+const RELEASE_MODULE: &str = "release.js";
+
 /// worker-build's output directory.
 pub fn bundle_dir() -> PathBuf {
     root().join("api-worker/build")
@@ -103,7 +108,8 @@ pub fn worker(ui: &Ui, tools: &BuildTools, variant: Variant) -> anyhow::Result<B
     let stamp = format!("variant {variant:?}\n{}", inputs_stamp(&commit, tools)?);
     let up_to_date = std::fs::read_to_string(&stamp_path).is_ok_and(|s| s == stamp)
         && bundle_dir().join("index.js").exists()
-        && bundle_dir().join("index_bg.wasm").exists();
+        && bundle_dir().join("index_bg.wasm").exists()
+        && bundle_dir().join(RELEASE_MODULE).exists();
     if up_to_date {
         ui.info("  ok    Worker bundle is up to date");
     } else {
@@ -131,6 +137,13 @@ pub fn worker(ui: &Ui, tools: &BuildTools, variant: Variant) -> anyhow::Result<B
                 }
             }
             project::run(&mut cmd)?;
+            std::fs::write(
+                bundle_dir().join(RELEASE_MODULE),
+                format!(
+                    "export const RELEASE = {};\n",
+                    serde_json::to_string(&commit)?
+                ),
+            )?;
             std::fs::create_dir_all(wasm_target_dir())?;
             std::fs::write(&stamp_path, &stamp)?;
             Ok(())

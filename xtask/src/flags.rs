@@ -37,24 +37,56 @@ pub enum Command {
     /// Apply migrations/ to a database over the MySQL protocol (sqlx);
     /// a second run applies nothing.
     Migrate(Migrate),
+    /// Load the release Worker and a Hono reference side by side on workerd
+    /// (with the local stack behind them) and print requests/s, latencies
+    /// and their ratios, plus bundle size, first-request time and memory.
+    Bench(Bench),
 }
 
 #[derive(Debug, Args)]
-#[group(id = "target", required = true, multiple = false)]
+pub struct Bench {
+    /// Seconds of load per case, target and round.
+    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..=600))]
+    pub duration: u64,
+
+    /// Rounds; each round loads every case on every target in turn, so
+    /// drift of the machine hits all targets alike. Figures are medians.
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=50))]
+    pub rounds: u32,
+
+    /// Open connections of the load generator (wrk -c, one thread).
+    #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u32).range(1..=1024))]
+    pub connections: u32,
+
+    /// workerd starts over which the first-request time is a median.
+    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..=50))]
+    pub starts: u32,
+
+    /// Only the cases whose name contains this text (e.g. `pages`).
+    pub filter: Option<String>,
+}
+
+#[derive(Debug, Args)]
+#[command(group(
+    clap::ArgGroup::new("target")
+        .required(true)
+        .multiple(false)
+        .args(["local", "env", "url"])
+))]
 pub struct Migrate {
     /// The MariaDB of the running `cargo xtask dev` (from .local/dev/stack.json).
-    #[arg(long, group = "target")]
+    #[arg(long)]
     pub local: bool,
 
     /// An environment's TiDB Cloud database, over TLS with certificate
     /// checks. Its URL (mysql://user:password@host:4000/database) comes
     /// from the variable EDGE_API_<ENV>_TIDB_DATABASE_URL, never from the
     /// repository, and is never printed.
-    #[arg(long, value_enum, group = "target")]
+    #[arg(long, value_enum)]
     pub env: Option<Environment>,
 
     /// Any MySQL-protocol database, by URL (tests, one-off databases).
-    #[arg(long, group = "target")]
+    #[arg(long)]
     pub url: Option<String>,
 
     /// The migrations directory (default: migrations/ of the repository).
@@ -127,6 +159,20 @@ mod tests {
     #[test]
     fn flags_are_consistent() {
         Xtask::command().debug_assert();
+    }
+
+    #[test]
+    fn migrate_takes_one_target_and_an_optional_source() {
+        let parsed =
+            Xtask::try_parse_from(["xtask", "migrate", "--url", "mysql://h/db", "--source", "m"])
+                .unwrap();
+        let Command::Migrate(migrate) = parsed.command else {
+            panic!("not migrate");
+        };
+        assert_eq!(migrate.url.as_deref(), Some("mysql://h/db"));
+        assert_eq!(migrate.source.as_deref(), Some(std::path::Path::new("m")));
+        assert!(Xtask::try_parse_from(["xtask", "migrate", "--source", "m"]).is_err());
+        assert!(Xtask::try_parse_from(["xtask", "migrate", "--local", "--url", "u"]).is_err());
     }
 
     #[test]

@@ -296,23 +296,64 @@ fn cargo_tool(
 
 /// `npm ci` when node_modules does not match package-lock.json.
 fn node_modules(ui: &Ui) -> anyhow::Result<()> {
-    let root = project::root();
-    let lock =
-        std::fs::read(root.join("package-lock.json")).context("package-lock.json is missing")?;
-    let stamp = root.join("node_modules/.edge-api-installed-lock");
+    npm_ci(ui, &project::root(), "npm ci (wrangler, workerd, binaryen)")
+}
+
+/// `npm ci` in `dir` unless its node_modules was installed from exactly
+/// its current package-lock.json.
+fn npm_ci(ui: &Ui, dir: &Path, title: &str) -> anyhow::Result<()> {
+    let lock = std::fs::read(dir.join("package-lock.json"))
+        .with_context(|| format!("{} is missing", dir.join("package-lock.json").display()))?;
+    let stamp = dir.join("node_modules/.edge-api-installed-lock");
     if std::fs::read(&stamp).is_ok_and(|installed| installed == lock) {
         return Ok(());
     }
     if find_program("npm").is_none() {
         bail!("npm is not installed: install Node.js 20 or newer (with npm) first");
     }
-    ui.step("npm ci (wrangler, workerd, binaryen)", || {
+    ui.step(title, || {
         run(Command::new("npm")
             .args(["ci", "--no-audit", "--no-fund", "--loglevel=error"])
-            .current_dir(&root))?;
+            .current_dir(dir))?;
         std::fs::write(&stamp, &lock)?;
         Ok(())
     })
+}
+
+/// What `cargo xtask bench` needs beyond the build and the stack: wrk,
+/// workerd (from the pinned wrangler) and the reference Worker's packages.
+pub struct BenchTools {
+    pub wrk: PathBuf,
+    pub workerd: PathBuf,
+}
+
+pub fn bench_tools(ui: &Ui) -> anyhow::Result<BenchTools> {
+    debian_programs(ui, &[("wrk", "wrk")])?;
+    npm_ci(
+        ui,
+        &project::root().join("bench"),
+        "npm ci in bench/ (Hono, @tidbcloud/serverless)",
+    )?;
+    Ok(BenchTools {
+        wrk: find_program("wrk").context("wrk is not installed (Debian/Ubuntu package `wrk`)")?,
+        workerd: workerd()?,
+    })
+}
+
+/// workerd itself, from the platform package that the pinned wrangler
+/// installed (`npm ci`), for running Workers without wrangler's proxy.
+fn workerd() -> anyhow::Result<PathBuf> {
+    let scope = project::root().join("node_modules/@cloudflare");
+    let entries = std::fs::read_dir(&scope)
+        .with_context(|| format!("{} is missing: run npm ci", scope.display()))?;
+    for entry in entries {
+        let path = entry?.path().join("bin/workerd");
+        let name = path.to_string_lossy().into_owned();
+        if name.contains("/workerd-") && is_executable(&path) {
+            return Ok(path);
+        }
+    }
+    bail!("no workerd binary under {}", scope.display())
 }
 
 /// A venv with Bugsink and gunicorn, pinned by scripts/bugsink-requirements.txt.

@@ -2,6 +2,7 @@
 //! testing and deploying. This file only dispatches; each command is a
 //! module, and every flag is declared in `flags.rs`.
 
+mod bench;
 mod build;
 mod dev;
 mod flags;
@@ -24,6 +25,7 @@ fn main() {
         flags::Command::Dev(flags) => dev::run(&ui, flags),
         flags::Command::Test(flags) => test::run(&ui, flags),
         flags::Command::Migrate(flags) => migrate::run(&ui, flags),
+        flags::Command::Bench(flags) => bench::run(&ui, flags),
     };
     if let Err(e) = result {
         if ui.json {

@@ -287,7 +287,11 @@ fn end_to_end(
                 cargo()
                     .args(["test", "--no-fail-fast", "--package", "e2e", "--"])
                     .args(filter)
-                    .env(stack_manifest::ENV_VAR, &manifest),
+                    .env(stack_manifest::ENV_VAR, &manifest)
+                    // This very binary, for tests of xtask's own commands
+                    // (`cargo run` would wait on the build lock this
+                    // `cargo test` holds, and rebuild xtask's dependencies).
+                    .env(XTASK_ENV_VAR, std::env::current_exe().unwrap_or_default()),
             );
             e2e.seconds = started.elapsed().as_secs_f64();
             let api = stack
@@ -296,7 +300,7 @@ fn end_to_end(
                 .as_ref()
                 .map(|a| a.url.clone())
                 .unwrap_or_default();
-            let token = admin_token(&stack.manifest);
+            let token = crate::stack::admin_token(&stack.manifest, "schemathesis@example.com");
             let schema = schema_conformance(ui, &schemathesis, &api, &token);
             stack.stop();
             vec![e2e, schema]
@@ -331,32 +335,12 @@ fn end_to_end(
     suites
 }
 
+/// Where the e2e tests find the xtask binary that runs them.
+const XTASK_ENV_VAR: &str = "EDGE_API_XTASK";
+
 /// Schemathesis against the running Worker's own `/openapi.json`: every
 /// documented operation with generated inputs and all its checks (no 5xx;
 /// status codes, content types, headers and bodies as documented).
-/// An Access token for the admin routes, signed with the stack's team key
-/// as Access would issue it (empty if the key cannot be read: the admin
-/// routes then answer 401 and schemathesis says so).
-fn admin_token(manifest: &stack_manifest::StackManifest) -> String {
-    let team = &manifest.access;
-    let Ok(pem) = std::fs::read_to_string(&team.key_file) else {
-        return String::new();
-    };
-    let Ok(key) = access::testing::SigningKey::from_pem(&team.kid, &pem) else {
-        return String::new();
-    };
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or_default();
-    key.sign(&access::testing::user_claims(
-        &team.team_domain,
-        &team.aud,
-        "schemathesis@example.com",
-        now,
-    ))
-}
-
 fn schema_conformance(
     ui: &Ui,
     schemathesis: &std::path::Path,

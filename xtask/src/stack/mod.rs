@@ -13,7 +13,7 @@ mod binaries;
 mod bugsink;
 mod loki;
 mod mariadb;
-mod process;
+pub mod process;
 mod prometheus;
 mod redis;
 mod s3;
@@ -34,6 +34,7 @@ use crate::project;
 use crate::ui::Ui;
 pub use process::stop_recorded;
 use process::Supervised;
+pub use worker::worker_vars;
 
 /// How long every server together may take to answer its probe.
 const STARTUP_DEADLINE: Duration = Duration::from_secs(90);
@@ -96,6 +97,34 @@ fn free_ports(n: usize) -> anyhow::Result<Vec<u16>> {
         .iter()
         .map(|l| Ok(l.local_addr()?.port()))
         .collect()
+}
+
+/// One free port on 127.0.0.1 (for servers started beside the stack).
+pub fn free_port() -> anyhow::Result<u16> {
+    Ok(free_ports(1)?[0])
+}
+
+/// An Access token for the admin routes, signed with the stack's team key
+/// as Access would issue it to `email` (empty if the key cannot be read:
+/// the admin routes then answer 401, which the caller reports).
+pub fn admin_token(manifest: &StackManifest, email: &str) -> String {
+    let team = &manifest.access;
+    let Ok(pem) = std::fs::read_to_string(&team.key_file) else {
+        return String::new();
+    };
+    let Ok(key) = ::access::testing::SigningKey::from_pem(&team.kid, &pem) else {
+        return String::new();
+    };
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or_default();
+    key.sign(&::access::testing::user_claims(
+        &team.team_domain,
+        &team.aud,
+        email,
+        now,
+    ))
 }
 
 fn port_is_free(port: u16) -> bool {

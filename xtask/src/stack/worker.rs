@@ -53,6 +53,9 @@ pub(super) fn prepare(
         .arg("--persist-to")
         .arg(state.join("wrangler"))
         .args(["--show-interactive-dev-session=false", "--log-level=info"])
+        // `GET /__scheduled` runs the cron handler (the upload sweep), as
+        // the e2e tests and developers trigger it.
+        .arg("--test-scheduled")
         .current_dir(project::root())
         .env("WRANGLER_SEND_METRICS", "false")
         .env("CLOUDFLARE_CF_FETCH_ENABLED", "false")
@@ -68,12 +71,12 @@ pub(super) fn prepare(
     })
 }
 
-/// The Worker's secrets and endpoints for the local servers, in the dotenv
-/// format wrangler reads (names match what production sets as secrets).
-pub fn dev_vars(stack: &StackManifest, api: &Api) -> String {
+/// The Worker's settings for the local servers (names match what
+/// production sets as variables and secrets).
+pub fn worker_vars(stack: &StackManifest, api: &Api) -> Vec<(&'static str, String)> {
     let allowed_origins = api.allowed_origins.join(",");
     let deadline = api.request_deadline_ms.to_string();
-    let vars = [
+    [
         ("ALLOWED_ORIGINS", allowed_origins.as_str()),
         ("BINDING_SECRET", &api.binding_secret),
         ("REQUEST_DEADLINE_MS", &deadline),
@@ -107,10 +110,17 @@ pub fn dev_vars(stack: &StackManifest, api: &Api) -> String {
         ("LOKI_PUSH_URL", &stack.loki.push_url),
         ("LOKI_USER", &stack.loki.user),
         ("LOKI_PASSWORD", &stack.loki.password),
-    ];
+    ]
+    .into_iter()
+    .map(|(name, value): (&'static str, &str)| (name, value.to_owned()))
+    .collect()
+}
+
+/// [`worker_vars`] in the dotenv format wrangler reads.
+pub fn dev_vars(stack: &StackManifest, api: &Api) -> String {
     let mut out =
         String::from("# Written by cargo xtask for the local stack; regenerated at every start.\n");
-    for (name, value) in vars {
+    for (name, value) in worker_vars(stack, api) {
         let _ = writeln!(
             out,
             "{name}=\"{}\"",

@@ -1,0 +1,1173 @@
+//! `cargo xtask bench`: the release Worker against a reference, side by
+//! side, on workerd itself (a generated config, not wrangler's dev proxy),
+//! with the local stack's real servers behind both.
+//!
+//! Targets, each in a workerd process of its own (so memory is per target):
+//! - `api`: the deployed bundle (`wrangler deploy --dry-run` of the release
+//!   build, no test-only code);
+//! - `reference`: the same routes on Hono in JavaScript (bench/reference);
+//! - `hello`: a bare Worker answering `{"ok":true}`, the runtime's ceiling.
+//!
+//! Each target listens twice: once with the page cache on and once with it
+//! off (`CACHE_TTL_SECS=0`), which is how the uncached read is measured.
+//! Every case is checked once per target before any load (status and what
+//! proves the path taken, such as `cache;desc=hit`), then loaded with wrk
+//! in rounds that interleave the targets, so machine drift hits all alike.
+//! Figures are medians over the rounds.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+use reqwest::header::HeaderMap;
+use serde::Serialize;
+
+use crate::build::{self, Variant};
+use crate::install::{self, BuildTools};
+use crate::project::{self, root};
+use crate::stack::{self, process, Stack, StackOptions};
+use crate::ui::{format_bytes, Ui};
+use crate::{dev, flags};
+
+/// The compatibility date of every bench Worker (as wrangler.toml's).
+const COMPATIBILITY_DATE: &str = "2026-04-01";
+
+/// Limits no bench load reaches: the limiter still runs its script for
+/// every request, it just never refuses.
+const UNREACHABLE_LIMIT: &str = "1000000/1s";
+
+/// The page the read cases fetch, and the pages each target writes to.
+const READ_SLUG: &str = "bench-read";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "lowercase")]
+enum Target {
+    Api,
+    Reference,
+    Hello,
+}
+
+impl Target {
+    const ALL: [Target; 3] = [Target::Api, Target::Reference, Target::Hello];
+
+    fn name(self) -> &'static str {
+        match self {
+            Target::Api => "api",
+            Target::Reference => "reference",
+            Target::Hello => "hello",
+        }
+    }
+
+    /// The wrangler config whose dry run bundles this target.
+    fn wrangler_config(self) -> PathBuf {
+        match self {
+            Target::Api => root().join("wrangler.toml"),
+            Target::Reference => root().join("bench/reference/wrangler.toml"),
+            Target::Hello => root().join("bench/hello/wrangler.toml"),
+        }
+    }
+}
+
+/// One kind of request, loaded on the API and the reference (and, for
+/// `/healthz`, compared with the hello-world ceiling).
+#[derive(Debug, Clone)]
+struct Case {
+    name: &'static str,
+    method: &'static str,
+    path: String,
+    headers: Vec<(&'static str, String)>,
+    body: Option<String>,
+    /// Served by the listener with the page cache off.
+    uncached: bool,
+    expected_status: u16,
+    /// What a correct answer carries besides its status (checked before
+    /// the load, on both targets).
+    check: fn(&Target, &HeaderMap, &str) -> Result<(), String>,
+}
+
+fn cases(admin_token: &str) -> Vec<Case> {
+    let origin = "http://localhost:8788".to_owned();
+    vec![
+        Case {
+            name: "healthz",
+            method: "GET",
+            path: "/healthz".into(),
+            headers: vec![],
+            body: None,
+            uncached: false,
+            expected_status: 200,
+            check: |_, _, body| contains(body, "\"status\":\"ok\""),
+        },
+        Case {
+            name: "pages-get-cached",
+            method: "GET",
+            path: format!("/v1/pages/{READ_SLUG}"),
+            headers: vec![],
+            body: None,
+            uncached: false,
+            expected_status: 200,
+            check: |target, headers, body| {
+                contains(body, READ_SLUG)?;
+                header(headers, "etag")?;
+                if *target == Target::Api {
+                    contains(&header(headers, "server-timing")?, "cache;desc=hit")?;
+                }
+                Ok(())
+            },
+        },
+        Case {
+            name: "pages-get-uncached",
+            method: "GET",
+            path: format!("/v1/pages/{READ_SLUG}"),
+            headers: vec![],
+            body: None,
+            uncached: true,
+            expected_status: 200,
+            check: |target, headers, body| {
+                contains(body, READ_SLUG)?;
+                if *target == Target::Api {
+                    let timing = header(headers, "server-timing")?;
+                    contains(&timing, "db;dur=")?;
+                    if timing.contains("cache;desc=hit") {
+                        return Err(format!("served from the cache: {timing}"));
+                    }
+                }
+                Ok(())
+            },
+        },
+        Case {
+            name: "pages-put",
+            method: "PUT",
+            // Each target writes a page of its own (see `write_slug`).
+            path: String::new(),
+            headers: vec![
+                ("content-type", "application/json".into()),
+                ("cf-access-jwt-assertion", admin_token.to_owned()),
+            ],
+            body: Some(
+                r#"{"title":"Bench","body":"A revision written by cargo xtask bench."}"#.into(),
+            ),
+            uncached: false,
+            expected_status: 200,
+            check: |_, headers, body| {
+                contains(body, "\"revision\":")?;
+                header(headers, "etag").map(|_| ())
+            },
+        },
+        Case {
+            name: "not-found",
+            method: "GET",
+            path: "/v1/nothing-here".into(),
+            headers: vec![],
+            body: None,
+            uncached: false,
+            expected_status: 404,
+            check: |_, headers, body| {
+                contains(
+                    &header(headers, "content-type")?,
+                    "application/problem+json",
+                )?;
+                contains(body, "\"status\":404")
+            },
+        },
+        Case {
+            name: "cors-preflight",
+            method: "OPTIONS",
+            path: format!("/v1/pages/{READ_SLUG}"),
+            headers: vec![
+                ("origin", origin),
+                ("access-control-request-method", "PUT".into()),
+                (
+                    "access-control-request-headers",
+                    "content-type,if-match".into(),
+                ),
+            ],
+            body: None,
+            uncached: false,
+            expected_status: 200,
+            check: |_, headers, _| {
+                contains(
+                    &header(headers, "access-control-allow-origin")?,
+                    "http://localhost:8788",
+                )?;
+                header(headers, "access-control-max-age").map(|_| ())
+            },
+        },
+    ]
+}
+
+fn write_slug(target: Target) -> String {
+    format!("bench-write-{}", target.name())
+}
+
+fn contains(text: &str, needle: &str) -> Result<(), String> {
+    if text.contains(needle) {
+        Ok(())
+    } else {
+        Err(format!(
+            "expected {needle:?} in {:?}",
+            project::tail(text, 5)
+        ))
+    }
+}
+
+fn header(headers: &HeaderMap, name: &str) -> Result<String, String> {
+    headers
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned)
+        .ok_or_else(|| format!("no {name} header"))
+}
+
+/// One wrk run.
+#[derive(Debug, Clone, Copy, Serialize)]
+struct Load {
+    requests_per_sec: f64,
+    p50_ms: f64,
+    p99_ms: f64,
+    requests: u64,
+    /// Answers other than the case's expected status, and socket errors.
+    unexpected: u64,
+}
+
+#[derive(Debug, Serialize)]
+struct CaseResult {
+    case: &'static str,
+    /// Median over the rounds, per target.
+    targets: BTreeMap<Target, Load>,
+    /// api requests/s over reference requests/s.
+    ratio_to_reference: Option<f64>,
+    /// api requests/s over hello requests/s (for `/healthz`).
+    ratio_to_hello: Option<f64>,
+}
+
+#[derive(Debug, Serialize)]
+struct TargetFacts {
+    target: Target,
+    bundle_raw_bytes: u64,
+    bundle_gzip_bytes: u64,
+    /// Median time of the first request after workerd started listening.
+    first_request_ms: f64,
+    /// Median time from starting workerd to the first answer (loading and
+    /// compiling the modules, listening, the first request).
+    start_to_answer_ms: f64,
+    /// Resident memory of the workerd process after every load.
+    rss_after_load_bytes: u64,
+}
+
+#[derive(Debug, Serialize)]
+struct Report {
+    commit: String,
+    machine: String,
+    duration_secs: u64,
+    rounds: u32,
+    connections: u32,
+    cases: Vec<CaseResult>,
+    targets: Vec<TargetFacts>,
+}
+
+pub fn run(ui: &Ui, flags: &flags::Bench) -> anyhow::Result<()> {
+    let interrupted = dev::interrupt_flag()?;
+    let build_tools = install::build_tools(ui)?;
+    let stack_tools = install::stack_tools(ui)?;
+    let install::BenchTools { wrk, workerd } = install::bench_tools(ui)?;
+    build::worker(ui, &build_tools, Variant::Deploy)?;
+
+    let bench_dir = root().join("target/bench");
+    let mut bundles = BTreeMap::new();
+    for target in Target::ALL {
+        let dir = ui.step(
+            &format!("bundle {} (wrangler --dry-run)", target.name()),
+            || bundle(&build_tools, target, &bench_dir.join(target.name())),
+        )?;
+        bundles.insert(target, dir);
+    }
+
+    let state = project::local_dir().join(format!("bench-{}", std::process::id()));
+    let options = StackOptions {
+        state_dir: state.clone(),
+        api_port: 0,
+        keep_data: false,
+    };
+    let mut stack = Stack::start(ui, &stack_tools, None, &options, &interrupted)?;
+    let manifest = stack.manifest.clone();
+    let admin_token = stack::admin_token(&manifest, "bench@example.com");
+    let vars = worker_vars(&manifest);
+    let pid_file = state.join("bench-pids");
+
+    let first_request = ui.step(
+        &format!(
+            "first request after a workerd start ({} starts each)",
+            flags.starts
+        ),
+        || {
+            let mut samples: BTreeMap<Target, (Vec<f64>, Vec<f64>)> = BTreeMap::new();
+            for _ in 0..flags.starts {
+                for target in Target::ALL {
+                    let (first, whole) = time_first_request(
+                        &workerd,
+                        target,
+                        &bundles[&target],
+                        &vars,
+                        &state,
+                        &pid_file,
+                    )?;
+                    let entry = samples.entry(target).or_default();
+                    entry.0.push(first);
+                    entry.1.push(whole);
+                }
+            }
+            Ok(samples
+                .into_iter()
+                .map(|(t, (first, whole))| (t, (median(first), median(whole))))
+                .collect::<BTreeMap<_, _>>())
+        },
+    )?;
+
+    let servers = ui.step("start the three Workers on workerd", || {
+        Target::ALL
+            .iter()
+            .map(|&t| Server::start(&workerd, t, &bundles[&t], &vars, &state, &pid_file))
+            .collect::<anyhow::Result<Vec<_>>>()
+    })?;
+    let server = |t: Target| {
+        servers
+            .iter()
+            .find(|s| s.target == t)
+            .expect("every target runs")
+    };
+
+    let all_cases = cases(&admin_token);
+    let selected: Vec<&Case> = all_cases
+        .iter()
+        .filter(|c| flags.filter.as_deref().is_none_or(|f| c.name.contains(f)))
+        .collect();
+    if selected.is_empty() {
+        bail!("no case matches {:?}", flags.filter);
+    }
+    ui.step("seed the page the reads fetch, warm the cache", || {
+        seed(&server(Target::Api).url(false), &admin_token)?;
+        for target in [Target::Api, Target::Reference] {
+            // One read fills the cache; the check below then sees a hit.
+            reqwest::blocking::get(format!(
+                "{}/v1/pages/{READ_SLUG}",
+                server(target).url(false)
+            ))?;
+        }
+        Ok(())
+    })?;
+    ui.step("check every case on every target", || {
+        for case in &selected {
+            for target in targets_of(case) {
+                check(case, target, server(target))
+                    .with_context(|| format!("{} on {}", case.name, target.name()))?;
+            }
+        }
+        Ok(())
+    })?;
+
+    let scripts = state.join("wrk");
+    std::fs::create_dir_all(&scripts)?;
+    let mut loads: BTreeMap<(&str, Target), Vec<Load>> = BTreeMap::new();
+    let total = flags.rounds as usize * selected.iter().map(|c| targets_of(c).len()).sum::<usize>();
+    let progress = ui.spinner("load");
+    let mut done = 0;
+    for round in 1..=flags.rounds {
+        for case in &selected {
+            for target in targets_of(case) {
+                if interrupted.load(std::sync::atomic::Ordering::SeqCst) {
+                    bail!("interrupted");
+                }
+                progress.set_message(format!(
+                    "round {round}/{}: {} on {} ({done}/{total})",
+                    flags.rounds,
+                    case.name,
+                    target.name()
+                ));
+                let load = wrk_load(&wrk, case, target, server(target), flags, &scripts)?;
+                loads.entry((case.name, target)).or_default().push(load);
+                done += 1;
+            }
+        }
+        stack.check_alive()?;
+    }
+    progress.finish_and_clear();
+
+    let mut targets = Vec::new();
+    for server in &servers {
+        let files = build::measure(&bundles[&server.target])?;
+        targets.push(TargetFacts {
+            target: server.target,
+            bundle_raw_bytes: files.iter().map(|f| f.raw_bytes).sum(),
+            bundle_gzip_bytes: files.iter().map(|f| f.gzip_bytes).sum(),
+            first_request_ms: first_request[&server.target].0,
+            start_to_answer_ms: first_request[&server.target].1,
+            rss_after_load_bytes: rss_bytes(server.process.pid()),
+        });
+    }
+    let report = Report {
+        commit: project::git_commit(),
+        machine: machine(),
+        duration_secs: flags.duration,
+        rounds: flags.rounds,
+        connections: flags.connections,
+        cases: summarise(&selected, loads),
+        targets,
+    };
+    drop(servers);
+    stack.stop();
+    let _ = std::fs::remove_dir_all(&state);
+    if ui.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        eprint!("{}", render(&report));
+    }
+    let unexpected: Vec<String> = report
+        .cases
+        .iter()
+        .flat_map(|c| {
+            c.targets
+                .iter()
+                .filter(|(_, l)| l.unexpected > 0)
+                .map(move |(t, l)| format!("{} on {}: {}", c.case, t.name(), l.unexpected))
+        })
+        .collect();
+    if !unexpected.is_empty() {
+        bail!(
+            "unexpected answers under load (the figures above are not comparable): {}",
+            unexpected.join(", ")
+        );
+    }
+    Ok(())
+}
+
+/// Which targets load a case: the hello-world Worker only answers the
+/// one route it has.
+fn targets_of(case: &Case) -> Vec<Target> {
+    if case.name == "healthz" {
+        Target::ALL.to_vec()
+    } else {
+        vec![Target::Api, Target::Reference]
+    }
+}
+
+/// `wrangler deploy --dry-run --outdir DIR`: exactly what an upload of the
+/// target would carry (the Worker bundles its wasm next to the JS).
+fn bundle(tools: &BuildTools, target: Target, dir: &Path) -> anyhow::Result<PathBuf> {
+    let _ = std::fs::remove_dir_all(dir);
+    let config = target.wrangler_config();
+    project::run(
+        Command::new(&tools.wrangler)
+            .args(["deploy", "--dry-run", "--config"])
+            .arg(&config)
+            .arg("--outdir")
+            .arg(dir)
+            .current_dir(config.parent().expect("a config has a directory"))
+            .env("WRANGLER_SEND_METRICS", "false")
+            .env("NO_COLOR", "1"),
+    )?;
+    Ok(dir.to_path_buf())
+}
+
+/// The Worker settings for the local stack (as `cargo xtask dev` writes
+/// them), with limits the load never reaches and no telemetry sinks.
+fn worker_vars(manifest: &stack_manifest::StackManifest) -> Vec<(&'static str, String)> {
+    let api = stack_manifest::Api {
+        url: String::new(),
+        allowed_origins: vec!["http://localhost:8788".into()],
+        binding_secret: project::random_hex(32),
+        request_deadline_ms: 10_000,
+    };
+    let mut vars = stack::worker_vars(manifest, &api);
+    // The reference sends no telemetry; neither does the API here, so both
+    // do the same work per request.
+    vars.retain(|(name, _)| {
+        !name.starts_with("SENTRY_")
+            && !name.starts_with("PROMETHEUS_")
+            && !name.starts_with("LOKI_")
+    });
+    for (name, value) in &mut vars {
+        if matches!(*name, "RATE_LIMIT_READ" | "RATE_LIMIT_WRITE") {
+            *value = UNREACHABLE_LIMIT.into();
+        }
+    }
+    // As under `cargo xtask dev`: loopback origins are allowed in dev only.
+    vars.push(("ENVIRONMENT", "dev".into()));
+    vars
+}
+
+/// A target on workerd, listening with the cache on and with it off.
+struct Server {
+    target: Target,
+    ports: [u16; 2],
+    process: process::Supervised,
+}
+
+impl Server {
+    fn start(
+        workerd: &Path,
+        target: Target,
+        bundle: &Path,
+        vars: &[(&'static str, String)],
+        state: &Path,
+        pid_file: &Path,
+    ) -> anyhow::Result<Server> {
+        let ports = [stack::free_port()?, stack::free_port()?];
+        let config = bundle.join("workerd.capnp");
+        std::fs::write(&config, workerd_config(bundle, vars, ports)?)?;
+        let log = state
+            .join("logs")
+            .join(format!("workerd-{}.log", target.name()));
+        let mut command = Command::new(workerd);
+        command.arg("serve").arg(&config).arg("--experimental");
+        let mut process = process::spawn(target.name(), &mut command, &log, pid_file)?;
+        let server_url = format!("http://127.0.0.1:{}/healthz", ports[0]);
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Some(status) = process.exited() {
+                bail!(
+                    "workerd for {} exited ({status}):\n{}",
+                    target.name(),
+                    process.log_tail()
+                );
+            }
+            if reqwest::blocking::get(&server_url).is_ok() {
+                break;
+            }
+            if Instant::now() > deadline {
+                bail!(
+                    "workerd for {} is not answering:\n{}",
+                    target.name(),
+                    process.log_tail()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Ok(Server {
+            target,
+            ports,
+            process,
+        })
+    }
+
+    fn url(&self, uncached: bool) -> String {
+        format!("http://127.0.0.1:{}", self.ports[usize::from(uncached)])
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.process.stop(Duration::from_secs(5));
+    }
+}
+
+/// A workerd config (Cap'n Proto text) with one service per listener: the
+/// same modules, with the cache on (`CACHE_TTL_SECS` as configured) and off.
+/// workerd embeds files relative to the config, so it goes into `bundle`.
+fn workerd_config(
+    bundle: &Path,
+    vars: &[(&'static str, String)],
+    ports: [u16; 2],
+) -> anyhow::Result<String> {
+    let files = module_files(bundle)?;
+    let mut out = String::from("using Workerd = import \"/workerd/workerd.capnp\";\n\n");
+    out.push_str("const config :Workerd.Config = (\n  services = [\n");
+    out.push_str("    (name = \"cached\", worker = .cached),\n");
+    out.push_str("    (name = \"uncached\", worker = .uncached),\n");
+    // Outbound fetches and sockets go to the stack on 127.0.0.1.
+    out.push_str(
+        "    (name = \"internet\", network = (allow = [\"public\", \"private\", \"local\"])),\n  ],\n",
+    );
+    out.push_str("  sockets = [\n");
+    for (name, port) in ["cached", "uncached"].iter().zip(ports) {
+        let _ = writeln!(
+            out,
+            "    (name = \"{name}\", address = \"127.0.0.1:{port}\", http = (), service = \"{name}\"),"
+        );
+    }
+    out.push_str("  ],\n);\n");
+    for (name, ttl) in [("cached", None), ("uncached", Some("0"))] {
+        let _ = writeln!(out, "\nconst {name} :Workerd.Worker = (\n  modules = [");
+        for (module, kind) in &files {
+            let _ = writeln!(
+                out,
+                "    (name = {}, {kind} = embed {}),",
+                capnp_string(module),
+                capnp_string(module)
+            );
+        }
+        let _ = writeln!(
+            out,
+            "  ],\n  compatibilityDate = \"{COMPATIBILITY_DATE}\",\n  globalOutbound = \"internet\",\n  bindings = ["
+        );
+        for (var, value) in vars {
+            let value = match (*var, ttl) {
+                ("CACHE_TTL_SECS", Some(ttl)) => ttl,
+                _ => value.as_str(),
+            };
+            let _ = writeln!(
+                out,
+                "    (name = {}, text = {}),",
+                capnp_string(var),
+                capnp_string(value)
+            );
+        }
+        if let Some(ttl) = ttl {
+            if !vars.iter().any(|(v, _)| *v == "CACHE_TTL_SECS") {
+                let _ = writeln!(out, "    (name = \"CACHE_TTL_SECS\", text = \"{ttl}\"),");
+            }
+        }
+        out.push_str("  ],\n);\n");
+    }
+    Ok(out)
+}
+
+/// The modules of a wrangler dry-run bundle, main module first: `(name,
+/// kind)` where kind is the workerd module type.
+fn module_files(bundle: &Path) -> anyhow::Result<Vec<(String, &'static str)>> {
+    let mut main = None;
+    let mut others = Vec::new();
+    for entry in
+        std::fs::read_dir(bundle).with_context(|| format!("reading {}", bundle.display()))?
+    {
+        let name = entry?.file_name().to_string_lossy().into_owned();
+        if name.ends_with(".wasm") {
+            others.push((name, "wasm"));
+        } else if name.ends_with(".js") || name.ends_with(".mjs") {
+            if name.starts_with("index.") || name.starts_with("entry.") {
+                main = Some((name, "esModule"));
+            } else {
+                others.push((name, "esModule"));
+            }
+        }
+    }
+    let main = main.with_context(|| format!("{} has no index.js", bundle.display()))?;
+    others.sort();
+    Ok(std::iter::once(main).chain(others).collect())
+}
+
+fn capnp_string(text: &str) -> String {
+    let mut out = String::from("\"");
+    for c in text.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
+/// Starts `target` once and times its first request (module instantiation
+/// included) once workerd listens, and the whole start to that answer.
+fn time_first_request(
+    workerd: &Path,
+    target: Target,
+    bundle: &Path,
+    vars: &[(&'static str, String)],
+    state: &Path,
+    pid_file: &Path,
+) -> anyhow::Result<(f64, f64)> {
+    let port = stack::free_port()?;
+    let config = bundle.join("workerd-start.capnp");
+    std::fs::write(
+        &config,
+        workerd_config(bundle, vars, [port, stack::free_port()?])?,
+    )?;
+    let log = state
+        .join("logs")
+        .join(format!("workerd-start-{}.log", target.name()));
+    let mut command = Command::new(workerd);
+    command.arg("serve").arg(&config).arg("--experimental");
+    let spawned = Instant::now();
+    let mut process = process::spawn(target.name(), &mut command, &log, pid_file)?;
+    let result = (|| {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            if process.exited().is_some() || Instant::now() > deadline {
+                bail!(
+                    "workerd for {} did not listen:\n{}",
+                    target.name(),
+                    process.log_tail()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        let client = reqwest::blocking::Client::new();
+        let started = Instant::now();
+        let response = client
+            .get(format!("http://127.0.0.1:{port}/healthz"))
+            .send()?;
+        let elapsed = started.elapsed();
+        if !response.status().is_success() {
+            bail!(
+                "first /healthz of {} answered {}",
+                target.name(),
+                response.status()
+            );
+        }
+        Ok((
+            elapsed.as_secs_f64() * 1000.0,
+            spawned.elapsed().as_secs_f64() * 1000.0,
+        ))
+    })();
+    process.stop(Duration::from_secs(5));
+    result
+}
+
+/// The page the read cases fetch, written through the API itself.
+fn seed(api: &str, admin_token: &str) -> anyhow::Result<()> {
+    let response = reqwest::blocking::Client::new()
+        .put(format!("{api}/v1/pages/{READ_SLUG}"))
+        .header("content-type", "application/json")
+        .header("cf-access-jwt-assertion", admin_token)
+        .body(
+            serde_json::json!({
+                "title": "Read by the benchmark",
+                "body": "# Bench\n\n".to_owned() + &"A paragraph of a typical page. ".repeat(60),
+            })
+            .to_string(),
+        )
+        .send()?;
+    if !response.status().is_success() {
+        bail!(
+            "seeding {READ_SLUG} answered {}: {}",
+            response.status(),
+            response.text()?
+        );
+    }
+    Ok(())
+}
+
+fn case_path(case: &Case, target: Target) -> String {
+    if case.name == "pages-put" {
+        format!("/v1/pages/{}", write_slug(target))
+    } else {
+        case.path.clone()
+    }
+}
+
+fn check(case: &Case, target: Target, server: &Server) -> anyhow::Result<()> {
+    let client = reqwest::blocking::Client::new();
+    let method = reqwest::Method::from_bytes(case.method.as_bytes())?;
+    let mut request = client.request(
+        method,
+        format!("{}{}", server.url(case.uncached), case_path(case, target)),
+    );
+    for (name, value) in &case.headers {
+        request = request.header(*name, value);
+    }
+    if let Some(body) = &case.body {
+        request = request.body(body.clone());
+    }
+    let response = request.send()?;
+    let status = response.status().as_u16();
+    // A first write creates the page (201); the load then adds revisions.
+    let expected = if case.name == "pages-put" {
+        [200, 201].contains(&status)
+    } else {
+        status == case.expected_status
+    };
+    let headers = response.headers().clone();
+    let body = response.text()?;
+    if !expected {
+        bail!(
+            "answered {status}, expected {}: {body}",
+            case.expected_status
+        );
+    }
+    (case.check)(&target, &headers, &body).map_err(anyhow::Error::msg)
+}
+
+/// One wrk run of `case` on `target`.
+fn wrk_load(
+    wrk: &Path,
+    case: &Case,
+    target: Target,
+    server: &Server,
+    flags: &flags::Bench,
+    scripts: &Path,
+) -> anyhow::Result<Load> {
+    let script = scripts.join(format!("{}-{}.lua", case.name, target.name()));
+    std::fs::write(&script, wrk_script(case))?;
+    let url = format!("{}{}", server.url(case.uncached), case_path(case, target));
+    let output = project::output(
+        Command::new(wrk)
+            .args(["-t1", "--latency"])
+            .arg(format!("-c{}", flags.connections))
+            .arg(format!("-d{}s", flags.duration))
+            .arg("-s")
+            .arg(&script)
+            .arg(&url),
+    )?;
+    parse_wrk(&output).with_context(|| format!("reading wrk's output:\n{output}"))
+}
+
+/// A wrk script that sends the case's method, headers and body, and counts
+/// answers whose status is not the expected one (wrk itself only counts
+/// statuses of 400 and above).
+fn wrk_script(case: &Case) -> String {
+    let mut out = format!("wrk.method = {}\n", lua_string(case.method));
+    for (name, value) in &case.headers {
+        let _ = writeln!(
+            out,
+            "wrk.headers[{}] = {}",
+            lua_string(name),
+            lua_string(value)
+        );
+    }
+    if let Some(body) = &case.body {
+        let _ = writeln!(out, "wrk.body = {}", lua_string(body));
+    }
+    let ok: &[u16] = if case.name == "pages-put" {
+        &[200, 201]
+    } else {
+        &[case.expected_status]
+    };
+    let ok: Vec<String> = ok.iter().map(|s| format!("[{s}] = true")).collect();
+    let _ = write!(
+        out,
+        r#"local ok = {{ {} }}
+local unexpected = 0
+local threads = {{}}
+function setup(thread) table.insert(threads, thread) end
+function response(status, headers, body)
+  if not ok[status] then unexpected = unexpected + 1 end
+end
+function done(summary, latency, requests)
+  local total = 0
+  for _, t in ipairs(threads) do total = total + t:get("unexpected") end
+  io.write(string.format("unexpected: %d\n", total))
+end
+"#,
+        ok.join(", ")
+    );
+    out
+}
+
+fn lua_string(text: &str) -> String {
+    let mut out = String::from("\"");
+    for b in text.bytes() {
+        match b {
+            b'"' => out.push_str("\\\""),
+            b'\\' => out.push_str("\\\\"),
+            0x20..=0x7e => out.push(b as char),
+            _ => {
+                let _ = write!(out, "\\{b:03}");
+            }
+        }
+    }
+    out.push('"');
+    out
+}
+
+/// requests/s, p50, p99, request count and unexpected answers from
+/// `wrk --latency` output (with the script's `unexpected:` line).
+fn parse_wrk(output: &str) -> anyhow::Result<Load> {
+    let mut load = Load {
+        requests_per_sec: f64::NAN,
+        p50_ms: f64::NAN,
+        p99_ms: f64::NAN,
+        requests: 0,
+        unexpected: 0,
+    };
+    for line in output.lines() {
+        let words: Vec<&str> = line.split_whitespace().collect();
+        match words.as_slice() {
+            ["Requests/sec:", value] => load.requests_per_sec = value.parse()?,
+            ["50%", value] => load.p50_ms = duration_ms(value)?,
+            ["99%", value] => load.p99_ms = duration_ms(value)?,
+            [count, "requests", "in", ..] => load.requests = count.parse()?,
+            ["unexpected:", count] => load.unexpected += count.parse::<u64>()?,
+            ["Socket", "errors:", rest @ ..] => {
+                // "connect 0, read 0, write 0, timeout 3"
+                load.unexpected += rest
+                    .iter()
+                    .filter_map(|w| w.trim_end_matches(',').parse::<u64>().ok())
+                    .sum::<u64>();
+            }
+            _ => {}
+        }
+    }
+    if load.requests_per_sec.is_nan() || load.p50_ms.is_nan() || load.p99_ms.is_nan() {
+        bail!("no Requests/sec or latency distribution");
+    }
+    Ok(load)
+}
+
+/// wrk's durations: `812.00us`, `1.23ms`, `2.00s`, `1.50m`.
+fn duration_ms(text: &str) -> anyhow::Result<f64> {
+    let split = text
+        .find(|c: char| c.is_ascii_alphabetic())
+        .with_context(|| format!("no unit in {text:?}"))?;
+    let (value, unit) = text.split_at(split);
+    let value: f64 = value.parse()?;
+    Ok(match unit {
+        "us" => value / 1000.0,
+        "ms" => value,
+        "s" => value * 1000.0,
+        "m" => value * 60_000.0,
+        _ => bail!("unknown unit in {text:?}"),
+    })
+}
+
+fn median(mut values: Vec<f64>) -> f64 {
+    values.sort_by(f64::total_cmp);
+    let n = values.len();
+    if n == 0 {
+        return f64::NAN;
+    }
+    if n % 2 == 1 {
+        values[n / 2]
+    } else {
+        (values[n / 2 - 1] + values[n / 2]) / 2.0
+    }
+}
+
+fn summarise(cases: &[&Case], loads: BTreeMap<(&str, Target), Vec<Load>>) -> Vec<CaseResult> {
+    cases
+        .iter()
+        .map(|case| {
+            let targets: BTreeMap<Target, Load> = targets_of(case)
+                .into_iter()
+                .filter_map(|t| {
+                    let runs = loads.get(&(case.name, t))?;
+                    Some((
+                        t,
+                        Load {
+                            requests_per_sec: median(
+                                runs.iter().map(|l| l.requests_per_sec).collect(),
+                            ),
+                            p50_ms: median(runs.iter().map(|l| l.p50_ms).collect()),
+                            p99_ms: median(runs.iter().map(|l| l.p99_ms).collect()),
+                            requests: runs.iter().map(|l| l.requests).sum(),
+                            unexpected: runs.iter().map(|l| l.unexpected).sum(),
+                        },
+                    ))
+                })
+                .collect();
+            let ratio = |other: Target| {
+                Some(
+                    targets.get(&Target::Api)?.requests_per_sec
+                        / targets.get(&other)?.requests_per_sec,
+                )
+            };
+            CaseResult {
+                case: case.name,
+                ratio_to_reference: ratio(Target::Reference),
+                ratio_to_hello: ratio(Target::Hello),
+                targets,
+            }
+        })
+        .collect()
+}
+
+fn render(report: &Report) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "\n  {} s x {} rounds per case and target, wrk -t1 -c{}; medians over rounds",
+        report.duration_secs, report.rounds, report.connections
+    );
+    let _ = writeln!(
+        out,
+        "\n  {:<20} {:>10} {:>8} {:>8} {:>10} {:>8} {:>8} {:>8} {:>8}",
+        "case",
+        "api req/s",
+        "p50 ms",
+        "p99 ms",
+        "ref req/s",
+        "p50 ms",
+        "p99 ms",
+        "api/ref",
+        "api/hello"
+    );
+    for case in &report.cases {
+        let api = case.targets.get(&Target::Api);
+        let reference = case.targets.get(&Target::Reference);
+        let cell = |l: Option<&Load>, f: fn(&Load) -> f64, digits: usize| {
+            l.map_or("-".to_owned(), |l| format!("{:.*}", digits, f(l)))
+        };
+        let ratio = |r: Option<f64>| r.map_or("-".to_owned(), |r| format!("{r:.2}x"));
+        let _ = writeln!(
+            out,
+            "  {:<20} {:>10} {:>8} {:>8} {:>10} {:>8} {:>8} {:>8} {:>8}",
+            case.case,
+            cell(api, |l| l.requests_per_sec, 0),
+            cell(api, |l| l.p50_ms, 2),
+            cell(api, |l| l.p99_ms, 2),
+            cell(reference, |l| l.requests_per_sec, 0),
+            cell(reference, |l| l.p50_ms, 2),
+            cell(reference, |l| l.p99_ms, 2),
+            ratio(case.ratio_to_reference),
+            ratio(case.ratio_to_hello),
+        );
+        if let Some(hello) = case.targets.get(&Target::Hello) {
+            let _ = writeln!(
+                out,
+                "  {:<20} {:>10.0} {:>8.2} {:>8.2}",
+                "  (hello ceiling)", hello.requests_per_sec, hello.p50_ms, hello.p99_ms
+            );
+        }
+    }
+    let _ = writeln!(
+        out,
+        "\n  {:<10} {:>12} {:>12} {:>14} {:>14} {:>14}",
+        "target", "bundle raw", "bundle gzip", "first request", "start->answer", "RSS after load"
+    );
+    for t in &report.targets {
+        let _ = writeln!(
+            out,
+            "  {:<10} {:>12} {:>12} {:>14} {:>14} {:>14}",
+            t.target.name(),
+            format_bytes(t.bundle_raw_bytes),
+            format_bytes(t.bundle_gzip_bytes),
+            format!("{:.1} ms", t.first_request_ms),
+            format!("{:.0} ms", t.start_to_answer_ms),
+            format_bytes(t.rss_after_load_bytes)
+        );
+    }
+    let _ = writeln!(out, "\n  {} at {}", report.machine, report.commit);
+    out
+}
+
+/// Resident memory of a process (Linux: /proc/PID/status).
+fn rss_bytes(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|status| {
+            status
+                .lines()
+                .find_map(|l| l.strip_prefix("VmRSS:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        })
+        .map_or(0, |kib| kib * 1024)
+}
+
+/// CPU model and count, for the report.
+fn machine() -> String {
+    let model = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|info| {
+            info.lines().find_map(|l| {
+                l.strip_prefix("model name")
+                    .map(|m| m.trim_start_matches([' ', '\t', ':']).to_owned())
+            })
+        })
+        .unwrap_or_else(|| "unknown CPU".into());
+    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
+    format!("{cores} x {model}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const WRK_OUTPUT: &str = "Running 5s test @ http://127.0.0.1:1/healthz
+  1 threads and 8 connections
+  Thread Stats   Avg      Stdev     Max   +/- Stdev
+    Latency   612.34us  200.00us   5.01ms   90.00%
+    Req/Sec    13.01k   500.00     14.00k    70.00%
+  Latency Distribution
+     50%  580.00us
+     75%  650.00us
+     90%  800.00us
+     99%    1.52ms
+  64750 requests in 5.00s, 10.00MB read
+  Socket errors: connect 0, read 2, write 0, timeout 1
+Requests/sec:  12950.00
+Transfer/sec:      2.00MB
+unexpected: 4
+";
+
+    #[test]
+    fn wrk_output_is_read() {
+        let load = parse_wrk(WRK_OUTPUT).unwrap();
+        assert_eq!(load.requests_per_sec, 12950.0);
+        assert_eq!(load.p50_ms, 0.58);
+        assert_eq!(load.p99_ms, 1.52);
+        assert_eq!(load.requests, 64750);
+        assert_eq!(load.unexpected, 4 + 3, "script count plus socket errors");
+        assert!(parse_wrk("wrk: connection refused").is_err());
+    }
+
+    #[test]
+    fn durations_in_every_unit() {
+        assert_eq!(duration_ms("812.00us").unwrap(), 0.812);
+        assert_eq!(duration_ms("2.00s").unwrap(), 2000.0);
+        assert_eq!(duration_ms("1.50m").unwrap(), 90_000.0);
+        assert!(duration_ms("12").is_err());
+    }
+
+    #[test]
+    fn medians() {
+        assert_eq!(median(vec![3.0, 1.0, 2.0]), 2.0);
+        assert_eq!(median(vec![4.0, 1.0, 2.0, 3.0]), 2.5);
+        assert!(median(vec![]).is_nan());
+    }
+
+    #[test]
+    fn scripts_quote_what_they_send() {
+        let case = Case {
+            name: "x",
+            method: "PUT",
+            path: "/".into(),
+            headers: vec![("a", "q\"uote\\d\n".into())],
+            body: Some("{\"t\":1}".into()),
+            uncached: false,
+            expected_status: 204,
+            check: |_, _, _| Ok(()),
+        };
+        let script = wrk_script(&case);
+        assert!(
+            script.contains(r#"wrk.headers["a"] = "q\"uote\\d\010""#),
+            "{script}"
+        );
+        assert!(script.contains(r#"wrk.body = "{\"t\":1}""#), "{script}");
+        assert!(script.contains("[204] = true"), "{script}");
+    }
+
+    #[test]
+    fn configs_serve_the_bundle_twice_and_escape_values() {
+        let dir = std::env::temp_dir().join(format!("xtask-bench-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("index.js"), "export default {}").unwrap();
+        std::fs::write(dir.join("abc-index_bg.wasm"), "\0asm").unwrap();
+        std::fs::write(dir.join("README.md"), "not a module").unwrap();
+        let vars = vec![
+            ("CACHE_TTL_SECS", "300".to_owned()),
+            ("X", "a\"b".to_owned()),
+        ];
+        let config = workerd_config(&dir, &vars, [1001, 1002]).unwrap();
+        assert!(config.contains("address = \"127.0.0.1:1001\""));
+        assert!(config.contains("address = \"127.0.0.1:1002\""));
+        assert_eq!(
+            config
+                .matches("(name = \"index.js\", esModule = embed")
+                .count(),
+            2
+        );
+        assert_eq!(
+            config
+                .matches("(name = \"abc-index_bg.wasm\", wasm = embed")
+                .count(),
+            2
+        );
+        assert!(!config.contains("README"));
+        assert!(config.contains("(name = \"CACHE_TTL_SECS\", text = \"300\")"));
+        assert!(config.contains("(name = \"CACHE_TTL_SECS\", text = \"0\")"));
+        assert!(config.contains("(name = \"X\", text = \"a\\\"b\")"));
+        let index = config.find("index.js").unwrap();
+        assert!(
+            index < config.find("abc-index_bg.wasm").unwrap(),
+            "main module first"
+        );
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+}
