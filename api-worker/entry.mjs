@@ -10,6 +10,7 @@
 // every request in flight when a trap is reported gets a 500 problem document
 // with its request id, exactly as the Rust API formats its own errors.
 import Api from "./build/index.js";
+import { RELEASE } from "./build/release.js";
 
 /** Rejecters of the requests in flight, called when the wasm instance traps. */
 const inFlight = new Set();
@@ -56,6 +57,63 @@ function internalError(request, env, id) {
   return new Response(JSON.stringify(body), { status: 500, headers });
 }
 
+/** Headers a trap report may carry: nothing that can hold a credential. */
+const REPORTED_HEADERS = ["user-agent", "cf-ray", "content-type", "accept", "origin"];
+
+/**
+ * Reports a trap to Sentry (the Rust reporter died with the instance):
+ * the same envelope shape, with the URL's path only and allowlisted
+ * headers, sent in the background and never retried.
+ */
+function reportTrap(request, env, ctx, id, error) {
+  let dsn;
+  try {
+    dsn = new URL(String(env.SENTRY_DSN ?? ""));
+  } catch {
+    return;
+  }
+  const project = dsn.pathname.split("/").filter(Boolean).pop();
+  if (!dsn.username || !project) return;
+  const base = `${dsn.protocol}//${dsn.host}`;
+  const prefix = dsn.pathname.slice(0, dsn.pathname.lastIndexOf("/"));
+  const url = `${base}${prefix}/api/${project}/envelope/`;
+  const eventId = crypto.randomUUID().replaceAll("-", "");
+  const headers = {};
+  for (const name of REPORTED_HEADERS) {
+    const value = request.headers.get(name);
+    if (value !== null) headers[name] = value;
+  }
+  const requestUrl = new URL(request.url);
+  const event = {
+    event_id: eventId,
+    timestamp: Date.now() / 1000,
+    platform: "javascript",
+    level: "fatal",
+    logger: "api",
+    release: RELEASE,
+    environment: String(env.ENVIRONMENT ?? "unknown"),
+    tags: { request_id: id, status: "500" },
+    exception: { values: [{ type: "WasmTrap", value: String(error) }] },
+    request: { method: request.method, url: `${requestUrl.origin}${requestUrl.pathname}`, headers },
+  };
+  const payload = JSON.stringify(event);
+  const body = [
+    JSON.stringify({ event_id: eventId, sent_at: new Date().toISOString(), dsn: dsn.href }),
+    JSON.stringify({ type: "event", length: new TextEncoder().encode(payload).length }),
+    payload,
+  ].join("\n");
+  const sent = fetch(url, {
+    method: "POST",
+    headers: {
+      "content-type": "application/x-sentry-envelope",
+      "x-sentry-auth": `Sentry sentry_version=7, sentry_key=${dsn.username}, sentry_client=edge-api-trap/1`,
+    },
+    body,
+    signal: AbortSignal.timeout(3000),
+  }).catch((e) => console.error("telemetry: sentry (trap):", String(e)));
+  ctx.waitUntil(sent);
+}
+
 export default {
   async fetch(request, env, ctx) {
     // The id the Rust side will also pick (cf-ray) or, if it never gets to
@@ -71,9 +129,16 @@ export default {
       return await Promise.race([api.fetch(request), trapped]);
     } catch (error) {
       console.error("request failed with a wasm trap", id, String(error));
+      reportTrap(request, env, ctx, id, error);
       return internalError(request, env, id);
     } finally {
       inFlight.delete(fail);
     }
+  },
+
+  // The cron (wrangler.toml [triggers]); a trap here only fails this run.
+  async scheduled(controller, env, ctx) {
+    const api = new Api(ctx, env);
+    await api.scheduled(controller);
   },
 };

@@ -6,17 +6,19 @@
 mod entry {
     use std::sync::{Arc, OnceLock};
 
+    use api::telemetry::Background;
     use api::{App, Platform};
     use axum::Router;
     use tower_service::Service;
-    use worker::{event, js_sys, Context, Env, HttpRequest};
+    use worker::{event, js_sys, Context, Env, HttpRequest, ScheduleContext, ScheduledEvent};
 
     use crate::platform::{WorkerConnect, WorkerFetch, WorkerTimer};
 
-    /// The router, built on the first request of each isolate from its
-    /// bindings (which do not change while the isolate lives) and cloned
-    /// per request: a clone shares the routes and layers behind an `Arc`.
-    static ROUTER: OnceLock<Router> = OnceLock::new();
+    /// The app and its router, built on the first event of each isolate
+    /// from its bindings (which do not change while the isolate lives).
+    /// The router is cloned per request: a clone shares the routes and
+    /// layers behind an `Arc`.
+    static APP: OnceLock<(Arc<App>, Router)> = OnceLock::new();
 
     fn platform() -> Platform {
         fn now_millis() -> f64 {
@@ -42,31 +44,56 @@ mod entry {
         }
     }
 
-    fn router(env: &Env) -> Router {
-        ROUTER
-            .get_or_init(|| {
-                let app: Arc<App> = App::new(
-                    |name| {
-                        env.var(name)
-                            .map(|v| v.to_string())
-                            .or_else(|_| env.secret(name).map(|v| v.to_string()))
-                            .ok()
-                    },
-                    platform(),
-                );
-                api::router(app)
-            })
-            .clone()
+    fn app(env: &Env) -> &'static (Arc<App>, Router) {
+        APP.get_or_init(|| {
+            let app: Arc<App> = App::new(
+                |name| {
+                    env.var(name)
+                        .map(|v| v.to_string())
+                        .or_else(|_| env.secret(name).map(|v| v.to_string()))
+                        .ok()
+                },
+                platform(),
+            );
+            (app.clone(), api::router(app))
+        })
     }
+
+    /// The request's `ctx`, for `waitUntil`. A JS object is not `Send`, but
+    /// the Worker runs on one thread and never moves it to another (see
+    /// platform.rs), which is what axum's extensions ask for.
+    struct WaitUntil(Context);
+    // SAFETY: wasm32 Workers are single-threaded; the context never leaves
+    // the thread that created it.
+    unsafe impl Send for WaitUntil {}
+    unsafe impl Sync for WaitUntil {}
 
     #[event(fetch)]
     async fn fetch(
-        req: HttpRequest,
+        mut req: HttpRequest,
         env: Env,
-        _ctx: Context,
+        ctx: Context,
     ) -> worker::Result<axum::http::Response<axum::body::Body>> {
+        let ctx = WaitUntil(ctx);
+        req.extensions_mut()
+            .insert(Background::new(move |work| ctx.0.wait_until(work)));
         // Router::call never fails (its error type is Infallible).
-        Ok(router(&env).call(req).await?)
+        Ok(app(&env).1.clone().call(req).await?)
+    }
+
+    /// The cron (wrangler.toml `[triggers]`): sweeps abandoned uploads.
+    /// Failures are logged; the next run picks up whatever is left.
+    #[event(scheduled)]
+    async fn scheduled(_event: ScheduledEvent, env: Env, _ctx: ScheduleContext) {
+        let (app, _) = app(&env);
+        match api::uploads::sweep(app).await {
+            Ok(report) => worker::console_log!(
+                "upload sweep: {} removed, {} left for the next run",
+                report.removed,
+                report.failed
+            ),
+            Err(e) => worker::console_error!("upload sweep failed: {e}"),
+        }
     }
 }
 

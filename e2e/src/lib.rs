@@ -66,6 +66,64 @@ pub fn now() -> u64 {
         .as_secs()
 }
 
+/// Polls `probe` until it returns something, for at most 30 s: for what
+/// the Worker does after its response (telemetry, in the background).
+pub async fn eventually<T, F, Fut>(what: &str, mut probe: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Some(found) = probe().await {
+            return found;
+        }
+        assert!(std::time::Instant::now() < deadline, "{what} never arrived");
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+/// Events stored by the stack's Bugsink, read through its REST API.
+pub mod sentry {
+    use serde_json::Value;
+
+    use super::{http, json, stack};
+
+    /// The stored event whose JSON mentions `marker`, if there is one yet
+    /// (Bugsink has no lookup by event id: this walks the project's
+    /// issues and their events).
+    pub async fn event_containing(marker: &str) -> Option<Value> {
+        let sentry = &stack().sentry;
+        let api = format!("{}/api/canonical/0", sentry.url);
+        let issues = json(
+            http()
+                .get(format!("{api}/issues/?project={}", sentry.project_id))
+                .bearer_auth(&sentry.api_token),
+        )
+        .await;
+        for issue in issues["results"].as_array()? {
+            let events = json(
+                http()
+                    .get(format!("{api}/events/?issue={}", issue["id"].as_str()?))
+                    .bearer_auth(&sentry.api_token),
+            )
+            .await;
+            for summary in events["results"].as_array()? {
+                let event = json(
+                    http()
+                        .get(format!("{api}/events/{}/", summary["id"].as_str()?))
+                        .bearer_auth(&sentry.api_token),
+                )
+                .await;
+                if event.to_string().contains(marker) {
+                    return Some(event);
+                }
+            }
+        }
+        None
+    }
+}
+
 /// The Access team of the stack: its signing key and the tokens it issues.
 pub mod access {
     use std::sync::OnceLock;

@@ -1,6 +1,7 @@
 //! Dependencies failing under the real Worker: Redis and MariaDB frozen
 //! (SIGSTOP: connections open but nothing answers, the hardest case for
-//! timeouts) and thawed again. In its own test binary on purpose: while a
+//! timeouts) and thawed again; then the telemetry sinks (Bugsink,
+//! Prometheus, the Loki stand-in) frozen together. In its own test binary on purpose: while a
 //! server is frozen, every other test would fail or slow down.
 
 use std::time::Duration;
@@ -23,7 +24,8 @@ fn pid_of(program: &str, mark: &str) -> String {
     panic!("no {program} of this stack is running");
 }
 
-/// SIGSTOPs a process and SIGCONTs it when dropped, even if the test fails.
+/// SIGSTOPs a process (or, for `-PGID`, its whole group) and SIGCONTs it
+/// when dropped, even if the test fails.
 struct Frozen(String);
 
 impl Frozen {
@@ -31,6 +33,20 @@ impl Frozen {
         let pid = pid_of(program, mark);
         signal("-STOP", &pid);
         Frozen(pid)
+    }
+
+    /// The process and every process of its group (gunicorn's workers).
+    fn group(program: &str, mark: &str) -> Self {
+        let pid = pid_of(program, mark);
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+        let group = stat
+            .rsplit_once(')')
+            .and_then(|(_, rest)| rest.split_whitespace().nth(2))
+            .unwrap()
+            .to_owned();
+        let target = format!("-{group}");
+        signal("-STOP", &target);
+        Frozen(target)
     }
 }
 
@@ -42,7 +58,7 @@ impl Drop for Frozen {
 
 fn signal(which: &str, pid: &str) {
     let status = std::process::Command::new("kill")
-        .args([which, pid])
+        .args([which, "--", pid])
         .status()
         .unwrap();
     assert!(status.success(), "kill {which} {pid}");
@@ -66,6 +82,51 @@ async fn create_page() -> String {
 async fn dependencies_freeze_and_recover() {
     reads_bypass_a_frozen_redis_and_the_cache_returns_after_it().await;
     a_frozen_database_is_a_503_problem_and_recovery_needs_no_restart().await;
+    frozen_telemetry_sinks_change_no_answer().await;
+}
+
+/// Bugsink, Prometheus and Loki hung together: every answer is still what
+/// it would be, and none waits for a sink (their sends time out after 3 s
+/// in the background).
+async fn frozen_telemetry_sinks_change_no_answer() {
+    // Each is found by the address it listens on.
+    let listen = |url: &str| {
+        let url: url::Url = url.parse().unwrap();
+        format!("127.0.0.1:{}", url.port().unwrap())
+    };
+    let state = stack().state_dir.to_string_lossy().into_owned();
+    let slug = create_page().await;
+    let _sentry = Frozen::group("gunicorn", &listen(&stack().sentry.url));
+    let _prometheus = Frozen::new("prometheus", &state);
+    let _loki = Frozen::new("loki-standin", &listen(&stack().loki.url));
+    for _ in 0..3 {
+        let started = std::time::Instant::now();
+        let health = http()
+            .get(format!("{}/healthz", api()))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(health.status(), 200);
+        let page = http()
+            .get(format!("{}/v1/pages/{slug}", api()))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(page.status(), 200);
+        let failed = http()
+            .get(format!("{}/_test/fail?marker={}", api(), unique("frozen-")))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(failed.status(), 500);
+        let body: Value = failed.json().await.unwrap();
+        assert_eq!(body["type"], "/problems/internal");
+        assert!(
+            started.elapsed() < Duration::from_secs(2),
+            "answers waited for a frozen sink: {:?}",
+            started.elapsed()
+        );
+    }
 }
 
 async fn reads_bypass_a_frozen_redis_and_the_cache_returns_after_it() {

@@ -17,6 +17,7 @@ use utoipa_axum::routes;
 
 use crate::layers::Timings;
 use crate::problem::{Problem, ProblemType};
+use crate::telemetry::Notes;
 use crate::trust::Caller;
 use crate::App;
 
@@ -49,6 +50,9 @@ impl FromRequestParts<Arc<App>> for Admin {
             .await;
         if let Some(timings) = parts.extensions.get::<Timings>() {
             timings.record("access", (app.platform.now_millis)() - started);
+        }
+        if let (Ok(identity), Some(notes)) = (&verified, parts.extensions.get::<Notes>()) {
+            notes.set_user(&identity.author());
         }
         verified.map(Admin).map_err(|rejection| {
             let kind = match rejection.status() {

@@ -41,11 +41,93 @@ pub struct Config {
     /// seconds per client, bursts of N), and `RATE_LIMIT_POLICY`
     /// (`fail-open` or `fail-closed`: what happens while Redis is down).
     pub rate_limits: RateLimits,
-    /// `CACHE_TTL_SECS`: how long a cached page lives (±10 %).
+    /// `CACHE_TTL_SECS`: how long a cached page lives (±10 %); 0 turns
+    /// the page cache off (reads go to TiDB, writes still invalidate).
     pub cache_ttl_secs: u64,
     /// `B2_ENDPOINT`, `B2_REGION`, `B2_BUCKET`, `B2_KEY_ID` and
     /// `B2_APPLICATION_KEY` (secret).
     pub b2: Option<b2::Config>,
+    /// What uploads may be and how long their URLs and rows live.
+    pub uploads: Uploads,
+    /// Where errors, metrics and logs go; each sink is optional.
+    pub telemetry: TelemetryConfig,
+}
+
+/// `SENTRY_DSN` (secret); `PROMETHEUS_REMOTE_WRITE_URL` with
+/// `PROMETHEUS_USER` and `PROMETHEUS_PASSWORD` (secret); `LOKI_PUSH_URL`
+/// with `LOKI_USER` and `LOKI_PASSWORD` (secret). Grafana Cloud's user is
+/// the stack's numeric id, the password an access token.
+#[derive(Debug, Clone, Default)]
+pub struct TelemetryConfig {
+    pub sentry_dsn: Option<String>,
+    pub metrics: Option<SinkTarget>,
+    pub logs: Option<SinkTarget>,
+}
+
+/// An HTTP endpoint with optional Basic credentials.
+#[derive(Clone, PartialEq, Eq)]
+pub struct SinkTarget {
+    pub url: String,
+    pub user: Option<String>,
+    pub password: Option<String>,
+}
+
+impl SinkTarget {
+    /// The `Authorization` header value, when credentials are set.
+    pub fn authorization(&self) -> Option<String> {
+        use base64::Engine;
+        let user = self.user.as_deref()?;
+        let password = self.password.as_deref().unwrap_or_default();
+        Some(format!(
+            "Basic {}",
+            base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"))
+        ))
+    }
+}
+
+impl std::fmt::Debug for SinkTarget {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SinkTarget")
+            .field("url", &self.url)
+            .field("credentials", &self.user.as_ref().map(|_| "<set>"))
+            .finish()
+    }
+}
+
+/// `UPLOAD_CONTENT_TYPES` (comma-separated media types), `UPLOAD_MAX_BYTES`,
+/// `UPLOAD_URL_TTL_SECS` (how long a presigned upload URL is valid) and
+/// `UPLOAD_ABANDON_AFTER_SECS` (when the cron sweeps a pending upload).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Uploads {
+    pub content_types: Vec<String>,
+    pub max_bytes: u64,
+    pub url_ttl_secs: u64,
+    pub abandon_after_secs: u64,
+}
+
+/// Types accepted unless `UPLOAD_CONTENT_TYPES` says otherwise: images
+/// browsers show and documents; no HTML or SVG (script on our links).
+pub const DEFAULT_UPLOAD_CONTENT_TYPES: [&str; 6] = [
+    "image/png",
+    "image/jpeg",
+    "image/gif",
+    "image/webp",
+    "application/pdf",
+    "text/plain",
+];
+
+/// S3's (and B2's) largest single `PUT`: 5 GiB.
+pub const MAX_UPLOAD_BYTES: u64 = 5 * 1024 * 1024 * 1024;
+
+impl Default for Uploads {
+    fn default() -> Self {
+        Uploads {
+            content_types: DEFAULT_UPLOAD_CONTENT_TYPES.map(str::to_owned).to_vec(),
+            max_bytes: 25 * 1024 * 1024,
+            url_ttl_secs: 600,
+            abandon_after_secs: 24 * 3600,
+        }
+    }
 }
 
 /// Rate limits per route class.
@@ -108,6 +190,13 @@ impl std::fmt::Debug for Config {
             .field("redis", &self.redis)
             .field("rate_limits", &self.rate_limits)
             .field("cache_ttl_secs", &self.cache_ttl_secs)
+            .field("uploads", &self.uploads)
+            .field("telemetry", &self.telemetry.metrics)
+            .field("logs", &self.telemetry.logs)
+            .field(
+                "sentry",
+                &self.telemetry.sentry_dsn.as_ref().map(|_| "<set>"),
+            )
             .field(
                 "b2",
                 &self
@@ -244,8 +333,10 @@ impl Config {
                 }
             },
         };
-        let cache_ttl_secs = parse_number(&get, "CACHE_TTL_SECS", 1..=86_400, 300, &mut issues);
+        let cache_ttl_secs = parse_number(&get, "CACHE_TTL_SECS", 0..=86_400, 300, &mut issues);
         let b2 = load_b2(&get, &environment, &mut issues);
+        let uploads = load_uploads(&get, &mut issues);
+        let telemetry = load_telemetry(&get, &mut issues);
         (
             Config {
                 environment,
@@ -258,6 +349,8 @@ impl Config {
                 rate_limits,
                 cache_ttl_secs,
                 b2,
+                uploads,
+                telemetry,
             },
             issues,
         )
@@ -442,6 +535,111 @@ fn load_b2(
     })
 }
 
+fn load_uploads(get: &impl Fn(&str) -> Option<String>, issues: &mut Vec<ConfigIssue>) -> Uploads {
+    let defaults = Uploads::default();
+    let content_types = match get("UPLOAD_CONTENT_TYPES") {
+        None => defaults.content_types,
+        Some(value) => {
+            let types: Vec<String> = list(Some(value))
+                .into_iter()
+                .map(|t| t.to_ascii_lowercase())
+                .collect();
+            if types.is_empty() || !types.iter().all(|t| is_media_type(t)) {
+                issues.push(ConfigIssue {
+                    name: "UPLOAD_CONTENT_TYPES",
+                    problem: "must be comma-separated media types such as image/png".into(),
+                });
+                defaults.content_types
+            } else {
+                types
+            }
+        }
+    };
+    Uploads {
+        content_types,
+        max_bytes: parse_number(
+            get,
+            "UPLOAD_MAX_BYTES",
+            1..=MAX_UPLOAD_BYTES,
+            defaults.max_bytes,
+            issues,
+        ),
+        // SigV4 allows a week; an upload URL is handed to one browser for
+        // one file and should not outlive the session that asked for it.
+        url_ttl_secs: parse_number(
+            get,
+            "UPLOAD_URL_TTL_SECS",
+            60..=1800,
+            defaults.url_ttl_secs,
+            issues,
+        ),
+        // Longer than any upload URL lives, so no upload still under way
+        // is swept.
+        abandon_after_secs: parse_number(
+            get,
+            "UPLOAD_ABANDON_AFTER_SECS",
+            3600..=30 * 24 * 3600,
+            defaults.abandon_after_secs,
+            issues,
+        ),
+    }
+}
+
+fn load_telemetry(
+    get: &impl Fn(&str) -> Option<String>,
+    issues: &mut Vec<ConfigIssue>,
+) -> TelemetryConfig {
+    let sentry_dsn = get("SENTRY_DSN").filter(|d| !d.trim().is_empty());
+    let sentry_dsn = match sentry_dsn {
+        Some(dsn) if sentry_report::Reporter::new(&dsn, "", "").is_err() => {
+            issues.push(ConfigIssue {
+                name: "SENTRY_DSN",
+                problem: "is not a Sentry DSN (https://KEY@HOST/PROJECT)".into(),
+            });
+            None
+        }
+        other => other,
+    };
+    let mut target = |url: &'static str, user: &str, password: &str| {
+        let value = get(url).filter(|u| !u.trim().is_empty())?;
+        let parsed = url::Url::parse(value.trim()).ok();
+        if !parsed.is_some_and(|u| matches!(u.scheme(), "http" | "https") && u.has_host()) {
+            issues.push(ConfigIssue {
+                name: url,
+                problem: "must be an http(s) URL".into(),
+            });
+            return None;
+        }
+        Some(SinkTarget {
+            url: value.trim().to_owned(),
+            user: get(user).filter(|u| !u.is_empty()),
+            password: get(password).filter(|p| !p.is_empty()),
+        })
+    };
+    let metrics = target(
+        "PROMETHEUS_REMOTE_WRITE_URL",
+        "PROMETHEUS_USER",
+        "PROMETHEUS_PASSWORD",
+    );
+    let logs = target("LOKI_PUSH_URL", "LOKI_USER", "LOKI_PASSWORD");
+    TelemetryConfig {
+        sentry_dsn,
+        metrics,
+        logs,
+    }
+}
+
+/// `type/subtype` in RFC 9110 token characters, no parameters.
+fn is_media_type(text: &str) -> bool {
+    let token = |t: &str| {
+        !t.is_empty()
+            && t.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"!#$&^_.+-".contains(&b))
+    };
+    text.split_once('/')
+        .is_some_and(|(kind, sub)| token(kind) && token(sub))
+}
+
 /// `N/Ts`: N requests per T seconds, in bursts of up to N.
 fn parse_limit(
     get: &impl Fn(&str) -> Option<String>,
@@ -581,6 +779,107 @@ mod tests {
         assert!(access.policy.binding_audiences.is_empty());
         assert_eq!(access.cache.cooldown_secs, 30);
         assert_eq!(config.request_deadline_ms, DEFAULT_REQUEST_DEADLINE_MS);
+    }
+
+    #[test]
+    fn telemetry_sinks_are_optional_and_checked_without_echoing_secrets() {
+        let (config, _) = load(&COMPLETE);
+        assert!(config.telemetry.sentry_dsn.is_none());
+        assert!(config.telemetry.metrics.is_none() && config.telemetry.logs.is_none());
+        let mut vars = COMPLETE.to_vec();
+        vars.extend([
+            ("SENTRY_DSN", "https://pub@o1.ingest.sentry.io/42"),
+            (
+                "PROMETHEUS_REMOTE_WRITE_URL",
+                "https://prom.grafana.net/api/prom/push",
+            ),
+            ("PROMETHEUS_USER", "123"),
+            ("PROMETHEUS_PASSWORD", "glc-s3cret"),
+            ("LOKI_PUSH_URL", "https://logs.grafana.net/loki/api/v1/push"),
+        ]);
+        let (config, issues) = load(&vars);
+        assert!(issues.is_empty(), "{issues:?}");
+        let metrics = config.telemetry.metrics.clone().unwrap();
+        assert_eq!(
+            metrics.authorization().unwrap(),
+            "Basic MTIzOmdsYy1zM2NyZXQ="
+        );
+        assert!(config
+            .telemetry
+            .logs
+            .as_ref()
+            .unwrap()
+            .authorization()
+            .is_none());
+        assert!(!format!("{config:?}").contains("s3cret"));
+        let mut vars = COMPLETE.to_vec();
+        vars.extend([
+            ("SENTRY_DSN", "s3cret-not-a-dsn"),
+            ("LOKI_PUSH_URL", "ftp://s3cret@logs"),
+        ]);
+        let (_, issues) = load(&vars);
+        let names: Vec<_> = issues.iter().map(|i| i.name).collect();
+        assert_eq!(names, ["SENTRY_DSN", "LOKI_PUSH_URL"]);
+        assert!(!format!("{issues:?}").contains("s3cret"));
+    }
+
+    #[test]
+    fn upload_limits_have_defaults_and_are_checked() {
+        let (config, _) = load(&COMPLETE);
+        assert_eq!(config.uploads, Uploads::default());
+        let mut vars = COMPLETE.to_vec();
+        vars.extend([
+            ("UPLOAD_CONTENT_TYPES", "Image/PNG, application/zip"),
+            ("UPLOAD_MAX_BYTES", "1048576"),
+            ("UPLOAD_URL_TTL_SECS", "120"),
+        ]);
+        let (config, issues) = load(&vars);
+        assert!(issues.is_empty(), "{issues:?}");
+        assert_eq!(
+            config.uploads.content_types,
+            ["image/png", "application/zip"]
+        );
+        assert_eq!(config.uploads.max_bytes, 1_048_576);
+        assert_eq!(config.uploads.url_ttl_secs, 120);
+        let mut vars = COMPLETE.to_vec();
+        vars.extend([
+            ("UPLOAD_CONTENT_TYPES", "image/png; charset=x, pdf"),
+            ("UPLOAD_MAX_BYTES", "0"),
+            ("UPLOAD_URL_TTL_SECS", "86400"),
+            ("UPLOAD_ABANDON_AFTER_SECS", "60"),
+        ]);
+        let (config, issues) = load(&vars);
+        let names: Vec<_> = issues.iter().map(|i| i.name).collect();
+        assert_eq!(
+            names,
+            [
+                "UPLOAD_CONTENT_TYPES",
+                "UPLOAD_MAX_BYTES",
+                "UPLOAD_URL_TTL_SECS",
+                "UPLOAD_ABANDON_AFTER_SECS"
+            ]
+        );
+        assert_eq!(config.uploads, Uploads::default());
+    }
+
+    #[test]
+    fn the_page_cache_can_be_turned_off_but_not_set_to_nonsense() {
+        let mut vars = COMPLETE.to_vec();
+        vars.push(("CACHE_TTL_SECS", "0"));
+        let (config, issues) = load(&vars);
+        assert!(issues.is_empty(), "{issues:?}");
+        assert_eq!(config.cache_ttl_secs, 0);
+        for bad in ["-1", "86401", "5m"] {
+            let mut vars = COMPLETE.to_vec();
+            vars.push(("CACHE_TTL_SECS", bad));
+            let (config, issues) = load(&vars);
+            assert_eq!(issues.len(), 1, "{bad}: {issues:?}");
+            assert_eq!(issues[0].name, "CACHE_TTL_SECS");
+            assert_eq!(
+                config.cache_ttl_secs, 300,
+                "{bad} falls back to the default"
+            );
+        }
     }
 
     #[test]

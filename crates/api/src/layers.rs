@@ -7,7 +7,7 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use axum::extract::{Request, State};
+use axum::extract::{MatchedPath, Request, State};
 use axum::http::{header, HeaderName, HeaderValue, Method, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
@@ -16,6 +16,7 @@ use tower_http::cors::{AllowOrigin, CorsLayer};
 
 use crate::problem::{Problem, ProblemType};
 use crate::redis::RequestRedis;
+use crate::telemetry::{self, Background, DependencyTime, Notes};
 use crate::{limits, trust, App};
 
 pub const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
@@ -88,6 +89,19 @@ impl Timings {
         }
     }
 
+    /// Every recorded dependency, for telemetry.
+    pub fn entries(&self) -> Vec<DependencyTime> {
+        let entries = self.0.lock().expect("timings lock");
+        entries
+            .iter()
+            .map(|t| DependencyTime {
+                name: t.name,
+                outcome: t.description,
+                millis: t.millis,
+            })
+            .collect()
+    }
+
     /// The `server-timing` header value with `total` last.
     fn header(&self, total_millis: f64) -> String {
         let entries = self.0.lock().expect("timings lock");
@@ -112,8 +126,21 @@ impl Timings {
 /// 2. CORS: preflights are answered here, before any route or storage.
 pub fn apply(router: Router<Arc<App>>, app: &Arc<App>) -> Router<Arc<App>> {
     router
+        .route_layer(middleware::from_fn(note_route))
         .layer(cors(app))
         .layer(middleware::from_fn_with_state(app.clone(), edge))
+}
+
+/// Tells telemetry which route template matched (routes only: the
+/// fallback's 404s are `unmatched`).
+async fn note_route(request: Request, next: Next) -> Response {
+    if let (Some(path), Some(notes)) = (
+        request.extensions().get::<MatchedPath>(),
+        request.extensions().get::<Notes>(),
+    ) {
+        notes.set_route(path.as_str());
+    }
+    next.run(request).await
 }
 
 /// CORS for the browser origins of this environment (the Pages hostnames
@@ -170,8 +197,32 @@ async fn edge(State(app): State<Arc<App>>, mut request: Request, next: Next) -> 
             )
         });
     let timings = Timings::default();
+    let notes = Notes::default();
     request.extensions_mut().insert(RequestId(id.clone()));
     request.extensions_mut().insert(timings.clone());
+    request.extensions_mut().insert(notes.clone());
+    let background = request.extensions().get::<Background>().cloned();
+    let method = request.method().to_string();
+    let url = request.uri().to_string();
+    let colo = request
+        .headers()
+        .get(CF_RAY)
+        .and_then(|v| v.to_str().ok())
+        .and_then(telemetry::colo_from_ray);
+    // Only error reports carry headers (scrubbed); copy them only then.
+    let headers: Vec<(String, String)> = match app.telemetry.sentry {
+        Some(_) => request
+            .headers()
+            .iter()
+            .map(|(n, v)| {
+                (
+                    n.to_string(),
+                    String::from_utf8_lossy(v.as_bytes()).into_owned(),
+                )
+            })
+            .collect(),
+        None => Vec::new(),
+    };
 
     let secret = app.config.binding_secret.as_deref();
     let mut response = match trust::classify(request.headers_mut(), secret) {
@@ -257,6 +308,25 @@ async fn edge(State(app): State<Arc<App>>, mut request: Request, next: Next) -> 
     }
 
     let total = (app.platform.now_millis)() - started;
+    let problem = response.extensions().get::<Problem>();
+    telemetry::report(
+        &app,
+        background.as_ref(),
+        &notes,
+        telemetry::Finished {
+            request_id: id.clone(),
+            method,
+            url,
+            headers,
+            status: response.status().as_u16(),
+            started_ms: started,
+            duration_ms: total,
+            dependencies: timings.entries(),
+            problem: problem.map(|p| p.kind.uri()),
+            cause: problem.and_then(|p| p.internal.clone()),
+            colo,
+        },
+    );
     let headers = response.headers_mut();
     for (name, value) in SECURITY_HEADERS {
         headers

@@ -6,6 +6,7 @@
 
 mod admin;
 pub mod config;
+mod db;
 pub mod extract;
 mod health;
 pub mod layers;
@@ -14,9 +15,11 @@ pub mod openapi;
 pub mod pages;
 pub mod problem;
 mod redis;
+pub mod telemetry;
 #[cfg(feature = "test-routes")]
 mod test_routes;
 pub mod trust;
+pub mod uploads;
 
 use std::sync::Arc;
 
@@ -99,6 +102,8 @@ pub struct App {
     pub tidb: Option<tidb_http::Client>,
     /// Backblaze B2 over its S3 API; `None` when not configured.
     pub b2: Option<b2::Client>,
+    /// Sentry, metrics and logs sinks (each optional).
+    pub telemetry: telemetry::Telemetry,
 }
 
 impl App {
@@ -123,6 +128,11 @@ impl App {
                 })
                 .ok()
         });
+        let telemetry = telemetry::Telemetry::new(
+            &config.telemetry,
+            &config.environment,
+            BuildInfo::CURRENT.commit,
+        );
         Arc::new(App {
             config,
             config_issues,
@@ -130,6 +140,7 @@ impl App {
             access,
             tidb,
             b2,
+            telemetry,
         })
     }
 }
@@ -141,6 +152,7 @@ pub fn router(app: Arc<App>) -> Router {
     let (routes, _document) = openapi::routes(
         health::routes()
             .merge(pages::routes())
+            .merge(uploads::routes())
             .merge(admin::routes()),
     );
     #[cfg(feature = "test-routes")]

@@ -58,7 +58,7 @@ impl utoipa::Modify for AccessScheme {
 pub(crate) struct Problem {
     /// Stable URI reference of the problem type: one of
     /// `/problems/bad-request`, `/problems/unauthorized`, `/problems/forbidden`,
-    /// `/problems/not-found`, `/problems/method-not-allowed`,
+    /// `/problems/not-found`, `/problems/method-not-allowed`, `/problems/conflict`,
     /// `/problems/precondition-failed`, `/problems/payload-too-large`,
     /// `/problems/unsupported-media-type`, `/problems/validation-failed`,
     /// `/problems/rate-limited`, `/problems/internal`, `/problems/unavailable`,

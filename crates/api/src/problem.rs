@@ -22,6 +22,7 @@ pub enum ProblemType {
     Forbidden,
     NotFound,
     MethodNotAllowed,
+    Conflict,
     PreconditionFailed,
     PayloadTooLarge,
     UnsupportedMediaType,
@@ -33,12 +34,13 @@ pub enum ProblemType {
 }
 
 impl ProblemType {
-    pub const ALL: [ProblemType; 13] = [
+    pub const ALL: [ProblemType; 14] = [
         ProblemType::BadRequest,
         ProblemType::Unauthorized,
         ProblemType::Forbidden,
         ProblemType::NotFound,
         ProblemType::MethodNotAllowed,
+        ProblemType::Conflict,
         ProblemType::PreconditionFailed,
         ProblemType::PayloadTooLarge,
         ProblemType::UnsupportedMediaType,
@@ -57,6 +59,7 @@ impl ProblemType {
             ProblemType::Forbidden => "/problems/forbidden",
             ProblemType::NotFound => "/problems/not-found",
             ProblemType::MethodNotAllowed => "/problems/method-not-allowed",
+            ProblemType::Conflict => "/problems/conflict",
             ProblemType::PreconditionFailed => "/problems/precondition-failed",
             ProblemType::PayloadTooLarge => "/problems/payload-too-large",
             ProblemType::UnsupportedMediaType => "/problems/unsupported-media-type",
@@ -75,6 +78,7 @@ impl ProblemType {
             ProblemType::Forbidden => "Not allowed",
             ProblemType::NotFound => "Not found",
             ProblemType::MethodNotAllowed => "Method not allowed",
+            ProblemType::Conflict => "The resource is not in a state that allows this",
             ProblemType::PreconditionFailed => "The resource changed",
             ProblemType::PayloadTooLarge => "The request body is too large",
             ProblemType::UnsupportedMediaType => "Unsupported media type",
@@ -93,6 +97,7 @@ impl ProblemType {
             ProblemType::Forbidden => StatusCode::FORBIDDEN,
             ProblemType::NotFound => StatusCode::NOT_FOUND,
             ProblemType::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            ProblemType::Conflict => StatusCode::CONFLICT,
             ProblemType::PreconditionFailed => StatusCode::PRECONDITION_FAILED,
             ProblemType::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             ProblemType::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,

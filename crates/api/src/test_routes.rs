@@ -1,5 +1,6 @@
 //! Routes that exist only to prove failure handling end to end: a handler
-//! that panics and one that overruns the request deadline. Compiled only
+//! that panics, one that fails with an internal error (a 500 for Sentry)
+//! and one that overruns the request deadline. Compiled only
 //! with the `test-routes` feature (the local stack's build), never in a
 //! deployed bundle, and left out of the OpenAPI document on purpose: the
 //! schema suite must not call them.
@@ -20,6 +21,7 @@ use crate::App;
 pub fn routes() -> axum::Router<Arc<App>> {
     let (router, _undocumented) = OpenApiRouter::new()
         .routes(routes!(panic))
+        .routes(routes!(fail))
         .routes(routes!(sleep))
         .split_for_parts();
     router
@@ -30,6 +32,19 @@ pub fn routes() -> axum::Router<Arc<App>> {
 #[utoipa::path(get, path = "/_test/panic", responses((status = 500)))]
 async fn panic() -> &'static str {
     panic!("deliberate panic from /_test/panic")
+}
+
+#[derive(Deserialize, utoipa::IntoParams)]
+struct FailParams {
+    marker: String,
+}
+
+/// Fails like a handler whose dependency broke: a 500 problem whose
+/// internal cause (with `marker`, to find the report) goes to the logs and
+/// Sentry, never to the client.
+#[utoipa::path(get, path = "/_test/fail", params(FailParams), responses((status = 500)))]
+async fn fail(Query(params): Query<FailParams>) -> crate::Problem {
+    crate::Problem::internal(format!("forced failure {}", params.marker))
 }
 
 #[derive(Deserialize, utoipa::IntoParams)]

@@ -246,11 +246,17 @@ async fn every_documented_operation_is_served() {
                 .uri(path)
                 .body(Body::empty())
                 .unwrap();
-            let (response, _) = send(configured(), request).await;
+            let (response, body) = send(configured(), request).await;
+            // A handler may answer 404 for what it does not find (a file id
+            // like the literal `{id}`); only the router's own 404 (the
+            // fallback) and 405 mean the route is missing.
+            let unrouted = response.status() == StatusCode::NOT_FOUND
+                && body["detail"]
+                    .as_str()
+                    .is_some_and(|d| d.starts_with("There is nothing at"));
             assert!(
-                response.status() != StatusCode::NOT_FOUND
-                    && response.status() != StatusCode::METHOD_NOT_ALLOWED,
-                "{method} {path} is documented but answered {}",
+                !unrouted && response.status() != StatusCode::METHOD_NOT_ALLOWED,
+                "{method} {path} is documented but answered {}: {body}",
                 response.status()
             );
         }

@@ -35,8 +35,12 @@ impl<'a> PageCache<'a> {
     }
 
     /// The entry's version and, on a hit, its bytes; `None` when Redis
-    /// cannot be asked (then nothing is filled either).
+    /// cannot be asked or the cache is off (then nothing is filled either).
     pub async fn lookup(&self, slug: &str) -> Option<cache::Lookup> {
+        if self.app.config.cache_ttl_secs == 0 {
+            self.timings.record_described("cache", Some("off"), 0.0);
+            return None;
+        }
         let started = (self.app.platform.now_millis)();
         let looked_up = match self.redis.connection().await {
             Ok(mut connection) => cache::lookup(&mut *connection, &key(slug)).await,

@@ -23,6 +23,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::admin::Admin;
+use crate::db::{database, db_problem, timed};
 use crate::extract::{Json, Query};
 use crate::layers::Timings;
 use crate::problem::{Problem, ProblemType};
@@ -40,8 +41,6 @@ pub const MAX_TITLE_CHARS: usize = 200;
 /// Default and largest `limit` of the listings.
 const DEFAULT_LIMIT: u32 = 20;
 const MAX_LIMIT: u32 = 100;
-/// What clients are told to wait when the database is down.
-const RETRY_AFTER_SECS: &str = "5";
 
 pub fn routes() -> OpenApiRouter<Arc<App>> {
     OpenApiRouter::new()
@@ -452,57 +451,6 @@ fn more<T: Clone>(items: &mut Vec<T>, limit: u32) -> Option<T> {
         items.last().cloned()
     } else {
         None
-    }
-}
-
-fn database(app: &App) -> Result<&tidb_http::Client, Problem> {
-    app.tidb.as_ref().ok_or_else(|| {
-        Problem::new(
-            ProblemType::Unavailable,
-            "The database is not configured (see /readyz).",
-        )
-    })
-}
-
-/// Runs a dependency call and records its duration for `server-timing`.
-async fn timed<T>(
-    app: &App,
-    timings: &Timings,
-    name: &'static str,
-    call: impl std::future::Future<Output = T>,
-) -> T {
-    let started = (app.platform.now_millis)();
-    let out = call.await;
-    timings.record(name, (app.platform.now_millis)() - started);
-    out
-}
-
-/// A database failure as the client sees it: 504 when it was too slow,
-/// 503 with `Retry-After` when it is unreachable or failing, 500 (cause
-/// kept for the logs) when our SQL was refused.
-fn db_problem(error: tidb_http::Error) -> Problem {
-    let unavailable = |detail: &str| {
-        let mut problem = Problem::new(ProblemType::Unavailable, detail).with_header(
-            header::RETRY_AFTER,
-            HeaderValue::from_static(RETRY_AFTER_SECS),
-        );
-        problem.internal = Some(error.to_string());
-        problem
-    };
-    if error.is_timeout() {
-        let mut problem =
-            Problem::new(ProblemType::Timeout, "The database did not answer in time.");
-        problem.internal = Some(error.to_string());
-        return problem;
-    }
-    match error.kind() {
-        tidb_http::ErrorKind::Transport(_) | tidb_http::ErrorKind::Protocol(_) => {
-            unavailable("The database cannot be reached; try again shortly.")
-        }
-        tidb_http::ErrorKind::Database(db) if db.status >= 500 || db.status == 401 => {
-            unavailable("The database is unavailable; try again shortly.")
-        }
-        _ => Problem::internal(error),
     }
 }
 

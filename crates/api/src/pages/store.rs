@@ -13,6 +13,7 @@ use tidb_http::{Client, Statement};
 use utoipa::ToSchema;
 
 use super::precondition::{EntityTag, Precondition};
+use crate::db::rfc3339;
 
 /// Writes lock the page row they change and nothing else. Under
 /// REPEATABLE READ, MySQL-family engines also lock the *gap* where a
@@ -346,9 +347,4 @@ pub async fn delete(
             Err(e)
         }
     }
-}
-
-/// `2026-11-23 19:50:45.123` (UTC, as stored) as RFC 3339.
-fn rfc3339(stored: &str) -> String {
-    format!("{}Z", stored.replacen(' ', "T", 1))
 }

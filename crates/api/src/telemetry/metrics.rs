@@ -1,0 +1,326 @@
+//! Request and dependency metrics as Prometheus remote write 1.0.
+//!
+//! Each isolate keeps cumulative histograms (requests by route template,
+//! method and status class; dependency calls by name) and, after a
+//! request, pushes all of them with an `instance` label of its own, so
+//! Prometheus sees ordinary counters per isolate and `rate()`/`sum()` work
+//! across isolates. At most one push per isolate is in flight: a request
+//! finishing meanwhile is included in the next push, so the load on the
+//! sink stays bounded however busy the isolate is.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+
+use outbound::{BoxFuture, Bytes};
+use prom_remote_write::{TimeSeries, WriteRequest};
+
+use super::{Finished, SEND_TIMEOUT};
+use crate::config::SinkTarget;
+use crate::Platform;
+
+/// Upper bounds of the duration buckets, in seconds.
+const BUCKETS: [f64; 11] = [
+    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+];
+
+#[derive(Debug, Clone, Default)]
+struct Histogram {
+    /// Observations at or below each bucket bound (not cumulative here).
+    buckets: [u64; BUCKETS.len()],
+    count: u64,
+    sum: f64,
+}
+
+impl Histogram {
+    fn observe(&mut self, seconds: f64) {
+        if let Some(i) = BUCKETS.iter().position(|&le| seconds <= le) {
+            self.buckets[i] += 1;
+        }
+        self.count += 1;
+        self.sum += seconds;
+    }
+}
+
+#[derive(Debug, Default)]
+struct Registry {
+    requests: BTreeMap<(String, String, &'static str), Histogram>,
+    dependencies: BTreeMap<&'static str, Histogram>,
+}
+
+pub struct MetricsSink {
+    target: SinkTarget,
+    environment: String,
+    /// This isolate's `instance` label: series of different isolates never
+    /// collide, so each stays a plain monotonic counter.
+    instance: Mutex<Option<String>>,
+    registry: Mutex<Registry>,
+    pushing: Arc<AtomicBool>,
+}
+
+impl std::fmt::Debug for MetricsSink {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MetricsSink")
+            .field("url", &self.target.url)
+            .finish_non_exhaustive()
+    }
+}
+
+fn status_class(status: u16) -> &'static str {
+    match status {
+        100..=199 => "1xx",
+        200..=299 => "2xx",
+        300..=399 => "3xx",
+        400..=499 => "4xx",
+        _ => "5xx",
+    }
+}
+
+impl MetricsSink {
+    pub fn new(target: SinkTarget, environment: &str) -> Self {
+        MetricsSink {
+            target,
+            environment: environment.to_owned(),
+            instance: Mutex::new(None),
+            registry: Mutex::default(),
+            pushing: Arc::new(AtomicBool::new(false)),
+        }
+    }
+
+    /// Counts a finished request and its dependency calls.
+    pub fn observe(&self, route: &str, finished: &Finished) {
+        let Ok(mut registry) = self.registry.lock() else {
+            return;
+        };
+        registry
+            .requests
+            .entry((
+                route.to_owned(),
+                finished.method.clone(),
+                status_class(finished.status),
+            ))
+            .or_default()
+            .observe(finished.duration_ms / 1000.0);
+        for dependency in &finished.dependencies {
+            registry
+                .dependencies
+                .entry(dependency.name)
+                .or_default()
+                .observe(dependency.millis / 1000.0);
+        }
+    }
+
+    /// The push of everything counted so far, unless one is in flight.
+    pub fn push(&self, platform: Platform) -> Option<BoxFuture<'static, ()>> {
+        if self.pushing.swap(true, Ordering::AcqRel) {
+            return None;
+        }
+        let now_ms = (platform.now_millis)() as i64;
+        let instance = self.instance(&platform);
+        let Ok(registry) = self.registry.lock() else {
+            self.pushing.store(false, Ordering::Release);
+            return None;
+        };
+        let body = self.snapshot(&registry, &instance, now_ms).encode_body();
+        drop(registry);
+        let mut request = http::Request::builder()
+            .method(http::Method::POST)
+            .uri(&self.target.url)
+            .header("content-type", prom_remote_write::CONTENT_TYPE)
+            .header("content-encoding", prom_remote_write::CONTENT_ENCODING)
+            .header(
+                prom_remote_write::VERSION_HEADER.0,
+                prom_remote_write::VERSION_HEADER.1,
+            );
+        if let Some(auth) = self.target.authorization() {
+            request = request.header("authorization", auth);
+        }
+        let pushing = self.pushing.clone();
+        let request = request.body(Bytes::from(body));
+        Some(Box::pin(async move {
+            let outcome = match request {
+                Ok(request) => platform
+                    .fetch
+                    .fetch(request, SEND_TIMEOUT)
+                    .await
+                    .map_err(|e| e.to_string())
+                    .and_then(|r| match r.status().as_u16() {
+                        200..=299 => Ok(()),
+                        status => Err(format!("answered {status}")),
+                    }),
+                Err(e) => Err(e.to_string()),
+            };
+            pushing.store(false, Ordering::Release);
+            if let Err(e) = outcome {
+                (platform.log_error)(&format!("telemetry: metrics push: {e}"));
+            }
+        }))
+    }
+
+    fn instance(&self, platform: &Platform) -> String {
+        let mut instance = self.instance.lock().expect("instance lock");
+        instance
+            .get_or_insert_with(|| format!("{:016x}", (platform.random_u64)()))
+            .clone()
+    }
+
+    fn snapshot(&self, registry: &Registry, instance: &str, now_ms: i64) -> WriteRequest {
+        let common = [
+            ("job", "edge-api"),
+            ("environment", self.environment.as_str()),
+            ("instance", instance),
+        ];
+        let mut timeseries = Vec::new();
+        for ((route, method, class), histogram) in &registry.requests {
+            let labels = [
+                ("route", route.as_str()),
+                ("method", method.as_str()),
+                ("status_class", *class),
+            ];
+            let labels: Vec<(&str, &str)> = common.iter().chain(labels.iter()).copied().collect();
+            histogram_series(
+                &mut timeseries,
+                "edge_api_request_duration_seconds",
+                &labels,
+                histogram,
+                now_ms,
+            );
+        }
+        for (dependency, histogram) in &registry.dependencies {
+            let labels: Vec<(&str, &str)> = common
+                .iter()
+                .copied()
+                .chain(std::iter::once(("dependency", *dependency)))
+                .collect();
+            histogram_series(
+                &mut timeseries,
+                "edge_api_dependency_duration_seconds",
+                &labels,
+                histogram,
+                now_ms,
+            );
+        }
+        WriteRequest { timeseries }
+    }
+}
+
+/// `NAME_bucket{le}` (cumulative, `+Inf` included), `NAME_sum`, `NAME_count`.
+fn histogram_series(
+    out: &mut Vec<TimeSeries>,
+    name: &str,
+    labels: &[(&str, &str)],
+    histogram: &Histogram,
+    now_ms: i64,
+) {
+    let series = |metric: &str, le: Option<&str>, value: f64| {
+        let mut all: Vec<(&str, &str)> = labels.to_vec();
+        if let Some(le) = le {
+            all.push(("le", le));
+        }
+        TimeSeries::new(metric, all).with_sample(value, now_ms)
+    };
+    let bucket = format!("{name}_bucket");
+    let mut cumulative = 0;
+    for (le, count) in BUCKETS.iter().zip(histogram.buckets) {
+        cumulative += count;
+        out.push(series(&bucket, Some(&le.to_string()), cumulative as f64));
+    }
+    out.push(series(&bucket, Some("+Inf"), histogram.count as f64));
+    out.push(series(&format!("{name}_sum"), None, histogram.sum));
+    out.push(series(
+        &format!("{name}_count"),
+        None,
+        histogram.count as f64,
+    ));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn finished(status: u16, millis: f64) -> Finished {
+        Finished {
+            request_id: "r".into(),
+            method: "GET".into(),
+            url: "https://api.example.com/v1/pages/a".into(),
+            headers: vec![],
+            status,
+            started_ms: 0.0,
+            duration_ms: millis,
+            dependencies: vec![super::super::DependencyTime {
+                name: "db",
+                outcome: None,
+                millis: 3.0,
+            }],
+            problem: None,
+            cause: None,
+            colo: None,
+        }
+    }
+
+    fn label<'a>(series: &'a TimeSeries, name: &str) -> Option<&'a str> {
+        series
+            .labels
+            .iter()
+            .find(|l| l.name == name)
+            .map(|l| l.value.as_str())
+    }
+
+    #[test]
+    fn histograms_are_cumulative_with_bounded_labels() {
+        let sink = MetricsSink::new(
+            SinkTarget {
+                url: "http://127.0.0.1:1/api/v1/write".into(),
+                user: None,
+                password: None,
+            },
+            "dev",
+        );
+        sink.observe("/v1/pages/{slug}", &finished(200, 7.0));
+        sink.observe("/v1/pages/{slug}", &finished(200, 300.0));
+        sink.observe("/v1/pages/{slug}", &finished(503, 12_000.0));
+        let registry = sink.registry.lock().unwrap();
+        let snapshot = sink.snapshot(&registry, "i1", 1000);
+        let find = |name: &str, class: &str, le: Option<&str>| {
+            snapshot
+                .timeseries
+                .iter()
+                .find(|s| {
+                    label(s, "__name__") == Some(name)
+                        && label(s, "status_class") == Some(class)
+                        && label(s, "le") == le
+                })
+                .map(|s| s.samples[0].value)
+        };
+        let bucket = "edge_api_request_duration_seconds_bucket";
+        assert_eq!(find(bucket, "2xx", Some("0.005")), Some(0.0));
+        assert_eq!(find(bucket, "2xx", Some("0.01")), Some(1.0));
+        assert_eq!(find(bucket, "2xx", Some("0.5")), Some(2.0));
+        assert_eq!(find(bucket, "2xx", Some("+Inf")), Some(2.0));
+        assert_eq!(
+            find(bucket, "5xx", Some("10")),
+            Some(0.0),
+            "12 s is over every bound"
+        );
+        assert_eq!(find(bucket, "5xx", Some("+Inf")), Some(1.0));
+        assert_eq!(
+            find("edge_api_request_duration_seconds_count", "2xx", None),
+            Some(2.0)
+        );
+        let dependency = snapshot
+            .timeseries
+            .iter()
+            .find(|s| label(s, "__name__") == Some("edge_api_dependency_duration_seconds_count"))
+            .unwrap();
+        assert_eq!(label(dependency, "dependency"), Some("db"));
+        assert_eq!(dependency.samples[0].value, 3.0);
+        for series in &snapshot.timeseries {
+            assert_eq!(label(series, "instance"), Some("i1"));
+            assert_eq!(label(series, "job"), Some("edge-api"));
+            let names: Vec<_> = series.labels.iter().map(|l| l.name.as_str()).collect();
+            let mut sorted = names.clone();
+            sorted.sort();
+            assert_eq!(names, sorted, "labels sorted, as remote write requires");
+        }
+    }
+}

@@ -1,0 +1,274 @@
+//! What happened in each request, sent after the response: an error report
+//! to Sentry for every 5xx, the isolate's request and dependency metrics to
+//! Prometheus (remote write), and one JSON log line to Loki.
+//!
+//! None of it can slow or break a response: the work runs in the
+//! background ([`Background`], the Worker's `waitUntil`), every send has a
+//! short timeout, nothing is retried, and a sink that is unset, slow or
+//! failing only loses its own data (logged once per failure to the
+//! runtime's console). Labels are bounded: route templates, never raw
+//! paths.
+
+mod logs;
+mod metrics;
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use outbound::BoxFuture;
+
+use crate::config::TelemetryConfig;
+use crate::{App, Platform};
+
+pub use logs::LogSink;
+pub use metrics::MetricsSink;
+
+/// How long one telemetry send may take.
+pub const SEND_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// The sinks, built once per isolate from the configuration.
+#[derive(Debug, Default)]
+pub struct Telemetry {
+    pub sentry: Option<sentry_report::Reporter>,
+    pub metrics: Option<MetricsSink>,
+    pub logs: Option<LogSink>,
+}
+
+impl Telemetry {
+    pub fn new(config: &TelemetryConfig, environment: &str, release: &str) -> Self {
+        Telemetry {
+            sentry: config
+                .sentry_dsn
+                .as_deref()
+                .and_then(|dsn| sentry_report::Reporter::new(dsn, release, environment).ok()),
+            metrics: config
+                .metrics
+                .clone()
+                .map(|target| MetricsSink::new(target, environment)),
+            logs: config
+                .logs
+                .clone()
+                .map(|target| LogSink::new(target, environment)),
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        self.sentry.is_none() && self.metrics.is_none() && self.logs.is_none()
+    }
+}
+
+/// Runs work after the response has gone out: `ctx.waitUntil` in the
+/// Worker, a spawned task natively. The runtime puts one into each
+/// request's extensions; without it, telemetry is skipped.
+#[derive(Clone)]
+pub struct Background(Arc<dyn Fn(BoxFuture<'static, ()>) + Send + Sync>);
+
+impl Background {
+    pub fn new(spawn: impl Fn(BoxFuture<'static, ()>) + Send + Sync + 'static) -> Self {
+        Background(Arc::new(spawn))
+    }
+
+    fn spawn(&self, work: BoxFuture<'static, ()>) {
+        (self.0)(work)
+    }
+}
+
+/// What handlers learn while a request runs and telemetry needs at its
+/// end: the matched route template and the caller's identity.
+#[derive(Debug, Clone, Default)]
+pub struct Notes(Arc<Mutex<NotesInner>>);
+
+#[derive(Debug, Default)]
+struct NotesInner {
+    route: Option<String>,
+    user: Option<String>,
+}
+
+impl Notes {
+    pub fn set_route(&self, route: &str) {
+        if let Ok(mut notes) = self.0.lock() {
+            notes.route = Some(route.to_owned());
+        }
+    }
+
+    pub fn set_user(&self, user: &str) {
+        if let Ok(mut notes) = self.0.lock() {
+            notes.user = Some(user.to_owned());
+        }
+    }
+
+    fn take(&self) -> (Option<String>, Option<String>) {
+        self.0
+            .lock()
+            .map(|mut n| (n.route.take(), n.user.take()))
+            .unwrap_or_default()
+    }
+}
+
+/// One dependency call's total time in a request.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DependencyTime {
+    pub name: &'static str,
+    pub outcome: Option<&'static str>,
+    pub millis: f64,
+}
+
+/// A finished request, as telemetry sees it.
+#[derive(Debug, Clone)]
+pub struct Finished {
+    pub request_id: String,
+    pub method: String,
+    /// The full URL (scrubbed before it reaches Sentry; only the path goes
+    /// to logs).
+    pub url: String,
+    /// Request headers, kept only when Sentry is configured.
+    pub headers: Vec<(String, String)>,
+    pub status: u16,
+    /// When the request started, in milliseconds since the epoch.
+    pub started_ms: f64,
+    pub duration_ms: f64,
+    pub dependencies: Vec<DependencyTime>,
+    /// The problem type URI of an error answer.
+    pub problem: Option<&'static str>,
+    /// The internal cause of a 5xx (never sent to clients).
+    pub cause: Option<String>,
+    /// Cloudflare's data center, from the `cf-ray` suffix.
+    pub colo: Option<String>,
+}
+
+/// Hands the request to every configured sink, in the background.
+pub fn report(app: &Arc<App>, background: Option<&Background>, notes: &Notes, finished: Finished) {
+    let Some(background) = background else {
+        return;
+    };
+    if app.telemetry.is_empty() {
+        return;
+    }
+    let (route, user) = notes.take();
+    let route = route.unwrap_or_else(|| "unmatched".to_owned());
+    if let Some(metrics) = &app.telemetry.metrics {
+        metrics.observe(&route, &finished);
+        if let Some(push) = metrics.push(app.platform.clone()) {
+            background.spawn(push);
+        }
+    }
+    if app.telemetry.logs.is_some() {
+        let app = app.clone();
+        let line = logs::line(&finished, &route);
+        let started_ms = finished.started_ms;
+        let level = if finished.status >= 500 {
+            "error"
+        } else {
+            "info"
+        };
+        background.spawn(Box::pin(async move {
+            if let Some(logs) = &app.telemetry.logs {
+                logs.push(&app.platform, started_ms, level, line).await;
+            }
+        }));
+    }
+    if finished.status >= 500 && app.telemetry.sentry.is_some() {
+        let event = sentry_event(&app.platform, &finished, &route, user);
+        let app = app.clone();
+        background.spawn(Box::pin(async move {
+            let Some(sentry) = &app.telemetry.sentry else {
+                return;
+            };
+            let now = (app.platform.now_millis)() / 1000.0;
+            if let Err(e) = sentry
+                .send(app.platform.fetch.as_ref(), &event, now, SEND_TIMEOUT)
+                .await
+            {
+                (app.platform.log_error)(&format!("telemetry: sentry: {e}"));
+            }
+        }));
+    }
+}
+
+fn sentry_event(
+    platform: &Platform,
+    finished: &Finished,
+    route: &str,
+    user: Option<String>,
+) -> sentry_report::Event {
+    let breadcrumbs = finished
+        .dependencies
+        .iter()
+        .map(|d| sentry_report::Breadcrumb {
+            timestamp: finished.started_ms / 1000.0,
+            category: d.name.to_owned(),
+            message: match d.outcome {
+                Some(outcome) => format!("{} ({outcome}) {:.1} ms", d.name, d.millis),
+                None => format!("{} {:.1} ms", d.name, d.millis),
+            },
+            level: "info",
+            data: Default::default(),
+        })
+        .collect();
+    let kind = finished
+        .problem
+        .and_then(|uri| uri.rsplit('/').next())
+        .unwrap_or("internal")
+        .to_owned();
+    sentry_report::Event {
+        event_id: format!(
+            "{:016x}{:016x}",
+            (platform.random_u64)(),
+            (platform.random_u64)()
+        ),
+        timestamp: (finished.started_ms + finished.duration_ms) / 1000.0,
+        kind,
+        message: finished
+            .cause
+            .clone()
+            .unwrap_or_else(|| format!("{} {}", finished.status, finished.method)),
+        request: Some(sentry_report::RequestInfo {
+            method: finished.method.clone(),
+            url: finished.url.clone(),
+            route: Some(route.to_owned()),
+            headers: finished.headers.clone(),
+        }),
+        request_id: Some(finished.request_id.clone()),
+        status: Some(finished.status),
+        user_email: user,
+        breadcrumbs,
+    }
+}
+
+/// The data center code at the end of a `cf-ray` value (`8c1f...-SJC`).
+pub fn colo_from_ray(ray: &str) -> Option<String> {
+    let (_, colo) = ray.rsplit_once('-')?;
+    (!colo.is_empty() && colo.len() <= 4 && colo.bytes().all(|b| b.is_ascii_uppercase()))
+        .then(|| colo.to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn colos_come_from_ray_ids() {
+        assert_eq!(
+            colo_from_ray("8c1f2e3d4c5b6a79-SJC").as_deref(),
+            Some("SJC")
+        );
+        assert_eq!(colo_from_ray("8c1f2e3d4c5b6a79"), None);
+        assert_eq!(colo_from_ray("x-sjc"), None);
+        assert_eq!(colo_from_ray("x-TOOLONG"), None);
+    }
+
+    #[test]
+    fn notes_are_taken_once() {
+        let notes = Notes::default();
+        notes.set_route("/v1/pages/{slug}");
+        notes.set_user("a@example.com");
+        assert_eq!(
+            notes.take(),
+            (
+                Some("/v1/pages/{slug}".to_owned()),
+                Some("a@example.com".to_owned())
+            )
+        );
+        assert_eq!(notes.take(), (None, None));
+    }
+}
