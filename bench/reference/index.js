@@ -298,11 +298,18 @@ async function accessKeys(env, refresh) {
 }
 
 function database(env) {
+  const url = new URL(env.TIDB_DATABASE_URL);
   const endpoint = String(env.TIDB_HTTP_ENDPOINT ?? "").replace(/\/$/, "");
   return tidbConnect({
-    url: env.TIDB_DATABASE_URL,
-    fetch: (url, init) =>
-      fetch(endpoint ? `${endpoint}${new URL(url).pathname}` : url, init),
+    // The driver builds https://http-<host>/v1beta/sql, which is not a
+    // valid URL for an IP address host; with a local endpoint the fetch
+    // below goes there instead, so the host is only a placeholder.
+    host: endpoint ? "gateway.localhost" : url.hostname,
+    username: decodeURIComponent(url.username),
+    password: decodeURIComponent(url.password),
+    database: decodeURIComponent(url.pathname.slice(1)),
+    fetch: (target, init) =>
+      fetch(endpoint ? `${endpoint}${new URL(target).pathname}` : target, init),
   });
 }
 

@@ -10,7 +10,7 @@ use outbound::Bytes;
 use serde::Serialize;
 use serde_json::json;
 
-use super::{Finished, SEND_TIMEOUT};
+use super::Finished;
 use crate::config::SinkTarget;
 use crate::Platform;
 
@@ -95,18 +95,11 @@ impl LogSink {
         if let Some(auth) = self.target.authorization() {
             request = request.header("authorization", auth);
         }
-        let outcome = match request.body(Bytes::from(self.body(timestamp_ms, level, line))) {
-            Ok(request) => platform
-                .fetch
-                .fetch(request, SEND_TIMEOUT)
-                .await
-                .map_err(|e| e.to_string())
-                .and_then(|r| match r.status().as_u16() {
-                    200..=299 => Ok(()),
-                    status => Err(format!("answered {status}")),
-                }),
-            Err(e) => Err(e.to_string()),
-        };
+        let outcome = super::post(
+            platform,
+            request.body(Bytes::from(self.body(timestamp_ms, level, line))),
+        )
+        .await;
         if let Err(e) = outcome {
             (platform.log_error)(&format!("telemetry: log push: {e}"));
         }

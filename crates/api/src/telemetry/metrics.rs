@@ -15,7 +15,7 @@ use std::sync::{Arc, Mutex};
 use outbound::{BoxFuture, Bytes};
 use prom_remote_write::{TimeSeries, WriteRequest};
 
-use super::{Finished, SEND_TIMEOUT};
+use super::Finished;
 use crate::config::SinkTarget;
 use crate::Platform;
 
@@ -138,18 +138,7 @@ impl MetricsSink {
         let pushing = self.pushing.clone();
         let request = request.body(Bytes::from(body));
         Some(Box::pin(async move {
-            let outcome = match request {
-                Ok(request) => platform
-                    .fetch
-                    .fetch(request, SEND_TIMEOUT)
-                    .await
-                    .map_err(|e| e.to_string())
-                    .and_then(|r| match r.status().as_u16() {
-                        200..=299 => Ok(()),
-                        status => Err(format!("answered {status}")),
-                    }),
-                Err(e) => Err(e.to_string()),
-            };
+            let outcome = super::post(&platform, request).await;
             pushing.store(false, Ordering::Release);
             if let Err(e) = outcome {
                 (platform.log_error)(&format!("telemetry: metrics push: {e}"));

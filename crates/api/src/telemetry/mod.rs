@@ -136,6 +136,23 @@ pub struct Finished {
     pub colo: Option<String>,
 }
 
+/// Sends one telemetry request; any answer but a 2xx is a failure.
+async fn post(
+    platform: &Platform,
+    request: Result<http::Request<outbound::Bytes>, http::Error>,
+) -> Result<(), String> {
+    let request = request.map_err(|e| e.to_string())?;
+    let response = platform
+        .fetch
+        .fetch(request, SEND_TIMEOUT)
+        .await
+        .map_err(|e| e.to_string())?;
+    match response.status().as_u16() {
+        200..=299 => Ok(()),
+        status => Err(format!("answered {status}")),
+    }
+}
+
 /// Hands the request to every configured sink, in the background.
 pub fn report(app: &Arc<App>, background: Option<&Background>, notes: &Notes, finished: Finished) {
     let Some(background) = background else {
