@@ -1,7 +1,8 @@
 //! Dependencies failing under the real Worker: Redis and MariaDB frozen
 //! (SIGSTOP: connections open but nothing answers, the hardest case for
-//! timeouts) and thawed again; then the telemetry sinks (Bugsink,
-//! Prometheus, the Loki stand-in) frozen together. In its own test binary on purpose: while a
+//! timeouts) and thawed again; both stopped (SIGTERM: connections refused)
+//! and started again as new processes, the Worker never restarted; then the
+//! telemetry sinks (Bugsink, Prometheus, the Loki stand-in) frozen together. In its own test binary on purpose: while a
 //! server is frozen, every other test would fail or slow down.
 
 use std::time::Duration;
@@ -83,6 +84,176 @@ async fn dependencies_freeze_and_recover() {
     reads_bypass_a_frozen_redis_and_the_cache_returns_after_it().await;
     a_frozen_database_is_a_503_problem_and_recovery_needs_no_restart().await;
     frozen_telemetry_sinks_change_no_answer().await;
+    a_stopped_redis_and_database_come_back_after_a_restart().await;
+}
+
+/// A server of the stack stopped as an operator would (SIGTERM, waited
+/// for), to be started again as a new process.
+struct Stopped {
+    name: &'static str,
+    command: Vec<String>,
+}
+
+impl Stopped {
+    /// Stops the process whose command line names `program` and `mark`;
+    /// `restart_with` is how to start it again (by default its own command
+    /// line, which redis-server, having retitled itself, no longer has).
+    fn new(
+        name: &'static str,
+        program: &str,
+        mark: &str,
+        restart_with: Option<Vec<String>>,
+    ) -> Self {
+        let pid = pid_of(program, mark);
+        let command = restart_with.unwrap_or_else(|| {
+            std::fs::read(format!("/proc/{pid}/cmdline"))
+                .unwrap()
+                .split(|&b| b == 0)
+                .filter(|part| !part.is_empty())
+                .map(|part| String::from_utf8_lossy(part).into_owned())
+                .collect()
+        });
+        signal("-TERM", &pid);
+        // Gone, or a zombie its parent (the stack) has not reaped yet.
+        let running = || {
+            std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
+                stat.rsplit_once(')')
+                    .and_then(|(_, rest)| rest.split_whitespace().next())
+                    .is_some_and(|state| state != "Z" && state != "X")
+            })
+        };
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        while running() {
+            assert!(std::time::Instant::now() < deadline, "{name} did not stop");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Stopped { name, command }
+    }
+
+    /// Starts the server again in the stack's state directory, in a process
+    /// group of its own recorded in the stack's pid file: the stack stops
+    /// it when the run ends (nothing here waits for it; once this test
+    /// process exits, init reaps it).
+    #[allow(clippy::zombie_processes)]
+    fn restart(self) {
+        use std::io::Write as _;
+        use std::os::unix::process::CommandExt as _;
+        let state = &stack().state_dir;
+        let log = std::fs::File::options()
+            .create(true)
+            .append(true)
+            .open(
+                state
+                    .join("logs")
+                    .join(format!("{}-restarted.log", self.name)),
+            )
+            .unwrap();
+        let child = std::process::Command::new(&self.command[0])
+            .args(&self.command[1..])
+            .current_dir(state)
+            .stdin(std::process::Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .process_group(0)
+            .spawn()
+            .unwrap();
+        let mut pids = std::fs::File::options()
+            .append(true)
+            .open(state.join("pids"))
+            .unwrap();
+        writeln!(pids, "{}-restarted {}", self.name, child.id()).unwrap();
+    }
+}
+
+/// Polls `url` until it answers `status`, for at most 30 s.
+async fn until_status(url: &str, status: u16) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Ok(response) = http().get(url).send().await {
+            if response.status() == status {
+                return;
+            }
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{url} never answered {status}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+async fn a_stopped_redis_and_database_come_back_after_a_restart() {
+    let state = stack().state_dir.to_string_lossy().into_owned();
+    let slug = create_page().await;
+    let url = format!("{}/v1/pages/{slug}", api());
+
+    let port = format!(":{}", stack().redis.port);
+    // By name: Debian's redis-server is a link to redis-check-rdb, which
+    // picks its role from the name it is started under.
+    let redis_server = "redis-server".to_owned();
+    let config = stack().state_dir.join("redis/redis.conf");
+    let redis = Stopped::new(
+        "redis",
+        "redis-server",
+        &port,
+        Some(vec![redis_server, config.to_string_lossy().into_owned()]),
+    );
+    for _ in 0..3 {
+        let response = http().get(&url).send().await.unwrap();
+        assert_eq!(
+            response.status(),
+            200,
+            "reads answer from TiDB without Redis"
+        );
+        let timing = response.headers()["server-timing"]
+            .to_str()
+            .unwrap()
+            .to_owned();
+        assert!(timing.contains("cache;desc=\"unavailable\""), "{timing}");
+    }
+    redis.restart();
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let response = http().get(&url).send().await.unwrap();
+        assert_eq!(response.status(), 200);
+        let timing = response.headers()["server-timing"]
+            .to_str()
+            .unwrap()
+            .to_owned();
+        if timing.contains("cache;desc=\"hit\"") {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the cache never came back: {timing}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+
+    let database = Stopped::new("mariadb", "mariadbd", &state, None);
+    // A page never read (so not cached) must come from the database.
+    let unread = format!("{}/v1/pages/{}", api(), unique("unread-"));
+    let response = http().get(&unread).send().await.unwrap();
+    assert_eq!(response.status(), 503);
+    assert_eq!(response.headers()["retry-after"], "5");
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["type"], "/problems/unavailable");
+    let write = http()
+        .put(&url)
+        .header("cf-access-jwt-assertion", user_token("ops@example.com"))
+        .json(&json!({"title": "during the outage", "body": "b"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(write.status(), 503);
+    database.restart();
+    until_status(&unread, 404).await;
+    let page: Value = http().get(&url).send().await.unwrap().json().await.unwrap();
+    assert_eq!(
+        page["revision"], 1,
+        "the write refused during the outage left nothing"
+    );
+    assert_eq!(page["title"], "t");
 }
 
 /// Bugsink, Prometheus and Loki hung together: every answer is still what

@@ -290,6 +290,40 @@ async fn nasty_strings_and_all_byte_values_round_trip_exactly() {
         .await
         .unwrap();
     assert_eq!(bytes, every_byte);
+
+    // Very long: 160 KB of nothing but characters that need escaping.
+    let long = "'\\\"\0\u{1a}\n\r\u{8}".repeat(20_000);
+    db.execute(
+        Statement::new(format!("INSERT INTO {name} (id, s, b) VALUES (?, ?, ?)"))
+            .bind(2000)
+            .bind(long.as_str())
+            .bind(long.as_bytes()),
+    )
+    .await
+    .unwrap();
+    #[derive(Deserialize)]
+    struct Long {
+        s: String,
+        b: Vec<u8>,
+        n: i64,
+    }
+    let stored: Long = db
+        .query_one_as(
+            Statement::new(format!(
+                "SELECT s, b, (SELECT COUNT(*) FROM {name}) AS n FROM {name} WHERE id = ?"
+            ))
+            .bind(2000),
+        )
+        .await
+        .unwrap();
+    assert_eq!(stored.s.len(), long.len());
+    assert!(stored.s == long, "the long string came back changed");
+    assert_eq!(stored.b, long.as_bytes());
+    assert_eq!(
+        stored.n,
+        nasty.len() as i64 + 2,
+        "nothing broke out of a literal"
+    );
     drop_table(&db, &name).await;
 }
 

@@ -304,12 +304,15 @@ impl Stack {
         self.processes.iter().map(|p| (p.name, p.pid())).collect()
     }
 
-    /// Stops every server (the Worker first, the database last).
+    /// Stops every server (the Worker first, the database last), then
+    /// whatever else the pid file records: servers that tests stopped and
+    /// started again as new processes.
     pub fn stop(&mut self) {
         for server in self.processes.iter_mut().rev() {
             server.stop(Duration::from_secs(10));
         }
         self.processes.clear();
+        stop_recorded(&self.pid_file);
         let _ = std::fs::remove_file(&self.pid_file);
     }
 }
