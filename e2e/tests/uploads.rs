@@ -242,6 +242,8 @@ async fn bad_declarations_are_refused_and_record_nothing() {
     let cases = [
         json!({"file_name": "a.exe", "content_type": "application/x-msdownload", "size_bytes": 10}),
         json!({"file_name": "a.svg", "content_type": "image/svg+xml", "size_bytes": 10}),
+        json!({"file_name": "a.txt", "content_type": " text/plain", "size_bytes": 10}),
+        json!({"file_name": "a.txt", "content_type": "text/plain; charset=utf-8", "size_bytes": 10}),
         json!({"file_name": "a.png", "content_type": "image/png", "size_bytes": 0}),
         json!({"file_name": "a.png", "content_type": "image/png", "size_bytes": 25 * 1024 * 1024 + 1}),
         json!({"file_name": "../etc/passwd", "content_type": "text/plain", "size_bytes": 10}),

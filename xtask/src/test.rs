@@ -365,7 +365,12 @@ fn schema_conformance(
         ),
         Err(e) => (None, format!("cannot start schemathesis: {e}")),
     };
-    eprintln!("{}", project::tail(&text, 30));
+    // The summary when it passed; everything (each failure with its
+    // reproducing request) when it did not.
+    match status {
+        Some(s) if s.success() => eprintln!("{}", project::tail(&text, 30)),
+        _ => eprintln!("{text}"),
+    }
     let counts = schemathesis_counts(&text);
     let error = match status {
         Some(s) if s.success() => (counts.passed == 0).then(|| "no test case ran".to_owned()),

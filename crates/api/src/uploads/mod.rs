@@ -68,8 +68,11 @@ pub struct UploadRequest {
     )]
     pub file_name: String,
     /// A media type from the configured allowlist (`UPLOAD_CONTENT_TYPES`),
-    /// without parameters, e.g. `image/png`.
-    #[schema(max_length = 255, pattern = r"^[a-z0-9!#$&^_.+-]+/[a-z0-9!#$&^_.+-]+$")]
+    /// without parameters, e.g. `image/png` (case does not matter).
+    #[schema(
+        max_length = 255,
+        pattern = r"^[A-Za-z0-9!#$&^_.+-]+/[A-Za-z0-9!#$&^_.+-]+$"
+    )]
     pub content_type: String,
     /// The file's exact size in bytes, at most `UPLOAD_MAX_BYTES`.
     #[schema(minimum = 1)]
@@ -213,12 +216,7 @@ async fn complete_upload(
 ) -> Result<axum::Json<File>, Problem> {
     let db = database(&app)?;
     let b2 = storage(&app)?;
-    let upload = match valid_id(&id) {
-        true => timed(&app, &timings, "db", store::get(db, &id))
-            .await
-            .map_err(db_problem)?,
-        false => None,
-    };
+    let upload = find(&app, &timings, db, &id).await?;
     let upload = upload.ok_or_else(|| no_upload(&id))?;
     if let Some(file) = upload.file() {
         return Ok(axum::Json(file));
@@ -300,12 +298,7 @@ async fn download_file(
 ) -> Result<Response, Problem> {
     let db = database(&app)?;
     let b2 = storage(&app)?;
-    let upload = match valid_id(&id) {
-        true => timed(&app, &timings, "db", store::get(db, &id))
-            .await
-            .map_err(db_problem)?,
-        false => None,
-    };
+    let upload = find(&app, &timings, db, &id).await?;
     let file = upload
         .as_ref()
         .and_then(|u| u.file().map(|f| (u, f)))
@@ -401,7 +394,9 @@ fn validate(app: &App, request: &UploadRequest) -> Result<String, Problem> {
             ),
         ));
     }
-    let content_type = request.content_type.trim().to_ascii_lowercase();
+    // Media types are case-insensitive (RFC 9110); stored in lowercase.
+    // Nothing else is forgiven: the schema's pattern and this check agree.
+    let content_type = request.content_type.to_ascii_lowercase();
     if !limits.content_types.contains(&content_type) {
         return Err(Problem::new(
             ProblemType::ValidationFailed,
@@ -466,6 +461,21 @@ fn new_id() -> String {
     let mut bytes = [0u8; 16];
     getrandom::getrandom(&mut bytes).expect("the platform has a random source");
     bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The upload `id` names, if the id is well formed and known.
+async fn find(
+    app: &App,
+    timings: &Timings,
+    db: &tidb_http::Client,
+    id: &str,
+) -> Result<Option<store::Upload>, Problem> {
+    if !valid_id(id) {
+        return Ok(None);
+    }
+    timed(app, timings, "db", store::get(db, id))
+        .await
+        .map_err(db_problem)
 }
 
 fn valid_id(id: &str) -> bool {
