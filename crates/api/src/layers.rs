@@ -16,7 +16,7 @@ use tower_http::cors::{AllowOrigin, CorsLayer};
 
 use crate::problem::{Problem, ProblemType};
 use crate::redis::RequestRedis;
-use crate::telemetry::{self, Background, DependencyTime, Notes};
+use crate::telemetry::{self, DependencyTime, Notes};
 use crate::{limits, trust, App};
 
 pub const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
@@ -201,28 +201,9 @@ async fn edge(State(app): State<Arc<App>>, mut request: Request, next: Next) -> 
     request.extensions_mut().insert(RequestId(id.clone()));
     request.extensions_mut().insert(timings.clone());
     request.extensions_mut().insert(notes.clone());
-    let background = request.extensions().get::<Background>().cloned();
-    let method = request.method().to_string();
-    let url = request.uri().to_string();
-    let colo = request
-        .headers()
-        .get(CF_RAY)
-        .and_then(|v| v.to_str().ok())
-        .and_then(telemetry::colo_from_ray);
-    // Only error reports carry headers (scrubbed); copy them only then.
-    let headers: Vec<(String, String)> = match app.telemetry.sentry {
-        Some(_) => request
-            .headers()
-            .iter()
-            .map(|(n, v)| {
-                (
-                    n.to_string(),
-                    String::from_utf8_lossy(v.as_bytes()).into_owned(),
-                )
-            })
-            .collect(),
-        None => Vec::new(),
-    };
+    // What telemetry needs from the request, taken only when a sink will
+    // receive it (nothing at all on the hot path otherwise).
+    let seen = telemetry::Seen::capture(&app, &request);
 
     let secret = app.config.binding_secret.as_deref();
     let mut response = match trust::classify(request.headers_mut(), secret) {
@@ -308,25 +289,23 @@ async fn edge(State(app): State<Arc<App>>, mut request: Request, next: Next) -> 
     }
 
     let total = (app.platform.now_millis)() - started;
-    let problem = response.extensions().get::<Problem>();
-    telemetry::report(
-        &app,
-        background.as_ref(),
-        &notes,
-        telemetry::Finished {
-            request_id: id.clone(),
-            method,
-            url,
-            headers,
-            status: response.status().as_u16(),
-            started_ms: started,
-            duration_ms: total,
-            dependencies: timings.entries(),
-            problem: problem.map(|p| p.kind.uri()),
-            cause: problem.and_then(|p| p.internal.clone()),
-            colo,
-        },
-    );
+    if let Some(seen) = seen {
+        let problem = response.extensions().get::<Problem>();
+        telemetry::report(
+            &app,
+            seen,
+            &notes,
+            telemetry::Outcome {
+                request_id: id.clone(),
+                status: response.status().as_u16(),
+                started_ms: started,
+                duration_ms: total,
+                dependencies: timings.entries(),
+                problem: problem.map(|p| p.kind.uri()),
+                cause: problem.and_then(|p| p.internal.clone()),
+            },
+        );
+    }
     let headers = response.headers_mut();
     for (name, value) in SECURITY_HEADERS {
         headers

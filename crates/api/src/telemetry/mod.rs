@@ -113,16 +113,65 @@ pub struct DependencyTime {
     pub millis: f64,
 }
 
-/// A finished request, as telemetry sees it.
+/// What telemetry takes from a request before it is handled; captured
+/// only when the runtime gave a [`Background`] and some sink is set.
+pub struct Seen {
+    background: Background,
+    method: String,
+    url: String,
+    path: String,
+    /// Kept only when Sentry is configured; turned into text only for a 5xx.
+    headers: Option<http::HeaderMap>,
+    colo: Option<String>,
+}
+
+impl Seen {
+    pub fn capture(app: &App, request: &http::Request<axum::body::Body>) -> Option<Seen> {
+        let background = request.extensions().get::<Background>()?.clone();
+        if app.telemetry.is_empty() {
+            return None;
+        }
+        Some(Seen {
+            background,
+            method: request.method().to_string(),
+            url: request.uri().to_string(),
+            path: request.uri().path().to_owned(),
+            headers: app
+                .telemetry
+                .sentry
+                .as_ref()
+                .map(|_| request.headers().clone()),
+            colo: request
+                .headers()
+                .get("cf-ray")
+                .and_then(|v| v.to_str().ok())
+                .and_then(colo_from_ray),
+        })
+    }
+}
+
+/// How a request ended.
+pub struct Outcome {
+    pub request_id: String,
+    pub status: u16,
+    pub started_ms: f64,
+    pub duration_ms: f64,
+    pub dependencies: Vec<DependencyTime>,
+    pub problem: Option<&'static str>,
+    pub cause: Option<String>,
+}
+
+/// A finished request, as the sinks see it.
 #[derive(Debug, Clone)]
 pub struct Finished {
     pub request_id: String,
     pub method: String,
-    /// The full URL (scrubbed before it reaches Sentry; only the path goes
-    /// to logs).
+    /// The full URL (scrubbed before it reaches Sentry).
     pub url: String,
+    /// The URL's path, for logs (never the query).
+    pub path: String,
     /// Request headers, kept only when Sentry is configured.
-    pub headers: Vec<(String, String)>,
+    pub headers: Option<http::HeaderMap>,
     pub status: u16,
     /// When the request started, in milliseconds since the epoch.
     pub started_ms: f64,
@@ -154,13 +203,22 @@ async fn post(
 }
 
 /// Hands the request to every configured sink, in the background.
-pub fn report(app: &Arc<App>, background: Option<&Background>, notes: &Notes, finished: Finished) {
-    let Some(background) = background else {
-        return;
+pub fn report(app: &Arc<App>, seen: Seen, notes: &Notes, outcome: Outcome) {
+    let background = seen.background;
+    let finished = Finished {
+        request_id: outcome.request_id,
+        method: seen.method,
+        url: seen.url,
+        path: seen.path,
+        headers: seen.headers,
+        status: outcome.status,
+        started_ms: outcome.started_ms,
+        duration_ms: outcome.duration_ms,
+        dependencies: outcome.dependencies,
+        problem: outcome.problem,
+        cause: outcome.cause,
+        colo: seen.colo,
     };
-    if app.telemetry.is_empty() {
-        return;
-    }
     let (route, user) = notes.take();
     let route = route.unwrap_or_else(|| "unmatched".to_owned());
     if let Some(metrics) = &app.telemetry.metrics {
@@ -243,7 +301,17 @@ fn sentry_event(
             method: finished.method.clone(),
             url: finished.url.clone(),
             route: Some(route.to_owned()),
-            headers: finished.headers.clone(),
+            headers: finished
+                .headers
+                .iter()
+                .flatten()
+                .map(|(n, v)| {
+                    (
+                        n.to_string(),
+                        String::from_utf8_lossy(v.as_bytes()).into_owned(),
+                    )
+                })
+                .collect(),
         }),
         request_id: Some(finished.request_id.clone()),
         status: Some(finished.status),
