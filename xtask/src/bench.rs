@@ -82,7 +82,8 @@ struct Case {
     body: Option<String>,
     /// Served by the listener with the page cache off.
     uncached: bool,
-    expected_status: u16,
+    /// Statuses a correct answer may have.
+    expected_statuses: &'static [u16],
     /// What a correct answer carries besides its status (checked before
     /// the load, on both targets).
     check: fn(&Target, &HeaderMap, &str) -> Result<(), String>,
@@ -98,7 +99,7 @@ fn cases(admin_token: &str) -> Vec<Case> {
             headers: vec![],
             body: None,
             uncached: false,
-            expected_status: 200,
+            expected_statuses: &[200],
             check: |target, _, body| match target {
                 Target::Hello => contains(body, "\"ok\":true"),
                 _ => contains(body, "\"status\":\"ok\""),
@@ -111,7 +112,7 @@ fn cases(admin_token: &str) -> Vec<Case> {
             headers: vec![],
             body: None,
             uncached: false,
-            expected_status: 200,
+            expected_statuses: &[200],
             check: |target, headers, body| {
                 contains(body, READ_SLUG)?;
                 header(headers, "etag")?;
@@ -128,7 +129,7 @@ fn cases(admin_token: &str) -> Vec<Case> {
             headers: vec![],
             body: None,
             uncached: true,
-            expected_status: 200,
+            expected_statuses: &[200],
             check: |target, headers, body| {
                 contains(body, READ_SLUG)?;
                 if *target == Target::Api {
@@ -144,8 +145,8 @@ fn cases(admin_token: &str) -> Vec<Case> {
         Case {
             name: "pages-put",
             method: "PUT",
-            // Each target writes a page of its own (see `write_slug`).
-            path: String::new(),
+            // Each target writes a page of its own (see `case_path`).
+            path: WRITE_PATH.into(),
             headers: vec![
                 ("content-type", "application/json".into()),
                 ("cf-access-jwt-assertion", admin_token.to_owned()),
@@ -154,7 +155,8 @@ fn cases(admin_token: &str) -> Vec<Case> {
                 r#"{"title":"Bench","body":"A revision written by cargo xtask bench."}"#.into(),
             ),
             uncached: false,
-            expected_status: 200,
+            // A first write creates the page (201); the load adds revisions.
+            expected_statuses: &[200, 201],
             check: |_, headers, body| {
                 contains(body, "\"revision\":")?;
                 header(headers, "etag").map(|_| ())
@@ -167,7 +169,7 @@ fn cases(admin_token: &str) -> Vec<Case> {
             headers: vec![],
             body: None,
             uncached: false,
-            expected_status: 404,
+            expected_statuses: &[404],
             check: |_, headers, body| {
                 contains(
                     &header(headers, "content-type")?,
@@ -190,7 +192,7 @@ fn cases(admin_token: &str) -> Vec<Case> {
             ],
             body: None,
             uncached: false,
-            expected_status: 200,
+            expected_statuses: &[200],
             check: |_, headers, _| {
                 contains(
                     &header(headers, "access-control-allow-origin")?,
@@ -202,9 +204,8 @@ fn cases(admin_token: &str) -> Vec<Case> {
     ]
 }
 
-fn write_slug(target: Target) -> String {
-    format!("bench-write-{}", target.name())
-}
+/// Where each target's writes go (`{target}` is filled in by `case_path`).
+const WRITE_PATH: &str = "/v1/pages/bench-write-{target}";
 
 fn contains(text: &str, needle: &str) -> Result<(), String> {
     if text.contains(needle) {
@@ -784,12 +785,10 @@ fn seed(api: &str, admin_token: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// `case.path` with `{target}` replaced: a write goes to a page of the
+/// target's own, so the two never contend for one row.
 fn case_path(case: &Case, target: Target) -> String {
-    if case.name == "pages-put" {
-        format!("/v1/pages/{}", write_slug(target))
-    } else {
-        case.path.clone()
-    }
+    case.path.replace("{target}", target.name())
 }
 
 fn check(case: &Case, target: Target, server: &Server) -> anyhow::Result<()> {
@@ -807,18 +806,13 @@ fn check(case: &Case, target: Target, server: &Server) -> anyhow::Result<()> {
     }
     let response = request.send()?;
     let status = response.status().as_u16();
-    // A first write creates the page (201); the load then adds revisions.
-    let expected = if case.name == "pages-put" {
-        [200, 201].contains(&status)
-    } else {
-        status == case.expected_status
-    };
+    let expected = case.expected_statuses.contains(&status);
     let headers = response.headers().clone();
     let body = response.text()?;
     if !expected {
         bail!(
-            "answered {status}, expected {}: {body}",
-            case.expected_status
+            "answered {status}, expected {:?}: {body}",
+            case.expected_statuses
         );
     }
     (case.check)(&target, &headers, &body).map_err(anyhow::Error::msg)
@@ -865,12 +859,11 @@ fn wrk_script(case: &Case) -> String {
     if let Some(body) = &case.body {
         let _ = writeln!(out, "wrk.body = {}", lua_string(body));
     }
-    let ok: &[u16] = if case.name == "pages-put" {
-        &[200, 201]
-    } else {
-        &[case.expected_status]
-    };
-    let ok: Vec<String> = ok.iter().map(|s| format!("[{s}] = true")).collect();
+    let ok: Vec<String> = case
+        .expected_statuses
+        .iter()
+        .map(|s| format!("[{s}] = true"))
+        .collect();
     let _ = write!(
         out,
         r#"local ok = {{ {} }}
@@ -1149,6 +1142,23 @@ unexpected: 4
     }
 
     #[test]
+    fn each_target_writes_its_own_page_and_reads_share_one() {
+        let all = cases("token");
+        let put = all.iter().find(|c| c.name == "pages-put").unwrap();
+        assert_eq!(case_path(put, Target::Api), "/v1/pages/bench-write-api");
+        assert_eq!(
+            case_path(put, Target::Reference),
+            "/v1/pages/bench-write-reference"
+        );
+        assert_eq!(put.expected_statuses, [200, 201]);
+        let read = all.iter().find(|c| c.name == "pages-get-cached").unwrap();
+        assert_eq!(
+            case_path(read, Target::Api),
+            case_path(read, Target::Reference)
+        );
+    }
+
+    #[test]
     fn medians() {
         assert_eq!(median(vec![3.0, 1.0, 2.0]), 2.0);
         assert_eq!(median(vec![4.0, 1.0, 2.0, 3.0]), 2.5);
@@ -1164,7 +1174,7 @@ unexpected: 4
             headers: vec![("a", "q\"uote\\d\n".into())],
             body: Some("{\"t\":1}".into()),
             uncached: false,
-            expected_status: 204,
+            expected_statuses: &[204],
             check: |_, _, _| Ok(()),
         };
         let script = wrk_script(&case);
