@@ -2,13 +2,15 @@
 //! (SIGSTOP: connections open but nothing answers, the hardest case for
 //! timeouts) and thawed again; both stopped (SIGTERM: connections refused)
 //! and started again as new processes, the Worker never restarted; then the
-//! telemetry sinks (Bugsink, Prometheus, the Loki stand-in) frozen together. In its own test binary on purpose: while a
-//! server is frozen, every other test would fail or slow down.
+//! telemetry sinks (Bugsink, Prometheus, the Loki stand-in) frozen together,
+//! and stopped together and started again. In its own test binary on
+//! purpose: while a server is frozen, every other test would fail or slow
+//! down.
 
 use std::time::Duration;
 
 use e2e::access::user_token;
-use e2e::{api, http, stack, unique};
+use e2e::{api, eventually, http, stack, unique};
 use serde_json::{json, Value};
 
 /// The stack's process whose command line names `program` and `mark`.
@@ -85,13 +87,43 @@ async fn dependencies_freeze_and_recover() {
     a_frozen_database_is_a_503_problem_and_recovery_needs_no_restart().await;
     frozen_telemetry_sinks_change_no_answer().await;
     a_stopped_redis_and_database_come_back_after_a_restart().await;
+    stopped_telemetry_sinks_change_no_answer_and_are_used_again_once_back().await;
 }
 
 /// A server of the stack stopped as an operator would (SIGTERM, waited
-/// for), to be started again as a new process.
+/// for), to be started again as a new process with the command line,
+/// environment and working directory it had.
 struct Stopped {
     name: &'static str,
     command: Vec<String>,
+    environment: Vec<(String, String)>,
+    directory: std::path::PathBuf,
+}
+
+/// The NUL-separated fields of a /proc file.
+fn proc_fields(pid: &str, file: &str) -> Vec<String> {
+    std::fs::read(format!("/proc/{pid}/{file}"))
+        .unwrap()
+        .split(|&b| b == 0)
+        .filter(|part| !part.is_empty())
+        .map(|part| String::from_utf8_lossy(part).into_owned())
+        .collect()
+}
+
+fn wait_gone(name: &str, pid: &str) {
+    // Gone, or a zombie its parent (the stack) has not reaped yet.
+    let running = || {
+        std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
+            stat.rsplit_once(')')
+                .and_then(|(_, rest)| rest.split_whitespace().next())
+                .is_some_and(|state| state != "Z" && state != "X")
+        })
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while running() {
+        assert!(std::time::Instant::now() < deadline, "{name} did not stop");
+        std::thread::sleep(Duration::from_millis(50));
+    }
 }
 
 impl Stopped {
@@ -105,29 +137,41 @@ impl Stopped {
         restart_with: Option<Vec<String>>,
     ) -> Self {
         let pid = pid_of(program, mark);
-        let command = restart_with.unwrap_or_else(|| {
-            std::fs::read(format!("/proc/{pid}/cmdline"))
-                .unwrap()
-                .split(|&b| b == 0)
-                .filter(|part| !part.is_empty())
-                .map(|part| String::from_utf8_lossy(part).into_owned())
-                .collect()
-        });
+        let stopped = Stopped::capture(name, &pid, restart_with);
         signal("-TERM", &pid);
-        // Gone, or a zombie its parent (the stack) has not reaped yet.
-        let running = || {
-            std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
-                stat.rsplit_once(')')
-                    .and_then(|(_, rest)| rest.split_whitespace().next())
-                    .is_some_and(|state| state != "Z" && state != "X")
-            })
-        };
-        let deadline = std::time::Instant::now() + Duration::from_secs(30);
-        while running() {
-            assert!(std::time::Instant::now() < deadline, "{name} did not stop");
-            std::thread::sleep(Duration::from_millis(50));
+        wait_gone(name, &pid);
+        stopped
+    }
+
+    /// Stops the process group led by the process that `program` and
+    /// `mark` find (gunicorn: the master and its workers).
+    fn group(name: &'static str, program: &str, mark: &str) -> Self {
+        let pid = pid_of(program, mark);
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+        let leader = stat
+            .rsplit_once(')')
+            .and_then(|(_, rest)| rest.split_whitespace().nth(2))
+            .unwrap()
+            .to_owned();
+        let stopped = Stopped::capture(name, &leader, None);
+        signal("-TERM", &format!("-{leader}"));
+        wait_gone(name, &leader);
+        stopped
+    }
+
+    fn capture(name: &'static str, pid: &str, restart_with: Option<Vec<String>>) -> Self {
+        Stopped {
+            name,
+            command: restart_with.unwrap_or_else(|| proc_fields(pid, "cmdline")),
+            environment: proc_fields(pid, "environ")
+                .into_iter()
+                .filter_map(|pair| {
+                    let (key, value) = pair.split_once('=')?;
+                    Some((key.to_owned(), value.to_owned()))
+                })
+                .collect(),
+            directory: std::fs::read_link(format!("/proc/{pid}/cwd")).unwrap(),
         }
-        Stopped { name, command }
     }
 
     /// Starts the server again in the stack's state directory, in a process
@@ -150,7 +194,9 @@ impl Stopped {
             .unwrap();
         let child = std::process::Command::new(&self.command[0])
             .args(&self.command[1..])
-            .current_dir(state)
+            .env_clear()
+            .envs(self.environment)
+            .current_dir(self.directory)
             .stdin(std::process::Stdio::null())
             .stdout(log.try_clone().unwrap())
             .stderr(log)
@@ -260,16 +306,84 @@ async fn a_stopped_redis_and_database_come_back_after_a_restart() {
 /// it would be, and none waits for a sink (their sends time out after 3 s
 /// in the background).
 async fn frozen_telemetry_sinks_change_no_answer() {
-    // Each is found by the address it listens on.
-    let listen = |url: &str| {
-        let url: url::Url = url.parse().unwrap();
-        format!("127.0.0.1:{}", url.port().unwrap())
-    };
     let state = stack().state_dir.to_string_lossy().into_owned();
     let slug = create_page().await;
     let _sentry = Frozen::group("gunicorn", &listen(&stack().sentry.url));
     let _prometheus = Frozen::new("prometheus", &state);
     let _loki = Frozen::new("loki-standin", &listen(&stack().loki.url));
+    answers_do_not_wait_for_sinks(&slug, "frozen").await;
+}
+
+/// Bugsink, Prometheus and Loki stopped together (connections refused):
+/// every answer is still what it would be, at once; started again, they
+/// receive the Worker's telemetry again without the Worker restarting.
+async fn stopped_telemetry_sinks_change_no_answer_and_are_used_again_once_back() {
+    let state = stack().state_dir.to_string_lossy().into_owned();
+    let slug = create_page().await;
+    let sentry = Stopped::group("sentry", "gunicorn", &listen(&stack().sentry.url));
+    let prometheus = Stopped::new("prometheus", "prometheus", &state, None);
+    let loki = Stopped::new("loki", "loki-standin", &listen(&stack().loki.url), None);
+    answers_do_not_wait_for_sinks(&slug, "stopped").await;
+
+    sentry.restart();
+    prometheus.restart();
+    loki.restart();
+    until_status(&format!("{}/health/ready", stack().sentry.url), 200).await;
+    until_status(&format!("{}/-/ready", stack().prometheus.url), 200).await;
+    until_status(&format!("{}/ready", stack().loki.url), 200).await;
+    let marker = unique("sinks-back-");
+    let ray = format!("{}-SJC", unique("ray"));
+    let failed = http()
+        .get(format!("{}/_test/fail?marker={marker}", api()))
+        .header("cf-ray", &ray)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(failed.status(), 500);
+    eventually("the event in the restarted Bugsink", || {
+        e2e::sentry::event_containing(&marker)
+    })
+    .await;
+    let loki = &stack().loki;
+    eventually("the log line in the restarted Loki", || async {
+        let answer = e2e::json(
+            http()
+                .get(format!("{}/loki/api/v1/query_range", loki.url))
+                .basic_auth(&loki.user, Some(&loki.password))
+                .query(&[("query", r#"{job="edge-api",level="error"}"#)]),
+        )
+        .await;
+        answer.to_string().contains(&ray).then_some(())
+    })
+    .await;
+    // Prometheus restarted with its data: the counts only grow, and this
+    // isolate's next push (cumulative) includes the 500 above.
+    eventually("the 5xx count in the restarted Prometheus", || async {
+        let answer = e2e::json(
+            http()
+                .get(format!("{}/api/v1/query", stack().prometheus.url))
+                .query(&[(
+                    "query",
+                    r#"sum(edge_api_request_duration_seconds_count{route="/_test/fail",status_class="5xx"})"#,
+                )]),
+        )
+        .await;
+        let value: f64 = answer["data"]["result"][0]["value"][1].as_str()?.parse().ok()?;
+        (value >= 1.0).then_some(())
+    })
+    .await;
+}
+
+/// The address a sink listens on, which finds its process.
+fn listen(url: &str) -> String {
+    let url: url::Url = url.parse().unwrap();
+    format!("127.0.0.1:{}", url.port().unwrap())
+}
+
+/// Health, a read and a forced 500 answer as they always do, and none
+/// waits for a sink (sends end by a refused connection or, for a hung
+/// sink, by their 3 s timeout, in the background).
+async fn answers_do_not_wait_for_sinks(slug: &str, how: &str) {
     for _ in 0..3 {
         let started = std::time::Instant::now();
         let health = http()
@@ -285,7 +399,7 @@ async fn frozen_telemetry_sinks_change_no_answer() {
             .unwrap();
         assert_eq!(page.status(), 200);
         let failed = http()
-            .get(format!("{}/_test/fail?marker={}", api(), unique("frozen-")))
+            .get(format!("{}/_test/fail?marker={}", api(), unique(how)))
             .send()
             .await
             .unwrap();
@@ -294,7 +408,7 @@ async fn frozen_telemetry_sinks_change_no_answer() {
         assert_eq!(body["type"], "/problems/internal");
         assert!(
             started.elapsed() < Duration::from_secs(2),
-            "answers waited for a frozen sink: {:?}",
+            "answers waited for a {how} sink: {:?}",
             started.elapsed()
         );
     }

@@ -6,7 +6,13 @@
 //! - `api`: the deployed bundle (`wrangler deploy --dry-run` of the release
 //!   build, no test-only code);
 //! - `reference`: the same routes on Hono in JavaScript (bench/reference);
-//! - `hello`: a bare Worker answering `{"ok":true}`, the runtime's ceiling.
+//! - `hello`: a bare Worker answering `{"ok":true}`, the runtime's ceiling;
+//! - `api-sinks-live`, `api-sinks-down`, `api-sinks-hung`: the `api` bundle
+//!   with its telemetry on (metrics and logs per request, Sentry for 5xx),
+//!   sending to the stack's Prometheus, Loki stand-in and Bugsink; to a port
+//!   nothing listens on (a stopped sink: connection refused); and to a
+//!   listener that accepts and never answers (a hung sink). Their figures
+//!   against `api` (no sinks) show what telemetry costs a response.
 //!
 //! Each target listens twice: once with the page cache on and once with it
 //! off (`CACHE_TTL_SECS=0`), which is how the uncached read is measured.
@@ -48,25 +54,55 @@ enum Target {
     Api,
     Reference,
     Hello,
+    #[serde(rename = "api-sinks-live")]
+    ApiSinksLive,
+    #[serde(rename = "api-sinks-down")]
+    ApiSinksDown,
+    #[serde(rename = "api-sinks-hung")]
+    ApiSinksHung,
 }
 
 impl Target {
-    const ALL: [Target; 3] = [Target::Api, Target::Reference, Target::Hello];
+    /// The targets with a bundle of their own (the sink variants run the
+    /// `api` bundle).
+    const BUNDLED: [Target; 3] = [Target::Api, Target::Reference, Target::Hello];
+    const SINKS: [Target; 3] = [
+        Target::ApiSinksLive,
+        Target::ApiSinksDown,
+        Target::ApiSinksHung,
+    ];
 
     fn name(self) -> &'static str {
         match self {
             Target::Api => "api",
             Target::Reference => "reference",
             Target::Hello => "hello",
+            Target::ApiSinksLive => "api-sinks-live",
+            Target::ApiSinksDown => "api-sinks-down",
+            Target::ApiSinksHung => "api-sinks-hung",
+        }
+    }
+
+    /// Runs the API's code (and so shows its `server-timing`).
+    fn is_api(self) -> bool {
+        matches!(self, Target::Api) || Target::SINKS.contains(&self)
+    }
+
+    /// The target whose bundle this one runs.
+    fn bundle(self) -> Target {
+        if self.is_api() {
+            Target::Api
+        } else {
+            self
         }
     }
 
     /// The wrangler config whose dry run bundles this target.
     fn wrangler_config(self) -> PathBuf {
-        match self {
-            Target::Api => root().join("wrangler.toml"),
+        match self.bundle() {
             Target::Reference => root().join("bench/reference/wrangler.toml"),
             Target::Hello => root().join("bench/hello/wrangler.toml"),
+            _ => root().join("wrangler.toml"),
         }
     }
 }
@@ -116,7 +152,7 @@ fn cases(admin_token: &str) -> Vec<Case> {
             check: |target, headers, body| {
                 contains(body, READ_SLUG)?;
                 header(headers, "etag")?;
-                if *target == Target::Api {
+                if target.is_api() {
                     contains(&header(headers, "server-timing")?, "cache;desc=\"hit\"")?;
                 }
                 Ok(())
@@ -132,7 +168,7 @@ fn cases(admin_token: &str) -> Vec<Case> {
             expected_statuses: &[200],
             check: |target, headers, body| {
                 contains(body, READ_SLUG)?;
-                if *target == Target::Api {
+                if target.is_api() {
                     let timing = header(headers, "server-timing")?;
                     contains(&timing, "db;dur=")?;
                     if timing.contains("cache;desc=\"hit\"") {
@@ -249,6 +285,8 @@ struct CaseResult {
     ratio_to_reference: Option<f64>,
     /// api requests/s over hello requests/s (for `/healthz`).
     ratio_to_hello: Option<f64>,
+    /// Requests/s of each telemetry variant over the api's (sinks off).
+    sinks_ratio_to_api: BTreeMap<Target, f64>,
 }
 
 #[derive(Debug, Serialize)]
@@ -256,11 +294,12 @@ struct TargetFacts {
     target: Target,
     bundle_raw_bytes: u64,
     bundle_gzip_bytes: u64,
-    /// Median time of the first request after workerd started listening.
-    first_request_ms: f64,
+    /// Median time of the first request after workerd started listening
+    /// (measured for the bundled targets only).
+    first_request_ms: Option<f64>,
     /// Median time from starting workerd to the first answer (loading and
     /// compiling the modules, listening, the first request).
-    start_to_answer_ms: f64,
+    start_to_answer_ms: Option<f64>,
     /// Resident memory of the workerd process after every load.
     rss_after_load_bytes: u64,
 }
@@ -285,7 +324,7 @@ pub fn run(ui: &Ui, flags: &flags::Bench) -> anyhow::Result<()> {
 
     let bench_dir = root().join("target/bench");
     let mut bundles = BTreeMap::new();
-    for target in Target::ALL {
+    for target in Target::BUNDLED {
         let dir = ui.step(
             &format!("bundle {} (wrangler --dry-run)", target.name()),
             || bundle(&build_tools, target, &bench_dir.join(target.name())),
@@ -302,8 +341,25 @@ pub fn run(ui: &Ui, flags: &flags::Bench) -> anyhow::Result<()> {
     let mut stack = Stack::start(ui, &stack_tools, None, &options, &interrupted)?;
     let manifest = stack.manifest.clone();
     let admin_token = stack::admin_token(&manifest, "bench@example.com");
-    let vars = worker_vars(&manifest);
     let pid_file = state.join("bench-pids");
+    let hung_sink = HungSink::start()?;
+    let dead_port = stack::free_port()?;
+    let targets: Vec<Target> = Target::BUNDLED
+        .into_iter()
+        .chain(Target::SINKS.into_iter().filter(|_| !flags.no_sinks))
+        .collect();
+    let vars: BTreeMap<Target, Vec<(&'static str, String)>> = targets
+        .iter()
+        .map(|&t| {
+            let sinks = match t {
+                Target::ApiSinksLive => Sinks::Live,
+                Target::ApiSinksDown => Sinks::At(dead_port),
+                Target::ApiSinksHung => Sinks::At(hung_sink.port),
+                _ => Sinks::Off,
+            };
+            worker_vars(&manifest, sinks).map(|v| (t, v))
+        })
+        .collect::<anyhow::Result<_>>()?;
 
     let first_request = ui.step(
         &format!(
@@ -313,12 +369,12 @@ pub fn run(ui: &Ui, flags: &flags::Bench) -> anyhow::Result<()> {
         || {
             let mut samples: BTreeMap<Target, (Vec<f64>, Vec<f64>)> = BTreeMap::new();
             for _ in 0..flags.starts {
-                for target in Target::ALL {
+                for target in Target::BUNDLED {
                     let (first, whole) = time_first_request(
                         &workerd,
                         target,
                         &bundles[&target],
-                        &vars,
+                        &vars[&target],
                         &state,
                         &pid_file,
                     )?;
@@ -334,12 +390,24 @@ pub fn run(ui: &Ui, flags: &flags::Bench) -> anyhow::Result<()> {
         },
     )?;
 
-    let servers = ui.step("start the three Workers on workerd", || {
-        Target::ALL
-            .iter()
-            .map(|&t| Server::start(&workerd, t, &bundles[&t], &vars, &state, &pid_file))
-            .collect::<anyhow::Result<Vec<_>>>()
-    })?;
+    let servers = ui.step(
+        &format!("start the {} targets on workerd", targets.len()),
+        || {
+            targets
+                .iter()
+                .map(|&t| {
+                    Server::start(
+                        &workerd,
+                        t,
+                        &bundles[&t.bundle()],
+                        &vars[&t],
+                        &state,
+                        &pid_file,
+                    )
+                })
+                .collect::<anyhow::Result<Vec<_>>>()
+        },
+    )?;
     let server = |t: Target| {
         servers
             .iter()
@@ -357,18 +425,18 @@ pub fn run(ui: &Ui, flags: &flags::Bench) -> anyhow::Result<()> {
     }
     ui.step("seed the page the reads fetch, warm the cache", || {
         seed(&server(Target::Api).url(false), &admin_token)?;
-        for target in [Target::Api, Target::Reference] {
+        for target in targets.iter().filter(|t| **t != Target::Hello) {
             // One read fills the cache; the check below then sees a hit.
             reqwest::blocking::get(format!(
                 "{}/v1/pages/{READ_SLUG}",
-                server(target).url(false)
+                server(*target).url(false)
             ))?;
         }
         Ok(())
     })?;
     ui.step("check every case on every target", || {
         for case in &selected {
-            for target in targets_of(case) {
+            for target in targets_of(case, &targets) {
                 check(case, target, server(target))
                     .with_context(|| format!("{} on {}", case.name, target.name()))?;
             }
@@ -383,7 +451,7 @@ pub fn run(ui: &Ui, flags: &flags::Bench) -> anyhow::Result<()> {
     // and both Workers fill their per-isolate caches (Access keys, scripts).
     ui.step("warm up every case on every target (2 s each)", || {
         for case in &selected {
-            for target in targets_of(case) {
+            for target in targets_of(case, &targets) {
                 wrk_load(
                     &wrk,
                     case,
@@ -397,12 +465,16 @@ pub fn run(ui: &Ui, flags: &flags::Bench) -> anyhow::Result<()> {
         }
         Ok(())
     })?;
-    let total = flags.rounds as usize * selected.iter().map(|c| targets_of(c).len()).sum::<usize>();
+    let total = flags.rounds as usize
+        * selected
+            .iter()
+            .map(|c| targets_of(c, &targets).len())
+            .sum::<usize>();
     let progress = ui.spinner("load");
     let mut done = 0;
     for round in 1..=flags.rounds {
         for case in &selected {
-            for target in targets_of(case) {
+            for target in targets_of(case, &targets) {
                 if interrupted.load(std::sync::atomic::Ordering::SeqCst) {
                     bail!("interrupted");
                 }
@@ -429,15 +501,15 @@ pub fn run(ui: &Ui, flags: &flags::Bench) -> anyhow::Result<()> {
     }
     progress.finish_and_clear();
 
-    let mut targets = Vec::new();
+    let mut facts = Vec::new();
     for server in &servers {
-        let files = build::measure(&bundles[&server.target])?;
-        targets.push(TargetFacts {
+        let files = build::measure(&bundles[&server.target.bundle()])?;
+        facts.push(TargetFacts {
             target: server.target,
             bundle_raw_bytes: files.iter().map(|f| f.raw_bytes).sum(),
             bundle_gzip_bytes: files.iter().map(|f| f.gzip_bytes).sum(),
-            first_request_ms: first_request[&server.target].0,
-            start_to_answer_ms: first_request[&server.target].1,
+            first_request_ms: first_request.get(&server.target).map(|f| f.0),
+            start_to_answer_ms: first_request.get(&server.target).map(|f| f.1),
             rss_after_load_bytes: rss_bytes(server.process.pid()),
         });
     }
@@ -447,10 +519,11 @@ pub fn run(ui: &Ui, flags: &flags::Bench) -> anyhow::Result<()> {
         duration_secs: flags.duration,
         rounds: flags.rounds,
         connections: flags.connections,
-        cases: summarise(&selected, loads),
-        targets,
+        cases: summarise(&selected, &targets, loads),
+        targets: facts,
     };
     drop(servers);
+    drop(hung_sink);
     stack.stop();
     let _ = std::fs::remove_dir_all(&state);
     if ui.json {
@@ -485,14 +558,14 @@ pub fn run(ui: &Ui, flags: &flags::Bench) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Which targets load a case: the hello-world Worker only answers the
-/// one route it has.
-fn targets_of(case: &Case) -> Vec<Target> {
-    if case.name == "healthz" {
-        Target::ALL.to_vec()
-    } else {
-        vec![Target::Api, Target::Reference]
-    }
+/// Which of the running targets load a case: the hello-world Worker only
+/// answers the one route it has.
+fn targets_of(case: &Case, running: &[Target]) -> Vec<Target> {
+    running
+        .iter()
+        .copied()
+        .filter(|t| *t != Target::Hello || case.name == "healthz")
+        .collect()
 }
 
 /// `wrangler deploy --dry-run --outdir DIR`: exactly what an upload of the
@@ -513,9 +586,23 @@ fn bundle(tools: &BuildTools, target: Target, dir: &Path) -> anyhow::Result<Path
     Ok(dir.to_path_buf())
 }
 
+/// Where a target's telemetry goes.
+#[derive(Debug, Clone, Copy)]
+enum Sinks {
+    /// No sink configured (what the reference does: it has none).
+    Off,
+    /// The stack's Bugsink, Prometheus and Loki stand-in.
+    Live,
+    /// Every sink URL pointed at this local port instead.
+    At(u16),
+}
+
 /// The Worker settings for the local stack (as `cargo xtask dev` writes
-/// them), with limits the load never reaches and no telemetry sinks.
-fn worker_vars(manifest: &stack_manifest::StackManifest) -> Vec<(&'static str, String)> {
+/// them), with limits the load never reaches and telemetry as `sinks` says.
+fn worker_vars(
+    manifest: &stack_manifest::StackManifest,
+    sinks: Sinks,
+) -> anyhow::Result<Vec<(&'static str, String)>> {
     let api = stack_manifest::Api {
         url: String::new(),
         allowed_origins: vec!["http://localhost:8788".into()],
@@ -523,13 +610,7 @@ fn worker_vars(manifest: &stack_manifest::StackManifest) -> Vec<(&'static str, S
         request_deadline_ms: 10_000,
     };
     let mut vars = stack::worker_vars(manifest, &api);
-    // The reference sends no telemetry; neither does the API here, so both
-    // do the same work per request.
-    vars.retain(|(name, _)| {
-        !name.starts_with("SENTRY_")
-            && !name.starts_with("PROMETHEUS_")
-            && !name.starts_with("LOKI_")
-    });
+    apply_sinks(&mut vars, sinks)?;
     for (name, value) in &mut vars {
         if matches!(*name, "RATE_LIMIT_READ" | "RATE_LIMIT_WRITE") {
             *value = UNREACHABLE_LIMIT.into();
@@ -537,7 +618,64 @@ fn worker_vars(manifest: &stack_manifest::StackManifest) -> Vec<(&'static str, S
     }
     // As under `cargo xtask dev`: loopback origins are allowed in dev only.
     vars.push(("ENVIRONMENT", "dev".into()));
-    vars
+    Ok(vars)
+}
+
+/// Removes the telemetry settings, or points every sink URL elsewhere.
+fn apply_sinks(vars: &mut Vec<(&'static str, String)>, sinks: Sinks) -> anyhow::Result<()> {
+    let is_sink = |name: &str| {
+        name.starts_with("SENTRY_") || name.starts_with("PROMETHEUS_") || name.starts_with("LOKI_")
+    };
+    match sinks {
+        Sinks::Off => vars.retain(|(name, _)| !is_sink(name)),
+        Sinks::Live => {}
+        Sinks::At(port) => {
+            for (name, value) in vars.iter_mut() {
+                if is_sink(name) && (name.ends_with("_URL") || name.ends_with("_DSN")) {
+                    let mut url = reqwest::Url::parse(value)
+                        .with_context(|| format!("{name} is not a URL"))?;
+                    url.set_port(Some(port))
+                        .map_err(|()| anyhow::anyhow!("{name} takes no port"))?;
+                    *value = url.to_string();
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// A sink that accepts connections and never answers: the Worker's sends
+/// to it end only by their timeout.
+struct HungSink {
+    port: u16,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl HungSink {
+    fn start() -> anyhow::Result<HungSink> {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+        listener.set_nonblocking(true)?;
+        let port = listener.local_addr()?.port();
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let stopping = stop.clone();
+        std::thread::spawn(move || {
+            // Accepted connections are held open, unread, until the end.
+            let mut held = Vec::new();
+            while !stopping.load(std::sync::atomic::Ordering::Relaxed) {
+                match listener.accept() {
+                    Ok((stream, _)) => held.push(stream),
+                    Err(_) => std::thread::sleep(Duration::from_millis(10)),
+                }
+            }
+        });
+        Ok(HungSink { port, stop })
+    }
+}
+
+impl Drop for HungSink {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    }
 }
 
 /// A target on workerd, listening with the cache on and with it off.
@@ -557,7 +695,8 @@ impl Server {
         pid_file: &Path,
     ) -> anyhow::Result<Server> {
         let ports = [stack::free_port()?, stack::free_port()?];
-        let config = bundle.join("workerd.capnp");
+        // Targets share the api bundle; each has a config of its own.
+        let config = bundle.join(format!("workerd-{}.capnp", target.name()));
         std::fs::write(&config, workerd_config(bundle, vars, ports)?)?;
         let log = state
             .join("logs")
@@ -964,11 +1103,15 @@ fn median(mut values: Vec<f64>) -> f64 {
     }
 }
 
-fn summarise(cases: &[&Case], loads: BTreeMap<(&str, Target), Vec<Load>>) -> Vec<CaseResult> {
+fn summarise(
+    cases: &[&Case],
+    running: &[Target],
+    loads: BTreeMap<(&str, Target), Vec<Load>>,
+) -> Vec<CaseResult> {
     cases
         .iter()
         .map(|case| {
-            let targets: BTreeMap<Target, Load> = targets_of(case)
+            let targets: BTreeMap<Target, Load> = targets_of(case, running)
                 .into_iter()
                 .filter_map(|t| {
                     let runs = loads.get(&(case.name, t))?;
@@ -997,6 +1140,16 @@ fn summarise(cases: &[&Case], loads: BTreeMap<(&str, Target), Vec<Load>>) -> Vec
                 case: case.name,
                 ratio_to_reference: ratio(Target::Reference),
                 ratio_to_hello: ratio(Target::Hello),
+                sinks_ratio_to_api: Target::SINKS
+                    .into_iter()
+                    .filter_map(|t| {
+                        Some((
+                            t,
+                            targets.get(&t)?.requests_per_sec
+                                / targets.get(&Target::Api)?.requests_per_sec,
+                        ))
+                    })
+                    .collect(),
                 targets,
             }
         })
@@ -1051,20 +1204,61 @@ fn render(report: &Report) -> String {
             );
         }
     }
+    if report
+        .cases
+        .iter()
+        .any(|c| !c.sinks_ratio_to_api.is_empty())
+    {
+        let _ = writeln!(
+            out,
+            "\n  telemetry: req/s, p50 / p99 ms, and req/s over the api's with sinks off"
+        );
+        let _ = writeln!(
+            out,
+            "  {:<20} {:>20} {:>28} {:>28} {:>28}",
+            "case", "sinks off", "sinks live", "sinks down", "sinks hung"
+        );
+        for case in &report.cases {
+            let cell = |t: Target| {
+                let Some(l) = case.targets.get(&t) else {
+                    return "-".to_owned();
+                };
+                let ratio = case
+                    .sinks_ratio_to_api
+                    .get(&t)
+                    .map_or(String::new(), |r| format!(" {r:.2}x"));
+                format!(
+                    "{:.0} {:.1}/{:.0}{ratio}",
+                    l.requests_per_sec, l.p50_ms, l.p99_ms
+                )
+            };
+            let _ = writeln!(
+                out,
+                "  {:<20} {:>20} {:>28} {:>28} {:>28}",
+                case.case,
+                cell(Target::Api),
+                cell(Target::ApiSinksLive),
+                cell(Target::ApiSinksDown),
+                cell(Target::ApiSinksHung),
+            );
+        }
+    }
     let _ = writeln!(
         out,
-        "\n  {:<10} {:>12} {:>12} {:>14} {:>14} {:>14}",
+        "\n  {:<14} {:>12} {:>12} {:>14} {:>14} {:>14}",
         "target", "bundle raw", "bundle gzip", "first request", "start->answer", "RSS after load"
     );
     for t in &report.targets {
         let _ = writeln!(
             out,
-            "  {:<10} {:>12} {:>12} {:>14} {:>14} {:>14}",
+            "  {:<14} {:>12} {:>12} {:>14} {:>14} {:>14}",
             t.target.name(),
             format_bytes(t.bundle_raw_bytes),
             format_bytes(t.bundle_gzip_bytes),
-            format!("{:.1} ms", t.first_request_ms),
-            format!("{:.0} ms", t.start_to_answer_ms),
+            t.first_request_ms
+                .map_or("-".into(), |ms| format!("{ms:.1} ms")),
+            t.start_to_answer_ms
+                .map_or("-".into(), |ms| format!("{ms:.0} ms")),
             format_bytes(t.rss_after_load_bytes)
         );
     }
@@ -1139,6 +1333,56 @@ unexpected: 4
         assert_eq!(duration_ms("2.00s").unwrap(), 2000.0);
         assert_eq!(duration_ms("1.50m").unwrap(), 90_000.0);
         assert!(duration_ms("12").is_err());
+    }
+
+    #[test]
+    fn sink_variants_keep_remove_or_redirect_the_telemetry_settings() {
+        let stack = || {
+            vec![
+                ("SENTRY_DSN", "http://key@127.0.0.1:9001/1".to_owned()),
+                (
+                    "PROMETHEUS_REMOTE_WRITE_URL",
+                    "http://127.0.0.1:9002/api/v1/write".to_owned(),
+                ),
+                (
+                    "LOKI_PUSH_URL",
+                    "http://127.0.0.1:9003/loki/api/v1/push".to_owned(),
+                ),
+                ("LOKI_PASSWORD", "secret".to_owned()),
+                ("TIDB_HTTP_ENDPOINT", "http://127.0.0.1:9004".to_owned()),
+            ]
+        };
+        let mut off = stack();
+        apply_sinks(&mut off, Sinks::Off).unwrap();
+        assert_eq!(off, [stack()[4].clone()]);
+        let mut live = stack();
+        apply_sinks(&mut live, Sinks::Live).unwrap();
+        assert_eq!(live, stack());
+        let mut down = stack();
+        apply_sinks(&mut down, Sinks::At(1)).unwrap();
+        assert_eq!(down[0].1, "http://key@127.0.0.1:1/1");
+        assert_eq!(down[1].1, "http://127.0.0.1:1/api/v1/write");
+        assert_eq!(down[2].1, "http://127.0.0.1:1/loki/api/v1/push");
+        assert_eq!(down[3].1, "secret", "credentials stay");
+        assert_eq!(down[4], stack()[4], "only sinks move");
+    }
+
+    #[test]
+    fn the_hello_world_worker_only_loads_healthz_and_sinks_run_the_api_bundle() {
+        let all = cases("token");
+        let running = [Target::Api, Target::Hello, Target::ApiSinksHung];
+        let healthz = all.iter().find(|c| c.name == "healthz").unwrap();
+        let put = all.iter().find(|c| c.name == "pages-put").unwrap();
+        assert_eq!(targets_of(healthz, &running), running);
+        assert_eq!(
+            targets_of(put, &running),
+            [Target::Api, Target::ApiSinksHung]
+        );
+        assert_eq!(Target::ApiSinksHung.bundle(), Target::Api);
+        assert_eq!(
+            case_path(put, Target::ApiSinksDown),
+            "/v1/pages/bench-write-api-sinks-down"
+        );
     }
 
     #[test]

@@ -62,6 +62,11 @@ pub struct Bench {
     #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..=50))]
     pub starts: u32,
 
+    /// Leave out the telemetry variants (the api with its sinks live,
+    /// stopped and hung), which otherwise run beside the api on every case.
+    #[arg(long)]
+    pub no_sinks: bool,
+
     /// Only the cases whose name contains this text (e.g. `pages`).
     pub filter: Option<String>,
 }

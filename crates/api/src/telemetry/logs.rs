@@ -3,8 +3,16 @@
 //! (`job`, `environment`, `level`); everything else is in the line:
 //! request id, method, route template, path (never the query), status,
 //! duration, colo and dependency timings. No headers, no bodies.
+//!
+//! Lines are batched per isolate: a request adds its line to a bounded
+//! buffer, and at most one push is in flight at a time, carrying every line
+//! buffered so far. Under load that is one push per batch instead of one per
+//! request, and a slow or hung Loki holds at most one request's background
+//! work (bounded by the send timeout) instead of one per request.
 
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Mutex;
 
 use outbound::Bytes;
 use serde::Serialize;
@@ -14,9 +22,29 @@ use super::Finished;
 use crate::config::SinkTarget;
 use crate::Platform;
 
+/// Lines kept while a push is in flight; more are dropped (and counted)
+/// rather than growing the isolate's memory while Loki is down.
+const MAX_BUFFERED_LINES: usize = 2_000;
+/// Lines per push: Loki's default push limit is far above this many lines
+/// of a few hundred bytes.
+const MAX_LINES_PER_PUSH: usize = 500;
+/// Pushes one background task makes before it leaves the rest to the next
+/// request's task: bounds how long one request's `wait_until` runs.
+const MAX_PUSHES_PER_TASK: usize = 4;
+
+#[derive(Debug)]
+struct Entry {
+    timestamp_ms: f64,
+    level: &'static str,
+    line: String,
+}
+
 pub struct LogSink {
     target: SinkTarget,
     environment: String,
+    buffered: Mutex<Vec<Entry>>,
+    pushing: AtomicBool,
+    dropped: AtomicU64,
 }
 
 impl std::fmt::Debug for LogSink {
@@ -69,22 +97,101 @@ impl LogSink {
         LogSink {
             target,
             environment: environment.to_owned(),
+            buffered: Mutex::new(Vec::new()),
+            pushing: AtomicBool::new(false),
+            dropped: AtomicU64::new(0),
         }
     }
 
-    /// The push body for one line at `timestamp_ms`.
-    fn body(&self, timestamp_ms: f64, level: &str, line: String) -> Vec<u8> {
-        // Loki wants integer nanoseconds as a string.
-        let nanos = format!("{}000000", timestamp_ms.max(0.0) as u64);
-        json!({"streams": [{
-            "stream": {"job": "edge-api", "environment": self.environment, "level": level},
-            "values": [[nanos, line]],
-        }]})
-        .to_string()
-        .into_bytes()
+    /// Buffers a line. True when the caller should start a push task
+    /// (none is in flight); it must then call [`LogSink::push_buffered`].
+    pub fn record(&self, timestamp_ms: f64, level: &'static str, line: String) -> bool {
+        if let Ok(mut buffered) = self.buffered.lock() {
+            if buffered.len() < MAX_BUFFERED_LINES {
+                buffered.push(Entry {
+                    timestamp_ms,
+                    level,
+                    line,
+                });
+            } else {
+                self.dropped.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        !self.pushing.swap(true, Ordering::AcqRel)
     }
 
-    pub async fn push(&self, platform: &Platform, timestamp_ms: f64, level: &str, line: String) {
+    /// Pushes what is buffered, batch by batch, then gives up the push slot.
+    /// A line buffered after the last batch is taken by this task when it
+    /// sees it, or by the next request's task.
+    pub async fn push_buffered(&self, platform: &Platform) {
+        let mut pushes = 0;
+        loop {
+            while pushes < MAX_PUSHES_PER_TASK {
+                let batch = self.take_batch(platform);
+                if batch.is_empty() {
+                    break;
+                }
+                self.send(platform, &batch).await;
+                pushes += 1;
+            }
+            self.pushing.store(false, Ordering::Release);
+            let more = self.buffered.lock().map(|b| !b.is_empty()).unwrap_or(false);
+            if pushes >= MAX_PUSHES_PER_TASK || !more || self.pushing.swap(true, Ordering::AcqRel) {
+                return;
+            }
+        }
+    }
+
+    /// Up to [`MAX_LINES_PER_PUSH`] buffered lines, oldest first, plus a
+    /// warning line when lines were dropped since the last batch.
+    fn take_batch(&self, platform: &Platform) -> Vec<Entry> {
+        let mut batch = match self.buffered.lock() {
+            Ok(mut buffered) => {
+                let n = buffered.len().min(MAX_LINES_PER_PUSH);
+                buffered.drain(..n).collect::<Vec<_>>()
+            }
+            Err(_) => Vec::new(),
+        };
+        let dropped = self.dropped.swap(0, Ordering::Relaxed);
+        if dropped > 0 {
+            batch.push(Entry {
+                timestamp_ms: (platform.now_millis)(),
+                level: "warn",
+                line: json!({"telemetry": "log lines dropped while Loki was slow", "dropped": dropped})
+                    .to_string(),
+            });
+        }
+        batch
+    }
+
+    /// The push body: one stream per level, each stream's lines in
+    /// timestamp order (Loki wants integer nanoseconds as strings).
+    fn body(&self, batch: &[Entry]) -> Vec<u8> {
+        let mut streams: BTreeMap<&str, Vec<(u64, &str)>> = BTreeMap::new();
+        for entry in batch {
+            streams
+                .entry(entry.level)
+                .or_default()
+                .push((entry.timestamp_ms.max(0.0) as u64, &entry.line));
+        }
+        let streams: Vec<_> = streams
+            .into_iter()
+            .map(|(level, mut values)| {
+                values.sort_by_key(|(ms, _)| *ms);
+                let values: Vec<_> = values
+                    .into_iter()
+                    .map(|(ms, line)| json!([format!("{ms}000000"), line]))
+                    .collect();
+                json!({
+                    "stream": {"job": "edge-api", "environment": self.environment, "level": level},
+                    "values": values,
+                })
+            })
+            .collect();
+        json!({ "streams": streams }).to_string().into_bytes()
+    }
+
+    async fn send(&self, platform: &Platform, batch: &[Entry]) {
         let mut request = http::Request::builder()
             .method(http::Method::POST)
             .uri(&self.target.url)
@@ -92,11 +199,7 @@ impl LogSink {
         if let Some(auth) = self.target.authorization() {
             request = request.header("authorization", auth);
         }
-        let outcome = super::post(
-            platform,
-            request.body(Bytes::from(self.body(timestamp_ms, level, line))),
-        )
-        .await;
+        let outcome = super::post(platform, request.body(Bytes::from(self.body(batch)))).await;
         if let Err(e) = outcome {
             (platform.log_error)(&format!("telemetry: log push: {e}"));
         }
@@ -105,6 +208,8 @@ impl LogSink {
 
 #[cfg(test)]
 mod tests {
+    use std::sync::Arc;
+
     use super::*;
     use crate::telemetry::DependencyTime;
 
@@ -148,13 +253,129 @@ mod tests {
             },
             "rc",
         );
-        let body: serde_json::Value =
-            serde_json::from_slice(&sink.body(1_764_590_000_123.0, "info", "{}".into())).unwrap();
-        let stream = &body["streams"][0];
-        assert_eq!(stream["values"][0][0], "1764590000123000000");
-        assert_eq!(stream["values"][0][1], "{}");
-        let labels = stream["stream"].as_object().unwrap();
+        let entry = |ms: f64, level, line: &str| Entry {
+            timestamp_ms: ms,
+            level,
+            line: line.into(),
+        };
+        let batch = [
+            entry(1_764_590_000_124.0, "info", "second"),
+            entry(1_764_590_000_200.0, "error", "failed"),
+            entry(1_764_590_000_123.0, "info", "first"),
+        ];
+        let body: serde_json::Value = serde_json::from_slice(&sink.body(&batch)).unwrap();
+        let streams = body["streams"].as_array().unwrap();
+        assert_eq!(streams.len(), 2, "one stream per level: {body}");
+        let info = streams
+            .iter()
+            .find(|s| s["stream"]["level"] == "info")
+            .unwrap();
+        assert_eq!(info["values"][0][0], "1764590000123000000");
+        assert_eq!(info["values"][0][1], "first");
+        assert_eq!(info["values"][1][1], "second");
+        let labels = info["stream"].as_object().unwrap();
         let names: Vec<_> = labels.keys().map(String::as_str).collect();
         assert_eq!(names, ["environment", "job", "level"]);
+    }
+
+    /// Records the bodies it is sent; the first send waits until released,
+    /// like a slow Loki.
+    struct SlowLoki {
+        bodies: std::sync::Mutex<Vec<serde_json::Value>>,
+        release: tokio::sync::Semaphore,
+    }
+
+    impl outbound::Fetch for SlowLoki {
+        fn fetch(
+            &self,
+            request: outbound::Request,
+            _timeout: std::time::Duration,
+        ) -> outbound::BoxFuture<'_, Result<outbound::Response, outbound::FetchError>> {
+            Box::pin(async move {
+                let first = self.bodies.lock().unwrap().is_empty();
+                self.bodies
+                    .lock()
+                    .unwrap()
+                    .push(serde_json::from_slice(request.body()).unwrap());
+                if first {
+                    let _ = self.release.acquire().await.unwrap();
+                }
+                Ok(http::Response::builder()
+                    .status(204)
+                    .body(Bytes::new())
+                    .unwrap())
+            })
+        }
+    }
+
+    fn lines_of(body: &serde_json::Value) -> Vec<String> {
+        body["streams"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .flat_map(|s| s["values"].as_array().unwrap().iter())
+            .map(|v| v[1].as_str().unwrap().to_owned())
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn lines_arriving_during_a_push_go_in_one_more_push_and_overflow_is_counted() {
+        let loki = Arc::new(SlowLoki {
+            bodies: Default::default(),
+            release: tokio::sync::Semaphore::new(0),
+        });
+        let mut platform = Platform::native();
+        platform.fetch = loki.clone();
+        let sink = Arc::new(LogSink::new(
+            SinkTarget {
+                url: "http://127.0.0.1:1/loki/api/v1/push".into(),
+                user: None,
+                password: None,
+            },
+            "rc",
+        ));
+        assert!(
+            sink.record(1.0, "info", "first".into()),
+            "no push in flight yet"
+        );
+        let task = tokio::spawn({
+            let (sink, platform) = (sink.clone(), platform.clone());
+            async move { sink.push_buffered(&platform).await }
+        });
+        while loki.bodies.lock().unwrap().is_empty() {
+            tokio::task::yield_now().await;
+        }
+        // While the first push hangs, requests only buffer their lines.
+        for i in 0..MAX_BUFFERED_LINES + 5 {
+            assert!(!sink.record(2.0, "info", format!("line {i}")));
+        }
+        loki.release.add_permits(1);
+        task.await.unwrap();
+        assert_eq!(
+            loki.bodies.lock().unwrap().len(),
+            MAX_PUSHES_PER_TASK,
+            "one task stops after its share of pushes"
+        );
+        // The slot is free again: the next request's line starts a task,
+        // which takes what the last one left.
+        assert!(sink.record(3.0, "info", "next".into()));
+        sink.push_buffered(&platform).await;
+        let bodies = loki.bodies.lock().unwrap().clone();
+        assert_eq!(lines_of(&bodies[0]), ["first"]);
+        let later: Vec<String> = bodies[1..].iter().flat_map(lines_of).collect();
+        assert_eq!(
+            later.len(),
+            MAX_BUFFERED_LINES + 2,
+            "kept lines, a warning, the next"
+        );
+        assert_eq!(later[0], "line 0");
+        assert_eq!(later.last().unwrap(), "next");
+        assert!(
+            later.iter().any(|l| l.contains("\"dropped\":5")),
+            "the overflow is reported"
+        );
+        assert!(bodies
+            .iter()
+            .all(|b| lines_of(b).len() <= MAX_LINES_PER_PUSH + 1));
     }
 }

@@ -227,20 +227,20 @@ pub fn report(app: &Arc<App>, seen: Seen, notes: &Notes, outcome: Outcome) {
             background.spawn(push);
         }
     }
-    if app.telemetry.logs.is_some() {
-        let app = app.clone();
-        let line = logs::line(&finished, &route);
-        let started_ms = finished.started_ms;
+    if let Some(logs) = &app.telemetry.logs {
         let level = if finished.status >= 500 {
             "error"
         } else {
             "info"
         };
-        background.spawn(Box::pin(async move {
-            if let Some(logs) = &app.telemetry.logs {
-                logs.push(&app.platform, started_ms, level, line).await;
-            }
-        }));
+        if logs.record(finished.started_ms, level, logs::line(&finished, &route)) {
+            let app = app.clone();
+            background.spawn(Box::pin(async move {
+                if let Some(logs) = &app.telemetry.logs {
+                    logs.push_buffered(&app.platform).await;
+                }
+            }));
+        }
     }
     if finished.status >= 500 && app.telemetry.sentry.is_some() {
         let event = sentry_event(&app.platform, &finished, &route, user);
