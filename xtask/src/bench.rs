@@ -752,7 +752,7 @@ fn workerd_config(
     vars: &[(&'static str, String)],
     ports: [u16; 2],
 ) -> anyhow::Result<String> {
-    let files = module_files(bundle)?;
+    let files = build::bundle_modules(bundle)?;
     let mut out = String::from("using Workerd = import \"/workerd/workerd.capnp\";\n\n");
     out.push_str("const config :Workerd.Config = (\n  services = [\n");
     out.push_str("    (name = \"cached\", worker = .cached),\n");
@@ -803,30 +803,6 @@ fn workerd_config(
         out.push_str("  ],\n);\n");
     }
     Ok(out)
-}
-
-/// The modules of a wrangler dry-run bundle, main module first: `(name,
-/// kind)` where kind is the workerd module type.
-fn module_files(bundle: &Path) -> anyhow::Result<Vec<(String, &'static str)>> {
-    let mut main = None;
-    let mut others = Vec::new();
-    for entry in
-        std::fs::read_dir(bundle).with_context(|| format!("reading {}", bundle.display()))?
-    {
-        let name = entry?.file_name().to_string_lossy().into_owned();
-        if name.ends_with(".wasm") {
-            others.push((name, "wasm"));
-        } else if name.ends_with(".js") || name.ends_with(".mjs") {
-            if name.starts_with("index.") || name.starts_with("entry.") {
-                main = Some((name, "esModule"));
-            } else {
-                others.push((name, "esModule"));
-            }
-        }
-    }
-    let main = main.with_context(|| format!("{} has no index.js", bundle.display()))?;
-    others.sort();
-    Ok(std::iter::once(main).chain(others).collect())
 }
 
 fn capnp_string(text: &str) -> String {

@@ -312,7 +312,7 @@ fn collect_inputs(path: &Path, out: &mut Vec<(PathBuf, u64, u128)>) -> anyhow::R
 
 /// `wrangler deploy --dry-run --env ENV --outdir target/bundle/ENV`: the
 /// exact files an upload to that environment would carry.
-fn deploy_bundle(tools: &BuildTools, env: flags::Environment) -> anyhow::Result<DeployBundle> {
+pub fn deploy_bundle(tools: &BuildTools, env: flags::Environment) -> anyhow::Result<DeployBundle> {
     let dir = root().join("target/bundle").join(env.name());
     let _ = std::fs::remove_dir_all(&dir);
     project::run(
@@ -359,6 +359,30 @@ fn test_only_code_in(dir: &Path) -> anyhow::Result<Option<PathBuf>> {
         }
     }
     Ok(None)
+}
+
+/// The modules of a wrangler dry-run bundle, main module first: `(file
+/// name, kind)` where kind is workerd's module type (`esModule`, `wasm`).
+pub fn bundle_modules(bundle: &Path) -> anyhow::Result<Vec<(String, &'static str)>> {
+    let mut main = None;
+    let mut others = Vec::new();
+    for entry in
+        std::fs::read_dir(bundle).with_context(|| format!("reading {}", bundle.display()))?
+    {
+        let name = entry?.file_name().to_string_lossy().into_owned();
+        if name.ends_with(".wasm") {
+            others.push((name, "wasm"));
+        } else if name.ends_with(".js") || name.ends_with(".mjs") {
+            if name.starts_with("index.") || name.starts_with("entry.") {
+                main = Some((name, "esModule"));
+            } else {
+                others.push((name, "esModule"));
+            }
+        }
+    }
+    let main = main.with_context(|| format!("{} has no index.js", bundle.display()))?;
+    others.sort();
+    Ok(std::iter::once(main).chain(others).collect())
 }
 
 #[cfg(test)]

@@ -41,6 +41,180 @@ pub enum Command {
     /// (with the local stack behind them) and print requests/s, latencies
     /// and their ratios, plus bundle size, first-request time and memory.
     Bench(Bench),
+    /// Compare an environment on Cloudflare with deploy.toml and print what
+    /// a deploy would change (exit status 2 when something would).
+    Plan(Plan),
+    /// Migrate TiDB, then create or update Access, the Worker, DNS and
+    /// Pages of an environment until it matches deploy.toml; check health
+    /// and roll the Worker back if the checks fail.
+    Deploy(Deploy),
+    /// Send all of an environment's traffic to an earlier Worker version.
+    Rollback(Rollback),
+    /// Delete everything deploy.toml describes for rc or stg (never prd).
+    Destroy(Destroy),
+    /// Print an environment's resources and their dependencies as a
+    /// Mermaid diagram.
+    Graph(Graph),
+    /// List an environment's secrets and where each value comes from, or
+    /// set one (`--set NAME`, value on standard input).
+    Secrets(Secrets),
+}
+
+/// Which environment, described where, on which Cloudflare API.
+#[derive(Debug, Args)]
+pub struct DeployTarget {
+    /// The environment.
+    #[arg(long, value_enum)]
+    pub env: Environment,
+
+    /// The environment description.
+    #[arg(long, default_value = "deploy.toml")]
+    pub config: std::path::PathBuf,
+
+    /// The Cloudflare API (tests point it at the stand-in). The token comes
+    /// from CLOUDFLARE_API_TOKEN, EDGE_API_<ENV>_CLOUDFLARE_API_TOKEN or
+    /// .env.<env>, and is never printed.
+    #[arg(
+        long,
+        env = "CLOUDFLARE_API_BASE_URL",
+        default_value = "https://api.cloudflare.com/client/v4"
+    )]
+    pub api_url: String,
+}
+
+#[derive(Debug, Args)]
+pub struct Plan {
+    #[command(flatten)]
+    pub target: DeployTarget,
+
+    /// Compare with this `wrangler deploy --dry-run` output instead of a
+    /// fresh release build.
+    #[arg(long)]
+    pub bundle: Option<std::path::PathBuf>,
+
+    /// Count DNS records at wanted names that this tool did not create as
+    /// its own (instead of refusing to plan).
+    #[arg(long)]
+    pub adopt: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct Deploy {
+    #[command(flatten)]
+    pub target: DeployTarget,
+
+    /// Deploy this `wrangler deploy --dry-run` output instead of a fresh
+    /// release build.
+    #[arg(long)]
+    pub bundle: Option<std::path::PathBuf>,
+
+    /// Apply deletes without asking.
+    #[arg(long)]
+    pub yes: bool,
+
+    /// Send only this share of traffic to the new Worker version (a gradual
+    /// deploy); the version serving now keeps the rest. A later deploy
+    /// without it moves the new version to 100%.
+    #[arg(long, value_parser = parse_percent)]
+    pub percent: Option<f64>,
+
+    /// Take over DNS records at wanted names that this tool did not create.
+    #[arg(long)]
+    pub adopt: bool,
+
+    /// Break the deploy lock even if it has not expired (its holder must be
+    /// known to be gone, e.g. a killed CI job).
+    #[arg(long)]
+    pub break_lock: bool,
+
+    /// Do not migrate TiDB first (it is migrated separately).
+    #[arg(long)]
+    pub skip_migrations: bool,
+
+    /// Send health checks to this address, with the hostname in the Host
+    /// header, instead of https://<hostname> (tests: the stand-in's edge).
+    #[arg(long, env = "EDGE_API_DEPLOY_EDGE_URL")]
+    pub edge_url: Option<String>,
+
+    /// Seconds the health checks may take to pass before the Worker is
+    /// rolled back.
+    #[arg(long, default_value_t = 60)]
+    pub health_timeout: u64,
+}
+
+#[derive(Debug, Args)]
+pub struct Rollback {
+    #[command(flatten)]
+    pub target: DeployTarget,
+
+    /// The version to serve (default: the one that served before the
+    /// current one).
+    #[arg(long)]
+    pub to: Option<String>,
+
+    /// Break the deploy lock even if it has not expired.
+    #[arg(long)]
+    pub break_lock: bool,
+
+    /// Send the health check to this address (see deploy --edge-url).
+    #[arg(long, env = "EDGE_API_DEPLOY_EDGE_URL")]
+    pub edge_url: Option<String>,
+
+    /// Seconds the health check may take to pass.
+    #[arg(long, default_value_t = 60)]
+    pub health_timeout: u64,
+}
+
+#[derive(Debug, Args)]
+pub struct Destroy {
+    #[command(flatten)]
+    pub target: DeployTarget,
+
+    /// Delete without asking.
+    #[arg(long)]
+    pub yes: bool,
+
+    /// Break the deploy lock even if it has not expired.
+    #[arg(long)]
+    pub break_lock: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct Graph {
+    /// The environment.
+    #[arg(long, value_enum)]
+    pub env: Environment,
+
+    /// The environment description.
+    #[arg(long, default_value = "deploy.toml")]
+    pub config: std::path::PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct Secrets {
+    /// The environment.
+    #[arg(long, value_enum)]
+    pub env: Environment,
+
+    /// The environment description.
+    #[arg(long, default_value = "deploy.toml")]
+    pub config: std::path::PathBuf,
+
+    /// Set this secret in .env.<env> from one line of standard input
+    /// (never from an argument, which shell history would keep).
+    #[arg(long, value_name = "NAME")]
+    pub set: Option<String>,
+}
+
+fn parse_percent(text: &str) -> Result<f64, String> {
+    let value: f64 = text
+        .parse()
+        .map_err(|_| format!("{text:?} is not a number"))?;
+    if (1.0..100.0).contains(&value) {
+        Ok(value)
+    } else {
+        Err("a share of traffic from 1 to 99".into())
+    }
 }
 
 #[derive(Debug, Args)]

@@ -4,6 +4,7 @@
 
 mod bench;
 mod build;
+mod deploy;
 mod dev;
 mod flags;
 mod install;
@@ -26,6 +27,16 @@ fn main() {
         flags::Command::Test(flags) => test::run(&ui, flags),
         flags::Command::Migrate(flags) => migrate::run(&ui, flags),
         flags::Command::Bench(flags) => bench::run(&ui, flags),
+        flags::Command::Plan(flags) => deploy::plan(&ui, flags).map(|code| {
+            if code != 0 {
+                std::process::exit(code);
+            }
+        }),
+        flags::Command::Deploy(flags) => deploy::deploy(&ui, flags),
+        flags::Command::Rollback(flags) => deploy::rollback(&ui, flags),
+        flags::Command::Destroy(flags) => deploy::destroy(&ui, flags),
+        flags::Command::Graph(flags) => deploy::graph(&ui, flags),
+        flags::Command::Secrets(flags) => deploy::secrets(&ui, flags),
     };
     if let Err(e) = result {
         if ui.json {

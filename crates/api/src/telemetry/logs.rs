@@ -5,19 +5,21 @@
 //! duration, colo and dependency timings. No headers, no bodies.
 //!
 //! Lines are batched per isolate: a request adds its line to a bounded
-//! buffer, and at most one push is in flight at a time, carrying every line
-//! buffered so far. Under load that is one push per batch instead of one per
-//! request, and a slow or hung Loki holds at most one request's background
-//! work (bounded by the send timeout) instead of one per request.
+//! buffer, and pushes follow the sink's [`SendSchedule`] (one in flight, at
+//! most one a second, pauses after failures), each carrying every line
+//! buffered so far. Under load that is one push per second instead of one
+//! per request, and a slow, hung or stopped Loki costs a request nothing
+//! but adding its line to the buffer.
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 
 use outbound::Bytes;
 use serde::Serialize;
 use serde_json::json;
 
+use super::schedule::SendSchedule;
 use super::Finished;
 use crate::config::SinkTarget;
 use crate::Platform;
@@ -43,7 +45,7 @@ pub struct LogSink {
     target: SinkTarget,
     environment: String,
     buffered: Mutex<Vec<Entry>>,
-    pushing: AtomicBool,
+    schedule: SendSchedule,
     dropped: AtomicU64,
 }
 
@@ -98,14 +100,21 @@ impl LogSink {
             target,
             environment: environment.to_owned(),
             buffered: Mutex::new(Vec::new()),
-            pushing: AtomicBool::new(false),
+            schedule: SendSchedule::default(),
             dropped: AtomicU64::new(0),
         }
     }
 
-    /// Buffers a line. True when the caller should start a push task
-    /// (none is in flight); it must then call [`LogSink::push_buffered`].
-    pub fn record(&self, timestamp_ms: f64, level: &'static str, line: String) -> bool {
+    /// Buffers a line, and claims the next push: how long the caller's
+    /// background task should wait before [`LogSink::push_buffered`], or
+    /// `None` when this request need not push.
+    pub fn record(
+        &self,
+        now_ms: f64,
+        timestamp_ms: f64,
+        level: &'static str,
+        line: String,
+    ) -> Option<f64> {
         if let Ok(mut buffered) = self.buffered.lock() {
             if buffered.len() < MAX_BUFFERED_LINES {
                 buffered.push(Entry {
@@ -117,29 +126,29 @@ impl LogSink {
                 self.dropped.fetch_add(1, Ordering::Relaxed);
             }
         }
-        !self.pushing.swap(true, Ordering::AcqRel)
+        self.schedule.claim(now_ms)
     }
 
-    /// Pushes what is buffered, batch by batch, then gives up the push slot.
-    /// A line buffered after the last batch is taken by this task when it
-    /// sees it, or by the next request's task.
+    /// Pushes what is buffered, batch by batch (at most
+    /// [`MAX_PUSHES_PER_TASK`]), after a claim; stops at the first failure
+    /// (the failed batch is lost, the rest stays buffered).
     pub async fn push_buffered(&self, platform: &Platform) {
-        let mut pushes = 0;
-        loop {
-            while pushes < MAX_PUSHES_PER_TASK {
-                let batch = self.take_batch(platform);
-                if batch.is_empty() {
-                    break;
-                }
-                self.send(platform, &batch).await;
-                pushes += 1;
+        self.schedule.started((platform.now_millis)());
+        let mut outcome = Ok(());
+        for _ in 0..MAX_PUSHES_PER_TASK {
+            let batch = self.take_batch(platform);
+            if batch.is_empty() {
+                break;
             }
-            self.pushing.store(false, Ordering::Release);
-            let more = self.buffered.lock().map(|b| !b.is_empty()).unwrap_or(false);
-            if pushes >= MAX_PUSHES_PER_TASK || !more || self.pushing.swap(true, Ordering::AcqRel) {
-                return;
+            outcome = self.send(platform, &batch).await;
+            if outcome.is_err() {
+                break;
             }
         }
+        let notice = self
+            .schedule
+            .finished((platform.now_millis)(), outcome.is_ok());
+        super::tell_console(platform, "log push", notice, outcome.err());
     }
 
     /// Up to [`MAX_LINES_PER_PUSH`] buffered lines, oldest first, plus a
@@ -191,7 +200,7 @@ impl LogSink {
         json!({ "streams": streams }).to_string().into_bytes()
     }
 
-    async fn send(&self, platform: &Platform, batch: &[Entry]) {
+    async fn send(&self, platform: &Platform, batch: &[Entry]) -> Result<(), String> {
         let mut request = http::Request::builder()
             .method(http::Method::POST)
             .uri(&self.target.url)
@@ -199,10 +208,7 @@ impl LogSink {
         if let Some(auth) = self.target.authorization() {
             request = request.header("authorization", auth);
         }
-        let outcome = super::post(platform, request.body(Bytes::from(self.body(batch)))).await;
-        if let Err(e) = outcome {
-            (platform.log_error)(&format!("telemetry: log push: {e}"));
-        }
+        super::post(platform, request.body(Bytes::from(self.body(batch)))).await
     }
 }
 
@@ -335,7 +341,8 @@ mod tests {
             "rc",
         ));
         assert!(
-            sink.record(1.0, "info", "first".into()),
+            sink.record((platform.now_millis)(), 1.0, "info", "first".into())
+                .is_some(),
             "no push in flight yet"
         );
         let task = tokio::spawn({
@@ -347,7 +354,9 @@ mod tests {
         }
         // While the first push hangs, requests only buffer their lines.
         for i in 0..MAX_BUFFERED_LINES + 5 {
-            assert!(!sink.record(2.0, "info", format!("line {i}")));
+            assert!(sink
+                .record((platform.now_millis)(), 2.0, "info", format!("line {i}"))
+                .is_none());
         }
         loki.release.add_permits(1);
         task.await.unwrap();
@@ -358,7 +367,9 @@ mod tests {
         );
         // The slot is free again: the next request's line starts a task,
         // which takes what the last one left.
-        assert!(sink.record(3.0, "info", "next".into()));
+        assert!(sink
+            .record((platform.now_millis)(), 3.0, "info", "next".into())
+            .is_some());
         sink.push_buffered(&platform).await;
         let bodies = loki.bodies.lock().unwrap().clone();
         assert_eq!(lines_of(&bodies[0]), ["first"]);

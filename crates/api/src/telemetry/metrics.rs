@@ -9,12 +9,12 @@
 //! sink stays bounded however busy the isolate is.
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 
-use outbound::{BoxFuture, Bytes};
+use outbound::Bytes;
 use prom_remote_write::{TimeSeries, WriteRequest};
 
+use super::schedule::SendSchedule;
 use super::Finished;
 use crate::config::SinkTarget;
 use crate::Platform;
@@ -55,7 +55,7 @@ pub struct MetricsSink {
     /// collide, so each stays a plain monotonic counter.
     instance: Mutex<Option<String>>,
     registry: Mutex<Registry>,
-    pushing: Arc<AtomicBool>,
+    schedule: SendSchedule,
 }
 
 impl std::fmt::Debug for MetricsSink {
@@ -83,7 +83,7 @@ impl MetricsSink {
             environment: environment.to_owned(),
             instance: Mutex::new(None),
             registry: Mutex::default(),
-            pushing: Arc::new(AtomicBool::new(false)),
+            schedule: SendSchedule::default(),
         }
     }
 
@@ -110,19 +110,29 @@ impl MetricsSink {
         }
     }
 
-    /// The push of everything counted so far, unless one is in flight.
-    pub fn push(&self, platform: Platform) -> Option<BoxFuture<'static, ()>> {
-        if self.pushing.swap(true, Ordering::AcqRel) {
-            return None;
-        }
-        let now_ms = (platform.now_millis)() as i64;
-        let instance = self.instance(&platform);
-        let Ok(registry) = self.registry.lock() else {
-            self.pushing.store(false, Ordering::Release);
-            return None;
+    /// Claims the next push (see [`SendSchedule`]): how long to wait first,
+    /// or `None` when this request need not push.
+    pub fn claim(&self, now_ms: f64) -> Option<f64> {
+        self.schedule.claim(now_ms)
+    }
+
+    /// Pushes everything counted so far (cumulative, so a push that fails
+    /// loses nothing the next one does not carry), after a [`claim`].
+    ///
+    /// [`claim`]: MetricsSink::claim
+    pub async fn push(&self, platform: &Platform) {
+        let now_ms = (platform.now_millis)();
+        self.schedule.started(now_ms);
+        let instance = self.instance(platform);
+        let body = match self.registry.lock() {
+            Ok(registry) => self
+                .snapshot(&registry, &instance, now_ms as i64)
+                .encode_body(),
+            Err(_) => {
+                self.schedule.release();
+                return;
+            }
         };
-        let body = self.snapshot(&registry, &instance, now_ms).encode_body();
-        drop(registry);
         let mut request = http::Request::builder()
             .method(http::Method::POST)
             .uri(&self.target.url)
@@ -135,15 +145,11 @@ impl MetricsSink {
         if let Some(auth) = self.target.authorization() {
             request = request.header("authorization", auth);
         }
-        let pushing = self.pushing.clone();
-        let request = request.body(Bytes::from(body));
-        Some(Box::pin(async move {
-            let outcome = super::post(&platform, request).await;
-            pushing.store(false, Ordering::Release);
-            if let Err(e) = outcome {
-                (platform.log_error)(&format!("telemetry: metrics push: {e}"));
-            }
-        }))
+        let outcome = super::post(platform, request.body(Bytes::from(body))).await;
+        let notice = self
+            .schedule
+            .finished((platform.now_millis)(), outcome.is_ok());
+        super::tell_console(platform, "metrics push", notice, outcome.err());
     }
 
     fn instance(&self, platform: &Platform) -> String {

@@ -11,6 +11,7 @@
 
 mod logs;
 mod metrics;
+mod schedule;
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -202,6 +203,28 @@ async fn post(
     }
 }
 
+/// Sleeps `ms` (a push waiting out its sink's interval), if any.
+async fn wait(platform: &Platform, ms: f64) {
+    if ms >= 1.0 {
+        platform.timer.sleep(Duration::from_millis(ms as u64)).await;
+    }
+}
+
+/// One console line per outage of a sink (its first failure) and one when
+/// it recovers; nothing per request.
+fn tell_console(platform: &Platform, what: &str, notice: schedule::Notice, error: Option<String>) {
+    match notice {
+        schedule::Notice::StartedFailing => (platform.log_error)(&format!(
+            "telemetry: {what} failed ({}); pausing it, with longer pauses while it keeps failing",
+            error.unwrap_or_default()
+        )),
+        schedule::Notice::Recovered(failures) => (platform.log_error)(&format!(
+            "telemetry: {what} works again after {failures} failed attempts"
+        )),
+        schedule::Notice::Quiet => {}
+    }
+}
+
 /// Hands the request to every configured sink, in the background.
 pub fn report(app: &Arc<App>, seen: Seen, notes: &Notes, outcome: Outcome) {
     let background = seen.background;
@@ -221,10 +244,17 @@ pub fn report(app: &Arc<App>, seen: Seen, notes: &Notes, outcome: Outcome) {
     };
     let (route, user) = notes.take();
     let route = route.unwrap_or_else(|| "unmatched".to_owned());
+    let now_ms = (app.platform.now_millis)();
     if let Some(metrics) = &app.telemetry.metrics {
         metrics.observe(&route, &finished);
-        if let Some(push) = metrics.push(app.platform.clone()) {
-            background.spawn(push);
+        if let Some(wait_ms) = metrics.claim(now_ms) {
+            let app = app.clone();
+            background.spawn(Box::pin(async move {
+                wait(&app.platform, wait_ms).await;
+                if let Some(metrics) = &app.telemetry.metrics {
+                    metrics.push(&app.platform).await;
+                }
+            }));
         }
     }
     if let Some(logs) = &app.telemetry.logs {
@@ -233,9 +263,11 @@ pub fn report(app: &Arc<App>, seen: Seen, notes: &Notes, outcome: Outcome) {
         } else {
             "info"
         };
-        if logs.record(finished.started_ms, level, logs::line(&finished, &route)) {
+        let line = logs::line(&finished, &route);
+        if let Some(wait_ms) = logs.record(now_ms, finished.started_ms, level, line) {
             let app = app.clone();
             background.spawn(Box::pin(async move {
+                wait(&app.platform, wait_ms).await;
                 if let Some(logs) = &app.telemetry.logs {
                     logs.push_buffered(&app.platform).await;
                 }

@@ -1,0 +1,379 @@
+//! Workers: uploads, versions, deployments, secrets, settings, routes, domains.
+mod common;
+
+use common::*;
+use reqwest::{Method, StatusCode};
+use serde_json::{json, Value};
+
+const SCRIPT: &str = "api-worker";
+
+fn script_path(rest: &str) -> String {
+    format!("/accounts/{ACCOUNT}/workers/scripts/{SCRIPT}{rest}")
+}
+
+fn metadata() -> Value {
+    json!({
+        "main_module": "worker.js",
+        "compatibility_date": "2025-01-01",
+        "compatibility_flags": ["nodejs_compat"],
+        "bindings": [
+            {"type": "plain_text", "name": "ENVIRONMENT", "text": "rc"},
+            {"type": "secret_text", "name": "API_KEY", "text": "s3cret"},
+            {"type": "service", "name": "AUTH", "service": "auth-worker", "environment": "production"},
+        ],
+        "observability": {"enabled": true},
+        "keep_bindings": ["secret_text"],
+    })
+}
+
+async fn upload(api: &Api) -> Value {
+    let (status, body) = api
+        .multipart(
+            Method::PUT,
+            &script_path(""),
+            worker_form(
+                metadata(),
+                "worker.js",
+                "export default { fetch() { return new Response('ok') } }",
+            ),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    body
+}
+
+#[tokio::test]
+async fn a_module_upload_creates_and_deploys_a_version() {
+    let api = start().await;
+    let body = upload(&api).await;
+    assert_eq!(body["result"]["id"], SCRIPT);
+    let deployment = api.standin.current_deployment(SCRIPT).expect("deployed");
+    assert_eq!(deployment["strategy"], "percentage");
+    assert_eq!(deployment["versions"][0]["percentage"], 100.0);
+    let version_id = deployment["versions"][0]["version_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+
+    let (status, body) = api
+        .get(&script_path(&format!("/versions/{version_id}")))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let bindings = body["result"]["resources"]["bindings"].as_array().unwrap();
+    let env = bindings
+        .iter()
+        .find(|b| b["name"] == "ENVIRONMENT")
+        .unwrap();
+    assert_eq!(env["text"], "rc");
+    let secret = bindings.iter().find(|b| b["name"] == "API_KEY").unwrap();
+    assert_eq!(secret["type"], "secret_text");
+    assert!(
+        secret.get("text").is_none(),
+        "secret values are never returned"
+    );
+    assert_eq!(
+        body["result"]["resources"]["script_runtime"]["compatibility_date"],
+        "2025-01-01"
+    );
+
+    let (_, body) = api
+        .get(&format!("/accounts/{ACCOUNT}/workers/scripts"))
+        .await;
+    assert_eq!(body["result"][0]["id"], SCRIPT);
+    let (_, body) = api.get(&script_path("/deployments")).await;
+    assert_eq!(body["result"]["deployments"].as_array().unwrap().len(), 1);
+    let download = api
+        .client
+        .get(api.url(&script_path("")))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(download.status(), StatusCode::OK);
+    assert!(download
+        .text()
+        .await
+        .unwrap()
+        .contains("new Response('ok')"));
+    api.assert_clean();
+}
+
+#[tokio::test]
+async fn invalid_metadata_and_missing_modules_are_refused() {
+    let api = start().await;
+    let bad =
+        json!({"main_module": "worker.js", "bindings": [{"type": "plain_text", "name": "X"}]});
+    let (status, body) = api
+        .multipart(
+            Method::PUT,
+            &script_path(""),
+            worker_form(bad, "worker.js", "export default {}"),
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert_error(&body, 9207);
+    let missing = json!({"main_module": "index.js"});
+    let (status, body) = api
+        .multipart(
+            Method::PUT,
+            &script_path(""),
+            worker_form(missing, "worker.js", "export default {}"),
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert!(body["errors"][0]["message"]
+        .as_str()
+        .unwrap()
+        .contains("index.js"));
+    let violations = api.standin.violations();
+    assert_eq!(violations.len(), 2);
+    assert!(violations
+        .iter()
+        .all(|v| v.operation == "worker-script-upload-worker-module"));
+    let (status, body) = api.get(&script_path("/deployments")).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert_error(&body, 10007);
+}
+
+#[tokio::test]
+async fn versions_and_percentage_deployments() {
+    let api = start().await;
+    upload(&api).await;
+    let first =
+        api.standin.current_deployment(SCRIPT).unwrap()["versions"][0]["version_id"].clone();
+    let mut meta = metadata();
+    meta["annotations"] = json!({"workers/message": "candidate", "workers/tag": "v2"});
+    meta["bindings"][0]["text"] = json!("rc2");
+    let (status, body) = api
+        .multipart(
+            Method::POST,
+            &script_path("/versions"),
+            worker_form(meta, "worker.js", "export default {}"),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let second = body["result"]["id"].clone();
+    assert_eq!(body["result"]["annotations"]["workers/tag"], "v2");
+    // Uploading a version does not deploy it.
+    assert_eq!(
+        api.standin.current_deployment(SCRIPT).unwrap()["versions"][0]["version_id"],
+        first
+    );
+
+    let (_, body) = api.get(&script_path("/versions")).await;
+    assert_eq!(body["result"]["items"].as_array().unwrap().len(), 2);
+
+    let (status, body) = api
+        .post(
+            &script_path("/deployments"),
+            json!({"strategy": "percentage", "versions": [
+                {"version_id": second, "percentage": 10}, {"version_id": first, "percentage": 80}]}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_error(&body, 10216);
+    // Refused on its content alone, so it is a violation too.
+    let violations = api.standin.violations();
+    assert_eq!(violations.len(), 1, "{violations:#?}");
+    assert_eq!(
+        violations[0].operation,
+        "worker-deployments-create-deployment"
+    );
+    assert!(violations[0].message.contains("sum to 100"));
+    let (status, body) = api
+        .post(
+            &script_path("/deployments"),
+            json!({"strategy": "percentage", "versions": [
+                {"version_id": "6b2a2d6c-8d3b-4e0f-9a43-2b1f5b7c0d11", "percentage": 100}]}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert_error(&body, 10217);
+    let (status, body) = api
+        .post(
+            &script_path("/deployments"),
+            json!({"strategy": "percentage", "annotations": {"workers/message": "canary"}, "versions": [
+                {"version_id": second, "percentage": 10}, {"version_id": first, "percentage": 90}]}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["result"]["annotations"]["workers/message"], "canary");
+    let current = api.standin.current_deployment(SCRIPT).unwrap();
+    assert_eq!(current["versions"][0]["version_id"], second);
+    let version = api
+        .standin
+        .version(SCRIPT, second.as_str().unwrap())
+        .unwrap();
+    let env = &version["resources"]["bindings"][0];
+    assert_eq!(env["text"], "rc2");
+    // The secret was kept by `keep_bindings` ... and redefined by the metadata.
+    assert_eq!(
+        api.standin.secret_value(SCRIPT, "API_KEY").as_deref(),
+        Some("s3cret")
+    );
+    assert_eq!(api.standin.violations().len(), 1);
+    assert!(api.standin.response_mismatches().is_empty());
+}
+
+#[tokio::test]
+async fn a_bad_deployment_body_is_a_violation() {
+    let api = start().await;
+    upload(&api).await;
+    let (status, _) = api
+        .post(
+            &script_path("/deployments"),
+            json!({"strategy": "all-at-once", "versions": []}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(
+        api.standin.violations()[0].operation,
+        "worker-deployments-create-deployment"
+    );
+}
+
+#[tokio::test]
+async fn secrets_create_versions_and_never_show_values() {
+    let api = start().await;
+    upload(&api).await;
+    let before = api.standin.current_deployment(SCRIPT).unwrap()["id"].clone();
+    let (status, body) = api
+        .put(
+            &script_path("/secrets"),
+            json!({"name": "DB_PASSWORD", "text": "hunter2", "type": "secret_text"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert!(body["result"].get("text").is_none());
+    let after = api.standin.current_deployment(SCRIPT).unwrap();
+    assert_ne!(after["id"], before, "a secret change deploys a new version");
+    assert_eq!(after["annotations"]["workers/triggered_by"], "secret");
+
+    let (_, body) = api.get(&script_path("/secrets")).await;
+    let names: Vec<&str> = body["result"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["API_KEY", "DB_PASSWORD"]);
+    assert!(body.to_string().find("hunter2").is_none());
+    let (status, body) = api.get(&script_path("/secrets/DB_PASSWORD")).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body["result"]["type"], "secret_text");
+    assert_eq!(
+        api.standin.secret_value(SCRIPT, "DB_PASSWORD").as_deref(),
+        Some("hunter2")
+    );
+
+    let (status, _) = api.delete(&script_path("/secrets/DB_PASSWORD")).await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, body) = api.get(&script_path("/secrets/DB_PASSWORD")).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert_error(&body, 10056);
+    api.assert_clean();
+}
+
+#[tokio::test]
+async fn settings_and_script_settings() {
+    let api = start().await;
+    upload(&api).await;
+    let (status, body) = api.get(&script_path("/script-settings")).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body["result"]["observability"]["enabled"], true);
+    let (status, body) = api
+        .patch(
+            &script_path("/script-settings"),
+            json!({"logpush": true, "observability": {"enabled": false}}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["result"]["logpush"], true);
+
+    let form = reqwest::multipart::Form::new().part(
+        "settings",
+        reqwest::multipart::Part::text(json!({"compatibility_date": "2025-06-01"}).to_string())
+            .mime_str("application/json")
+            .unwrap(),
+    );
+    let (status, body) = api
+        .multipart(Method::PATCH, &script_path("/settings"), form)
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["result"]["compatibility_date"], "2025-06-01");
+    let (_, body) = api.get(&script_path("/settings")).await;
+    assert_eq!(body["result"]["logpush"], true);
+    assert_eq!(body["result"]["bindings"].as_array().unwrap().len(), 3);
+    api.assert_clean();
+}
+
+#[tokio::test]
+async fn routes_are_unique_per_pattern() {
+    let api = start().await;
+    upload(&api).await;
+    let routes = format!("/zones/{ZONE}/workers/routes");
+    let (status, body) = api
+        .post(
+            &routes,
+            json!({"pattern": "api.rc.example.com/*", "script": SCRIPT}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let id = body["result"]["id"].as_str().unwrap().to_owned();
+    let (status, body) = api
+        .post(
+            &routes,
+            json!({"pattern": "api.rc.example.com/*", "script": SCRIPT}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT);
+    assert_error(&body, 10020);
+    let (status, body) = api
+        .put(
+            &format!("{routes}/{id}"),
+            json!({"pattern": "api.rc.example.com/v1/*", "script": SCRIPT}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let (_, body) = api.get(&routes).await;
+    assert_eq!(body["result"][0]["pattern"], "api.rc.example.com/v1/*");
+    let (status, _) = api.delete(&format!("{routes}/{id}")).await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, body) = api.get(&format!("{routes}/{id}")).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert_error(&body, 10005);
+    api.assert_clean();
+}
+
+#[tokio::test]
+async fn custom_domains_attach_list_and_detach() {
+    let api = start().await;
+    upload(&api).await;
+    let domains = format!("/accounts/{ACCOUNT}/workers/domains");
+    let (status, body) = api
+        .put(&domains, json!({"hostname": "api.rc.example.com", "service": SCRIPT, "zone_id": ZONE, "environment": "production"}))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["result"]["zone_name"], ZONE_NAME);
+    let id = body["result"]["id"].as_str().unwrap().to_owned();
+    let (status, body) = api
+        .put(
+            &domains,
+            json!({"hostname": "other.example.com", "service": "missing-worker"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert_error(&body, 10007);
+    let (_, body) = api
+        .get(&format!("{domains}?hostname=api.rc.example.com"))
+        .await;
+    assert_eq!(body["result"].as_array().unwrap().len(), 1);
+    let (_, body) = api.get(&format!("{domains}?service=nope")).await;
+    assert_eq!(body["result"], json!([]));
+    let (status, _) = api.delete(&format!("{domains}/{id}")).await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, body) = api.get(&format!("{domains}/{id}")).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert_error(&body, 100114);
+    api.assert_clean();
+}

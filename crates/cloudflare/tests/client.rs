@@ -1,0 +1,480 @@
+//! Behaviour of the generic client: envelopes, typed errors, pagination,
+//! retries, timeouts, the request budget, accounting and redaction.
+
+mod common;
+
+use std::time::Duration;
+
+use cloudflare::{Error, Request, RequestBudget, RetryPolicy};
+use common::{MockServer, Reply, TOKEN};
+use serde_json::{json, Value};
+
+#[tokio::test]
+async fn success_envelope_yields_the_result_and_sends_bearer_auth() {
+    let server =
+        MockServer::start(|_, _| Reply::ok(json!({"id": "z1", "name": "example.com"}))).await;
+    let (client, _) = server.client();
+    let zone: Value = client.get("/zones/z1").await.unwrap();
+    assert_eq!(zone["name"], "example.com");
+    let requests = server.requests();
+    assert_eq!(requests[0].path, "/zones/z1");
+    assert_eq!(
+        requests[0].header("authorization"),
+        Some(format!("Bearer {TOKEN}").as_str())
+    );
+}
+
+#[tokio::test]
+async fn error_envelope_becomes_a_typed_api_error() {
+    let server =
+        MockServer::start(|_, _| Reply::error(404, 10007, "workers.api.error.script_not_found"))
+            .await;
+    let (client, _) = server.client();
+    let error = client
+        .get::<Value>("/accounts/a/workers/scripts/x")
+        .await
+        .unwrap_err();
+    match &error {
+        Error::Api { status, errors } => {
+            assert_eq!(*status, 404);
+            assert_eq!(errors[0].code, 10007);
+        }
+        other => panic!("expected an API error, got {other:?}"),
+    }
+    assert!(error.is_not_found());
+    assert!(!error.is_already_exists());
+    assert!(error.to_string().contains("10007"));
+}
+
+#[tokio::test]
+async fn success_false_with_http_200_is_still_an_error() {
+    let server = MockServer::start(|_, _| {
+        Reply::json(200, json!({"success": false, "errors": [{"code": 81057, "message": "Record already exists."}], "messages": [], "result": null}))
+    })
+    .await;
+    let (client, _) = server.client();
+    let error = client
+        .post::<_, Value>("/zones/z/dns_records", &json!({}))
+        .await
+        .unwrap_err();
+    assert_eq!(error.status(), Some(200));
+    assert!(error.is_already_exists());
+    assert!(error.has_code(81057));
+}
+
+#[tokio::test]
+async fn typed_error_helpers_know_the_codes() {
+    let api = |status, code| Error::Api {
+        status,
+        errors: vec![cloudflare::ApiError {
+            code,
+            message: String::new(),
+            documentation_url: None,
+        }],
+    };
+    for code in [10007, 8000007, 81044, 7003, 7000] {
+        assert!(api(400, code).is_not_found(), "{code}");
+    }
+    assert!(api(404, 1).is_not_found());
+    for code in [81053, 81054, 81057, 81058, 8000002] {
+        assert!(api(400, code).is_already_exists(), "{code}");
+    }
+    assert!(api(409, 1).is_already_exists());
+    assert!(!api(400, 1).is_not_found());
+    assert!(api(403, 9109).is_unauthorized());
+    assert!(api(429, 1).is_rate_limited());
+}
+
+#[tokio::test]
+async fn html_5xx_body_is_reported_without_the_token() {
+    // The edge answers HTML; this one even echoes the token back.
+    let server = MockServer::start(|_, _| {
+        Reply::html(
+            502,
+            &format!("<html><body>Bad gateway {TOKEN}</body></html>"),
+        )
+    })
+    .await;
+    let (client, _) = server.client_with(|c| c.retry(RetryPolicy::none()));
+    let error = client.get::<Value>("/zones").await.unwrap_err();
+    match &error {
+        Error::UnexpectedBody {
+            status,
+            content_type,
+            snippet,
+        } => {
+            assert_eq!(*status, 502);
+            assert_eq!(content_type, "text/html");
+            assert!(snippet.contains("Bad gateway"));
+        }
+        other => panic!("expected UnexpectedBody, got {other:?}"),
+    }
+    assert!(error.is_server_error());
+    assert!(!error.to_string().contains(TOKEN));
+    assert!(!format!("{error:?}").contains(TOKEN));
+}
+
+#[tokio::test]
+async fn malformed_success_result_is_a_decode_error() {
+    let server = MockServer::start(|_, _| Reply::ok(json!({"id": 5}))).await;
+    let (client, _) = server.client();
+    let error = client.tokens().verify().await.unwrap_err();
+    assert!(matches!(error, Error::Decode { .. }), "{error:?}");
+}
+
+#[tokio::test]
+async fn token_and_secrets_never_appear_in_debug_output() {
+    let server = MockServer::start(|_, _| Reply::ok(json!(null))).await;
+    let (client, _) = server.client();
+    assert!(!format!("{client:?}").contains(TOKEN));
+    assert!(!format!("{:?}", client.config()).contains(TOKEN));
+    let binding = cloudflare::workers::WorkerBinding::secret_text("KEY", "s3cr3t-value");
+    assert!(!format!("{binding:?}").contains("s3cr3t-value"));
+    let env = cloudflare::pages::EnvVar::secret("s3cr3t-value");
+    assert!(!format!("{env:?}").contains("s3cr3t-value"));
+    // ...but they are sent.
+    assert!(serde_json::to_string(&binding)
+        .unwrap()
+        .contains("s3cr3t-value"));
+}
+
+#[tokio::test]
+async fn page_pagination_collects_three_pages() {
+    let server = MockServer::start(|request, _| {
+        let page: u64 = request.query("page").unwrap().parse().unwrap();
+        Reply::page(
+            json!([{"n": page * 10}, {"n": page * 10 + 1}]),
+            json!({"page": page, "per_page": 2, "count": 2, "total_count": 6, "total_pages": 3}),
+        )
+    })
+    .await;
+    let (client, _) = server.client();
+    let items: Vec<Value> = client
+        .get_all_pages(Request::get("/zones"), 2)
+        .await
+        .unwrap();
+    let ns: Vec<u64> = items.iter().map(|v| v["n"].as_u64().unwrap()).collect();
+    assert_eq!(ns, [10, 11, 20, 21, 30, 31]);
+    let requests = server.requests();
+    assert_eq!(requests.len(), 3);
+    assert_eq!(requests[2].query("page"), Some("3"));
+    assert_eq!(requests[2].query("per_page"), Some("2"));
+}
+
+#[tokio::test]
+async fn page_pagination_without_total_pages_stops_at_a_short_page() {
+    let server = MockServer::start(|request, _| {
+        let page: u64 = request.query("page").unwrap().parse().unwrap();
+        let items = if page < 3 { json!([1, 2]) } else { json!([3]) };
+        Reply::page(items, json!({"page": page}))
+    })
+    .await;
+    let (client, _) = server.client();
+    let items: Vec<u64> = client.get_all_pages(Request::get("/x"), 2).await.unwrap();
+    assert_eq!(items, [1, 2, 1, 2, 3]);
+    assert_eq!(server.requests().len(), 3);
+}
+
+#[tokio::test]
+async fn cursor_pagination_follows_result_info_cursor() {
+    let server = MockServer::start(|request, _| match request.query("cursor") {
+        None => Reply::page(json!(["a", "b"]), json!({"cursor": "c1"})),
+        Some("c1") => Reply::page(json!(["c"]), json!({"cursor": "c2"})),
+        Some("c2") => Reply::page(json!(["d"]), json!({"cursor": ""})),
+        Some(other) => panic!("unexpected cursor {other}"),
+    })
+    .await;
+    let (client, _) = server.client();
+    let items: Vec<String> = client.get_all_cursor(Request::get("/x"), 2).await.unwrap();
+    assert_eq!(items, ["a", "b", "c", "d"]);
+    assert_eq!(server.requests().len(), 3);
+}
+
+#[tokio::test]
+async fn rate_limit_is_retried_after_the_retry_after_seconds() {
+    let server = MockServer::start(|_, n| {
+        if n == 0 {
+            Reply::error(429, 971, "rate limited").header("retry-after", "7")
+        } else {
+            Reply::ok(json!("done"))
+        }
+    })
+    .await;
+    let (client, clock) = server.client();
+    // A POST: 429 means nothing was done, so even creates are retried.
+    let result: String = client
+        .post("/zones/z/dns_records", &json!({}))
+        .await
+        .unwrap();
+    assert_eq!(result, "done");
+    assert_eq!(clock.sleeps(), [Duration::from_secs(7)]);
+    let stats = client.stats();
+    assert_eq!((stats.requests, stats.retries, stats.writes), (2, 1, 2));
+    assert_eq!(stats.log[0].status, Some(429));
+    assert_eq!(stats.log[1].attempt, 2);
+}
+
+#[tokio::test]
+async fn rate_limit_retry_after_http_date_is_honoured() {
+    let server_clock = cloudflare::VirtualClock::new();
+    let server_now = cloudflare::Clock::system_now(&server_clock);
+    let date = httpdate::fmt_http_date(server_now + Duration::from_secs(30));
+    let server = MockServer::start(move |_, n| {
+        if n == 0 {
+            Reply::error(429, 971, "rate limited").header("retry-after", &date)
+        } else {
+            Reply::ok(json!(1))
+        }
+    })
+    .await;
+    let (client, clock) = server.client();
+    let _: u32 = client.get("/x").await.unwrap();
+    let slept = clock.sleeps()[0];
+    // HTTP dates have one-second resolution.
+    assert!(
+        slept >= Duration::from_secs(28) && slept <= Duration::from_secs(30),
+        "{slept:?}"
+    );
+}
+
+#[tokio::test]
+async fn service_unavailable_is_retried_with_backoff_then_succeeds() {
+    let server = MockServer::start(|_, n| {
+        if n < 2 {
+            Reply::html(503, "<html>try later</html>")
+        } else {
+            Reply::ok(json!({"ok": true}))
+        }
+    })
+    .await;
+    let (client, clock) = server.client();
+    let result: Value = client.get("/zones").await.unwrap();
+    assert_eq!(result["ok"], true);
+    // No jitter in tests: 100 ms, then 200 ms.
+    assert_eq!(
+        clock.sleeps(),
+        [Duration::from_millis(100), Duration::from_millis(200)]
+    );
+    assert_eq!(client.stats().retries, 2);
+}
+
+#[tokio::test]
+async fn creating_post_is_not_retried_after_a_server_error() {
+    let server = MockServer::start(|_, _| Reply::error(500, 10013, "internal error")).await;
+    let (client, clock) = server.client();
+    let error = client
+        .post::<_, Value>("/zones/z/dns_records", &json!({"name": "a"}))
+        .await
+        .unwrap_err();
+    assert_eq!(error.status(), Some(500));
+    assert_eq!(server.requests().len(), 1);
+    assert!(clock.sleeps().is_empty());
+}
+
+#[tokio::test]
+async fn post_marked_idempotent_is_retried_after_a_server_error() {
+    let server = MockServer::start(|_, n| {
+        if n == 0 {
+            Reply::error(500, 10013, "internal error")
+        } else {
+            Reply::ok(json!({"id": "d1"}))
+        }
+    })
+    .await;
+    let (client, _) = server.client();
+    let request = Request::post("/accounts/a/workers/scripts/s/deployments")
+        .json(&json!({}))
+        .unwrap()
+        .idempotent(true);
+    let result: Value = client.send(request).await.unwrap();
+    assert_eq!(result["id"], "d1");
+    assert_eq!(server.requests().len(), 2);
+}
+
+#[tokio::test]
+async fn exhausted_attempts_return_the_last_error() {
+    let server = MockServer::start(|_, n| Reply::error(503, 1000 + n as u64, "unavailable")).await;
+    let (client, clock) = server.client();
+    let error = client.get::<Value>("/zones").await.unwrap_err();
+    // Four attempts; the error is the fourth one's.
+    assert_eq!(server.requests().len(), 4);
+    assert_eq!(error.codes(), [1003]);
+    assert_eq!(clock.sleeps().len(), 3);
+}
+
+#[tokio::test]
+async fn total_delay_cap_stops_retrying_early() {
+    let server = MockServer::start(|_, _| {
+        Reply::error(429, 971, "rate limited").header("retry-after", "40")
+    })
+    .await;
+    let (client, clock) = server.client(); // max_total_delay 60 s
+    let error = client.get::<Value>("/zones").await.unwrap_err();
+    assert!(error.is_rate_limited());
+    assert_eq!(server.requests().len(), 2);
+    assert_eq!(clock.sleeps(), [Duration::from_secs(40)]);
+}
+
+#[tokio::test]
+async fn timeouts_are_retried_for_reads_and_reported() {
+    let server = MockServer::start(|_, n| {
+        if n == 0 {
+            Reply::ok(json!("slow")).delayed(Duration::from_secs(3))
+        } else {
+            Reply::ok(json!("fast"))
+        }
+    })
+    .await;
+    let (client, _) = server.client_with(|c| c.timeout(Duration::from_millis(200)));
+    let result: String = client.get("/zones").await.unwrap();
+    assert_eq!(result, "fast");
+    let stats = client.stats();
+    assert_eq!(stats.log[0].status, None);
+    assert_eq!(stats.retries, 1);
+
+    let slow = MockServer::start(|_, _| Reply::ok(json!(1)).delayed(Duration::from_secs(3))).await;
+    let (client, _) = slow.client_with(|c| c.timeout(Duration::from_millis(200)));
+    // A creating POST that timed out may have been applied: not retried.
+    let error = client
+        .post::<_, Value>("/zones/z/dns_records", &json!({}))
+        .await
+        .unwrap_err();
+    assert!(matches!(error, Error::Timeout { .. }), "{error:?}");
+    assert_eq!(slow.requests().len(), 1);
+}
+
+#[tokio::test]
+async fn connection_refused_is_retried_even_for_posts() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    drop(listener);
+    let clock = cloudflare::VirtualClock::new();
+    let config = cloudflare::ClientConfig::new(TOKEN)
+        .base_url(format!("http://{addr}/client/v4"))
+        .retry(RetryPolicy {
+            max_attempts: 3,
+            jitter: false,
+            ..RetryPolicy::default()
+        })
+        .clock(std::sync::Arc::new(clock.clone()));
+    let client = cloudflare::Client::new(config).unwrap();
+    let error = client
+        .post::<_, Value>("/zones/z/dns_records", &json!({}))
+        .await
+        .unwrap_err();
+    match &error {
+        Error::Transport { connect, .. } => assert!(connect),
+        other => panic!("expected a transport error, got {other:?}"),
+    }
+    assert!(!error.to_string().contains(TOKEN));
+    assert_eq!(client.stats().requests, 3);
+    assert_eq!(clock.sleeps().len(), 2);
+}
+
+#[tokio::test]
+async fn budget_throttles_within_the_sliding_window() {
+    let server = MockServer::start(|_, _| Reply::ok(json!(null))).await;
+    let (client, clock) = server.client_with(|c| {
+        c.budget(RequestBudget {
+            max_requests: 3,
+            window: Duration::from_secs(10),
+            hard_cap: None,
+        })
+    });
+    for _ in 0..7 {
+        let _: Value = client.get("/zones").await.unwrap();
+    }
+    // Requests 4 and 7 each waited for the window to slide by 10 s.
+    assert_eq!(
+        clock.sleeps(),
+        [Duration::from_secs(10), Duration::from_secs(10)]
+    );
+    let stats = client.stats();
+    assert_eq!(stats.requests, 7);
+    assert_eq!(stats.throttled, 2);
+    assert_eq!(stats.throttled_for, Duration::from_secs(20));
+}
+
+#[tokio::test]
+async fn budget_hard_cap_fails_without_sending() {
+    let server = MockServer::start(|_, _| Reply::ok(json!(null))).await;
+    let (client, _) = server.client_with(|c| {
+        c.budget(RequestBudget {
+            hard_cap: Some(2),
+            ..RequestBudget::default()
+        })
+    });
+    let _: Value = client.get("/a").await.unwrap();
+    let _: Value = client.get("/b").await.unwrap();
+    let error = client.get::<Value>("/c").await.unwrap_err();
+    assert!(
+        matches!(error, Error::BudgetExhausted { cap: 2 }),
+        "{error:?}"
+    );
+    assert_eq!(server.requests().len(), 2);
+}
+
+#[tokio::test]
+async fn retries_count_against_the_budget() {
+    let server = MockServer::start(|_, n| {
+        if n == 0 {
+            Reply::error(503, 1, "unavailable")
+        } else {
+            Reply::ok(json!(null))
+        }
+    })
+    .await;
+    let (client, _) = server.client_with(|c| {
+        c.budget(RequestBudget {
+            hard_cap: Some(2),
+            ..RequestBudget::default()
+        })
+    });
+    let _: Value = client.get("/a").await.unwrap();
+    assert!(matches!(
+        client.get::<Value>("/b").await,
+        Err(Error::BudgetExhausted { .. })
+    ));
+}
+
+#[tokio::test]
+async fn accounting_counts_writes_and_logs_every_request() {
+    let server = MockServer::start(|_, _| Reply::ok(json!({"id": "x"}))).await;
+    let (client, _) = server.client();
+    let _: Value = client.get("/zones").await.unwrap();
+    let _: Value = client.get("/zones/z/dns_records").await.unwrap();
+    assert_eq!(client.stats().writes, 0, "reads only: a no-op deploy");
+    let _: Value = client
+        .put("/zones/z/dns_records/x", &json!({}))
+        .await
+        .unwrap();
+    let _: Value = client.delete("/zones/z/dns_records/x").await.unwrap();
+    let stats = client.stats();
+    assert_eq!((stats.requests, stats.writes, stats.retries), (4, 2, 0));
+    let writes: Vec<(&str, &str)> = stats
+        .write_log()
+        .map(|r| (r.method.as_str(), r.path.as_str()))
+        .collect();
+    assert_eq!(
+        writes,
+        [
+            ("PUT", "/zones/z/dns_records/x"),
+            ("DELETE", "/zones/z/dns_records/x")
+        ]
+    );
+    assert!(stats
+        .log
+        .iter()
+        .all(|r| r.status == Some(200) && r.attempt == 1));
+    client.reset_stats();
+    assert_eq!(client.stats(), cloudflare::CallStats::default());
+}
+
+#[tokio::test]
+async fn clones_share_accounting() {
+    let server = MockServer::start(|_, _| Reply::ok(json!(null))).await;
+    let (client, _) = server.client();
+    let clone = client.clone();
+    let _: Value = clone.get("/zones").await.unwrap();
+    assert_eq!(client.stats().requests, 1);
+}

@@ -1,0 +1,666 @@
+//! `cargo xtask plan | deploy | rollback | destroy` against the Cloudflare
+//! API stand-in (crates/cloudflare-standin), which keeps state like the
+//! real API and validates every request against Cloudflare's published
+//! OpenAPI schema; each test ends by asserting it saw no invalid request.
+//!
+//! The xtask binary runs as a user would run it, with the stand-in's
+//! address as the API, secrets in the environment, a small description in
+//! a temporary directory, a tiny Worker bundle, and the real wrangler
+//! uploading the Pages sites. Health checks go to the stand-in's edge
+//! emulation (`--edge-url`), which answers as the deployed hostnames would,
+//! behind Access with the service token the deploy created.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use cloudflare_standin::{Account, Config, Fault, FaultKind, StandIn, Zone};
+use serde_json::Value;
+
+const TOKEN: &str = "standin-token-0123456789";
+const ACCOUNT: &str = "4f3a9c1e2b7d4e6f8a0b1c2d3e4f5a6b";
+const ZONE_ID: &str = "9a8b7c6d5e4f3a2b1c0d9e8f7a6b5c4d";
+const ZONE: &str = "example.com";
+/// Secret values: none may ever appear in any output.
+const DATABASE_URL: &str = "mysql://app:db-pa55word-e2e@tidb.example.com:4000/app";
+const BINDING_SECRET: &str = "binding-s3cret-e2e-0123456789abcdef";
+
+fn repository() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("e2e is in the repository")
+        .to_path_buf()
+}
+
+async fn standin() -> StandIn {
+    StandIn::start(Config {
+        token: TOKEN.into(),
+        accounts: vec![Account {
+            id: ACCOUNT.into(),
+            name: "Edge API".into(),
+        }],
+        zones: vec![Zone {
+            id: ZONE_ID.into(),
+            name: ZONE.into(),
+            account_id: ACCOUNT.into(),
+        }],
+    })
+    .await
+    .expect("the stand-in starts")
+}
+
+/// A description, two sites and a Worker bundle in a fresh directory.
+struct Project {
+    dir: PathBuf,
+}
+
+impl Project {
+    fn new(name: &str) -> Project {
+        let dir = std::env::temp_dir().join(format!(
+            "deploy-{name}-{}-{}",
+            std::process::id(),
+            uuid::Uuid::new_v4().simple()
+        ));
+        std::fs::create_dir_all(dir.join("bundle")).unwrap();
+        std::fs::write(
+            dir.join("bundle/index.js"),
+            "export default { fetch() { return new Response('ok'); } };\n",
+        )
+        .unwrap();
+        for site in ["web", "admin"] {
+            std::fs::create_dir_all(dir.join("sites").join(site)).unwrap();
+            std::fs::write(
+                dir.join("sites").join(site).join("index.html"),
+                format!("<!doctype html><title>{site}</title>\n"),
+            )
+            .unwrap();
+        }
+        let project = Project { dir };
+        project.describe("rc");
+        project
+    }
+
+    /// Writes deploy.toml with `ENVIRONMENT = value` for the Worker.
+    fn describe(&self, environment_var: &str) {
+        let text = format!(
+            r#"
+[cloudflare]
+account_id = "{ACCOUNT}"
+zone = "{ZONE}"
+
+[worker]
+name = "edge-api-{{env}}"
+name_prd = "edge-api"
+service = "api"
+compatibility_date = "2026-04-01"
+[worker.vars]
+ENVIRONMENT = "{environment_var}"
+ALLOWED_ORIGINS = "https://{{host:www}},https://{{host:admin}}"
+ACCESS_TEAM_DOMAIN = "{{access:team_domain}}"
+ACCESS_AUD = "{{access:aud}}"
+ACCESS_SERVICE_TOKENS = "{{access:client_id}}"
+[worker.secrets]
+names = ["TIDB_DATABASE_URL", "BINDING_SECRET"]
+
+[[pages]]
+key = "web"
+project = "edge-web-{{env}}"
+service = "www"
+site = "sites/web"
+production_branch = "main"
+[pages.vars]
+ENVIRONMENT = "{{env}}"
+[pages.secrets]
+names = ["BINDING_SECRET"]
+
+[[pages]]
+key = "admin"
+project = "edge-admin-{{env}}"
+service = "admin"
+site = "sites/admin"
+production_branch = "main"
+[pages.secrets]
+names = ["BINDING_SECRET"]
+
+[access]
+team_domain = "https://example.cloudflareaccess.com"
+session_duration = "24h"
+allowed_email_domains = ["example.com"]
+service_token = "edge-api-{{env}}-health"
+
+[env.rc]
+access = ["*"]
+[env.stg]
+access = ["*"]
+[env.prd]
+access = ["admin"]
+"#
+        );
+        std::fs::write(self.dir.join("deploy.toml"), text).unwrap();
+    }
+
+    /// `cargo xtask --json ARGS --env rc --config ... --api-url ...`.
+    fn xtask(&self, standin: &StandIn, args: &[&str]) -> Run {
+        self.xtask_with(standin, args, &[])
+    }
+
+    fn xtask_with(&self, standin: &StandIn, args: &[&str], env: &[(&str, &str)]) -> Run {
+        let mut command = match std::env::var_os("EDGE_API_XTASK") {
+            Some(xtask) => Command::new(xtask),
+            None => {
+                let mut cargo =
+                    Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+                cargo.args(["run", "--quiet", "--package", "xtask", "--"]);
+                cargo
+            }
+        };
+        command
+            .arg("--json")
+            .args(args)
+            .args(["--env", "rc", "--config"])
+            .arg(self.dir.join("deploy.toml"))
+            .args(["--api-url", &standin.base_url()])
+            .current_dir(repository())
+            .env("CLOUDFLARE_API_TOKEN", TOKEN)
+            .env("EDGE_API_RC_TIDB_DATABASE_URL", DATABASE_URL)
+            .env("EDGE_API_RC_BINDING_SECRET", BINDING_SECRET)
+            .env(
+                "EDGE_API_DEPLOY_EDGE_URL",
+                format!("http://{}", standin.addr()),
+            )
+            .env_remove("CLOUDFLARE_API_BASE_URL");
+        for (name, value) in env {
+            command.env(name, value);
+        }
+        Run(command.output().expect("xtask runs"))
+    }
+
+    fn deploy(&self, standin: &StandIn, extra: &[&str]) -> Run {
+        let bundle = self.dir.join("bundle");
+        let mut args = vec![
+            "deploy",
+            "--skip-migrations",
+            "--health-timeout",
+            "5",
+            "--bundle",
+            bundle.to_str().unwrap(),
+        ];
+        args.extend_from_slice(extra);
+        self.xtask(standin, &args)
+    }
+
+    fn plan(&self, standin: &StandIn) -> Run {
+        let bundle = self.dir.join("bundle");
+        self.xtask(standin, &["plan", "--bundle", bundle.to_str().unwrap()])
+    }
+}
+
+impl Drop for Project {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+struct Run(Output);
+
+impl Run {
+    fn stdout(&self) -> String {
+        String::from_utf8_lossy(&self.0.stdout).into_owned()
+    }
+    fn stderr(&self) -> String {
+        String::from_utf8_lossy(&self.0.stderr).into_owned()
+    }
+    fn code(&self) -> Option<i32> {
+        self.0.status.code()
+    }
+    fn json(&self) -> Value {
+        serde_json::from_str(&self.stdout())
+            .unwrap_or_else(|e| panic!("{e}: stdout {}\nstderr {}", self.stdout(), self.stderr()))
+    }
+    /// Succeeded, and printed no secret.
+    fn ok(self) -> Self {
+        assert_eq!(
+            self.code(),
+            Some(0),
+            "stdout: {}\nstderr: {}",
+            self.stdout(),
+            self.stderr()
+        );
+        self.no_secrets()
+    }
+    fn no_secrets(self) -> Self {
+        for secret in [DATABASE_URL, BINDING_SECRET, "db-pa55word-e2e", TOKEN] {
+            assert!(
+                !self.stdout().contains(secret) && !self.stderr().contains(secret),
+                "a secret was printed: {}{}",
+                self.stdout(),
+                self.stderr()
+            );
+        }
+        self
+    }
+}
+
+fn assert_every_request_valid(standin: &StandIn) {
+    let violations = standin.violations();
+    assert!(
+        violations.is_empty(),
+        "requests that do not match Cloudflare's schema: {violations:#?}"
+    );
+}
+
+fn changes(plan: &Value) -> Vec<(String, String, String)> {
+    plan["changes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| {
+            (
+                c["action"].as_str().unwrap().to_owned(),
+                c["kind"].as_str().unwrap().to_owned(),
+                c["name"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect()
+}
+
+fn current_version(standin: &StandIn) -> String {
+    let deployment = standin
+        .current_deployment("edge-api-rc")
+        .expect("the Worker is deployed");
+    let versions = deployment["versions"].as_array().unwrap();
+    assert_eq!(versions.len(), 1, "{deployment}");
+    versions[0]["version_id"].as_str().unwrap().to_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fresh_deploy_creates_everything_and_a_second_writes_nothing() {
+    let standin = standin().await;
+    let project = Project::new("fresh");
+
+    let plan = project.plan(&standin);
+    assert_eq!(plan.code(), Some(2), "changes pending: {}", plan.stderr());
+    let planned = changes(&plan.no_secrets().json());
+    for expected in [
+        ("create", "access-service-token", "edge-api-rc-health"),
+        ("create", "access-app", "edge-api-rc"),
+        ("create", "worker", "edge-api-rc"),
+        ("create", "worker-domain", "rc-api.example.com"),
+        ("create", "dns", "rc-www.example.com"),
+        ("create", "pages-project", "edge-admin-rc"),
+        ("create", "pages-site", "edge-web-rc"),
+    ] {
+        let expected = (expected.0.into(), expected.1.into(), expected.2.into());
+        assert!(
+            planned.contains(&expected),
+            "{expected:?} not in {planned:?}"
+        );
+    }
+    let before = standin.write_count();
+    assert_eq!(before, 0, "plan writes nothing");
+
+    standin.reset_counters();
+    let fresh = project.deploy(&standin, &[]).ok().json();
+    let fresh_calls = standin.request_count();
+    let fresh_writes = standin.write_count();
+    eprintln!(
+        "fresh deploy: {fresh_calls} API calls, {fresh_writes} writes ({} of the calls by the tool's client, the rest by wrangler pages deploy)",
+        fresh["api_calls"]
+    );
+    // The tool counts its own calls; wrangler's site uploads come on top.
+    let own = fresh["api_calls"].as_u64().unwrap();
+    assert!(own > 0 && own < fresh_calls, "{own} of {fresh_calls}");
+
+    // What Cloudflare now holds.
+    let version = current_version(&standin);
+    let detail = standin.version("edge-api-rc", &version).unwrap();
+    let bindings = detail["resources"]["bindings"].to_string();
+    assert!(bindings.contains("ENVIRONMENT"), "{bindings}");
+    assert_eq!(
+        standin
+            .secret_value("edge-api-rc", "TIDB_DATABASE_URL")
+            .as_deref(),
+        Some(DATABASE_URL)
+    );
+    let access = standin.access();
+    let aud = access["apps"][0]["aud"]
+        .as_str()
+        .expect("an app with an aud");
+    assert!(
+        bindings.contains(aud),
+        "ACCESS_AUD is the app's aud: {bindings}"
+    );
+    let records = standin.dns_records(ZONE_ID);
+    let www = records
+        .iter()
+        .find(|r| r["name"] == "rc-www.example.com")
+        .expect("the web CNAME");
+    assert_eq!(www["content"], "edge-web-rc.pages.dev");
+    assert_eq!(www["proxied"], true);
+    assert_eq!(
+        standin
+            .pages_env_var("edge-web-rc", "production", "BINDING_SECRET")
+            .as_deref(),
+        Some(BINDING_SECRET)
+    );
+    let web = standin.pages_project("edge-web-rc").unwrap();
+    assert_eq!(
+        web["deployment_configs"]["production"]["services"]["API"]["service"],
+        "edge-api-rc"
+    );
+    assert!(
+        !records
+            .iter()
+            .any(|r| r["name"].as_str().unwrap().starts_with("_deploy-lock")),
+        "the lock is released"
+    );
+    let env_file = std::fs::read_to_string(project.dir.join(".env.rc")).unwrap();
+    assert!(env_file.contains("ACCESS_CLIENT_ID=") && env_file.contains("ACCESS_CLIENT_SECRET="));
+
+    // Nothing changed: the plan is empty and a deploy writes nothing.
+    let again = project.plan(&standin).ok().json();
+    assert_eq!(changes(&again), []);
+    standin.reset_counters();
+    let noop = project.deploy(&standin, &[]).ok().json();
+    eprintln!(
+        "no-op deploy: {} API calls, {} writes",
+        standin.request_count(),
+        standin.write_count()
+    );
+    assert_eq!(standin.write_count(), 0, "{:#?}", standin.requests());
+    assert_eq!(noop["api_writes"], 0);
+    assert_eq!(current_version(&standin), version);
+    assert_every_request_valid(&standin);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_changed_var_or_secret_is_one_update_and_drift_shows() {
+    let standin = standin().await;
+    let project = Project::new("change");
+    project.deploy(&standin, &[]).ok();
+    let first = current_version(&standin);
+
+    project.describe("rc-changed");
+    let plan = project.plan(&standin).no_secrets().json();
+    let planned = changes(&plan);
+    assert_eq!(
+        planned,
+        [("update".into(), "worker".into(), "edge-api-rc".into())]
+    );
+    let fields = &plan["changes"][0]["fields"];
+    assert_eq!(fields.as_array().unwrap().len(), 1, "{fields}");
+    assert_eq!(fields[0]["field"], "vars.ENVIRONMENT");
+    assert_eq!(fields[0]["after"], "\"rc-changed\"");
+    project.deploy(&standin, &[]).ok();
+    let second = current_version(&standin);
+    assert_ne!(first, second);
+
+    let changed = "mysql://app:rotated-pa55word@tidb.example.com:4000/app";
+    let bundle = project.dir.join("bundle");
+    let plan = project.xtask_with(
+        &standin,
+        &["plan", "--bundle", bundle.to_str().unwrap()],
+        &[("EDGE_API_RC_TIDB_DATABASE_URL", changed)],
+    );
+    assert!(
+        !plan.stdout().contains("rotated-pa55word") && !plan.stderr().contains("rotated-pa55word")
+    );
+    let plan = plan.json();
+    assert_eq!(
+        changes(&plan),
+        [("update".into(), "worker".into(), "edge-api-rc".into())]
+    );
+    assert_eq!(
+        plan["changes"][0]["fields"][0]["field"],
+        "secrets.TIDB_DATABASE_URL"
+    );
+    assert_eq!(plan["changes"][0]["fields"][0]["after"], "(changed)");
+
+    // A record edited behind the tool's back is drift.
+    let client = reqwest::Client::new();
+    let record = standin
+        .dns_records(ZONE_ID)
+        .into_iter()
+        .find(|r| r["name"] == "rc-admin.example.com")
+        .unwrap();
+    let edited = client
+        .patch(format!(
+            "{}/zones/{ZONE_ID}/dns_records/{}",
+            standin.base_url(),
+            record["id"].as_str().unwrap()
+        ))
+        .bearer_auth(TOKEN)
+        .json(&serde_json::json!({
+            "name": "rc-admin.example.com", "type": "CNAME", "ttl": 1,
+            "content": "somewhere-else.example.net", "proxied": true,
+            "comment": record["comment"],
+        }))
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        edited.status().is_success(),
+        "{}",
+        edited.text().await.unwrap()
+    );
+    let drift = project.plan(&standin);
+    assert_eq!(drift.code(), Some(2));
+    let drift = drift.json();
+    assert_eq!(
+        changes(&drift),
+        [("update".into(), "dns".into(), "rc-admin.example.com".into())]
+    );
+    assert_eq!(
+        drift["changes"][0]["fields"][0]["before"],
+        "\"somewhere-else.example.net\""
+    );
+    project.deploy(&standin, &[]).ok();
+    assert_eq!(changes(&project.plan(&standin).ok().json()), []);
+    assert_every_request_valid(&standin);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rate_limits_and_server_errors_are_retried_and_a_crash_converges_on_rerun() {
+    let standin = standin().await;
+    let project = Project::new("faults");
+    standin.inject(
+        Fault::next(FaultKind::RateLimit {
+            retry_after_secs: 1,
+        })
+        .times(2),
+    );
+    standin.inject(
+        Fault::next(FaultKind::ServerError {
+            status: 503,
+            html: true,
+        })
+        .method("GET")
+        .times(2),
+    );
+    let run = project.deploy(&standin, &[]).ok().json();
+    assert!(run["api_retries"].as_u64().unwrap() >= 4, "{run}");
+    let faulted = standin.requests().iter().filter(|r| r.faulted).count();
+    assert_eq!(faulted, 4);
+
+    // A failure in the middle of the next deploy (the Worker's version
+    // upload fails for good), then a rerun.
+    project.describe("rc-second");
+    standin.inject(
+        Fault::next(FaultKind::ServerError {
+            status: 500,
+            html: false,
+        })
+        .method("POST")
+        .path_contains("/versions")
+        .times(10),
+    );
+    let failed = project.deploy(&standin, &[]).no_secrets();
+    assert_ne!(failed.code(), Some(0), "{}", failed.stderr());
+    standin.clear_faults();
+    assert!(
+        !standin
+            .dns_records(ZONE_ID)
+            .iter()
+            .any(|r| r["name"].as_str().unwrap().starts_with("_deploy-lock")),
+        "a failed deploy releases its lock"
+    );
+    project.deploy(&standin, &[]).ok();
+    assert_eq!(changes(&project.plan(&standin).ok().json()), []);
+    assert_every_request_valid(&standin);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failed_health_checks_roll_the_worker_back() {
+    let standin = standin().await;
+    let project = Project::new("health");
+    project.deploy(&standin, &[]).ok();
+    let good = current_version(&standin);
+
+    project.describe("rc-broken");
+    standin.set_host_healthy("rc-api.example.com", false);
+    let run = project.deploy(&standin, &[]).no_secrets();
+    assert_eq!(run.code(), Some(1), "{}", run.stderr());
+    assert!(run.stderr().contains("rolled back"), "{}", run.stderr());
+    assert_eq!(
+        current_version(&standin),
+        good,
+        "serving the previous version"
+    );
+    assert_every_request_valid(&standin);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_lock_refuses_a_second_deploy_and_expired_locks_are_broken() {
+    let standin = standin().await;
+    let project = Project::new("lock");
+    let client = reqwest::Client::new();
+    let lock = |comment: String| {
+        client
+            .post(format!(
+                "{}/zones/{ZONE_ID}/dns_records",
+                standin.base_url()
+            ))
+            .bearer_auth(TOKEN)
+            .json(&serde_json::json!({
+                "name": "_deploy-lock.edge-api-rc.example.com", "type": "TXT", "ttl": 1,
+                "content": "\"edge-api deploy lock\"", "comment": comment,
+            }))
+            .send()
+    };
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    // Held by another deploy right now.
+    assert!(lock(format!(
+        "held by ci@runner pid 7 since {now} until {}",
+        now + 600
+    ))
+    .await
+    .unwrap()
+    .status()
+    .is_success());
+    let refused = project.deploy(&standin, &[]).no_secrets();
+    assert_eq!(refused.code(), Some(1));
+    assert!(
+        refused.stderr().contains("another deploy holds the lock"),
+        "{}",
+        refused.stderr()
+    );
+    assert!(
+        refused.stderr().contains("ci@runner"),
+        "{}",
+        refused.stderr()
+    );
+    assert!(
+        standin.current_deployment("edge-api-rc").is_none(),
+        "nothing applied"
+    );
+    // --break-lock takes it over.
+    project.deploy(&standin, &["--break-lock"]).ok();
+
+    // An expired lock (a killed deploy) is broken without asking.
+    project.describe("rc-after-crash");
+    assert!(lock(format!(
+        "held by gone@laptop pid 9 since {} until {}",
+        now - 4000,
+        now - 2000
+    ))
+    .await
+    .unwrap()
+    .status()
+    .is_success());
+    project.deploy(&standin, &[]).ok();
+
+    // Two deploys at once: one applies, the other waits its turn or stops
+    // with a clear message; the environment ends as described.
+    project.describe("rc-concurrent");
+    let (a, b) = std::thread::scope(|scope| {
+        let a = scope.spawn(|| project.deploy(&standin, &[]));
+        let b = scope.spawn(|| project.deploy(&standin, &[]));
+        (a.join().unwrap(), b.join().unwrap())
+    });
+    let outcomes = [a.no_secrets(), b.no_secrets()];
+    assert!(outcomes.iter().any(|r| r.code() == Some(0)));
+    for run in &outcomes {
+        if run.code() != Some(0) {
+            assert!(run.stderr().contains("lock"), "{}", run.stderr());
+        }
+    }
+    assert_eq!(changes(&project.plan(&standin).ok().json()), []);
+    assert_every_request_valid(&standin);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rollback_and_destroy() {
+    let standin = standin().await;
+    let project = Project::new("rollback");
+    project.deploy(&standin, &[]).ok();
+    let first = current_version(&standin);
+    project.describe("rc-second");
+    project.deploy(&standin, &[]).ok();
+    let second = current_version(&standin);
+    assert_ne!(first, second);
+
+    let run = project
+        .xtask(&standin, &["rollback", "--health-timeout", "5"])
+        .ok()
+        .json();
+    assert_eq!(run["to"], first.as_str());
+    assert_eq!(current_version(&standin), first);
+
+    let refused = {
+        let mut command = match std::env::var_os("EDGE_API_XTASK") {
+            Some(xtask) => Command::new(xtask),
+            None => {
+                let mut cargo = Command::new("cargo");
+                cargo.args(["run", "--quiet", "--package", "xtask", "--"]);
+                cargo
+            }
+        };
+        Run(command
+            .args(["destroy", "--env", "prd", "--yes", "--config"])
+            .arg(project.dir.join("deploy.toml"))
+            .args(["--api-url", &standin.base_url()])
+            .env("CLOUDFLARE_API_TOKEN", TOKEN)
+            .current_dir(repository())
+            .output()
+            .unwrap())
+    };
+    assert_eq!(refused.code(), Some(1));
+    assert!(
+        refused.stderr().contains("refused for prd"),
+        "{}",
+        refused.stderr()
+    );
+
+    project.xtask(&standin, &["destroy", "--yes"]).ok();
+    assert!(standin.current_deployment("edge-api-rc").is_none());
+    assert!(standin.pages_project("edge-web-rc").is_none());
+    assert!(
+        !standin.dns_records(ZONE_ID).iter().any(|r| r["comment"]
+            .as_str()
+            .is_some_and(|c| c.contains("cargo xtask deploy"))),
+        "managed records are gone"
+    );
+    assert_every_request_valid(&standin);
+}

@@ -1,0 +1,636 @@
+//! The environment description (`deploy.toml`): what each environment is
+//! made of, resolved for one environment into concrete names, hostnames and
+//! settings, and checked before any API call.
+//!
+//! Not here: secret values (see `secrets.rs`) and anything read from
+//! Cloudflare (see `live.rs`).
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use crate::flags::Environment;
+
+/// `deploy.toml` as written.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Description {
+    pub cloudflare: CloudflareSection,
+    pub worker: WorkerSection,
+    #[serde(default)]
+    pub pages: Vec<PagesSection>,
+    pub access: AccessSection,
+    pub env: BTreeMap<String, EnvSection>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CloudflareSection {
+    pub account_id: String,
+    pub zone: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WorkerSection {
+    pub name: String,
+    pub name_prd: Option<String>,
+    pub service: String,
+    pub compatibility_date: String,
+    #[serde(default)]
+    pub vars: BTreeMap<String, String>,
+    #[serde(default)]
+    pub secrets: SecretNames,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SecretNames {
+    #[serde(default)]
+    pub names: Vec<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PagesSection {
+    pub key: String,
+    pub project: String,
+    pub service: String,
+    pub site: PathBuf,
+    pub production_branch: String,
+    #[serde(default)]
+    pub vars: BTreeMap<String, String>,
+    #[serde(default)]
+    pub secrets: SecretNames,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AccessSection {
+    pub team_domain: String,
+    pub session_duration: String,
+    #[serde(default)]
+    pub allowed_emails: Vec<String>,
+    #[serde(default)]
+    pub allowed_email_domains: Vec<String>,
+    pub service_token: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EnvSection {
+    /// Which services sit behind Access: `["*"]` for all of them.
+    #[serde(default)]
+    pub access: Vec<String>,
+}
+
+/// One environment, resolved: every name and hostname concrete.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Resolved {
+    pub env: Environment,
+    pub account_id: String,
+    pub zone: String,
+    pub worker: ResolvedWorker,
+    pub pages: Vec<ResolvedPages>,
+    /// `None` where nothing of the environment is behind Access.
+    pub access: Option<ResolvedAccess>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct ResolvedWorker {
+    pub script: String,
+    pub hostname: String,
+    pub compatibility_date: String,
+    /// Values may still hold `{access:aud}` / `{access:client_id}`, known
+    /// only once Access is provisioned (see [`Resolved::fill_access`]).
+    pub vars: BTreeMap<String, String>,
+    pub secrets: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct ResolvedPages {
+    pub key: String,
+    pub project: String,
+    pub hostname: String,
+    pub site: PathBuf,
+    pub production_branch: String,
+    pub vars: BTreeMap<String, String>,
+    pub secrets: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct ResolvedAccess {
+    /// Name of the Access application and prefix of its policies.
+    pub app: String,
+    pub team_domain: String,
+    /// Hostnames behind the application; the first is its `domain`.
+    pub hostnames: Vec<String>,
+    pub session_duration: String,
+    pub allowed_emails: Vec<String>,
+    pub allowed_email_domains: Vec<String>,
+    pub service_token: String,
+}
+
+impl Resolved {
+    /// Worker settings with the Access placeholders filled in (the
+    /// application's audience tag and the health token's client id), or
+    /// `None` for a value that waits on what is not created yet.
+    pub fn worker_vars(
+        &self,
+        aud: Option<&str>,
+        client_id: Option<&str>,
+    ) -> BTreeMap<String, Option<String>> {
+        self.worker
+            .vars
+            .iter()
+            .map(|(name, value)| {
+                let mut value = Some(value.clone());
+                for (placeholder, filled) in
+                    [("{access:aud}", aud), ("{access:client_id}", client_id)]
+                {
+                    if value.as_deref().is_some_and(|v| v.contains(placeholder)) {
+                        value = filled.and_then(|f| value.map(|v| v.replace(placeholder, f)));
+                    }
+                }
+                (name.clone(), value)
+            })
+            .collect()
+    }
+}
+
+/// A problem with the description, naming where it is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Issue {
+    pub at: String,
+    pub problem: String,
+}
+
+impl fmt::Display for Issue {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.at, self.problem)
+    }
+}
+
+/// Reads and parses `path`.
+pub fn load(path: &Path) -> anyhow::Result<Description> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", path.display()))?;
+    toml::from_str(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))
+}
+
+/// The description for `env`, or every issue found (all at once, so one
+/// edit fixes them all).
+pub fn resolve(description: &Description, env: Environment) -> Result<Resolved, Vec<Issue>> {
+    let mut issues = Vec::new();
+    let mut issue = |at: &str, problem: String| {
+        issues.push(Issue {
+            at: at.to_owned(),
+            problem,
+        })
+    };
+    let name = env.name();
+    let cf = &description.cloudflare;
+    if !is_hex_id(&cf.account_id) {
+        issue(
+            "cloudflare.account_id",
+            "must be the 32-character hex id of the account".into(),
+        );
+    }
+    if !is_domain(&cf.zone) {
+        issue(
+            "cloudflare.zone",
+            format!("{:?} is not a domain name", cf.zone),
+        );
+    }
+    let Some(env_section) = description.env.get(name) else {
+        issue(&format!("env.{name}"), "missing".into());
+        return Err(issues);
+    };
+    for other in description.env.keys() {
+        if !["rc", "stg", "prd"].contains(&other.as_str()) {
+            issue(
+                &format!("env.{other}"),
+                "unknown environment (rc, stg, prd)".into(),
+            );
+        }
+    }
+
+    let host = |service: &str| match env {
+        Environment::Prd => format!("{service}.{}", cf.zone),
+        _ => format!("{name}-{service}.{}", cf.zone),
+    };
+    let mut services = BTreeMap::new();
+    services.insert(
+        description.worker.service.clone(),
+        host(&description.worker.service),
+    );
+    for pages in &description.pages {
+        if services
+            .insert(pages.service.clone(), host(&pages.service))
+            .is_some()
+        {
+            issue(
+                &format!("pages.{}.service", pages.key),
+                format!("{:?} is used twice", pages.service),
+            );
+        }
+    }
+    for (service, hostname) in &services {
+        if !is_label(service) || !is_domain(hostname) {
+            issue(
+                "service",
+                format!("{service:?} does not make a valid hostname ({hostname})"),
+            );
+        }
+    }
+    let fill = |at: &str, text: &str, issues: &mut Vec<Issue>| -> String {
+        let mut out = text
+            .replace("{env}", name)
+            .replace("{access:team_domain}", &description.access.team_domain);
+        while let Some(start) = out.find("{host:") {
+            let Some(len) = out[start..].find('}') else {
+                break;
+            };
+            let service = &out[start + 6..start + len];
+            let Some(hostname) = services.get(service) else {
+                issues.push(Issue {
+                    at: at.to_owned(),
+                    problem: format!("no service {service:?} to take a hostname from"),
+                });
+                return out;
+            };
+            out.replace_range(start..start + len + 1, hostname);
+        }
+        out
+    };
+
+    let worker = &description.worker;
+    let script = match (env, &worker.name_prd) {
+        (Environment::Prd, Some(prd)) => prd.clone(),
+        _ => fill("worker.name", &worker.name, &mut issues),
+    };
+    if !is_script_name(&script) {
+        issues.push(Issue {
+            at: "worker.name".into(),
+            problem: format!(
+                "{script:?} is not a Worker name (lowercase letters, digits, dashes; at most 63)"
+            ),
+        });
+    }
+    if !is_date(&worker.compatibility_date) {
+        issues.push(Issue {
+            at: "worker.compatibility_date".into(),
+            problem: "must be YYYY-MM-DD".into(),
+        });
+    }
+    let mut vars = BTreeMap::new();
+    for (var, value) in &worker.vars {
+        check_var_name(&format!("worker.vars.{var}"), var, &mut issues);
+        vars.insert(
+            var.clone(),
+            fill(&format!("worker.vars.{var}"), value, &mut issues),
+        );
+    }
+    check_secrets("worker.secrets", &worker.secrets.names, &vars, &mut issues);
+    let worker = ResolvedWorker {
+        script,
+        hostname: services[&worker.service].clone(),
+        compatibility_date: worker.compatibility_date.clone(),
+        vars,
+        secrets: worker.secrets.names.clone(),
+    };
+
+    let mut pages = Vec::new();
+    let mut keys = Vec::new();
+    for section in &description.pages {
+        let at = format!("pages.{}", section.key);
+        if keys.contains(&section.key) {
+            issues.push(Issue {
+                at: at.clone(),
+                problem: "key used twice".into(),
+            });
+        }
+        keys.push(section.key.clone());
+        let project = fill(&format!("{at}.project"), &section.project, &mut issues);
+        if !is_project_name(&project) {
+            issues.push(Issue {
+                at: format!("{at}.project"),
+                problem: format!(
+                    "{project:?} is not a Pages project name (lowercase letters, digits, dashes; at most 58)"
+                ),
+            });
+        }
+        let mut vars = BTreeMap::new();
+        for (var, value) in &section.vars {
+            check_var_name(&format!("{at}.vars.{var}"), var, &mut issues);
+            vars.insert(
+                var.clone(),
+                fill(&format!("{at}.vars.{var}"), value, &mut issues),
+            );
+        }
+        check_secrets(
+            &format!("{at}.secrets"),
+            &section.secrets.names,
+            &vars,
+            &mut issues,
+        );
+        if section.production_branch.trim().is_empty() {
+            issues.push(Issue {
+                at: format!("{at}.production_branch"),
+                problem: "must not be empty".into(),
+            });
+        }
+        pages.push(ResolvedPages {
+            key: section.key.clone(),
+            project,
+            hostname: services[&section.service].clone(),
+            site: section.site.clone(),
+            production_branch: section.production_branch.clone(),
+            vars,
+            secrets: section.secrets.names.clone(),
+        });
+    }
+
+    let access = if env_section.access.is_empty() {
+        None
+    } else {
+        let a = &description.access;
+        let all = env_section.access == ["*"];
+        for service in &env_section.access {
+            if !all && !services.contains_key(service) {
+                issues.push(Issue {
+                    at: format!("env.{name}.access"),
+                    problem: format!("no service {service:?}"),
+                });
+            }
+        }
+        let covered = |service: &str| all || env_section.access.iter().any(|s| s == service);
+        let mut hostnames = Vec::new();
+        if covered(&description.worker.service) {
+            hostnames.push(services[&description.worker.service].clone());
+        }
+        for (section, resolved) in description.pages.iter().zip(&pages) {
+            if covered(&section.service) {
+                // The project's own pages.dev names (production and every
+                // preview) reach the same site: they are covered too.
+                hostnames.push(resolved.hostname.clone());
+                hostnames.push(format!("{}.pages.dev", resolved.project));
+                hostnames.push(format!("*.{}.pages.dev", resolved.project));
+            }
+        }
+        if a.allowed_emails.is_empty() && a.allowed_email_domains.is_empty() {
+            issues.push(Issue {
+                at: "access".into(),
+                problem: "allowed_emails or allowed_email_domains must name someone".into(),
+            });
+        }
+        if !a.team_domain.starts_with("https://") {
+            issues.push(Issue {
+                at: "access.team_domain".into(),
+                problem: "must be https://<team>.cloudflareaccess.com".into(),
+            });
+        }
+        if !is_duration(&a.session_duration) {
+            issues.push(Issue {
+                at: "access.session_duration".into(),
+                problem: "must be a duration such as 30m or 24h".into(),
+            });
+        }
+        let mut no_issues = Vec::new();
+        Some(ResolvedAccess {
+            app: script_label(&worker.script),
+            team_domain: a.team_domain.clone(),
+            hostnames,
+            session_duration: a.session_duration.clone(),
+            allowed_emails: a.allowed_emails.clone(),
+            allowed_email_domains: a.allowed_email_domains.clone(),
+            service_token: fill("access.service_token", &a.service_token, &mut no_issues),
+        })
+    };
+    for (var, value) in &worker.vars {
+        if value.contains("{access:") && access.is_none() {
+            issues.push(Issue {
+                at: format!("worker.vars.{var}"),
+                problem: format!("uses Access, which env.{name} does not turn on"),
+            });
+        }
+    }
+
+    if issues.is_empty() {
+        Ok(Resolved {
+            env,
+            account_id: cf.account_id.clone(),
+            zone: cf.zone.clone(),
+            worker,
+            pages,
+            access,
+        })
+    } else {
+        Err(issues)
+    }
+}
+
+fn script_label(script: &str) -> String {
+    script.to_owned()
+}
+
+fn check_var_name(at: &str, name: &str, issues: &mut Vec<Issue>) {
+    let valid = !name.is_empty()
+        && name
+            .chars()
+            .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_')
+        && !name.starts_with(|c: char| c.is_ascii_digit());
+    if !valid {
+        issues.push(Issue {
+            at: at.to_owned(),
+            problem: "names are UPPER_CASE letters, digits and underscores".into(),
+        });
+    }
+}
+
+fn check_secrets(
+    at: &str,
+    names: &[String],
+    vars: &BTreeMap<String, String>,
+    issues: &mut Vec<Issue>,
+) {
+    let mut seen = Vec::new();
+    for name in names {
+        check_var_name(&format!("{at}.{name}"), name, issues);
+        if vars.contains_key(name) {
+            issues.push(Issue {
+                at: format!("{at}.{name}"),
+                problem: "is also a plain variable; a setting is one or the other".into(),
+            });
+        }
+        if seen.contains(name) {
+            issues.push(Issue {
+                at: format!("{at}.{name}"),
+                problem: "listed twice".into(),
+            });
+        }
+        seen.push(name.clone());
+    }
+}
+
+fn is_hex_id(text: &str) -> bool {
+    text.len() == 32 && text.chars().all(|c| c.is_ascii_hexdigit())
+}
+
+fn is_label(label: &str) -> bool {
+    !label.is_empty()
+        && label.len() <= 63
+        && label
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+        && !label.starts_with('-')
+        && !label.ends_with('-')
+}
+
+fn is_domain(name: &str) -> bool {
+    name.len() <= 253 && name.split('.').count() >= 2 && name.split('.').all(is_label)
+}
+
+fn is_script_name(name: &str) -> bool {
+    is_label(name)
+}
+
+fn is_project_name(name: &str) -> bool {
+    is_label(name) && name.len() <= 58
+}
+
+fn is_date(text: &str) -> bool {
+    let bytes = text.as_bytes();
+    bytes.len() == 10
+        && bytes[4] == b'-'
+        && bytes[7] == b'-'
+        && text
+            .chars()
+            .enumerate()
+            .all(|(i, c)| i == 4 || i == 7 || c.is_ascii_digit())
+}
+
+fn is_duration(text: &str) -> bool {
+    let Some(unit) = text.chars().last() else {
+        return false;
+    };
+    ['s', 'm', 'h'].contains(&unit) && text[..text.len() - 1].parse::<u32>().is_ok_and(|n| n > 0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn description() -> Description {
+        load(&crate::project::root().join("deploy.toml")).unwrap()
+    }
+
+    #[test]
+    fn the_repository_description_resolves_for_every_environment() {
+        let d = description();
+        for env in [Environment::Rc, Environment::Stg, Environment::Prd] {
+            let resolved = resolve(&d, env).unwrap_or_else(|issues| {
+                panic!(
+                    "{env:?}: {}",
+                    issues
+                        .iter()
+                        .map(ToString::to_string)
+                        .collect::<Vec<_>>()
+                        .join("; ")
+                )
+            });
+            assert_eq!(resolved.env, env);
+        }
+    }
+
+    #[test]
+    fn hostnames_follow_the_naming_scheme() {
+        let d = description();
+        let rc = resolve(&d, Environment::Rc).unwrap();
+        let prd = resolve(&d, Environment::Prd).unwrap();
+        let zone = &d.cloudflare.zone;
+        assert_eq!(rc.worker.hostname, format!("rc-api.{zone}"));
+        assert_eq!(prd.worker.hostname, format!("api.{zone}"));
+        assert_eq!(rc.worker.script, "edge-api-rc");
+        assert_eq!(prd.worker.script, "edge-api");
+        assert_eq!(
+            rc.worker.vars["ALLOWED_ORIGINS"],
+            format!("https://rc-www.{zone},https://rc-admin.{zone}")
+        );
+        let web = rc.pages.iter().find(|p| p.key == "web").unwrap();
+        assert_eq!(web.project, "edge-web-rc");
+        assert_eq!(web.hostname, format!("rc-www.{zone}"));
+    }
+
+    #[test]
+    fn access_covers_all_of_rc_and_only_admin_in_prd() {
+        let d = description();
+        let rc = resolve(&d, Environment::Rc).unwrap();
+        let access = rc.access.unwrap();
+        assert_eq!(access.hostnames.len(), 1 + 3 * d.pages.len());
+        assert!(access
+            .hostnames
+            .contains(&"*.edge-web-rc.pages.dev".to_owned()));
+        assert_eq!(access.service_token, "edge-api-rc-health");
+        let prd = resolve(&d, Environment::Prd).unwrap();
+        let access = prd.access.unwrap();
+        assert_eq!(
+            access.hostnames,
+            [
+                format!("admin.{}", d.cloudflare.zone),
+                "edge-admin-prd.pages.dev".into(),
+                "*.edge-admin-prd.pages.dev".into()
+            ]
+        );
+    }
+
+    #[test]
+    fn access_placeholders_wait_for_what_access_creates() {
+        let d = description();
+        let rc = resolve(&d, Environment::Rc).unwrap();
+        let unknown = rc.worker_vars(None, None);
+        assert_eq!(unknown["ACCESS_AUD"], None);
+        assert!(unknown["ENVIRONMENT"].is_some());
+        let known = rc.worker_vars(Some("aud-1"), Some("id.access"));
+        assert_eq!(known["ACCESS_AUD"].as_deref(), Some("aud-1"));
+        assert_eq!(known["ACCESS_SERVICE_TOKENS"].as_deref(), Some("id.access"));
+    }
+
+    #[test]
+    fn every_issue_is_reported_with_where_it_is() {
+        let mut d = description();
+        d.cloudflare.account_id = "not-an-id".into();
+        d.worker.name = "Edge_API".into();
+        d.worker.vars.insert("lower".into(), "x".into());
+        d.worker
+            .vars
+            .insert("ORIGIN".into(), "{host:nowhere}".into());
+        d.worker.secrets.names.push("ENVIRONMENT".into());
+        d.pages[0].service = d.worker.service.clone();
+        let issues = resolve(&d, Environment::Rc).unwrap_err();
+        let at: Vec<&str> = issues.iter().map(|i| i.at.as_str()).collect();
+        for expected in [
+            "cloudflare.account_id",
+            "worker.name",
+            "worker.vars.lower",
+            "worker.vars.ORIGIN",
+            "worker.secrets.ENVIRONMENT",
+        ] {
+            assert!(at.contains(&expected), "{expected} missing from {at:?}");
+        }
+        assert!(
+            issues.iter().any(|i| i.problem.contains("used twice")),
+            "{issues:?}"
+        );
+    }
+
+    #[test]
+    fn unknown_fields_are_refused() {
+        let error =
+            toml::from_str::<Description>("[cloudflare]\naccount_id='x'\nzone='y'\nsurprise=1\n")
+                .unwrap_err();
+        assert!(error.to_string().contains("surprise"), "{error}");
+    }
+}

@@ -1,0 +1,149 @@
+//! The deploy lock: one deploy (or destroy, or rollback) of an environment
+//! at a time, wherever it runs (a laptop, CI).
+//!
+//! It lives in Cloudflare itself, as a TXT record `_deploy-lock.<worker>`
+//! in the zone, created when a deploy starts applying and deleted when it
+//! ends. Its content is the same for every holder, so Cloudflare refuses a
+//! second identical record (code 81058): of two deploys that race, exactly
+//! one creates it. The record's comment (never published in DNS) names the
+//! holder and when the lock expires. A lock past its expiry is broken by
+//! the next deploy; a live one only with `--break-lock`, for a holder that
+//! is known to be gone (a killed CI job).
+//!
+//! Only a deploy with something to apply takes the lock: a deploy that
+//! finds nothing to change makes no write call at all.
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use cloudflare::dns::{DnsRecord, DnsRecordInput, ListDnsRecords, TTL_AUTO};
+use cloudflare::Client;
+
+/// What every holder writes: identical records are refused, which makes
+/// creating the record an atomic test-and-set.
+const CONTENT: &str = "\"edge-api deploy lock\"";
+
+/// How long a lock holds without its holder: longer than any deploy.
+pub const EXPIRY: Duration = Duration::from_secs(30 * 60);
+
+pub fn record_name(script: &str, zone: &str) -> String {
+    format!("_deploy-lock.{script}.{zone}")
+}
+
+#[derive(Debug)]
+pub struct Lock {
+    record_id: String,
+    zone_id: String,
+}
+
+fn now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+fn expiry_of(record: &DnsRecord) -> Option<u64> {
+    record
+        .comment
+        .as_deref()?
+        .rsplit_once("until ")?
+        .1
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
+}
+
+/// Takes the lock for `holder` (who and where, for the person who finds it
+/// held), breaking an expired one, or a live one when `break_lock`.
+pub async fn acquire(
+    client: &Client,
+    zone_id: &str,
+    name: &str,
+    holder: &str,
+    break_lock: bool,
+) -> anyhow::Result<Lock> {
+    let api = client.dns(zone_id);
+    let existing = api
+        .list(&ListDnsRecords {
+            name: Some(name.to_owned()),
+            record_type: Some("TXT".into()),
+            ..Default::default()
+        })
+        .await?;
+    for record in existing {
+        let expired = expiry_of(&record).is_none_or(|until| until <= now());
+        if !expired && !break_lock {
+            anyhow::bail!(
+                "another deploy holds the lock ({}); wait for it, or pass --break-lock if it is known to be gone",
+                record.comment.as_deref().unwrap_or("no holder recorded")
+            );
+        }
+        api.delete(&record.id).await?;
+    }
+    let comment = format!(
+        "held by {holder} since {} until {}",
+        now(),
+        now() + EXPIRY.as_secs()
+    );
+    let input = DnsRecordInput::new("TXT", name, CONTENT)
+        .ttl(TTL_AUTO)
+        .comment(comment);
+    match api.create(&input).await {
+        Ok(record) => Ok(Lock {
+            record_id: record.id,
+            zone_id: zone_id.to_owned(),
+        }),
+        Err(e) if e.is_already_exists() => anyhow::bail!(
+            "another deploy took the lock at the same moment; wait for it and run again"
+        ),
+        Err(e) => Err(e.into()),
+    }
+}
+
+impl Lock {
+    pub async fn release(self, client: &Client) -> anyhow::Result<()> {
+        client.dns(&self.zone_id).delete(&self.record_id).await?;
+        Ok(())
+    }
+}
+
+/// Who is deploying, for the lock's comment.
+pub fn holder() -> String {
+    let user = std::env::var("USER").unwrap_or_else(|_| "someone".into());
+    let host = std::fs::read_to_string("/etc/hostname")
+        .map(|h| h.trim().to_owned())
+        .unwrap_or_else(|_| "somewhere".into());
+    let ci = std::env::var("CI").is_ok_and(|v| v == "true");
+    format!(
+        "{user}@{host} pid {}{}",
+        std::process::id(),
+        if ci { " (CI)" } else { "" }
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_expiry_is_read_back_from_the_comment() {
+        let record = DnsRecord {
+            id: "1".into(),
+            record_type: "TXT".into(),
+            name: "_deploy-lock.w.example.com".into(),
+            content: CONTENT.into(),
+            proxied: false,
+            ttl: 1,
+            comment: Some("held by a@b pid 1 since 100 until 1900".into()),
+            tags: vec![],
+            priority: None,
+        };
+        assert_eq!(expiry_of(&record), Some(1900));
+        let without = DnsRecord {
+            comment: None,
+            ..record
+        };
+        assert_eq!(expiry_of(&without), None);
+    }
+}

@@ -1,0 +1,395 @@
+//! Pages projects: the project with its settings (plain variables, secrets,
+//! the `API` service binding to the environment's Worker), its custom
+//! domain, and its site, uploaded with `wrangler pages deploy`.
+//!
+//! Production and preview deployments get the same settings, so a preview
+//! of a branch calls the same environment's API. Secrets are compared by
+//! the digests kept in the plain variable `DEPLOY_SECRET_DIGESTS`; the site
+//! by a digest of its files, kept in the deployment's commit message.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use anyhow::Context;
+use cloudflare::pages::{
+    CreateProject, DeploymentConfig, DeploymentConfigs, EnvVar, PagesDeployment, PagesDomain,
+    PagesEnvironment, PagesProject, ServiceBinding, UpdateProject,
+};
+use cloudflare::{Client, Sensitive};
+use sha2::{Digest, Sha256};
+
+use super::plan::{Action, Field, Fields, Plan};
+use super::worker::SECRET_DIGESTS;
+
+/// The service binding's name in every project: the shim calls `env.API`.
+pub const BINDING: &str = "API";
+
+#[derive(Debug, Clone)]
+pub struct Desired {
+    pub project: String,
+    pub hostname: String,
+    pub production_branch: String,
+    pub compatibility_date: String,
+    /// The Worker the `API` binding points at.
+    pub script: String,
+    pub vars: BTreeMap<String, String>,
+    pub secrets: BTreeMap<String, (Sensitive, String)>,
+    pub site: PathBuf,
+    /// `None` when the site directory does not exist (yet).
+    pub site_digest: Option<String>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct Live {
+    pub project: Option<PagesProject>,
+    pub domains: Vec<PagesDomain>,
+    pub production: Option<PagesDeployment>,
+}
+
+/// A digest of every file under `dir` (paths and bytes), or `None` when
+/// there is no such directory.
+pub fn site_digest(dir: &Path) -> anyhow::Result<Option<String>> {
+    if !dir.is_dir() {
+        return Ok(None);
+    }
+    let mut files = Vec::new();
+    collect(dir, dir, &mut files)?;
+    files.sort();
+    let mut hash = Sha256::new();
+    for relative in files {
+        let bytes = std::fs::read(dir.join(&relative))?;
+        hash.update(relative.as_bytes());
+        hash.update([0]);
+        hash.update((bytes.len() as u64).to_le_bytes());
+        hash.update(&bytes);
+    }
+    Ok(Some(
+        hash.finalize()[..10]
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect(),
+    ))
+}
+
+fn collect(root: &Path, dir: &Path, out: &mut Vec<String>) -> anyhow::Result<()> {
+    for entry in std::fs::read_dir(dir)? {
+        let path = entry?.path();
+        if path.is_dir() {
+            collect(root, &path, out)?;
+        } else {
+            let relative = path.strip_prefix(root).expect("under root");
+            out.push(relative.to_string_lossy().replace('\\', "/"));
+        }
+    }
+    Ok(())
+}
+
+pub async fn read(client: &Client, account: &str, project: &str) -> anyhow::Result<Live> {
+    let api = client.pages(account);
+    let project = match api.get_project(project).await {
+        Ok(p) => p,
+        Err(e) if e.is_not_found() => return Ok(Live::default()),
+        Err(e) => return Err(e.into()),
+    };
+    let domains = api.list_domains(&project.name).await?;
+    let production = api
+        .list_deployments(&project.name, Some(PagesEnvironment::Production), 1, 1)
+        .await?
+        .items
+        .into_iter()
+        .next();
+    Ok(Live {
+        project: Some(project),
+        domains,
+        production,
+    })
+}
+
+fn project_fields(desired: &Desired) -> Fields {
+    let mut f = Fields::new();
+    f.insert(
+        "production_branch".into(),
+        Field::plain(&desired.production_branch),
+    );
+    f.insert(
+        "compatibility_date".into(),
+        Field::plain(&desired.compatibility_date),
+    );
+    f.insert(format!("services.{BINDING}"), Field::plain(&desired.script));
+    for (name, value) in &desired.vars {
+        f.insert(format!("vars.{name}"), Field::plain(value));
+    }
+    for (name, (_, digest)) in &desired.secrets {
+        f.insert(
+            format!("secrets.{name}"),
+            Field::Secret(Some(digest.clone())),
+        );
+    }
+    f
+}
+
+fn live_project_fields(project: &PagesProject) -> Fields {
+    let mut f = Fields::new();
+    f.insert(
+        "production_branch".into(),
+        Field::plain(project.production_branch.clone().unwrap_or_default()),
+    );
+    let production = project
+        .deployment_configs
+        .as_ref()
+        .and_then(|c| c.production.clone())
+        .unwrap_or_default();
+    f.insert(
+        "compatibility_date".into(),
+        Field::plain(production.compatibility_date.clone().unwrap_or_default()),
+    );
+    for (name, binding) in production.services.clone().unwrap_or_default() {
+        if let Some(binding) = binding {
+            f.insert(format!("services.{name}"), Field::plain(binding.service));
+        }
+    }
+    let vars = production.env_vars.clone().unwrap_or_default();
+    let digests: BTreeMap<String, String> = match vars.get(SECRET_DIGESTS) {
+        Some(Some(EnvVar::PlainText { value })) => serde_json::from_str(value).unwrap_or_default(),
+        _ => BTreeMap::new(),
+    };
+    for (name, var) in vars {
+        match var {
+            Some(EnvVar::PlainText { value }) if name != SECRET_DIGESTS => {
+                f.insert(format!("vars.{name}"), Field::plain(value));
+            }
+            Some(EnvVar::SecretText { .. }) => {
+                f.insert(
+                    format!("secrets.{name}"),
+                    Field::Secret(digests.get(&name).cloned()),
+                );
+            }
+            _ => {}
+        }
+    }
+    f
+}
+
+fn one(name: &str, value: &str) -> Fields {
+    let mut f = Fields::new();
+    f.insert(name.into(), Field::plain(value));
+    f
+}
+
+/// The commit message a site upload carries, and how its digest is found.
+fn site_message(digest: &str) -> String {
+    format!("site {digest}")
+}
+
+fn deployed_site(deployment: &PagesDeployment) -> Option<String> {
+    let message = deployment.deployment_trigger.as_ref()?["metadata"]["commit_message"].as_str()?;
+    message.strip_prefix("site ").map(str::to_owned)
+}
+
+pub fn plan(plan: &mut Plan, desired: &Desired, live: &Live) {
+    plan.compare(
+        "pages-project",
+        &desired.project,
+        live.project.as_ref().map(live_project_fields).as_ref(),
+        Some(&project_fields(desired)),
+    );
+    let has_domain = live.domains.iter().any(|d| d.name == desired.hostname);
+    plan.compare(
+        "pages-domain",
+        &desired.hostname,
+        has_domain
+            .then(|| one("project", &desired.project))
+            .as_ref(),
+        Some(&one("project", &desired.project)),
+    );
+    let live_site = live
+        .production
+        .as_ref()
+        .map(|d| deployed_site(d).unwrap_or_else(|| "(not deployed by this tool)".into()));
+    let want = desired
+        .site_digest
+        .clone()
+        .unwrap_or_else(|| format!("(missing: {})", desired.site.display()));
+    plan.compare(
+        "pages-site",
+        &desired.project,
+        live_site.map(|s| one("files", &s)).as_ref(),
+        Some(&one("files", &want)),
+    );
+}
+
+fn config(desired: &Desired, removed: &[String]) -> DeploymentConfig {
+    let mut env_vars: BTreeMap<String, Option<EnvVar>> = desired
+        .vars
+        .iter()
+        .map(|(n, v)| (n.clone(), Some(EnvVar::plain(v))))
+        .collect();
+    for (name, (value, _)) in &desired.secrets {
+        env_vars.insert(name.clone(), Some(EnvVar::secret(value.clone())));
+    }
+    let digests: BTreeMap<&String, &String> =
+        desired.secrets.iter().map(|(n, (_, d))| (n, d)).collect();
+    env_vars.insert(
+        SECRET_DIGESTS.into(),
+        Some(EnvVar::plain(
+            serde_json::to_string(&digests).expect("strings serialise"),
+        )),
+    );
+    // A PATCH merges: what the description dropped is removed with null.
+    for name in removed {
+        env_vars.entry(name.clone()).or_insert(None);
+    }
+    let mut services = BTreeMap::new();
+    services.insert(
+        BINDING.to_owned(),
+        Some(ServiceBinding::new(&desired.script)),
+    );
+    DeploymentConfig {
+        env_vars: Some(env_vars),
+        services: Some(services),
+        compatibility_date: Some(desired.compatibility_date.clone()),
+        ..Default::default()
+    }
+}
+
+/// How the site upload reaches Cloudflare: wrangler, with the deploy's
+/// token, account and API address.
+pub struct Uploader<'a> {
+    pub wrangler: &'a Path,
+    pub token: &'a Sensitive,
+    pub account: &'a str,
+    /// `Some` when the API is not api.cloudflare.com (the stand-in).
+    pub api_base_url: Option<&'a str>,
+}
+
+pub async fn apply(
+    client: &Client,
+    account: &str,
+    desired: &Desired,
+    live: &Live,
+    changes: &Plan,
+    uploader: &Uploader<'_>,
+) -> anyhow::Result<()> {
+    let api = client.pages(account);
+    if let Some(change) = changes.change("pages-project", &desired.project) {
+        if change.action == Action::Create {
+            api.create_project(&CreateProject {
+                name: desired.project.clone(),
+                production_branch: desired.production_branch.clone(),
+                deployment_configs: Some(DeploymentConfigs {
+                    preview: Some(config(desired, &[])),
+                    production: Some(config(desired, &[])),
+                }),
+            })
+            .await?;
+        } else {
+            let removed: Vec<String> = change
+                .fields
+                .iter()
+                .filter(|f| f.after.is_none())
+                .filter_map(|f| {
+                    f.field
+                        .strip_prefix("vars.")
+                        .or_else(|| f.field.strip_prefix("secrets."))
+                        .map(str::to_owned)
+                })
+                .collect();
+            api.update_project(
+                &desired.project,
+                &UpdateProject {
+                    production_branch: Some(desired.production_branch.clone()),
+                    deployment_configs: Some(DeploymentConfigs {
+                        preview: Some(config(desired, &removed)),
+                        production: Some(config(desired, &removed)),
+                    }),
+                },
+            )
+            .await?;
+        }
+    }
+    if changes.change("pages-domain", &desired.hostname).is_some() {
+        match api.add_domain(&desired.project, &desired.hostname).await {
+            Ok(_) => {}
+            Err(e) if e.is_already_exists() => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    if changes.change("pages-site", &desired.project).is_some() {
+        let digest = desired.site_digest.as_deref().with_context(|| {
+            format!(
+                "the site of {} is missing: {} does not exist",
+                desired.project,
+                desired.site.display()
+            )
+        })?;
+        upload_site(uploader, desired, digest)?;
+    }
+    let _ = live;
+    Ok(())
+}
+
+/// `wrangler pages deploy`: uploads the files Cloudflare does not have yet
+/// and creates the production deployment.
+fn upload_site(uploader: &Uploader<'_>, desired: &Desired, digest: &str) -> anyhow::Result<()> {
+    let mut command = Command::new(uploader.wrangler);
+    command
+        .args(["pages", "deploy"])
+        .arg(&desired.site)
+        .args(["--project-name", &desired.project])
+        .args(["--branch", &desired.production_branch])
+        .args(["--commit-message", &site_message(digest)])
+        .arg("--commit-dirty=true")
+        .current_dir(crate::project::root())
+        .env("CLOUDFLARE_API_TOKEN", uploader.token.expose())
+        .env("CLOUDFLARE_ACCOUNT_ID", uploader.account)
+        .env("WRANGLER_SEND_METRICS", "false")
+        .env("NO_COLOR", "1")
+        .env("CI", "true");
+    if let Some(base) = uploader.api_base_url {
+        command.env("CLOUDFLARE_API_BASE_URL", base);
+    }
+    let output = command.output().context("running wrangler pages deploy")?;
+    if !output.status.success() {
+        // wrangler's output names files and errors, never the token (it is
+        // passed in the environment), but it is scrubbed all the same.
+        let text =
+            String::from_utf8_lossy(&output.stderr).replace(uploader.token.expose(), "[token]");
+        anyhow::bail!(
+            "wrangler pages deploy of {} failed:\n{}",
+            desired.project,
+            crate::project::tail(&text, 20)
+        );
+    }
+    Ok(())
+}
+
+pub fn plan_destroy(plan: &mut Plan, live: &Live) {
+    if let Some(project) = &live.project {
+        for domain in &live.domains {
+            plan.compare(
+                "pages-domain",
+                &domain.name,
+                Some(&one("project", &project.name)),
+                None,
+            );
+        }
+        plan.compare(
+            "pages-project",
+            &project.name,
+            Some(&live_project_fields(project)),
+            None,
+        );
+    }
+}
+
+pub async fn destroy(client: &Client, account: &str, live: &Live) -> anyhow::Result<()> {
+    let api = client.pages(account);
+    if let Some(project) = &live.project {
+        for domain in &live.domains {
+            api.delete_domain(&project.name, &domain.name).await?;
+        }
+        api.delete_project(&project.name).await?;
+    }
+    Ok(())
+}

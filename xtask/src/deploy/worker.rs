@@ -1,0 +1,414 @@
+//! The API Worker: its code, settings and secrets as one version, the
+//! deployment that sends traffic to it, and its custom domain.
+//!
+//! What is deployed is read from the newest version of the current
+//! deployment: its bindings (plain settings by value, secrets by name), its
+//! compatibility date, and two things this tool leaves on every version so
+//! a later plan can compare without downloading code or secrets: the
+//! bundle's digest as the version tag (`workers/tag`), and the secrets'
+//! digests in the plain setting `DEPLOY_SECRET_DIGESTS`.
+//!
+//! The script is created with one upload (which also deploys it); later
+//! changes are a new version and then a deployment, at 100% or, with
+//! `--percent`, split with the version serving now.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use anyhow::Context;
+use cloudflare::workers::{
+    AttachDomain, CreateDeployment, Deployment, ListDomains, ModuleKind, UploadMetadata,
+    VersionAnnotations, WorkerBinding, WorkerDomain, WorkerModule, WorkerUpload, WorkerVersion,
+};
+use cloudflare::{Client, Sensitive};
+use sha2::{Digest, Sha256};
+
+use super::plan::{Field, Fields, Plan};
+
+/// The plain setting that carries the secrets' digests.
+pub const SECRET_DIGESTS: &str = "DEPLOY_SECRET_DIGESTS";
+
+/// The modules of a `wrangler deploy --dry-run` output, main module first.
+#[derive(Debug, Clone)]
+pub struct Bundle {
+    pub modules: Vec<WorkerModule>,
+    /// Short digest of every module's name and bytes: the version tag.
+    pub digest: String,
+}
+
+impl Bundle {
+    pub fn load(dir: &Path) -> anyhow::Result<Bundle> {
+        let mut modules = Vec::new();
+        let mut hash = Sha256::new();
+        for (name, kind) in crate::build::bundle_modules(dir)? {
+            let bytes =
+                std::fs::read(dir.join(&name)).with_context(|| format!("reading {name}"))?;
+            hash.update((name.len() as u64).to_le_bytes());
+            hash.update(name.as_bytes());
+            hash.update((bytes.len() as u64).to_le_bytes());
+            hash.update(&bytes);
+            let kind = if kind == "wasm" {
+                ModuleKind::Wasm
+            } else {
+                ModuleKind::EsModule
+            };
+            modules.push(WorkerModule::new(name, kind, bytes));
+        }
+        let digest = hash.finalize()[..10]
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        Ok(Bundle { modules, digest })
+    }
+}
+
+/// The Worker as the description and the build want it.
+#[derive(Debug, Clone)]
+pub struct Desired {
+    pub script: String,
+    pub hostname: String,
+    pub compatibility_date: String,
+    /// `None`: waits on Access (known once it is provisioned).
+    pub vars: BTreeMap<String, Option<String>>,
+    /// Value and digest of each secret.
+    pub secrets: BTreeMap<String, (Sensitive, String)>,
+    pub bundle: Bundle,
+    /// Share of traffic for the new version (100 unless `--percent`).
+    pub percent: f64,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct Live {
+    /// The current deployment; `None` when the script does not exist.
+    pub deployment: Option<Deployment>,
+    /// The newest version of that deployment, and its share of traffic.
+    pub version: Option<(WorkerVersion, f64)>,
+    /// The version serving before it (a rollback target).
+    pub previous_version: Option<String>,
+    pub domain: Option<WorkerDomain>,
+    /// Custom domains on this hostname that belong to another Worker.
+    pub foreign_domain: Option<WorkerDomain>,
+}
+
+pub async fn read(
+    client: &Client,
+    account: &str,
+    script: &str,
+    hostname: &str,
+) -> anyhow::Result<Live> {
+    let api = client.workers(account);
+    let mut live = Live::default();
+    match api.list_deployments(script).await {
+        Ok(mut deployments) => {
+            // Newest first, as the API lists them (the sort is stable, so
+            // deployments of the same second keep the API's order).
+            deployments.sort_by(|a, b| b.created_on.cmp(&a.created_on));
+            if let Some(current) = deployments.first().cloned() {
+                let mut newest: Option<(WorkerVersion, f64)> = None;
+                for entry in &current.versions {
+                    let version = api.get_version(script, &entry.version_id).await?;
+                    // Version numbers grow with every upload.
+                    let newer = newest
+                        .as_ref()
+                        .is_none_or(|(n, _)| version.number > n.number);
+                    if newer {
+                        newest = Some((version, entry.percentage));
+                    }
+                }
+                live.previous_version = deployments
+                    .iter()
+                    .skip(1)
+                    .flat_map(|d| d.versions.iter())
+                    .map(|v| v.version_id.clone())
+                    .find(|id| newest.as_ref().is_none_or(|(n, _)| &n.id != id));
+                live.version = newest;
+                live.deployment = Some(current);
+            }
+        }
+        Err(e) if e.is_not_found() => {}
+        Err(e) => return Err(e.into()),
+    }
+    for domain in api
+        .list_domains(&ListDomains {
+            hostname: Some(hostname.to_owned()),
+            ..Default::default()
+        })
+        .await?
+    {
+        if domain.service == script {
+            live.domain = Some(domain);
+        } else {
+            live.foreign_domain = Some(domain);
+        }
+    }
+    Ok(live)
+}
+
+fn desired_fields(desired: &Desired) -> Fields {
+    let mut fields = Fields::new();
+    fields.insert("code".into(), Field::plain(&desired.bundle.digest));
+    fields.insert(
+        "compatibility_date".into(),
+        Field::plain(&desired.compatibility_date),
+    );
+    for (name, value) in &desired.vars {
+        fields.insert(
+            format!("vars.{name}"),
+            value.as_ref().map_or(Field::Pending, Field::plain),
+        );
+    }
+    for (name, (_, digest)) in &desired.secrets {
+        fields.insert(
+            format!("secrets.{name}"),
+            Field::Secret(Some(digest.clone())),
+        );
+    }
+    fields.insert(
+        "traffic".into(),
+        Field::plain(format!("{}%", desired.percent)),
+    );
+    fields
+}
+
+fn bindings_of(version: &WorkerVersion) -> Vec<serde_json::Value> {
+    version
+        .resources
+        .as_ref()
+        .and_then(|r| r["bindings"].as_array().cloned())
+        .unwrap_or_default()
+}
+
+fn live_fields(version: &WorkerVersion, percent: f64) -> Fields {
+    let mut fields = Fields::new();
+    let tag = version
+        .annotations
+        .as_ref()
+        .and_then(|a| a.tag.clone())
+        .unwrap_or_else(|| "(not deployed by this tool)".into());
+    fields.insert("code".into(), Field::plain(tag));
+    let date = version
+        .resources
+        .as_ref()
+        .and_then(|r| r["script_runtime"]["compatibility_date"].as_str())
+        .unwrap_or_default();
+    fields.insert("compatibility_date".into(), Field::plain(date));
+    let bindings = bindings_of(version);
+    let digests: BTreeMap<String, String> = bindings
+        .iter()
+        .find(|b| b["name"] == SECRET_DIGESTS)
+        .and_then(|b| serde_json::from_str(b["text"].as_str()?).ok())
+        .unwrap_or_default();
+    for binding in &bindings {
+        let Some(name) = binding["name"].as_str() else {
+            continue;
+        };
+        match binding["type"].as_str() {
+            Some("plain_text") if name != SECRET_DIGESTS => {
+                fields.insert(
+                    format!("vars.{name}"),
+                    Field::plain(binding["text"].as_str().unwrap_or_default()),
+                );
+            }
+            Some("secret_text") => {
+                fields.insert(
+                    format!("secrets.{name}"),
+                    Field::Secret(digests.get(name).cloned()),
+                );
+            }
+            _ => {}
+        }
+    }
+    fields.insert("traffic".into(), Field::plain(format!("{percent}%")));
+    fields
+}
+
+pub fn plan(plan: &mut Plan, desired: &Desired, live: &Live) {
+    plan.compare(
+        "worker",
+        &desired.script,
+        live.version
+            .as_ref()
+            .map(|(v, p)| live_fields(v, *p))
+            .as_ref(),
+        Some(&desired_fields(desired)),
+    );
+    let domain_fields = |service: &str| {
+        let mut f = Fields::new();
+        f.insert("service".into(), Field::plain(service));
+        f
+    };
+    plan.compare(
+        "worker-domain",
+        &desired.hostname,
+        live.domain
+            .as_ref()
+            .or(live.foreign_domain.as_ref())
+            .map(|d| domain_fields(&d.service))
+            .as_ref(),
+        Some(&domain_fields(&desired.script)),
+    );
+}
+
+/// Whether a plan's change of the Worker needs a new version (anything but
+/// the traffic share differs).
+fn needs_upload(plan: &Plan, script: &str) -> bool {
+    plan.change("worker", script).is_some_and(|c| {
+        c.action == super::plan::Action::Create || c.fields.iter().any(|f| f.field != "traffic")
+    })
+}
+
+/// What a deploy did to the Worker, for the health check and rollback.
+#[derive(Debug, Clone, Default)]
+pub struct Applied {
+    /// The version now deployed, if this run deployed one.
+    pub deployed: Option<String>,
+    /// The version serving before, to roll back to.
+    pub previous: Option<String>,
+}
+
+pub async fn apply(
+    client: &Client,
+    account: &str,
+    zone_id: &str,
+    desired: &Desired,
+    live: &Live,
+    changes: &Plan,
+    env: &str,
+) -> anyhow::Result<Applied> {
+    let api = client.workers(account);
+    let mut applied = Applied {
+        deployed: None,
+        previous: live.version.as_ref().map(|(v, _)| v.id.clone()),
+    };
+    if changes.change("worker", &desired.script).is_some() {
+        let vars: Vec<(String, String)> = desired
+            .vars
+            .iter()
+            .map(|(name, value)| {
+                value
+                    .clone()
+                    .map(|v| (name.clone(), v))
+                    .with_context(|| format!("{name} waits on Access, which was not provisioned"))
+            })
+            .collect::<anyhow::Result<_>>()?;
+        let digests: BTreeMap<&String, &String> =
+            desired.secrets.iter().map(|(n, (_, d))| (n, d)).collect();
+        let mut bindings: Vec<WorkerBinding> = vars
+            .into_iter()
+            .map(|(name, text)| WorkerBinding::plain_text(name, text))
+            .collect();
+        bindings.push(WorkerBinding::plain_text(
+            SECRET_DIGESTS,
+            serde_json::to_string(&digests)?,
+        ));
+        bindings.extend(
+            desired
+                .secrets
+                .iter()
+                .map(|(name, (value, _))| WorkerBinding::secret_text(name, value.clone())),
+        );
+        let mut metadata = UploadMetadata::new(desired.bundle.modules[0].name.clone());
+        metadata.bindings = bindings;
+        metadata.compatibility_date = Some(desired.compatibility_date.clone());
+        metadata.annotations = Some(VersionAnnotations {
+            message: Some(format!("cargo xtask deploy --env {env}")),
+            tag: Some(desired.bundle.digest.clone()),
+        });
+        let upload = WorkerUpload {
+            metadata,
+            modules: desired.bundle.modules.clone(),
+        };
+        let version_id = if live.deployment.is_none() {
+            // Creating the script deploys its first version at 100%.
+            api.upload_script(&desired.script, &upload).await?;
+            let deployments = api.list_deployments(&desired.script).await?;
+            deployments
+                .first()
+                .and_then(|d| d.versions.first())
+                .map(|v| v.version_id.clone())
+                .context("the new script has no deployment")?
+        } else {
+            let version_id = if needs_upload(changes, &desired.script) {
+                api.upload_version(&desired.script, &upload).await?.id
+            } else {
+                live.version
+                    .as_ref()
+                    .map(|(v, _)| v.id.clone())
+                    .context("no version to shift traffic to")?
+            };
+            let deployment = match (&applied.previous, desired.percent) {
+                (Some(previous), p) if p < 100.0 && previous != &version_id => {
+                    CreateDeployment::split(vec![
+                        (version_id.clone(), p),
+                        (previous.clone(), 100.0 - p),
+                    ])
+                }
+                _ => CreateDeployment::single(&version_id),
+            }
+            .message(format!("cargo xtask deploy --env {env}"));
+            api.create_deployment(&desired.script, &deployment).await?;
+            version_id
+        };
+        applied.deployed = Some(version_id);
+    }
+    if changes.change("worker-domain", &desired.hostname).is_some() {
+        if let Some(foreign) = &live.foreign_domain {
+            anyhow::bail!(
+                "{} is the custom domain of the Worker {:?}; detach it there first",
+                foreign.hostname,
+                foreign.service
+            );
+        }
+        let mut attach = AttachDomain::new(&desired.hostname, &desired.script);
+        attach.zone_id = Some(zone_id.to_owned());
+        api.attach_domain(&attach).await?;
+    }
+    Ok(applied)
+}
+
+/// Sends all traffic to `version` (a rollback).
+pub async fn deploy_version(
+    client: &Client,
+    account: &str,
+    script: &str,
+    version: &str,
+    why: &str,
+) -> anyhow::Result<()> {
+    client
+        .workers(account)
+        .create_deployment(script, &CreateDeployment::single(version).message(why))
+        .await?;
+    Ok(())
+}
+
+pub async fn destroy(
+    client: &Client,
+    account: &str,
+    script: &str,
+    live: &Live,
+) -> anyhow::Result<()> {
+    let api = client.workers(account);
+    if let Some(domain) = &live.domain {
+        api.detach_domain(&domain.id).await?;
+    }
+    if live.deployment.is_some() {
+        api.delete_script(script, true).await?;
+    }
+    Ok(())
+}
+
+pub fn plan_destroy(plan: &mut Plan, script: &str, live: &Live) {
+    if let Some(domain) = &live.domain {
+        let mut f = Fields::new();
+        f.insert("service".into(), Field::plain(&domain.service));
+        plan.compare("worker-domain", &domain.hostname, Some(&f), None);
+    }
+    if let Some((version, percent)) = &live.version {
+        plan.compare(
+            "worker",
+            script,
+            Some(&live_fields(version, *percent)),
+            None,
+        );
+    }
+}
