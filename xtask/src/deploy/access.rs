@@ -93,10 +93,12 @@ fn rules_field(rules: &[AccessRule]) -> Field {
 
 fn policy_fields(decision: Decision, rules: Field, session: Option<&str>) -> Fields {
     let mut fields = Fields::new();
-    fields.insert(
-        "decision".into(),
-        Field::plain(format!("{decision:?}").to_lowercase()),
-    );
+    // As the API spells it (`non_identity`).
+    let decision = serde_json::to_value(decision)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_owned))
+        .unwrap_or_default();
+    fields.insert("decision".into(), Field::plain(decision));
     fields.insert("include".into(), rules);
     if let Some(session) = session {
         fields.insert("session_duration".into(), Field::plain(session));

@@ -10,8 +10,9 @@ use std::sync::Mutex;
 
 /// Sends of one sink are at least this far apart.
 pub const MIN_INTERVAL_MS: f64 = 1_000.0;
-/// The longest pause after failures.
-pub const MAX_PAUSE_MS: f64 = 60_000.0;
+/// The longest pause after failures: a sink that comes back is used again
+/// within this long.
+pub const MAX_PAUSE_MS: f64 = 10_000.0;
 
 #[derive(Debug, Default)]
 struct State {
