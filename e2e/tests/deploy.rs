@@ -246,6 +246,9 @@ fn assert_every_request_valid(standin: &StandIn) {
         violations.is_empty(),
         "requests that do not match Cloudflare's schema: {violations:#?}"
     );
+    // And the stand-in answered as the published response schemas say.
+    let mismatches = standin.response_mismatches();
+    assert!(mismatches.is_empty(), "{mismatches:#?}");
 }
 
 fn changes(plan: &Value) -> Vec<(String, String, String)> {
@@ -663,4 +666,134 @@ async fn rollback_and_destroy() {
         "managed records are gone"
     );
     assert_every_request_valid(&standin);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_descriptions_and_planted_secrets_stop_before_any_api_call() {
+    let standin = standin().await;
+    let project = Project::new("invalid");
+    let path = project.dir.join("deploy.toml");
+    let good = std::fs::read_to_string(&path).unwrap();
+
+    std::fs::write(
+        &path,
+        good.replace("name = \"edge-api-{env}\"", "name = \"Edge_API\"")
+            .replace("zone = \"example.com\"", "zone = \"not a zone\""),
+    )
+    .unwrap();
+    let run = project.deploy(&standin, &[]).no_secrets();
+    assert_eq!(run.code(), Some(1));
+    for named in ["cloudflare.zone", "worker.name"] {
+        assert!(run.stderr().contains(named), "{named}: {}", run.stderr());
+    }
+
+    let planted = "K003aBcDeFgHiJkLmNoPqRsTuVwXyZ0123456";
+    std::fs::write(
+        &path,
+        good.replace(
+            "[worker.vars]\n",
+            &format!("[worker.vars]\nB2_APPLICATION_KEY = \"{planted}\"\n"),
+        ),
+    )
+    .unwrap();
+    let run = project.deploy(&standin, &[]);
+    assert_eq!(run.code(), Some(1));
+    assert!(
+        run.stderr().contains("worker.vars.B2_APPLICATION_KEY"),
+        "{}",
+        run.stderr()
+    );
+    assert!(
+        run.stderr().contains("looks like a secret"),
+        "{}",
+        run.stderr()
+    );
+    assert!(!run.stderr().contains(planted) && !run.stdout().contains(planted));
+
+    assert_eq!(standin.request_count(), 0, "nothing reached the API");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn secrets_are_listed_by_name_and_set_from_standard_input() {
+    let standin = standin().await;
+    let project = Project::new("secrets");
+    let mut command =
+        Command::new(std::env::var_os("EDGE_API_XTASK").expect("run by cargo xtask test"));
+    let listed = Run(command
+        .args(["--json", "secrets", "--env", "rc", "--config"])
+        .arg(project.dir.join("deploy.toml"))
+        .current_dir(repository())
+        .env("EDGE_API_RC_TIDB_DATABASE_URL", DATABASE_URL)
+        .output()
+        .unwrap())
+    .ok()
+    .json();
+    let line = |name: &str| {
+        listed
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|l| l["name"] == name)
+            .cloned()
+            .unwrap_or_else(|| panic!("{name} not listed: {listed}"))
+    };
+    assert_eq!(line("TIDB_DATABASE_URL")["source"], "process-environment");
+    assert_eq!(line("ACCESS_CLIENT_SECRET")["source"], Value::Null);
+    assert_eq!(
+        line("ACCESS_CLIENT_SECRET")["variable"],
+        "EDGE_API_RC_ACCESS_CLIENT_SECRET"
+    );
+
+    let mut command =
+        Command::new(std::env::var_os("EDGE_API_XTASK").expect("run by cargo xtask test"));
+    let mut child = command
+        .args([
+            "secrets",
+            "--env",
+            "rc",
+            "--set",
+            "ACCESS_CLIENT_SECRET",
+            "--config",
+        ])
+        .arg(project.dir.join("deploy.toml"))
+        .current_dir(repository())
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write as _;
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"from-stdin-s3cret\n")
+        .unwrap();
+    let output = Run(child.wait_with_output().unwrap());
+    assert_eq!(output.code(), Some(0), "{}", output.stderr());
+    assert!(!output.stderr().contains("from-stdin-s3cret"));
+    let env_file = project.dir.join(".env.rc");
+    assert!(std::fs::read_to_string(&env_file)
+        .unwrap()
+        .contains("ACCESS_CLIENT_SECRET=from-stdin-s3cret"));
+    use std::os::unix::fs::PermissionsExt as _;
+    assert_eq!(
+        std::fs::metadata(&env_file).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+    let refused = Command::new(std::env::var_os("EDGE_API_XTASK").unwrap())
+        .args([
+            "secrets",
+            "--env",
+            "rc",
+            "--set",
+            "NOT_A_SECRET",
+            "--config",
+        ])
+        .arg(project.dir.join("deploy.toml"))
+        .current_dir(repository())
+        .output()
+        .unwrap();
+    assert_eq!(refused.status.code(), Some(1));
+    drop(standin);
 }

@@ -52,9 +52,17 @@ fn default_config() -> Value {
     })
 }
 
-/// Hides secret env var values.
+/// Hides secret env var values, and names the environment of a service
+/// binding given without one (`production`, Cloudflare's default).
 fn public_config(config: &Value) -> Value {
     let mut config = config.clone();
+    if let Some(services) = config.get_mut("services").and_then(Value::as_object_mut) {
+        for binding in services.values_mut() {
+            if binding.is_object() && binding.get("environment").is_none() {
+                binding["environment"] = json!("production");
+            }
+        }
+    }
     if let Some(vars) = config["env_vars"].as_object_mut() {
         for var in vars.values_mut() {
             if var["type"] == "secret_text" {
