@@ -797,3 +797,51 @@ async fn secrets_are_listed_by_name_and_set_from_standard_input() {
     assert_eq!(refused.status.code(), Some(1));
     drop(standin);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_gradual_deploy_splits_traffic_and_the_next_one_completes_it() {
+    let standin = standin().await;
+    let project = Project::new("gradual");
+    project.deploy(&standin, &[]).ok();
+    let old = current_version(&standin);
+
+    project.describe("rc-canary");
+    project.deploy(&standin, &["--percent", "10"]).ok();
+    let split = standin.current_deployment("edge-api-rc").unwrap();
+    let shares: Vec<(String, f64)> = split["versions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| {
+            (
+                v["version_id"].as_str().unwrap().to_owned(),
+                v["percentage"].as_f64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(shares.len(), 2, "{split}");
+    let new = shares.iter().find(|(id, _)| *id != old).unwrap().clone();
+    assert_eq!(new.1, 10.0);
+    assert!(shares.contains(&(old.clone(), 90.0)), "{shares:?}");
+
+    // The plan of a plain deploy now is to move the new version to 100%,
+    // without uploading anything again.
+    let plan = project.plan(&standin).json();
+    assert_eq!(
+        changes(&plan),
+        [("update".into(), "worker".into(), "edge-api-rc".into())]
+    );
+    assert_eq!(plan["changes"][0]["fields"][0]["field"], "traffic");
+    assert_eq!(plan["changes"][0]["fields"][0]["after"], "\"100%\"");
+    standin.reset_counters();
+    project.deploy(&standin, &[]).ok();
+    assert!(
+        !standin
+            .requests()
+            .iter()
+            .any(|r| r.write && r.path.ends_with("/versions")),
+        "no second upload"
+    );
+    assert_eq!(current_version(&standin), new.0);
+    assert_every_request_valid(&standin);
+}
