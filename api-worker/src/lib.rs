@@ -10,7 +10,7 @@ mod entry {
     use api::{App, Platform};
     use axum::Router;
     use tower_service::Service;
-    use worker::{event, js_sys, Context, Env, HttpRequest, ScheduleContext, ScheduledEvent};
+    use worker::{event, js_sys, web_sys, Context, Env, ScheduleContext, ScheduledEvent};
 
     use crate::platform::{WorkerConnect, WorkerFetch, WorkerTimer};
 
@@ -68,17 +68,22 @@ mod entry {
     unsafe impl Send for WaitUntil {}
     unsafe impl Sync for WaitUntil {}
 
+    /// A request: converted by our own bridge (see bridge.rs), routed by
+    /// axum, converted back.
     #[event(fetch)]
     async fn fetch(
-        mut req: HttpRequest,
+        request: web_sys::Request,
         env: Env,
         ctx: Context,
-    ) -> worker::Result<axum::http::Response<axum::body::Body>> {
+    ) -> worker::Result<web_sys::Response> {
+        let mut request = crate::bridge::request_from_js(request).await?;
         let ctx = WaitUntil(ctx);
-        req.extensions_mut()
+        request
+            .extensions_mut()
             .insert(Background::new(move |work| ctx.0.wait_until(work)));
         // Router::call never fails (its error type is Infallible).
-        Ok(app(&env).1.clone().call(req).await?)
+        let response = app(&env).1.clone().call(request).await?;
+        Ok(crate::bridge::response_to_js(response).await?)
     }
 
     /// The cron (wrangler.toml `[triggers]`): sweeps abandoned uploads.
@@ -97,4 +102,5 @@ mod entry {
     }
 }
 
+mod bridge;
 mod platform;
