@@ -1,6 +1,6 @@
 //! `cargo xtask dev`: installs what is missing, builds the Worker, starts
-//! the local stack and the Worker, prints where everything is, and stops it
-//! all on Ctrl-C or SIGTERM.
+//! the local stack, the Worker and the web and admin Pages sites bound to
+//! it, prints where everything is, and stops it all on Ctrl-C or SIGTERM.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -87,6 +87,18 @@ fn print_table(stack: &StackManifest) {
             "api (Worker)",
             api.url.clone(),
             format!("curl {}/healthz", api.url),
+        ));
+    }
+    if let Some(sites) = &stack.sites {
+        rows.push((
+            "web (Pages)",
+            sites.web.url.clone(),
+            "open in a browser; /api/* goes through the shim to the API".to_owned(),
+        ));
+        rows.push((
+            "admin (Pages)",
+            sites.admin.url.clone(),
+            "needs a Cf-Access-Jwt-Assertion header (Access adds it in rc/stg/prd)".to_owned(),
         ));
     }
     rows.extend([

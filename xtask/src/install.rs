@@ -15,7 +15,10 @@
 //!   feature flags it passes; Debian's binaryen 108 predates some of them;
 //! - MariaDB, Redis and Prometheus from Debian; `s3s-fs` from crates.io;
 //!   Bugsink and schemathesis from PyPI, each in a venv pinned by
-//!   scripts/*-requirements.txt.
+//!   scripts/*-requirements.txt;
+//! - for the browser suite, Debian's `chromium`, driven by `playwright-core`
+//!   from package.json (which drives an installed browser and downloads
+//!   none).
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -52,6 +55,26 @@ pub struct StackTools {
     pub s3s_fs: PathBuf,
     /// A venv with Bugsink and gunicorn.
     pub bugsink_venv: PathBuf,
+    /// Node.js, which runs B2's CORS front (scripts/b2-cors-front.mjs).
+    pub node: PathBuf,
+}
+
+/// What the browser suite needs beyond the stack: node runs the tests
+/// (e2e/browser/), which drive Chromium through playwright-core.
+pub struct BrowserTools {
+    pub node: PathBuf,
+    pub chromium: PathBuf,
+}
+
+/// Debian's Chromium (the tests use playwright-core from the root
+/// package.json, installed by `npm ci` with the build tools).
+pub fn browser_tools(ui: &Ui) -> anyhow::Result<BrowserTools> {
+    debian_programs(ui, &[("chromium", "chromium")])?;
+    node_modules(ui)?;
+    Ok(BrowserTools {
+        node: find_program("node").context("node is not installed")?,
+        chromium: find_program("chromium").context("chromium is not installed")?,
+    })
 }
 
 pub fn build_tools(ui: &Ui) -> anyhow::Result<BuildTools> {
@@ -107,6 +130,7 @@ pub fn stack_tools(ui: &Ui) -> anyhow::Result<StackTools> {
             &["--locked", "--features", "binary"],
         )?,
         bugsink_venv: bugsink_venv(ui)?,
+        node: found("node")?,
     })
 }
 
@@ -296,7 +320,11 @@ fn cargo_tool(
 
 /// `npm ci` when node_modules does not match package-lock.json.
 fn node_modules(ui: &Ui) -> anyhow::Result<()> {
-    npm_ci(ui, &project::root(), "npm ci (wrangler, workerd, binaryen)")
+    npm_ci(
+        ui,
+        &project::root(),
+        "npm ci (wrangler, workerd, binaryen, playwright-core)",
+    )
 }
 
 /// `npm ci` in `dir` unless its node_modules was installed from exactly

@@ -79,6 +79,7 @@ fn forget_cargo_run_environment() {
 fn setup(ui: &ui::Ui) -> anyhow::Result<()> {
     install::build_tools(ui)?;
     install::stack_tools(ui)?;
+    install::browser_tools(ui)?;
     ui.info("every tool is installed");
     Ok(())
 }

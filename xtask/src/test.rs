@@ -1,7 +1,9 @@
-//! `cargo xtask test`: formatting, lints, native tests, then the end-to-end
-//! suite against a stack of its own (own ports, own state directory, so it
-//! can run beside `cargo xtask dev`). Every suite runs even after one fails;
-//! the command prints one summary line per suite and fails if any did.
+//! `cargo xtask test`: formatting, lints, native tests, the Pages shim's
+//! own tests, then the end-to-end suite, the browser suite and
+//! schemathesis against a stack of their own (own ports, own state
+//! directory, so it can run beside `cargo xtask dev`). Every suite runs
+//! even after one fails; the command prints one summary line per suite and
+//! fails if any did.
 
 use std::io::{BufRead, BufReader, Write};
 use std::os::fd::AsFd;
@@ -82,6 +84,24 @@ struct Counts {
 }
 
 impl Counts {
+    /// Adds the top-level summary of node's TAP reporter (`# pass 8`,
+    /// `# fail 1`, `# skipped 2`, `# cancelled 0`; a cancelled test, cut
+    /// off by a failing hook or a timeout, counts as failed).
+    fn add_tap_line(&mut self, line: &str) {
+        let Some((label, n)) = line.strip_prefix("# ").and_then(|l| l.split_once(' ')) else {
+            return;
+        };
+        let Ok(n) = n.trim().parse::<u64>() else {
+            return;
+        };
+        match label {
+            "pass" => self.passed += n,
+            "fail" | "cancelled" => self.failed += n,
+            "skipped" | "todo" => self.ignored += n,
+            _ => {}
+        }
+    }
+
     fn add_line(&mut self, line: &str) {
         let Some(rest) = line.trim().strip_prefix("test result: ") else {
             return;
@@ -140,6 +160,8 @@ pub fn run(ui: &Ui, flags: &flags::Test) -> anyhow::Result<()> {
         "--",
     ];
     suites.push(tests(ui, "unit", cargo().args(unit).args(&filter)));
+    stop_if_interrupted()?;
+    suites.push(shim_tests(ui, &filter));
     stop_if_interrupted()?;
     if !flags.no_e2e {
         suites.extend(end_to_end(ui, flags, &filter, &interrupted));
@@ -294,6 +316,7 @@ fn end_to_end(
                     .env(XTASK_ENV_VAR, std::env::current_exe().unwrap_or_default()),
             );
             e2e.seconds = started.elapsed().as_secs_f64();
+            let browser = browser_tests(ui, &manifest, filter);
             let api = stack
                 .manifest
                 .api
@@ -303,7 +326,7 @@ fn end_to_end(
             let token = crate::stack::admin_token(&stack.manifest, "schemathesis@example.com");
             let schema = schema_conformance(ui, &schemathesis, &api, &token);
             stack.stop();
-            vec![e2e, schema]
+            vec![e2e, browser, schema]
         }
         Err(e) => {
             ui.info(format!("  e2e could not start: {e:#}"));
@@ -333,6 +356,101 @@ fn end_to_end(
         ));
     }
     suites
+}
+
+/// The Pages shim's unit tests (`node --test pages-shim/test/`: the shim
+/// with real `Request`/`Response` objects and a recording binding, and the
+/// check that every site ships the shared shim unchanged).
+fn shim_tests(ui: &Ui, filter: &[String]) -> Suite {
+    let started = Instant::now();
+    let Some(node) = project::find_program("node") else {
+        return Suite::counted(
+            "shim",
+            Counts::default(),
+            started,
+            Some("node is not installed".into()),
+        );
+    };
+    let mut cmd = node_test(&node, &project::root().join("pages-shim/test"), filter);
+    node_suite(ui, "shim", &mut cmd, !filter.is_empty())
+}
+
+/// The browser suite (`e2e/browser/`, node --test with playwright-core
+/// driving Debian's Chromium) against the stack's sites; screenshots of
+/// failed tests go to the state directory, which is kept on failure.
+fn browser_tests(ui: &Ui, manifest: &std::path::Path, filter: &[String]) -> Suite {
+    let started = Instant::now();
+    let tools = match install::browser_tools(ui) {
+        Ok(tools) => tools,
+        Err(e) => {
+            return Suite::counted(
+                "browser",
+                Counts::default(),
+                started,
+                Some(format!("{e:#}")),
+            )
+        }
+    };
+    let mut cmd = node_test(&tools.node, &project::root().join("e2e/browser"), filter);
+    cmd.env(stack_manifest::ENV_VAR, manifest)
+        .env("CHROMIUM", &tools.chromium);
+    node_suite(ui, "browser", &mut cmd, !filter.is_empty())
+}
+
+/// `node --test` over `dir` with the TAP reporter (whose summary
+/// [`Counts::add_tap_line`] reads), limited to tests whose name contains
+/// one of `filter`.
+fn node_test(node: &std::path::Path, dir: &std::path::Path, filter: &[String]) -> Command {
+    let mut cmd = Command::new(node);
+    cmd.args(["--test", "--test-reporter=tap"])
+        .current_dir(project::root());
+    for word in filter {
+        cmd.arg(format!("--test-name-pattern={}", regex_literal(word)));
+    }
+    cmd.arg(dir);
+    cmd
+}
+
+/// `text` as a regular expression that matches exactly it.
+fn regex_literal(text: &str) -> String {
+    text.chars()
+        .flat_map(|c| {
+            let escape = "\\^$.|?*+()[]{}/".contains(c);
+            escape.then_some('\\').into_iter().chain(std::iter::once(c))
+        })
+        .collect()
+}
+
+/// Runs a `node --test` command, passing its output through and counting
+/// its TAP summary. With a filter, a suite in which no test matched passes
+/// (its tests count as skipped).
+fn node_suite(ui: &Ui, name: &'static str, cmd: &mut Command, filtered: bool) -> Suite {
+    let started = Instant::now();
+    ui.info(format!("== {name}: {}", project::describe(cmd)));
+    let mut counts = Counts::default();
+    let result = (|| -> anyhow::Result<std::process::ExitStatus> {
+        let mut child = cmd.stdin(Stdio::null()).stdout(Stdio::piped()).spawn()?;
+        let stdout = child.stdout.take().context("no stdout")?;
+        let mut sink: Box<dyn Write> = if ui.json {
+            Box::new(std::io::stderr())
+        } else {
+            Box::new(std::io::stdout())
+        };
+        for line in BufReader::new(stdout).lines() {
+            let line = line?;
+            counts.add_tap_line(&line);
+            let _ = writeln!(sink, "{line}");
+        }
+        Ok(child.wait()?)
+    })();
+    let error = match result {
+        Ok(status) if status.success() => None,
+        Ok(status) => Some(format!("exited with {status}")),
+        Err(e) => Some(format!("{e:#}")),
+    };
+    let error =
+        error.or_else(|| (counts.passed == 0 && !filtered).then(|| "no test ran".to_owned()));
+    Suite::counted(name, counts, started, error)
 }
 
 /// Where the e2e tests find the xtask binary that runs them.
@@ -453,6 +571,39 @@ mod tests {
                 ignored: 1
             }
         );
+    }
+
+    #[test]
+    fn node_tap_summaries_are_counted() {
+        let mut counts = Counts::default();
+        for line in [
+            "ok 1 - web",
+            "    # Subtest: nested",
+            "# tests 9",
+            "# suites 4",
+            "# pass 6",
+            "# fail 1",
+            "# cancelled 1",
+            "# skipped 1",
+            "# todo 0",
+            "# duration_ms 45637.6",
+        ] {
+            counts.add_tap_line(line);
+        }
+        assert_eq!(
+            counts,
+            Counts {
+                passed: 6,
+                failed: 2,
+                ignored: 1
+            }
+        );
+    }
+
+    #[test]
+    fn filters_become_literal_name_patterns() {
+        assert_eq!(regex_literal("a.b(c)"), "a\\.b\\(c\\)");
+        assert_eq!(regex_literal("uploads"), "uploads");
     }
 
     #[test]

@@ -131,7 +131,8 @@ impl WorkerBinding {
 }
 
 /// Annotations of a version: shown in the dashboard and in
-/// `wrangler versions list`; the deploy tool stores the git commit here.
+/// `wrangler versions list`; the deploy tool keeps the bundle's digest in
+/// the tag, to compare code without downloading it.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct VersionAnnotations {
     #[serde(

@@ -29,6 +29,10 @@ pub struct StackManifest {
     pub access: Access,
     /// The API Worker under `wrangler dev`; absent while only the servers run.
     pub api: Option<Api>,
+    /// The Pages sites under `wrangler pages dev`, bound to [`Api`]; absent
+    /// without the API Worker.
+    #[serde(default)]
+    pub sites: Option<Sites>,
 }
 
 /// MariaDB standing in for TiDB's MySQL protocol.
@@ -138,6 +142,25 @@ pub struct Api {
     pub binding_secret: String,
     /// The Worker's `REQUEST_DEADLINE_MS`.
     pub request_deadline_ms: u64,
+}
+
+/// The Pages sites (`pages-shim/sites/`), each running the shim with the
+/// `API` service binding to the stack's Worker.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Sites {
+    /// The public site: lists and shows pages.
+    pub web: Site,
+    /// The admin site: edits pages, uploads files. In production Access
+    /// guards it and adds `Cf-Access-Jwt-Assertion` (audience
+    /// [`Access::binding_aud`]) to every request; locally nothing does, so
+    /// a client sends that header itself.
+    pub admin: Site,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Site {
+    /// Where `wrangler pages dev` serves it (its browser origin).
+    pub url: String,
 }
 
 impl StackManifest {

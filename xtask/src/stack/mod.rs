@@ -1,7 +1,9 @@
 //! The local stack: real servers on free 127.0.0.1 ports under one state
-//! directory, plus the API Worker in `wrangler dev`. `cargo xtask dev` and
-//! `cargo xtask test` both start it through [`Stack::start`], so the tests
-//! run against exactly what a developer runs.
+//! directory, plus the API Worker in `wrangler dev` and the web and admin
+//! Pages sites in `wrangler pages dev`, bound to it (sites.rs). `cargo
+//! xtask dev` and `cargo xtask test` both start it through
+//! [`Stack::start`], so the tests run against exactly what a developer
+//! runs.
 //!
 //! Each service has its own module that knows how to prepare its data
 //! directory and command line; this module allocates ports, starts them all
@@ -17,6 +19,7 @@ pub mod process;
 mod prometheus;
 mod redis;
 mod s3;
+pub mod sites;
 mod tidb;
 mod worker;
 
@@ -127,6 +130,18 @@ pub fn admin_token(manifest: &StackManifest, email: &str) -> String {
     ))
 }
 
+/// Ports for the web and admin sites: beside a fixed API port (`cargo
+/// xtask dev`'s 8787 gives 8788 and 8789, stable URLs for a developer) when
+/// both are free, else the free ones picked for this stack.
+fn site_ports(api_port: u16, free: [u16; 2]) -> [u16; 2] {
+    let beside = [api_port.wrapping_add(1), api_port.wrapping_add(2)];
+    if api_port != 0 && api_port < u16::MAX - 2 && beside.iter().all(|&p| port_is_free(p)) {
+        beside
+    } else {
+        free
+    }
+}
+
 fn port_is_free(port: u16) -> bool {
     TcpListener::bind(("127.0.0.1", port)).is_ok()
 }
@@ -155,14 +170,17 @@ impl Stack {
         }
         std::fs::create_dir_all(state.join("logs"))?;
 
-        // mariadb, redis, s3, sentry, prometheus, loki, api, api inspector,
-        // access, tidb
-        let ports = free_ports(10)?;
+        // mariadb, redis, s3 (B2's CORS front), sentry, prometheus, loki,
+        // api, api inspector, access, tidb, s3s-fs behind the front, web,
+        // admin, web inspector, admin inspector
+        let ports = free_ports(15)?;
         let api_port = match options.api_port {
             0 => ports[6],
             p if port_is_free(p) => p,
             p => bail!("port {p} for the API Worker is in use; pass --port 0 to pick a free one"),
         };
+        let site_ports = site_ports(options.api_port, [ports[11], ports[12]]);
+        let site_origins = sites::origins(&site_ports);
 
         // Slow preparation (templates, copies, compiling the stand-ins)
         // runs in parallel; no process is spawned from these threads.
@@ -171,7 +189,7 @@ impl Stack {
             let sentry = scope.spawn(|| bugsink::prepare(ui, tools, &state, ports[3]));
             let binaries = scope.spawn(binaries::build);
             let redis = redis::prepare(tools, &state, ports[1]);
-            let s3 = s3::prepare(tools, &state, ports[2]);
+            let s3 = s3::prepare(tools, &state, ports[2], ports[10], &site_origins);
             let prom = prometheus::prepare(tools, &state, ports[4]);
             anyhow::Ok((
                 join(db)?,
@@ -182,6 +200,7 @@ impl Stack {
                 join(binaries)?,
             ))
         })?;
+        let (s3, s3_cors) = s3;
         let loki = loki::prepare(&binaries["loki-standin"], ports[5])?;
         let access = access::prepare(&binaries["access-standin"], &state, ports[8])?;
         let tidb = tidb::prepare(&binaries["tidb-gateway"], &db.manifest, ports[9]);
@@ -197,11 +216,13 @@ impl Stack {
             loki: loki.manifest.clone(),
             access: access.manifest.clone(),
             api: None,
+            sites: None,
         };
         let mut launches = vec![
             db.launch,
             redis.launch,
             s3.launch,
+            s3_cors,
             sentry.launch,
             prom.launch,
             loki.launch,
@@ -209,8 +230,16 @@ impl Stack {
             tidb.launch,
         ];
         if let Some(build) = build {
-            let api = worker::prepare(build, &manifest, api_port, ports[7])?;
+            let api = worker::prepare(build, &manifest, api_port, ports[7], &site_origins)?;
+            launches.extend(sites::prepare(
+                &build.wrangler,
+                &state,
+                &api.manifest.binding_secret,
+                &site_ports,
+                &[ports[13], ports[14]],
+            )?);
             manifest.api = Some(api.manifest);
+            manifest.sites = Some(sites::manifest(&site_ports));
             launches.push(api.launch);
         }
 

@@ -16,10 +16,6 @@ use crate::project::{self, random_hex};
 /// File name of the Worker's local variables inside the state directory.
 pub const DEV_VARS: &str = ".dev.vars";
 
-/// Origins of the local Pages sites (`wrangler pages dev` defaults), which
-/// the local Worker's CORS allows.
-const LOCAL_ORIGINS: [&str; 2] = ["http://localhost:8788", "http://localhost:8789"];
-
 /// The local Worker's request deadline: short, so the deadline test is
 /// quick, and still far above anything the local servers take.
 const LOCAL_REQUEST_DEADLINE_MS: u64 = 3000;
@@ -29,11 +25,15 @@ pub(super) fn prepare(
     stack: &StackManifest,
     port: u16,
     inspector: u16,
+    site_origins: &[String],
 ) -> anyhow::Result<Prepared<Api>> {
     let state = &stack.state_dir;
     let api = Api {
         url: format!("http://127.0.0.1:{port}"),
-        allowed_origins: LOCAL_ORIGINS.iter().map(|o| o.to_string()).collect(),
+        // The local Pages sites, as production allows its Pages hostnames
+        // (the sites themselves call through the binding; this is for
+        // browsers calling the API's own URL).
+        allowed_origins: site_origins.to_vec(),
         binding_secret: random_hex(32),
         request_deadline_ms: LOCAL_REQUEST_DEADLINE_MS,
     };
@@ -57,6 +57,9 @@ pub(super) fn prepare(
         // the e2e tests and developers trigger it.
         .arg("--test-scheduled")
         .current_dir(project::root())
+        // Where the sites' `wrangler pages dev` find this Worker for their
+        // `API` binding (see sites.rs).
+        .env("WRANGLER_REGISTRY_PATH", super::sites::registry_dir(state))
         .env("WRANGLER_SEND_METRICS", "false")
         .env("CLOUDFLARE_CF_FETCH_ENABLED", "false")
         .env("WRANGLER_LOG_PATH", state.join("logs/wrangler"))
