@@ -3,9 +3,9 @@
 // Same-origin `/api/*` requests go to the API Worker through the `API`
 // service binding, everything else to the site's static assets.
 //
-// This file is the one source; each site ships a byte-identical copy in
+// This file is the one source; each site links it as
 // `sites/<site>/_worker.js/shim.js` (see ../README.md for why, and
-// ../test/copies.test.mjs, which fails when a copy differs).
+// ../test/sites.test.js, which checks the links).
 //
 // What the API may believe about a request is decided here, so the rules
 // are strict (the API's side is crates/api/src/trust.rs):
