@@ -5,7 +5,12 @@
 use axum::extract::rejection::{JsonRejection, QueryRejection};
 use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
-use serde::de::DeserializeOwned;
+use std::fmt;
+use std::marker::PhantomData;
+
+use serde::de::value::MapAccessDeserializer;
+use serde::de::{DeserializeOwned, MapAccess, Visitor};
+use serde::{Deserialize, Deserializer};
 
 use crate::problem::{Problem, ProblemType};
 
@@ -20,10 +25,38 @@ where
     type Rejection = Problem;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        match axum::Json::<T>::from_request(req, state).await {
-            Ok(axum::Json(value)) => Ok(Json(value)),
+        match axum::Json::<Object<T>>::from_request(req, state).await {
+            Ok(axum::Json(Object(value))) => Ok(Json(value)),
             Err(rejection) => Err(json_problem(rejection)),
         }
+    }
+}
+
+/// `T` from a JSON object only. serde's derived structs also take an
+/// array of the fields in order (`["title", "body"]`), which the schema
+/// does not allow and no client should rely on; found by the request
+/// fuzzing in `tests/fuzz.rs`.
+struct Object<T>(T);
+
+impl<'de, T: Deserialize<'de>> Deserialize<'de> for Object<T> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct ObjectVisitor<T>(PhantomData<T>);
+
+        impl<'de, T: Deserialize<'de>> Visitor<'de> for ObjectVisitor<T> {
+            type Value = T;
+
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a JSON object")
+            }
+
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<T, A::Error> {
+                T::deserialize(MapAccessDeserializer::new(map))
+            }
+        }
+
+        deserializer
+            .deserialize_map(ObjectVisitor(PhantomData))
+            .map(Object)
     }
 }
 
@@ -150,6 +183,18 @@ mod tests {
             ),
             (
                 json(Some("application/json"), r#"{"title":7}"#),
+                StatusCode::UNPROCESSABLE_ENTITY,
+                Some(ProblemType::ValidationFailed),
+            ),
+            // serde would take a struct's fields as an array; the schema
+            // says object (regression test for a fuzzing find).
+            (
+                json(Some("application/json"), r#"["x"]"#),
+                StatusCode::UNPROCESSABLE_ENTITY,
+                Some(ProblemType::ValidationFailed),
+            ),
+            (
+                json(Some("application/json"), r#""x""#),
                 StatusCode::UNPROCESSABLE_ENTITY,
                 Some(ProblemType::ValidationFailed),
             ),

@@ -432,12 +432,32 @@ where
         let bad_frame = |e: redis_protocol::error::RedisProtocolError| {
             Error::Protocol(format!("undecodable reply: {}", e.details()))
         };
+        // redis-protocol decodes aggregates recursively: checked first, so
+        // a reply nested without end cannot exhaust the stack.
+        if nesting_exceeds(&self.buffer, MAX_NESTING) {
+            return Err(Error::Protocol(format!(
+                "reply nested deeper than {MAX_NESTING} levels"
+            )));
+        }
         let (frame, used) = match self.protocol {
             Protocol::Resp2 => match redis_protocol::resp2::decode::decode(&self.buffer) {
                 Ok(Some((frame, used))) => (Frame::Reply(reply::from_resp2(frame)), used),
                 Ok(None) => return Ok(None),
                 Err(e) => return Err(bad_frame(e)),
             },
+            // An attribute in front of a reply is metadata, dropped like a
+            // push. Skipped here, as the map it is shaped like, because
+            // redis-protocol refuses one in front of a null ("Null cannot
+            // have attributes"), which the fuzzing in tests/fuzz.rs found.
+            Protocol::Resp3 if self.buffer.first() == Some(&b'|') => {
+                let mut as_map = self.buffer.to_vec();
+                as_map[0] = b'%';
+                match redis_protocol::resp3::decode::complete::decode(&as_map) {
+                    Ok(Some((_, used))) => (Frame::Push, used),
+                    Ok(None) => return Ok(None),
+                    Err(e) => return Err(bad_frame(e)),
+                }
+            }
             Protocol::Resp3 => {
                 match redis_protocol::resp3::decode::complete::decode(&self.buffer) {
                     Ok(Some((frame, used))) => (reply::from_resp3(frame)?, used),
@@ -451,9 +471,112 @@ where
     }
 }
 
+/// How deep aggregates (arrays, maps, sets, pushes, attributes) may nest
+/// in one reply. Redis' own replies nest a few levels; a script's reply
+/// as deep as its Lua tables, which nothing here comes near.
+const MAX_NESTING: usize = 128;
+
+/// Whether the first frame in `buf` opens more than `limit` aggregates
+/// inside one another, judged from the headers alone (without decoding,
+/// and without recursion). Stops at the first incomplete or unparsable
+/// header: the decoder then waits for more bytes or reports the error.
+fn nesting_exceeds(buf: &[u8], limit: usize) -> bool {
+    // Elements still expected by each open aggregate, innermost last; an
+    // attribute's entries do not count towards its parent.
+    let mut open: Vec<(u64, bool)> = Vec::new();
+    let mut at = 0;
+    loop {
+        let Some(&kind) = buf.get(at) else {
+            return false;
+        };
+        let header = &buf[at + 1..];
+        let Some(line_end) = header.windows(2).position(|w| w == b"\r\n") else {
+            return false;
+        };
+        let line = &header[..line_end];
+        at += 1 + line_end + 2;
+        let count = || -> Option<u64> { std::str::from_utf8(line).ok()?.parse().ok() };
+        let (elements, attribute) = match kind {
+            b'*' | b'~' | b'>' => (count(), false),
+            b'%' => (count().map(|n| n.saturating_mul(2)), false),
+            b'|' => (count().map(|n| n.saturating_mul(2)), true),
+            b'$' | b'!' | b'=' => {
+                // A blob: skip its bytes (a negative length is a null).
+                if let Some(len) = count() {
+                    match usize::try_from(len)
+                        .ok()
+                        .and_then(|l| at.checked_add(l)?.checked_add(2))
+                    {
+                        Some(next) if next <= buf.len() => at = next,
+                        _ => return false,
+                    }
+                }
+                (None, false)
+            }
+            _ => (None, false),
+        };
+        match elements {
+            Some(n) if n > 0 => {
+                open.push((n, attribute));
+                if open.len() > limit {
+                    return true;
+                }
+                continue;
+            }
+            // An empty aggregate is one whole element.
+            Some(_) => {}
+            // A null (`*-1`) is whole; anything else is for the decoder
+            // to refuse.
+            None if matches!(kind, b'*' | b'~' | b'>' | b'%' | b'|') && !line.starts_with(b"-") => {
+                return false
+            }
+            None => {}
+        }
+        // One element finished: close every aggregate it completes.
+        loop {
+            match open.last_mut() {
+                None => return false,
+                Some((left, attribute)) => {
+                    *left -= 1;
+                    if *left > 0 {
+                        break;
+                    }
+                    let was_attribute = *attribute;
+                    open.pop();
+                    if was_attribute {
+                        // The attributed frame follows; it is the element.
+                        break;
+                    }
+                }
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn nesting_is_measured_from_the_headers() {
+        let deep = |n: usize| format!("{}:1\r\n", "*1\r\n".repeat(n)).into_bytes();
+        assert!(!nesting_exceeds(&deep(3), 3));
+        assert!(nesting_exceeds(&deep(4), 3));
+        // Siblings do not add up; blobs (even holding `*`) are skipped.
+        let wide = b"*3\r\n*1\r\n:1\r\n$4\r\n*1\r\n\r\n*1\r\n*1\r\n_\r\n";
+        assert!(!nesting_exceeds(wide, 3));
+        assert!(nesting_exceeds(wide, 2));
+        // Maps count keys and values; an attribute is not a level of its own
+        // for the frame it precedes.
+        assert!(!nesting_exceeds(b"%1\r\n+k\r\n*1\r\n:1\r\n", 2));
+        assert!(!nesting_exceeds(b"|1\r\n+a\r\n:1\r\n*1\r\n:1\r\n", 1));
+        // Incomplete or unparsable: left to the decoder.
+        assert!(!nesting_exceeds(b"*1\r\n*1", 1));
+        assert!(!nesting_exceeds(b"*x\r\n*1\r\n*1\r\n", 1));
+        assert!(!nesting_exceeds(b"$99999999999999999999\r\n", 1));
+        assert!(!nesting_exceeds(b"\r\n*1\r\n*1\r\n", 1));
+        assert!(!nesting_exceeds(b"$0\r\n!4\r\n", 1));
+    }
 
     #[test]
     fn options_debug_masks_the_credentials() {

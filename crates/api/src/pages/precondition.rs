@@ -65,13 +65,16 @@ impl Precondition {
     /// Reads `If-Match` (which wins when both are sent, RFC 9110 §13.2.2)
     /// or `If-None-Match`. A malformed header is a 400 problem.
     pub fn from_headers(headers: &HeaderMap) -> Result<Self, Problem> {
-        if let Some(tags) = parse_header(headers, header::IF_MATCH)? {
-            return Ok(Precondition::IfMatch(tags));
-        }
-        if let Some(tags) = parse_header(headers, header::IF_NONE_MATCH)? {
-            return Ok(Precondition::IfNoneMatch(tags));
-        }
-        Ok(Precondition::None)
+        // Both are parsed, so a malformed `If-None-Match` is refused even
+        // when `If-Match` decides (the schema suite sent `If-Match: *` with
+        // `If-None-Match: X_O`, and the write went ahead).
+        let if_match = parse_header(headers, header::IF_MATCH)?;
+        let if_none_match = parse_header(headers, header::IF_NONE_MATCH)?;
+        Ok(match (if_match, if_none_match) {
+            (Some(tags), _) => Precondition::IfMatch(tags),
+            (None, Some(tags)) => Precondition::IfNoneMatch(tags),
+            (None, None) => Precondition::None,
+        })
     }
 
     /// Whether the write may go ahead, given the current tag (`None` when
@@ -206,6 +209,14 @@ mod tests {
             let problem = Precondition::from_headers(&h).unwrap_err();
             assert_eq!(problem.kind, ProblemType::BadRequest, "{bad}");
         }
+    }
+
+    #[test]
+    fn a_malformed_if_none_match_is_refused_beside_if_match() {
+        let mut h = headers("if-match", "*");
+        h.insert("if-none-match", HeaderValue::from_static("X_O"));
+        let problem = Precondition::from_headers(&h).unwrap_err();
+        assert_eq!(problem.kind, ProblemType::BadRequest);
     }
 
     #[test]

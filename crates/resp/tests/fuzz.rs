@@ -1,0 +1,637 @@
+//! Property tests ("fuzzing") of the reply decoder: whatever a server
+//! sends, every call ends in a value or an error and never panics; and
+//! well-formed RESP2/RESP3 replies, split into arbitrary reads, decode to
+//! the `Reply` values they encode.
+//!
+//! The server is an in-memory stream with its replies preloaded: it hands
+//! them out in the chunk sizes the test chose (answering "not yet" between
+//! chunks, as a socket does), then either ends the stream or stalls. The
+//! timer fires only once the stream has stalled, so a call that waits for
+//! more bytes ends in a timeout at once and nothing depends on the clock.
+//!
+//! Default cases are kept small enough for `cargo test`; run long with
+//! `PROPTEST_CASES=100000 cargo test -p resp --test fuzz --release`.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use outbound::{BoxFuture, Timer};
+use proptest::prelude::*;
+use resp::{cmd, Connection, Error, Options, Pipeline, Protocol, Reply};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+
+/// The server side: `data` in reads of `chunks` sizes (cycled), then the
+/// end of the stream or a stall. Writes are accepted and ignored.
+struct Server {
+    data: Vec<u8>,
+    at: usize,
+    chunks: Vec<usize>,
+    reads: usize,
+    /// Answer `Pending` before the next read, as a socket between packets.
+    pause: bool,
+    hang_at_end: bool,
+    stalled: Arc<AtomicBool>,
+}
+
+impl AsyncRead for Server {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        let this = &mut *self;
+        if this.at == this.data.len() {
+            if this.hang_at_end {
+                this.stalled.store(true, Ordering::SeqCst);
+                return Poll::Pending;
+            }
+            return Poll::Ready(Ok(()));
+        }
+        if this.pause {
+            this.pause = false;
+            cx.waker().wake_by_ref();
+            return Poll::Pending;
+        }
+        this.pause = true;
+        let chunk = this.chunks[this.reads % this.chunks.len()];
+        this.reads += 1;
+        let n = chunk
+            .min(this.data.len() - this.at)
+            .min(buf.remaining())
+            .max(1);
+        buf.put_slice(&this.data[this.at..this.at + n]);
+        this.at += n;
+        Poll::Ready(Ok(()))
+    }
+}
+
+impl AsyncWrite for Server {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        _: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        Poll::Ready(Ok(buf.len()))
+    }
+    fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+    fn poll_shutdown(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+}
+
+/// A deadline that passes as soon as the server has stalled.
+struct StallTimer(Arc<AtomicBool>);
+
+struct StallSleep(Arc<AtomicBool>);
+
+impl Future for StallSleep {
+    type Output = ();
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        if self.0.load(Ordering::SeqCst) {
+            Poll::Ready(())
+        } else {
+            cx.waker().wake_by_ref();
+            Poll::Pending
+        }
+    }
+}
+
+impl Timer for StallTimer {
+    fn sleep(&self, _: Duration) -> BoxFuture<'static, ()> {
+        Box::pin(StallSleep(self.0.clone()))
+    }
+}
+
+fn server(data: Vec<u8>, chunks: Vec<usize>, hang_at_end: bool) -> (Server, Arc<dyn Timer>) {
+    let stalled = Arc::new(AtomicBool::new(false));
+    let server = Server {
+        data,
+        at: 0,
+        chunks,
+        reads: 0,
+        pause: false,
+        hang_at_end,
+        stalled: stalled.clone(),
+    };
+    (server, Arc::new(StallTimer(stalled)))
+}
+
+fn block_on<F: Future>(future: F) -> F::Output {
+    tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap()
+        .block_on(future)
+}
+
+/// `HELLO 3` accepted (RESP3), or refused as by Redis 5 (RESP2 fallback;
+/// without credentials the fallback sends nothing).
+fn hello(protocol: Protocol) -> &'static [u8] {
+    match protocol {
+        Protocol::Resp3 => b"%1\r\n$5\r\nproto\r\n:3\r\n",
+        Protocol::Resp2 => b"-ERR unknown command 'HELLO'\r\n",
+    }
+}
+
+fn protocol() -> impl Strategy<Value = Protocol> {
+    prop_oneof![Just(Protocol::Resp2), Just(Protocol::Resp3)]
+}
+
+fn chunks() -> impl Strategy<Value = Vec<usize>> {
+    prop::collection::vec(prop_oneof![1..4usize, 1..64usize, Just(8192)], 1..8)
+}
+
+// ---------------------------------------------------------------------
+// Arbitrary bytes.
+
+/// Bytes that reach past the first byte of the decoder: RESP markers and
+/// lengths (including absurd ones) mixed with noise.
+fn noise() -> impl Strategy<Value = Vec<u8>> {
+    let token = prop_oneof![
+        prop::collection::vec(any::<u8>(), 0..12),
+        prop::sample::select(vec![
+            "*1\r\n",
+            "*3\r\n",
+            "*-1\r\n",
+            "*-5\r\n",
+            "%1\r\n",
+            "%2\r\n",
+            "~2\r\n",
+            ">2\r\n",
+            "|1\r\n",
+            "$3\r\n",
+            "$-1\r\n",
+            "$0\r\n",
+            "$-9\r\n",
+            "!4\r\n",
+            "=8\r\ntxt:",
+            "=2\r\n",
+            "=5\r\nxyz:",
+            ":1\r\n",
+            ":-\r\n",
+            ":9223372036854775808\r\n",
+            ",1.5\r\n",
+            ",inf\r\n",
+            ",nan\r\n",
+            ",x\r\n",
+            "#t\r\n",
+            "#x\r\n",
+            "_\r\n",
+            "(12345678901234567890\r\n",
+            "+OK\r\n",
+            "-ERR x\r\n",
+            "\r\n",
+            "\r",
+            "\n",
+            "$18446744073709551615\r\n",
+            "*18446744073709551615\r\n",
+            "*9999999999\r\n",
+            "%9223372036854775807\r\n",
+            "$99999999999999999999\r\n",
+            "+\u{e9}\r\n",
+            "-\u{ff}\r\n",
+        ])
+        .prop_map(|s| s.as_bytes().to_vec()),
+        // Nesting on both sides of the client's limit.
+        (
+            1..300usize,
+            prop::sample::select(vec!["*1\r\n", "%1\r\n:1\r\n", "~2\r\n_\r\n"])
+        )
+            .prop_map(|(depth, open)| open.repeat(depth).into_bytes()),
+    ];
+    prop::collection::vec(token, 0..24).prop_map(|parts| parts.concat())
+}
+
+/// One call of each kind against the server; a panic anywhere fails the
+/// property, and so does a call that never ends (the timer would fire).
+async fn calls(conn: &mut Connection<Server>, pipeline_len: usize) -> Vec<Result<(), Error>> {
+    let mut results = Vec::new();
+    results.push(conn.query::<Reply>(cmd("GET").arg("k")).await.map(drop));
+    let mut pipeline = Pipeline::new();
+    for i in 0..pipeline_len {
+        pipeline.push(cmd("GET").arg(i));
+    }
+    results.push(conn.pipeline(&pipeline).await.map(|replies| {
+        assert_eq!(replies.len(), pipeline_len, "one reply per command");
+    }));
+    results.push(conn.transaction(&pipeline).await.map(|replies| {
+        if let Some(replies) = replies {
+            assert_eq!(replies.len(), pipeline_len, "one result per command");
+        }
+    }));
+    results.push(
+        conn.query::<Option<String>>(cmd("GET").arg("k"))
+            .await
+            .map(drop),
+    );
+    results
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    /// Arbitrary bytes after a good handshake: every call ends in a value
+    /// or an error, and once the conversation is lost every later call is
+    /// refused without touching the stream.
+    #[test]
+    fn fuzz_arbitrary_bytes_never_panic_the_client(
+        protocol in protocol(),
+        bytes in noise(),
+        chunks in chunks(),
+        hang_at_end in any::<bool>(),
+        pipeline_len in 1..4usize,
+    ) {
+        let mut data = hello(protocol).to_vec();
+        data.extend_from_slice(&bytes);
+        let (stream, timer) = server(data, chunks, hang_at_end);
+        let results = block_on(async {
+            let mut conn = Connection::open(stream, &Options::default(), timer)
+                .await
+                .expect("the handshake is well-formed");
+            prop_assert_eq!(conn.protocol(), protocol);
+            let results = calls(&mut conn, pipeline_len).await;
+            prop_assert_eq!(conn.is_usable(), !results.iter().any(|r| matches!(r,
+                Err(Error::Io(_) | Error::Closed | Error::Timeout(_) | Error::Protocol(_))
+            )));
+            Ok(results)
+        })?;
+        let lost = results.iter().position(|r| matches!(r,
+            Err(Error::Io(_) | Error::Closed | Error::Timeout(_) | Error::Protocol(_) | Error::Unusable(_))
+        ));
+        if let Some(lost) = lost {
+            for later in &results[lost + 1..] {
+                prop_assert!(matches!(later, Err(Error::Unusable(_))), "{later:?}");
+            }
+        }
+        if !hang_at_end {
+            // Nothing waits when the stream ends: no call may time out.
+            prop_assert!(!results.iter().any(|r| matches!(r, Err(Error::Timeout(_)))), "{results:?}");
+        }
+    }
+
+    /// Arbitrary bytes as the answer to the handshake itself.
+    #[test]
+    fn fuzz_arbitrary_handshake_replies_never_panic_the_client(
+        bytes in noise(),
+        chunks in chunks(),
+        hang_at_end in any::<bool>(),
+        password in any::<bool>(),
+    ) {
+        let (stream, timer) = server(bytes, chunks, hang_at_end);
+        let options = Options {
+            password: password.then(|| "hunter2".to_owned()),
+            database: u32::from(password),
+            ..Options::default()
+        };
+        let outcome = block_on(async {
+            match Connection::open(stream, &options, timer).await {
+                Ok(mut conn) => calls(&mut conn, 2).await.into_iter().next().unwrap(),
+                Err(e) => Err(e),
+            }
+        });
+        if let Err(e) = &outcome {
+            prop_assert!(!e.to_string().contains("hunter2"), "{e}");
+        }
+    }
+}
+
+// ---------------------------------------------------------------------
+// Well-formed replies.
+
+/// Text that fits a simple string or error: no CR or LF.
+fn line() -> impl Strategy<Value = String> {
+    "[^\r\n]{0,24}"
+}
+
+/// Scalars both protocols have.
+fn resp2_leaf() -> BoxedStrategy<Reply> {
+    prop_oneof![
+        line().prop_map(Reply::Status),
+        // The code is the first word; an empty error line is still an error.
+        line().prop_map(|s| Reply::Error(server_error(&s))),
+        any::<i64>().prop_map(Reply::Integer),
+        // Arbitrary bytes, CRLF and all: bulk strings are length-prefixed.
+        prop::collection::vec(prop_oneof![any::<u8>(), Just(b'\r'), Just(b'\n')], 0..40)
+            .prop_map(Reply::Bulk),
+        Just(Reply::Nil),
+    ]
+    .boxed()
+}
+
+/// `ServerError` has no public constructor: get one the way the client
+/// does, from an error reply.
+fn server_error(message: &str) -> resp::ServerError {
+    let mut wire = b"%1\r\n$5\r\nproto\r\n:3\r\n".to_vec();
+    wire.extend_from_slice(format!("-{message}\r\n").as_bytes());
+    let (stream, timer) = server(wire, vec![8192], false);
+    block_on(async {
+        let mut conn = Connection::open(stream, &Options::default(), timer)
+            .await
+            .unwrap();
+        match conn.query::<Reply>(cmd("GET").arg("k")).await {
+            Err(Error::Server(e)) => e,
+            other => panic!("{other:?}"),
+        }
+    })
+}
+
+/// Keys of maps and members of sets: kinds that decode to distinct,
+/// hashable frames (the decoder keeps them in hash maps and sets).
+fn resp3_key() -> BoxedStrategy<Reply> {
+    prop_oneof![
+        "[a-z]{1,6}".prop_map(Reply::Status),
+        any::<i64>().prop_map(Reply::Integer),
+        prop::collection::vec(any::<u8>(), 0..12).prop_map(Reply::Bulk),
+    ]
+    .boxed()
+}
+
+fn resp3_leaf() -> BoxedStrategy<Reply> {
+    prop_oneof![
+        4 => resp2_leaf(),
+        1 => any::<bool>().prop_map(Reply::Boolean),
+        1 => prop_oneof![
+            any::<f64>().prop_filter("NaN is not equal to itself", |d| !d.is_nan()),
+            Just(f64::INFINITY),
+            Just(f64::NEG_INFINITY),
+            Just(-0.0),
+        ]
+        .prop_map(Reply::Double),
+        1 => "-?[0-9]{1,60}".prop_map(Reply::BigNumber),
+        1 => (prop_oneof![Just("txt"), Just("mkd")], "(?s).{0,30}").prop_map(|(format, text)| {
+            Reply::Verbatim { format: format.to_owned(), text }
+        }),
+        // A blob error may hold CRLF.
+        1 => "(?s).{0,20}".prop_map(|s| Reply::Error(server_error_blob(&s))),
+    ]
+    .boxed()
+}
+
+fn server_error_blob(message: &str) -> resp::ServerError {
+    // Same error, built from a simple error when it can be (cheaper);
+    // a blob error's text can hold CR and LF, which must survive.
+    if !message.contains(['\r', '\n']) {
+        return server_error(message);
+    }
+    let mut wire = b"%1\r\n$5\r\nproto\r\n:3\r\n".to_vec();
+    wire.extend_from_slice(format!("!{}\r\n{message}\r\n", message.len()).as_bytes());
+    let (stream, timer) = server(wire, vec![8192], false);
+    block_on(async {
+        let mut conn = Connection::open(stream, &Options::default(), timer)
+            .await
+            .unwrap();
+        match conn.query::<Reply>(cmd("GET").arg("k")).await {
+            Err(Error::Server(e)) => e,
+            other => panic!("{other:?}"),
+        }
+    })
+}
+
+fn resp2_reply() -> impl Strategy<Value = Reply> {
+    resp2_leaf().prop_recursive(4, 32, 6, |inner| {
+        prop::collection::vec(inner, 0..6).prop_map(Reply::Array)
+    })
+}
+
+fn resp3_reply() -> impl Strategy<Value = Reply> {
+    resp3_leaf().prop_recursive(4, 32, 6, |inner| {
+        prop_oneof![
+            prop::collection::vec(inner.clone(), 0..6).prop_map(Reply::Array),
+            prop::collection::btree_map(key_text(), inner, 0..5).prop_map(|pairs| {
+                Reply::Map(pairs.into_iter().map(|(k, v)| (k.0, v)).collect())
+            }),
+            prop::collection::btree_set(key_text(), 0..5)
+                .prop_map(|members| Reply::Set(members.into_iter().map(|k| k.0).collect())),
+        ]
+    })
+}
+
+/// A key with its wire bytes as the ordering, so a `BTreeMap` gives unique
+/// keys (two keys with the same bytes would be one key to the decoder).
+#[derive(Debug, Clone)]
+struct Key(Reply, Vec<u8>);
+
+impl PartialEq for Key {
+    fn eq(&self, other: &Self) -> bool {
+        self.1 == other.1
+    }
+}
+impl Eq for Key {}
+impl PartialOrd for Key {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl Ord for Key {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.1.cmp(&other.1)
+    }
+}
+
+fn key_text() -> impl Strategy<Value = Key> {
+    resp3_key().prop_map(|k| {
+        let mut wire = Vec::new();
+        encode(&k, Protocol::Resp3, &mut wire);
+        Key(k, wire)
+    })
+}
+
+/// The wire form of `reply`, written from the RESP specification
+/// (independently of the client and of redis-protocol).
+fn encode(reply: &Reply, protocol: Protocol, out: &mut Vec<u8>) {
+    let resp3 = protocol == Protocol::Resp3;
+    let mut put = |s: String| out.extend_from_slice(s.as_bytes());
+    match reply {
+        Reply::Status(s) => put(format!("+{s}\r\n")),
+        Reply::Error(e) if e.message().contains(['\r', '\n']) => {
+            put(format!("!{}\r\n{}\r\n", e.message().len(), e.message()))
+        }
+        Reply::Error(e) => put(format!("-{}\r\n", e.message())),
+        Reply::Integer(i) => put(format!(":{i}\r\n")),
+        Reply::Bulk(b) => {
+            put(format!("${}\r\n", b.len()));
+            out.extend_from_slice(b);
+            out.extend_from_slice(b"\r\n");
+        }
+        Reply::Nil if resp3 => put("_\r\n".into()),
+        Reply::Nil => put("$-1\r\n".into()),
+        Reply::Array(items) => {
+            put(format!("*{}\r\n", items.len()));
+            for item in items {
+                encode(item, protocol, out);
+            }
+        }
+        Reply::Map(pairs) => {
+            put(format!("%{}\r\n", pairs.len()));
+            for (k, v) in pairs {
+                encode(k, protocol, out);
+                encode(v, protocol, out);
+            }
+        }
+        Reply::Set(members) => {
+            put(format!("~{}\r\n", members.len()));
+            for m in members {
+                encode(m, protocol, out);
+            }
+        }
+        Reply::Double(d) if d.is_infinite() => {
+            put(if *d > 0.0 { ",inf\r\n" } else { ",-inf\r\n" }.into())
+        }
+        // Shortest round-trip digits, in exponent form when that is
+        // shorter; both are valid RESP3 doubles.
+        Reply::Double(d) => {
+            let plain = format!("{d}");
+            let exp = format!("{d:e}");
+            put(format!(
+                ",{}\r\n",
+                if exp.len() < plain.len() { exp } else { plain }
+            ))
+        }
+        Reply::Boolean(b) => put(format!("#{}\r\n", if *b { 't' } else { 'f' })),
+        Reply::BigNumber(n) => put(format!("({n}\r\n")),
+        Reply::Verbatim { format, text } => {
+            put(format!("={}\r\n{format}:{text}\r\n", text.len() + 4))
+        }
+    }
+}
+
+/// Maps and sets in a canonical order: the decoder keeps them in hash
+/// tables, and the server promises no order anyway.
+fn canonical(reply: Reply) -> Reply {
+    let key = |r: &Reply| {
+        let mut wire = Vec::new();
+        encode(r, Protocol::Resp3, &mut wire);
+        wire
+    };
+    match reply {
+        Reply::Array(items) => Reply::Array(items.into_iter().map(canonical).collect()),
+        Reply::Map(pairs) => {
+            let mut pairs: Vec<_> = pairs
+                .into_iter()
+                .map(|(k, v)| (canonical(k), canonical(v)))
+                .collect();
+            pairs.sort_by_key(|(k, _)| key(k));
+            Reply::Map(pairs)
+        }
+        Reply::Set(members) => {
+            let mut members: Vec<_> = members.into_iter().map(canonical).collect();
+            members.sort_by_key(key);
+            Reply::Set(members)
+        }
+        other => other,
+    }
+}
+
+/// Out-of-band frames the client must skip: RESP3 pushes, and attributes
+/// (metadata in front of a reply).
+fn out_of_band() -> impl Strategy<Value = Vec<u8>> {
+    prop_oneof![
+        Just(Vec::new()),
+        Just(b">3\r\n$7\r\nmessage\r\n$2\r\nch\r\n$2\r\nhi\r\n".to_vec()),
+        Just(b"|1\r\n+key-popularity\r\n%1\r\n$1\r\na\r\n,0.19\r\n".to_vec()),
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    /// Well-formed replies to a pipeline, in any chunking, come back as
+    /// the values they encode, in order, and the connection stays usable.
+    #[test]
+    fn fuzz_well_formed_replies_decode_to_their_values(
+        case in protocol().prop_flat_map(|protocol| {
+            let replies = match protocol {
+                Protocol::Resp2 => prop::collection::vec(resp2_reply().boxed(), 1..5),
+                Protocol::Resp3 => prop::collection::vec(resp3_reply().boxed(), 1..5),
+            };
+            (
+                Just(protocol),
+                replies,
+                prop::collection::vec(out_of_band(), 5),
+            )
+        }),
+        chunks in chunks(),
+    ) {
+        let (protocol, replies, extras) = case;
+        let mut data = hello(protocol).to_vec();
+        for (reply, extra) in replies.iter().zip(&extras) {
+            // Pushes and attributes exist only in RESP3.
+            if protocol == Protocol::Resp3 {
+                data.extend_from_slice(extra);
+            }
+            encode(reply, protocol, &mut data);
+        }
+        let (stream, timer) = server(data, chunks, true);
+        let got = block_on(async {
+            let mut conn = Connection::open(stream, &Options::default(), timer).await.unwrap();
+            let mut pipeline = Pipeline::new();
+            for i in 0..replies.len() {
+                pipeline.push(cmd("GET").arg(i));
+            }
+            let mut got = conn.pipeline(&pipeline).await.unwrap();
+            let got: Vec<Reply> = (0..replies.len()).map(|_| got.take().unwrap()).collect();
+            assert!(conn.is_usable());
+            got
+        });
+        let expected: Vec<Reply> = replies.into_iter().map(canonical).collect();
+        let got: Vec<Reply> = got.into_iter().map(canonical).collect();
+        prop_assert_eq!(got, expected);
+    }
+}
+
+/// An attribute in front of a null is dropped like any other (the
+/// well-formed property found redis-protocol refusing it; the client now
+/// skips top-level attributes itself).
+#[test]
+fn an_attribute_before_a_null_is_dropped() {
+    let mut data = hello(Protocol::Resp3).to_vec();
+    data.extend_from_slice(b"|1\r\n+ttl\r\n:3\r\n_\r\n|1\r\n+a\r\n_\r\n:7\r\n");
+    let (stream, timer) = server(data, vec![3], true);
+    block_on(async {
+        let mut conn = Connection::open(stream, &Options::default(), timer)
+            .await
+            .unwrap();
+        let got = conn.query::<Reply>(cmd("GET").arg("k")).await;
+        assert_eq!(got, Ok(Reply::Nil));
+        let got = conn.query::<Reply>(cmd("GET").arg("k")).await;
+        assert_eq!(got, Ok(Reply::Integer(7)));
+        assert!(conn.is_usable());
+    });
+}
+
+/// A reply nested deeper than any real one (a server bug, or bytes that
+/// are not from Redis) is refused as a protocol error instead of
+/// exhausting the stack while it is decoded (which aborts the process, or
+/// traps the Worker). Found by the arbitrary-bytes property with deep
+/// nesting added.
+#[test]
+fn deeply_nested_replies_are_refused_not_a_stack_overflow() {
+    for (protocol, open) in [
+        (Protocol::Resp2, "*1\r\n"),
+        (Protocol::Resp3, "*1\r\n"),
+        (Protocol::Resp3, "%1\r\n+k\r\n"),
+        (Protocol::Resp3, "~1\r\n"),
+        (Protocol::Resp3, ">1\r\n"),
+        (Protocol::Resp3, "|1\r\n+a\r\n*1\r\n"),
+    ] {
+        let mut data = hello(protocol).to_vec();
+        data.extend_from_slice(open.repeat(200_000).as_bytes());
+        data.extend_from_slice(b":1\r\n");
+        let (stream, timer) = server(data, vec![1 << 20], false);
+        block_on(async {
+            let mut conn = Connection::open(stream, &Options::default(), timer)
+                .await
+                .unwrap();
+            let got = conn.query::<Reply>(cmd("GET").arg("k")).await;
+            assert!(
+                matches!(&got, Err(Error::Protocol(m)) if m.contains("nested")),
+                "{open:?}: {got:?}"
+            );
+        });
+    }
+}
