@@ -316,6 +316,9 @@ struct Report {
 }
 
 pub fn run(ui: &Ui, flags: &flags::Bench) -> anyhow::Result<()> {
+    if let Some(seconds) = flags.soak {
+        return soak(ui, flags, seconds);
+    }
     let interrupted = dev::interrupt_flag()?;
     let build_tools = install::build_tools(ui)?;
     let stack_tools = install::stack_tools(ui)?;
@@ -554,6 +557,194 @@ pub fn run(ui: &Ui, flags: &flags::Bench) -> anyhow::Result<()> {
             "unexpected answers under load (the figures above are not comparable): {}",
             unexpected.join(", ")
         );
+    }
+    Ok(())
+}
+
+#[derive(Debug, Serialize)]
+struct SoakCase {
+    case: &'static str,
+    requests: u64,
+    requests_per_sec: f64,
+    p99_ms: f64,
+    unexpected: u64,
+    socket_errors: u64,
+}
+
+#[derive(Debug, Serialize)]
+struct SoakReport {
+    commit: String,
+    machine: String,
+    seconds: u64,
+    cases: Vec<SoakCase>,
+    rss_start_bytes: u64,
+    rss_end_bytes: u64,
+    rss_max_bytes: u64,
+    /// One sample a second during the load.
+    rss_samples_bytes: Vec<u64>,
+}
+
+/// `--soak SECONDS`: every case at once against the api with its sinks
+/// live (so telemetry buffers are part of what is measured), one wrk per
+/// case, while workerd's memory is sampled every second.
+fn soak(ui: &Ui, flags: &flags::Bench, seconds: u64) -> anyhow::Result<()> {
+    let interrupted = dev::interrupt_flag()?;
+    let build_tools = install::build_tools(ui)?;
+    let stack_tools = install::stack_tools(ui)?;
+    let install::BenchTools { wrk, workerd } = install::bench_tools(ui)?;
+    build::worker(ui, &build_tools, Variant::Deploy)?;
+    let bundle_dir = ui.step("bundle api (wrangler --dry-run)", || {
+        bundle(&build_tools, Target::Api, &root().join("target/bench/soak"))
+    })?;
+    let state = project::local_dir().join(format!("soak-{}", std::process::id()));
+    let options = StackOptions {
+        state_dir: state.clone(),
+        api_port: 0,
+        keep_data: false,
+    };
+    let mut stack = Stack::start(ui, &stack_tools, None, &options, &interrupted)?;
+    let admin_token = stack::admin_token(&stack.manifest, "bench@example.com");
+    let vars = worker_vars(&stack.manifest, Sinks::Live)?;
+    let pid_file = state.join("bench-pids");
+    let server = ui.step("start the api on workerd (sinks live)", || {
+        Server::start(
+            &workerd,
+            Target::ApiSinksLive,
+            &bundle_dir,
+            &vars,
+            &state,
+            &pid_file,
+        )
+    })?;
+    let cases = cases(&admin_token);
+    let selected: Vec<&Case> = cases
+        .iter()
+        .filter(|c| flags.filter.as_deref().is_none_or(|f| c.name.contains(f)))
+        .collect();
+    let scripts = state.join("wrk");
+    std::fs::create_dir_all(&scripts)?;
+    ui.step("seed, check and warm up every case", || {
+        seed(&server.url(false), &admin_token)?;
+        reqwest::blocking::get(format!("{}/v1/pages/{READ_SLUG}", server.url(false)))?;
+        for case in &selected {
+            check(case, Target::ApiSinksLive, &server)
+                .with_context(|| format!("{} on the api", case.name))?;
+            wrk_load(&wrk, case, Target::ApiSinksLive, &server, 2, 2, &scripts)?;
+        }
+        Ok(())
+    })?;
+
+    let pid = server.process.pid();
+    let rss_start = rss_bytes(pid);
+    let per_case = (flags.connections / selected.len() as u32).max(1);
+    let progress = ui.spinner(&format!(
+        "soak: {} cases at once for {seconds} s",
+        selected.len()
+    ));
+    let mut runs = Vec::new();
+    for case in &selected {
+        let script = scripts.join(format!("soak-{}.lua", case.name));
+        std::fs::write(&script, wrk_script(case))?;
+        let url = format!(
+            "{}{}",
+            server.url(case.uncached),
+            case_path(case, Target::ApiSinksLive)
+        );
+        let child = Command::new(&wrk)
+            .args(["-t1", "--latency", "--timeout", "10s"])
+            .arg(format!("-c{per_case}"))
+            .arg(format!("-d{seconds}s"))
+            .arg("-s")
+            .arg(&script)
+            .arg(&url)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .context("starting wrk")?;
+        runs.push((*case, child));
+    }
+    let mut samples = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(seconds);
+    while Instant::now() < deadline {
+        if interrupted.load(std::sync::atomic::Ordering::SeqCst) {
+            bail!("interrupted");
+        }
+        samples.push(rss_bytes(pid));
+        std::thread::sleep(Duration::from_secs(1));
+    }
+    let mut results = Vec::new();
+    for (case, child) in runs {
+        let output = child.wait_with_output()?;
+        let text = String::from_utf8_lossy(&output.stdout);
+        let load = parse_wrk(&text).with_context(|| format!("reading wrk's output:\n{text}"))?;
+        results.push(SoakCase {
+            case: case.name,
+            requests: load.requests,
+            requests_per_sec: load.requests_per_sec,
+            p99_ms: load.p99_ms,
+            unexpected: load.unexpected,
+            socket_errors: load.socket_errors,
+        });
+    }
+    progress.finish_and_clear();
+    let rss_end = rss_bytes(pid);
+    let report = SoakReport {
+        commit: project::git_commit(),
+        machine: machine(),
+        seconds,
+        cases: results,
+        rss_start_bytes: rss_start,
+        rss_end_bytes: rss_end,
+        rss_max_bytes: samples
+            .iter()
+            .copied()
+            .max()
+            .unwrap_or(rss_end)
+            .max(rss_end),
+        rss_samples_bytes: samples,
+    };
+    drop(server);
+    stack.stop();
+    let _ = std::fs::remove_dir_all(&state);
+    if ui.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        eprintln!(
+            "\n  soak: {} s, every case at once (wrk -t1 -c{per_case} each), api with sinks live\n",
+            report.seconds
+        );
+        eprintln!(
+            "  {:<20} {:>10} {:>10} {:>9} {:>11} {:>14}",
+            "case", "requests", "req/s", "p99 ms", "unexpected", "socket errors"
+        );
+        for c in &report.cases {
+            eprintln!(
+                "  {:<20} {:>10} {:>10.0} {:>9.1} {:>11} {:>14}",
+                c.case, c.requests, c.requests_per_sec, c.p99_ms, c.unexpected, c.socket_errors
+            );
+        }
+        eprintln!(
+            "\n  workerd RSS: {} at the start, {} at the end, {} at most\n  {} at {}",
+            format_bytes(report.rss_start_bytes),
+            format_bytes(report.rss_end_bytes),
+            format_bytes(report.rss_max_bytes),
+            report.machine,
+            report.commit
+        );
+    }
+    let failed: Vec<String> = report
+        .cases
+        .iter()
+        .filter(|c| c.unexpected + c.socket_errors > 0)
+        .map(|c| {
+            format!(
+                "{}: {} wrong statuses, {} socket errors",
+                c.case, c.unexpected, c.socket_errors
+            )
+        })
+        .collect();
+    if !failed.is_empty() {
+        bail!("errors during the soak: {}", failed.join(", "));
     }
     Ok(())
 }

@@ -241,6 +241,13 @@ pub struct Bench {
     #[arg(long)]
     pub no_sinks: bool,
 
+    /// Instead of the comparison, a soak: every case at once, steadily, on
+    /// the api (telemetry sinks live) for this many seconds. Reports each
+    /// case's requests and errors (any wrong answer fails the run) and
+    /// workerd's memory at the start, at the end and at its highest.
+    #[arg(long, value_name = "SECONDS", value_parser = clap::value_parser!(u64).range(10..=3600))]
+    pub soak: Option<u64>,
+
     /// Only the cases whose name contains this text (e.g. `pages`).
     pub filter: Option<String>,
 }
