@@ -241,6 +241,20 @@ fn forward_stdout(ui: &Ui) -> Stdio {
 /// `test result:` lines are counted.
 fn tests(ui: &Ui, name: &'static str, cmd: &mut Command) -> Suite {
     let started = Instant::now();
+    let (counts, error) = run_counting(ui, name, cmd, Counts::add_line);
+    // A harness that exits 0 but ran nothing must not look like a pass.
+    let error = error.or_else(|| (counts.passed == 0).then(|| "no test ran".to_owned()));
+    Suite::counted(name, counts, started, error)
+}
+
+/// Runs a test harness, passing its output through (to stderr under
+/// `--json`) while `count` reads each line; the error, if it failed.
+fn run_counting(
+    ui: &Ui,
+    name: &'static str,
+    cmd: &mut Command,
+    count: fn(&mut Counts, &str),
+) -> (Counts, Option<String>) {
     ui.info(format!("== {name}: {}", project::describe(cmd)));
     let mut counts = Counts::default();
     let result = (|| -> anyhow::Result<std::process::ExitStatus> {
@@ -253,7 +267,7 @@ fn tests(ui: &Ui, name: &'static str, cmd: &mut Command) -> Suite {
         };
         for line in BufReader::new(stdout).lines() {
             let line = line?;
-            counts.add_line(&line);
+            count(&mut counts, &line);
             let _ = writeln!(sink, "{line}");
         }
         Ok(child.wait()?)
@@ -263,9 +277,7 @@ fn tests(ui: &Ui, name: &'static str, cmd: &mut Command) -> Suite {
         Ok(status) => Some(format!("exited with {status}")),
         Err(e) => Some(format!("{e:#}")),
     };
-    // A harness that exits 0 but ran nothing must not look like a pass.
-    let error = error.or_else(|| (counts.passed == 0).then(|| "no test ran".to_owned()));
-    Suite::counted(name, counts, started, error)
+    (counts, error)
 }
 
 /// Builds the Worker and the e2e tests, starts a private stack, runs the
@@ -426,28 +438,7 @@ fn regex_literal(text: &str) -> String {
 /// (its tests count as skipped).
 fn node_suite(ui: &Ui, name: &'static str, cmd: &mut Command, filtered: bool) -> Suite {
     let started = Instant::now();
-    ui.info(format!("== {name}: {}", project::describe(cmd)));
-    let mut counts = Counts::default();
-    let result = (|| -> anyhow::Result<std::process::ExitStatus> {
-        let mut child = cmd.stdin(Stdio::null()).stdout(Stdio::piped()).spawn()?;
-        let stdout = child.stdout.take().context("no stdout")?;
-        let mut sink: Box<dyn Write> = if ui.json {
-            Box::new(std::io::stderr())
-        } else {
-            Box::new(std::io::stdout())
-        };
-        for line in BufReader::new(stdout).lines() {
-            let line = line?;
-            counts.add_tap_line(&line);
-            let _ = writeln!(sink, "{line}");
-        }
-        Ok(child.wait()?)
-    })();
-    let error = match result {
-        Ok(status) if status.success() => None,
-        Ok(status) => Some(format!("exited with {status}")),
-        Err(e) => Some(format!("{e:#}")),
-    };
+    let (counts, error) = run_counting(ui, name, cmd, Counts::add_tap_line);
     let error =
         error.or_else(|| (counts.passed == 0 && !filtered).then(|| "no test ran".to_owned()));
     Suite::counted(name, counts, started, error)

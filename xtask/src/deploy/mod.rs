@@ -149,6 +149,19 @@ impl Session {
         &self.resolved.account_id
     }
 
+    /// The environment's deploy lock (see lock.rs), for this run.
+    fn take_lock(&self, ui: &Ui, break_lock: bool) -> anyhow::Result<lock::Lock> {
+        ui.step("take the deploy lock", || {
+            self.runtime.block_on(lock::acquire(
+                &self.client,
+                &self.zone_id,
+                &lock::record_name(&self.resolved.worker.script, &self.resolved.zone),
+                &lock::holder(),
+                break_lock,
+            ))
+        })
+    }
+
     fn read_live(&self, ui: &Ui) -> anyhow::Result<Live> {
         ui.step("read what is deployed", || {
             self.runtime.block_on(async {
@@ -473,15 +486,7 @@ pub fn deploy(ui: &Ui, flags: &flags::Deploy) -> anyhow::Result<()> {
         return finish_deploy(ui, &session, &first_plan, None, started);
     }
 
-    let lock = ui.step("take the deploy lock", || {
-        session.runtime.block_on(lock::acquire(
-            &session.client,
-            &session.zone_id,
-            &lock::record_name(&session.resolved.worker.script, &session.resolved.zone),
-            &lock::holder(),
-            flags.break_lock,
-        ))
-    })?;
+    let lock = session.take_lock(ui, flags.break_lock)?;
     let result = apply_under_lock(ui, &mut session, &bundle, percent, flags);
     let released = session
         .runtime
@@ -690,15 +695,7 @@ pub fn rollback(ui: &Ui, flags: &flags::Rollback) -> anyhow::Result<()> {
     if target == current {
         bail!("version {target} is the one serving now");
     }
-    let lock = ui.step("take the deploy lock", || {
-        session.runtime.block_on(lock::acquire(
-            &session.client,
-            &session.zone_id,
-            &lock::record_name(&script, &session.resolved.zone),
-            &lock::holder(),
-            flags.break_lock,
-        ))
-    })?;
+    let lock = session.take_lock(ui, flags.break_lock)?;
     let result = ui.step(
         &format!("deploy version {target} of {script} at 100%"),
         || {
@@ -758,15 +755,7 @@ pub fn destroy(ui: &Ui, flags: &flags::Destroy) -> anyhow::Result<()> {
     if !flags.yes {
         confirm(&format!("This deletes everything of {}.", r.env.name()))?;
     }
-    let lock = ui.step("take the deploy lock", || {
-        session.runtime.block_on(lock::acquire(
-            &session.client,
-            &session.zone_id,
-            &lock::record_name(&r.worker.script, &r.zone),
-            &lock::holder(),
-            flags.break_lock,
-        ))
-    })?;
+    let lock = session.take_lock(ui, flags.break_lock)?;
     let result = ui.step("delete Pages, DNS, the Worker, Access", || {
         session.runtime.block_on(async {
             for l in &live.pages {
