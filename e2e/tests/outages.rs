@@ -196,7 +196,15 @@ impl Stopped {
             .args(&self.command[1..])
             .env_clear()
             .envs(self.environment)
-            .current_dir(self.directory)
+            // In the state directory unless it ran somewhere inside it:
+            // the stack stops a recorded process only if its command line
+            // or directory names the state directory (a guard against pid
+            // reuse), and the Loki stand-in's names neither.
+            .current_dir(if self.directory.starts_with(state) {
+                self.directory.as_path()
+            } else {
+                state.as_path()
+            })
             .stdin(std::process::Stdio::null())
             .stdout(log.try_clone().unwrap())
             .stderr(log)
