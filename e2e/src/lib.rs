@@ -29,6 +29,32 @@ pub fn unique(prefix: &str) -> String {
     format!("{prefix}{}", uuid::Uuid::new_v4().simple())
 }
 
+/// The repository's root.
+pub fn repository() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("e2e is in the repository")
+        .to_path_buf()
+}
+
+/// `cargo xtask` as a user runs it, in the repository: the xtask binary
+/// that runs this suite (`EDGE_API_XTASK`, set by `cargo xtask test`), else
+/// through `cargo run`.
+pub fn xtask() -> std::process::Command {
+    let mut command = match std::env::var_os("EDGE_API_XTASK") {
+        Some(xtask) => std::process::Command::new(xtask),
+        None => {
+            let mut cargo = std::process::Command::new(
+                std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()),
+            );
+            cargo.args(["run", "--quiet", "--package", "xtask", "--"]);
+            cargo
+        }
+    };
+    command.current_dir(repository());
+    command
+}
+
 /// The commit the checkout is at (`git rev-parse HEAD`).
 pub fn git_head() -> String {
     let out = std::process::Command::new("git")

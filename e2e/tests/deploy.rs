@@ -10,10 +10,11 @@
 //! emulation (`--edge-url`), which answers as the deployed hostnames would,
 //! behind Access with the service token the deploy created.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Command, Output};
 
 use cloudflare_standin::{Account, Config, Fault, FaultKind, StandIn, Zone};
+use e2e::xtask;
 use serde_json::Value;
 
 const TOKEN: &str = "standin-token-0123456789";
@@ -23,13 +24,6 @@ const ZONE: &str = "example.com";
 /// Secret values: none may ever appear in any output.
 const DATABASE_URL: &str = "mysql://app:db-pa55word-e2e@tidb.example.com:4000/app";
 const BINDING_SECRET: &str = "binding-s3cret-e2e-0123456789abcdef";
-
-fn repository() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("e2e is in the repository")
-        .to_path_buf()
-}
 
 async fn standin() -> StandIn {
     StandIn::start(Config {
@@ -143,23 +137,20 @@ access = ["admin"]
         self.xtask_with(standin, args, &[])
     }
 
-    fn xtask_with(&self, standin: &StandIn, args: &[&str], env: &[(&str, &str)]) -> Run {
-        let mut command = match std::env::var_os("EDGE_API_XTASK") {
-            Some(xtask) => Command::new(xtask),
-            None => {
-                let mut cargo =
-                    Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
-                cargo.args(["run", "--quiet", "--package", "xtask", "--"]);
-                cargo
-            }
-        };
+    /// `cargo xtask ARGS --env ENV --config <this description>`.
+    fn command(&self, args: &[&str], env: &str) -> Command {
+        let mut command = xtask();
         command
-            .arg("--json")
             .args(args)
-            .args(["--env", "rc", "--config"])
-            .arg(self.dir.join("deploy.toml"))
+            .args(["--env", env, "--config"])
+            .arg(self.dir.join("deploy.toml"));
+        command
+    }
+
+    fn xtask_with(&self, standin: &StandIn, args: &[&str], env: &[(&str, &str)]) -> Run {
+        let mut command = self.command(&[&["--json"], args].concat(), "rc");
+        command
             .args(["--api-url", &standin.base_url()])
-            .current_dir(repository())
             .env("CLOUDFLARE_API_TOKEN", TOKEN)
             .env("EDGE_API_RC_TIDB_DATABASE_URL", DATABASE_URL)
             .env("EDGE_API_RC_BINDING_SECRET", BINDING_SECRET)
@@ -631,24 +622,12 @@ async fn rollback_and_destroy() {
     assert_eq!(run["to"], first.as_str());
     assert_eq!(current_version(&standin), first);
 
-    let refused = {
-        let mut command = match std::env::var_os("EDGE_API_XTASK") {
-            Some(xtask) => Command::new(xtask),
-            None => {
-                let mut cargo = Command::new("cargo");
-                cargo.args(["run", "--quiet", "--package", "xtask", "--"]);
-                cargo
-            }
-        };
-        Run(command
-            .args(["destroy", "--env", "prd", "--yes", "--config"])
-            .arg(project.dir.join("deploy.toml"))
-            .args(["--api-url", &standin.base_url()])
-            .env("CLOUDFLARE_API_TOKEN", TOKEN)
-            .current_dir(repository())
-            .output()
-            .unwrap())
-    };
+    let refused = Run(project
+        .command(&["destroy", "--yes"], "prd")
+        .args(["--api-url", &standin.base_url()])
+        .env("CLOUDFLARE_API_TOKEN", TOKEN)
+        .output()
+        .unwrap());
     assert_eq!(refused.code(), Some(1));
     assert!(
         refused.stderr().contains("refused for prd"),
@@ -715,14 +694,10 @@ async fn bad_descriptions_and_planted_secrets_stop_before_any_api_call() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn secrets_are_listed_by_name_and_set_from_standard_input() {
-    let standin = standin().await;
+    // No API is involved: secrets are listed and set locally.
     let project = Project::new("secrets");
-    let mut command =
-        Command::new(std::env::var_os("EDGE_API_XTASK").expect("run by cargo xtask test"));
-    let listed = Run(command
-        .args(["--json", "secrets", "--env", "rc", "--config"])
-        .arg(project.dir.join("deploy.toml"))
-        .current_dir(repository())
+    let listed = Run(project
+        .command(&["--json", "secrets"], "rc")
         .env("EDGE_API_RC_TIDB_DATABASE_URL", DATABASE_URL)
         .output()
         .unwrap())
@@ -744,19 +719,8 @@ async fn secrets_are_listed_by_name_and_set_from_standard_input() {
         "EDGE_API_RC_ACCESS_CLIENT_SECRET"
     );
 
-    let mut command =
-        Command::new(std::env::var_os("EDGE_API_XTASK").expect("run by cargo xtask test"));
-    let mut child = command
-        .args([
-            "secrets",
-            "--env",
-            "rc",
-            "--set",
-            "ACCESS_CLIENT_SECRET",
-            "--config",
-        ])
-        .arg(project.dir.join("deploy.toml"))
-        .current_dir(repository())
+    let mut child = project
+        .command(&["secrets", "--set", "ACCESS_CLIENT_SECRET"], "rc")
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
@@ -781,21 +745,16 @@ async fn secrets_are_listed_by_name_and_set_from_standard_input() {
         std::fs::metadata(&env_file).unwrap().permissions().mode() & 0o777,
         0o600
     );
-    let refused = Command::new(std::env::var_os("EDGE_API_XTASK").unwrap())
-        .args([
-            "secrets",
-            "--env",
-            "rc",
-            "--set",
-            "NOT_A_SECRET",
-            "--config",
-        ])
-        .arg(project.dir.join("deploy.toml"))
-        .current_dir(repository())
+    let refused = project
+        .command(&["secrets", "--set", "NOT_A_SECRET"], "rc")
         .output()
         .unwrap();
     assert_eq!(refused.status.code(), Some(1));
-    drop(standin);
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("NOT_A_SECRET is not a secret of rc"),
+        "{}",
+        String::from_utf8_lossy(&refused.stderr)
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

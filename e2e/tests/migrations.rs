@@ -3,35 +3,19 @@
 //! migration that fails half way stops with a clear message, leaves no
 //! record that would block the next run, and runs again once fixed.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::path::Path;
+use std::process::Output;
 
-use e2e::{stack, unique};
+use e2e::{repository, stack, unique, xtask};
 use sqlx::Connection;
-
-fn repository() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .unwrap()
-        .to_path_buf()
-}
 
 /// `cargo xtask --json migrate --url URL --source DIR`, with the xtask
 /// binary that runs this suite (`EDGE_API_XTASK`), else through cargo.
 fn migrate(url: &str, source: &Path) -> Output {
-    let mut command = match std::env::var_os("EDGE_API_XTASK") {
-        Some(xtask) => Command::new(xtask),
-        None => {
-            let mut cargo = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
-            cargo.args(["run", "--quiet", "--package", "xtask", "--"]);
-            cargo
-        }
-    };
-    command
+    xtask()
         .args(["--json", "migrate", "--url", url])
         .arg("--source")
         .arg(source)
-        .current_dir(repository())
         .output()
         .expect("xtask runs")
 }

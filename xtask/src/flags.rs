@@ -77,7 +77,7 @@ pub struct DeployTarget {
     #[arg(
         long,
         env = "CLOUDFLARE_API_BASE_URL",
-        default_value = "https://api.cloudflare.com/client/v4"
+        default_value = cloudflare::DEFAULT_BASE_URL
     )]
     pub api_url: String,
 }

@@ -95,15 +95,21 @@ pub fn build_tools(ui: &Ui) -> anyhow::Result<BuildTools> {
         "worker-build",
         &[],
     )?;
-    node_modules(ui)?;
-    let bin = project::root().join("node_modules/.bin");
+    let wrangler = wrangler(ui)?;
     Ok(BuildTools {
         wasm_toolchain,
         worker_build,
         wasm_bindgen,
-        wasm_opt: bin.join("wasm-opt"),
-        wrangler: bin.join("wrangler"),
+        wasm_opt: wrangler.with_file_name("wasm-opt"),
+        wrangler,
     })
+}
+
+/// The pinned wrangler (`npm ci` first if needed), for what needs only it
+/// (the deploy's site uploads), without the Rust build tools.
+pub fn wrangler(ui: &Ui) -> anyhow::Result<PathBuf> {
+    node_modules(ui)?;
+    Ok(project::root().join("node_modules/.bin/wrangler"))
 }
 
 pub fn stack_tools(ui: &Ui) -> anyhow::Result<StackTools> {

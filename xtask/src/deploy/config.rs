@@ -134,6 +134,21 @@ pub struct ResolvedAccess {
 }
 
 impl Resolved {
+    /// The secrets the Worker and the Pages projects are deployed with, each
+    /// name once.
+    pub fn secret_names(&self) -> Vec<&str> {
+        let mut names: Vec<&str> = self
+            .worker
+            .secrets
+            .iter()
+            .chain(self.pages.iter().flat_map(|p| &p.secrets))
+            .map(String::as_str)
+            .collect();
+        names.sort_unstable();
+        names.dedup();
+        names
+    }
+
     /// Worker settings with the Access placeholders filled in (the
     /// application's audience tag and the health token's client id), or
     /// `None` for a value that waits on what is not created yet.
@@ -271,7 +286,7 @@ pub fn resolve(description: &Description, env: Environment) -> Result<Resolved, 
         (Environment::Prd, Some(prd)) => prd.clone(),
         _ => fill("worker.name", &worker.name, &mut issues),
     };
-    if !is_script_name(&script) {
+    if !is_label(&script) {
         issues.push(Issue {
             at: "worker.name".into(),
             problem: format!(
@@ -400,7 +415,7 @@ pub fn resolve(description: &Description, env: Environment) -> Result<Resolved, 
         }
         let mut no_issues = Vec::new();
         Some(ResolvedAccess {
-            app: script_label(&worker.script),
+            app: worker.script.clone(),
             team_domain: a.team_domain.clone(),
             hostnames,
             session_duration: a.session_duration.clone(),
@@ -430,10 +445,6 @@ pub fn resolve(description: &Description, env: Environment) -> Result<Resolved, 
     } else {
         Err(issues)
     }
-}
-
-fn script_label(script: &str) -> String {
-    script.to_owned()
 }
 
 fn check_var_name(at: &str, name: &str, issues: &mut Vec<Issue>) {
@@ -491,10 +502,6 @@ fn is_label(label: &str) -> bool {
 
 fn is_domain(name: &str) -> bool {
     name.len() <= 253 && name.split('.').count() >= 2 && name.split('.').all(is_label)
-}
-
-fn is_script_name(name: &str) -> bool {
-    is_label(name)
 }
 
 fn is_project_name(name: &str) -> bool {

@@ -26,6 +26,7 @@ mod plan;
 mod secrets;
 mod worker;
 
+use std::collections::BTreeMap;
 use std::io::IsTerminal as _;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -52,8 +53,11 @@ pub const EXIT_CHANGES: i32 = 2;
 /// the API client and the zone.
 struct Session {
     resolved: Resolved,
-    /// The description's directory: `.env.<env>` and the sites are there.
-    base: PathBuf,
+    /// The Worker's secrets (value and digest), and each Pages project as
+    /// wanted, computed once per run: the sites are hashed and the secrets
+    /// digested here, not on every plan.
+    worker_secrets: BTreeMap<String, (Sensitive, String)>,
+    pages: Vec<pages::Desired>,
     secrets: Secrets,
     client: Client,
     token: Sensitive,
@@ -76,10 +80,8 @@ impl Session {
         let config_path = resolve_path(&target.config);
         let resolved = load_description(&config_path, target.env)?;
         refuse_tracked_secrets(&config_path)?;
-        let mut names: Vec<&str> = resolved.worker.secrets.iter().map(String::as_str).collect();
-        for p in &resolved.pages {
-            names.extend(p.secrets.iter().map(String::as_str));
-        }
+        let deployed = resolved.secret_names();
+        let mut names = deployed.clone();
         names.extend([access::CLIENT_ID, access::CLIENT_SECRET, API_TOKEN]);
         let base = description_dir(&config_path);
         let secrets = Secrets::load(&base, target.env, &names)?;
@@ -95,14 +97,7 @@ impl Session {
                 )
             })?;
         if need_secrets {
-            let mut wanted: Vec<&str> =
-                resolved.worker.secrets.iter().map(String::as_str).collect();
-            for p in &resolved.pages {
-                wanted.extend(p.secrets.iter().map(String::as_str));
-            }
-            wanted.sort();
-            wanted.dedup();
-            let missing = secrets.missing(wanted);
+            let missing = secrets.missing(deployed);
             if !missing.is_empty() {
                 bail!(
                     "secrets without a value: {}. Set {} or put NAME=value lines in {}",
@@ -133,9 +128,39 @@ impl Session {
                 Ok(zone.id)
             })
         })?;
+        let secret_values = |names: &[String]| -> BTreeMap<String, (Sensitive, String)> {
+            names
+                .iter()
+                .filter_map(|name| {
+                    let value = secrets.get(name)?.clone();
+                    let digest = secrets::digest(resolved.env, name, &value);
+                    Some((name.clone(), (value, digest)))
+                })
+                .collect()
+        };
+        let worker_secrets = secret_values(&resolved.worker.secrets);
+        let pages = resolved
+            .pages
+            .iter()
+            .map(|p| {
+                let site = base.join(&p.site);
+                Ok(pages::Desired {
+                    project: p.project.clone(),
+                    hostname: p.hostname.clone(),
+                    production_branch: p.production_branch.clone(),
+                    compatibility_date: resolved.worker.compatibility_date.clone(),
+                    script: resolved.worker.script.clone(),
+                    vars: p.vars.clone(),
+                    secrets: secret_values(&p.secrets),
+                    site_digest: pages::site_digest(&site)?,
+                    site,
+                })
+            })
+            .collect::<anyhow::Result<_>>()?;
         Ok(Session {
+            worker_secrets,
+            pages,
             resolved,
-            base,
             secrets,
             client,
             token,
@@ -192,20 +217,6 @@ impl Session {
         })
     }
 
-    fn secret_values(
-        &self,
-        names: &[String],
-    ) -> std::collections::BTreeMap<String, (Sensitive, String)> {
-        names
-            .iter()
-            .filter_map(|name| {
-                let value = self.secrets.get(name)?.clone();
-                let digest = secrets::digest(self.resolved.env, name, &value);
-                Some((name.clone(), (value, digest)))
-            })
-            .collect()
-    }
-
     /// The Worker as wanted, with Access's values as far as they are known.
     fn desired_worker(
         &self,
@@ -220,31 +231,10 @@ impl Session {
             hostname: r.worker.hostname.clone(),
             compatibility_date: r.worker.compatibility_date.clone(),
             vars: r.worker_vars(aud, client_id),
-            secrets: self.secret_values(&r.worker.secrets),
+            secrets: self.worker_secrets.clone(),
             bundle: bundle.clone(),
             percent,
         }
-    }
-
-    fn desired_pages(&self) -> anyhow::Result<Vec<pages::Desired>> {
-        self.resolved
-            .pages
-            .iter()
-            .map(|p| {
-                let site = self.base.join(&p.site);
-                Ok(pages::Desired {
-                    project: p.project.clone(),
-                    hostname: p.hostname.clone(),
-                    production_branch: p.production_branch.clone(),
-                    compatibility_date: self.resolved.worker.compatibility_date.clone(),
-                    script: self.resolved.worker.script.clone(),
-                    vars: p.vars.clone(),
-                    secrets: self.secret_values(&p.secrets),
-                    site_digest: pages::site_digest(&site)?,
-                    site,
-                })
-            })
-            .collect()
     }
 
     fn desired_dns(&self) -> Vec<dns::DesiredRecord> {
@@ -293,7 +283,7 @@ impl Session {
                     .join(", ")
             );
         }
-        for (desired, live) in self.desired_pages()?.iter().zip(&live.pages) {
+        for (desired, live) in self.pages.iter().zip(&live.pages) {
             pages::plan(&mut plan, desired, live);
         }
         Ok(plan)
@@ -320,16 +310,36 @@ impl Session {
                 .clone()
                 .filter(|_| behind_access(&r.worker.hostname)),
         }];
-        for p in &r.pages {
-            if self.base.join(&p.site).is_dir() {
-                checks.push(health::Check {
-                    hostname: p.hostname.clone(),
-                    path: "/",
-                    access: credentials.clone().filter(|_| behind_access(&p.hostname)),
-                });
-            }
+        for p in self.pages.iter().filter(|p| p.site_digest.is_some()) {
+            checks.push(health::Check {
+                hostname: p.hostname.clone(),
+                path: "/",
+                access: credentials.clone().filter(|_| behind_access(&p.hostname)),
+            });
         }
         checks
+    }
+
+    /// Waits for `checks` to pass (see health.rs), as one step.
+    fn check_health(
+        &self,
+        ui: &Ui,
+        checks: Vec<health::Check>,
+        edge_url: Option<&str>,
+        timeout_secs: u64,
+    ) -> anyhow::Result<()> {
+        ui.step(
+            &format!("health checks ({} hostnames)", checks.len()),
+            || {
+                self.runtime
+                    .block_on(health::wait_healthy(
+                        &checks,
+                        edge_url,
+                        Duration::from_secs(timeout_secs),
+                    ))
+                    .map_err(anyhow::Error::msg)
+            },
+        )
     }
 
     fn api_base_override(&self) -> Option<&str> {
@@ -599,14 +609,14 @@ fn apply_under_lock(
         ))
     })?;
 
-    let wrangler = crate::install::build_tools(ui)?.wrangler;
+    let wrangler = crate::install::wrangler(ui)?;
     let uploader = pages::Uploader {
         wrangler: &wrangler,
         token: &session.token,
         account: &account,
         api_base_url: session.api_base_override(),
     };
-    for (desired, live_pages) in session.desired_pages()?.iter().zip(&live.pages) {
+    for desired in &session.pages {
         ui.step(
             &format!("Pages {}: project, domain, site", desired.project),
             || {
@@ -614,7 +624,6 @@ fn apply_under_lock(
                     &session.client,
                     &account,
                     desired,
-                    live_pages,
                     &plan,
                     &uploader,
                 ))
@@ -623,19 +632,11 @@ fn apply_under_lock(
     }
 
     if applied.deployed.is_some() || !plan.is_empty() {
-        let checks = session.health_checks();
-        let outcome = ui.step(
-            &format!("health checks ({} hostnames)", checks.len()),
-            || {
-                session
-                    .runtime
-                    .block_on(health::wait_healthy(
-                        &checks,
-                        flags.edge_url.as_deref(),
-                        Duration::from_secs(flags.health_timeout),
-                    ))
-                    .map_err(anyhow::Error::msg)
-            },
+        let outcome = session.check_health(
+            ui,
+            session.health_checks(),
+            flags.edge_url.as_deref(),
+            flags.health_timeout,
         );
         if let Err(failure) = outcome {
             let Some(previous) = applied.previous.filter(|_| applied.deployed.is_some()) else {
@@ -710,17 +711,14 @@ pub fn rollback(ui: &Ui, flags: &flags::Rollback) -> anyhow::Result<()> {
     );
     session.runtime.block_on(lock.release(&session.client))?;
     result?;
-    let checks: Vec<_> = session.health_checks().into_iter().take(1).collect();
-    ui.step("health check of the API", || {
-        session
-            .runtime
-            .block_on(health::wait_healthy(
-                &checks,
-                flags.edge_url.as_deref(),
-                Duration::from_secs(flags.health_timeout),
-            ))
-            .map_err(anyhow::Error::msg)
-    })?;
+    // The API only: a rollback changes nothing else.
+    let api_only = session.health_checks().into_iter().take(1).collect();
+    session.check_health(
+        ui,
+        api_only,
+        flags.edge_url.as_deref(),
+        flags.health_timeout,
+    )?;
     if ui.json {
         println!(
             "{}",

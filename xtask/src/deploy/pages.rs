@@ -267,7 +267,6 @@ pub async fn apply(
     client: &Client,
     account: &str,
     desired: &Desired,
-    live: &Live,
     changes: &Plan,
     uploader: &Uploader<'_>,
 ) -> anyhow::Result<()> {
@@ -325,7 +324,6 @@ pub async fn apply(
         })?;
         upload_site(uploader, desired, digest)?;
     }
-    let _ = live;
     Ok(())
 }
 
