@@ -48,68 +48,13 @@ struct Row {
     flag: bool,
 }
 
-/// Text with everything that matters to SQL lexing, in any Unicode:
-/// quotes, backslashes, NUL, `\x1a`, comment starters, placeholders, and
-/// 4-byte characters (the columns are utf8mb4, as the migrations' tables
-/// are on TiDB). Rust strings cannot hold lone surrogates, so none are sent.
-fn text() -> impl Strategy<Value = String> {
-    let special = prop::sample::select(vec![
-        "'",
-        "''",
-        "\\",
-        "\\'",
-        "\"",
-        "\0",
-        "\u{1a}",
-        "\n",
-        "\r",
-        "\t",
-        "\u{8}",
-        "%",
-        "_",
-        "\\%",
-        "\\_",
-        "?",
-        ":a",
-        "--",
-        "-- ",
-        "/*",
-        "*/",
-        "#",
-        ";",
-        "`",
-        "\u{2028}",
-        "\u{feff}",
-        "\u{a5}",
-        "\u{ff07}",
-        "🐢",
-        "\u{10ffff}",
-        " ",
-        "  ",
-    ])
-    .prop_map(str::to_owned);
-    prop::collection::vec(
-        prop_oneof![any::<char>().prop_map(String::from), special],
-        0..32,
-    )
-    .prop_map(|parts| parts.concat())
-}
-
 fn row() -> impl Strategy<Value = Row> {
     (
-        prop::option::weighted(0.9, text()),
+        prop::option::weighted(0.9, tidb_http::testing::sql_text(32)),
         prop::collection::vec(any::<u8>(), 0..48),
         any::<i64>(),
         any::<u64>(),
-        prop_oneof![
-            any::<f64>().prop_filter("finite", |f| f.is_finite()),
-            Just(0.1),
-            Just(-0.0),
-            Just(1e21),
-            Just(1e-7),
-            Just(f64::MAX),
-            Just(f64::MIN_POSITIVE),
-        ],
+        tidb_http::testing::finite_f64(),
         any::<bool>(),
     )
         .prop_map(|(text, bytes, int, uint, double, flag)| Row {

@@ -95,13 +95,14 @@ pub fn build_tools(ui: &Ui) -> anyhow::Result<BuildTools> {
         "worker-build",
         &[],
     )?;
-    let wrangler = wrangler(ui)?;
+    node_modules(ui)?;
+    let bin = project::root().join("node_modules/.bin");
     Ok(BuildTools {
         wasm_toolchain,
         worker_build,
         wasm_bindgen,
-        wasm_opt: wrangler.with_file_name("wasm-opt"),
-        wrangler,
+        wasm_opt: bin.join("wasm-opt"),
+        wrangler: bin.join("wrangler"),
     })
 }
 

@@ -14,7 +14,10 @@ use serde::{Deserialize, Deserializer};
 
 use crate::problem::{Problem, ProblemType};
 
-/// `axum::Json`, rejecting with 400/413/415/422 problem documents.
+/// `axum::Json`, rejecting with 400/413/415/422 problem documents. The
+/// body must be a JSON object (every request document of the API is one):
+/// serde would otherwise read a struct from an array of its fields, so an
+/// array is a 422 — this extractor is not for `Vec` bodies.
 pub struct Json<T>(pub T);
 
 impl<S, T> FromRequest<S> for Json<T>

@@ -54,3 +54,6 @@ pub use de::DecodeError;
 pub use decode::{Cell, Column, QueryResult, Row};
 pub use error::{DatabaseError, Error, ErrorCode, ErrorKind};
 pub use time::{Date, DateTime, ParseTimeError};
+
+#[cfg(feature = "testing")]
+pub mod testing;

@@ -184,49 +184,8 @@ fn denotes(lit: &Lit, value: &Value) -> bool {
     }
 }
 
-/// Characters that matter to SQL lexing, mixed into arbitrary text.
 fn text() -> impl Strategy<Value = String> {
-    let special = prop::sample::select(vec![
-        "'",
-        "''",
-        "\\",
-        "\\'",
-        "\"",
-        "\0",
-        "\u{1a}",
-        "\n",
-        "\r",
-        "\t",
-        "\u{8}",
-        "%",
-        "_",
-        "\\%",
-        "?",
-        ":a",
-        ":b",
-        "--",
-        "-- ",
-        "/*",
-        "*/",
-        "#",
-        ";",
-        "`",
-        "\u{2028}",
-        "\u{feff}",
-        "\u{a5}",
-        "\u{20a9}",
-        "\u{ff07}",
-        "🐢",
-        "\u{10ffff}",
-        "0x",
-        "x'",
-    ])
-    .prop_map(str::to_owned);
-    prop::collection::vec(
-        prop_oneof![any::<char>().prop_map(String::from), special],
-        0..24,
-    )
-    .prop_map(|parts| parts.concat())
+    tidb_http::testing::sql_text(24)
 }
 
 fn json() -> impl Strategy<Value = serde_json::Value> {
@@ -251,10 +210,7 @@ fn value() -> impl Strategy<Value = Value> {
         1 => any::<bool>().prop_map(Value::Bool),
         2 => any::<i64>().prop_map(Value::Int),
         1 => any::<u64>().prop_map(Value::UInt),
-        // Finite floats of every magnitude (NaN and infinities are refused
-        // by the driver, tested in its unit tests).
-        2 => any::<f64>().prop_filter("finite", |f| f.is_finite()).prop_map(Value::Float),
-        1 => prop_oneof![Just(0.1), Just(-0.0), Just(1e21), Just(1e-7), Just(5e-324)].prop_map(Value::Float),
+        3 => tidb_http::testing::finite_f64().prop_map(Value::Float),
         6 => text().prop_map(Value::Text),
         2 => prop::collection::vec(any::<u8>(), 0..32).prop_map(Value::Bytes),
         1 => json().prop_map(Value::Json),

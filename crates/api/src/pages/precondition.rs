@@ -48,51 +48,45 @@ pub enum Tags {
     List(Vec<EntityTag>),
 }
 
-/// The condition a write carries.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Precondition {
-    /// Unconditional.
-    None,
-    /// `If-Match`: only if the current representation has one of these
-    /// tags (strong comparison), or exists at all (`*`).
-    IfMatch(Tags),
-    /// `If-None-Match`: only if it has none of these tags, or does not
+/// The conditions a write carries: `If-Match` and `If-None-Match`, each
+/// optional. Both are evaluated when both are sent (RFC 9110 §13.2.2: a
+/// true `If-Match` does not make `If-None-Match` irrelevant).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Precondition {
+    /// Only if the current representation has one of these tags (strong
+    /// comparison), or exists at all (`*`).
+    pub if_match: Option<Tags>,
+    /// Only if it has none of these tags (weak comparison), or does not
     /// exist (`*`: create only).
-    IfNoneMatch(Tags),
+    pub if_none_match: Option<Tags>,
 }
 
 impl Precondition {
-    /// Reads `If-Match` (which wins when both are sent, RFC 9110 §13.2.2)
-    /// or `If-None-Match`. A malformed header is a 400 problem.
+    /// Reads `If-Match` and `If-None-Match`; a malformed one is a 400
+    /// problem, whichever would decide.
     pub fn from_headers(headers: &HeaderMap) -> Result<Self, Problem> {
-        // Both are parsed, so a malformed `If-None-Match` is refused even
-        // when `If-Match` decides (the schema suite sent `If-Match: *` with
-        // `If-None-Match: X_O`, and the write went ahead).
-        let if_match = parse_header(headers, header::IF_MATCH)?;
-        let if_none_match = parse_header(headers, header::IF_NONE_MATCH)?;
-        Ok(match (if_match, if_none_match) {
-            (Some(tags), _) => Precondition::IfMatch(tags),
-            (None, Some(tags)) => Precondition::IfNoneMatch(tags),
-            (None, None) => Precondition::None,
+        Ok(Precondition {
+            if_match: parse_header(headers, header::IF_MATCH)?,
+            if_none_match: parse_header(headers, header::IF_NONE_MATCH)?,
         })
     }
 
     /// Whether the write may go ahead, given the current tag (`None` when
-    /// there is no current representation).
+    /// there is no current representation): every condition sent holds.
     pub fn holds(&self, current: Option<&EntityTag>) -> bool {
-        match (self, current) {
-            (Precondition::None, _) => true,
-            (Precondition::IfMatch(Tags::Any), current) => current.is_some(),
-            (Precondition::IfMatch(Tags::List(tags)), Some(current)) => {
-                tags.iter().any(|t| t.strong_eq(current))
-            }
-            (Precondition::IfMatch(Tags::List(_)), None) => false,
-            (Precondition::IfNoneMatch(Tags::Any), current) => current.is_none(),
-            (Precondition::IfNoneMatch(Tags::List(tags)), Some(current)) => {
-                !tags.iter().any(|t| t.weak_eq(current))
-            }
-            (Precondition::IfNoneMatch(Tags::List(_)), None) => true,
-        }
+        let if_match = match (&self.if_match, current) {
+            (None, _) => true,
+            (Some(Tags::Any), current) => current.is_some(),
+            (Some(Tags::List(tags)), Some(current)) => tags.iter().any(|t| t.strong_eq(current)),
+            (Some(Tags::List(_)), None) => false,
+        };
+        let if_none_match = match (&self.if_none_match, current) {
+            (None, _) => true,
+            (Some(Tags::Any), current) => current.is_none(),
+            (Some(Tags::List(tags)), Some(current)) => !tags.iter().any(|t| t.weak_eq(current)),
+            (Some(Tags::List(_)), None) => true,
+        };
+        if_match && if_none_match
     }
 }
 
@@ -220,11 +214,34 @@ mod tests {
     }
 
     #[test]
+    fn both_conditions_must_hold_when_both_are_sent() {
+        // `*` / `*`: the page exists, so If-Match holds and If-None-Match
+        // does not; no representation can satisfy both.
+        let mut h = headers("if-match", "*");
+        h.insert("if-none-match", HeaderValue::from_static("*"));
+        let both = Precondition::from_headers(&h).unwrap();
+        assert!(!both.holds(Some(&tag("1.3"))));
+        assert!(!both.holds(None));
+        // The current revision, but not one the client says it has seen.
+        let mut h = headers("if-match", "\"1.3\"");
+        h.insert("if-none-match", HeaderValue::from_static("\"1.2\""));
+        let p = Precondition::from_headers(&h).unwrap();
+        assert!(p.holds(Some(&tag("1.3"))));
+        let mut h = headers("if-match", "\"1.3\"");
+        h.insert("if-none-match", HeaderValue::from_static("W/\"1.3\""));
+        let p = Precondition::from_headers(&h).unwrap();
+        assert!(!p.holds(Some(&tag("1.3"))), "If-None-Match compares weakly");
+    }
+
+    #[test]
     fn an_empty_header_counts_as_absent() {
         for empty in ["", " "] {
             let mut h = HeaderMap::new();
             h.insert("if-match", HeaderValue::from_str(empty).unwrap());
-            assert_eq!(Precondition::from_headers(&h).unwrap(), Precondition::None);
+            assert_eq!(
+                Precondition::from_headers(&h).unwrap(),
+                Precondition::default()
+            );
         }
     }
 
