@@ -19,6 +19,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use crate::cmd::{cmd, Cmd, Pipeline};
 use crate::error::{from_io, Error, ServerError};
 use crate::reply::{self, Frame, FromReply, Replies, Reply};
+use crate::scan::{self, Scan, Scanner, MAX_NESTING};
 use crate::script::ScriptCall;
 
 /// The most a single reply may take in memory before the connection gives
@@ -126,6 +127,7 @@ where
             wire: Wire {
                 stream,
                 buffer: BytesMut::new(),
+                scanner: Scanner::new(MAX_NESTING),
                 // The HELLO reply is read with the RESP3 decoder: a map if
                 // HELLO worked, an error line (the same in both) if not.
                 protocol: Protocol::Resp3,
@@ -384,6 +386,8 @@ struct Wire<S> {
     stream: S,
     /// Bytes read but not decoded yet (a partial reply).
     buffer: BytesMut,
+    /// How far the reply at the start of `buffer` has been framed.
+    scanner: Scanner,
     protocol: Protocol,
 }
 
@@ -429,154 +433,59 @@ where
     /// The next whole frame in the buffer, or `None` if more bytes are
     /// needed.
     fn decode(&mut self) -> Result<Option<Frame>, Error> {
-        let bad_frame = |e: redis_protocol::error::RedisProtocolError| {
-            Error::Protocol(format!("undecodable reply: {}", e.details()))
-        };
-        // redis-protocol decodes aggregates recursively: checked first, so
-        // a reply nested without end cannot exhaust the stack.
-        if nesting_exceeds(&self.buffer, MAX_NESTING) {
-            return Err(Error::Protocol(format!(
-                "reply nested deeper than {MAX_NESTING} levels"
-            )));
-        }
-        let (frame, used) = match self.protocol {
-            Protocol::Resp2 => match redis_protocol::resp2::decode::decode(&self.buffer) {
-                Ok(Some((frame, used))) => (Frame::Reply(reply::from_resp2(frame)), used),
-                Ok(None) => return Ok(None),
-                Err(e) => return Err(bad_frame(e)),
-            },
-            // An attribute in front of a reply is metadata, dropped like a
-            // push. Skipped here, as the map it is shaped like, because
-            // redis-protocol refuses one in front of a null ("Null cannot
-            // have attributes"), which the fuzzing in tests/fuzz.rs found.
-            Protocol::Resp3 if self.buffer.first() == Some(&b'|') => {
-                let mut as_map = self.buffer.to_vec();
-                as_map[0] = b'%';
-                match redis_protocol::resp3::decode::complete::decode(&as_map) {
-                    Ok(Some((_, used))) => (Frame::Push, used),
-                    Ok(None) => return Ok(None),
-                    Err(e) => return Err(bad_frame(e)),
-                }
+        // Framed first (linear in the bytes read, however they arrive), so
+        // redis-protocol, which decodes recursively and from the start,
+        // runs once per reply and never on one nested deep enough to
+        // exhaust the stack.
+        let (len, attributes) = match self.scanner.scan(&self.buffer, self.protocol) {
+            Scan::Incomplete => return Ok(None),
+            Scan::TooDeep => {
+                return Err(Error::Protocol(format!(
+                    "reply nested deeper than {MAX_NESTING} levels"
+                )))
             }
-            Protocol::Resp3 => {
-                match redis_protocol::resp3::decode::complete::decode(&self.buffer) {
-                    Ok(Some((frame, used))) => (reply::from_resp3(frame)?, used),
-                    Ok(None) => return Ok(None),
-                    Err(e) => return Err(bad_frame(e)),
-                }
-            }
+            Scan::Invalid(why) => return Err(Error::Protocol(format!("undecodable reply: {why}"))),
+            Scan::Complete { len, attributes } => (len, attributes),
         };
-        self.buffer.advance(used);
+        // Attributes are metadata the client has no use for. Dropped
+        // before decoding, wherever they are, because redis-protocol
+        // refuses some ("Null cannot have attributes", found by the
+        // fuzzing in tests/fuzz.rs).
+        let bytes = scan::without_attributes(&self.buffer[..len], &attributes);
+        let frame = match self.protocol {
+            Protocol::Resp2 => whole(redis_protocol::resp2::decode::decode(&bytes), bytes.len())
+                .map(|frame| Frame::Reply(reply::from_resp2(frame)))?,
+            Protocol::Resp3 => reply::from_resp3(whole(
+                redis_protocol::resp3::decode::complete::decode(&bytes),
+                bytes.len(),
+            )?)?,
+        };
+        self.buffer.advance(len);
         Ok(Some(frame))
     }
 }
 
-/// How deep aggregates (arrays, maps, sets, pushes, attributes) may nest
-/// in one reply. Redis' own replies nest a few levels; a script's reply
-/// as deep as its Lua tables, which nothing here comes near.
-const MAX_NESTING: usize = 128;
-
-/// Whether the first frame in `buf` opens more than `limit` aggregates
-/// inside one another, judged from the headers alone (without decoding,
-/// and without recursion). Stops at the first incomplete or unparsable
-/// header: the decoder then waits for more bytes or reports the error.
-fn nesting_exceeds(buf: &[u8], limit: usize) -> bool {
-    // Elements still expected by each open aggregate, innermost last; an
-    // attribute's entries do not count towards its parent.
-    let mut open: Vec<(u64, bool)> = Vec::new();
-    let mut at = 0;
-    loop {
-        let Some(&kind) = buf.get(at) else {
-            return false;
-        };
-        let header = &buf[at + 1..];
-        let Some(line_end) = header.windows(2).position(|w| w == b"\r\n") else {
-            return false;
-        };
-        let line = &header[..line_end];
-        at += 1 + line_end + 2;
-        let count = || -> Option<u64> { std::str::from_utf8(line).ok()?.parse().ok() };
-        let (elements, attribute) = match kind {
-            b'*' | b'~' | b'>' => (count(), false),
-            b'%' => (count().map(|n| n.saturating_mul(2)), false),
-            b'|' => (count().map(|n| n.saturating_mul(2)), true),
-            b'$' | b'!' | b'=' => {
-                // A blob: skip its bytes (a negative length is a null).
-                if let Some(len) = count() {
-                    match usize::try_from(len)
-                        .ok()
-                        .and_then(|l| at.checked_add(l)?.checked_add(2))
-                    {
-                        Some(next) if next <= buf.len() => at = next,
-                        _ => return false,
-                    }
-                }
-                (None, false)
-            }
-            _ => (None, false),
-        };
-        match elements {
-            Some(n) if n > 0 => {
-                open.push((n, attribute));
-                if open.len() > limit {
-                    return true;
-                }
-                continue;
-            }
-            // An empty aggregate is one whole element.
-            Some(_) => {}
-            // A null (`*-1`) is whole; anything else is for the decoder
-            // to refuse.
-            None if matches!(kind, b'*' | b'~' | b'>' | b'%' | b'|') && !line.starts_with(b"-") => {
-                return false
-            }
-            None => {}
-        }
-        // One element finished: close every aggregate it completes.
-        loop {
-            match open.last_mut() {
-                None => return false,
-                Some((left, attribute)) => {
-                    *left -= 1;
-                    if *left > 0 {
-                        break;
-                    }
-                    let was_attribute = *attribute;
-                    open.pop();
-                    if was_attribute {
-                        // The attributed frame follows; it is the element.
-                        break;
-                    }
-                }
-            }
-        }
+/// The frame redis-protocol decoded from a whole reply of `len` bytes.
+fn whole<F>(
+    decoded: Result<Option<(F, usize)>, redis_protocol::error::RedisProtocolError>,
+    len: usize,
+) -> Result<F, Error> {
+    match decoded {
+        Ok(Some((frame, used))) if used == len => Ok(frame),
+        // The scan and the decoder disagree on where the reply ends.
+        Ok(_) => Err(Error::Protocol(
+            "undecodable reply: not framed as its headers say".into(),
+        )),
+        Err(e) => Err(Error::Protocol(format!(
+            "undecodable reply: {}",
+            e.details()
+        ))),
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn nesting_is_measured_from_the_headers() {
-        let deep = |n: usize| format!("{}:1\r\n", "*1\r\n".repeat(n)).into_bytes();
-        assert!(!nesting_exceeds(&deep(3), 3));
-        assert!(nesting_exceeds(&deep(4), 3));
-        // Siblings do not add up; blobs (even holding `*`) are skipped.
-        let wide = b"*3\r\n*1\r\n:1\r\n$4\r\n*1\r\n\r\n*1\r\n*1\r\n_\r\n";
-        assert!(!nesting_exceeds(wide, 3));
-        assert!(nesting_exceeds(wide, 2));
-        // Maps count keys and values; an attribute is not a level of its own
-        // for the frame it precedes.
-        assert!(!nesting_exceeds(b"%1\r\n+k\r\n*1\r\n:1\r\n", 2));
-        assert!(!nesting_exceeds(b"|1\r\n+a\r\n:1\r\n*1\r\n:1\r\n", 1));
-        // Incomplete or unparsable: left to the decoder.
-        assert!(!nesting_exceeds(b"*1\r\n*1", 1));
-        assert!(!nesting_exceeds(b"*x\r\n*1\r\n*1\r\n", 1));
-        assert!(!nesting_exceeds(b"$99999999999999999999\r\n", 1));
-        assert!(!nesting_exceeds(b"\r\n*1\r\n*1\r\n", 1));
-        assert!(!nesting_exceeds(b"$0\r\n!4\r\n", 1));
-    }
 
     #[test]
     fn options_debug_masks_the_credentials() {

@@ -37,6 +37,7 @@ mod connection;
 mod error;
 mod lazy;
 mod reply;
+mod scan;
 mod script;
 
 pub use cmd::{cmd, Cmd, Pipeline, ToArg};

@@ -97,8 +97,9 @@ pub(crate) fn from_resp2(frame: Resp2Frame) -> Reply {
     }
 }
 
-/// Attributes (RESP3's `|` metadata) are dropped: nothing Redis sends
-/// today needs them to be understood.
+/// A push is out-of-band, skipped by the caller. Attributes (RESP3's `|`
+/// metadata) never get here: the connection drops them before decoding,
+/// since nothing Redis sends needs them to be understood.
 pub(crate) fn from_resp3(frame: Resp3Frame) -> Result<Frame, Error> {
     Ok(match frame {
         Resp3Frame::Push { .. } => Frame::Push,

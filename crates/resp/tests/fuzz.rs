@@ -324,10 +324,16 @@ fn resp2_leaf() -> BoxedStrategy<Reply> {
 }
 
 /// `ServerError` has no public constructor: get one the way the client
-/// does, from an error reply.
+/// does, from an error reply: a simple error when the message fits on a
+/// line, a blob error (whose text keeps its CR and LF) when it does not.
 fn server_error(message: &str) -> resp::ServerError {
-    let mut wire = b"%1\r\n$5\r\nproto\r\n:3\r\n".to_vec();
-    wire.extend_from_slice(format!("-{message}\r\n").as_bytes());
+    let mut wire = hello(Protocol::Resp3).to_vec();
+    let reply = if message.contains(['\r', '\n']) {
+        format!("!{}\r\n{message}\r\n", message.len())
+    } else {
+        format!("-{message}\r\n")
+    };
+    wire.extend_from_slice(reply.as_bytes());
     let (stream, timer) = server(wire, vec![8192], false);
     block_on(async {
         let mut conn = Connection::open(stream, &Options::default(), timer)
@@ -367,29 +373,9 @@ fn resp3_leaf() -> BoxedStrategy<Reply> {
             Reply::Verbatim { format: format.to_owned(), text }
         }),
         // A blob error may hold CRLF.
-        1 => "(?s).{0,20}".prop_map(|s| Reply::Error(server_error_blob(&s))),
+        1 => "(?s).{0,20}".prop_map(|s| Reply::Error(server_error(&s))),
     ]
     .boxed()
-}
-
-fn server_error_blob(message: &str) -> resp::ServerError {
-    // Same error, built from a simple error when it can be (cheaper);
-    // a blob error's text can hold CR and LF, which must survive.
-    if !message.contains(['\r', '\n']) {
-        return server_error(message);
-    }
-    let mut wire = b"%1\r\n$5\r\nproto\r\n:3\r\n".to_vec();
-    wire.extend_from_slice(format!("!{}\r\n{message}\r\n", message.len()).as_bytes());
-    let (stream, timer) = server(wire, vec![8192], false);
-    block_on(async {
-        let mut conn = Connection::open(stream, &Options::default(), timer)
-            .await
-            .unwrap();
-        match conn.query::<Reply>(cmd("GET").arg("k")).await {
-            Err(Error::Server(e)) => e,
-            other => panic!("{other:?}"),
-        }
-    })
 }
 
 fn resp2_reply() -> impl Strategy<Value = Reply> {
@@ -444,6 +430,20 @@ fn key_text() -> impl Strategy<Value = Key> {
 /// The wire form of `reply`, written from the RESP specification
 /// (independently of the client and of redis-protocol).
 fn encode(reply: &Reply, protocol: Protocol, out: &mut Vec<u8>) {
+    encode_attributed(reply, protocol, &mut std::iter::empty(), out);
+}
+
+/// The wire form of `reply` with the next of `attributes` (RESP3 metadata
+/// frames, or nothing) in front of each frame in it, nested ones included.
+fn encode_attributed(
+    reply: &Reply,
+    protocol: Protocol,
+    attributes: &mut dyn Iterator<Item = &[u8]>,
+    out: &mut Vec<u8>,
+) {
+    if let Some(attribute) = attributes.next() {
+        out.extend_from_slice(attribute);
+    }
     let resp3 = protocol == Protocol::Resp3;
     let mut put = |s: String| out.extend_from_slice(s.as_bytes());
     match reply {
@@ -463,20 +463,20 @@ fn encode(reply: &Reply, protocol: Protocol, out: &mut Vec<u8>) {
         Reply::Array(items) => {
             put(format!("*{}\r\n", items.len()));
             for item in items {
-                encode(item, protocol, out);
+                encode_attributed(item, protocol, attributes, out);
             }
         }
         Reply::Map(pairs) => {
             put(format!("%{}\r\n", pairs.len()));
             for (k, v) in pairs {
-                encode(k, protocol, out);
-                encode(v, protocol, out);
+                encode_attributed(k, protocol, attributes, out);
+                encode_attributed(v, protocol, attributes, out);
             }
         }
         Reply::Set(members) => {
             put(format!("~{}\r\n", members.len()));
             for m in members {
-                encode(m, protocol, out);
+                encode_attributed(m, protocol, attributes, out);
             }
         }
         Reply::Double(d) if d.is_infinite() => {
@@ -527,13 +527,33 @@ fn canonical(reply: Reply) -> Reply {
     }
 }
 
-/// Out-of-band frames the client must skip: RESP3 pushes, and attributes
-/// (metadata in front of a reply).
+/// Out-of-band frames the client must skip between replies: RESP3 pushes,
+/// and attributes (metadata in front of a reply, or of a push).
 fn out_of_band() -> impl Strategy<Value = Vec<u8>> {
     prop_oneof![
         Just(Vec::new()),
         Just(b">3\r\n$7\r\nmessage\r\n$2\r\nch\r\n$2\r\nhi\r\n".to_vec()),
         Just(b"|1\r\n+key-popularity\r\n%1\r\n$1\r\na\r\n,0.19\r\n".to_vec()),
+        Just(b"|1\r\n+a\r\n:1\r\n>2\r\n+invalidate\r\n*1\r\n$1\r\nk\r\n".to_vec()),
+    ]
+}
+
+/// RESP3 attributes, which the client drops wherever they are: in front of
+/// a reply or of any frame inside one (a null included, which
+/// redis-protocol alone refuses), or inside another attribute. Mostly
+/// none, so most frames have none in front.
+fn attribute() -> impl Strategy<Value = Vec<u8>> {
+    prop_oneof![
+        4 => Just(Vec::new()),
+        2 => prop::collection::vec((resp3_key(), resp3_reply()), 0..3).prop_map(|pairs| {
+            let mut wire = format!("|{}\r\n", pairs.len()).into_bytes();
+            for (k, v) in &pairs {
+                encode(k, Protocol::Resp3, &mut wire);
+                encode(v, Protocol::Resp3, &mut wire);
+            }
+            wire
+        }),
+        1 => Just(b"|2\r\n+a\r\n|1\r\n+b\r\n_\r\n*1\r\n_\r\n|0\r\n_\r\n%0\r\n".to_vec()),
     ]
 }
 
@@ -541,7 +561,8 @@ proptest! {
     #![proptest_config(ProptestConfig::with_cases(256))]
 
     /// Well-formed replies to a pipeline, in any chunking, come back as
-    /// the values they encode, in order, and the connection stays usable.
+    /// the values they encode, in order, and the connection stays usable;
+    /// RESP3 pushes between them and attributes anywhere are dropped.
     #[test]
     fn fuzz_well_formed_replies_decode_to_their_values(
         case in protocol().prop_flat_map(|protocol| {
@@ -555,16 +576,20 @@ proptest! {
                 prop::collection::vec(out_of_band(), 5),
             )
         }),
+        attributes in prop::collection::vec(attribute(), 1..6),
         chunks in chunks(),
     ) {
         let (protocol, replies, extras) = case;
         let mut data = hello(protocol).to_vec();
+        let mut attributes = attributes.iter().map(Vec::as_slice).cycle();
         for (reply, extra) in replies.iter().zip(&extras) {
             // Pushes and attributes exist only in RESP3.
             if protocol == Protocol::Resp3 {
                 data.extend_from_slice(extra);
+                encode_attributed(reply, protocol, &mut attributes, &mut data);
+            } else {
+                encode(reply, protocol, &mut data);
             }
-            encode(reply, protocol, &mut data);
         }
         let (stream, timer) = server(data, chunks, true);
         let got = block_on(async {
@@ -585,12 +610,16 @@ proptest! {
 }
 
 /// An attribute in front of a null is dropped like any other (the
-/// well-formed property found redis-protocol refusing it; the client now
-/// skips top-level attributes itself).
+/// well-formed property found redis-protocol refusing one), in front of a
+/// reply or inside it, and so are several in a row.
 #[test]
 fn an_attribute_before_a_null_is_dropped() {
     let mut data = hello(Protocol::Resp3).to_vec();
     data.extend_from_slice(b"|1\r\n+ttl\r\n:3\r\n_\r\n|1\r\n+a\r\n_\r\n:7\r\n");
+    data.extend_from_slice(b"*1\r\n|1\r\n+a\r\n+b\r\n_\r\n");
+    data.extend_from_slice(
+        b"|0\r\n|1\r\n+a\r\n_\r\n%1\r\n|1\r\n+b\r\n_\r\n+k\r\n|1\r\n+c\r\n_\r\n_\r\n",
+    );
     let (stream, timer) = server(data, vec![3], true);
     block_on(async {
         let mut conn = Connection::open(stream, &Options::default(), timer)
@@ -600,6 +629,13 @@ fn an_attribute_before_a_null_is_dropped() {
         assert_eq!(got, Ok(Reply::Nil));
         let got = conn.query::<Reply>(cmd("GET").arg("k")).await;
         assert_eq!(got, Ok(Reply::Integer(7)));
+        let got = conn.query::<Reply>(cmd("GET").arg("k")).await;
+        assert_eq!(got, Ok(Reply::Array(vec![Reply::Nil])));
+        let got = conn.query::<Reply>(cmd("GET").arg("k")).await;
+        assert_eq!(
+            got,
+            Ok(Reply::Map(vec![(Reply::Status("k".into()), Reply::Nil)]))
+        );
         assert!(conn.is_usable());
     });
 }
@@ -607,8 +643,8 @@ fn an_attribute_before_a_null_is_dropped() {
 /// A reply nested deeper than any real one (a server bug, or bytes that
 /// are not from Redis) is refused as a protocol error instead of
 /// exhausting the stack while it is decoded (which aborts the process, or
-/// traps the Worker). Found by the arbitrary-bytes property with deep
-/// nesting added.
+/// traps the Worker), however it is split into reads. Found by the
+/// arbitrary-bytes property with deep nesting added.
 #[test]
 fn deeply_nested_replies_are_refused_not_a_stack_overflow() {
     for (protocol, open) in [
@@ -619,19 +655,70 @@ fn deeply_nested_replies_are_refused_not_a_stack_overflow() {
         (Protocol::Resp3, ">1\r\n"),
         (Protocol::Resp3, "|1\r\n+a\r\n*1\r\n"),
     ] {
-        let mut data = hello(protocol).to_vec();
-        data.extend_from_slice(open.repeat(200_000).as_bytes());
-        data.extend_from_slice(b":1\r\n");
-        let (stream, timer) = server(data, vec![1 << 20], false);
-        block_on(async {
-            let mut conn = Connection::open(stream, &Options::default(), timer)
-                .await
-                .unwrap();
-            let got = conn.query::<Reply>(cmd("GET").arg("k")).await;
-            assert!(
-                matches!(&got, Err(Error::Protocol(m)) if m.contains("nested")),
-                "{open:?}: {got:?}"
-            );
-        });
+        for chunks in [vec![1 << 20], vec![1], vec![5, 1, 4096, 3]] {
+            let mut data = hello(protocol).to_vec();
+            data.extend_from_slice(open.repeat(200_000).as_bytes());
+            data.extend_from_slice(b":1\r\n");
+            let (stream, timer) = server(data, chunks.clone(), false);
+            block_on(async {
+                let mut conn = Connection::open(stream, &Options::default(), timer)
+                    .await
+                    .unwrap();
+                let got = conn.query::<Reply>(cmd("GET").arg("k")).await;
+                assert!(
+                    matches!(&got, Err(Error::Protocol(m)) if m.contains("nested")),
+                    "{open:?} in reads of {chunks:?}: {got:?}"
+                );
+            });
+        }
+    }
+}
+
+/// The limit is 128 levels: a reply that deep still decodes, one level
+/// more is refused, in one read or many.
+#[test]
+fn nesting_up_to_the_limit_decodes() {
+    type Wrap = fn(Reply) -> Reply;
+    let array: Wrap = |inner| Reply::Array(vec![inner]);
+    let map: Wrap = |inner| Reply::Map(vec![(Reply::Status("k".into()), inner)]);
+    for (protocol, open, wrap) in [
+        (Protocol::Resp2, "*1\r\n", Some(array)),
+        (Protocol::Resp3, "*1\r\n", Some(array)),
+        (Protocol::Resp3, "%1\r\n+k\r\n", Some(map)),
+        // A push is dropped, however deep.
+        (Protocol::Resp3, ">1\r\n", None),
+        // An attribute is a level while it is read, not for the frame
+        // it precedes.
+        (Protocol::Resp3, "|1\r\n+a\r\n+b\r\n*1\r\n", Some(array)),
+    ] {
+        for (depth, chunks) in [(128, vec![1 << 20]), (128, vec![1, 7]), (129, vec![1, 7])] {
+            let mut data = hello(protocol).to_vec();
+            data.extend_from_slice(open.repeat(depth).as_bytes());
+            data.extend_from_slice(b":1\r\n:7\r\n");
+            let (stream, timer) = server(data, chunks.clone(), false);
+            block_on(async {
+                let mut conn = Connection::open(stream, &Options::default(), timer)
+                    .await
+                    .unwrap();
+                let got = conn.query::<Reply>(cmd("GET").arg("k")).await;
+                let case = format!("{open:?} x{depth} in reads of {chunks:?}");
+                if depth > 128 {
+                    assert!(
+                        matches!(&got, Err(Error::Protocol(m)) if m.contains("nested")),
+                        "{case}: {got:?}"
+                    );
+                    return;
+                }
+                let Some(wrap) = wrap else {
+                    assert_eq!(got, Ok(Reply::Integer(7)), "{case}");
+                    return;
+                };
+                let expected = (0..depth).fold(Reply::Integer(1), |inner, _| wrap(inner));
+                assert!(got == Ok(expected), "{case}: {got:?}");
+                let next = conn.query::<Reply>(cmd("GET").arg("k")).await;
+                assert_eq!(next, Ok(Reply::Integer(7)), "{case}");
+                assert!(conn.is_usable(), "{case}");
+            });
+        }
     }
 }
