@@ -180,6 +180,9 @@ enum Segment {
 
 /// The parsed document with lazily compiled validators.
 pub struct Spec {
+    /// The document as published, for [`Spec::strict_problems`] (which reads
+    /// `readOnly` beside `$ref`, where the nullable conversion moves things).
+    raw: Value,
     converted: Value,
     operations: Vec<Operation>,
     validators: Mutex<HashMap<String, Arc<Validator>>>,
@@ -232,6 +235,7 @@ impl Spec {
             )
         });
         Ok(Spec {
+            raw,
             converted,
             operations,
             validators: Mutex::default(),
@@ -362,6 +366,125 @@ impl Spec {
             }
             None => Ok(()),
         }
+    }
+
+    /// Problems JSON Schema validation lets through, for a client's own
+    /// tests that want to be stricter than Cloudflare (which ignores fields
+    /// it does not know, so the stand-in accepts them): fields that no branch
+    /// of the request schema declares (through `$ref`, `allOf`, `oneOf` and
+    /// `anyOf`) where no branch allows additional properties, which are most
+    /// likely misspellings; and fields marked `readOnly` (output-only) by
+    /// every branch that declares them, read on the property node itself
+    /// before its `$ref` is followed (JSON Schema draft 4 ignores the
+    /// siblings of `$ref`) and on what it leads to.
+    /// `body` is the JSON body, or the JSON part of a multipart body.
+    pub fn strict_problems(&self, op: &Operation, body: &Value) -> Vec<String> {
+        let mut problems = Vec::new();
+        if let Some(schema) = op.body_schema.as_deref().and_then(|p| self.raw.pointer(p)) {
+            self.strict_walk(&[schema], body, "", &mut problems);
+        }
+        problems
+    }
+
+    /// Walks `value` alongside the union of `schemas` (alternatives that may
+    /// each describe it).
+    fn strict_walk(&self, schemas: &[&Value], value: &Value, at: &str, problems: &mut Vec<String>) {
+        let mut branches = Vec::new();
+        for schema in schemas {
+            self.branches(schema, &mut branches, 0);
+        }
+        match value {
+            Value::Object(map) => {
+                let declares = branches
+                    .iter()
+                    .any(|b| b.get("properties").is_some_and(Value::is_object));
+                let open = branches.iter().any(|b| {
+                    matches!(
+                        b.get("additionalProperties"),
+                        Some(Value::Bool(true) | Value::Object(_))
+                    )
+                });
+                let extra: Vec<&Value> = branches
+                    .iter()
+                    .filter_map(|b| b.get("additionalProperties"))
+                    .filter(|a| a.is_object())
+                    .collect();
+                for (name, item) in map {
+                    let path = format!("{at}/{}", escape_pointer(name));
+                    let declared: Vec<&Value> = branches
+                        .iter()
+                        .filter_map(|b| b.get("properties")?.get(name))
+                        .collect();
+                    if declared.is_empty() {
+                        if declares && !open {
+                            problems.push(format!(
+                                "{path}: field `{name}` is not declared by the schema"
+                            ));
+                        } else if !extra.is_empty() {
+                            self.strict_walk(&extra, item, &path, problems);
+                        }
+                        continue;
+                    }
+                    // Alternatives (`oneOf`/`anyOf`, e.g. DNS record types)
+                    // may differ; output-only when every declaration says so.
+                    if declared.iter().all(|p| self.is_read_only(p)) {
+                        problems.push(format!(
+                            "{path}: field `{name}` is output-only (readOnly) but was sent"
+                        ));
+                    }
+                    self.strict_walk(&declared, item, &path, problems);
+                }
+            }
+            Value::Array(items) => {
+                let item_schemas: Vec<&Value> =
+                    branches.iter().filter_map(|b| b.get("items")).collect();
+                if !item_schemas.is_empty() {
+                    for (i, item) in items.iter().enumerate() {
+                        self.strict_walk(&item_schemas, item, &format!("{at}/{i}"), problems);
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// `schema` and, recursively, its `allOf`/`oneOf`/`anyOf` branches, each
+    /// with its `$ref`s followed.
+    fn branches<'a>(&'a self, schema: &'a Value, out: &mut Vec<&'a Value>, depth: usize) {
+        if depth > 32 {
+            return;
+        }
+        let schema = resolve(&self.raw, schema, &mut String::new());
+        out.push(schema);
+        for key in ["allOf", "oneOf", "anyOf"] {
+            for branch in schema
+                .get(key)
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+            {
+                self.branches(branch, out, depth + 1);
+            }
+        }
+    }
+
+    /// Whether a property node, or anything its `$ref` chain leads to, says
+    /// `readOnly: true`.
+    fn is_read_only<'a>(&'a self, mut node: &'a Value) -> bool {
+        for _ in 0..32 {
+            if node.get("readOnly").and_then(Value::as_bool) == Some(true) {
+                return true;
+            }
+            match node
+                .get("$ref")
+                .and_then(Value::as_str)
+                .and_then(|r| self.raw.pointer(r.trim_start_matches('#')))
+            {
+                Some(next) => node = next,
+                None => return false,
+            }
+        }
+        false
     }
 
     /// The declared default of an integer query parameter (e.g. `per_page`).
@@ -670,6 +793,60 @@ mod tests {
             .validate_query(op, &unknown)
             .unwrap_err()
             .contains("colour"));
+    }
+
+    #[test]
+    fn strict_problems_flag_undeclared_and_output_only_fields() {
+        let spec = spec();
+        let (update, _) = spec.find("PUT", "/zones/z1/workers/routes/r1").unwrap();
+        let good = json!({"pattern": "a.example.com/*", "script": "w"});
+        assert_eq!(spec.strict_problems(update, &good), Vec::<String>::new());
+        // `id` is marked readOnly beside its `$ref`; `scirpt` is declared by
+        // no branch. The stand-in itself accepts both, as Cloudflare does.
+        let bad = json!({"id": "r1", "pattern": "a.example.com/*", "scirpt": "w"});
+        assert!(spec.validate_body(update, Some(&bad)).is_ok());
+        let problems = spec.strict_problems(update, &bad);
+        assert_eq!(problems.len(), 2, "{problems:?}");
+        assert!(
+            problems
+                .iter()
+                .any(|p| p.starts_with("/id:") && p.contains("readOnly")),
+            "{problems:?}"
+        );
+        assert!(
+            problems
+                .iter()
+                .any(|p| p.starts_with("/scirpt:") && p.contains("not declared")),
+            "{problems:?}"
+        );
+
+        // Nested, and readOnly directly on the property.
+        let (deploy, _) = spec
+            .find("POST", "/accounts/a/workers/scripts/s/deployments")
+            .unwrap();
+        let body = json!({"strategy": "percentage",
+                          "versions": [{"version_id": "v", "percentage": 100, "weight": 1}],
+                          "annotations": {"workers/message": "m", "workers/triggered_by": "x"}});
+        let problems = spec.strict_problems(deploy, &body);
+        assert_eq!(
+            problems,
+            [
+                "/annotations/workers~1triggered_by: field `workers/triggered_by` is output-only (readOnly) but was sent",
+                "/versions/0/weight: field `weight` is not declared by the schema",
+            ],
+        );
+
+        // Through `oneOf` branches (bindings) in a multipart JSON part.
+        let (upload, _) = spec.find("PUT", "/accounts/a/workers/scripts/s").unwrap();
+        let metadata = json!({"main_module": "w.js",
+                              "bindings": [{"type": "plain_text", "name": "A", "text": "x"},
+                                           {"type": "service", "name": "B", "service": "b", "servise": "c"}]});
+        let problems = spec.strict_problems(upload, &metadata);
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        assert!(
+            problems[0].starts_with("/bindings/1/servise:"),
+            "{problems:?}"
+        );
     }
 
     #[test]

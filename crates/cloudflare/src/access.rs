@@ -301,10 +301,7 @@ impl Access<'_> {
     }
 
     pub async fn delete_app(&self, app_id: &str) -> Result<()> {
-        self.client
-            .send::<serde_json::Value>(Request::delete(self.item_path("apps", app_id)))
-            .await
-            .map(drop)
+        self.client.delete(self.item_path("apps", app_id)).await
     }
 
     pub async fn list_policies(&self) -> Result<Vec<AccessPolicy>> {
@@ -331,9 +328,8 @@ impl Access<'_> {
 
     pub async fn delete_policy(&self, policy_id: &str) -> Result<()> {
         self.client
-            .send::<serde_json::Value>(Request::delete(self.item_path("policies", policy_id)))
+            .delete(self.item_path("policies", policy_id))
             .await
-            .map(drop)
     }
 
     pub async fn list_service_tokens(&self) -> Result<Vec<ServiceToken>> {
@@ -353,8 +349,7 @@ impl Access<'_> {
 
     pub async fn delete_service_token(&self, token_id: &str) -> Result<()> {
         self.client
-            .send::<serde_json::Value>(Request::delete(self.item_path("service_tokens", token_id)))
+            .delete(self.item_path("service_tokens", token_id))
             .await
-            .map(drop)
     }
 }

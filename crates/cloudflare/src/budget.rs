@@ -33,22 +33,9 @@ impl Default for RequestBudget {
     }
 }
 
-/// One request the client sent.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CallRecord {
-    /// HTTP method, upper case.
-    pub method: String,
-    /// Path below the base URL, without the query string.
-    pub path: String,
-    /// HTTP status, or `None` when no response arrived.
-    pub status: Option<u16>,
-    /// 1 for the first attempt of a call, 2 for its first retry, ...
-    pub attempt: u32,
-}
-
 /// Counters for "N API calls, M writes" and for assertions such as "a no-op
 /// deploy made zero writes".
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct CallStats {
     /// HTTP requests sent, retries included.
     pub requests: u64,
@@ -60,8 +47,6 @@ pub struct CallStats {
     pub throttled: u64,
     /// Total time spent waiting for the budget.
     pub throttled_for: Duration,
-    /// Every request, in the order sent.
-    pub log: Vec<CallRecord>,
 }
 
 impl CallStats {
@@ -82,15 +67,10 @@ impl CallStats {
         }
         line
     }
-
-    /// The log entries for requests that could change state.
-    pub fn write_log(&self) -> impl Iterator<Item = &CallRecord> {
-        self.log.iter().filter(|r| is_write(&r.method))
-    }
 }
 
-pub(crate) fn is_write(method: &str) -> bool {
-    !matches!(method, "GET" | "HEAD")
+pub(crate) fn is_write(method: &reqwest::Method) -> bool {
+    !matches!(*method, reqwest::Method::GET | reqwest::Method::HEAD)
 }
 
 /// Mutable budget state shared by all calls of one client.

@@ -6,12 +6,13 @@ use std::fmt;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use reqwest::header::{HeaderMap, CONTENT_TYPE, RETRY_AFTER};
+use bytes::Bytes;
+use reqwest::header::{HeaderMap, HeaderValue, AUTHORIZATION, CONTENT_TYPE, RETRY_AFTER};
 pub use reqwest::Method;
-use serde::de::DeserializeOwned;
+use serde::de::{DeserializeOwned, IgnoredAny};
 use serde::Serialize;
 
-use crate::budget::{is_write, Admission, BudgetState, CallRecord, CallStats, RequestBudget};
+use crate::budget::{is_write, Admission, BudgetState, CallStats, RequestBudget};
 use crate::clock::{Clock, TokioClock};
 use crate::envelope::{Envelope, Page, ResultInfo};
 use crate::error::{Error, Result};
@@ -84,14 +85,14 @@ impl ClientConfig {
     }
 }
 
-/// One part of a `multipart/form-data` body. Kept as bytes so the body can
-/// be rebuilt for each retry.
+/// One part of a `multipart/form-data` body. Kept as shared bytes so the
+/// body can be rebuilt for each retry without copying them.
 #[derive(Clone)]
 pub struct MultipartPart {
     pub name: String,
     pub filename: Option<String>,
     pub content_type: String,
-    pub bytes: Vec<u8>,
+    pub bytes: Bytes,
 }
 
 impl fmt::Debug for MultipartPart {
@@ -109,7 +110,7 @@ impl fmt::Debug for MultipartPart {
 #[derive(Clone)]
 enum Body {
     Empty,
-    Json(Vec<u8>),
+    Json(Bytes),
     Multipart(Vec<MultipartPart>),
 }
 
@@ -187,7 +188,7 @@ impl Request {
     pub fn json<B: Serialize + ?Sized>(mut self, body: &B) -> Result<Self> {
         let bytes = serde_json::to_vec(body)
             .map_err(|e| Error::InvalidRequest(format!("body does not serialize: {e}")))?;
-        self.body = Body::Json(bytes);
+        self.body = Body::Json(bytes.into());
         Ok(self)
     }
 
@@ -213,26 +214,6 @@ impl Request {
 
     pub fn query_pairs(&self) -> &[(String, String)] {
         &self.query
-    }
-
-    pub fn is_idempotent(&self) -> bool {
-        self.idempotent
-    }
-
-    /// The JSON body, if any, for inspection in tests.
-    pub fn json_body(&self) -> Option<serde_json::Value> {
-        match &self.body {
-            Body::Json(bytes) => serde_json::from_slice(bytes).ok(),
-            _ => None,
-        }
-    }
-
-    /// The multipart parts, if any, for inspection in tests.
-    pub fn multipart_parts(&self) -> Option<&[MultipartPart]> {
-        match &self.body {
-            Body::Multipart(parts) => Some(parts),
-            _ => None,
-        }
     }
 }
 
@@ -274,8 +255,17 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 
 impl Client {
     pub fn new(config: ClientConfig) -> Result<Self> {
+        // Built once: the token header (marked sensitive, so it is never
+        // logged) and the per-attempt timeout apply to every request.
+        let mut auth =
+            HeaderValue::try_from(format!("Bearer {}", config.token.expose())).map_err(|_| {
+                Error::InvalidRequest("the API token is not a valid header value".into())
+            })?;
+        auth.set_sensitive(true);
         let http = reqwest::Client::builder()
             .user_agent(config.user_agent.clone())
+            .default_headers(HeaderMap::from_iter([(AUTHORIZATION, auth)]))
+            .timeout(config.timeout)
             .build()
             .map_err(|e| Error::InvalidRequest(format!("cannot build the HTTP client: {e}")))?;
         let mut config = config;
@@ -296,7 +286,7 @@ impl Client {
 
     /// A snapshot of the call accounting.
     pub fn stats(&self) -> CallStats {
-        lock(&self.inner.stats).clone()
+        *lock(&self.inner.stats)
     }
 
     /// Clears the call accounting (the budget window is kept).
@@ -334,8 +324,16 @@ impl Client {
         self.send(Request::patch(path).json(body)?).await
     }
 
-    pub async fn delete<T: DeserializeOwned>(&self, path: impl Into<String>) -> Result<T> {
-        self.send(Request::delete(path)).await
+    /// DELETE `path`. The result (`{"id": ...}` or `null`) is not needed
+    /// by any caller and is not decoded.
+    pub async fn delete(&self, path: impl Into<String>) -> Result<()> {
+        self.send_delete(Request::delete(path)).await
+    }
+
+    /// Sends a DELETE built as a [`Request`] (for query parameters), like
+    /// [`Client::delete`].
+    pub(crate) async fn send_delete(&self, request: Request) -> Result<()> {
+        self.send::<IgnoredAny>(request).await.map(drop)
     }
 
     /// Sends `request` and decodes the envelope's `result` as `T` (a `null`
@@ -400,34 +398,6 @@ impl Client {
         }
     }
 
-    /// Follows cursor-based pagination (`cursor` query parameter, next
-    /// cursor in `result_info.cursor`, empty or absent on the last page).
-    pub async fn get_all_cursor<T: DeserializeOwned>(
-        &self,
-        request: Request,
-        per_page: u32,
-    ) -> Result<Vec<T>> {
-        let mut items = Vec::new();
-        let mut cursor: Option<String> = None;
-        for _ in 0..MAX_PAGES {
-            let this = request
-                .clone()
-                .query("per_page", per_page)
-                .query_opt("cursor", cursor.as_deref());
-            let result: Page<T> = self.send_page(this).await?;
-            items.extend(result.items);
-            let next = result
-                .result_info
-                .and_then(|i| i.cursor)
-                .filter(|c| !c.is_empty());
-            if next.is_none() || next == cursor {
-                break;
-            }
-            cursor = next;
-        }
-        Ok(items)
-    }
-
     /// Sends with retries and budget, returning the raw envelope.
     async fn send_envelope(
         &self,
@@ -435,12 +405,13 @@ impl Client {
     ) -> Result<(Envelope<serde_json::Value>, Request)> {
         let policy = &self.inner.config.retry;
         let clock = &self.inner.config.clock;
+        let url = self.url(&request)?;
         let mut waited = Duration::ZERO;
         let mut attempt = 0u32;
         loop {
             attempt += 1;
             self.admit().await?;
-            let failure = match self.attempt(&request, attempt).await {
+            let failure = match self.attempt(&request, &url, attempt).await {
                 Ok(envelope) => return Ok((envelope, request)),
                 Err(failure) => failure,
             };
@@ -480,41 +451,39 @@ impl Client {
         }
     }
 
-    fn record(&self, request: &Request, status: Option<u16>, attempt: u32) {
+    /// Counts one request sent.
+    fn record(&self, request: &Request, attempt: u32) {
         let mut stats = lock(&self.inner.stats);
         stats.requests += 1;
-        if is_write(request.method.as_str()) {
+        if is_write(&request.method) {
             stats.writes += 1;
         }
         if attempt > 1 {
             stats.retries += 1;
         }
-        stats.log.push(CallRecord {
-            method: request.method.as_str().to_string(),
-            path: request.path.clone(),
-            status,
-            attempt,
-        });
+    }
+
+    /// The full URL of `request`, query included; built once per call.
+    fn url(&self, request: &Request) -> Result<reqwest::Url> {
+        let url = format!("{}{}", self.inner.config.base_url, request.path);
+        let mut url = reqwest::Url::parse(&url)
+            .map_err(|e| Error::InvalidRequest(format!("bad URL {url:?}: {e}")))?;
+        if !request.query.is_empty() {
+            url.query_pairs_mut().extend_pairs(&request.query);
+        }
+        Ok(url)
     }
 
     /// One HTTP exchange, classified for the retry decision.
     async fn attempt(
         &self,
         request: &Request,
+        url: &reqwest::Url,
         attempt: u32,
     ) -> std::result::Result<Envelope<serde_json::Value>, AttemptFailure> {
         let config = &self.inner.config;
-        let url = format!("{}{}", config.base_url, request.path);
-        let mut builder = self
-            .inner
-            .http
-            .request(request.method.clone(), url)
-            .bearer_auth(config.token.expose())
-            .timeout(config.timeout);
-        if !request.query.is_empty() {
-            builder = builder.query(&request.query);
-        }
-        builder = match &request.body {
+        let builder = self.inner.http.request(request.method.clone(), url.clone());
+        let builder = match &request.body {
             Body::Empty => builder,
             Body::Json(bytes) => builder
                 .header(CONTENT_TYPE, "application/json")
@@ -531,38 +500,35 @@ impl Client {
             },
         };
 
-        let response = match builder.send().await {
+        self.record(request, attempt);
+        let mut response = match builder.send().await {
             Ok(response) => response,
-            Err(e) => {
-                self.record(request, None, attempt);
-                return Err(self.transport_failure(request, &e));
-            }
+            Err(e) => return Err(self.transport_failure(request, &e)),
         };
         let status = response.status().as_u16();
-        self.record(request, Some(status), attempt);
-        let retry_after = retry_after(response.headers(), config.clock.system_now());
-        let content_type = response
-            .headers()
-            .get(CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("none")
-            .to_string();
+        // Kept (not copied) for the error path: Retry-After, Content-Type.
+        let headers = std::mem::take(response.headers_mut());
         let bytes = match response.bytes().await {
             Ok(bytes) => bytes,
             Err(e) => return Err(self.transport_failure(request, &e)),
         };
 
-        let failure_for_status = Failure::from_status(status);
         let success_status = (200..300).contains(&status);
-        match serde_json::from_slice::<Envelope<serde_json::Value>>(&bytes) {
-            Ok(envelope) if success_status && envelope.success => Ok(envelope),
+        let envelope = match serde_json::from_slice::<Envelope<serde_json::Value>>(&bytes) {
+            Ok(envelope) if success_status && envelope.success => return Ok(envelope),
+            other => other,
+        };
+        // The error path only from here.
+        let failure_for_status = Failure::from_status(status);
+        let wait_hint = || retry_after(&headers, config.clock.system_now());
+        match envelope {
             Ok(envelope) => Err(AttemptFailure {
                 error: Error::Api {
                     status,
                     errors: envelope.errors,
                 },
                 failure: failure_for_status,
-                retry_after,
+                retry_after: wait_hint(),
             }),
             Err(e) if success_status => Err(AttemptFailure {
                 error: Error::Decode {
@@ -576,11 +542,15 @@ impl Client {
             Err(_) => Err(AttemptFailure {
                 error: Error::UnexpectedBody {
                     status,
-                    content_type,
+                    content_type: headers
+                        .get(CONTENT_TYPE)
+                        .and_then(|v| v.to_str().ok())
+                        .unwrap_or("none")
+                        .to_string(),
                     snippet: self.snippet(&bytes),
                 },
                 failure: failure_for_status,
-                retry_after,
+                retry_after: wait_hint(),
             }),
         }
     }
@@ -668,7 +638,10 @@ fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
 fn multipart_form(parts: &[MultipartPart]) -> Result<reqwest::multipart::Form> {
     let mut form = reqwest::multipart::Form::new();
     for part in parts {
-        let mut body = reqwest::multipart::Part::bytes(part.bytes.clone())
+        // A cheap clone of shared bytes; the length lets the form compute
+        // its Content-Length.
+        let length = part.bytes.len() as u64;
+        let mut body = reqwest::multipart::Part::stream_with_length(part.bytes.clone(), length)
             .mime_str(&part.content_type)
             .map_err(|e| {
                 Error::InvalidRequest(format!(
@@ -717,7 +690,7 @@ mod tests {
             name: "metadata".into(),
             filename: None,
             content_type: "application/json".into(),
-            bytes: b"hunter2".to_vec(),
+            bytes: Bytes::from_static(b"hunter2"),
         }]);
         assert!(!format!("{request:?}").contains("hunter2"));
     }

@@ -76,14 +76,9 @@ impl VirtualClock {
         self.lock().sleeps.clone()
     }
 
-    /// The sum of all sleeps plus manual advances.
+    /// The sum of all sleeps.
     pub fn elapsed(&self) -> Duration {
         self.lock().elapsed
-    }
-
-    /// Move virtual time forward without recording a sleep.
-    pub fn advance(&self, by: Duration) {
-        self.lock().elapsed += by;
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, VirtualState> {

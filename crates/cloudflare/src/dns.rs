@@ -3,7 +3,6 @@
 use serde::{Deserialize, Serialize};
 
 use crate::client::{seg, Client, Request};
-use crate::envelope::Deleted;
 use crate::error::Result;
 
 /// TTL value meaning "automatic" (300 s for unproxied records).
@@ -175,11 +174,8 @@ impl Dns<'_> {
         self.client.patch(self.record_path(record_id), record).await
     }
 
-    pub async fn delete(&self, record_id: &str) -> Result<Deleted> {
-        self.client
-            .send::<Option<Deleted>>(Request::delete(self.record_path(record_id)))
-            .await
-            .map(Option::unwrap_or_default)
+    pub async fn delete(&self, record_id: &str) -> Result<()> {
+        self.client.delete(self.record_path(record_id)).await
     }
 }
 

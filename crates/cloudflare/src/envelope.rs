@@ -18,10 +18,8 @@ pub struct Envelope<T> {
     pub result_info: Option<ResultInfo>,
 }
 
-/// Pagination details of a list response.
-///
-/// Page-based endpoints fill `page`/`per_page`/`total_pages`; cursor-based
-/// ones fill `cursor` (empty or absent on the last page).
+/// Pagination details of a list response (`page`, `per_page`,
+/// `total_pages`, ...).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct ResultInfo {
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -34,8 +32,6 @@ pub struct ResultInfo {
     pub total_count: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub total_pages: Option<u64>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub cursor: Option<String>,
 }
 
 /// One page of a list, with its pagination details.
@@ -43,14 +39,6 @@ pub struct ResultInfo {
 pub struct Page<T> {
     pub items: Vec<T>,
     pub result_info: Option<ResultInfo>,
-}
-
-/// The `result` of calls whose result the caller does not need (deletes
-/// answer `{"id": ...}` or `null`).
-#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
-pub struct Deleted {
-    #[serde(default)]
-    pub id: Option<String>,
 }
 
 /// Reads a list that the API sometimes sends as `null` (tags, domains,

@@ -28,7 +28,7 @@
 //!   [`Envelope`] parsed into `Result<T, Error>`, retries per
 //!   [`RetryPolicy`] (see [`retry`] for which failures are retried for which
 //!   methods), a sliding-window [`RequestBudget`], and [`CallStats`]
-//!   accounting (requests, writes, retries, a per-request log).
+//!   accounting (requests, writes, retries, throttling).
 //! * [`Error`] is typed by Cloudflare's codes: [`Error::is_not_found`],
 //!   [`Error::is_already_exists`].
 //! * Resource handles: [`Client::zones`], [`Client::dns`],
@@ -60,10 +60,10 @@ pub mod tokens;
 pub mod workers;
 pub mod zones;
 
-pub use budget::{CallRecord, CallStats, RequestBudget};
+pub use budget::{CallStats, RequestBudget};
 pub use client::{Client, ClientConfig, Method, MultipartPart, Request, DEFAULT_BASE_URL};
 pub use clock::{Clock, TokioClock, VirtualClock};
-pub use envelope::{Deleted, Envelope, Page, ResultInfo};
+pub use envelope::{Envelope, Page, ResultInfo};
 pub use error::{ApiError, Error, Result};
 pub use retry::RetryPolicy;
 pub use secret::Sensitive;

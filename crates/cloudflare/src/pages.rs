@@ -248,10 +248,7 @@ impl Pages<'_> {
     }
 
     pub async fn delete_project(&self, project: &str) -> Result<()> {
-        self.client
-            .send::<serde_json::Value>(Request::delete(self.project_path(project)))
-            .await
-            .map(drop)
+        self.client.delete(self.project_path(project)).await
     }
 
     pub async fn list_domains(&self, project: &str) -> Result<Vec<PagesDomain>> {
@@ -272,13 +269,12 @@ impl Pages<'_> {
 
     pub async fn delete_domain(&self, project: &str, name: &str) -> Result<()> {
         self.client
-            .send::<serde_json::Value>(Request::delete(format!(
+            .delete(format!(
                 "{}/domains/{}",
                 self.project_path(project),
                 seg(name)
-            )))
+            ))
             .await
-            .map(drop)
     }
 
     /// One page of deployments, newest first.

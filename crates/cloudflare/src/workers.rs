@@ -8,10 +8,11 @@
 //! `application/wasm`, ...), which is how the API tells ES modules from
 //! Wasm and text blobs.
 
+use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
 use crate::client::{seg, Client, MultipartPart, Request};
-use crate::envelope::{Deleted, Page};
+use crate::envelope::Page;
 use crate::error::{Error, Result};
 use crate::secret::Sensitive;
 
@@ -46,12 +47,13 @@ impl ModuleKind {
 }
 
 /// One file of a Worker: its name as imported (`worker.js`,
-/// `index_bg.wasm`), kind and bytes.
+/// `index_bg.wasm`), kind and bytes (shared, so building the upload for
+/// each attempt does not copy them).
 #[derive(Clone, PartialEq, Eq)]
 pub struct WorkerModule {
     pub name: String,
     pub kind: ModuleKind,
-    pub bytes: Vec<u8>,
+    pub bytes: Bytes,
 }
 
 impl std::fmt::Debug for WorkerModule {
@@ -65,7 +67,7 @@ impl std::fmt::Debug for WorkerModule {
 }
 
 impl WorkerModule {
-    pub fn new(name: impl Into<String>, kind: ModuleKind, bytes: impl Into<Vec<u8>>) -> Self {
+    pub fn new(name: impl Into<String>, kind: ModuleKind, bytes: impl Into<Bytes>) -> Self {
         Self {
             name: name.into(),
             kind,
@@ -130,23 +132,37 @@ impl WorkerBinding {
     }
 }
 
-/// Annotations of a version: shown in the dashboard and in
-/// `wrangler versions list`; the deploy tool keeps the bundle's digest in
-/// the tag, to compare code without downloading it.
+/// Annotations of a version (upload metadata, version details) or of a
+/// deployment: shown in the dashboard and in `wrangler versions list` /
+/// `wrangler deployments list`. The deploy tool keeps the bundle's digest in
+/// a version's tag, to compare code without downloading it.
+///
+/// Both request schemas declare `workers/message`; only versions take
+/// `workers/tag`, and `workers/triggered_by` is set by the API on
+/// deployments (output only). Unset fields are not sent.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct VersionAnnotations {
+pub struct Annotations {
     #[serde(
         rename = "workers/message",
         default,
         skip_serializing_if = "Option::is_none"
     )]
     pub message: Option<String>,
+    /// Versions only.
     #[serde(
         rename = "workers/tag",
         default,
         skip_serializing_if = "Option::is_none"
     )]
     pub tag: Option<String>,
+    /// Set by the API on deployments (`upload`, `deployment`, `rollback`,
+    /// ...); leave it `None` in requests.
+    #[serde(
+        rename = "workers/triggered_by",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub triggered_by: Option<String>,
 }
 
 /// The `metadata` part of a script or version upload.
@@ -165,7 +181,7 @@ pub struct UploadMetadata {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub keep_bindings: Option<Vec<String>>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub annotations: Option<VersionAnnotations>,
+    pub annotations: Option<Annotations>,
 }
 
 impl UploadMetadata {
@@ -207,7 +223,7 @@ impl WorkerUpload {
             name: "metadata".to_string(),
             filename: None,
             content_type: "application/json".to_string(),
-            bytes: metadata,
+            bytes: metadata.into(),
         }];
         parts.extend(self.modules.iter().map(|module| MultipartPart {
             name: module.name.clone(),
@@ -263,7 +279,7 @@ pub struct WorkerVersion {
     #[serde(default)]
     pub metadata: VersionMetadata,
     #[serde(default)]
-    pub annotations: Option<VersionAnnotations>,
+    pub annotations: Option<Annotations>,
     /// Bindings, script and runtime details, kept as JSON.
     #[serde(default)]
     pub resources: Option<serde_json::Value>,
@@ -302,31 +318,15 @@ pub struct DeploymentVersion {
     pub percentage: f64,
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct DeploymentAnnotations {
-    #[serde(
-        rename = "workers/message",
-        default,
-        skip_serializing_if = "Option::is_none"
-    )]
-    pub message: Option<String>,
-    /// Set by the API (`upload`, `deployment`, `rollback`, ...).
-    #[serde(
-        rename = "workers/triggered_by",
-        default,
-        skip_serializing_if = "Option::is_none"
-    )]
-    pub triggered_by: Option<String>,
-}
-
 /// The body of `POST .../deployments`: `{strategy:"percentage", versions,
 /// annotations?}`.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct CreateDeployment {
-    pub strategy: String,
+    /// Always `"percentage"`, the only strategy the API knows.
+    pub strategy: &'static str,
     pub versions: Vec<DeploymentVersion>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub annotations: Option<DeploymentAnnotations>,
+    pub annotations: Option<Annotations>,
 }
 
 impl CreateDeployment {
@@ -338,7 +338,7 @@ impl CreateDeployment {
     /// A gradual deployment: `(version_id, percentage)` pairs.
     pub fn split(versions: Vec<(String, f64)>) -> Self {
         Self {
-            strategy: "percentage".to_string(),
+            strategy: "percentage",
             versions: versions
                 .into_iter()
                 .map(|(version_id, percentage)| DeploymentVersion {
@@ -351,9 +351,9 @@ impl CreateDeployment {
     }
 
     pub fn message(mut self, message: impl Into<String>) -> Self {
-        self.annotations = Some(DeploymentAnnotations {
+        self.annotations = Some(Annotations {
             message: Some(message.into()),
-            triggered_by: None,
+            ..Annotations::default()
         });
         self
     }
@@ -401,7 +401,7 @@ pub struct Deployment {
     #[serde(default)]
     pub author_email: Option<String>,
     #[serde(default)]
-    pub annotations: Option<DeploymentAnnotations>,
+    pub annotations: Option<Annotations>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -569,13 +569,10 @@ impl Workers<'_> {
     }
 
     /// Deletes a script; `force` also removes it when other Workers bind it.
-    pub async fn delete_script(&self, script: &str, force: bool) -> Result<Deleted> {
+    pub async fn delete_script(&self, script: &str, force: bool) -> Result<()> {
         let request =
             Request::delete(self.script_path(script)).query_opt("force", force.then_some(true));
-        self.client
-            .send::<Option<Deleted>>(request)
-            .await
-            .map(Option::unwrap_or_default)
+        self.client.send_delete(request).await
     }
 
     /// Uploads a new version without deploying it. Not retried after a 5xx
@@ -674,13 +671,12 @@ impl Workers<'_> {
 
     pub async fn delete_secret(&self, script: &str, name: &str) -> Result<()> {
         self.client
-            .send::<serde_json::Value>(Request::delete(format!(
+            .delete(format!(
                 "{}/secrets/{}",
                 self.script_path(script),
                 seg(name)
-            )))
+            ))
             .await
-            .map(drop)
     }
 
     pub async fn list_domains(&self, filter: &ListDomains) -> Result<Vec<WorkerDomain>> {
@@ -699,13 +695,8 @@ impl Workers<'_> {
 
     pub async fn detach_domain(&self, domain_id: &str) -> Result<()> {
         self.client
-            .send::<serde_json::Value>(Request::delete(format!(
-                "{}/{}",
-                self.domains_path(),
-                seg(domain_id)
-            )))
+            .delete(format!("{}/{}", self.domains_path(), seg(domain_id)))
             .await
-            .map(drop)
     }
 }
 
@@ -718,13 +709,11 @@ pub struct WorkerRoute {
     pub script: Option<String>,
 }
 
-/// Body of route create and update.
+/// Body of route create and update. The route's `id`, which the published
+/// schema lists as required, is output-only (`readOnly`): it is assigned by
+/// the API and, on update, named by the path.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct RouteInput {
-    /// Sent on update only (the published schema lists it as required,
-    /// but it is assigned by the API on create).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub id: Option<String>,
     pub pattern: String,
     /// The Worker; `None` makes the route bypass Workers.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -734,7 +723,6 @@ pub struct RouteInput {
 impl RouteInput {
     pub fn new(pattern: impl Into<String>, script: impl Into<String>) -> Self {
         Self {
-            id: None,
             pattern: pattern.into(),
             script: Some(script.into()),
         }
@@ -763,23 +751,14 @@ impl WorkerRoutes<'_> {
     }
 
     pub async fn update(&self, route_id: &str, route: &RouteInput) -> Result<WorkerRoute> {
-        let body = RouteInput {
-            id: Some(route_id.to_string()),
-            ..route.clone()
-        };
         self.client
-            .put(format!("{}/{}", self.routes_path(), seg(route_id)), &body)
+            .put(format!("{}/{}", self.routes_path(), seg(route_id)), route)
             .await
     }
 
-    pub async fn delete(&self, route_id: &str) -> Result<Deleted> {
+    pub async fn delete(&self, route_id: &str) -> Result<()> {
         self.client
-            .send::<Option<Deleted>>(Request::delete(format!(
-                "{}/{}",
-                self.routes_path(),
-                seg(route_id)
-            )))
+            .delete(format!("{}/{}", self.routes_path(), seg(route_id)))
             .await
-            .map(Option::unwrap_or_default)
     }
 }

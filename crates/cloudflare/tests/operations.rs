@@ -13,8 +13,8 @@ use cloudflare::pages::{
     UpdateProject,
 };
 use cloudflare::workers::{
-    AttachDomain, CreateDeployment, ListDomains, ListVersions, ModuleKind, PutSecret, RouteInput,
-    ScriptSettings, UploadMetadata, VersionAnnotations, WorkerBinding, WorkerModule, WorkerUpload,
+    Annotations, AttachDomain, CreateDeployment, ListDomains, ListVersions, ModuleKind, PutSecret,
+    RouteInput, ScriptSettings, UploadMetadata, WorkerBinding, WorkerModule, WorkerUpload,
 };
 use cloudflare::Error;
 use common::{openapi, parse_multipart, MockServer, Recorded, Reply};
@@ -161,7 +161,7 @@ async fn dns_create_update_patch_delete() {
             dns.patch("r1", &input.clone().ttl(300).proxied(false))
                 .await
                 .unwrap();
-            assert_eq!(dns.delete("r1").await.unwrap().id.as_deref(), Some("r1"));
+            dns.delete("r1").await.unwrap();
             let a = DnsRecordInput::new("A", "origin.example.com", "192.0.2.1");
             dns.create(&a).await.unwrap();
         },
@@ -176,6 +176,8 @@ async fn dns_create_update_patch_delete() {
     );
     assert_eq!(requests[1].path, format!("/zones/{ZONE}/dns_records/r1"));
     assert_eq!(requests[2].json()["ttl"], 300);
+    assert_eq!(requests[3].path, format!("/zones/{ZONE}/dns_records/r1"));
+    assert!(requests[3].body.is_empty());
     // Optional fields are omitted, not null.
     assert!(requests[4].json().get("proxied").is_none());
 }
@@ -183,7 +185,8 @@ async fn dns_create_update_patch_delete() {
 #[tokio::test]
 async fn dns_record_not_found_is_typed() {
     exchange(
-        |_, _| Reply::error(404, 81044, "Record does not exist."),
+        // Status 400, not 404: `is_not_found` must come from the code alone.
+        |_, _| Reply::error(400, 81044, "Record does not exist."),
         |client| async move {
             let error = client.dns(ZONE).get("gone").await.unwrap_err();
             assert!(error.is_not_found());
@@ -222,6 +225,12 @@ fn upload() -> WorkerUpload {
 }
 
 fn check_upload_parts(request: &Recorded) -> Value {
+    // The form's length is known (shared module bytes are streamed with
+    // their length), so it is sent with a Content-Length, not chunked.
+    assert_eq!(
+        request.header("content-length"),
+        Some(request.body.len().to_string().as_str())
+    );
     let parts = parse_multipart(request.header("content-type").unwrap(), &request.body);
     let names: Vec<_> = parts.iter().map(|p| p.name.as_str()).collect();
     assert_eq!(names, ["metadata", "worker.js", "index_bg.wasm"]);
@@ -284,9 +293,10 @@ async fn workers_upload_version_with_annotations() {
         },
         |client| async move {
             let mut upload = upload();
-            upload.metadata.annotations = Some(VersionAnnotations {
+            upload.metadata.annotations = Some(Annotations {
                 message: Some("deploy abc123".into()),
                 tag: Some("abc123".into()),
+                triggered_by: None,
             });
             let version = client
                 .workers(ACCOUNT)
@@ -307,6 +317,37 @@ async fn workers_upload_version_with_annotations() {
         metadata["annotations"],
         json!({"workers/message": "deploy abc123", "workers/tag": "abc123"})
     );
+}
+
+#[tokio::test]
+async fn a_retried_upload_resends_the_same_body() {
+    let requests = exchange(
+        |_, n| {
+            if n == 0 {
+                Reply::html(503, "<html>try later</html>")
+            } else {
+                Reply::ok(json!({"id": "api", "etag": "e1"}))
+            }
+        },
+        |client| async move {
+            client
+                .workers(ACCOUNT)
+                .upload_script("api", &upload())
+                .await
+                .unwrap();
+        },
+    )
+    .await;
+    assert_eq!(requests.len(), 2);
+    check_upload_parts(&requests[1]);
+    // Same parts, same bytes (only the multipart boundary differs).
+    let parts = |r: &Recorded| {
+        parse_multipart(r.header("content-type").unwrap(), &r.body)
+            .into_iter()
+            .map(|p| (p.name, p.filename, p.content_type, p.body))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(parts(&requests[0]), parts(&requests[1]));
 }
 
 #[tokio::test]
@@ -518,7 +559,11 @@ async fn workers_routes_crud() {
         requests[2].path,
         format!("/zones/{ZONE}/workers/routes/rt1")
     );
-    assert_eq!(requests[2].json()["id"], "rt1");
+    // The route id is named by the path; the body's `id` is output-only.
+    assert_eq!(
+        requests[2].json(),
+        json!({"pattern": "api.example.com/*", "script": "api"})
+    );
 }
 
 #[tokio::test]
@@ -683,7 +728,8 @@ async fn pages_projects_crud() {
 #[tokio::test]
 async fn pages_project_name_taken_is_already_exists() {
     exchange(
-        |_, _| Reply::error(409, 8000002, "A project with this name already exists."),
+        // Status 400, not 409: `is_already_exists` must come from the code.
+        |_, _| Reply::error(400, 8000002, "A project with this name already exists."),
         |client| async move {
             let create = CreateProject {
                 name: "site".into(),
@@ -919,37 +965,77 @@ async fn access_service_tokens_list_create_delete() {
 
 #[test]
 fn schema_check_catches_a_wrong_body() {
-    // The validator itself must reject what the stand-in would reject.
-    let Some(spec) = openapi::spec() else { return };
+    // The check itself must reject what the stand-in would reject.
     let mut headers = axum::http::HeaderMap::new();
     headers.insert("content-type", "application/json".parse().unwrap());
-    let request = |body: Value| Recorded {
+    let request = |query: Vec<(String, String)>, body: Value| Recorded {
         method: "POST".into(),
         path: format!("/zones/{ZONE}/dns_records"),
-        query: vec![("comment_startswith".into(), "x".into())],
+        query,
         headers: headers.clone(),
         body: serde_json::to_vec(&body).unwrap().into(),
     };
-    let problems = spec.problems(&request(
-        json!({"type": "CNAME", "name": "a", "ttl": 1, "proxied": null}),
-    ));
-    assert!(
-        problems.iter().any(|p| p.contains("comment_startswith")),
-        "{problems:?}"
+    let good =
+        json!({"type": "CNAME", "name": "a.example.com", "content": "b.example.com", "ttl": 1});
+    assert_eq!(
+        openapi::problems(&request(vec![], good)),
+        Vec::<String>::new()
     );
-    assert!(
-        problems.iter().any(|p| p.contains("matches none")),
-        "{problems:?}"
-    );
-    let problems = spec.problems(&request(
-        json!({"type": "CNAME", "name": "a", "content": "b"}),
+
+    // A query parameter the operation does not declare.
+    let problems = openapi::problems(&request(
+        vec![("comment_startswith".into(), "x".into())],
+        json!({"type": "CNAME", "name": "a.example.com", "content": "b.example.com", "ttl": 1}),
     ));
-    assert!(!problems.is_empty());
+    assert_eq!(problems.len(), 1, "{problems:?}");
+    assert!(problems[0].contains("comment_startswith"), "{problems:?}");
+
+    // No query: only the body can be wrong. It differs from `good` only by
+    // the missing (required) `ttl`, so no record type's schema fits.
+    let problems = openapi::problems(&request(
+        vec![],
+        json!({"type": "CNAME", "name": "a.example.com", "content": "b.example.com"}),
+    ));
+    assert_eq!(
+        problems,
+        [
+            r#"{"content":"b.example.com","name":"a.example.com","type":"CNAME"} is not valid under any of the schemas listed in the 'anyOf' keyword"#
+        ],
+    );
+
+    // A misspelled field: accepted by the stand-in (and by Cloudflare),
+    // flagged by the strict check.
+    let problems = openapi::problems(&request(
+        vec![],
+        json!({"type": "CNAME", "name": "a.example.com", "content": "b.example.com", "ttl": 1,
+               "proxyed": true}),
+    ));
+    assert_eq!(
+        problems,
+        ["/proxyed: field `proxyed` is not declared by the schema"]
+    );
+
+    // An output-only field (a route's `id`, marked readOnly beside its
+    // `$ref`), as `WorkerRoutes::update` used to send.
+    let route = Recorded {
+        method: "PUT".into(),
+        path: format!("/zones/{ZONE}/workers/routes/rt1"),
+        query: vec![],
+        headers: headers.clone(),
+        body: serde_json::to_vec(
+            &json!({"id": "rt1", "pattern": "a.example.com/*", "script": "api"}),
+        )
+        .unwrap()
+        .into(),
+    };
+    assert_eq!(
+        openapi::problems(&route),
+        ["/id: field `id` is output-only (readOnly) but was sent"]
+    );
 }
 
 #[test]
 fn schema_check_catches_a_wrong_upload_metadata() {
-    let Some(spec) = openapi::spec() else { return };
     let boundary = "XyZ";
     let body = format!(
         "--{boundary}\r\nContent-Disposition: form-data; name=\"metadata\"\r\nContent-Type: application/json\r\n\r\n{}\r\n--{boundary}\r\nContent-Disposition: form-data; name=\"worker.js\"; filename=\"worker.js\"\r\nContent-Type: application/javascript+module\r\n\r\nexport default {{}}\r\n--{boundary}--\r\n",
@@ -969,13 +1055,18 @@ fn schema_check_catches_a_wrong_upload_metadata() {
         headers,
         body: body.into_bytes().into(),
     };
-    let problems = spec.problems(&request);
+    let problems = openapi::problems(&request);
     assert!(
-        problems.iter().any(|p| p.contains("compat_date")),
+        problems
+            .iter()
+            .any(|p| p.starts_with("/compat_date:") && p.contains("not declared")),
         "{problems:?}"
     );
+    // The plain_text binding lacks its `text`.
     assert!(
-        problems.iter().any(|p| p.contains("bindings[0]")),
+        problems
+            .iter()
+            .any(|p| p.contains("/bindings/0") && p.contains("text")),
         "{problems:?}"
     );
 }

@@ -17,8 +17,8 @@ use std::path::Path;
 
 use anyhow::Context;
 use cloudflare::workers::{
-    AttachDomain, CreateDeployment, Deployment, ListDomains, ModuleKind, UploadMetadata,
-    VersionAnnotations, WorkerBinding, WorkerDomain, WorkerModule, WorkerUpload, WorkerVersion,
+    Annotations, AttachDomain, CreateDeployment, Deployment, ListDomains, ModuleKind,
+    UploadMetadata, WorkerBinding, WorkerDomain, WorkerModule, WorkerUpload, WorkerVersion,
 };
 use cloudflare::{Client, Sensitive};
 use sha2::{Digest, Sha256};
@@ -310,9 +310,10 @@ pub async fn apply(
         let mut metadata = UploadMetadata::new(desired.bundle.modules[0].name.clone());
         metadata.bindings = bindings;
         metadata.compatibility_date = Some(desired.compatibility_date.clone());
-        metadata.annotations = Some(VersionAnnotations {
+        metadata.annotations = Some(Annotations {
             message: Some(format!("cargo xtask deploy --env {env}")),
             tag: Some(desired.bundle.digest.clone()),
+            triggered_by: None,
         });
         let upload = WorkerUpload {
             metadata,
