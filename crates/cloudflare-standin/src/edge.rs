@@ -13,7 +13,14 @@
 //! - Then `200 {"status":"ready", ...}` naming the serving Worker version or
 //!   Pages deployment, or 503 `{"status":"unhealthy"}` when a test marked
 //!   that version (or the hostname) unhealthy, 503 `{"status":"no
-//!   deployment"}` when nothing is deployed.
+//!   deployment"}` when nothing is deployed (a Worker with no deployment,
+//!   a Pages project with no production deployment). A Worker answers as
+//!   its current version: the newest version (highest number) of its
+//!   newest deployment, as the deploy tool reads it, so a gradual
+//!   deployment is checked through its new version.
+//!
+//! By `Host` header, an IP literal or `localhost` is the stand-in itself
+//! (API and control calls), never an edge hostname.
 
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -30,8 +37,13 @@ pub(crate) fn handle(shared: &Shared, path: &str, headers: &HeaderMap) -> Option
             (host.to_ascii_lowercase(), format!("/{rest}"))
         }
         None => {
-            let host = headers.get(header::HOST)?.to_str().ok()?;
-            let host = host.rsplit_once(':').map(|(h, _)| h).unwrap_or(host);
+            let host = host_name(headers.get(header::HOST)?.to_str().ok()?);
+            // API and control calls go to the stand-in's own address: an IP
+            // literal or localhost is never an edge hostname, so they are
+            // answered without taking the store lock.
+            if host.parse::<std::net::IpAddr>().is_ok() || host.eq_ignore_ascii_case("localhost") {
+                return None;
+            }
             (host.to_ascii_lowercase(), path.to_owned())
         }
     };
@@ -59,7 +71,8 @@ pub(crate) fn handle(shared: &Shared, path: &str, headers: &HeaderMap) -> Option
             if client_id.is_none() {
                 let mut response = StatusCode::FOUND.into_response();
                 let location = format!(
-                    "https://team.cloudflareaccess.com/cdn-cgi/access/login/{hostname}?redirect_url={path}"
+                    "https://team.cloudflareaccess.com/cdn-cgi/access/login/{hostname}?redirect_url={}",
+                    url_encode(&path)
                 );
                 if let Ok(value) = HeaderValue::from_str(&location) {
                     response.headers_mut().insert(header::LOCATION, value);
@@ -102,7 +115,7 @@ pub(crate) fn handle(shared: &Shared, path: &str, headers: &HeaderMap) -> Option
                 .unwrap_or(Value::Null);
             if deployment.is_null() {
                 json_response(
-                    StatusCode::NOT_FOUND,
+                    StatusCode::SERVICE_UNAVAILABLE,
                     &json!({"status": "no deployment", "project": project}),
                 )
             } else {
@@ -119,6 +132,27 @@ pub(crate) fn handle(shared: &Shared, path: &str, headers: &HeaderMap) -> Option
         }
     };
     Some(response)
+}
+
+/// The host of a `Host` header value, without the port (and without the
+/// brackets of an IPv6 literal).
+fn host_name(host: &str) -> &str {
+    if let Some(rest) = host.strip_prefix('[') {
+        return rest.split_once(']').map(|(h, _)| h).unwrap_or(rest);
+    }
+    host.rsplit_once(':').map(|(h, _)| h).unwrap_or(host)
+}
+
+/// Percent-encodes everything but RFC 3986's unreserved characters.
+fn url_encode(text: &str) -> String {
+    text.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
 }
 
 fn header_text(headers: &HeaderMap, name: &str) -> Option<String> {

@@ -50,10 +50,13 @@
 //! 81058 identical record, 9004 not proxiable; Workers 10007 script not
 //! found, 10217 version not found, 10216 percentages not summing to 100,
 //! 10056 secret not found, 10020 duplicate route, 10005 route not found,
+//! 10021 unresolvable `inherit` binding in a `bindings_inherit=strict` upload,
 //! 100114 custom domain not found; Pages 8000007 project not found, 8000002
 //! duplicate project, 8000009 deployment not found, 8000034 live production
 //! deployment, 8000018 duplicate domain, 8000010 domain not found; Access
-//! 12130 not found, 12132 domain taken, 12133 policy in use.
+//! 12130 not found, 12132 domain taken, 12133 policy in use. An operation of
+//! the document the stand-in does not emulate is answered 501 with code
+//! 7000.
 //!
 //! # Not covered
 //! API keys (`X-Auth-Key`), token permissions, zone-level Access apps,
@@ -179,9 +182,8 @@ impl Drop for StandIn {
     }
 }
 
-/// The HTTP app over a fresh state, for callers that serve it themselves
-/// (the binary); [`StandIn::start`] is the usual entry.
-pub fn router(config: Config) -> (Router, StandInHandle) {
+/// The HTTP app over a fresh state.
+fn router(config: Config) -> (Router, StandInHandle) {
     let shared = Arc::new(Shared {
         store: Mutex::new(Store::new(&config)),
         config,
@@ -223,14 +225,10 @@ impl StandIn {
     pub fn base_url(&self) -> String {
         format!("http://{}/client/v4", self.addr)
     }
-
-    /// Inspection, fault injection and state readers, to keep after the
-    /// `StandIn` moves (it also derefs to this).
-    pub fn handle(&self) -> StandInHandle {
-        self.handle.clone()
-    }
 }
 
+/// Inspection, fault injection and state readers; to keep them after the
+/// `StandIn` moves, clone them: `StandInHandle::clone(&standin)`.
 impl std::ops::Deref for StandIn {
     type Target = StandInHandle;
     fn deref(&self) -> &StandInHandle {
@@ -313,7 +311,8 @@ impl StandInHandle {
         self.shared.store().version_detail(script, version_id)
     }
 
-    /// The value of a script's secret in its latest version, for tests.
+    /// The value of a script's secret in its current version (the latest
+    /// one when nothing is deployed), for tests.
     pub fn secret_value(&self, script: &str, name: &str) -> Option<String> {
         self.shared.store().secret_value(script, name)
     }
@@ -385,17 +384,14 @@ async fn handle(
     }
 }
 
-fn envelope_response(status: StatusCode, body: &Value) -> Response {
+/// A JSON answer (the API's envelopes, and the control and edge answers).
+pub(crate) fn json_response(status: StatusCode, body: &Value) -> Response {
     let mut response = (status, body.to_string()).into_response();
     response.headers_mut().insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static("application/json"),
     );
     response
-}
-
-fn parse_query(query: &str) -> Vec<(String, String)> {
-    form_pairs(query.as_bytes())
 }
 
 /// `application/x-www-form-urlencoded` pairs (query strings).
@@ -478,7 +474,8 @@ async fn api(
     }
 
     let matched = spec.find(method.as_str(), path);
-    record.operation = matched.as_ref().map(|(op, _)| op.id.clone());
+    let matched_op: Option<&Operation> = matched.as_ref().map(|(op, _)| *op);
+    record.operation = matched_op.map(|op| op.id.clone());
     let outcome = match matched {
         Some((op, params)) => {
             call_operation(
@@ -537,11 +534,7 @@ async fn api(
         Ok((status, reply)) => (status, reply.body()),
         Err(error) => (error.status, error.body()),
     };
-    if let Some(op) = record
-        .operation
-        .as_deref()
-        .and_then(|id| spec.operation(id))
-    {
+    if let Some(op) = matched_op {
         if let Err(message) = spec.validate_response(op, status.as_u16(), &body) {
             shared.log().response_mismatches.push(Violation {
                 method: method.to_string(),
@@ -553,7 +546,7 @@ async fn api(
     }
     record.status = status.as_u16();
     finish(shared, record);
-    envelope_response(status, &body)
+    json_response(status, &body)
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -579,7 +572,7 @@ async fn call_operation(
             message,
         });
     };
-    let query_pairs = parse_query(query);
+    let query_pairs = form_pairs(query.as_bytes());
     if let Err(message) = spec.validate_query(op, &query_pairs) {
         violation(message.clone());
         return Err(ApiError::bad_request(
@@ -680,7 +673,7 @@ async fn fault_response(shared: &Shared, mut record: RequestRecord, kind: &Fault
             Some(delay) => tokio::time::sleep(delay).await,
             None => std::future::pending::<()>().await,
         }
-        return envelope_response(
+        return json_response(
             StatusCode::GATEWAY_TIMEOUT,
             &ApiError::new(StatusCode::GATEWAY_TIMEOUT, 10013, "Request timed out").body(),
         );
@@ -692,7 +685,7 @@ async fn fault_response(shared: &Shared, mut record: RequestRecord, kind: &Fault
                 971,
                 "Please wait and consider throttling your request speed",
             );
-            let mut response = envelope_response(error.status, &error.body());
+            let mut response = json_response(error.status, &error.body());
             response.headers_mut().insert(
                 header::RETRY_AFTER,
                 HeaderValue::from_str(&retry_after_secs.to_string()).expect("digits"),
@@ -714,7 +707,7 @@ async fn fault_response(shared: &Shared, mut record: RequestRecord, kind: &Fault
                 response
             } else {
                 let error = ApiError::new(status, 10013, "An unknown error has occurred");
-                envelope_response(status, &error.body())
+                json_response(status, &error.body())
             }
         }
         FaultKind::Hang { .. } => unreachable!("handled above"),
@@ -722,9 +715,4 @@ async fn fault_response(shared: &Shared, mut record: RequestRecord, kind: &Fault
     record.status = response.status().as_u16();
     finish(shared, record);
     response
-}
-
-/// For modules that build plain responses.
-pub(crate) fn json_response(status: StatusCode, body: &Value) -> Response {
-    envelope_response(status, body)
 }

@@ -39,6 +39,10 @@ async fn service_token_secret_is_shown_once() {
     let (id, client_id, secret) = service_token(&api).await;
     assert!(client_id.ends_with(".access"));
     assert_eq!(secret.len(), 64);
+    assert!(
+        secret.chars().all(|c| c.is_ascii_hexdigit()),
+        "plain hex digits: {secret}"
+    );
     let (_, body) = api.get(&access(&format!("/service_tokens/{id}"))).await;
     assert_eq!(body["result"]["client_id"], client_id.as_str());
     assert!(body["result"].get("client_secret").is_none());
@@ -147,49 +151,32 @@ async fn the_edge_answers_health_checks_behind_access() {
     let api = start().await;
     let (token_id, client_id, secret) = service_token(&api).await;
     let version = protected_worker(&api, &token_id).await;
-    let readyz = format!("http://{}/readyz", api.standin.addr());
-    let client = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap();
+    let host = "api.rc.example.com";
+    let creds = Some((client_id.as_str(), secret.as_str()));
 
-    let anonymous = client
-        .get(&readyz)
-        .header("Host", "api.rc.example.com")
-        .send()
-        .await
-        .unwrap();
+    let anonymous = api.edge(host, "/readyz", None).await;
     assert_eq!(anonymous.status(), StatusCode::FOUND);
-    assert!(anonymous.headers()["location"]
-        .to_str()
-        .unwrap()
-        .contains("cloudflareaccess.com"));
+    assert_eq!(
+        anonymous.headers()["location"],
+        "https://team.cloudflareaccess.com/cdn-cgi/access/login/api.rc.example.com?redirect_url=%2Freadyz",
+        "the login redirect names the path, URL-encoded"
+    );
 
-    let wrong = client
-        .get(&readyz)
-        .header("Host", "api.rc.example.com")
-        .header("CF-Access-Client-Id", &client_id)
-        .header("CF-Access-Client-Secret", "not-the-secret")
-        .send()
-        .await
-        .unwrap();
+    let wrong = api
+        .edge(host, "/readyz", Some((&client_id, "not-the-secret")))
+        .await;
     assert_eq!(wrong.status(), StatusCode::FORBIDDEN);
 
-    let admitted = client
-        .get(&readyz)
-        .header("Host", "api.rc.example.com")
-        .header("CF-Access-Client-Id", &client_id)
-        .header("CF-Access-Client-Secret", &secret)
-        .send()
-        .await
-        .unwrap();
+    let admitted = api.edge(host, "/readyz", creds).await;
     assert_eq!(admitted.status(), StatusCode::OK);
     let body: Value = admitted.json().await.unwrap();
     assert_eq!(body["status"], "ready");
     assert_eq!(body["version_id"], version.as_str());
 
     api.standin.set_version_healthy(&version, false);
-    let sick = client
+    // By path prefix, for clients that cannot set `Host`.
+    let sick = api
+        .client
         .get(format!(
             "http://{}/__edge/api.rc.example.com/readyz",
             api.standin.addr()
@@ -202,25 +189,61 @@ async fn the_edge_answers_health_checks_behind_access() {
     assert_eq!(sick.status(), StatusCode::SERVICE_UNAVAILABLE);
 
     // Over the control API, as a separate process would.
-    let control = format!("http://{}/__standin/health", api.standin.addr());
-    client
-        .post(&control)
-        .json(&json!({"version_id": version, "healthy": true}))
-        .send()
-        .await
-        .unwrap();
-    let healthy = client
-        .get(&readyz)
-        .header("Host", "api.rc.example.com")
-        .header("CF-Access-Client-Id", &client_id)
-        .header("CF-Access-Client-Secret", &secret)
-        .send()
-        .await
-        .unwrap();
+    let (status, _) = api
+        .control(
+            Method::POST,
+            "/health",
+            Some(json!({"version_id": version, "healthy": true})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let healthy = api.edge(host, "/readyz", creds).await;
     assert_eq!(healthy.status(), StatusCode::OK);
     // The API itself still answers on the loopback address.
     let (status, _) = api.get("/user/tokens/verify").await;
     assert_eq!(status, StatusCode::OK);
+    api.assert_clean();
+}
+
+#[tokio::test]
+async fn the_edge_answers_a_gradual_deployment_as_its_new_version() {
+    let api = start().await;
+    let (token_id, client_id, secret) = service_token(&api).await;
+    let old = protected_worker(&api, &token_id).await;
+    let script = format!("/accounts/{ACCOUNT}/workers/scripts/api-worker");
+    let (status, body) = api
+        .multipart(
+            Method::POST,
+            &format!("{script}/versions"),
+            worker_form(
+                json!({"main_module": "worker.js"}),
+                "worker.js",
+                "export default {}",
+            ),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let new = body["result"]["id"].as_str().unwrap().to_owned();
+    let (status, body) = api
+        .post(
+            &format!("{script}/deployments"),
+            json!({"strategy": "percentage", "versions": [
+                {"version_id": old, "percentage": 90}, {"version_id": new, "percentage": 10}]}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let creds = Some((client_id.as_str(), secret.as_str()));
+    let canary = api.edge("api.rc.example.com", "/readyz", creds).await;
+    assert_eq!(canary.status(), StatusCode::OK);
+    let body: Value = canary.json().await.unwrap();
+    assert_eq!(
+        body["version_id"],
+        new.as_str(),
+        "the newest version of the current deployment, though it has 10%"
+    );
+    api.standin.set_version_healthy(&new, false);
+    let sick = api.edge("api.rc.example.com", "/readyz", creds).await;
+    assert_eq!(sick.status(), StatusCode::SERVICE_UNAVAILABLE);
     api.assert_clean();
 }
 
@@ -239,19 +262,14 @@ async fn the_edge_serves_pages_domains_and_unknown_hosts() {
         json!({"name": "rc.example.com"}),
     )
     .await;
-    let url = format!("http://{}/", api.standin.addr());
-    let empty = api
-        .client
-        .get(&url)
-        .header("Host", "rc.example.com")
-        .send()
-        .await
-        .unwrap();
+    let empty = api.edge("rc.example.com", "/", None).await;
     assert_eq!(
         empty.status(),
-        StatusCode::NOT_FOUND,
+        StatusCode::SERVICE_UNAVAILABLE,
         "nothing deployed yet"
     );
+    let body: Value = empty.json().await.unwrap();
+    assert_eq!(body["status"], "no deployment");
     let form = reqwest::multipart::Form::new()
         .text("manifest", "{}")
         .text("branch", "main");
@@ -261,34 +279,16 @@ async fn the_edge_serves_pages_domains_and_unknown_hosts() {
         form,
     )
     .await;
-    let ready = api
-        .client
-        .get(&url)
-        .header("Host", "rc.example.com")
-        .send()
-        .await
-        .unwrap();
+    let ready = api.edge("rc.example.com", "/", None).await;
     assert_eq!(ready.status(), StatusCode::OK);
     api.standin.set_host_healthy("rc.example.com", false);
-    let sick = api
-        .client
-        .get(&url)
-        .header("Host", "web-rc.pages.dev")
-        .send()
-        .await
-        .unwrap();
+    let sick = api.edge("web-rc.pages.dev", "/", None).await;
     assert_eq!(
         sick.status(),
         StatusCode::OK,
         "only the marked hostname is unhealthy"
     );
-    let sick = api
-        .client
-        .get(&url)
-        .header("Host", "rc.example.com")
-        .send()
-        .await
-        .unwrap();
+    let sick = api.edge("rc.example.com", "/", None).await;
     assert_eq!(sick.status(), StatusCode::SERVICE_UNAVAILABLE);
     let unknown = api
         .client
@@ -300,6 +300,50 @@ async fn the_edge_serves_pages_domains_and_unknown_hosts() {
         .await
         .unwrap();
     assert_eq!(unknown.status(), StatusCode::NOT_FOUND);
+    api.assert_clean();
+}
+
+#[tokio::test]
+async fn a_worker_without_a_deployment_is_unavailable_at_the_edge() {
+    let api = start().await;
+    let script = format!("/accounts/{ACCOUNT}/workers/scripts/api-worker");
+    let (status, body) = api
+        .multipart(
+            Method::PUT,
+            &script,
+            worker_form(
+                json!({"main_module": "worker.js"}),
+                "worker.js",
+                "export default {}",
+            ),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let (status, _) = api
+        .post(
+            &format!("/zones/{ZONE}/workers/routes"),
+            json!({"pattern": "api.rc.example.com/*", "script": "api-worker"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        api.edge("api.rc.example.com", "/readyz", None)
+            .await
+            .status(),
+        StatusCode::OK
+    );
+    // The script gone, its route still names it: nothing is deployed.
+    let (status, _) = api.delete(&script).await;
+    assert_eq!(status, StatusCode::OK);
+    let gone = api.edge("api.rc.example.com", "/readyz", None).await;
+    assert_eq!(gone.status(), StatusCode::SERVICE_UNAVAILABLE);
+    let body: Value = gone.json().await.unwrap();
+    assert_eq!(body["status"], "no deployment");
+    // Loopback addresses are the stand-in itself, not edge hostnames.
+    let api_call = api
+        .edge("127.0.0.1", "/client/v4/user/tokens/verify", None)
+        .await;
+    assert_eq!(api_call.status(), StatusCode::BAD_REQUEST, "no token: 9106");
     api.assert_clean();
 }
 

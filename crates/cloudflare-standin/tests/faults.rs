@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use cloudflare_standin::{Fault, FaultKind};
 use common::*;
-use reqwest::StatusCode;
+use reqwest::{Method, StatusCode};
 use serde_json::json;
 
 #[tokio::test]
@@ -18,13 +18,7 @@ async fn rate_limits_answer_429_with_retry_after() {
         .times(2),
     );
     for _ in 0..2 {
-        let response = api
-            .client
-            .get(api.url("/zones"))
-            .bearer_auth(TOKEN)
-            .send()
-            .await
-            .unwrap();
+        let response = api.request(Method::GET, "/zones").send().await.unwrap();
         assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
         assert_eq!(response.headers()["retry-after"], "7");
         let body: serde_json::Value = response.json().await.unwrap();
@@ -94,9 +88,7 @@ async fn after_apply_faults_change_state_but_fail_the_answer() {
         .after_apply(),
     );
     let response = api
-        .client
-        .post(api.url(&format!("/zones/{ZONE}/dns_records")))
-        .bearer_auth(TOKEN)
+        .request(Method::POST, &format!("/zones/{ZONE}/dns_records"))
         .json(&json!({"type": "A", "name": "x", "content": "192.0.2.1", "ttl": 1}))
         .send()
         .await
@@ -111,13 +103,9 @@ async fn hangs_make_client_timeouts_fire() {
     let api = start().await;
     api.standin
         .inject(Fault::next(FaultKind::Hang { delay_ms: None }));
-    let client = reqwest::Client::builder()
+    let error = api
+        .request(Method::GET, "/zones")
         .timeout(Duration::from_millis(300))
-        .build()
-        .unwrap();
-    let error = client
-        .get(api.url("/zones"))
-        .bearer_auth(TOKEN)
         .send()
         .await
         .expect_err("the call hangs");
@@ -127,13 +115,7 @@ async fn hangs_make_client_timeouts_fire() {
         delay_ms: Some(200),
     }));
     let started = std::time::Instant::now();
-    let response = api
-        .client
-        .get(api.url("/zones"))
-        .bearer_auth(TOKEN)
-        .send()
-        .await
-        .unwrap();
+    let response = api.request(Method::GET, "/zones").send().await.unwrap();
     assert!(started.elapsed() >= Duration::from_millis(200));
     assert_eq!(response.status(), StatusCode::GATEWAY_TIMEOUT);
     let (status, _) = api.get("/zones").await;

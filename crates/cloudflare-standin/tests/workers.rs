@@ -83,9 +83,7 @@ async fn a_module_upload_creates_and_deploys_a_version() {
     let (_, body) = api.get(&script_path("/deployments")).await;
     assert_eq!(body["result"]["deployments"].as_array().unwrap().len(), 1);
     let download = api
-        .client
-        .get(api.url(&script_path("")))
-        .bearer_auth(TOKEN)
+        .request(Method::GET, &script_path(""))
         .send()
         .await
         .unwrap();
@@ -213,6 +211,180 @@ async fn versions_and_percentage_deployments() {
     );
     assert_eq!(api.standin.violations().len(), 1);
     assert!(api.standin.response_mismatches().is_empty());
+}
+
+fn current_version_id(api: &Api) -> String {
+    api.standin.current_deployment(SCRIPT).unwrap()["versions"][0]["version_id"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
+fn binding_names(api: &Api, version_id: &str) -> Vec<String> {
+    let version = api.standin.version(SCRIPT, version_id).unwrap();
+    version["resources"]["bindings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| b["name"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+#[tokio::test]
+async fn inherit_bindings_resolve_and_strict_uploads_fail_on_unresolvable_ones() {
+    let api = start().await;
+    upload(&api).await;
+    let first = current_version_id(&api);
+    let (_, body) = api.get(&script_path("/versions")).await;
+    assert_eq!(body["result"]["items"].as_array().unwrap().len(), 1);
+
+    // Without `strict`, an unresolvable inherit is dropped; a resolvable
+    // one is carried over (renamed by `old_name`) with its value.
+    let lenient = json!({"main_module": "worker.js", "bindings": [
+        {"type": "inherit", "name": "SECRET", "old_name": "API_KEY"},
+        {"type": "inherit", "name": "MISSING"},
+    ]});
+    let (status, body) = api
+        .multipart(
+            Method::PUT,
+            &script_path(""),
+            worker_form(lenient, "worker.js", "export default {}"),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let second = current_version_id(&api);
+    assert_ne!(second, first);
+    assert_eq!(binding_names(&api, &second), ["SECRET"]);
+    let version = api.standin.version(SCRIPT, &second).unwrap();
+    assert_eq!(version["resources"]["bindings"][0]["type"], "secret_text");
+    assert_eq!(
+        api.standin.secret_value(SCRIPT, "SECRET").as_deref(),
+        Some("s3cret")
+    );
+
+    // With `strict`, an upload with an unresolvable inherit fails (as a
+    // script or a version upload) and changes nothing; the message names
+    // only the unresolvable one.
+    let unresolvable = json!({"main_module": "worker.js", "bindings": [
+        {"type": "inherit", "name": "SECRET"},
+        {"type": "inherit", "name": "MISSING"},
+    ]});
+    for (method, path) in [
+        (Method::PUT, script_path("?bindings_inherit=strict")),
+        (
+            Method::POST,
+            script_path("/versions?bindings_inherit=strict"),
+        ),
+    ] {
+        let (status, body) = api
+            .multipart(
+                method,
+                &path,
+                worker_form(unresolvable.clone(), "worker.js", "export default {}"),
+            )
+            .await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{path}: {body}");
+        assert_error(&body, 10021);
+        let message = body["errors"][0]["message"].as_str().unwrap();
+        assert!(message.contains("MISSING"), "{message}");
+        assert!(!message.contains("SECRET"), "{message}");
+    }
+    let (_, body) = api.get(&script_path("/versions")).await;
+    assert_eq!(body["result"]["items"].as_array().unwrap().len(), 2);
+    assert_eq!(current_version_id(&api), second);
+
+    // A strict upload whose inherits resolve succeeds; `version_id` picks
+    // the version to inherit from, and without `keep_bindings` nothing
+    // else (not even secrets) is carried over.
+    let strict = json!({"main_module": "worker.js", "bindings": [
+        {"type": "inherit", "name": "ENVIRONMENT", "version_id": first},
+    ]});
+    let (status, body) = api
+        .multipart(
+            Method::PUT,
+            &script_path("?bindings_inherit=strict"),
+            worker_form(strict, "worker.js", "export default {}"),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let third = current_version_id(&api);
+    assert_eq!(binding_names(&api, &third), ["ENVIRONMENT"]);
+    let version = api.standin.version(SCRIPT, &third).unwrap();
+    assert_eq!(version["resources"]["bindings"][0]["text"], "rc");
+    assert_eq!(api.standin.secret_value(SCRIPT, "SECRET"), None);
+
+    // `keep_bindings` keeps the listed types from the latest version.
+    let kept = json!({"main_module": "worker.js", "bindings": [
+        {"type": "inherit", "name": "SECRET", "version_id": second},
+    ], "keep_bindings": ["plain_text"]});
+    let (status, body) = api
+        .multipart(
+            Method::PUT,
+            &script_path("?bindings_inherit=strict"),
+            worker_form(kept, "worker.js", "export default {}"),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(
+        binding_names(&api, &current_version_id(&api)),
+        ["SECRET", "ENVIRONMENT"]
+    );
+    api.assert_clean();
+}
+
+#[tokio::test]
+async fn the_current_version_is_the_newest_of_the_current_deployment() {
+    let api = start().await;
+    upload(&api).await;
+    let old = current_version_id(&api);
+    let mut meta = metadata();
+    meta["bindings"][0]["text"] = json!("canary");
+    let (status, body) = api
+        .multipart(
+            Method::POST,
+            &script_path("/versions"),
+            worker_form(meta, "worker.js", "export default {}"),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let new = body["result"]["id"].as_str().unwrap().to_owned();
+    // The old version keeps most traffic and is listed first.
+    let (status, body) = api
+        .post(
+            &script_path("/deployments"),
+            json!({"strategy": "percentage", "versions": [
+                {"version_id": old, "percentage": 90}, {"version_id": new, "percentage": 10}]}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    // Settings describe, and a secret change builds on, the new version.
+    let (_, body) = api.get(&script_path("/settings")).await;
+    let env = body["result"]["bindings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|b| b["name"] == "ENVIRONMENT")
+        .unwrap()
+        .clone();
+    assert_eq!(env["text"], "canary");
+    let (status, body) = api
+        .put(
+            &script_path("/secrets"),
+            json!({"name": "DB_PASSWORD", "text": "hunter2", "type": "secret_text"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let after = current_version_id(&api);
+    let version = api.standin.version(SCRIPT, &after).unwrap();
+    let env = version["resources"]["bindings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|b| b["name"] == "ENVIRONMENT")
+        .unwrap()
+        .clone();
+    assert_eq!(env["text"], "canary");
+    api.assert_clean();
 }
 
 #[tokio::test]

@@ -1,5 +1,6 @@
-//! The real `wrangler pages deploy` against the stand-in (skipped when the
-//! repository's node_modules has no wrangler).
+//! The real `wrangler pages deploy` against the stand-in (skipped, with a
+//! `SKIPPED:` line on stderr, when the repository's node_modules has no
+//! wrangler; failed instead when `CI=true`).
 mod common;
 
 use std::path::PathBuf;
@@ -17,8 +18,14 @@ fn wrangler() -> Option<PathBuf> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn wrangler_pages_deploy_uploads_assets_and_creates_a_deployment() {
     let Some(wrangler) = wrangler() else {
+        // CI always installs node_modules, so a missing wrangler there is a
+        // broken setup, not a reason to pass.
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "node_modules/.bin/wrangler is absent with CI=true (run npm ci at the repository root)"
+        );
         eprintln!(
-            "skipped: node_modules/.bin/wrangler is absent (run npm ci at the repository root)"
+            "SKIPPED: wrangler_pages_deploy_uploads_assets_and_creates_a_deployment: node_modules/.bin/wrangler is absent (run npm ci at the repository root)"
         );
         return;
     };

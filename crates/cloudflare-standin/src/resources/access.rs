@@ -7,7 +7,7 @@
 
 use serde_json::{json, Value};
 
-use super::{new_id, new_uuid, now, sha256_hex, Call, Store};
+use super::{new_id, new_uuid, not_emulated, now, sha256_hex, Call, Store};
 use crate::envelope::{ApiError, ApiResult, Reply};
 
 fn not_found(what: &str) -> ApiError {
@@ -71,10 +71,11 @@ pub(super) fn dispatch(store: &mut Store, call: &Call) -> ApiResult {
             {
                 return Err(not_found("policy"));
             }
-            let in_use = store.access_apps.iter().any(|(_, app)| {
-                app["policies"]
-                    .as_array()
-                    .is_some_and(|ps| ps.iter().any(|p| p["id"] == id))
+            let in_use = store.access_apps.iter().any(|(a, app)| {
+                *a == account
+                    && app["policies"]
+                        .as_array()
+                        .is_some_and(|ps| ps.iter().any(|p| p["id"] == id))
             });
             if in_use {
                 return Err(ApiError::bad_request(
@@ -82,12 +83,14 @@ pub(super) fn dispatch(store: &mut Store, call: &Call) -> ApiResult {
                     "access.api.error.policy_in_use: remove the policy from its applications first",
                 ));
             }
-            store.access_policies.retain(|(_, p)| p["id"] != id);
+            store
+                .access_policies
+                .retain(|(a, p)| !(*a == account && p["id"] == id));
             Ok(Reply::new(json!({"id": id})))
         }
         _ if op.contains("/access/apps") => apps(store, call, &account),
         _ if op.contains("/access/service_tokens") => service_tokens(store, call, &account),
-        other => Err(ApiError::bad_request(7000, format!("{other} not emulated"))),
+        other => Err(not_emulated(other)),
     }
 }
 
@@ -291,7 +294,7 @@ fn apps(store: &mut Store, call: &Call, account: &str) -> ApiResult {
             }
             Ok(Reply::new(json!({"id": app_id})))
         }
-        _ => Err(ApiError::bad_request(7000, format!("{op} not emulated"))),
+        _ => Err(not_emulated(op)),
     }
 }
 
@@ -335,7 +338,8 @@ fn service_tokens(store: &mut Store, call: &Call, account: &str) -> ApiResult {
         }
         "POST" => {
             let body = call.body();
-            let secret = hex::encode(sha256_hex(new_id().as_bytes()).as_bytes())[..64].to_owned();
+            // 64 hex digits (256 random bits), as Cloudflare's secrets look.
+            let secret = format!("{}{}", new_id(), new_id());
             let stamp = now();
             let duration = body["duration"].as_str().unwrap_or("8760h").to_owned();
             let token = json!({
@@ -381,7 +385,7 @@ fn service_tokens(store: &mut Store, call: &Call, account: &str) -> ApiResult {
             let (_, token, _) = store.service_tokens.remove(index);
             Ok(Reply::new(token_view(&token)))
         }
-        _ => Err(ApiError::bad_request(7000, format!("{op} not emulated"))),
+        _ => Err(not_emulated(op)),
     }
 }
 

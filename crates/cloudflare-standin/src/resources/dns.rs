@@ -10,7 +10,7 @@
 
 use serde_json::{json, Value};
 
-use super::{now, Call, Store};
+use super::{not_emulated, now, Call, Store};
 use crate::envelope::{ApiError, ApiResult, Reply};
 
 pub(super) fn dispatch(store: &mut Store, call: &Call) -> ApiResult {
@@ -60,7 +60,7 @@ pub(super) fn dispatch(store: &mut Store, call: &Call) -> ApiResult {
             Ok(Reply::new(json!({"id": id})))
         }
         "dns-records-for-a-zone-batch-dns-records" => batch(records, &zone, call.body()),
-        other => Err(ApiError::bad_request(7000, format!("{other} not emulated"))),
+        other => Err(not_emulated(other)),
     }
 }
 

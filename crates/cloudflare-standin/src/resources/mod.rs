@@ -98,6 +98,16 @@ pub(crate) fn sha256_hex(data: &[u8]) -> String {
     hex::encode(Sha256::digest(data))
 }
 
+/// The answer for an operation of the document the stand-in does not
+/// emulate: 501 with code 7000.
+pub(crate) fn not_emulated(op: &str) -> ApiError {
+    ApiError::new(
+        StatusCode::NOT_IMPLEMENTED,
+        7000,
+        format!("operation {op} is in the schema but not emulated by the stand-in"),
+    )
+}
+
 /// Everything the stand-in holds.
 pub(crate) struct Store {
     pub accounts: Vec<Value>,
@@ -216,11 +226,7 @@ impl Store {
             {
                 access::dispatch(self, call)
             }
-            _ => Err(ApiError::new(
-                StatusCode::NOT_IMPLEMENTED,
-                7000,
-                format!("operation {op} is in the schema but not emulated by the stand-in"),
-            )),
+            _ => Err(not_emulated(op)),
         }
     }
 
@@ -384,8 +390,7 @@ impl Store {
     }
 
     pub fn secret_value(&self, script: &str, name: &str) -> Option<String> {
-        let script = self.script_by_name(script)?;
-        let version = script.current_version().or(script.versions.last())?;
+        let version = self.script_by_name(script)?.base_version()?;
         version
             .bindings
             .iter()
@@ -485,20 +490,11 @@ impl Store {
         None
     }
 
-    /// The Worker version serving most traffic for `script`.
+    /// The Worker version the edge emulation answers as: the script's
+    /// current version (see `Script::current_version`).
     pub fn serving_version(&self, script: &str) -> Option<String> {
-        let script = self.script_by_name(script)?;
-        let deployment = script.deployments.first()?;
-        deployment["versions"]
-            .as_array()?
-            .iter()
-            .max_by(|a, b| {
-                a["percentage"]
-                    .as_f64()
-                    .unwrap_or(0.0)
-                    .total_cmp(&b["percentage"].as_f64().unwrap_or(0.0))
-            })
-            .and_then(|v| v["version_id"].as_str().map(str::to_owned))
+        let version = self.script_by_name(script)?.current_version()?;
+        Some(version.id.clone())
     }
 
     /// Access apps covering `hostname` and the path, with their policies resolved.

@@ -15,7 +15,7 @@ use axum::http::{header, HeaderMap, Method, StatusCode};
 use base64::Engine;
 use serde_json::{json, Map, Value};
 
-use super::{new_id, new_uuid, now, Call, Store};
+use super::{new_id, new_uuid, not_emulated, now, Call, Store};
 use crate::envelope::{ApiError, ApiResult, Reply};
 use crate::Shared;
 
@@ -325,7 +325,7 @@ fn project_operation(project: &mut Project, op: &str, call: &Call) -> ApiResult 
             }
             Ok(Reply::new(Value::Null))
         }
-        other => Err(ApiError::bad_request(7000, format!("{other} not emulated"))),
+        other => Err(not_emulated(other)),
     }
 }
 

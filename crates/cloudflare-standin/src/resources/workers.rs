@@ -5,17 +5,23 @@
 //! version and deploys it to 100%; a version upload (POST .../versions) only
 //! creates one; a deployment names versions whose percentages sum to 100;
 //! putting or deleting a secret creates a version from the current one and
-//! deploys it (annotated `workers/triggered_by: secret`); `keep_bindings`
-//! and `inherit` bindings carry bindings over from the latest version.
+//! deploys it (annotated `workers/triggered_by: secret`). In an upload,
+//! `keep_bindings` (binding types) and `inherit` bindings carry bindings
+//! over from the latest version (an `inherit` with a `version_id` from that
+//! version); an `inherit` that cannot be resolved is dropped, or, with
+//! `?bindings_inherit=strict`, fails the upload (400, code 10021) as the
+//! published document describes. The script's current version is the
+//! newest version of its newest deployment (see [`Script::current_version`]).
 //! Secret values are never returned. Codes: 10007 script not found, 10020
 //! duplicate route pattern, 10005 route not found, 10056 secret not found,
-//! 10217 version not found, 10216 percentages not summing to 100, 100114
-//! custom domain not found.
+//! 10217 version not found, 10216 percentages not summing to 100, 10021
+//! unresolvable inherit binding in a strict upload, 100114 custom domain
+//! not found.
 
 use axum::http::StatusCode;
 use serde_json::{json, Value};
 
-use super::{new_id, new_uuid, now, sha256_hex, Call, Store};
+use super::{new_id, new_uuid, not_emulated, now, sha256_hex, Call, Store};
 use crate::envelope::{ApiError, ApiResult, Reply};
 
 /// A Worker script and its history.
@@ -117,14 +123,31 @@ impl Version {
 }
 
 impl Script {
+    /// The current version: the newest (highest-numbered) version of the
+    /// newest deployment, which is what the deploy tool reads as live and
+    /// what the edge emulation answers as. During a gradual deployment
+    /// that is the new version, whatever its share of traffic.
     pub fn current_version(&self) -> Option<&Version> {
-        let id = self.deployments.first()?["versions"][0]["version_id"].as_str()?;
-        self.versions.iter().find(|v| v.id == id)
+        self.deployments.first()?["versions"]
+            .as_array()?
+            .iter()
+            .filter_map(|entry| {
+                let id = entry["version_id"].as_str()?;
+                self.versions.iter().find(|v| v.id == id)
+            })
+            .max_by_key(|v| v.number)
+    }
+
+    /// What settings, secrets and the script's summary describe, and what
+    /// secret changes and settings PATCHes build on: the current version,
+    /// or the latest one while nothing is deployed.
+    pub fn base_version(&self) -> Option<&Version> {
+        self.current_version().or(self.versions.last())
     }
 
     /// The script as listed and as the upload answers.
     pub fn summary(&self) -> Value {
-        let version = self.current_version().or(self.versions.last());
+        let version = self.base_version();
         let mut summary = json!({
             "id": self.name,
             "tag": self.tag,
@@ -153,7 +176,7 @@ impl Script {
     }
 
     fn settings_view(&self) -> Value {
-        let version = self.current_version().or(self.versions.last());
+        let version = self.base_version();
         let mut view = json!({
             "bindings": version.map(|v| public_bindings(&v.bindings)).unwrap_or_default(),
             "compatibility_flags": version.map(|v| v.compatibility_flags.clone()).unwrap_or_default(),
@@ -201,7 +224,7 @@ impl Script {
     /// Adds a version derived from the current one with `bindings`, and
     /// deploys it (what secret changes and settings PATCHes do).
     fn redeploy_with(&mut self, bindings: Vec<Value>, trigger: &str) -> String {
-        let base = self.current_version().or(self.versions.last());
+        let base = self.base_version();
         let version = Version {
             id: new_uuid(),
             number: self.versions.len() as u64 + 1,
@@ -333,14 +356,12 @@ pub(super) fn dispatch(store: &mut Store, call: &Call) -> ApiResult {
                 .scripts
                 .get_mut(&key(call))
                 .ok_or_else(script_not_found)?;
-            script_operation(script, other, call).map_err(|e| {
-                e.unwrap_or_else(|| ApiError::bad_request(7000, format!("{other} not emulated")))
-            })
+            script_operation(script, other, call)
         }
     }
 }
 
-fn script_operation(script: &mut Script, op: &str, call: &Call) -> Result<Reply, Option<ApiError>> {
+fn script_operation(script: &mut Script, op: &str, call: &Call) -> ApiResult {
     let reply = match op {
         "worker-script-download-worker" => {
             let (content_type, source) = script.main_source.clone();
@@ -359,7 +380,7 @@ fn script_operation(script: &mut Script, op: &str, call: &Call) -> Result<Reply,
                 .versions
                 .iter()
                 .find(|v| v.id == call.param("version_id"))
-                .ok_or_else(|| Some(version_not_found(call.param("version_id"))))?;
+                .ok_or_else(|| version_not_found(call.param("version_id")))?;
             Reply::new(version.detail())
         }
         "worker-deployments-list-deployments" => {
@@ -371,7 +392,7 @@ fn script_operation(script: &mut Script, op: &str, call: &Call) -> Result<Reply,
                 .iter()
                 .find(|d| d["id"] == call.param("deployment_id"))
                 .cloned()
-                .ok_or_else(|| Some(deployment_not_found()))?;
+                .ok_or_else(deployment_not_found)?;
             Reply::new(deployment)
         }
         "worker-deployments-delete-deployment" => {
@@ -380,19 +401,19 @@ fn script_operation(script: &mut Script, op: &str, call: &Call) -> Result<Reply,
                 .deployments
                 .iter()
                 .position(|d| d["id"] == id)
-                .ok_or_else(|| Some(deployment_not_found()))?;
+                .ok_or_else(deployment_not_found)?;
             if position == 0 {
-                return Err(Some(ApiError::bad_request(
+                return Err(ApiError::bad_request(
                     10218,
                     "Cannot delete the latest deployment of a Worker.",
-                )));
+                ));
             }
             script.deployments.remove(position);
             Reply::new(Value::Null)
         }
-        "worker-deployments-create-deployment" => create_deployment(script, call).map_err(Some)?,
+        "worker-deployments-create-deployment" => create_deployment(script, call)?,
         "worker-list-script-secrets" => {
-            let version = script.current_version().or(script.versions.last());
+            let version = script.base_version();
             let items: Vec<Value> = version
                 .map(|v| v.bindings.as_slice())
                 .unwrap_or_default()
@@ -404,7 +425,7 @@ fn script_operation(script: &mut Script, op: &str, call: &Call) -> Result<Reply,
         }
         "worker-get-script-secret" => {
             let name = call.param("secret_name");
-            let version = script.current_version().or(script.versions.last());
+            let version = script.base_version();
             let secret = version
                 .map(|v| v.bindings.as_slice())
                 .unwrap_or_default()
@@ -412,15 +433,14 @@ fn script_operation(script: &mut Script, op: &str, call: &Call) -> Result<Reply,
                 .find(|b| {
                     b["name"] == name && (b["type"] == "secret_text" || b["type"] == "secret_key")
                 })
-                .ok_or_else(|| Some(secret_not_found(name)))?;
+                .ok_or_else(|| secret_not_found(name))?;
             Reply::new(json!({"name": secret["name"], "type": secret["type"]}))
         }
         "worker-put-script-secret" => {
             let body = call.body().clone();
             let name = body["name"].as_str().unwrap_or_default().to_owned();
             let mut bindings: Vec<Value> = script
-                .current_version()
-                .or(script.versions.last())
+                .base_version()
                 .map(|v| v.bindings.clone())
                 .unwrap_or_default();
             bindings.retain(|b| b["name"] != name.as_str());
@@ -431,8 +451,7 @@ fn script_operation(script: &mut Script, op: &str, call: &Call) -> Result<Reply,
         "worker-delete-script-secret" => {
             let name = call.param("secret_name").to_owned();
             let mut bindings: Vec<Value> = script
-                .current_version()
-                .or(script.versions.last())
+                .base_version()
                 .map(|v| v.bindings.clone())
                 .unwrap_or_default();
             let before = bindings.len();
@@ -441,7 +460,7 @@ fn script_operation(script: &mut Script, op: &str, call: &Call) -> Result<Reply,
                     && (b["type"] == "secret_text" || b["type"] == "secret_key"))
             });
             if bindings.len() == before {
-                return Err(Some(secret_not_found(&name)));
+                return Err(secret_not_found(&name));
             }
             script.redeploy_with(bindings, "secret");
             Reply::new(Value::Null)
@@ -464,11 +483,10 @@ fn script_operation(script: &mut Script, op: &str, call: &Call) -> Result<Reply,
             .iter()
             .any(|k| body.get(*k).is_some());
             if changes_version {
-                let base = script.current_version().or(script.versions.last());
-                let previous: Vec<Value> = base.map(|b| b.bindings.clone()).unwrap_or_default();
+                let base = script.base_version();
                 let bindings = match body.get("bindings").and_then(Value::as_array) {
-                    Some(new) => resolve_bindings(new, &previous, &[]),
-                    None => previous,
+                    Some(new) => resolve_bindings(new, base, &script.versions, &[]).0,
+                    None => base.map(|b| b.bindings.clone()).unwrap_or_default(),
                 };
                 script.redeploy_with(bindings, "settings");
                 let latest = script.versions.last_mut().expect("just added");
@@ -487,7 +505,7 @@ fn script_operation(script: &mut Script, op: &str, call: &Call) -> Result<Reply,
             }
             Reply::new(script.settings_view())
         }
-        _ => return Err(None),
+        _ => return Err(not_emulated(op)),
     };
     Ok(reply)
 }
@@ -507,25 +525,40 @@ fn merge_settings(script: &mut Script, body: &Value) {
     script.modified_on = now();
 }
 
-/// New bindings with `inherit` entries and `keep_bindings` types resolved
-/// from the previous version.
-fn resolve_bindings(new: &[Value], previous: &[Value], keep_types: &[String]) -> Vec<Value> {
-    let mut bindings: Vec<Value> = new
-        .iter()
-        .filter_map(|b| {
-            if b["type"] == "inherit" {
-                let from = b.get("old_name").unwrap_or(&b["name"]);
-                previous.iter().find(|p| p["name"] == *from).map(|p| {
-                    let mut p = p.clone();
-                    p["name"] = b["name"].clone();
-                    p
-                })
-            } else {
-                Some(b.clone())
+/// The bindings of a new version: `new` with its `inherit` entries
+/// resolved (against the version their `version_id` names, else against
+/// `previous`; `old_name` renames), plus the bindings of `previous` whose
+/// type `keep_types` (`keep_bindings`) lists and whose name `new` does not
+/// use. Also returns the names of the `inherit` entries that could not be
+/// resolved, which are dropped.
+fn resolve_bindings(
+    new: &[Value],
+    previous: Option<&Version>,
+    versions: &[Version],
+    keep_types: &[String],
+) -> (Vec<Value>, Vec<String>) {
+    let mut bindings = Vec::new();
+    let mut unresolved = Vec::new();
+    for binding in new {
+        if binding["type"] != "inherit" {
+            bindings.push(binding.clone());
+            continue;
+        }
+        let source = match binding["version_id"].as_str() {
+            None | Some("latest") => previous,
+            Some(id) => versions.iter().find(|v| v.id == id),
+        };
+        let from = binding.get("old_name").unwrap_or(&binding["name"]);
+        match source.and_then(|v| v.bindings.iter().find(|b| b["name"] == *from)) {
+            Some(found) => {
+                let mut found = found.clone();
+                found["name"] = binding["name"].clone();
+                bindings.push(found);
             }
-        })
-        .collect();
-    for old in previous {
+            None => unresolved.push(binding["name"].as_str().unwrap_or_default().to_owned()),
+        }
+    }
+    for old in previous.map(|v| v.bindings.as_slice()).unwrap_or_default() {
         let kept = old["type"]
             .as_str()
             .is_some_and(|t| keep_types.iter().any(|k| k == t));
@@ -533,7 +566,7 @@ fn resolve_bindings(new: &[Value], previous: &[Value], keep_types: &[String]) ->
             bindings.push(old.clone());
         }
     }
-    bindings
+    (bindings, unresolved)
 }
 
 fn upload(store: &mut Store, call: &Call, deploy: bool) -> ApiResult {
@@ -541,6 +574,30 @@ fn upload(store: &mut Store, call: &Call, deploy: bool) -> ApiResult {
     let metadata = call.body().clone();
     if !deploy && !store.scripts.contains_key(&key) {
         return Err(script_not_found());
+    }
+    // Bindings first: a strict upload that fails changes nothing.
+    let keep: Vec<String> = metadata["keep_bindings"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|k| k.as_str().map(str::to_owned))
+        .collect();
+    let new_bindings = metadata["bindings"].as_array().cloned().unwrap_or_default();
+    let existing = store.scripts.get(&key);
+    let (bindings, unresolved) = resolve_bindings(
+        &new_bindings,
+        existing.and_then(|s| s.versions.last()),
+        existing.map(|s| s.versions.as_slice()).unwrap_or_default(),
+        &keep,
+    );
+    if !unresolved.is_empty() && call.query("bindings_inherit") == Some("strict") {
+        return Err(ApiError::bad_request(
+            10021,
+            format!(
+                "Uploaded script has invalid bindings: inherit bindings could not be resolved against the previous version: {}",
+                unresolved.join(", ")
+            ),
+        ));
     }
     let stamp = now();
     let script = store.scripts.entry(key.clone()).or_insert_with(|| Script {
@@ -586,22 +643,6 @@ fn upload(store: &mut Store, call: &Call, deploy: bool) -> ApiResult {
             part.data.clone(),
         );
     }
-    let previous: Vec<Value> = script
-        .versions
-        .last()
-        .map(|v| v.bindings.clone())
-        .unwrap_or_default();
-    let keep: Vec<String> = metadata["keep_bindings"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(|k| k.as_str().map(str::to_owned))
-        .collect();
-    let new_bindings = metadata["bindings"].as_array().cloned().unwrap_or_default();
-    let mut bindings = resolve_bindings(&new_bindings, &previous, &keep);
-    if call.query("bindings_inherit") == Some("strict") {
-        bindings = resolve_bindings(&new_bindings, &previous, &["secret_text".into()]);
-    }
     let mut annotations = metadata["annotations"].clone();
     if !annotations.is_object() {
         annotations = json!({});
@@ -631,17 +672,7 @@ fn upload(store: &mut Store, call: &Call, deploy: bool) -> ApiResult {
     let version_id = version.id.clone();
     script.versions.push(version);
     if deploy {
-        for key in [
-            "logpush",
-            "observability",
-            "tags",
-            "tail_consumers",
-            "placement",
-        ] {
-            if let Some(value) = metadata.get(key) {
-                script.settings[key] = value.clone();
-            }
-        }
+        merge_settings(script, &metadata);
         script.deploy(
             json!([{"version_id": version_id, "percentage": 100.0}]),
             json!({"workers/triggered_by": "upload"}),

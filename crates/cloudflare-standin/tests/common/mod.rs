@@ -34,7 +34,11 @@ pub struct Api {
 pub async fn start() -> Api {
     Api {
         standin: StandIn::start(config()).await.expect("stand-in starts"),
-        client: reqwest::Client::new(),
+        // Redirects are not followed, so the edge's Access redirect shows.
+        client: reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .expect("client builds"),
     }
 }
 
@@ -43,16 +47,20 @@ impl Api {
         format!("{}{}", self.standin.base_url(), path)
     }
 
+    /// An API request (`path` under `/client/v4`) carrying the token.
+    pub fn request(&self, method: Method, path: &str) -> reqwest::RequestBuilder {
+        self.client
+            .request(method, self.url(path))
+            .bearer_auth(TOKEN)
+    }
+
     pub async fn call(
         &self,
         method: Method,
         path: &str,
         body: Option<Value>,
     ) -> (StatusCode, Value) {
-        let mut request = self
-            .client
-            .request(method, self.url(path))
-            .bearer_auth(TOKEN);
+        let mut request = self.request(method, path);
         if let Some(body) = body {
             request = request.json(&body);
         }
@@ -86,15 +94,49 @@ impl Api {
         form: reqwest::multipart::Form,
     ) -> (StatusCode, Value) {
         let response = self
-            .client
-            .request(method, self.url(path))
-            .bearer_auth(TOKEN)
+            .request(method, path)
             .multipart(form)
             .send()
             .await
             .expect("request sent");
         let status = response.status();
         (status, response.json().await.unwrap_or(Value::Null))
+    }
+
+    /// A control API call (`path` under `/__standin`, no auth): the status
+    /// and the JSON answer.
+    pub async fn control(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> (StatusCode, Value) {
+        let url = format!("http://{}/__standin{path}", self.standin.addr());
+        let mut request = self.client.request(method, url);
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request.send().await.expect("request sent");
+        let status = response.status();
+        (status, response.json().await.expect("control answers JSON"))
+    }
+
+    /// A GET to the edge emulation for `host` (by `Host` header), with
+    /// Access service-token credentials `(client id, client secret)`.
+    pub async fn edge(
+        &self,
+        host: &str,
+        path: &str,
+        creds: Option<(&str, &str)>,
+    ) -> reqwest::Response {
+        let url = format!("http://{}{path}", self.standin.addr());
+        let mut request = self.client.get(url).header("Host", host);
+        if let Some((id, secret)) = creds {
+            request = request
+                .header("CF-Access-Client-Id", id)
+                .header("CF-Access-Client-Secret", secret);
+        }
+        request.send().await.expect("request sent")
     }
 
     /// No request broke the schema and every answer matched it.
