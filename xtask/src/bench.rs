@@ -38,9 +38,6 @@ use crate::stack::{self, process, Stack, StackOptions};
 use crate::ui::{format_bytes, Ui};
 use crate::{dev, flags};
 
-/// The compatibility date of every bench Worker (as wrangler.toml's).
-const COMPATIBILITY_DATE: &str = "2026-04-01";
-
 /// Limits no bench load reaches: the limiter still runs its script for
 /// every request, it just never refuses.
 const UNREACHABLE_LIMIT: &str = "1000000/1s";
@@ -944,6 +941,8 @@ fn workerd_config(
     ports: [u16; 2],
 ) -> anyhow::Result<String> {
     let files = build::bundle_modules(bundle)?;
+    // Every bench Worker runs with the API Worker's compatibility date.
+    let compatibility_date = project::ApiWorker::read()?.compatibility_date;
     let mut out = String::from("using Workerd = import \"/workerd/workerd.capnp\";\n\n");
     out.push_str("const config :Workerd.Config = (\n  services = [\n");
     out.push_str("    (name = \"cached\", worker = .cached),\n");
@@ -972,7 +971,8 @@ fn workerd_config(
         }
         let _ = writeln!(
             out,
-            "  ],\n  compatibilityDate = \"{COMPATIBILITY_DATE}\",\n  globalOutbound = \"internet\",\n  bindings = ["
+            "  ],\n  compatibilityDate = {},\n  globalOutbound = \"internet\",\n  bindings = [",
+            capnp_string(&compatibility_date)
         );
         for (var, value) in vars {
             let value = match (*var, ttl) {

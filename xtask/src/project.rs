@@ -28,6 +28,26 @@ pub fn cache_dir() -> PathBuf {
     base.join("edge-api")
 }
 
+/// What the rest of the project takes from the API Worker's wrangler.toml
+/// (the one place both are written): its name, which the sites' `API`
+/// binding names, and its compatibility date (not newer than the workerd of
+/// the pinned wrangler), which the local sites and the bench Workers run
+/// with too.
+#[derive(Debug, serde::Deserialize)]
+pub struct ApiWorker {
+    pub name: String,
+    pub compatibility_date: String,
+}
+
+impl ApiWorker {
+    pub fn read() -> anyhow::Result<ApiWorker> {
+        let path = root().join("wrangler.toml");
+        let text = std::fs::read_to_string(&path)
+            .with_context(|| format!("reading {}", path.display()))?;
+        toml::from_str(&text).with_context(|| format!("reading {}", path.display()))
+    }
+}
+
 /// Git-ignored directory for everything a local stack writes.
 pub fn local_dir() -> PathBuf {
     root().join(".local")

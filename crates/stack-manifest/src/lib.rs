@@ -31,7 +31,6 @@ pub struct StackManifest {
     pub api: Option<Api>,
     /// The Pages sites under `wrangler pages dev`, bound to [`Api`]; absent
     /// without the API Worker.
-    #[serde(default)]
     pub sites: Option<Sites>,
 }
 

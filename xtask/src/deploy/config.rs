@@ -553,6 +553,17 @@ mod tests {
     }
 
     #[test]
+    fn the_deployed_worker_runs_with_the_compatibility_date_tested_locally() {
+        // wrangler.toml is what `cargo xtask dev`, the tests and the bench
+        // run; deploy.toml what reaches Cloudflare. They must not drift.
+        let local = crate::project::ApiWorker::read().unwrap();
+        assert_eq!(
+            description().worker.compatibility_date,
+            local.compatibility_date
+        );
+    }
+
+    #[test]
     fn hostnames_follow_the_naming_scheme() {
         let d = description();
         let rc = resolve(&d, Environment::Rc).unwrap();

@@ -365,6 +365,23 @@ struct Prepared<M> {
     manifest: M,
 }
 
+/// The environment of every wrangler the stack runs (the API's `wrangler
+/// dev` and the sites' `wrangler pages dev`). One place, because the `API`
+/// binding only connects when they agree: the sites find the Worker in the
+/// dev registry the Worker registered itself in, kept per stack
+/// (`<state>/wrangler-registry`) so a test stack's sites never reach a dev
+/// stack's Worker of the same name. Nothing is sent to Cloudflare (no
+/// metrics, no request.cf lookup), and wrangler's own logs stay in the
+/// stack's `logs/`.
+fn wrangler_env(command: &mut Command, state: &Path) {
+    command
+        .env("WRANGLER_REGISTRY_PATH", state.join("wrangler-registry"))
+        .env("WRANGLER_SEND_METRICS", "false")
+        .env("CLOUDFLARE_CF_FETCH_ENABLED", "false")
+        .env("WRANGLER_LOG_PATH", state.join("logs/wrangler"))
+        .env("NO_COLOR", "1");
+}
+
 /// Creates `dir` (and parents) and returns it.
 fn data_dir(state: &Path, name: &str) -> anyhow::Result<PathBuf> {
     let dir = state.join(name);

@@ -6,11 +6,12 @@
 //!
 //! The binding crosses processes through wrangler's dev registry: the API's
 //! `wrangler dev` registers itself there under the Worker's name, and each
-//! `wrangler pages dev` finds it there. The registry is a directory
-//! (`WRANGLER_REGISTRY_PATH`) inside the stack's state directory, so a
-//! test stack's sites never reach a dev stack's Worker of the same name.
+//! `wrangler pages dev` finds it there. The registry is a directory inside
+//! the stack's state directory (see `super::wrangler_env`, which both
+//! wrangler commands get), so a test stack's sites never reach a dev
+//! stack's Worker of the same name.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
 use stack_manifest::{Site, Sites};
@@ -18,18 +19,8 @@ use stack_manifest::{Site, Sites};
 use super::{data_dir, Launch, Probe};
 use crate::project;
 
-/// The API Worker's name in wrangler.toml, which the binding names.
-const API_WORKER: &str = "edge-api";
-/// Not newer than the workerd of the pinned wrangler (as wrangler.toml).
-const COMPATIBILITY_DATE: &str = "2026-04-01";
-
 /// The sites, in the order their ports are given.
 pub const SITES: [&str; 2] = ["web", "admin"];
-
-/// Where wrangler's dev registry of a stack lives.
-pub fn registry_dir(state: &Path) -> PathBuf {
-    state.join("wrangler-registry")
-}
 
 /// The browser origins of sites served on `ports` (both spellings of the
 /// loopback host, as a developer may open either).
@@ -66,6 +57,7 @@ pub(super) fn prepare(
     inspectors: &[u16; 2],
 ) -> anyhow::Result<Vec<Launch>> {
     let sites_dir = project::root().join("pages-shim/sites");
+    let api = project::ApiWorker::read()?;
     SITES
         .iter()
         .zip(ports.iter().zip(inspectors))
@@ -81,30 +73,27 @@ pub(super) fn prepare(
             let cwd = data_dir(state, &format!("pages-{site}"))?;
             let site_dir = sites_dir.join(site);
             std::fs::write(cwd.join("package.json"), "{\"private\": true}\n")?;
-            std::fs::write(cwd.join("wrangler.toml"), pages_config(site, &site_dir))?;
+            std::fs::write(
+                cwd.join("wrangler.toml"),
+                pages_config(site, &site_dir, &api),
+            )?;
             let mut command = Command::new(wrangler);
             command
                 .args(["pages", "dev"])
                 .arg(&site_dir)
                 .args(["--ip", "127.0.0.1", "--port", &port.to_string()])
                 .args(["--inspector-port", &inspector.to_string()])
-                // `pages dev` connects a service binding through the dev
-                // registry only when it is given here, and reads no
-                // `.dev.vars` or `--env-file` for a Pages project: the
-                // secret (random per stack, valid only for this stack's
-                // Worker on 127.0.0.1, and in stack.json anyway) goes on
-                // the command line.
-                .args(["--service", &format!("API={API_WORKER}")])
+                // `pages dev` reads no `.dev.vars` or `--env-file` for a
+                // Pages project: the secret (random per stack, valid only
+                // for this stack's Worker on 127.0.0.1, and in stack.json
+                // anyway) goes on the command line. The `API` binding is
+                // in the wrangler.toml only (see `pages_config`).
                 .args(["--binding", &format!("BINDING_SECRET={binding_secret}")])
                 .arg("--persist-to")
                 .arg(cwd.join("state"))
                 .args(["--show-interactive-dev-session=false", "--log-level=info"])
-                .current_dir(&cwd)
-                .env("WRANGLER_REGISTRY_PATH", registry_dir(state))
-                .env("WRANGLER_SEND_METRICS", "false")
-                .env("CLOUDFLARE_CF_FETCH_ENABLED", "false")
-                .env("WRANGLER_LOG_PATH", state.join("logs/wrangler"))
-                .env("NO_COLOR", "1");
+                .current_dir(&cwd);
+            super::wrangler_env(&mut command, state);
             Ok(Launch {
                 name: site,
                 command,
@@ -116,18 +105,24 @@ pub(super) fn prepare(
         .collect()
 }
 
-/// The Pages project's configuration for `pages dev`.
-fn pages_config(site: &str, site_dir: &Path) -> String {
+/// The Pages project's configuration for `pages dev`. The `API` service
+/// binding is declared here, as the deployed project declares it, and not
+/// also with `--service` on the command line: wrangler 4 connects a
+/// binding from either through the dev registry (tried with the pinned
+/// 4.86: each alone reaches the Worker), so one declaration is enough.
+fn pages_config(site: &str, site_dir: &Path, api: &project::ApiWorker) -> String {
     format!(
         "# Written by cargo xtask: the local `{site}` Pages project.\n\
-         name = \"edge-api-{site}\"\n\
+         name = \"{name}-{site}\"\n\
          pages_build_output_dir = {dir:?}\n\
-         compatibility_date = \"{COMPATIBILITY_DATE}\"\n\
+         compatibility_date = {date:?}\n\
          [vars]\n\
          ENVIRONMENT = \"dev\"\n\
          [[services]]\n\
          binding = \"API\"\n\
-         service = \"{API_WORKER}\"\n",
+         service = {name:?}\n",
+        name = api.name,
+        date = api.compatibility_date,
         dir = site_dir.display().to_string(),
     )
 }
@@ -143,6 +138,21 @@ mod tests {
             assert!(dir.join("index.html").is_file(), "{site}");
             assert!(dir.join("_worker.js/index.js").is_file(), "{site}");
         }
+    }
+
+    #[test]
+    fn the_config_binds_the_api_worker_of_wrangler_toml() {
+        let api = project::ApiWorker::read().unwrap();
+        assert_eq!(api.name, "edge-api");
+        let config: toml::Value =
+            toml::from_str(&pages_config("web", Path::new("/site"), &api)).unwrap();
+        assert_eq!(config["name"].as_str(), Some("edge-api-web"));
+        assert_eq!(
+            config["compatibility_date"].as_str(),
+            Some(api.compatibility_date.as_str())
+        );
+        assert_eq!(config["services"][0]["binding"].as_str(), Some("API"));
+        assert_eq!(config["services"][0]["service"].as_str(), Some("edge-api"));
     }
 
     #[test]

@@ -56,14 +56,10 @@ pub(super) fn prepare(
         // `GET /__scheduled` runs the cron handler (the upload sweep), as
         // the e2e tests and developers trigger it.
         .arg("--test-scheduled")
-        .current_dir(project::root())
-        // Where the sites' `wrangler pages dev` find this Worker for their
-        // `API` binding (see sites.rs).
-        .env("WRANGLER_REGISTRY_PATH", super::sites::registry_dir(state))
-        .env("WRANGLER_SEND_METRICS", "false")
-        .env("CLOUDFLARE_CF_FETCH_ENABLED", "false")
-        .env("WRANGLER_LOG_PATH", state.join("logs/wrangler"))
-        .env("NO_COLOR", "1");
+        .current_dir(project::root());
+    // Registers this Worker where the sites' `wrangler pages dev` look for
+    // their `API` binding (see sites.rs).
+    super::wrangler_env(&mut command, state);
     Ok(Prepared {
         launch: Launch {
             name: "api",
