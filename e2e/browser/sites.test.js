@@ -22,9 +22,12 @@ import {
   getPage,
   launchChromium,
   putPage,
+  redis,
   screenshotOnFailure,
+  spendAllowance,
   stack,
   unique,
+  uniqueClient,
 } from './support.js';
 
 const { sites, api } = stack();
@@ -105,13 +108,22 @@ describe('web', () => {
     await context.close();
   });
 
-  it('shows the API problem for a page that does not exist', async (t) => {
+  it('shows the API problem for a page that does not exist, with its request id', async (t) => {
     const context = await browser.newContext();
     await screenshotOnFailure(t, context, async () => {
       const page = await context.newPage();
-      await page.goto(`${sites.web.url}/#/pages/${unique('missing-')}`);
+      const slug = unique('missing-');
+      const [missing] = await Promise.all([
+        page.waitForResponse((r) => r.url().endsWith(`/api/v1/pages/${slug}`)),
+        page.goto(`${sites.web.url}/#/pages/${slug}`),
+      ]);
+      assert.equal(missing.status(), 404);
+      const id = await missing.headerValue('x-request-id');
+      assert.match(id ?? '', /^\S+$/);
       await page.waitForSelector('#status.error');
-      assert.match(await page.textContent('#status'), /^Not found: .*\(request \S+\)$/);
+      const shown = await page.textContent('#status');
+      assert.match(shown, /^Not found: /);
+      assert.ok(shown.endsWith(`(request ${id})`), shown);
     });
     await context.close();
   });
@@ -200,21 +212,19 @@ describe('admin', () => {
 });
 
 describe('trust', () => {
-  it('forged identity headers from the browser do not reach the API as trusted', async (t) => {
+  it('an Access token signed with a key the team never published is refused, and changes nothing', async (t) => {
     const slug = unique('browser-forged-');
     await putPage(slug, { title: 'Guarded', body: 'unchanged' });
-    const forged = {
-      'cf-access-authenticated-user-email': 'admin@example.com',
-      'x-api-client-ip': '203.0.113.7',
-      'x-api-binding-token': 'not-the-secret',
-      // Right team key id, wrong key: a token anyone could make.
-      'cf-access-jwt-assertion': accessToken({
-        email: 'admin@example.com',
-        aud: stack().access.binding_aud,
-        key: foreignKey(),
-      }),
-    };
-    const context = await adminContext({ headers: forged });
+    const context = await adminContext({
+      headers: {
+        // Right team key id, wrong key: a token anyone could make.
+        'cf-access-jwt-assertion': accessToken({
+          email: 'admin@example.com',
+          aud: stack().access.binding_aud,
+          key: foreignKey(),
+        }),
+      },
+    });
     await screenshotOnFailure(t, context, async () => {
       const page = await openEditor(context, slug);
       await page.waitForSelector('#whoami.error');
@@ -232,11 +242,10 @@ describe('trust', () => {
     await context.close();
   });
 
-  it('a forged email beside a real token changes nothing: the token names the user', async (t) => {
+  it("the browser's binding token is replaced by the shim's secret", async (t) => {
     const context = await adminContext({
       headers: {
         'cf-access-jwt-assertion': adminSiteToken('real-user@example.com'),
-        'cf-access-authenticated-user-email': 'admin@example.com',
         'x-api-binding-token': 'not-the-secret',
       },
     });
@@ -263,6 +272,75 @@ describe('trust', () => {
       assert.equal(status, 401);
     });
     await context.close();
+  });
+
+  it('neither site passes the CF_Authorization cookie on, even with a valid token in it', async (t) => {
+    const token = adminSiteToken('cookie-user@example.com');
+    const slug = unique('browser-cookie-');
+    // The token is one the API accepts from its cookie through the
+    // binding: if a site passed the cookie on, the calls below would be
+    // let in.
+    const direct = await fetch(`${api.url}/v1/admin/whoami`, {
+      headers: { 'x-api-binding-token': api.binding_secret, cookie: `CF_Authorization=${token}` },
+    });
+    const body = await direct.text();
+    assert.equal(direct.status, 200, body);
+    assert.equal(JSON.parse(body).email, 'cookie-user@example.com');
+
+    // No Access header on either site: only the cookie, as a browser
+    // that once went through Access carries it.
+    const context = await browser.newContext();
+    await context.addCookies(
+      [sites.web.url, sites.admin.url].map((url) => ({ name: 'CF_Authorization', value: token, url })),
+    );
+    await screenshotOnFailure(t, context, async () => {
+      for (const site of [sites.web, sites.admin]) {
+        const page = await context.newPage();
+        await page.goto(site.url);
+        const answer = await page.evaluate(async (slug) => {
+          const whoami = await fetch('/api/v1/admin/whoami');
+          const write = await fetch(`/api/v1/pages/${slug}`, {
+            method: 'PUT',
+            headers: { 'content-type': 'application/json' },
+            body: JSON.stringify({ title: 'via a cookie', body: 'must not be saved' }),
+          });
+          return { cookie: document.cookie.includes('CF_Authorization='), whoami: whoami.status, write: write.status };
+        }, slug);
+        assert.deepEqual(answer, { cookie: true, whoami: 401, write: 401 }, site.url);
+      }
+    });
+    await context.close();
+    assert.equal((await getPage(slug)).status, 404);
+  });
+
+  it('a client address the browser claims is not the one the API counts its requests by', async (t) => {
+    // The API keys its rate limits by the address the shim forwards. Two
+    // addresses that have spent their allowance: a request counted against
+    // either is refused (429).
+    const claimed = uniqueClient('read');
+    const control = uniqueClient('read');
+    await spendAllowance(claimed.key);
+    await spendAllowance(control.key);
+    const context = await browser.newContext({ extraHTTPHeaders: { 'x-api-client-ip': claimed.ip } });
+    try {
+      // What the shim forwards is what the API counts by ...
+      const direct = await fetch(`${api.url}/v1/pages?limit=1`, {
+        headers: { 'x-api-binding-token': api.binding_secret, 'x-api-client-ip': control.ip },
+      });
+      assert.equal(direct.status, 429);
+      // ... and the address the browser claims is not forwarded.
+      await screenshotOnFailure(t, context, async () => {
+        for (const site of [sites.web, sites.admin]) {
+          const page = await context.newPage();
+          await page.goto(site.url);
+          const status = await page.evaluate(async () => (await fetch('/api/v1/pages?limit=1')).status);
+          assert.equal(status, 200, site.url);
+        }
+      });
+    } finally {
+      await context.close();
+      await redis(['DEL', claimed.key, control.key]);
+    }
   });
 });
 

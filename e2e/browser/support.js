@@ -5,6 +5,7 @@
 import { createPrivateKey, generateKeyPairSync, randomBytes, sign } from 'node:crypto';
 import { mkdirSync, readFileSync } from 'node:fs';
 import http from 'node:http';
+import net from 'node:net';
 import path from 'node:path';
 
 import { chromium } from 'playwright-core';
@@ -122,6 +123,82 @@ export async function putPage(slug, draft, email = 'setup@example.com') {
 export async function getPage(slug) {
   const response = await fetch(`${stack().api.url}/v1/pages/${slug}`, { cache: 'no-store' });
   return { status: response.status, body: await response.json() };
+}
+
+/** Sends `commands` (each an array of strings) to the stack's Redis after
+ * `AUTH`, over a plain RESP connection, and returns their replies. */
+export async function redis(...commands) {
+  const { host, port, password } = stack().redis;
+  const encode = (args) =>
+    `*${args.length}\r\n${args.map((a) => `$${Buffer.byteLength(a)}\r\n${a}\r\n`).join('')}`;
+  const all = [['AUTH', password], ...commands];
+  // One reply from `text` at `at`: [value, next] or null when incomplete.
+  const parse = (text, at) => {
+    const end = text.indexOf('\r\n', at);
+    if (end < 0) return null;
+    const [kind, line] = [text[at], text.slice(at + 1, end)];
+    if (kind === '+') return [line, end + 2];
+    if (kind === '-') return [new Error(line), end + 2];
+    if (kind === ':') return [Number(line), end + 2];
+    if (kind === '$') {
+      const length = Number(line);
+      if (length < 0) return [null, end + 2];
+      if (text.length < end + 2 + length + 2) return null;
+      return [text.slice(end + 2, end + 2 + length), end + 2 + length + 2];
+    }
+    if (kind === '*') {
+      const items = [];
+      let next = end + 2;
+      for (let n = Number(line); n > 0; n -= 1) {
+        const item = parse(text, next);
+        if (!item) return null;
+        [items[items.length], next] = item;
+      }
+      return [items, next];
+    }
+    throw new Error(`unexpected RESP reply ${JSON.stringify(text.slice(at, end))}`);
+  };
+  const replies = await new Promise((resolve, reject) => {
+    const socket = net.connect(port, host);
+    let text = '';
+    socket.setEncoding('latin1');
+    socket.setTimeout(5000, () => socket.destroy(new Error('redis did not answer')));
+    socket.on('error', reject);
+    socket.on('data', (chunk) => {
+      text += chunk;
+      const values = [];
+      let at = 0;
+      while (values.length < all.length) {
+        const reply = parse(text, at);
+        if (!reply) return;
+        [values[values.length], at] = reply;
+      }
+      socket.end();
+      resolve(values);
+    });
+    socket.write(all.map(encode).join(''));
+  });
+  for (const reply of replies) {
+    if (reply instanceof Error) throw reply;
+  }
+  return replies.slice(1);
+}
+
+/** Spends the whole allowance of the rate-limit `key` for the next two
+ * minutes, as a client that sent far too much would (the limiter's state is
+ * the key's TAT in microseconds, see crates/ratelimit/src/lib.rs). */
+export async function spendAllowance(key) {
+  const [[secs, micros]] = await redis(['TIME']);
+  const tat = Number(secs) * 1_000_000 + Number(micros) + 120_000_000;
+  await redis(['SET', key, String(tat), 'PX', '120000']);
+}
+
+/** A client address (IPv6, a /64 of its own) that no other test uses, and
+ * the API's rate-limit key for it in `class` (crates/ratelimit/src/key.rs). */
+export function uniqueClient(klass) {
+  const group = () => (0x1000 + Math.floor(Math.random() * 0xefff)).toString(16);
+  const [a, b] = [group(), group()];
+  return { ip: `2001:db8:${a}:${b}::7`, key: `rl:${klass}:2001:db8:${a}:${b}::/64` };
 }
 
 /** A static server on another 127.0.0.1 port: an origin the API's CORS

@@ -106,7 +106,7 @@ export function pagesShim({ forwardAccessIdentity }) {
     async fetch(request, env) {
       const url = new URL(request.url);
       if (url.pathname === API_PREFIX || url.pathname.startsWith(`${API_PREFIX}/`)) {
-        return toApi(request, env, { forwardAccessIdentity });
+        return toApi(request, url, env, { forwardAccessIdentity });
       }
       if (!env.ASSETS) {
         return new Response('Not found', { status: 404 });
@@ -117,13 +117,12 @@ export function pagesShim({ forwardAccessIdentity }) {
 }
 
 /**
- * Sends `request` (an `/api/*` request from the browser) to the API
- * through `env.API` and returns its answer, or a problem document when
- * the API cannot be reached.
+ * Sends `request` (an `/api/*` request from the browser, whose parsed URL
+ * is `url`) to the API through `env.API` and returns its answer, or a
+ * problem document when the API cannot be reached.
  */
-export async function toApi(request, env, { forwardAccessIdentity }) {
+export async function toApi(request, url, env, { forwardAccessIdentity }) {
   const requestId = requestIdOf(request);
-  const url = new URL(request.url);
 
   if (!SAFE_METHODS.has(request.method) && isCrossSite(request, url)) {
     return problem(
@@ -172,19 +171,46 @@ export async function toApi(request, env, { forwardAccessIdentity }) {
         redirect: 'manual',
       }),
     );
-  // A read that meets the platform's failure (an isolate being replaced,
-  // say) is tried once more: it changes nothing. A write never is, and
-  // a body, once streamed, cannot be sent again.
+  // Only a read that the platform could not deliver (the binding call
+  // itself threw) is sent once more: it changes nothing. An HTTP answer,
+  // whatever its status, is never retried: the API answered it (after a
+  // wasm trap, api-worker/entry.mjs answers a 500 problem document), or the
+  // platform refused it (resource limits, overload), where a second try
+  // only adds load. A write is never sent twice, and a body, once
+  // streamed, cannot be sent again.
   const attempts = SAFE_METHODS.has(request.method) && !hasBody ? 2 : 1;
   let answer;
-  for (let attempt = 1; attempt <= attempts; attempt += 1) {
-    answer = await platformFailure(send, requestId);
-    if (!answer.failed) break;
+  for (let attempt = 1; ; attempt += 1) {
+    try {
+      answer = await send();
+      break;
+    } catch (error) {
+      const again = attempt < attempts;
+      console.error(
+        `request ${requestId}: the API binding failed${again ? ' (sending the read once more)' : ''}: ${error}`,
+      );
+      if (!again) {
+        return problem(
+          PROBLEMS.badGateway,
+          'The API could not be reached; nothing was changed unless a later read shows it.',
+          requestId,
+        );
+      }
+    }
   }
-  if (answer.failed) {
-    return problem(PROBLEMS.badGateway, answer.detail, requestId);
+  if (answer.status >= 500 && !isProblem(answer)) {
+    // The platform answered in the API's place (a Worker that is missing,
+    // crashed before it could answer, or over its limits).
+    const text = (await answer.text().catch(() => '')).slice(0, 200);
+    console.error(
+      `request ${requestId}: the API binding answered ${answer.status} without a problem document: ${text}`,
+    );
+    return problem(
+      PROBLEMS.badGateway,
+      'The API failed before it could answer; nothing was changed unless a later read shows it.',
+      requestId,
+    );
   }
-  answer = answer.response;
   const responseHeaders = new Headers();
   for (const [name, value] of answer.headers) {
     if (!HOP_BY_HOP.has(name)) {
@@ -199,34 +225,6 @@ export async function toApi(request, env, { forwardAccessIdentity }) {
     statusText: answer.statusText,
     headers: responseHeaders,
   });
-}
-
-/** Calls the API; `{ failed, detail }` when the binding threw or the
- * platform answered in its place (a 5xx that is not the API's problem
- * document: a Worker that is missing or crashed before it could answer),
- * else `{ response }`. */
-async function platformFailure(send, requestId) {
-  let response;
-  try {
-    response = await send();
-  } catch (error) {
-    console.error(`request ${requestId}: the API binding failed: ${error}`);
-    return {
-      failed: true,
-      detail: 'The API could not be reached; nothing was changed unless a later read shows it.',
-    };
-  }
-  if (response.status >= 500 && !isProblem(response)) {
-    const text = (await response.text().catch(() => '')).slice(0, 200);
-    console.error(
-      `request ${requestId}: the API binding answered ${response.status} without a problem document: ${text}`,
-    );
-    return {
-      failed: true,
-      detail: 'The API failed before it could answer; nothing was changed unless a later read shows it.',
-    };
-  }
-  return { failed: false, response };
 }
 
 /** The browser's headers minus hop-by-hop, spoofable and (unless asked)

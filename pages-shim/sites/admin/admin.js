@@ -6,6 +6,8 @@
 // the site's own /api/, where the Pages shim passes it, with the Access
 // token Access put on the request, through the service binding.
 
+import { describeFailure } from './common/failure.js';
+
 const $ = (id) => document.getElementById(id);
 
 /** What the editor has loaded: the slug and the ETag of its revision
@@ -15,16 +17,6 @@ let loaded = null;
 function show(element, text, isError = false) {
   element.textContent = text;
   element.className = isError ? 'error' : '';
-}
-
-/** A problem document's message, or the status line when there is none. */
-async function describeFailure(response) {
-  try {
-    const problem = await response.json();
-    return `${problem.title ?? response.status}: ${problem.detail ?? ''} (request ${problem.instance ?? '?'})`;
-  } catch {
-    return `The server answered ${response.status}.`;
-  }
 }
 
 /** An API path as the API names it (`/v1/...`), reached through the shim. */

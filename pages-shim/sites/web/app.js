@@ -2,6 +2,8 @@
 // site's own /api/ (the Pages shim and its service binding). The page
 // bodies are Markdown; they are shown as text, never as HTML.
 
+import { describeFailure } from './common/failure.js';
+
 const listing = document.getElementById('listing');
 const pages = document.getElementById('pages');
 const more = document.getElementById('more');
@@ -13,16 +15,6 @@ let nextCursor = null;
 function showStatus(text, isError = false) {
   status.textContent = text;
   status.className = isError ? 'error' : '';
-}
-
-/** A problem document's message, or the status line when there is none. */
-async function describeFailure(response) {
-  try {
-    const problem = await response.json();
-    return `${problem.title ?? response.status}: ${problem.detail ?? ''} (request ${problem.instance ?? '?'})`;
-  } catch {
-    return `The API answered ${response.status}.`;
-  }
 }
 
 async function loadListing(cursor) {
