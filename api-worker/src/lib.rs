@@ -6,9 +6,9 @@
 mod entry {
     use std::sync::{Arc, OnceLock};
 
-    use api::telemetry::Background;
     use api::{App, Platform};
     use axum::Router;
+    use outbound::Background;
     use tower_service::Service;
     use worker::{event, js_sys, web_sys, Context, Env, ScheduleContext, ScheduledEvent};
 

@@ -573,6 +573,57 @@ async fn an_idle_transaction_is_rolled_back_and_its_session_refused() {
     drop_table(&db, &name).await;
 }
 
+/// A request that gives up mid-transaction (its future dropped, as at the
+/// Worker's deadline) must not leave its row locks behind: with a
+/// background, the `ROLLBACK` goes out at once and the next writer of the
+/// row gets the lock; without one, that writer waits until the session's
+/// idle timeout (here 4 s; 10 minutes on TiDB Cloud) ends the transaction.
+#[tokio::test]
+async fn an_abandoned_transaction_releases_its_locks_when_the_client_has_a_background() {
+    let db = gateway(Duration::from_secs(4)).await;
+    let name = table(&db, "id INT PRIMARY KEY, n INT").await;
+    db.execute(format!("INSERT INTO {name} VALUES (1, 0), (2, 0)"))
+        .await
+        .unwrap();
+    let update = |id: i32| {
+        Statement::new(format!("UPDATE {name} SET n = n + 1 WHERE id = ?"))
+            .bind(id)
+            .timeout(Duration::from_secs(1))
+    };
+    let abandon = |db: Client, id: i32| {
+        let statement = update(id);
+        async move {
+            let mut tx = db.begin(None).await.unwrap();
+            tx.execute(statement).await.unwrap();
+            // Dropped here, neither committed nor rolled back.
+        }
+    };
+
+    abandon(db.clone(), 1).await;
+    let err = db.execute(update(1)).await.unwrap_err();
+    assert!(err.is_timeout(), "row 1 is still locked: {err}");
+
+    let background = outbound::Background::new(|work| {
+        tokio::spawn(work);
+    });
+    abandon(db.clone().with_background(background), 2).await;
+    db.execute(update(2))
+        .await
+        .expect("row 2 was released by the background ROLLBACK");
+    let n: i32 = db
+        .query_one_as(format!("SELECT n FROM {name} WHERE id = 2"))
+        .await
+        .unwrap();
+    assert_eq!(
+        n, 1,
+        "the abandoned update was rolled back, the later one kept"
+    );
+
+    // Row 1's transaction ends with its session's idle timeout.
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    drop_table(&db, &name).await;
+}
+
 #[tokio::test]
 async fn a_wrong_password_is_refused_by_the_database() {
     let endpoint = start_gateway(Duration::from_secs(600)).await;

@@ -2,7 +2,12 @@
 //! not configured), timing of calls for `server-timing`, and how a database
 //! failure is shown to clients.
 
+use std::sync::Arc;
+
+use axum::extract::FromRequestParts;
+use axum::http::request::Parts;
 use axum::http::{header, HeaderValue};
+use outbound::Background;
 
 use crate::layers::Timings;
 use crate::problem::{Problem, ProblemType};
@@ -19,6 +24,27 @@ pub fn database(app: &App) -> Result<&tidb_http::Client, Problem> {
             "The database is not configured (see /readyz).",
         )
     })
+}
+
+/// The TiDB client for a route that writes in a transaction (an
+/// extractor; a 503 problem when TiDB is not configured). A transaction the
+/// request abandons (its deadline passed, a statement failed) is rolled
+/// back on the request's [`Background`] (`waitUntil`) at once, instead of
+/// holding its row locks, and with them every later write to those rows,
+/// until TiDB's idle timeout ends it. The runtime gives every request a
+/// background; without one (a bare test harness) the idle timeout stays.
+pub struct Transactional(pub tidb_http::Client);
+
+impl FromRequestParts<Arc<App>> for Transactional {
+    type Rejection = Problem;
+
+    async fn from_request_parts(parts: &mut Parts, app: &Arc<App>) -> Result<Self, Problem> {
+        let db = database(app)?.clone();
+        Ok(Transactional(match parts.extensions.get::<Background>() {
+            Some(background) => db.with_background(background.clone()),
+            None => db,
+        }))
+    }
 }
 
 /// Runs a dependency call and records its duration for `server-timing`.

@@ -1,5 +1,6 @@
 //! What protocol code needs from its runtime to reach other services: an
-//! HTTP [`Fetch`], a TCP [`Connect`] and a [`Timer`]. Protocol crates (the TiDB HTTP driver,
+//! HTTP [`Fetch`], a TCP [`Connect`], a [`Timer`], and [`Background`] for
+//! work that outlives the request. Protocol crates (the TiDB HTTP driver,
 //! the Access JWKS cache, S3, Sentry, Loki) are written against these two
 //! traits only, so they run unchanged in the Worker (bound to
 //! `worker::Fetch` and `setTimeout` in `api-worker`) and natively (reqwest
@@ -75,6 +76,29 @@ pub trait Connect: Send + Sync {
         port: u16,
         tls: bool,
     ) -> BoxFuture<'_, std::io::Result<Box<dyn Stream>>>;
+}
+
+/// Runs work after the response has gone out: `ctx.waitUntil` in the
+/// Worker, a spawned task natively. Per request (the Worker's `ctx` is), so
+/// the runtime hands one to each request; telemetry sends and the rollback
+/// of an abandoned TiDB transaction run on it.
+#[derive(Clone)]
+pub struct Background(std::sync::Arc<dyn Fn(BoxFuture<'static, ()>) + Send + Sync>);
+
+impl Background {
+    pub fn new(spawn: impl Fn(BoxFuture<'static, ()>) + Send + Sync + 'static) -> Self {
+        Background(std::sync::Arc::new(spawn))
+    }
+
+    pub fn spawn(&self, work: BoxFuture<'static, ()>) {
+        (self.0)(work)
+    }
+}
+
+impl fmt::Debug for Background {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Background")
+    }
 }
 
 /// Sleeps without blocking the thread (`setTimeout` in the Worker).

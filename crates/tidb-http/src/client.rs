@@ -17,7 +17,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use base64::Engine as _;
-use outbound::{Bytes, Fetch};
+use outbound::{Background, Bytes, Fetch};
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
 
@@ -121,6 +121,8 @@ pub struct Client {
     config: Arc<Config>,
     fetch: Arc<dyn Fetch>,
     trace_ids: TraceIds,
+    /// Where an abandoned transaction's `ROLLBACK` is sent from.
+    background: Option<Background>,
 }
 
 impl fmt::Debug for Client {
@@ -145,7 +147,18 @@ impl Client {
             config: Arc::new(config),
             fetch,
             trace_ids: Arc::new(default_trace_id),
+            background: None,
         }
+    }
+
+    /// Gives the client a place to run work after its caller has moved on
+    /// (the request's `waitUntil` in a Worker): a [`Tx`] dropped unfinished
+    /// then sends its `ROLLBACK` there. Without one, such a transaction
+    /// keeps its locks until the service's idle timeout ends it (10 minutes
+    /// on TiDB Cloud), and every write to the rows it locked waits for it.
+    pub fn with_background(mut self, background: Background) -> Self {
+        self.background = Some(background);
+        self
     }
 
     /// Replaces how trace ids are made. serverless-js uses the UTC time
@@ -195,9 +208,9 @@ impl Client {
     /// `TiDB-Isolation-Level` header, as serverless-js's `begin()` does) and
     /// returns a handle carrying the session it opened.
     ///
-    /// A transaction dropped without `commit` or `rollback` stays open on
-    /// the service until its idle timeout rolls it back (10 minutes on
-    /// TiDB Cloud): always finish it.
+    /// A transaction dropped without a successful `commit` or `rollback`
+    /// (its caller gave up, a statement failed) is rolled back on the
+    /// client's background (see [`Client::with_background`]).
     pub async fn begin(&self, isolation: Option<IsolationLevel>) -> Result<Tx, Error> {
         let send = Outgoing {
             isolation,
@@ -207,6 +220,7 @@ impl Client {
         Ok(Tx {
             client: self.clone(),
             session,
+            open: true,
         })
     }
 
@@ -314,6 +328,9 @@ impl Client {
 pub struct Tx {
     client: Client,
     session: String,
+    /// Until a `COMMIT` or `ROLLBACK` succeeded: dropped while open, it is
+    /// rolled back in the background.
+    open: bool,
 }
 
 impl Tx {
@@ -353,14 +370,48 @@ impl Tx {
         one(self.execute(statement).await?)
     }
 
-    /// Sends `COMMIT`.
+    /// Sends `COMMIT`. If it fails, the transaction is rolled back in the
+    /// background: had the commit gone through after all, that `ROLLBACK`
+    /// finds nothing to undo, and otherwise it releases the locks.
     pub async fn commit(mut self) -> Result<QueryResult, Error> {
-        self.execute("COMMIT").await
+        let result = self.execute("COMMIT").await;
+        self.open = result.is_err();
+        result
     }
 
-    /// Sends `ROLLBACK`.
+    /// Sends `ROLLBACK` (sent again in the background if this one fails).
     pub async fn rollback(mut self) -> Result<QueryResult, Error> {
-        self.execute("ROLLBACK").await
+        let result = self.execute("ROLLBACK").await;
+        self.open = result.is_err();
+        result
+    }
+}
+
+/// How long the background `ROLLBACK` of an abandoned transaction may take:
+/// longer than a request's statements, since it waits on nobody (a
+/// Worker's `waitUntil` allows 30 s after the response).
+pub const ABANDONED_ROLLBACK_TIMEOUT: Duration = Duration::from_secs(20);
+
+impl Drop for Tx {
+    fn drop(&mut self) {
+        if !self.open {
+            return;
+        }
+        let Some(background) = self.client.background.clone() else {
+            return;
+        };
+        let client = self.client.clone();
+        let session = std::mem::take(&mut self.session);
+        background.spawn(Box::pin(async move {
+            let send = Outgoing {
+                session: &session,
+                ..Outgoing::default()
+            };
+            let rollback = Statement::new("ROLLBACK").timeout(ABANDONED_ROLLBACK_TIMEOUT);
+            // Nothing to tell anyone if it fails too: the service's idle
+            // timeout remains the last resort.
+            let _ = client.send(&rollback, send).await;
+        }));
     }
 }
 

@@ -6,7 +6,7 @@ use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use outbound::{BoxFuture, Bytes, Fetch, FetchError, Request, Response};
+use outbound::{Background, BoxFuture, Bytes, Fetch, FetchError, Request, Response};
 use serde::Deserialize;
 use tidb_http::{
     Cell, Client, Config, ErrorCode, ErrorKind, IsolationLevel, Statement, Value, DEFAULT_TIMEOUT,
@@ -280,6 +280,78 @@ async fn rollback_and_repeatable_read() {
     let (rollback, _) = fake.request(1);
     assert_eq!(body(&rollback), serde_json::json!({"query": "ROLLBACK"}));
     assert_eq!(header(&rollback, "tidb-session"), Some("s1"));
+}
+
+/// A background that keeps the work it is given, to run when the test
+/// says.
+fn kept_background() -> (Background, Arc<Mutex<Vec<BoxFuture<'static, ()>>>>) {
+    let kept = Arc::new(Mutex::new(Vec::new()));
+    let keep = kept.clone();
+    (
+        Background::new(move |work| keep.lock().unwrap().push(work)),
+        kept,
+    )
+}
+
+async fn run_kept(kept: &Mutex<Vec<BoxFuture<'static, ()>>>) -> usize {
+    let work: Vec<_> = kept.lock().unwrap().drain(..).collect();
+    let count = work.len();
+    for work in work {
+        work.await;
+    }
+    count
+}
+
+#[tokio::test]
+async fn an_abandoned_transaction_is_rolled_back_in_the_background() {
+    let (db, fake) = client();
+    let (background, kept) = kept_background();
+    let db = db.with_background(background);
+    fake.answer(200, Some("s1"), "{}");
+    fake.answer(200, Some("s2"), r#"{"rowsAffected":1}"#);
+    fake.answer(200, Some("done"), "{}");
+    let mut tx = db.begin(None).await.unwrap();
+    tx.execute("UPDATE t SET x = 1").await.unwrap();
+    // The caller gives up (its deadline passed): the future is dropped.
+    drop(tx);
+    assert_eq!(run_kept(&kept).await, 1);
+    let (rollback, timeout) = fake.request(2);
+    assert_eq!(body(&rollback), serde_json::json!({"query": "ROLLBACK"}));
+    assert_eq!(header(&rollback, "tidb-session"), Some("s2"));
+    assert_eq!(timeout, tidb_http::ABANDONED_ROLLBACK_TIMEOUT);
+}
+
+#[tokio::test]
+async fn a_failed_commit_is_rolled_back_and_a_finished_transaction_is_not() {
+    let (db, fake) = client();
+    let (background, kept) = kept_background();
+    let db = db.with_background(background);
+
+    fake.answer(200, Some("c1"), "{}");
+    fake.answer(200, Some("done"), "{}");
+    db.begin(None).await.unwrap().commit().await.unwrap();
+    fake.answer(200, Some("r1"), "{}");
+    fake.answer(200, Some("done"), "{}");
+    db.begin(None).await.unwrap().rollback().await.unwrap();
+    assert_eq!(run_kept(&kept).await, 0, "nothing left to undo");
+
+    fake.answer(200, Some("f1"), "{}");
+    fake.fail(FetchError::Timeout(Duration::from_secs(5)));
+    fake.answer(200, Some("done"), "{}");
+    let error = db.begin(None).await.unwrap().commit().await.unwrap_err();
+    assert!(error.is_timeout(), "{error}");
+    assert_eq!(run_kept(&kept).await, 1);
+    let (rollback, _) = fake.request(6);
+    assert_eq!(body(&rollback), serde_json::json!({"query": "ROLLBACK"}));
+    assert_eq!(header(&rollback, "tidb-session"), Some("f1"));
+}
+
+#[tokio::test]
+async fn without_a_background_an_abandoned_transaction_sends_nothing() {
+    let (db, fake) = client();
+    fake.answer(200, Some("s1"), "{}");
+    drop(db.begin(None).await.unwrap());
+    assert_eq!(fake.requests.lock().unwrap().len(), 1);
 }
 
 #[tokio::test]

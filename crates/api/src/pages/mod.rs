@@ -23,7 +23,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::admin::Admin;
-use crate::db::{database, db_problem, timed};
+use crate::db::{database, db_problem, timed, Transactional};
 use crate::extract::{Json, Query};
 use crate::layers::Timings;
 use crate::problem::{Problem, ProblemType};
@@ -302,25 +302,27 @@ async fn get_page(
          content_type = "application/problem+json"),
         crate::openapi::V1Problems,
     ))]
+// Each argument is an extractor axum runs in this order: grouping them
+// would only hide which checks come first.
+#[allow(clippy::too_many_arguments)]
 async fn put_page(
     State(app): State<Arc<App>>,
     Extension(timings): Extension<Timings>,
     Extension(redis): Extension<RequestRedis>,
     Admin(identity): Admin,
     Slug(slug): Slug,
-    headers: HeaderMap,
+    Transactional(db): Transactional,
+    precondition: Precondition,
     Json(draft): Json<PageDraft>,
 ) -> Result<Response, Problem> {
     draft.validate()?;
-    let precondition = Precondition::from_headers(&headers)?;
-    let db = database(&app)?;
     let author = identity.author();
     let written = timed(
         &app,
         &timings,
         "db",
         store::save(
-            db,
+            &db,
             &slug,
             &Draft {
                 title: draft.title.trim(),
@@ -378,15 +380,14 @@ async fn delete_page(
     Extension(redis): Extension<RequestRedis>,
     _admin: Admin,
     Slug(slug): Slug,
-    headers: HeaderMap,
+    Transactional(db): Transactional,
+    precondition: Precondition,
 ) -> Result<StatusCode, Problem> {
-    let precondition = Precondition::from_headers(&headers)?;
-    let db = database(&app)?;
     match timed(
         &app,
         &timings,
         "db",
-        store::delete(db, &slug, &precondition),
+        store::delete(&db, &slug, &precondition),
     )
     .await
     .map_err(db_problem)?

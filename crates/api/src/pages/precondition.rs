@@ -61,6 +61,19 @@ pub struct Precondition {
     pub if_none_match: Option<Tags>,
 }
 
+/// As an extractor: the request's preconditions, or the 400 problem of a
+/// malformed one.
+impl<S: Send + Sync> axum::extract::FromRequestParts<S> for Precondition {
+    type Rejection = Problem;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        _: &S,
+    ) -> Result<Self, Problem> {
+        Precondition::from_headers(&parts.headers)
+    }
+}
+
 impl Precondition {
     /// Reads `If-Match` and `If-None-Match`; a malformed one is a 400
     /// problem, whichever would decide.

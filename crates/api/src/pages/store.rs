@@ -303,8 +303,9 @@ async fn try_save(
             Ok(Written::PreconditionFailed)
         }
         Err(e) => {
-            // Best effort: the session also rolls back when it times out.
-            let _ = tx.rollback().await;
+            // Rolled back in the background (`Tx`'s drop): the answer does
+            // not wait for a database that may be the reason for `e`.
+            drop(tx);
             Err(e)
         }
     }
@@ -343,7 +344,9 @@ pub async fn delete(
             Ok(other)
         }
         Err(e) => {
-            let _ = tx.rollback().await;
+            // Rolled back in the background (`Tx`'s drop): the answer does
+            // not wait for a database that may be the reason for `e`.
+            drop(tx);
             Err(e)
         }
     }

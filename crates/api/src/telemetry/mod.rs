@@ -16,7 +16,7 @@ mod schedule;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use outbound::BoxFuture;
+use outbound::Background;
 
 use crate::config::TelemetryConfig;
 use crate::{App, Platform};
@@ -55,22 +55,6 @@ impl Telemetry {
 
     fn is_empty(&self) -> bool {
         self.sentry.is_none() && self.metrics.is_none() && self.logs.is_none()
-    }
-}
-
-/// Runs work after the response has gone out: `ctx.waitUntil` in the
-/// Worker, a spawned task natively. The runtime puts one into each
-/// request's extensions; without it, telemetry is skipped.
-#[derive(Clone)]
-pub struct Background(Arc<dyn Fn(BoxFuture<'static, ()>) + Send + Sync>);
-
-impl Background {
-    pub fn new(spawn: impl Fn(BoxFuture<'static, ()>) + Send + Sync + 'static) -> Self {
-        Background(Arc::new(spawn))
-    }
-
-    fn spawn(&self, work: BoxFuture<'static, ()>) {
-        (self.0)(work)
     }
 }
 
