@@ -109,6 +109,9 @@ where
     }
 }
 
+/// Servers frozen or stopped and started again.
+pub mod faults;
+
 /// Events stored by the stack's Bugsink, read through its REST API.
 pub mod sentry {
     use serde_json::Value;
