@@ -12,14 +12,39 @@
 import Api from "./build/index.js";
 import { RELEASE } from "./build/release.js";
 
-/** Rejecters of the requests in flight, called when the wasm instance traps. */
+/**
+ * Rejecters of the requests in flight, called when the wasm instance traps.
+ * One promise per request, not one shared by all: `Promise.race` leaves a
+ * reaction on every promise it races, and on a promise that lives as long
+ * as the isolate those pile up (the bench saw workerd grow past 1 GiB).
+ */
 const inFlight = new Set();
 
+/** The trap last handled: each fails the requests in flight once. */
+let handled;
+
+/** After a trap: fail every request in flight and re-instantiate next time. */
+function onTrap(error) {
+  if (error === handled) return;
+  handled = error;
+  markTrapped();
+  for (const fail of inFlight) fail(error);
+}
+
 addEventListener("error", (event) => {
-  if (event.error instanceof WebAssembly.RuntimeError) {
-    for (const fail of inFlight) fail(event.error);
-  }
+  if (event.error instanceof WebAssembly.RuntimeError) onTrap(event.error);
 });
+
+/**
+ * Tells worker-build's module that its instance trapped, so the next call
+ * re-instantiates it (see `callFetch`). Its own listener only sees traps
+ * nobody caught, and the ones `fetch` below catches never reach it.
+ */
+function markTrapped() {
+  if (globalThis.__worker_init_state) {
+    globalThis.__worker_init_state.criticalError = true;
+  }
+}
 
 function requestId(request) {
   const ray = request.headers.get("cf-ray");
@@ -115,28 +140,25 @@ function reportTrap(request, env, ctx, id, error) {
 }
 
 /**
- * One instance of worker-build's entry class per isolate, instead of one per
- * request: constructing it goes through worker-build's Proxy wrappers, a
- * measurable share of a small request. Its `fetch` reads `this.env` and
- * `this.ctx` synchronously when called, so setting them just before the call
- * gives each request its own (requests interleave only at awaits). The method
- * is looked up first: after a wasm trap the Proxy swaps in a new instance
- * on that lookup, and the request's env and ctx must land on that one.
+ * worker-build's `fetch` method, called without its entry class: the class
+ * is a Proxy that, on every request, wraps the method in a new Proxy and
+ * routes each property set through a trap (a measurable share of a small
+ * request). The method only reads `this.env` and `this.ctx`, so a plain
+ * object carries each request's. What the Proxy adds is re-instantiating
+ * the wasm after a trap; constructing the class once does that (its
+ * construct trap checks worker-build's own flag), so it is constructed
+ * only when that flag says the instance trapped.
  */
-let api;
+const apiFetch = Api.prototype.fetch;
 function callFetch(request, env, ctx) {
-  api ??= new Api(ctx, env);
-  const fetch = api.fetch;
-  api.env = env;
-  api.ctx = ctx;
-  return fetch.call(api, request);
+  if (globalThis.__worker_init_state?.criticalError) {
+    new Api(ctx, env);
+  }
+  return apiFetch.call({ env, ctx }, request);
 }
 
 export default {
   async fetch(request, env, ctx) {
-    // The id the Rust side will also pick (cf-ray) or, if it never gets to
-    // answer, the one the problem document carries.
-    const id = requestId(request);
     let fail;
     const trapped = new Promise((_, reject) => {
       fail = reject;
@@ -145,7 +167,13 @@ export default {
     try {
       return await Promise.race([callFetch(request, env, ctx), trapped]);
     } catch (error) {
-      console.error("request failed with a wasm trap", id, String(error));
+      // A trap thrown straight out of the call never reaches the listener.
+      if (error instanceof WebAssembly.RuntimeError) onTrap(error);
+      // The id the Rust side would also have picked (cf-ray), or one for
+      // the problem document, made only now that it is needed.
+      const id = requestId(request);
+      const what = error instanceof WebAssembly.RuntimeError ? "a wasm trap" : "an error";
+      console.error(`request failed with ${what}`, id, String(error));
       reportTrap(request, env, ctx, id, error);
       return internalError(request, env, id);
     } finally {

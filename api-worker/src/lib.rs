@@ -4,12 +4,17 @@
 //! domain logic belong in the pure crates, not here.
 
 mod entry {
-    use std::sync::{Arc, OnceLock};
+    use std::sync::{Arc, Mutex, OnceLock};
 
     use api::{App, Platform};
     use axum::Router;
     use outbound::Background;
+    use std::future::Future;
+    use std::task::{Poll, Wake, Waker};
     use tower_service::Service;
+
+    use worker::wasm_bindgen::{self, prelude::wasm_bindgen, JsValue};
+    use worker::wasm_bindgen_futures::future_to_promise;
     use worker::{event, js_sys, web_sys, Context, Env, ScheduleContext, ScheduledEvent};
 
     use crate::platform::{WorkerConnect, WorkerFetch, WorkerTimer};
@@ -68,22 +73,84 @@ mod entry {
     unsafe impl Send for WaitUntil {}
     unsafe impl Sync for WaitUntil {}
 
+    /// The Worker's `fetch` export, written out instead of `#[event(fetch)]`
+    /// for one reason: that macro hands every request to
+    /// `future_to_promise`, whose task queue costs a microtask and a few
+    /// closures even when the answer is ready at once (health checks,
+    /// preflights, refusals). Here the request is polled once on the spot;
+    /// only if it waits does it go to `future_to_promise`.
+    ///
+    /// The first poll's waker forwards to the task's: some futures keep
+    /// the waker of their first poll only (`worker::Delay` does), so a
+    /// wake-up they send must still reach the task that now owns them.
+    #[wasm_bindgen]
+    pub fn fetch(
+        request: web_sys::Request,
+        env: Env,
+        ctx: worker::worker_sys::Context,
+    ) -> js_sys::Promise {
+        let mut answer = Box::pin(handle(request, env, Context::new(ctx)));
+        let forward = Arc::new(Forward::default());
+        let waker = Waker::from(forward.clone());
+        match answer
+            .as_mut()
+            .poll(&mut std::task::Context::from_waker(&waker))
+        {
+            Poll::Ready(Ok(response)) => js_sys::Promise::resolve(&JsValue::from(response)),
+            Poll::Ready(Err(error)) => js_sys::Promise::reject(&error),
+            Poll::Pending => future_to_promise(async move {
+                std::future::poll_fn(|cx| {
+                    forward.set(cx.waker());
+                    answer.as_mut().poll(cx)
+                })
+                .await
+                .map(JsValue::from)
+            }),
+        }
+    }
+
+    /// Wakes whichever waker was last set (none before the task took over:
+    /// the task polls the request first thing anyway).
+    #[derive(Default)]
+    struct Forward(Mutex<Option<Waker>>);
+
+    impl Forward {
+        fn set(&self, waker: &Waker) {
+            let mut target = self.0.lock().unwrap_or_else(|e| e.into_inner());
+            if !target.as_ref().is_some_and(|t| t.will_wake(waker)) {
+                *target = Some(waker.clone());
+            }
+        }
+    }
+
+    impl Wake for Forward {
+        fn wake(self: Arc<Self>) {
+            self.wake_by_ref();
+        }
+
+        fn wake_by_ref(self: &Arc<Self>) {
+            let target = self.0.lock().unwrap_or_else(|e| e.into_inner());
+            if let Some(waker) = target.as_ref() {
+                waker.wake_by_ref();
+            }
+        }
+    }
+
     /// A request: converted by our own bridge (see bridge.rs), routed by
     /// axum, converted back.
-    #[event(fetch)]
-    async fn fetch(
+    async fn handle(
         request: web_sys::Request,
         env: Env,
         ctx: Context,
-    ) -> worker::Result<web_sys::Response> {
+    ) -> Result<web_sys::Response, JsValue> {
         let mut request = crate::bridge::request_from_js(request).await?;
         let ctx = WaitUntil(ctx);
         request
             .extensions_mut()
             .insert(Background::new(move |work| ctx.0.wait_until(work)));
         // Router::call never fails (its error type is Infallible).
-        let response = app(&env).1.clone().call(request).await?;
-        Ok(crate::bridge::response_to_js(response).await?)
+        let Ok(response) = app(&env).1.clone().call(request).await;
+        crate::bridge::response_to_js(response).await
     }
 
     /// The cron (wrangler.toml `[triggers]`): sweeps abandoned uploads.

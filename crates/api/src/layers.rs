@@ -307,6 +307,13 @@ async fn edge(State(app): State<Arc<App>>, mut request: Request, next: Next) -> 
         );
     }
     let headers = response.headers_mut();
+    // tower-http's CORS layer adds these to every answer; without an
+    // allowed origin (no Origin at all, or one not on the list) they mean
+    // nothing to anyone, and each header costs the Worker time to hand over.
+    if !headers.contains_key(header::ACCESS_CONTROL_ALLOW_ORIGIN) {
+        headers.remove(header::ACCESS_CONTROL_ALLOW_CREDENTIALS);
+        headers.remove(header::ACCESS_CONTROL_EXPOSE_HEADERS);
+    }
     for (name, value) in SECURITY_HEADERS {
         headers
             .entry(name)

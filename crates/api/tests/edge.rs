@@ -135,10 +135,28 @@ async fn cors_allows_only_configured_origins() {
         .body(Body::empty())
         .unwrap();
     let (response, _) = send(configured(), refused).await;
-    assert!(response
-        .headers()
-        .get("access-control-allow-origin")
-        .is_none());
+    // Nothing of CORS for a refused origin, nor for a request without one;
+    // caches still learn that the answer depends on it.
+    for name in [
+        "access-control-allow-origin",
+        "access-control-allow-credentials",
+        "access-control-expose-headers",
+    ] {
+        assert!(response.headers().get(name).is_none(), "{name}");
+    }
+    let plain = Request::get("/healthz").body(Body::empty()).unwrap();
+    let (response, _) = send(configured(), plain).await;
+    for name in [
+        "access-control-allow-origin",
+        "access-control-allow-credentials",
+        "access-control-expose-headers",
+    ] {
+        assert!(response.headers().get(name).is_none(), "{name}");
+    }
+    assert!(response.headers()["vary"]
+        .to_str()
+        .unwrap()
+        .contains("origin"));
 }
 
 #[tokio::test]
