@@ -109,6 +109,21 @@ where
     }
 }
 
+/// A client of the stack's S3 server (the B2 stand-in), with its keys.
+pub fn storage() -> b2::Client {
+    let s3 = &stack().s3;
+    b2::Client::new(
+        b2::Config {
+            endpoint: s3.endpoint.clone(),
+            region: s3.region.clone(),
+            bucket: s3.bucket.clone(),
+            credentials: b2::Credentials::new(&s3.access_key_id, &s3.secret_access_key),
+        },
+        std::sync::Arc::new(outbound::ReqwestFetch::default()),
+    )
+    .expect("the stack's S3 endpoint is a valid URL")
+}
+
 /// Servers frozen or stopped and started again.
 pub mod faults;
 
@@ -197,14 +212,7 @@ pub mod access {
     /// How many times the certs endpoint was fetched.
     pub async fn certs_fetches() -> u64 {
         let url = format!("{}/_standin/stats", stack().access.team_domain);
-        let stats: serde_json::Value = super::http()
-            .get(url)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let stats = super::json(super::http().get(url)).await;
         stats["certs_fetches"].as_u64().expect("certs_fetches")
     }
 }

@@ -559,14 +559,7 @@ impl Run {
                 }
             }
             let newest = rows.last().expect("the writes before the fault landed");
-            let read: Value = http()
-                .get(format!("{}/v1/pages/{slug}", api()))
-                .send()
-                .await
-                .unwrap()
-                .json()
-                .await
-                .unwrap();
+            let read = e2e::json(http().get(format!("{}/v1/pages/{slug}", api()))).await;
             assert_eq!(
                 (
                     read["body"].as_str().unwrap(),
@@ -582,7 +575,7 @@ impl Run {
     /// reached storage completes once storage is back.
     async fn check_uploads(&self, db: &mut sqlx::MySqlConnection, client: &str) {
         for upload in &self.uploads {
-            let object = storage()
+            let object = e2e::storage()
                 .head_object(
                     &format!("uploads/{}", upload.id),
                     SystemTime::now(),
@@ -636,20 +629,6 @@ impl Run {
             self.scenario
         );
     }
-}
-
-fn storage() -> b2::Client {
-    let s3 = &stack().s3;
-    b2::Client::new(
-        b2::Config {
-            endpoint: s3.endpoint.clone(),
-            region: s3.region.clone(),
-            bucket: s3.bucket.clone(),
-            credentials: b2::Credentials::new(&s3.access_key_id, &s3.secret_access_key),
-        },
-        Arc::new(outbound::ReqwestFetch::default()),
-    )
-    .unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

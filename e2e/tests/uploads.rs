@@ -4,7 +4,6 @@
 //! completed, and downloaded through the API's redirect; mismatches,
 //! mistakes, and the cron sweep of abandoned uploads in TiDB and storage.
 
-use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use e2e::access::user_token;
@@ -13,20 +12,6 @@ use serde_json::{json, Value};
 use sqlx::Connection;
 
 const TIMEOUT: Duration = Duration::from_secs(10);
-
-fn storage() -> b2::Client {
-    let s3 = &stack().s3;
-    b2::Client::new(
-        b2::Config {
-            endpoint: s3.endpoint.clone(),
-            region: s3.region.clone(),
-            bucket: s3.bucket.clone(),
-            credentials: b2::Credentials::new(&s3.access_key_id, &s3.secret_access_key),
-        },
-        Arc::new(outbound::ReqwestFetch::default()),
-    )
-    .unwrap()
-}
 
 async fn database() -> sqlx::MySqlConnection {
     sqlx::MySqlConnection::connect(&stack().mariadb.url)
@@ -86,7 +71,7 @@ async fn problem(response: reqwest::Response, status: u16, kind: &str) -> Value 
 }
 
 async fn stored(id: &str) -> Option<b2::ObjectInfo> {
-    storage()
+    e2e::storage()
         .head_object(&format!("uploads/{id}"), SystemTime::now(), TIMEOUT)
         .await
         .unwrap()
@@ -189,7 +174,7 @@ async fn a_stored_file_unlike_its_declaration_is_deleted_and_refused() {
     let id = grant["id"].as_str().unwrap().to_owned();
     // Something other than the granted URL wrote the object (a leaked key,
     // a misbehaving tool): 20 bytes where 10 were declared.
-    let put = storage()
+    let put = e2e::storage()
         .presign_put(
             &format!("uploads/{id}"),
             "text/plain",
