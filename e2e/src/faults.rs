@@ -34,13 +34,7 @@ impl Frozen {
 
     /// The process and every process of its group (gunicorn's workers).
     pub fn group(program: &str, mark: &str) -> Self {
-        let pid = pid_of(program, mark);
-        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
-        let group = stat
-            .rsplit_once(')')
-            .and_then(|(_, rest)| rest.split_whitespace().nth(2))
-            .unwrap()
-            .to_owned();
+        let group = stat_field(&pid_of(program, mark), GROUP).expect("a running process");
         let target = format!("-{group}");
         signal("-STOP", &target);
         Frozen(target)
@@ -51,6 +45,19 @@ impl Drop for Frozen {
     fn drop(&mut self) {
         signal("-CONT", &self.0);
     }
+}
+
+/// Fields of /proc/PID/stat, counted after the command name: the state and
+/// the process group.
+const STATE: usize = 0;
+const GROUP: usize = 2;
+
+/// Field `n` (after the command name, which may hold spaces) of the
+/// process's /proc stat line; `None` once it is gone.
+fn stat_field(pid: &str, n: usize) -> Option<String> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let (_, rest) = stat.rsplit_once(')')?;
+    rest.split_whitespace().nth(n).map(str::to_owned)
 }
 
 pub fn signal(which: &str, pid: &str) {
@@ -83,13 +90,7 @@ fn proc_fields(pid: &str, file: &str) -> Vec<String> {
 
 fn wait_gone(name: &str, pid: &str) {
     // Gone, or a zombie its parent (the stack) has not reaped yet.
-    let running = || {
-        std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
-            stat.rsplit_once(')')
-                .and_then(|(_, rest)| rest.split_whitespace().next())
-                .is_some_and(|state| state != "Z" && state != "X")
-        })
-    };
+    let running = || stat_field(pid, STATE).is_some_and(|state| state != "Z" && state != "X");
     let deadline = std::time::Instant::now() + Duration::from_secs(30);
     while running() {
         assert!(std::time::Instant::now() < deadline, "{name} did not stop");
@@ -117,13 +118,7 @@ impl Stopped {
     /// Stops the process group led by the process that `program` and
     /// `mark` find (gunicorn: the master and its workers).
     pub fn group(name: &'static str, program: &str, mark: &str) -> Self {
-        let pid = pid_of(program, mark);
-        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
-        let leader = stat
-            .rsplit_once(')')
-            .and_then(|(_, rest)| rest.split_whitespace().nth(2))
-            .unwrap()
-            .to_owned();
+        let leader = stat_field(&pid_of(program, mark), GROUP).expect("a running process");
         let stopped = Stopped::capture(name, &leader, None);
         signal("-TERM", &format!("-{leader}"));
         wait_gone(name, &leader);

@@ -143,13 +143,18 @@ const ALL_CALLS: [Call; 5] = [
 /// apart from every other test's), and a token for the admin site's
 /// Access application.
 fn through_the_binding(request: reqwest::RequestBuilder, client: &str) -> reqwest::RequestBuilder {
-    let team = &stack().access;
-    let token = team_key().sign(&user_claims(
-        &team.team_domain,
-        &team.binding_aud,
-        "faults@example.com",
-        e2e::now(),
-    ));
+    // Signed once (RS256 costs the load generator more than a request):
+    // valid 10 minutes, far longer than the test runs.
+    static TOKEN: OnceLock<String> = OnceLock::new();
+    let token = TOKEN.get_or_init(|| {
+        let team = &stack().access;
+        team_key().sign(&user_claims(
+            &team.team_domain,
+            &team.binding_aud,
+            "faults@example.com",
+            e2e::now(),
+        ))
+    });
     request
         .header(
             "x-api-binding-token",
