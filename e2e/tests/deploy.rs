@@ -86,6 +86,7 @@ name = "edge-api-{{env}}"
 name_prd = "edge-api"
 service = "api"
 compatibility_date = "2026-04-01"
+crons = ["*/15 * * * *"]
 [worker.vars]
 ENVIRONMENT = "{environment_var}"
 ALLOWED_ORIGINS = "https://{{host:www}},https://{{host:admin}}"
@@ -279,6 +280,7 @@ async fn a_fresh_deploy_creates_everything_and_a_second_writes_nothing() {
         ("create", "access-app", "edge-api-rc"),
         ("create", "worker", "edge-api-rc"),
         ("create", "worker-domain", "rc-api.example.com"),
+        ("create", "worker-crons", "edge-api-rc"),
         ("create", "dns", "rc-www.example.com"),
         ("create", "pages-project", "edge-admin-rc"),
         ("create", "pages-site", "edge-web-rc"),
@@ -315,6 +317,7 @@ async fn a_fresh_deploy_creates_everything_and_a_second_writes_nothing() {
             .as_deref(),
         Some(DATABASE_URL)
     );
+    assert_eq!(standin.schedules("edge-api-rc"), ["*/15 * * * *"]);
     let access = standin.access();
     let aud = access["apps"][0]["aud"]
         .as_str()
@@ -448,6 +451,49 @@ async fn one_changed_var_or_secret_is_one_update_and_drift_shows() {
         "\"somewhere-else.example.net\""
     );
     project.deploy(&standin, &[]).ok();
+    assert_eq!(changes(&project.plan(&standin).ok().json()), []);
+
+    // So is a Cron Trigger changed behind its back; a deploy puts the
+    // described ones back, and a new version leaves them alone.
+    let edited = client
+        .put(format!(
+            "{}/accounts/{ACCOUNT}/workers/scripts/edge-api-rc/schedules",
+            standin.base_url()
+        ))
+        .bearer_auth(TOKEN)
+        .json(&serde_json::json!([{"cron": "0 3 * * *"}, {"cron": "*/15 * * * *"}]))
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        edited.status().is_success(),
+        "{}",
+        edited.text().await.unwrap()
+    );
+    let drift = project.plan(&standin).json();
+    assert_eq!(
+        changes(&drift),
+        [("update".into(), "worker-crons".into(), "edge-api-rc".into())]
+    );
+    assert_eq!(
+        drift["changes"][0]["fields"][0]["before"],
+        "\"*/15 * * * *; 0 3 * * *\""
+    );
+    assert_eq!(
+        drift["changes"][0]["fields"][0]["after"],
+        "\"*/15 * * * *\""
+    );
+    standin.reset_counters();
+    project.deploy(&standin, &[]).ok();
+    // The one write, besides taking and releasing the lock (a DNS record).
+    let writes: Vec<String> = standin
+        .requests()
+        .into_iter()
+        .filter(|r| r.write && !r.path.contains("/dns_records"))
+        .map(|r| r.operation.unwrap_or(r.path))
+        .collect();
+    assert_eq!(writes, ["worker-cron-trigger-update-cron-triggers"]);
+    assert_eq!(standin.schedules("edge-api-rc"), ["*/15 * * * *"]);
     assert_eq!(changes(&project.plan(&standin).ok().json()), []);
     assert_every_request_valid(&standin);
 }
@@ -600,6 +646,111 @@ async fn the_lock_refuses_a_second_deploy_and_expired_locks_are_broken() {
             assert!(run.stderr().contains("lock"), "{}", run.stderr());
         }
     }
+    assert_eq!(changes(&project.plan(&standin).ok().json()), []);
+    assert_every_request_valid(&standin);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_running_deploy_renews_its_lock_and_stops_when_it_is_taken_away() {
+    let standin = standin().await;
+    let project = Project::new("renew");
+    let renew_every_step = [("EDGE_API_DEPLOY_LOCK_RENEW_SECS", "0")];
+    let bundle = project.dir.join("bundle");
+    let deploy_args = [
+        "deploy",
+        "--skip-migrations",
+        "--health-timeout",
+        "5",
+        "--bundle",
+        bundle.to_str().unwrap(),
+    ];
+    let lock_renewals = |standin: &StandIn| {
+        standin
+            .requests()
+            .iter()
+            .filter(|r| r.operation.as_deref() == Some("dns-records-for-a-zone-patch-dns-record"))
+            .count()
+    };
+
+    // Renewed before each step (Access, Worker, DNS, two Pages projects,
+    // health checks), and released at the end.
+    project
+        .xtask_with(&standin, &deploy_args, &renew_every_step)
+        .ok();
+    assert_eq!(lock_renewals(&standin), 6, "{:#?}", standin.requests());
+    let lock_records = |standin: &StandIn| {
+        standin
+            .dns_records(ZONE_ID)
+            .into_iter()
+            .filter(|r| r["name"].as_str().unwrap().starts_with("_deploy-lock"))
+            .collect::<Vec<_>>()
+    };
+    assert!(lock_records(&standin).is_empty());
+
+    // Taken away while the Worker step waits on a slow answer (a
+    // deployment that times out once and is sent again): the deploy stops
+    // before the next step and says why.
+    project.describe("rc-taken");
+    standin.inject(Fault {
+        kind: FaultKind::Hang {
+            delay_ms: Some(2000),
+        },
+        method: Some("POST".into()),
+        path_contains: Some("/deployments".into()),
+        skip: 0,
+        times: 1,
+        after_apply: false,
+    });
+    standin.reset_counters();
+    let client = reqwest::Client::new();
+    let stopped = std::thread::scope(|scope| {
+        let run = scope.spawn(|| project.xtask_with(&standin, &deploy_args, &renew_every_step));
+        tokio::task::block_in_place(|| {
+            tokio::runtime::Handle::current().block_on(async {
+                let held = |r: &cloudflare_standin::RequestRecord| {
+                    r.method == "POST" && r.path.ends_with("/deployments") && r.status == 0
+                };
+                while !standin.requests().iter().any(held) {
+                    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+                }
+                let taken = lock_records(&standin)
+                    .pop()
+                    .expect("the deploy holds the lock");
+                let deleted = client
+                    .delete(format!(
+                        "{}/zones/{ZONE_ID}/dns_records/{}",
+                        standin.base_url(),
+                        taken["id"].as_str().unwrap()
+                    ))
+                    .bearer_auth(TOKEN)
+                    .send()
+                    .await
+                    .unwrap();
+                assert!(deleted.status().is_success());
+            })
+        });
+        run.join().unwrap()
+    });
+    let stopped = stopped.no_secrets();
+    assert_eq!(stopped.code(), Some(1), "{}", stopped.stderr());
+    assert!(
+        stopped
+            .stderr()
+            .contains("the deploy lock was taken from this deploy"),
+        "{}",
+        stopped.stderr()
+    );
+    // Nothing after the Worker step was written.
+    let later: Vec<_> = standin
+        .requests()
+        .into_iter()
+        .filter(|r| r.write && (r.path.contains("/pages/") || r.path.contains("/schedules")))
+        .collect();
+    assert!(later.is_empty(), "{later:#?}");
+    // Run again: it converges.
+    project
+        .xtask_with(&standin, &deploy_args, &renew_every_step)
+        .ok();
     assert_eq!(changes(&project.plan(&standin).ok().json()), []);
     assert_every_request_valid(&standin);
 }

@@ -322,6 +322,11 @@ impl StandInHandle {
         self.shared.store().pages_project(name)
     }
 
+    /// A script's Cron Triggers, in the order they were put.
+    pub fn schedules(&self, script: &str) -> Vec<String> {
+        self.shared.store().schedules(script)
+    }
+
     /// The value of a Pages env var (secret or not), for tests.
     pub fn pages_env_var(&self, project: &str, environment: &str, name: &str) -> Option<String> {
         self.shared

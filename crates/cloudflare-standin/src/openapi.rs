@@ -20,6 +20,12 @@ use serde_json::{json, Map, Value};
 /// The vendored document, byte for byte as cut from Cloudflare's schema.
 pub const DOCUMENT: &str = include_str!("../openapi/cloudflare-api-subset.json");
 
+/// Operations the deploy tool uses that the vendored cut lacks (the Cron
+/// Triggers of a script), with the components they add; merged into
+/// [`DOCUMENT`] on load. See `openapi/README.md` for where each part comes
+/// from.
+pub const SUPPLEMENT: &str = include_str!("../openapi/cloudflare-api-supplement.json");
+
 /// Fields the published document marks `required` in a *request* schema
 /// although they are output-only (assigned by Cloudflare; Cloudflare's own
 /// SDK omits them). Errors for exactly these (operation, property) pairs are
@@ -191,7 +197,9 @@ pub struct Spec {
 /// The process-wide parsed document (parsing 650 kB takes a moment).
 pub fn spec() -> &'static Spec {
     static SPEC: OnceLock<Spec> = OnceLock::new();
-    SPEC.get_or_init(|| Spec::parse(DOCUMENT).expect("vendored OpenAPI document parses"))
+    SPEC.get_or_init(|| {
+        Spec::parse(DOCUMENT, SUPPLEMENT).expect("vendored OpenAPI document parses")
+    })
 }
 
 /// A JSON pointer as a URI fragment (braces of path templates escaped).
@@ -204,8 +212,30 @@ fn escape_pointer(token: &str) -> String {
 }
 
 impl Spec {
-    fn parse(text: &str) -> anyhow::Result<Spec> {
-        let raw: Value = serde_json::from_str(text)?;
+    /// Parses `text` with the paths and component schemas of `supplement`
+    /// added; a supplement that redefines anything already there is refused,
+    /// so it can never shadow the published document.
+    fn parse(text: &str, supplement: &str) -> anyhow::Result<Spec> {
+        let mut raw: Value = serde_json::from_str(text)?;
+        let extra: Value = serde_json::from_str(supplement)?;
+        for (section, pointer) in [("paths", "/paths"), ("schemas", "/components/schemas")] {
+            let target = raw
+                .pointer_mut(pointer)
+                .and_then(Value::as_object_mut)
+                .ok_or_else(|| anyhow::anyhow!("no {section} in the document"))?;
+            for (name, value) in extra
+                .pointer(pointer)
+                .and_then(Value::as_object)
+                .into_iter()
+                .flatten()
+            {
+                anyhow::ensure!(
+                    !target.contains_key(name),
+                    "the supplement redefines {section} {name}"
+                );
+                target.insert(name.clone(), value.clone());
+            }
+        }
         let mut converted = raw.clone();
         convert_nullable(&mut converted);
         let mut operations = Vec::new();

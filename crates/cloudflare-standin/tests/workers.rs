@@ -549,3 +549,65 @@ async fn custom_domains_attach_list_and_detach() {
     assert_error(&body, 100114);
     api.assert_clean();
 }
+
+#[tokio::test]
+async fn cron_triggers_are_the_scripts_and_replaced_whole() {
+    let api = start().await;
+    let (status, body) = api.get(&script_path("/schedules")).await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
+    assert_error(&body, 10007);
+
+    upload(&api).await;
+    let (status, body) = api.get(&script_path("/schedules")).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["result"], json!({"schedules": []}));
+
+    let (status, body) = api
+        .put(
+            &script_path("/schedules"),
+            json!([{"cron": "*/15 * * * *"}, {"cron": "0 3 * * mon-fri"}]),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let first = body["result"]["schedules"].clone();
+    assert_eq!(first[0]["cron"], "*/15 * * * *");
+    assert!(first[0]["created_on"].is_string() && first[0]["modified_on"].is_string());
+
+    // A new version leaves them; a put replaces the set, and a trigger
+    // that stays keeps its creation time.
+    upload(&api).await;
+    let (_, body) = api
+        .put(
+            &script_path("/schedules"),
+            json!([{"cron": "*/15 * * * *"}]),
+        )
+        .await;
+    let second = &body["result"]["schedules"];
+    assert_eq!(second.as_array().unwrap().len(), 1, "{body}");
+    assert_eq!(second[0]["created_on"], first[0]["created_on"]);
+    assert_eq!(api.standin.schedules(SCRIPT), ["*/15 * * * *"]);
+    api.assert_clean();
+
+    // Not five fields: refused, nothing changed.
+    let (status, body) = api
+        .put(&script_path("/schedules"), json!([{"cron": "*/15 * * *"}]))
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert_error(&body, 10100);
+    assert_eq!(api.standin.schedules(SCRIPT), ["*/15 * * * *"]);
+
+    // The object form some clients send is not the published body (a bare
+    // array): a schema violation.
+    let (status, _) = api
+        .put(
+            &script_path("/schedules"),
+            json!({"schedules": [{"cron": "* * * * *"}]}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(
+        api.standin.violations()[0].operation,
+        "worker-cron-trigger-update-cron-triggers"
+    );
+    assert_eq!(api.standin.schedules(SCRIPT), ["*/15 * * * *"]);
+}

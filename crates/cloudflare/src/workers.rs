@@ -444,6 +444,29 @@ pub struct ScriptSettings {
     pub tail_consumers: Option<Vec<TailConsumer>>,
 }
 
+/// A Cron Trigger of a script (`.../schedules`). Triggers belong to the
+/// script, not to a version: a new version or a rollback keeps them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Schedule {
+    pub cron: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub created_on: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub modified_on: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+struct ScheduleList {
+    #[serde(default)]
+    schedules: Vec<Schedule>,
+}
+
+/// One element of the `PUT .../schedules` body (a bare JSON array).
+#[derive(Debug, Serialize)]
+struct ScheduleInput<'a> {
+    cron: &'a str,
+}
+
 /// A secret's name and type; the API never returns values.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SecretInfo {
@@ -635,6 +658,27 @@ impl Workers<'_> {
             .json(deployment)?
             .idempotent(true);
         self.client.send(request).await
+    }
+
+    /// The script's Cron Triggers.
+    pub async fn get_schedules(&self, script: &str) -> Result<Vec<Schedule>> {
+        let list: ScheduleList = self
+            .client
+            .get(format!("{}/schedules", self.script_path(script)))
+            .await?;
+        Ok(list.schedules)
+    }
+
+    /// Replaces the script's Cron Triggers with `crons` (none removes them
+    /// all).
+    pub async fn put_schedules(&self, script: &str, crons: &[String]) -> Result<Vec<Schedule>> {
+        let body: Vec<ScheduleInput<'_>> =
+            crons.iter().map(|cron| ScheduleInput { cron }).collect();
+        let list: ScheduleList = self
+            .client
+            .put(format!("{}/schedules", self.script_path(script)), &body)
+            .await?;
+        Ok(list.schedules)
     }
 
     pub async fn get_script_settings(&self, script: &str) -> Result<ScriptSettings> {

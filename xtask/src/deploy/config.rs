@@ -39,6 +39,10 @@ pub struct WorkerSection {
     pub name_prd: Option<String>,
     pub service: String,
     pub compatibility_date: String,
+    /// Cron Triggers of the script (its `scheduled` handler); none when
+    /// left out.
+    #[serde(default)]
+    pub crons: Vec<String>,
     #[serde(default)]
     pub vars: BTreeMap<String, String>,
     #[serde(default)]
@@ -103,6 +107,8 @@ pub struct ResolvedWorker {
     pub script: String,
     pub hostname: String,
     pub compatibility_date: String,
+    /// Sorted, each once: Cloudflare keeps a script's triggers as a set.
+    pub crons: Vec<String>,
     /// Values may still hold `{access:aud}` / `{access:client_id}`, known
     /// only once Access is provisioned (see [`Resolved::fill_access`]).
     pub vars: BTreeMap<String, String>,
@@ -300,6 +306,17 @@ pub fn resolve(description: &Description, env: Environment) -> Result<Resolved, 
             problem: "must be YYYY-MM-DD".into(),
         });
     }
+    for cron in &worker.crons {
+        if let Err(problem) = check_cron(cron) {
+            issues.push(Issue {
+                at: "worker.crons".into(),
+                problem: format!("{cron:?}: {problem}"),
+            });
+        }
+    }
+    let mut crons = worker.crons.clone();
+    crons.sort();
+    crons.dedup();
     let mut vars = BTreeMap::new();
     for (var, value) in &worker.vars {
         check_var_name(&format!("worker.vars.{var}"), var, &mut issues);
@@ -313,6 +330,7 @@ pub fn resolve(description: &Description, env: Environment) -> Result<Resolved, 
         script,
         hostname: services[&worker.service].clone(),
         compatibility_date: worker.compatibility_date.clone(),
+        crons,
         vars,
         secrets: worker.secrets.names.clone(),
     };
@@ -519,6 +537,86 @@ fn is_date(text: &str) -> bool {
             .all(|(i, c)| i == 4 || i == 7 || c.is_ascii_digit())
 }
 
+/// A Workers cron expression: five fields (minute, hour, day of month,
+/// month, day of week), each `*`, numbers in range, names (`JAN`, `MON`),
+/// lists, ranges and steps, plus `L` and `#` where Cloudflare allows them.
+/// Checked here so a typo stops the deploy before any API call.
+fn check_cron(cron: &str) -> Result<(), String> {
+    const FIELDS: [(&str, u32, u32); 5] = [
+        ("minute", 0, 59),
+        ("hour", 0, 23),
+        ("day of month", 1, 31),
+        ("month", 1, 12),
+        ("day of week", 0, 7),
+    ];
+    const MONTHS: [&str; 12] = [
+        "JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT", "NOV", "DEC",
+    ];
+    const DAYS: [&str; 7] = ["SUN", "MON", "TUE", "WED", "THU", "FRI", "SAT"];
+    let fields: Vec<&str> = cron.split_whitespace().collect();
+    if fields.len() != 5 {
+        return Err(format!(
+            "has {} fields; a cron has 5 (minute hour day-of-month month day-of-week)",
+            fields.len()
+        ));
+    }
+    for (field, (what, low, high)) in fields.iter().zip(FIELDS) {
+        let value = |text: &str| -> Result<u32, String> {
+            let upper = text.to_ascii_uppercase();
+            let named = match what {
+                "month" => MONTHS
+                    .iter()
+                    .position(|m| *m == upper)
+                    .map(|i| i as u32 + 1),
+                "day of week" => DAYS.iter().position(|d| *d == upper).map(|i| i as u32),
+                _ => None,
+            };
+            let number = named.or_else(|| text.parse().ok());
+            match number {
+                Some(n) if (low..=high).contains(&n) => Ok(n),
+                _ => Err(format!("{what} {text:?} is not in {low}-{high}")),
+            }
+        };
+        for item in field.split(',') {
+            let (range, step) = match item.split_once('/') {
+                Some((range, step)) => (range, Some(step)),
+                None => (item, None),
+            };
+            if let Some(step) = step {
+                if !step.parse::<u32>().is_ok_and(|s| s >= 1) {
+                    return Err(format!("{what} step {step:?} is not a positive number"));
+                }
+            }
+            // `L` (last day of the month, or `5L` the last Friday) and `#`
+            // (`5#2`, the second Friday) as Cloudflare's cron accepts them.
+            let special = match what {
+                "day of month" => range == "L",
+                "day of week" => {
+                    range.strip_suffix('L').is_some_and(|d| value(d).is_ok())
+                        || range.split_once('#').is_some_and(|(d, n)| {
+                            value(d).is_ok() && matches!(n, "1" | "2" | "3" | "4" | "5")
+                        })
+                }
+                _ => false,
+            };
+            if range == "*" || special {
+                continue;
+            }
+            match range.split_once('-') {
+                Some((from, to)) => {
+                    if value(from)? > value(to)? {
+                        return Err(format!("{what} range {range:?} runs backwards"));
+                    }
+                }
+                None => {
+                    value(range)?;
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
 fn is_duration(text: &str) -> bool {
     let Some(unit) = text.chars().last() else {
         return false;
@@ -560,6 +658,68 @@ mod tests {
         assert_eq!(
             description().worker.compatibility_date,
             local.compatibility_date
+        );
+    }
+
+    #[test]
+    fn the_deployed_worker_has_the_crons_tested_locally() {
+        // `wrangler dev --test-scheduled` (the upload sweep's e2e test)
+        // runs wrangler.toml's triggers; deploy.toml's reach Cloudflare.
+        let path = crate::project::root().join("wrangler.toml");
+        let local: toml::Value = toml::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+        let mut local_crons: Vec<String> = local["triggers"]["crons"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|c| c.as_str().map(str::to_owned))
+            .collect();
+        local_crons.sort();
+        assert!(!local_crons.is_empty(), "wrangler.toml has no crons");
+        let rc = resolve(&description(), Environment::Rc).unwrap();
+        assert_eq!(rc.worker.crons, local_crons);
+    }
+
+    #[test]
+    fn cron_expressions_are_checked_before_any_call() {
+        for good in [
+            "*/15 * * * *",
+            "0 0 * * *",
+            "10 7 * * mon-fri",
+            "0 12 L * *",
+            "0 9 * * 5L",
+            "0 9 * * 5#2",
+            "0,30 8-18/2 1-15 JAN,jul *",
+            "59 23 31 12 7",
+        ] {
+            assert_eq!(check_cron(good), Ok(()), "{good}");
+        }
+        for (bad, says) in [
+            ("*/15 * * *", "has 4 fields"),
+            ("* * * * * *", "has 6 fields"),
+            ("60 * * * *", "minute \"60\" is not in 0-59"),
+            ("* 24 * * *", "hour \"24\" is not in 0-23"),
+            ("* * 0 * *", "day of month \"0\" is not in 1-31"),
+            ("* * * 13 *", "month \"13\" is not in 1-12"),
+            ("* * * FOO *", "month \"FOO\" is not in 1-12"),
+            ("*/0 * * * *", "minute step \"0\" is not a positive number"),
+            ("30-10 * * * *", "minute range \"30-10\" runs backwards"),
+            ("* * * * 5#9", "day of week \"5#9\" is not in 0-7"),
+        ] {
+            let problem = check_cron(bad).unwrap_err();
+            assert!(problem.contains(says), "{bad}: {problem}");
+        }
+    }
+
+    #[test]
+    fn a_bad_cron_is_an_issue_of_the_description() {
+        let mut d = description();
+        d.worker.crons = vec!["*/15 * * * *".into(), "* * *".into()];
+        let issues = resolve(&d, Environment::Rc).unwrap_err();
+        assert!(
+            issues
+                .iter()
+                .any(|i| i.at == "worker.crons" && i.problem.contains("\"* * *\": has 3 fields")),
+            "{issues:?}"
         );
     }
 

@@ -28,6 +28,14 @@ pub fn mermaid(r: &Resolved) -> String {
     );
     edge(&mut out, "db", "worker", "schema first");
     edge(&mut out, "worker", "worker_domain", "");
+    if !r.worker.crons.is_empty() {
+        node(
+            &mut out,
+            "worker_crons",
+            &format!("Cron Triggers {}", r.worker.crons.join(", ")),
+        );
+        edge(&mut out, "worker", "worker_crons", "");
+    }
     if let Some(access) = &r.access {
         node(
             &mut out,
@@ -99,6 +107,11 @@ mod tests {
         assert!(text.starts_with("flowchart LR\n"));
         assert!(text.contains("worker[\"Worker edge-api-rc\"]"), "{text}");
         assert!(text.contains("app -->|ACCESS_AUD| worker"), "{text}");
+        assert!(
+            text.contains("worker_crons[\"Cron Triggers */15 * * * *\"]")
+                && text.contains("worker --> worker_crons"),
+            "{text}"
+        );
         assert!(
             text.contains("worker -->|API binding| web_project"),
             "{text}"

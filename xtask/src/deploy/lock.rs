@@ -12,8 +12,14 @@
 //!
 //! Only a deploy with something to apply takes the lock: a deploy that
 //! finds nothing to change makes no write call at all.
+//!
+//! A deploy holds its lock between steps ([`Lock::hold`]): once a third of
+//! the expiry has passed it pushes the expiry forward, so a long deploy
+//! (a slow site upload, a migration) is never taken for a dead one; and if
+//! its record is gone (someone broke the lock), it stops before the next
+//! step instead of racing the deploy that now holds it.
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use cloudflare::dns::{DnsRecord, DnsRecordInput, ListDnsRecords, TTL_AUTO};
 use cloudflare::Client;
@@ -22,8 +28,17 @@ use cloudflare::Client;
 /// creating the record an atomic test-and-set.
 const CONTENT: &str = "\"edge-api deploy lock\"";
 
-/// How long a lock holds without its holder: longer than any deploy.
+/// How long a lock holds without its holder renewing it.
 pub const EXPIRY: Duration = Duration::from_secs(30 * 60);
+
+/// How often a running deploy renews its lock: a third of [`EXPIRY`], or
+/// `EDGE_API_DEPLOY_LOCK_RENEW_SECS` (the tests renew before every step).
+fn renew_every() -> Duration {
+    std::env::var("EDGE_API_DEPLOY_LOCK_RENEW_SECS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .map_or(EXPIRY / 3, Duration::from_secs)
+}
 
 pub fn record_name(script: &str, zone: &str) -> String {
     format!("_deploy-lock.{script}.{zone}")
@@ -33,6 +48,18 @@ pub fn record_name(script: &str, zone: &str) -> String {
 pub struct Lock {
     record_id: String,
     zone_id: String,
+    name: String,
+    holder: String,
+    renewed: Instant,
+}
+
+/// The lock record's comment: who holds it and until when (never
+/// published in DNS).
+fn comment(holder: &str, since: u64) -> String {
+    format!(
+        "held by {holder} since {since} until {}",
+        now() + EXPIRY.as_secs()
+    )
 }
 
 fn now() -> u64 {
@@ -81,18 +108,16 @@ pub async fn acquire(
         }
         api.delete(&record.id).await?;
     }
-    let comment = format!(
-        "held by {holder} since {} until {}",
-        now(),
-        now() + EXPIRY.as_secs()
-    );
     let input = DnsRecordInput::new("TXT", name, CONTENT)
         .ttl(TTL_AUTO)
-        .comment(comment);
+        .comment(comment(holder, now()));
     match api.create(&input).await {
         Ok(record) => Ok(Lock {
             record_id: record.id,
             zone_id: zone_id.to_owned(),
+            name: name.to_owned(),
+            holder: holder.to_owned(),
+            renewed: Instant::now(),
         }),
         Err(e) if e.is_already_exists() => anyhow::bail!(
             "another deploy took the lock at the same moment; wait for it and run again"
@@ -102,9 +127,34 @@ pub async fn acquire(
 }
 
 impl Lock {
+    /// Called before each step of a deploy: renews the expiry when due, and
+    /// fails if the lock is no longer this deploy's.
+    pub async fn hold(&mut self, client: &Client) -> anyhow::Result<()> {
+        if self.renewed.elapsed() < renew_every() {
+            return Ok(());
+        }
+        let input = DnsRecordInput::new("TXT", &self.name, CONTENT)
+            .ttl(TTL_AUTO)
+            .comment(comment(&self.holder, now()));
+        match client.dns(&self.zone_id).patch(&self.record_id, &input).await {
+            Ok(_) => {
+                self.renewed = Instant::now();
+                Ok(())
+            }
+            Err(e) if e.is_not_found() => anyhow::bail!(
+                "the deploy lock was taken from this deploy (broken with --break-lock, or removed by hand); stopped before the next step: run the deploy again once the other one has finished"
+            ),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Deletes the lock; one already gone (broken by another deploy) is
+    /// not an error here, [`Lock::hold`] has said so.
     pub async fn release(self, client: &Client) -> anyhow::Result<()> {
-        client.dns(&self.zone_id).delete(&self.record_id).await?;
-        Ok(())
+        match client.dns(&self.zone_id).delete(&self.record_id).await {
+            Err(e) if e.is_not_found() => Ok(()),
+            other => Ok(other?),
+        }
     }
 }
 

@@ -230,6 +230,7 @@ impl Session {
             script: r.worker.script.clone(),
             hostname: r.worker.hostname.clone(),
             compatibility_date: r.worker.compatibility_date.clone(),
+            crons: r.worker.crons.clone(),
             vars: r.worker_vars(aud, client_id),
             secrets: self.worker_secrets.clone(),
             bundle: bundle.clone(),
@@ -496,8 +497,8 @@ pub fn deploy(ui: &Ui, flags: &flags::Deploy) -> anyhow::Result<()> {
         return finish_deploy(ui, &session, &first_plan, None, started);
     }
 
-    let lock = session.take_lock(ui, flags.break_lock)?;
-    let result = apply_under_lock(ui, &mut session, &bundle, percent, flags);
+    let mut lock = session.take_lock(ui, flags.break_lock)?;
+    let result = apply_under_lock(ui, &mut session, &mut lock, &bundle, percent, flags);
     let released = session
         .runtime
         .block_on(lock.release(&session.client))
@@ -544,6 +545,7 @@ fn finish_deploy(
 fn apply_under_lock(
     ui: &Ui,
     session: &mut Session,
+    lock: &mut lock::Lock,
     bundle: &worker::Bundle,
     percent: f64,
     flags: &flags::Deploy,
@@ -560,6 +562,7 @@ fn apply_under_lock(
 
     let (aud, client_id) = match (&session.resolved.access, &live.access) {
         (Some(desired), Some(live_access)) => {
+            session.runtime.block_on(lock.hold(&session.client))?;
             let provisioned = ui.step("Access: service token, policies, application", || {
                 session.runtime.block_on(access::apply(
                     &session.client,
@@ -580,6 +583,7 @@ fn apply_under_lock(
         session.desired_worker(bundle, aud.as_deref(), client_id.as_deref(), percent);
     let mut worker_plan = Plan::default();
     worker::plan(&mut worker_plan, &desired_worker, &live.worker);
+    session.runtime.block_on(lock.hold(&session.client))?;
     let applied = ui.step(
         &format!(
             "Worker {}: version, deployment, domain",
@@ -598,6 +602,7 @@ fn apply_under_lock(
         },
     )?;
 
+    session.runtime.block_on(lock.hold(&session.client))?;
     ui.step("DNS records", || {
         session.runtime.block_on(dns::apply(
             &session.client,
@@ -617,6 +622,7 @@ fn apply_under_lock(
         api_base_url: session.api_base_override(),
     };
     for desired in &session.pages {
+        session.runtime.block_on(lock.hold(&session.client))?;
         ui.step(
             &format!("Pages {}: project, domain, site", desired.project),
             || {
@@ -632,6 +638,7 @@ fn apply_under_lock(
     }
 
     if applied.deployed.is_some() || !plan.is_empty() {
+        session.runtime.block_on(lock.hold(&session.client))?;
         let outcome = session.check_health(
             ui,
             session.health_checks(),

@@ -68,6 +68,8 @@ pub struct Desired {
     pub script: String,
     pub hostname: String,
     pub compatibility_date: String,
+    /// Cron Triggers, sorted.
+    pub crons: Vec<String>,
     /// `None`: waits on Access (known once it is provisioned).
     pub vars: BTreeMap<String, Option<String>>,
     /// Value and digest of each secret.
@@ -88,6 +90,9 @@ pub struct Live {
     pub domain: Option<WorkerDomain>,
     /// Custom domains on this hostname that belong to another Worker.
     pub foreign_domain: Option<WorkerDomain>,
+    /// The script's Cron Triggers, sorted; `None` when the script does not
+    /// exist.
+    pub crons: Option<Vec<String>>,
 }
 
 pub async fn read(
@@ -123,6 +128,14 @@ pub async fn read(
                     .find(|id| newest.as_ref().is_none_or(|(n, _)| &n.id != id));
                 live.version = newest;
                 live.deployment = Some(current);
+                let mut crons: Vec<String> = api
+                    .get_schedules(script)
+                    .await?
+                    .into_iter()
+                    .map(|s| s.cron)
+                    .collect();
+                crons.sort();
+                live.crons = Some(crons);
             }
         }
         Err(e) if e.is_not_found() => {}
@@ -222,6 +235,13 @@ fn live_fields(version: &WorkerVersion, percent: f64) -> Fields {
     fields
 }
 
+/// The triggers as one field (`a; b`): a change shows both whole lists.
+fn cron_fields(crons: &[String]) -> Fields {
+    let mut fields = Fields::new();
+    fields.insert("crons".into(), Field::plain(crons.join("; ")));
+    fields
+}
+
 pub fn plan(plan: &mut Plan, desired: &Desired, live: &Live) {
     plan.compare(
         "worker",
@@ -247,6 +267,19 @@ pub fn plan(plan: &mut Plan, desired: &Desired, live: &Live) {
             .as_ref(),
         Some(&domain_fields(&desired.script)),
     );
+    // A resource of its own: triggers belong to the script, not to a
+    // version, and changing them needs no upload.
+    let live_crons = live.crons.as_deref().filter(|c| !c.is_empty());
+    if live_crons.is_some() || !desired.crons.is_empty() {
+        plan.compare(
+            "worker-crons",
+            &desired.script,
+            live_crons.map(cron_fields).as_ref(),
+            (!desired.crons.is_empty())
+                .then(|| cron_fields(&desired.crons))
+                .as_ref(),
+        );
+    }
 }
 
 /// Whether a plan's change of the Worker needs a new version (anything but
@@ -352,6 +385,9 @@ pub async fn apply(
         };
         applied.deployed = Some(version_id);
     }
+    if changes.change("worker-crons", &desired.script).is_some() {
+        api.put_schedules(&desired.script, &desired.crons).await?;
+    }
     if changes.change("worker-domain", &desired.hostname).is_some() {
         if let Some(foreign) = &live.foreign_domain {
             anyhow::bail!(
@@ -399,6 +435,10 @@ pub async fn destroy(
 }
 
 pub fn plan_destroy(plan: &mut Plan, script: &str, live: &Live) {
+    // Deleting the script takes its triggers with it.
+    if let Some(crons) = live.crons.as_deref().filter(|c| !c.is_empty()) {
+        plan.compare("worker-crons", script, Some(&cron_fields(crons)), None);
+    }
     if let Some(domain) = &live.domain {
         let mut f = Fields::new();
         f.insert("service".into(), Field::plain(&domain.service));

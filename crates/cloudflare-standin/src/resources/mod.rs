@@ -398,6 +398,17 @@ impl Store {
             .and_then(|b| b["text"].as_str().map(str::to_owned))
     }
 
+    pub fn schedules(&self, script: &str) -> Vec<String> {
+        self.script_by_name(script)
+            .map(|s| {
+                s.schedules
+                    .iter()
+                    .filter_map(|s| s["cron"].as_str().map(str::to_owned))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
     pub fn pages_project(&self, name: &str) -> Option<Value> {
         self.pages
             .values()

@@ -16,7 +16,10 @@
 //! duplicate route pattern, 10005 route not found, 10056 secret not found,
 //! 10217 version not found, 10216 percentages not summing to 100, 10021
 //! unresolvable inherit binding in a strict upload, 100114 custom domain
-//! not found.
+//! not found. Cron Triggers belong to the script: `PUT .../schedules`
+//! replaces them all and uploads or deployments never touch them; an
+//! expression without five fields is refused with 400 (code 10100 is this
+//! stand-in's choice: Cloudflare does not document that one).
 
 use axum::http::StatusCode;
 use serde_json::{json, Value};
@@ -38,6 +41,9 @@ pub(crate) struct Script {
     pub settings: Value,
     /// Main module source of the latest upload, for the download endpoint.
     pub main_source: (String, bytes::Bytes),
+    /// Cron Triggers (`{cron, created_on, modified_on}`): the script's, not
+    /// a version's, so uploads and deployments leave them as they are.
+    pub schedules: Vec<Value>,
 }
 
 /// One immutable version of a script.
@@ -465,6 +471,12 @@ fn script_operation(script: &mut Script, op: &str, call: &Call) -> ApiResult {
             script.redeploy_with(bindings, "secret");
             Reply::new(Value::Null)
         }
+        "worker-cron-trigger-get-cron-triggers" => {
+            Reply::new(json!({"schedules": script.schedules}))
+        }
+        "worker-cron-trigger-update-cron-triggers" => {
+            Reply::new(json!({"schedules": replace_schedules(script, call.body())?}))
+        }
         "worker-script-settings-get-settings" => Reply::new(script.script_settings_view()),
         "worker-script-settings-patch-settings" => {
             merge_settings(script, call.body());
@@ -508,6 +520,43 @@ fn script_operation(script: &mut Script, op: &str, call: &Call) -> ApiResult {
         _ => return Err(not_emulated(op)),
     };
     Ok(reply)
+}
+
+/// `PUT .../schedules`: the body (a JSON array of `{cron}`, checked against
+/// the schema before this runs) replaces every trigger. A trigger that
+/// stays keeps its `created_on`. Each expression must have the five fields
+/// of a Workers cron (minute, hour, day of month, month, day of week).
+fn replace_schedules(script: &mut Script, body: &Value) -> Result<Vec<Value>, ApiError> {
+    let stamp = now();
+    let mut schedules = Vec::new();
+    for item in body.as_array().map(Vec::as_slice).unwrap_or_default() {
+        let cron = item["cron"].as_str().unwrap_or_default();
+        if !is_cron(cron) {
+            return Err(ApiError::bad_request(
+                10100,
+                format!("Invalid cron expression: {cron:?}"),
+            ));
+        }
+        let created_on = script
+            .schedules
+            .iter()
+            .find(|s| s["cron"] == cron)
+            .map_or(json!(stamp), |s| s["created_on"].clone());
+        schedules.push(json!({"cron": cron, "created_on": created_on, "modified_on": stamp}));
+    }
+    script.schedules = schedules.clone();
+    Ok(schedules)
+}
+
+/// Five fields of digits, names (`MON`, `JAN`), `*`, `/`, `,`, `-`, `L`
+/// and `#`, as the Workers cron syntax allows.
+fn is_cron(cron: &str) -> bool {
+    let fields: Vec<&str> = cron.split_whitespace().collect();
+    fields.len() == 5
+        && fields.iter().all(|f| {
+            f.chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '*' | '/' | ',' | '-' | '#'))
+        })
 }
 
 fn merge_settings(script: &mut Script, body: &Value) {
@@ -610,6 +659,7 @@ fn upload(store: &mut Store, call: &Call, deploy: bool) -> ApiResult {
         deployments: Vec::new(),
         settings: json!({"logpush": false, "tags": [], "tail_consumers": []}),
         main_source: ("application/javascript+module".into(), bytes::Bytes::new()),
+        schedules: Vec::new(),
     });
     let main_module = metadata["main_module"]
         .as_str()
