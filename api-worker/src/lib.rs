@@ -171,3 +171,4 @@ mod entry {
 
 mod bridge;
 mod platform;
+mod socket;

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use outbound::{BoxFuture, Bytes, Connect, Fetch, FetchError, Request, Response, Stream, Timer};
 use worker::send::SendFuture;
-use worker::{AbortController, Delay, Headers, Method, RequestInit, SecureTransport, Socket};
+use worker::{AbortController, Delay, Headers, Method, RequestInit};
 
 /// Outbound HTTP through the Worker's `fetch()`.
 pub struct WorkerFetch;
@@ -77,7 +77,8 @@ impl Timer for WorkerTimer {
     }
 }
 
-/// TCP through `connect()` from `cloudflare:sockets`, TLS when asked.
+/// TCP through `connect()` from `cloudflare:sockets`, TLS when asked (see
+/// socket.rs).
 pub struct WorkerConnect;
 
 impl Connect for WorkerConnect {
@@ -89,21 +90,8 @@ impl Connect for WorkerConnect {
     ) -> BoxFuture<'_, std::io::Result<Box<dyn Stream>>> {
         let host = host.to_owned();
         Box::pin(SendFuture::new(async move {
-            let transport = if tls {
-                SecureTransport::On
-            } else {
-                SecureTransport::Off
-            };
-            let socket = Socket::builder()
-                .secure_transport(transport)
-                .connect(host, port)
-                .map_err(|e| std::io::Error::other(e.to_string()))?;
-            // Surface a refused connection here rather than at the first write.
-            socket
-                .opened()
-                .await
-                .map_err(|e| std::io::Error::other(e.to_string()))?;
-            Ok(Box::new(socket) as Box<dyn Stream>)
+            let stream = crate::socket::TcpStream::connect(&host, port, tls).await?;
+            Ok(Box::new(stream) as Box<dyn Stream>)
         }))
     }
 }
