@@ -116,6 +116,20 @@ production_branch = "main"
 [pages.secrets]
 names = ["BINDING_SECRET"]
 
+[[pages]]
+key = "wiki"
+project = "edge-wiki-{{env}}"
+service = "wiki"
+production_branch = "main"
+api_binding = false
+
+[[pages]]
+key = "e2e"
+project = "edge-e2e-{{env}}"
+service = "portal"
+production_branch = "main"
+api_binding = false
+
 [access]
 team_domain = "https://example.cloudflareaccess.com"
 session_duration = "24h"
@@ -284,6 +298,9 @@ async fn a_fresh_deploy_creates_everything_and_a_second_writes_nothing() {
         ("create", "dns", "rc-www.example.com"),
         ("create", "pages-project", "edge-admin-rc"),
         ("create", "pages-site", "edge-web-rc"),
+        ("create", "pages-project", "edge-e2e-rc"),
+        ("create", "dns", "rc-portal.example.com"),
+        ("create", "pages-domain", "rc-wiki.example.com"),
     ] {
         let expected = (expected.0.into(), expected.1.into(), expected.2.into());
         assert!(
@@ -291,6 +308,8 @@ async fn a_fresh_deploy_creates_everything_and_a_second_writes_nothing() {
             "{expected:?} not in {planned:?}"
         );
     }
+    // A project without a `site` is deployed by someone else: no upload.
+    assert!(!planned.contains(&("create".into(), "pages-site".into(), "edge-e2e-rc".into())));
     let before = standin.write_count();
     assert_eq!(before, 0, "plan writes nothing");
 
@@ -344,6 +363,19 @@ async fn a_fresh_deploy_creates_everything_and_a_second_writes_nothing() {
         web["deployment_configs"]["production"]["services"]["API"]["service"],
         "edge-api-rc"
     );
+    // The static project: no binding, no deployment, but its domain and
+    // its CNAME like the others.
+    let portal = standin.pages_project("edge-e2e-rc").unwrap();
+    assert!(
+        portal["deployment_configs"]["production"]["services"]
+            .get("API")
+            .is_none(),
+        "{portal}"
+    );
+    assert!(portal["latest_deployment"].is_null(), "{portal}");
+    assert!(records
+        .iter()
+        .any(|r| r["name"] == "rc-portal.example.com" && r["content"] == "edge-e2e-rc.pages.dev"));
     assert!(
         !records
             .iter()
@@ -494,6 +526,49 @@ async fn one_changed_var_or_secret_is_one_update_and_drift_shows() {
         .collect();
     assert_eq!(writes, ["worker-cron-trigger-update-cron-triggers"]);
     assert_eq!(standin.schedules("edge-api-rc"), ["*/15 * * * *"]);
+    assert_eq!(changes(&project.plan(&standin).ok().json()), []);
+    assert_every_request_valid(&standin);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dropped_api_binding_is_removed_from_the_project() {
+    let standin = standin().await;
+    let project = Project::new("binding");
+    project.deploy(&standin, &[]).ok();
+    let description = project.dir.join("deploy.toml");
+    let text = std::fs::read_to_string(&description).unwrap();
+    std::fs::write(
+        &description,
+        text.replacen(
+            "key = \"admin\"\n",
+            "key = \"admin\"\napi_binding = false\n",
+            1,
+        ),
+    )
+    .unwrap();
+    let plan = project.plan(&standin).json();
+    assert_eq!(
+        changes(&plan),
+        [(
+            "update".into(),
+            "pages-project".into(),
+            "edge-admin-rc".into()
+        )]
+    );
+    let field = &plan["changes"][0]["fields"][0];
+    assert_eq!(field["field"], "services.API");
+    assert_eq!(field["before"], "\"edge-api-rc\"");
+    assert!(field["after"].is_null(), "{field}");
+    project.deploy(&standin, &[]).ok();
+    let admin = standin.pages_project("edge-admin-rc").unwrap();
+    for environment in ["production", "preview"] {
+        assert!(
+            admin["deployment_configs"][environment]["services"]
+                .get("API")
+                .is_none(),
+            "{admin}"
+        );
+    }
     assert_eq!(changes(&project.plan(&standin).ok().json()), []);
     assert_every_request_valid(&standin);
 }
@@ -672,12 +747,12 @@ async fn a_running_deploy_renews_its_lock_and_stops_when_it_is_taken_away() {
             .count()
     };
 
-    // Renewed before each step (Access, Worker, DNS, two Pages projects,
+    // Renewed before each step (Access, Worker, DNS, four Pages projects,
     // health checks), and released at the end.
     project
         .xtask_with(&standin, &deploy_args, &renew_every_step)
         .ok();
-    assert_eq!(lock_renewals(&standin), 6, "{:#?}", standin.requests());
+    assert_eq!(lock_renewals(&standin), 8, "{:#?}", standin.requests());
     let lock_records = |standin: &StandIn| {
         standin
             .dns_records(ZONE_ID)

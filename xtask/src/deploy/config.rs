@@ -62,12 +62,23 @@ pub struct PagesSection {
     pub key: String,
     pub project: String,
     pub service: String,
-    pub site: PathBuf,
+    /// The directory this tool uploads as the site; left out for a project
+    /// whose deployments come from elsewhere (its own CI).
+    #[serde(default)]
+    pub site: Option<PathBuf>,
     pub production_branch: String,
+    /// Whether the project's Functions get the `API` service binding to the
+    /// Worker (the shim's sites); `false` for a static site.
+    #[serde(default = "yes")]
+    pub api_binding: bool,
     #[serde(default)]
     pub vars: BTreeMap<String, String>,
     #[serde(default)]
     pub secrets: SecretNames,
+}
+
+fn yes() -> bool {
+    true
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -120,8 +131,9 @@ pub struct ResolvedPages {
     pub key: String,
     pub project: String,
     pub hostname: String,
-    pub site: PathBuf,
+    pub site: Option<PathBuf>,
     pub production_branch: String,
+    pub api_binding: bool,
     pub vars: BTreeMap<String, String>,
     pub secrets: Vec<String>,
 }
@@ -381,6 +393,7 @@ pub fn resolve(description: &Description, env: Environment) -> Result<Resolved, 
             hostname: services[&section.service].clone(),
             site: section.site.clone(),
             production_branch: section.production_branch.clone(),
+            api_binding: section.api_binding,
             vars,
             secrets: section.secrets.names.clone(),
         });

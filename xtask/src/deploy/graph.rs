@@ -79,11 +79,15 @@ pub fn mermaid(r: &Resolved) -> String {
             &id("dns"),
             &format!("DNS CNAME {} -> {}.pages.dev", p.hostname, p.project),
         );
-        node(&mut out, &id("site"), &format!("site {}", p.site.display()));
-        edge(&mut out, "worker", &id("project"), "API binding");
+        if let Some(site) = &p.site {
+            node(&mut out, &id("site"), &format!("site {}", site.display()));
+            edge(&mut out, &id("project"), &id("site"), "");
+        }
+        if p.api_binding {
+            edge(&mut out, "worker", &id("project"), "API binding");
+        }
         edge(&mut out, &id("project"), &id("domain"), "");
         edge(&mut out, &id("project"), &id("dns"), "");
-        edge(&mut out, &id("project"), &id("site"), "");
         if r.access
             .as_ref()
             .is_some_and(|a| a.hostnames.contains(&p.hostname))

@@ -143,16 +143,19 @@ impl Session {
             .pages
             .iter()
             .map(|p| {
-                let site = base.join(&p.site);
+                let site = p.site.as_ref().map(|s| base.join(s));
                 Ok(pages::Desired {
                     project: p.project.clone(),
                     hostname: p.hostname.clone(),
                     production_branch: p.production_branch.clone(),
                     compatibility_date: resolved.worker.compatibility_date.clone(),
-                    script: resolved.worker.script.clone(),
+                    script: p.api_binding.then(|| resolved.worker.script.clone()),
                     vars: p.vars.clone(),
                     secrets: secret_values(&p.secrets),
-                    site_digest: pages::site_digest(&site)?,
+                    site_digest: match &site {
+                        Some(site) => pages::site_digest(site)?,
+                        None => None,
+                    },
                     site,
                 })
             })

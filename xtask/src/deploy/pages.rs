@@ -31,12 +31,15 @@ pub struct Desired {
     pub hostname: String,
     pub production_branch: String,
     pub compatibility_date: String,
-    /// The Worker the `API` binding points at.
-    pub script: String,
+    /// The Worker the `API` binding points at; `None` for a project
+    /// without the binding (a static site).
+    pub script: Option<String>,
     pub vars: BTreeMap<String, String>,
     pub secrets: BTreeMap<String, (Sensitive, String)>,
-    pub site: PathBuf,
-    /// `None` when the site directory does not exist (yet).
+    /// The site this tool uploads; `None` for a project whose deployments
+    /// come from elsewhere (the tool keeps its settings, domain and DNS).
+    pub site: Option<PathBuf>,
+    /// `None` when there is no site, or its directory does not exist (yet).
     pub site_digest: Option<String>,
 }
 
@@ -116,7 +119,9 @@ fn project_fields(desired: &Desired) -> Fields {
         "compatibility_date".into(),
         Field::plain(&desired.compatibility_date),
     );
-    f.insert(format!("services.{BINDING}"), Field::plain(&desired.script));
+    if let Some(script) = &desired.script {
+        f.insert(format!("services.{BINDING}"), Field::plain(script));
+    }
     for (name, value) in &desired.vars {
         f.insert(format!("vars.{name}"), Field::plain(value));
     }
@@ -203,6 +208,10 @@ pub fn plan(plan: &mut Plan, desired: &Desired, live: &Live) {
             .as_ref(),
         Some(&one("project", &desired.project)),
     );
+    let Some(site) = &desired.site else {
+        // Deployed by someone else: whatever is there is theirs.
+        return;
+    };
     let live_site = live
         .production
         .as_ref()
@@ -210,7 +219,7 @@ pub fn plan(plan: &mut Plan, desired: &Desired, live: &Live) {
     let want = desired
         .site_digest
         .clone()
-        .unwrap_or_else(|| format!("(missing: {})", desired.site.display()));
+        .unwrap_or_else(|| format!("(missing: {})", site.display()));
     plan.compare(
         "pages-site",
         &desired.project,
@@ -219,6 +228,9 @@ pub fn plan(plan: &mut Plan, desired: &Desired, live: &Live) {
     );
 }
 
+/// The settings of one environment of a project; `removed` names the vars,
+/// secrets and service bindings the live project has and the description
+/// dropped.
 fn config(desired: &Desired, removed: &[String]) -> DeploymentConfig {
     let mut env_vars: BTreeMap<String, Option<EnvVar>> = desired
         .vars
@@ -237,17 +249,24 @@ fn config(desired: &Desired, removed: &[String]) -> DeploymentConfig {
         )),
     );
     // A PATCH merges: what the description dropped is removed with null.
-    for name in removed {
-        env_vars.entry(name.clone()).or_insert(None);
-    }
     let mut services = BTreeMap::new();
-    services.insert(
-        BINDING.to_owned(),
-        Some(ServiceBinding::new(&desired.script)),
-    );
+    for field in removed {
+        match field.split_once('.') {
+            Some(("services", name)) => {
+                services.insert(name.to_owned(), None);
+            }
+            Some((_, name)) => {
+                env_vars.entry(name.to_owned()).or_insert(None);
+            }
+            None => {}
+        }
+    }
+    if let Some(script) = &desired.script {
+        services.insert(BINDING.to_owned(), Some(ServiceBinding::new(script)));
+    }
     DeploymentConfig {
         env_vars: Some(env_vars),
-        services: Some(services),
+        services: (!services.is_empty()).then_some(services),
         compatibility_date: Some(desired.compatibility_date.clone()),
         ..Default::default()
     }
@@ -287,12 +306,7 @@ pub async fn apply(
                 .fields
                 .iter()
                 .filter(|f| f.after.is_none())
-                .filter_map(|f| {
-                    f.field
-                        .strip_prefix("vars.")
-                        .or_else(|| f.field.strip_prefix("secrets."))
-                        .map(str::to_owned)
-                })
+                .map(|f| f.field.clone())
                 .collect();
             api.update_project(
                 &desired.project,
@@ -314,26 +328,34 @@ pub async fn apply(
             Err(e) => return Err(e.into()),
         }
     }
-    if changes.change("pages-site", &desired.project).is_some() {
+    if let (Some(site), Some(_)) = (
+        &desired.site,
+        changes.change("pages-site", &desired.project),
+    ) {
         let digest = desired.site_digest.as_deref().with_context(|| {
             format!(
                 "the site of {} is missing: {} does not exist",
                 desired.project,
-                desired.site.display()
+                site.display()
             )
         })?;
-        upload_site(uploader, desired, digest)?;
+        upload_site(uploader, desired, site, digest)?;
     }
     Ok(())
 }
 
 /// `wrangler pages deploy`: uploads the files Cloudflare does not have yet
 /// and creates the production deployment.
-fn upload_site(uploader: &Uploader<'_>, desired: &Desired, digest: &str) -> anyhow::Result<()> {
+fn upload_site(
+    uploader: &Uploader<'_>,
+    desired: &Desired,
+    site: &Path,
+    digest: &str,
+) -> anyhow::Result<()> {
     let mut command = Command::new(uploader.wrangler);
     command
         .args(["pages", "deploy"])
-        .arg(&desired.site)
+        .arg(site)
         .args(["--project-name", &desired.project])
         .args(["--branch", &desired.production_branch])
         .args(["--commit-message", &site_message(digest)])
