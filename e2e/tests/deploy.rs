@@ -246,6 +246,22 @@ impl Run {
     }
 }
 
+/// The deploy lock's records in the stand-in's zone.
+fn lock_records(standin: &StandIn) -> Vec<Value> {
+    standin
+        .dns_records(ZONE_ID)
+        .into_iter()
+        .filter(|r| r["name"].as_str().unwrap().starts_with("_deploy-lock"))
+        .collect()
+}
+
+/// Nothing is left to change, and every request the tool sent matched
+/// Cloudflare's published schema.
+fn assert_converged(project: &Project, standin: &StandIn) {
+    assert_eq!(changes(&project.plan(standin).ok().json()), []);
+    assert_every_request_valid(standin);
+}
+
 fn assert_every_request_valid(standin: &StandIn) {
     let violations = standin.violations();
     assert!(
@@ -376,12 +392,7 @@ async fn a_fresh_deploy_creates_everything_and_a_second_writes_nothing() {
     assert!(records
         .iter()
         .any(|r| r["name"] == "rc-portal.example.com" && r["content"] == "edge-e2e-rc.pages.dev"));
-    assert!(
-        !records
-            .iter()
-            .any(|r| r["name"].as_str().unwrap().starts_with("_deploy-lock")),
-        "the lock is released"
-    );
+    assert!(lock_records(&standin).is_empty(), "the lock is released");
     let env_file = std::fs::read_to_string(project.dir.join(".env.rc")).unwrap();
     assert!(env_file.contains("ACCESS_CLIENT_ID=") && env_file.contains("ACCESS_CLIENT_SECRET="));
 
@@ -526,8 +537,7 @@ async fn one_changed_var_or_secret_is_one_update_and_drift_shows() {
         .collect();
     assert_eq!(writes, ["worker-cron-trigger-update-cron-triggers"]);
     assert_eq!(standin.schedules("edge-api-rc"), ["*/15 * * * *"]);
-    assert_eq!(changes(&project.plan(&standin).ok().json()), []);
-    assert_every_request_valid(&standin);
+    assert_converged(&project, &standin);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -569,8 +579,7 @@ async fn a_dropped_api_binding_is_removed_from_the_project() {
             "{admin}"
         );
     }
-    assert_eq!(changes(&project.plan(&standin).ok().json()), []);
-    assert_every_request_valid(&standin);
+    assert_converged(&project, &standin);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -612,15 +621,11 @@ async fn rate_limits_and_server_errors_are_retried_and_a_crash_converges_on_reru
     assert_ne!(failed.code(), Some(0), "{}", failed.stderr());
     standin.clear_faults();
     assert!(
-        !standin
-            .dns_records(ZONE_ID)
-            .iter()
-            .any(|r| r["name"].as_str().unwrap().starts_with("_deploy-lock")),
+        lock_records(&standin).is_empty(),
         "a failed deploy releases its lock"
     );
     project.deploy(&standin, &[]).ok();
-    assert_eq!(changes(&project.plan(&standin).ok().json()), []);
-    assert_every_request_valid(&standin);
+    assert_converged(&project, &standin);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -721,8 +726,7 @@ async fn the_lock_refuses_a_second_deploy_and_expired_locks_are_broken() {
             assert!(run.stderr().contains("lock"), "{}", run.stderr());
         }
     }
-    assert_eq!(changes(&project.plan(&standin).ok().json()), []);
-    assert_every_request_valid(&standin);
+    assert_converged(&project, &standin);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -753,13 +757,6 @@ async fn a_running_deploy_renews_its_lock_and_stops_when_it_is_taken_away() {
         .xtask_with(&standin, &deploy_args, &renew_every_step)
         .ok();
     assert_eq!(lock_renewals(&standin), 8, "{:#?}", standin.requests());
-    let lock_records = |standin: &StandIn| {
-        standin
-            .dns_records(ZONE_ID)
-            .into_iter()
-            .filter(|r| r["name"].as_str().unwrap().starts_with("_deploy-lock"))
-            .collect::<Vec<_>>()
-    };
     assert!(lock_records(&standin).is_empty());
 
     // Taken away while the Worker step waits on a slow answer (a
@@ -826,8 +823,7 @@ async fn a_running_deploy_renews_its_lock_and_stops_when_it_is_taken_away() {
     project
         .xtask_with(&standin, &deploy_args, &renew_every_step)
         .ok();
-    assert_eq!(changes(&project.plan(&standin).ok().json()), []);
-    assert_every_request_valid(&standin);
+    assert_converged(&project, &standin);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
