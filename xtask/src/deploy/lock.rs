@@ -16,8 +16,8 @@
 //! A deploy holds its lock between steps ([`Lock::hold`]): once a third of
 //! the expiry has passed it pushes the expiry forward, so a long deploy
 //! (a slow site upload, a migration) is never taken for a dead one; and if
-//! its record is gone (someone broke the lock), it stops before the next
-//! step instead of racing the deploy that now holds it.
+//! that renewal finds its record gone (someone broke the lock), it stops
+//! before the next step instead of racing the deploy that now holds it.
 
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -50,6 +50,8 @@ pub struct Lock {
     zone_id: String,
     name: String,
     holder: String,
+    /// When it was taken (Unix seconds): renewals keep it in the comment.
+    since: u64,
     renewed: Instant,
 }
 
@@ -108,15 +110,17 @@ pub async fn acquire(
         }
         api.delete(&record.id).await?;
     }
+    let since = now();
     let input = DnsRecordInput::new("TXT", name, CONTENT)
         .ttl(TTL_AUTO)
-        .comment(comment(holder, now()));
+        .comment(comment(holder, since));
     match api.create(&input).await {
         Ok(record) => Ok(Lock {
             record_id: record.id,
             zone_id: zone_id.to_owned(),
             name: name.to_owned(),
             holder: holder.to_owned(),
+            since,
             renewed: Instant::now(),
         }),
         Err(e) if e.is_already_exists() => anyhow::bail!(
@@ -128,14 +132,14 @@ pub async fn acquire(
 
 impl Lock {
     /// Called before each step of a deploy: renews the expiry when due, and
-    /// fails if the lock is no longer this deploy's.
+    /// fails if that renewal finds the lock no longer this deploy's.
     pub async fn hold(&mut self, client: &Client) -> anyhow::Result<()> {
         if self.renewed.elapsed() < renew_every() {
             return Ok(());
         }
         let input = DnsRecordInput::new("TXT", &self.name, CONTENT)
             .ttl(TTL_AUTO)
-            .comment(comment(&self.holder, now()));
+            .comment(comment(&self.holder, self.since));
         match client.dns(&self.zone_id).patch(&self.record_id, &input).await {
             Ok(_) => {
                 self.renewed = Instant::now();
@@ -195,5 +199,27 @@ mod tests {
             ..record
         };
         assert_eq!(expiry_of(&without), None);
+    }
+
+    #[test]
+    fn a_renewed_comment_keeps_its_holder_and_start_and_moves_the_expiry() {
+        let renewed = comment("ci@runner pid 7 (CI)", 100);
+        assert!(
+            renewed.starts_with("held by ci@runner pid 7 (CI) since 100 until "),
+            "{renewed}"
+        );
+        let record = DnsRecord {
+            id: "1".into(),
+            record_type: "TXT".into(),
+            name: "_deploy-lock.w.example.com".into(),
+            content: CONTENT.into(),
+            proxied: false,
+            ttl: 1,
+            comment: Some(renewed),
+            tags: vec![],
+            priority: None,
+        };
+        let until = expiry_of(&record).unwrap();
+        assert!(until >= now() + EXPIRY.as_secs() - 5 && until <= now() + EXPIRY.as_secs());
     }
 }
