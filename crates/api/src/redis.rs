@@ -90,6 +90,12 @@ impl Shared {
                 Ok(Err(e)) => return Err(resp::Error::Io(format!("cannot connect: {e}"))),
                 Err(outbound::Elapsed(limit)) => return Err(resp::Error::Timeout(limit)),
             };
-        resp::Connection::open(stream, &target.options, self.timer.clone()).await
+        // The handshake goes out with the request's first command: one
+        // round trip less for a connection that lives one request.
+        Ok(resp::Connection::deferred(
+            stream,
+            &target.options,
+            self.timer.clone(),
+        ))
     }
 }

@@ -101,6 +101,9 @@ pub struct Connection<S> {
     timer: Arc<dyn Timer>,
     timeout: Duration,
     state: State,
+    /// The handshake of a [`Connection::deferred`] connection until it
+    /// goes out, in the same write as the first request.
+    handshake: Option<Box<Options>>,
 }
 
 impl<S> fmt::Debug for Connection<S> {
@@ -123,7 +126,41 @@ where
     /// before 6) gets `AUTH`, `CLIENT SETNAME` and `SELECT` in a second
     /// round trip and is spoken to in RESP2.
     pub async fn open(stream: S, options: &Options, timer: Arc<dyn Timer>) -> Result<Self, Error> {
-        let mut connection = Connection {
+        let mut connection = Connection::new(stream, options, timer);
+        connection.handshake_now(options).await?;
+        Ok(connection)
+    }
+
+    /// The handshake in a round trip of its own (two on a server without
+    /// `HELLO`).
+    async fn handshake_now(&mut self, options: &Options) -> Result<(), Error> {
+        let hello = hello_pipeline(options);
+        let mut request = BytesMut::new();
+        hello.encode(&mut request)?;
+        let replies = self.round_trip_now(&request, hello.len(), 0).await?;
+        if self.check_hello(options, replies)? {
+            self.fall_back(options).await?;
+        }
+        Ok(())
+    }
+
+    /// A connection over `stream` whose handshake has not been sent: it
+    /// goes out in the same write as the first request, whose replies are
+    /// read after the handshake's, so a short-lived connection (one per
+    /// Worker request) saves a whole round trip. The first call fails with
+    /// the handshake's error if the handshake fails; the server refuses
+    /// that call's commands then (`NOAUTH`), since the connection is not
+    /// authenticated. On a server without `HELLO`, the fallback handshake
+    /// follows and the first request is sent again if it was refused for
+    /// want of credentials.
+    pub fn deferred(stream: S, options: &Options, timer: Arc<dyn Timer>) -> Self {
+        let mut connection = Connection::new(stream, options, timer);
+        connection.handshake = Some(Box::new(options.clone()));
+        connection
+    }
+
+    fn new(stream: S, options: &Options, timer: Arc<dyn Timer>) -> Self {
+        Connection {
             wire: Wire {
                 stream,
                 buffer: BytesMut::new(),
@@ -135,48 +172,44 @@ where
             timer,
             timeout: options.timeout,
             state: State::Ready,
-        };
-        connection.handshake(options).await?;
-        Ok(connection)
+            handshake: None,
+        }
     }
 
-    async fn handshake(&mut self, options: &Options) -> Result<(), Error> {
+    /// Takes the replies to [`hello_pipeline`]: sets the protocol, or says
+    /// (`true`) that the server has no `HELLO` and needs [`Self::fall_back`].
+    fn check_hello(&mut self, options: &Options, replies: Vec<Reply>) -> Result<bool, Error> {
         let password = options.password.as_deref();
-        let mut hello = cmd("HELLO").arg("3");
-        if let Some(password) = password {
-            let user = options.username.as_deref().unwrap_or("default");
-            hello = hello.arg("AUTH").arg(user).arg(password);
-        }
-        if let Some(name) = &options.client_name {
-            hello = hello.arg("SETNAME").arg(name);
-        }
-        let mut first = Pipeline::new().with(hello);
-        if options.database != 0 {
-            first.push(cmd("SELECT").arg(options.database));
-        }
-        let mut replies = self.exchange(&first).await?.into_iter();
+        let mut replies = replies.into_iter();
         match replies.next() {
-            Some(Reply::Error(e)) if hello_unsupported(&e) => {}
+            Some(Reply::Error(e)) if hello_unsupported(&e) => {
+                self.wire.protocol = Protocol::Resp2;
+                Ok(true)
+            }
             Some(Reply::Error(e)) => {
                 let e = e.redacted(password);
-                return Err(if is_auth_error(&e) {
+                Err(if is_auth_error(&e) {
                     Error::Auth(e)
                 } else {
                     Error::Server(e)
-                });
+                })
             }
             Some(hello) => {
                 self.wire.protocol = negotiated(&hello);
-                return match replies.next() {
+                match replies.next() {
                     Some(Reply::Error(e)) => Err(Error::Server(e.redacted(password))),
-                    _ => Ok(()),
-                };
+                    _ => Ok(false),
+                }
             }
             None => unreachable!("exchange reads one reply per command"),
         }
+    }
 
-        // Fallback for servers without HELLO. Their error message may echo
-        // HELLO's arguments, password included, so it is never shown.
+    /// The handshake for servers without HELLO, in RESP2. Their error
+    /// message for HELLO may echo its arguments, password included, so it
+    /// is never shown.
+    async fn fall_back(&mut self, options: &Options) -> Result<(), Error> {
+        let password = options.password.as_deref();
         self.wire.protocol = Protocol::Resp2;
         let mut second = Pipeline::new();
         if let Some(password) = password {
@@ -194,7 +227,9 @@ where
         if second.is_empty() {
             return Ok(());
         }
-        let replies = self.exchange(&second).await?;
+        let mut request = BytesMut::new();
+        second.encode(&mut request)?;
+        let replies = self.round_trip_now(&request, second.len(), 0).await?;
         for (i, reply) in replies.into_iter().enumerate() {
             if let Reply::Error(e) = reply {
                 let e = e.redacted(password);
@@ -319,8 +354,56 @@ where
     }
 
     /// Writes `request` and reads `count` replies, under the deadline,
-    /// keeping track of whether the conversation is still in step.
+    /// keeping track of whether the conversation is still in step; the
+    /// deferred handshake goes first, in the same write.
     async fn round_trip(&mut self, request: &[u8], count: usize) -> Result<Vec<Reply>, Error> {
+        let Some(options) = self.handshake.take() else {
+            return self.round_trip_now(request, count, 0).await;
+        };
+        if options.database != 0 {
+            // A failed SELECT must not leave the first request run on
+            // database 0: the handshake gets a round trip of its own.
+            self.handshake_now(&options)
+                .await
+                .map_err(|e| self.lose(e))?;
+            return self.round_trip_now(request, count, 0).await;
+        }
+        let hello = hello_pipeline(&options);
+        let mut both = BytesMut::new();
+        hello.encode(&mut both)?;
+        both.extend_from_slice(request);
+        let mut replies = self
+            .round_trip_now(
+                &both,
+                hello.commands().len() + count,
+                hello.commands().len(),
+            )
+            .await?;
+        let own = replies.split_off(hello.commands().len());
+        match self.check_hello(&options, replies) {
+            Ok(false) => Ok(own),
+            Ok(true) => {
+                self.fall_back(&options).await.map_err(|e| self.lose(e))?;
+                if options.password.is_some() {
+                    // Refused (NOAUTH) before the fallback authenticated.
+                    self.round_trip_now(request, count, 0).await
+                } else {
+                    Ok(own)
+                }
+            }
+            Err(e) => Err(self.lose(e)),
+        }
+    }
+
+    /// [`Self::round_trip`] without the handshake. When the request
+    /// starts with the `hello` commands of a handshake (0 for none), the
+    /// replies after theirs are read in the protocol they agreed.
+    async fn round_trip_now(
+        &mut self,
+        request: &[u8],
+        count: usize,
+        hello: usize,
+    ) -> Result<Vec<Reply>, Error> {
         match &self.state {
             State::Ready => {}
             State::InFlight => {
@@ -332,7 +415,7 @@ where
             State::Broken(cause) => return Err(Error::Unusable(Box::new(cause.clone()))),
         }
         self.state = State::InFlight;
-        let exchange = self.wire.round_trip(request, count);
+        let exchange = self.wire.round_trip(request, count, hello);
         let result = match deadline(self.timer.as_ref(), self.timeout, exchange).await {
             Ok(result) => result,
             Err(Elapsed(limit)) => Err(Error::Timeout(limit)),
@@ -349,6 +432,23 @@ where
         self.state = State::Broken(error.clone());
         error
     }
+}
+
+/// `HELLO 3 AUTH user password SETNAME name`, and `SELECT` if needed.
+fn hello_pipeline(options: &Options) -> Pipeline {
+    let mut hello = cmd("HELLO").arg("3");
+    if let Some(password) = options.password.as_deref() {
+        let user = options.username.as_deref().unwrap_or("default");
+        hello = hello.arg("AUTH").arg(user).arg(password);
+    }
+    if let Some(name) = &options.client_name {
+        hello = hello.arg("SETNAME").arg(name);
+    }
+    let mut first = Pipeline::new().with(hello);
+    if options.database != 0 {
+        first.push(cmd("SELECT").arg(options.database));
+    }
+    first
 }
 
 /// HELLO itself is unknown (Redis < 6: `ERR unknown command`) or RESP3 is
@@ -395,11 +495,23 @@ impl<S> Wire<S>
 where
     S: AsyncRead + AsyncWrite + Unpin + Send,
 {
-    async fn round_trip(&mut self, request: &[u8], count: usize) -> Result<Vec<Reply>, Error> {
+    async fn round_trip(
+        &mut self,
+        request: &[u8],
+        count: usize,
+        hello: usize,
+    ) -> Result<Vec<Reply>, Error> {
         self.stream.write_all(request).await.map_err(from_io)?;
         self.stream.flush().await.map_err(from_io)?;
         let mut replies = Vec::with_capacity(count);
         while replies.len() < count {
+            if hello > 0 && replies.len() == hello {
+                self.protocol = match &replies[0] {
+                    Reply::Error(e) if hello_unsupported(e) => Protocol::Resp2,
+                    Reply::Error(_) => self.protocol,
+                    agreed => negotiated(agreed),
+                };
+            }
             replies.push(self.read_reply().await?);
         }
         Ok(replies)

@@ -737,3 +737,137 @@ fn _calls_are_send_futures(conn: &mut Connection<DuplexStream>, script: &Script)
     assert_send(conn.transaction(&Pipeline::new()));
     assert_send(conn.invoke::<i64>(script.call()));
 }
+
+#[tokio::test]
+async fn a_deferred_handshake_goes_out_with_the_first_request_in_one_write() {
+    let options = Options {
+        password: Some("hunter2".into()),
+        client_name: Some("api".into()),
+        ..quick()
+    };
+    let (stream, writes, server) = scripted(vec![
+        expect(
+            [
+                wire(&["HELLO", "3", "AUTH", "default", "hunter2", "SETNAME", "api"]),
+                wire(&["GET", "k"]),
+            ]
+            .concat(),
+        ),
+        send([HELLO_MAP, b"$1\r\nv\r\n"].concat()),
+        expect(wire(&["GET", "k"])),
+        send(b"_\r\n"),
+    ]);
+    let mut conn = Connection::deferred(stream, &options, timer());
+    assert!(writes.lock().unwrap().is_empty(), "nothing sent before use");
+    let first: Option<String> = conn.query(cmd("GET").arg("k")).await.unwrap();
+    assert_eq!(first.as_deref(), Some("v"));
+    assert_eq!(conn.protocol(), Protocol::Resp3);
+    assert_eq!(
+        writes.lock().unwrap().len(),
+        1,
+        "handshake and request in one write"
+    );
+    // Later calls carry no handshake.
+    let second: Option<String> = conn.query(cmd("GET").arg("k")).await.unwrap();
+    assert_eq!(second, None);
+    finish(conn, server).await;
+}
+
+#[tokio::test]
+async fn a_deferred_handshake_refused_fails_the_first_call_and_the_connection() {
+    let options = Options {
+        password: Some("hunter2".into()),
+        ..quick()
+    };
+    let (stream, _, server) = scripted(vec![
+        expect(
+            [
+                wire(&["HELLO", "3", "AUTH", "default", "hunter2"]),
+                wire(&["INCR", "n"]),
+            ]
+            .concat(),
+        ),
+        send(b"-WRONGPASS invalid username-password pair or user is disabled.\r\n"),
+        send(b"-NOAUTH Authentication required.\r\n"),
+    ]);
+    let mut conn = Connection::deferred(stream, &options, timer());
+    let error = conn.query::<i64>(cmd("INCR").arg("n")).await.unwrap_err();
+    assert!(
+        matches!(&error, Error::Auth(e) if e.code() == "WRONGPASS"),
+        "{error:?}"
+    );
+    assert!(!format!("{error:?}").contains("hunter2"));
+    assert!(!conn.is_usable());
+    let again = conn.query::<i64>(cmd("INCR").arg("n")).await.unwrap_err();
+    assert!(matches!(again, Error::Unusable(_)), "{again:?}");
+    finish(conn, server).await;
+}
+
+#[tokio::test]
+async fn a_deferred_handshake_on_a_server_without_hello_authenticates_and_sends_again() {
+    let options = Options {
+        password: Some("hunter2".into()),
+        ..quick()
+    };
+    let (stream, writes, server) = scripted(vec![
+        expect(
+            [
+                wire(&["HELLO", "3", "AUTH", "default", "hunter2"]),
+                wire(&["GET", "k"]),
+            ]
+            .concat(),
+        ),
+        send(NO_HELLO),
+        send(b"-NOAUTH Authentication required.\r\n"),
+        expect(wire(&["AUTH", "hunter2"])),
+        send(b"+OK\r\n"),
+        expect(wire(&["GET", "k"])),
+        // A RESP2 null, read in the protocol agreed.
+        send(b"$-1\r\n"),
+    ]);
+    let mut conn = Connection::deferred(stream, &options, timer());
+    let value: Option<String> = conn.query(cmd("GET").arg("k")).await.unwrap();
+    assert_eq!(value, None);
+    assert_eq!(conn.protocol(), Protocol::Resp2);
+    assert_eq!(writes.lock().unwrap().len(), 3);
+    finish(conn, server).await;
+}
+
+#[tokio::test]
+async fn a_deferred_handshake_without_credentials_on_an_old_server_runs_the_request_once() {
+    let (stream, writes, server) = scripted(vec![
+        expect([wire(&["HELLO", "3"]), wire(&["GET", "k"])].concat()),
+        send(b"-ERR unknown command `HELLO`, with args beginning with: `3`, \r\n"),
+        // RESP2's null, which the RESP3 decoder would refuse: the reply
+        // after HELLO's is read in RESP2.
+        send(b"$-1\r\n"),
+    ]);
+    let mut conn = Connection::deferred(stream, &quick(), timer());
+    let value: Option<String> = conn.query(cmd("GET").arg("k")).await.unwrap();
+    assert_eq!(value, None);
+    assert_eq!(conn.protocol(), Protocol::Resp2);
+    assert_eq!(writes.lock().unwrap().len(), 1);
+    finish(conn, server).await;
+}
+
+#[tokio::test]
+async fn a_deferred_handshake_with_a_database_selects_it_before_the_first_request() {
+    let options = Options {
+        database: 3,
+        ..quick()
+    };
+    let (stream, writes, server) = scripted(vec![
+        expect([wire(&["HELLO", "3"]), wire(&["SELECT", "3"])].concat()),
+        send(HELLO_MAP),
+        send(b"-ERR DB index is out of range\r\n"),
+    ]);
+    let mut conn = Connection::deferred(stream, &options, timer());
+    let error = conn.query::<i64>(cmd("INCR").arg("n")).await.unwrap_err();
+    assert!(
+        matches!(&error, Error::Server(e) if e.message().contains("out of range")),
+        "{error:?}"
+    );
+    assert_eq!(writes.lock().unwrap().len(), 1, "the INCR never went out");
+    assert!(!conn.is_usable());
+    finish(conn, server).await;
+}
