@@ -157,28 +157,54 @@ function callFetch(request, env, ctx) {
   return apiFetch.call({ env, ctx }, request);
 }
 
+/**
+ * A request that failed with a trap or an error instead of an answer: the
+ * 500 problem document, logged and reported.
+ */
+function failed(request, env, ctx, error) {
+  // A trap thrown straight out of the call never reaches the listener.
+  if (error instanceof WebAssembly.RuntimeError) onTrap(error);
+  // The id the Rust side would also have picked (cf-ray), or one for the
+  // problem document, made only now that it is needed.
+  const id = requestId(request);
+  const what = error instanceof WebAssembly.RuntimeError ? "a wasm trap" : "an error";
+  console.error(`request failed with ${what}`, id, String(error));
+  reportTrap(request, env, ctx, id, error);
+  return internalError(request, env, id);
+}
+
+/** Waits for an answer still on its way, unless the instance traps first. */
+async function settle(request, env, ctx, answer) {
+  let fail;
+  const trapped = new Promise((_, reject) => {
+    fail = reject;
+  });
+  inFlight.add(fail);
+  try {
+    return await Promise.race([answer, trapped]);
+  } catch (error) {
+    return failed(request, env, ctx, error);
+  } finally {
+    inFlight.delete(fail);
+  }
+}
+
 export default {
-  async fetch(request, env, ctx) {
-    let fail;
-    const trapped = new Promise((_, reject) => {
-      fail = reject;
-    });
-    inFlight.add(fail);
+  /**
+   * Not `async`: the Rust side returns an answer that was ready at once
+   * (health checks, preflights, refusals) as the `Response` itself, and it
+   * goes back to the runtime as it is, without a promise, a race or a
+   * microtask. Only an answer still on its way is raced against a trap.
+   */
+  fetch(request, env, ctx) {
+    let answer;
     try {
-      return await Promise.race([callFetch(request, env, ctx), trapped]);
+      answer = callFetch(request, env, ctx);
     } catch (error) {
-      // A trap thrown straight out of the call never reaches the listener.
-      if (error instanceof WebAssembly.RuntimeError) onTrap(error);
-      // The id the Rust side would also have picked (cf-ray), or one for
-      // the problem document, made only now that it is needed.
-      const id = requestId(request);
-      const what = error instanceof WebAssembly.RuntimeError ? "a wasm trap" : "an error";
-      console.error(`request failed with ${what}`, id, String(error));
-      reportTrap(request, env, ctx, id, error);
-      return internalError(request, env, id);
-    } finally {
-      inFlight.delete(fail);
+      return failed(request, env, ctx, error);
     }
+    if (answer instanceof Response) return answer;
+    return settle(request, env, ctx, answer);
   },
 
   // The cron (wrangler.toml [triggers]); a trap here only fails this run.

@@ -77,18 +77,16 @@ mod entry {
     /// for one reason: that macro hands every request to
     /// `future_to_promise`, whose task queue costs a microtask and a few
     /// closures even when the answer is ready at once (health checks,
-    /// preflights, refusals). Here the request is polled once on the spot;
-    /// only if it waits does it go to `future_to_promise`.
+    /// preflights, refusals). Here the request is polled once on the spot:
+    /// an answer ready at once is returned as the `Response` itself (no
+    /// promise at all, which `entry.mjs` hands straight to the runtime);
+    /// only a request that waits goes to `future_to_promise`.
     ///
     /// The first poll's waker forwards to the task's: some futures keep
     /// the waker of their first poll only (`worker::Delay` does), so a
     /// wake-up they send must still reach the task that now owns them.
     #[wasm_bindgen]
-    pub fn fetch(
-        request: web_sys::Request,
-        env: Env,
-        ctx: worker::worker_sys::Context,
-    ) -> js_sys::Promise {
+    pub fn fetch(request: web_sys::Request, env: Env, ctx: worker::worker_sys::Context) -> JsValue {
         let mut answer = Box::pin(handle(request, env, Context::new(ctx)));
         let forward = Arc::new(Forward::default());
         let waker = Waker::from(forward.clone());
@@ -96,8 +94,8 @@ mod entry {
             .as_mut()
             .poll(&mut std::task::Context::from_waker(&waker))
         {
-            Poll::Ready(Ok(response)) => js_sys::Promise::resolve(&JsValue::from(response)),
-            Poll::Ready(Err(error)) => js_sys::Promise::reject(&error),
+            Poll::Ready(Ok(response)) => response.into(),
+            Poll::Ready(Err(error)) => js_sys::Promise::reject(&error).into(),
             Poll::Pending => future_to_promise(async move {
                 std::future::poll_fn(|cx| {
                     forward.set(cx.waker());
@@ -105,7 +103,8 @@ mod entry {
                 })
                 .await
                 .map(JsValue::from)
-            }),
+            })
+            .into(),
         }
     }
 

@@ -206,3 +206,61 @@ async fn bad_query_parameters_are_400_problems() {
     let body: serde_json::Value = response.json().await.unwrap();
     assert_eq!(body["type"], "/problems/bad-request");
 }
+
+/// The Worker hands the headers most responses share to JS as cached
+/// templates (api-worker/src/bridge.rs): answers of different shapes,
+/// interleaved and repeated, must each keep their own headers and never
+/// another answer's.
+#[tokio::test]
+async fn interleaved_answers_keep_their_own_headers() {
+    let mut ids = std::collections::HashSet::new();
+    for _ in 0..3 {
+        let allowed = http()
+            .get(format!("{}/healthz", api()))
+            .header("origin", allowed_origin())
+            .send()
+            .await
+            .unwrap();
+        let refused = http()
+            .get(format!("{}/healthz", api()))
+            .header("origin", "https://attacker.example.net")
+            .send()
+            .await
+            .unwrap();
+        let missing = http()
+            .get(format!("{}/no/such/route", api()))
+            .send()
+            .await
+            .unwrap();
+        for (response, content_type) in [
+            (&allowed, "application/json"),
+            (&refused, "application/json"),
+            (&missing, "application/problem+json"),
+        ] {
+            let headers = response.headers();
+            assert_eq!(headers["content-type"], content_type);
+            assert_eq!(headers["x-content-type-options"], "nosniff");
+            assert_eq!(headers["x-frame-options"], "DENY");
+            assert!(headers["server-timing"]
+                .to_str()
+                .unwrap()
+                .contains("total;dur="));
+            let id = headers["x-request-id"].to_str().unwrap().to_owned();
+            assert!(ids.insert(id), "a request id was given twice");
+        }
+        assert_eq!(
+            allowed.headers()["access-control-allow-origin"],
+            allowed_origin()
+        );
+        for response in [&refused, &missing] {
+            assert!(response
+                .headers()
+                .get("access-control-allow-origin")
+                .is_none());
+            assert!(response
+                .headers()
+                .get("access-control-allow-credentials")
+                .is_none());
+        }
+    }
+}
