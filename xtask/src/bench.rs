@@ -271,6 +271,11 @@ struct Load {
     /// Connections that failed, broke or got no answer within wrk's
     /// timeout (10 s).
     socket_errors: u64,
+    /// CPU time of the target's workerd process (user and system, all
+    /// threads) per request answered during the load. On a machine where
+    /// wrk, workerd and the stack share the cores, this moves much less
+    /// from run to run than requests/s does.
+    cpu_us_per_request: f64,
 }
 
 #[derive(Debug, Serialize)]
@@ -403,6 +408,7 @@ pub fn run(ui: &Ui, flags: &flags::Bench) -> anyhow::Result<()> {
                         &vars[&t],
                         &state,
                         &pid_file,
+                        flags.inspect.as_deref().filter(|_| t == Target::Api),
                     )
                 })
                 .collect::<anyhow::Result<Vec<_>>>()
@@ -611,6 +617,7 @@ fn soak(ui: &Ui, flags: &flags::Bench, seconds: u64) -> anyhow::Result<()> {
             &vars,
             &state,
             &pid_file,
+            flags.inspect.as_deref(),
         )
     })?;
     let cases = cases(&admin_token);
@@ -720,11 +727,20 @@ fn soak(ui: &Ui, flags: &flags::Bench, seconds: u64) -> anyhow::Result<()> {
                 c.case, c.requests, c.requests_per_sec, c.p99_ms, c.unexpected, c.socket_errors
             );
         }
+        let every_ten: Vec<String> = report
+            .rss_samples_bytes
+            .iter()
+            .step_by(10)
+            .map(|b| format!("{:.0}", *b as f64 / (1024.0 * 1024.0)))
+            .collect();
         eprintln!(
-            "\n  workerd RSS: {} at the start, {} at the end, {} at most\n  {} at {}",
+            "\n  workerd RSS: {} at the start, {} at the end, {} at most\n  \
+             every 10 s (MiB): {}\n  over the second half: {:+.1} MiB\n  {} at {}",
             format_bytes(report.rss_start_bytes),
             format_bytes(report.rss_end_bytes),
             format_bytes(report.rss_max_bytes),
+            every_ten.join(", "),
+            second_half_growth(&report.rss_samples_bytes) as f64 / (1024.0 * 1024.0),
             report.machine,
             report.commit
         );
@@ -881,6 +897,7 @@ impl Server {
         vars: &[(&'static str, String)],
         state: &Path,
         pid_file: &Path,
+        inspector: Option<&str>,
     ) -> anyhow::Result<Server> {
         let ports = [stack::free_port()?, stack::free_port()?];
         // Targets share the api bundle; each has a config of its own.
@@ -891,6 +908,9 @@ impl Server {
             .join(format!("workerd-{}.log", target.name()));
         let mut command = Command::new(workerd);
         command.arg("serve").arg(&config).arg("--experimental");
+        if let Some(address) = inspector {
+            command.arg(format!("--inspector-addr={address}"));
+        }
         let mut process = process::spawn(target.name(), &mut command, &log, pid_file)?;
         let server_url = format!("http://127.0.0.1:{}/healthz", ports[0]);
         let deadline = Instant::now() + Duration::from_secs(30);
@@ -1137,6 +1157,7 @@ fn wrk_load(
     let script = scripts.join(format!("{}-{}.lua", case.name, target.name()));
     std::fs::write(&script, wrk_script(case))?;
     let url = format!("{}{}", server.url(case.uncached), case_path(case, target));
+    let cpu_before = cpu_micros(server.process.pid());
     let output = project::output(
         Command::new(wrk)
             .args(["-t1", "--latency", "--timeout", "10s"])
@@ -1146,7 +1167,11 @@ fn wrk_load(
             .arg(&script)
             .arg(&url),
     )?;
-    parse_wrk(&output).with_context(|| format!("reading wrk's output:\n{output}"))
+    let mut load =
+        parse_wrk(&output).with_context(|| format!("reading wrk's output:\n{output}"))?;
+    let cpu = cpu_micros(server.process.pid()).saturating_sub(cpu_before);
+    load.cpu_us_per_request = cpu as f64 / load.requests.max(1) as f64;
+    Ok(load)
 }
 
 /// A wrk script that sends the case's method, headers and body, and counts
@@ -1216,6 +1241,7 @@ fn parse_wrk(output: &str) -> anyhow::Result<Load> {
         requests: 0,
         unexpected: 0,
         socket_errors: 0,
+        cpu_us_per_request: f64::NAN,
     };
     for line in output.lines() {
         let words: Vec<&str> = line.split_whitespace().collect();
@@ -1293,6 +1319,9 @@ fn summarise(
                             requests: runs.iter().map(|l| l.requests).sum(),
                             unexpected: runs.iter().map(|l| l.unexpected).sum(),
                             socket_errors: runs.iter().map(|l| l.socket_errors).sum(),
+                            cpu_us_per_request: median(
+                                runs.iter().map(|l| l.cpu_us_per_request).collect(),
+                            ),
                         },
                     ))
                 })
@@ -1371,6 +1400,28 @@ fn render(report: &Report) -> String {
             );
         }
     }
+    let _ = writeln!(
+        out,
+        "\n  workerd CPU per request (us, medians over rounds)\n  {:<20} {:>10} {:>10} {:>10} {:>12}",
+        "case", "api", "reference", "hello", "ref/api"
+    );
+    for case in &report.cases {
+        let cpu = |t: Target| case.targets.get(&t).map(|l| l.cpu_us_per_request);
+        let cell = |v: Option<f64>| v.map_or("-".to_owned(), |v| format!("{v:.0}"));
+        let ratio = match (cpu(Target::Reference), cpu(Target::Api)) {
+            (Some(r), Some(a)) => format!("{:.2}x", r / a),
+            _ => "-".to_owned(),
+        };
+        let _ = writeln!(
+            out,
+            "  {:<20} {:>10} {:>10} {:>10} {:>12}",
+            case.case,
+            cell(cpu(Target::Api)),
+            cell(cpu(Target::Reference)),
+            cell(cpu(Target::Hello)),
+            ratio
+        );
+    }
     if report
         .cases
         .iter()
@@ -1434,6 +1485,38 @@ fn render(report: &Report) -> String {
 }
 
 /// Resident memory of a process (Linux: /proc/PID/status).
+/// How much the samples' second half ends above where it starts (negative
+/// for a shrink): the first half is when V8 and workerd size their heaps;
+/// growth after it is what a leak looks like.
+fn second_half_growth(samples: &[u64]) -> i64 {
+    match samples {
+        [] => 0,
+        _ => samples[samples.len() - 1] as i64 - samples[samples.len() / 2] as i64,
+    }
+}
+
+/// CPU time (user and system) the process has used so far, in
+/// microseconds, from `/proc/PID/stat` (0 where there is none). Its clock
+/// ticks are USER_HZ, which Linux fixes at 100 per second for user space
+/// on every architecture it runs on.
+fn cpu_micros(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|stat| cpu_ticks(&stat))
+        .map_or(0, |ticks| ticks * 10_000)
+}
+
+/// utime + stime from a `/proc/PID/stat` line; the command name in
+/// parentheses may hold spaces, so fields are counted after its `)`.
+fn cpu_ticks(stat: &str) -> Option<u64> {
+    let rest = &stat[stat.rfind(')')? + 1..];
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    // After the name: state is field 3 of the line, utime 14, stime 15.
+    let utime: u64 = fields.get(11)?.parse().ok()?;
+    let stime: u64 = fields.get(12)?.parse().ok()?;
+    Some(utime + stime)
+}
+
 fn rss_bytes(pid: u32) -> u64 {
     std::fs::read_to_string(format!("/proc/{pid}/status"))
         .ok()
@@ -1464,6 +1547,25 @@ fn machine() -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn cpu_ticks_are_utime_and_stime_even_with_spaces_in_the_name() {
+        let stat = "4242 (workerd serve) S 1 4242 4242 0 -1 4194560 9120 0 0 0 \
+                    1234 56 0 0 20 0 12 0 100 7610068 13000 18446744073709551615";
+        assert_eq!(cpu_ticks(stat), Some(1234 + 56));
+        assert_eq!(cpu_ticks("garbage"), None);
+    }
+
+    #[test]
+    fn second_half_growth_is_from_the_middle_sample_to_the_last() {
+        assert_eq!(second_half_growth(&[]), 0);
+        assert_eq!(second_half_growth(&[5]), 0);
+        // Heaps sized in the first half, level in the second.
+        assert_eq!(second_half_growth(&[100, 300, 400, 401, 400, 403]), 2);
+        // Still growing.
+        assert_eq!(second_half_growth(&[100, 200, 300, 400]), 100);
+        assert_eq!(second_half_growth(&[100, 500, 400]), -100);
+    }
 
     const WRK_OUTPUT: &str = "Running 5s test @ http://127.0.0.1:1/healthz
   1 threads and 8 connections

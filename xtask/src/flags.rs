@@ -248,6 +248,13 @@ pub struct Bench {
     #[arg(long, value_name = "SECONDS", value_parser = clap::value_parser!(u64).range(10..=3600))]
     pub soak: Option<u64>,
 
+    /// Start the api's workerd (the one without sinks, or the soak's) with
+    /// V8's inspector on this address (e.g. `127.0.0.1:9229`), to take CPU
+    /// profiles or watch its heaps with Chrome DevTools while it is loaded.
+    /// The inspector itself costs a little time per request.
+    #[arg(long, value_name = "ADDRESS")]
+    pub inspect: Option<String>,
+
     /// Only the cases whose name contains this text (e.g. `pages`).
     pub filter: Option<String>,
 }
