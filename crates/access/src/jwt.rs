@@ -64,9 +64,10 @@ impl Audience {
 /// A token split into its parts, header decoded, nothing trusted yet.
 pub(crate) struct Compact<'t> {
     pub header: Header,
-    signing_input: &'t str,
+    /// `header.payload` as sent: what the signature covers.
+    pub(crate) signing_input: &'t str,
     payload: &'t str,
-    signature: Vec<u8>,
+    pub(crate) signature: Vec<u8>,
 }
 
 impl<'t> Compact<'t> {
@@ -104,13 +105,6 @@ impl<'t> Compact<'t> {
             payload,
             signature,
         })
-    }
-
-    /// RSASSA-PKCS1-v1_5 with SHA-256 over `header.payload` as sent.
-    pub fn verify_signature(&self, key: &RsaPublicKey) -> Result<(), Rejection> {
-        let digest = Sha256::digest(self.signing_input.as_bytes());
-        key.verify(Pkcs1v15Sign::new::<Sha256>(), &digest, &self.signature)
-            .map_err(|_| Rejection::BadSignature)
     }
 
     /// The claims; call only after the signature is verified.
@@ -181,4 +175,12 @@ fn decode(part: &str, what: &'static str) -> Result<Vec<u8>, Rejection> {
             _ => "the signature is not base64url",
         })
     })
+}
+
+/// Whether `signature` is `message`'s RSASSA-PKCS1-v1_5 signature with
+/// SHA-256 under `key`.
+pub(crate) fn rs256(key: &RsaPublicKey, message: &[u8], signature: &[u8]) -> bool {
+    let digest = Sha256::digest(message);
+    key.verify(Pkcs1v15Sign::new::<Sha256>(), &digest, signature)
+        .is_ok()
 }

@@ -421,3 +421,62 @@ fn jwks_entries_that_are_not_rs256_signing_keys_are_skipped() {
         assert_eq!(err, Rejection::UnknownKey);
     });
 }
+
+/// Answers every check with `valid` and records what it was asked.
+struct Scripted {
+    valid: bool,
+    asked: Mutex<Vec<(Vec<u8>, Vec<u8>)>>,
+}
+
+impl access::SignatureCheck for Scripted {
+    fn rs256<'a>(
+        &'a self,
+        key: &'a access::RsaPublicKey,
+        message: &'a [u8],
+        signature: &'a [u8],
+    ) -> BoxFuture<'a, bool> {
+        use access::PublicKeyParts;
+        assert!(key.n().bits() >= 2048);
+        self.asked
+            .lock()
+            .unwrap()
+            .push((message.to_vec(), signature.to_vec()));
+        Box::pin(std::future::ready(self.valid))
+    }
+}
+
+#[tokio::test]
+async fn the_signature_check_given_decides_and_sees_exactly_what_was_signed() {
+    let (key, _) = keys();
+    let token = key.sign(&user_claims(TEAM, AUD, "ada@example.com", NOW));
+    let (signed, signature) = token.rsplit_once('.').unwrap();
+    let certs = Certs::serving(&[key]);
+    for valid in [true, false] {
+        let check = Arc::new(Scripted {
+            valid,
+            asked: Mutex::new(Vec::new()),
+        });
+        let verdict = verifier()
+            .with_signature_check(check.clone())
+            .verify(&token, &certs, NOW, false)
+            .await;
+        if valid {
+            assert_eq!(
+                verdict,
+                Ok(Identity::User {
+                    email: "ada@example.com".into()
+                })
+            );
+        } else {
+            assert_eq!(verdict, Err(Rejection::BadSignature));
+        }
+        let asked = check.asked.lock().unwrap();
+        assert_eq!(asked.len(), 1);
+        assert_eq!(asked[0].0, signed.as_bytes());
+        use base64::Engine;
+        let decoded = base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(signature)
+            .unwrap();
+        assert_eq!(asked[0].1, decoded);
+    }
+}

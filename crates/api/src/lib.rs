@@ -49,6 +49,8 @@ pub struct Platform {
     pub connect: Arc<dyn outbound::Connect>,
     /// Sleeping, for deadlines.
     pub timer: Arc<dyn outbound::Timer>,
+    /// RS256 signature checks of Access tokens (WebCrypto in the Worker).
+    pub signatures: Arc<dyn access::SignatureCheck>,
 }
 
 impl Platform {
@@ -85,6 +87,7 @@ impl Platform {
             fetch: Arc::new(outbound::ReqwestFetch::default()),
             connect: Arc::new(outbound::TokioConnect),
             timer: Arc::new(outbound::TokioTimer),
+            signatures: Arc::new(access::RustCrypto),
         }
     }
 }
@@ -109,10 +112,10 @@ pub struct App {
 impl App {
     pub fn new(get_var: impl Fn(&str) -> Option<String>, platform: Platform) -> Arc<App> {
         let (config, config_issues) = Config::load(get_var);
-        let access = config
-            .access
-            .as_ref()
-            .map(|a| access::Verifier::new(a.policy.clone(), a.cache));
+        let access = config.access.as_ref().map(|a| {
+            access::Verifier::new(a.policy.clone(), a.cache)
+                .with_signature_check(platform.signatures.clone())
+        });
         let tidb = config
             .tidb
             .clone()
