@@ -1,7 +1,7 @@
 // The JS half of the Worker's TCP streams (src/socket.rs): one socket from
 // `connect()` with its reader and writer taken once, for its whole life.
-// Each read or write is then one call from wasm and one promise, where
-// workers-rs' Socket takes and releases a stream lock and reads the
+// Each read is then one call from wasm and one promise, each write one call,
+// where workers-rs' Socket takes and releases a stream lock and reads the
 // result's fields through Reflect on every operation.
 import { connect } from "cloudflare:sockets";
 
@@ -18,18 +18,26 @@ export class Tcp {
     return this.socket.opened;
   }
 
-  /** The next bytes received, or undefined at the end of the stream. */
+  /**
+   * The next bytes received, or undefined at the end of the stream.
+   * Rejects with the error of a write that failed since the last read.
+   */
   async read() {
+    if (this.failure !== undefined) throw this.failure;
     const { value, done } = await this.reader.read();
     return done ? undefined : value;
   }
 
   /**
-   * Sends `bytes`: a view of wasm memory, copied before this returns
-   * (the memory is reused once the call is over).
+   * Queues `bytes` on the socket (a view of wasm memory, copied before this
+   * returns, as the memory is reused once the call is over) without waiting
+   * for them to be sent; a failure is kept for the next read, which a
+   * request/reply protocol always makes.
    */
   write(bytes) {
-    return this.writer.write(bytes.slice());
+    this.writer.write(bytes.slice()).catch((error) => {
+      this.failure ??= error;
+    });
   }
 
   /** Closes both directions; failures (already closed) are of no interest. */
