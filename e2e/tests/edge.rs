@@ -213,25 +213,19 @@ async fn bad_query_parameters_are_400_problems() {
 /// another answer's.
 #[tokio::test]
 async fn interleaved_answers_keep_their_own_headers() {
+    async fn get(path: &str, origin: &str) -> reqwest::Response {
+        http()
+            .get(format!("{}{path}", api()))
+            .header("origin", origin)
+            .send()
+            .await
+            .unwrap()
+    }
     let mut ids = std::collections::HashSet::new();
     for _ in 0..3 {
-        let allowed = http()
-            .get(format!("{}/healthz", api()))
-            .header("origin", allowed_origin())
-            .send()
-            .await
-            .unwrap();
-        let refused = http()
-            .get(format!("{}/healthz", api()))
-            .header("origin", "https://attacker.example.net")
-            .send()
-            .await
-            .unwrap();
-        let missing = http()
-            .get(format!("{}/no/such/route", api()))
-            .send()
-            .await
-            .unwrap();
+        let allowed = get("/healthz", allowed_origin()).await;
+        let refused = get("/healthz", "https://attacker.example.net").await;
+        let missing = get("/no/such/route", "https://attacker.example.net").await;
         for (response, content_type) in [
             (&allowed, "application/json"),
             (&refused, "application/json"),
