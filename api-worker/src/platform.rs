@@ -1,5 +1,6 @@
 //! The `outbound` traits on the Workers runtime: `fetch()`, `connect()`
-//! and `setTimeout`. Their futures hold JS values and are not `Send`; the
+//! and `setTimeout`, and the Access signature check through WebCrypto.
+//! Their futures hold JS values and are not `Send`; the
 //! Worker runs on one thread, so wrapping them in `SendFuture` is sound,
 //! and it is what lets the `api` crate's axum handlers await them.
 

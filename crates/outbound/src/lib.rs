@@ -3,7 +3,7 @@
 //! work that outlives the request. Protocol crates (the TiDB HTTP driver,
 //! the Access JWKS cache, S3, Sentry, Loki) are written against these two
 //! traits only, so they run unchanged in the Worker (bound to
-//! `worker::Fetch` and `setTimeout` in `api-worker`) and natively (reqwest
+//! the runtime's `fetch()` and `setTimeout` in `api-worker`) and natively (reqwest
 //! and tokio, behind the `native` feature) in tests and tools.
 //!
 //! Futures are boxed and `Send` because axum handlers must be `Send`; in

@@ -7,8 +7,8 @@
 //! the `TiDB-Session` header.
 //!
 //! It is written against [`outbound::Fetch`] only, so the same code runs in
-//! the Worker (over `worker::Fetch`) and natively (over reqwest) against the
-//! local gateway that stands in for TiDB Cloud.
+//! the Worker (over the runtime's `fetch()`) and natively (over reqwest)
+//! against the local gateway that stands in for TiDB Cloud.
 //!
 //! ```no_run
 //! # async fn demo(fetch: std::sync::Arc<dyn outbound::Fetch>) -> Result<(), tidb_http::Error> {
