@@ -2,9 +2,9 @@
 //! HTTP [`Fetch`], a TCP [`Connect`], a [`Timer`], and [`Background`] for
 //! work that outlives the request. Protocol crates (the TiDB HTTP driver,
 //! the Access JWKS cache, S3, Sentry, Loki) are written against these two
-//! traits only, so they run unchanged in the Worker (bound to
-//! the runtime's `fetch()` and `setTimeout` in `api-worker`) and natively (reqwest
-//! and tokio, behind the `native` feature) in tests and tools.
+//! traits only, so they run unchanged in the Worker (bound to the
+//! runtime's `fetch()` and `setTimeout` in `api-worker`) and natively
+//! (reqwest and tokio, behind the `native` feature) in tests and tools.
 //!
 //! Futures are boxed and `Send` because axum handlers must be `Send`; in
 //! the single-threaded Worker the implementations wrap their JS futures to
