@@ -27,9 +27,8 @@ export function requestHead(request) {
  */
 const templates = [];
 
-/** `name\0value\0...` (empty for none) as a new `Headers`. */
-function headersOf(fields) {
-  const headers = new Headers();
+/** Appends `name\0value\0...` (empty for none) to `headers`. */
+function appendFields(headers, fields) {
   if (fields.length > 0) {
     const parts = fields.split(SEPARATOR);
     for (let i = 0; i + 1 < parts.length; i += 2) {
@@ -37,6 +36,11 @@ function headersOf(fields) {
     }
   }
   return headers;
+}
+
+/** `name\0value\0...` (empty for none) as a new `Headers`. */
+function headersOf(fields) {
+  return appendFields(new Headers(), fields);
 }
 
 /**
@@ -50,13 +54,7 @@ export function makeResponse(status, template, templateFields, own, body) {
     templates[template] = headersOf(templateFields);
   }
   const response = new Response(body, { status, headers: templates[template] });
-  if (own.length > 0) {
-    const headers = response.headers;
-    const parts = own.split(SEPARATOR);
-    for (let i = 0; i + 1 < parts.length; i += 2) {
-      headers.append(parts[i], parts[i + 1]);
-    }
-  }
+  if (own.length > 0) appendFields(response.headers, own);
   return response;
 }
 

@@ -105,8 +105,10 @@ fn template_for(fields: &str) -> (u32, bool) {
     })
 }
 
-/// Appends `name\0value` to `fields` (fields separated by NUL).
-fn push_field(fields: &mut String, name: &str, value: &axum::http::HeaderValue) {
+/// Appends `name\0value` to `fields` (fields separated by NUL), the form
+/// in which headers cross to JS, both ways and for the Worker's own
+/// `fetch()` too (platform.rs).
+pub(crate) fn push_field(fields: &mut String, name: &str, value: &axum::http::HeaderValue) {
     if !fields.is_empty() {
         fields.push(SEPARATOR);
     }
@@ -122,7 +124,7 @@ fn push_field(fields: &mut String, name: &str, value: &axum::http::HeaderValue) 
 
 /// Separates the fields of the strings that cross to and from JS (see
 /// `js/bridge.js`: no method, URL, header name or value holds it).
-const SEPARATOR: char = '\0';
+pub(crate) const SEPARATOR: char = '\0';
 
 /// Bodies declared up to this size are read whole (above the API's 1 MiB
 /// JSON limit, so that limit still answers with its own 413 problem).

@@ -181,12 +181,13 @@ where
     fn check_hello(&mut self, options: &Options, replies: Vec<Reply>) -> Result<bool, Error> {
         let password = options.password.as_deref();
         let mut replies = replies.into_iter();
-        match replies.next() {
-            Some(Reply::Error(e)) if hello_unsupported(&e) => {
-                self.wire.protocol = Protocol::Resp2;
-                Ok(true)
-            }
-            Some(Reply::Error(e)) => {
+        let hello = replies
+            .next()
+            .expect("exchange reads one reply per command");
+        self.wire.protocol = agreed_protocol(&hello, self.wire.protocol);
+        match hello {
+            Reply::Error(e) if hello_unsupported(&e) => Ok(true),
+            Reply::Error(e) => {
                 let e = e.redacted(password);
                 Err(if is_auth_error(&e) {
                     Error::Auth(e)
@@ -194,14 +195,10 @@ where
                     Error::Server(e)
                 })
             }
-            Some(hello) => {
-                self.wire.protocol = negotiated(&hello);
-                match replies.next() {
-                    Some(Reply::Error(e)) => Err(Error::Server(e.redacted(password))),
-                    _ => Ok(false),
-                }
-            }
-            None => unreachable!("exchange reads one reply per command"),
+            _ => match replies.next() {
+                Some(Reply::Error(e)) => Err(Error::Server(e.redacted(password))),
+                _ => Ok(false),
+            },
         }
     }
 
@@ -210,7 +207,6 @@ where
     /// is never shown.
     async fn fall_back(&mut self, options: &Options) -> Result<(), Error> {
         let password = options.password.as_deref();
-        self.wire.protocol = Protocol::Resp2;
         let mut second = Pipeline::new();
         if let Some(password) = password {
             second.push(match options.username.as_deref() {
@@ -451,6 +447,17 @@ fn hello_pipeline(options: &Options) -> Pipeline {
     first
 }
 
+/// The protocol to speak after `hello`'s reply: RESP2 where HELLO is
+/// unknown, what it agreed where it worked, and `current` where it failed
+/// (an error line reads the same in both).
+fn agreed_protocol(hello: &Reply, current: Protocol) -> Protocol {
+    match hello {
+        Reply::Error(e) if hello_unsupported(e) => Protocol::Resp2,
+        Reply::Error(_) => current,
+        agreed => negotiated(agreed),
+    }
+}
+
 /// HELLO itself is unknown (Redis < 6: `ERR unknown command`) or RESP3 is
 /// (`NOPROTO`): fall back to AUTH and RESP2.
 fn hello_unsupported(e: &ServerError) -> bool {
@@ -506,11 +513,7 @@ where
         let mut replies = Vec::with_capacity(count);
         while replies.len() < count {
             if hello > 0 && replies.len() == hello {
-                self.protocol = match &replies[0] {
-                    Reply::Error(e) if hello_unsupported(e) => Protocol::Resp2,
-                    Reply::Error(_) => self.protocol,
-                    agreed => negotiated(agreed),
-                };
+                self.protocol = agreed_protocol(&replies[0], self.protocol);
             }
             replies.push(self.read_reply().await?);
         }

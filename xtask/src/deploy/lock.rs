@@ -180,25 +180,26 @@ pub fn holder() -> String {
 mod tests {
     use super::*;
 
-    #[test]
-    fn the_expiry_is_read_back_from_the_comment() {
-        let record = DnsRecord {
+    /// A lock record with `comment`.
+    fn lock_record(comment: Option<String>) -> DnsRecord {
+        DnsRecord {
             id: "1".into(),
             record_type: "TXT".into(),
             name: "_deploy-lock.w.example.com".into(),
             content: CONTENT.into(),
             proxied: false,
             ttl: 1,
-            comment: Some("held by a@b pid 1 since 100 until 1900".into()),
+            comment,
             tags: vec![],
             priority: None,
-        };
+        }
+    }
+
+    #[test]
+    fn the_expiry_is_read_back_from_the_comment() {
+        let record = lock_record(Some("held by a@b pid 1 since 100 until 1900".into()));
         assert_eq!(expiry_of(&record), Some(1900));
-        let without = DnsRecord {
-            comment: None,
-            ..record
-        };
-        assert_eq!(expiry_of(&without), None);
+        assert_eq!(expiry_of(&lock_record(None)), None);
     }
 
     #[test]
@@ -208,18 +209,7 @@ mod tests {
             renewed.starts_with("held by ci@runner pid 7 (CI) since 100 until "),
             "{renewed}"
         );
-        let record = DnsRecord {
-            id: "1".into(),
-            record_type: "TXT".into(),
-            name: "_deploy-lock.w.example.com".into(),
-            content: CONTENT.into(),
-            proxied: false,
-            ttl: 1,
-            comment: Some(renewed),
-            tags: vec![],
-            priority: None,
-        };
-        let until = expiry_of(&record).unwrap();
+        let until = expiry_of(&lock_record(Some(renewed))).unwrap();
         assert!(until >= now() + EXPIRY.as_secs() - 5 && until <= now() + EXPIRY.as_secs());
     }
 }
