@@ -17,7 +17,7 @@ mod entry {
     use worker::wasm_bindgen_futures::future_to_promise;
     use worker::{event, js_sys, web_sys, Context, Env, ScheduleContext, ScheduledEvent};
 
-    use crate::platform::{WebCrypto, WorkerConnect, WorkerFetch, WorkerTimer};
+    use crate::platform::{RequestTimer, WebCrypto, WorkerConnect, WorkerFetch, WorkerTimer};
 
     /// The app and its router, built on the first event of each isolate
     /// from its bindings (which do not change while the isolate lives).
@@ -46,6 +46,7 @@ mod entry {
             fetch: Arc::new(WorkerFetch),
             connect: Arc::new(WorkerConnect),
             timer: Arc::new(WorkerTimer),
+            request_timer: || Arc::new(RequestTimer::default()),
             signatures: Arc::new(WebCrypto),
         }
     }

@@ -4,12 +4,19 @@
 //! Worker runs on one thread, so wrapping them in `SendFuture` is sound,
 //! and it is what lets the `api` crate's axum handlers await them.
 
+use std::cell::RefCell;
+use std::future::Future;
+use std::pin::Pin;
+use std::rc::Rc;
+use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
-use outbound::{BoxFuture, Bytes, Connect, Fetch, FetchError, Request, Response, Stream, Timer};
-use worker::js_sys::{Promise, Uint8Array};
+use outbound::{
+    Arm, BoxFuture, Bytes, Connect, Deadlines, Fetch, FetchError, Request, Response, Stream, Timer,
+};
+use worker::js_sys::{Date, Function, Promise, Uint8Array};
 use worker::send::SendFuture;
-use worker::wasm_bindgen::{self, prelude::wasm_bindgen, JsCast};
+use worker::wasm_bindgen::{self, prelude::wasm_bindgen, prelude::Closure, JsCast, JsValue};
 use worker::wasm_bindgen_futures::JsFuture;
 use worker::Delay;
 
@@ -138,12 +145,126 @@ impl access::SignatureCheck for WebCrypto {
     }
 }
 
-/// Timers through `setTimeout`.
+/// Timers through `setTimeout`, one per sleep.
 pub struct WorkerTimer;
 
 impl Timer for WorkerTimer {
     fn sleep(&self, duration: Duration) -> BoxFuture<'static, ()> {
         Box::pin(SendFuture::new(Delay::from(duration)))
+    }
+}
+
+#[wasm_bindgen]
+extern "C" {
+    #[wasm_bindgen(js_name = setTimeout)]
+    fn set_timeout(handler: &Function, milliseconds: u32) -> JsValue;
+    #[wasm_bindgen(js_name = clearTimeout)]
+    fn clear_timeout(id: &JsValue);
+}
+
+/// The deadlines of one request on one `setTimeout` (see
+/// `outbound::Deadlines`): a cached page read has four (the request's
+/// limit, Redis' connect and two exchanges), which took four timers and
+/// four closures; now one timer and one closure, made the first time a
+/// sleep has to wait. Never shared between requests: a timer's callback
+/// runs in the request that armed it, and waking another request's I/O
+/// from there is an error in Workers.
+#[derive(Default)]
+pub struct RequestTimer(Rc<RefCell<Clock>>);
+
+// SAFETY: wasm32 Workers are single-threaded; the timer stays with its
+// request, on the thread that made it.
+unsafe impl Send for RequestTimer {}
+unsafe impl Sync for RequestTimer {}
+
+#[derive(Default)]
+struct Clock {
+    deadlines: Deadlines,
+    /// The armed `setTimeout`'s id.
+    armed: Option<JsValue>,
+    /// The callback handed to every `setTimeout`, made once.
+    on_fire: Option<Closure<dyn FnMut()>>,
+}
+
+impl Clock {
+    /// Carries out what `Deadlines` asked for; `clock` is `self`'s cell,
+    /// for the callback.
+    fn arm(&mut self, arm: Arm, clock: &Rc<RefCell<Clock>>) {
+        let Arm::After(milliseconds) = arm else {
+            return;
+        };
+        if let Some(id) = self.armed.take() {
+            clear_timeout(&id);
+        }
+        let on_fire = self.on_fire.get_or_insert_with(|| {
+            let clock = Rc::downgrade(clock);
+            Closure::new(move || {
+                let Some(clock) = clock.upgrade() else {
+                    return;
+                };
+                let woken = {
+                    let mut this = clock.borrow_mut();
+                    this.armed = None;
+                    let (woken, arm) = this.deadlines.fire(Date::now());
+                    this.arm(arm, &clock);
+                    woken
+                };
+                woken.into_iter().for_each(Waker::wake);
+            })
+        });
+        self.armed = Some(set_timeout(on_fire.as_ref().unchecked_ref(), milliseconds));
+    }
+}
+
+impl Drop for Clock {
+    /// The callback is freed with the clock: its timer must not fire.
+    fn drop(&mut self) {
+        if let Some(id) = self.armed.take() {
+            clear_timeout(&id);
+        }
+    }
+}
+
+impl Timer for RequestTimer {
+    fn sleep(&self, duration: Duration) -> BoxFuture<'static, ()> {
+        Box::pin(SendFuture::new(RequestSleep {
+            clock: self.0.clone(),
+            duration,
+            key: None,
+        }))
+    }
+}
+
+/// A sleep on a [`RequestTimer`], from its first poll.
+struct RequestSleep {
+    clock: Rc<RefCell<Clock>>,
+    duration: Duration,
+    key: Option<usize>,
+}
+
+impl Future for RequestSleep {
+    type Output = ();
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        let this = self.get_mut();
+        let mut clock = this.clock.borrow_mut();
+        if let Some(key) = this.key {
+            return clock.deadlines.poll(key, cx.waker());
+        }
+        let now = Date::now();
+        let at = now + this.duration.as_secs_f64() * 1000.0;
+        let (key, arm) = clock.deadlines.insert(at, now, cx.waker());
+        this.key = Some(key);
+        clock.arm(arm, &this.clock);
+        clock.deadlines.poll(key, cx.waker())
+    }
+}
+
+impl Drop for RequestSleep {
+    fn drop(&mut self) {
+        if let Some(key) = self.key {
+            self.clock.borrow_mut().deadlines.remove(key);
+        }
     }
 }
 

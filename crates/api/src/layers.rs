@@ -209,7 +209,8 @@ async fn edge(State(app): State<Arc<App>>, mut request: Request, next: Next) -> 
     let mut response = match trust::classify(request.headers_mut(), secret) {
         Err(refused) => Problem::from(refused).into_response(),
         Ok((caller, client_ip)) => {
-            let redis = RequestRedis::new(&app);
+            let timer = (app.platform.request_timer)();
+            let redis = RequestRedis::new(&app, timer.clone());
             request.extensions_mut().insert(caller);
             request.extensions_mut().insert(client_ip.clone());
             request.extensions_mut().insert(redis.clone());
@@ -235,7 +236,7 @@ async fn edge(State(app): State<Arc<App>>, mut request: Request, next: Next) -> 
                     None => next.run(request).await,
                 }
             };
-            outbound::deadline(app.platform.timer.as_ref(), limit, handled)
+            outbound::deadline(timer.as_ref(), limit, handled)
                 .await
                 .unwrap_or_else(|_| {
                     Problem::new(

@@ -49,6 +49,10 @@ pub struct Platform {
     pub connect: Arc<dyn outbound::Connect>,
     /// Sleeping, for deadlines.
     pub timer: Arc<dyn outbound::Timer>,
+    /// A timer for the deadlines of one request (its own limit, Redis'
+    /// connect and exchanges). The Worker's arms one `setTimeout` for all
+    /// of them (see `outbound::Deadlines`); natively it is `timer`'s kind.
+    pub request_timer: fn() -> Arc<dyn outbound::Timer>,
     /// RS256 signature checks of Access tokens (WebCrypto in the Worker).
     pub signatures: Arc<dyn access::SignatureCheck>,
 }
@@ -87,6 +91,7 @@ impl Platform {
             fetch: Arc::new(outbound::ReqwestFetch::default()),
             connect: Arc::new(outbound::TokioConnect),
             timer: Arc::new(outbound::TokioTimer),
+            request_timer: || Arc::new(outbound::TokioTimer),
             signatures: Arc::new(access::RustCrypto),
         }
     }

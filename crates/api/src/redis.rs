@@ -42,12 +42,13 @@ enum Inner {
 }
 
 impl RequestRedis {
-    pub fn new(app: &App) -> Self {
+    /// `timer` is the request's (`Platform::request_timer`).
+    pub fn new(app: &App, timer: Arc<dyn outbound::Timer>) -> Self {
         RequestRedis(app.config.redis.as_ref().map(|target| {
             Arc::new(Shared {
                 target: target.clone(),
                 connect: app.platform.connect.clone(),
-                timer: app.platform.timer.clone(),
+                timer,
                 state: Mutex::new(State(Inner::NotOpened)),
             })
         }))

@@ -136,6 +136,9 @@ pub async fn deadline<F: Future>(
     .await
 }
 
+mod deadlines;
+pub use deadlines::{Arm, Deadlines};
+
 #[cfg(feature = "native")]
 mod native;
 #[cfg(feature = "native")]
