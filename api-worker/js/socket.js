@@ -1,31 +1,52 @@
 // The JS half of the Worker's TCP streams (src/socket.rs): one socket from
 // `connect()` with its reader and writer taken once, for its whole life.
-// Each read is then one call from wasm and one promise, each write one call,
-// where workers-rs' Socket takes and releases a stream lock and reads the
-// result's fields through Reflect on every operation.
+// A read is one call from wasm, and its outcome comes back through the one
+// callback the stream was made with; a write is one call. workers-rs'
+// Socket takes and releases a stream lock and reads the result's fields
+// through Reflect on every operation, and a promise awaited from wasm costs
+// two fresh closures each time.
 import { connect } from "cloudflare:sockets";
 
 export class Tcp {
-  /** Opens `hostname:port`, with TLS when `tls`. Throws on a bad address. */
-  constructor(hostname, port, tls) {
+  /**
+   * Starts connecting to `hostname:port`, with TLS when `tls`; throws on a
+   * bad address. Nothing waits for the connection: bytes written before it
+   * is open are sent once it is, and a refused connection fails the first
+   * read. Every read's outcome goes to `onRead(chunk, error)`: a chunk, or
+   * undefined at the end of the stream, or an error.
+   */
+  constructor(hostname, port, tls, onRead) {
     this.socket = connect({ hostname, port }, { secureTransport: tls ? "on" : "off" });
     this.reader = this.socket.readable.getReader();
     this.writer = this.socket.writable.getWriter();
-  }
-
-  /** Resolves once connected; rejects if the connection was refused. */
-  opened() {
-    return this.socket.opened;
+    this.onRead = onRead;
+    this.socket.opened.catch((error) => {
+      this.failure ??= new Error(`cannot connect: ${error?.message ?? error}`);
+    });
   }
 
   /**
-   * The next bytes received, or undefined at the end of the stream.
-   * Rejects with the error of a write that failed since the last read.
+   * Reads the next bytes received, for `onRead`, never before this returns.
+   * A write that failed, or a connection that could not be made, fails it.
    */
-  async read() {
-    if (this.failure !== undefined) throw this.failure;
-    const { value, done } = await this.reader.read();
-    return done ? undefined : value;
+  read() {
+    this.reader.read().then(
+      ({ value, done }) => {
+        if (this.failure !== undefined) this.deliver(undefined, this.failure);
+        else this.deliver(done ? undefined : value, undefined);
+      },
+      // A refused connection also fails `opened`, whose message is clearer.
+      (error) =>
+        this.socket.opened.then(
+          () => this.deliver(undefined, this.failure ?? error),
+          () => this.deliver(undefined, this.failure ?? error),
+        ),
+    );
+  }
+
+  /** Hands an outcome to wasm unless the stream was closed meanwhile. */
+  deliver(chunk, error) {
+    this.onRead?.(chunk, error);
   }
 
   /**
@@ -40,8 +61,12 @@ export class Tcp {
     });
   }
 
-  /** Closes both directions; failures (already closed) are of no interest. */
+  /**
+   * Closes both directions; failures (already closed) are of no interest.
+   * `onRead` is not called after this: wasm frees it.
+   */
   close() {
+    this.onRead = undefined;
     this.socket.close().catch(() => {});
   }
 }

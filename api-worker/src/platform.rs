@@ -279,10 +279,9 @@ impl Connect for WorkerConnect {
         port: u16,
         tls: bool,
     ) -> BoxFuture<'_, std::io::Result<Box<dyn Stream>>> {
-        let host = host.to_owned();
-        Box::pin(SendFuture::new(async move {
-            let stream = crate::socket::TcpStream::connect(&host, port, tls).await?;
-            Ok(Box::new(stream) as Box<dyn Stream>)
-        }))
+        let stream = crate::socket::TcpStream::connect(host, port, tls);
+        Box::pin(std::future::ready(
+            stream.map(|stream| Box::new(stream) as Box<dyn Stream>),
+        ))
     }
 }

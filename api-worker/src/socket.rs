@@ -6,33 +6,39 @@
 //! writer lock, read, release it, and read `done` and `value` through
 //! `Reflect`), which a CPU profile of the cached page read showed; a
 //! request that hits the cache makes two exchanges with Redis. Here the
-//! JS half (`js/socket.js`) takes the socket's reader and writer once, so
-//! a read is one call and one promise, and a write one call and no wait:
-//! the bytes are queued on the socket's stream at once and the exchange
-//! goes on to read the reply (a write that fails fails the next read).
+//! JS half (`js/socket.js`) takes the socket's reader and writer once.
+//! A read is one call, and its outcome comes back through one callback
+//! made with the stream (awaiting a promise from wasm makes two closures
+//! every time); a write is one call and no wait: the bytes are queued on
+//! the socket's stream at once and the exchange goes on to read the reply
+//! (a write that fails fails the next read). Connecting does not wait for
+//! the connection either: the first request goes out with it, and a
+//! refused connection fails the first read ("cannot connect: ...").
 
-use std::future::Future;
+use std::cell::RefCell;
 use std::io;
 use std::pin::Pin;
-use std::task::{Context, Poll};
+use std::rc::Rc;
+use std::task::{Context, Poll, Waker};
 
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-use worker::js_sys::{Promise, Uint8Array};
-use worker::wasm_bindgen::{self, prelude::wasm_bindgen, JsCast, JsValue};
-use worker::wasm_bindgen_futures::JsFuture;
+use worker::js_sys::Uint8Array;
+use worker::wasm_bindgen::{self, prelude::wasm_bindgen, prelude::Closure, JsCast, JsValue};
 
 #[wasm_bindgen(module = "/js/socket.js")]
 extern "C" {
     type Tcp;
 
     #[wasm_bindgen(constructor, catch)]
-    fn new(hostname: &str, port: u16, tls: bool) -> Result<Tcp, JsValue>;
+    fn new(
+        hostname: &str,
+        port: u16,
+        tls: bool,
+        on_read: &Closure<dyn FnMut(JsValue, JsValue)>,
+    ) -> Result<Tcp, JsValue>;
 
     #[wasm_bindgen(method)]
-    fn opened(this: &Tcp) -> Promise;
-
-    #[wasm_bindgen(method)]
-    fn read(this: &Tcp) -> Promise;
+    fn read(this: &Tcp);
 
     #[wasm_bindgen(method)]
     fn write(this: &Tcp, bytes: &[u8]);
@@ -50,11 +56,23 @@ fn io_error(value: JsValue) -> io::Error {
     io::Error::other(message)
 }
 
+/// Where the read in flight stands, shared with the `onRead` callback.
+#[derive(Default)]
+struct Reading {
+    /// A read was started and its outcome has not come yet.
+    in_flight: bool,
+    /// The outcome that came: a chunk (undefined at the end), or an error.
+    outcome: Option<Result<JsValue, JsValue>>,
+    /// The task to wake when it comes.
+    waker: Option<Waker>,
+}
+
 /// An open TCP connection; closed when dropped.
 pub struct TcpStream {
     tcp: Tcp,
-    /// The read in flight, if any.
-    reading: Option<JsFuture>,
+    reading: Rc<RefCell<Reading>>,
+    /// Freed after `tcp` is closed, which stops JS from calling it.
+    _on_read: Closure<dyn FnMut(JsValue, JsValue)>,
     /// Bytes received that did not fit the caller's buffer.
     leftover: Vec<u8>,
     /// How far `leftover` has been handed out.
@@ -66,14 +84,32 @@ pub struct TcpStream {
 unsafe impl Send for TcpStream {}
 
 impl TcpStream {
-    /// Connects, and waits until the connection is open so that a refused
-    /// connection fails here rather than at the first write.
-    pub async fn connect(hostname: &str, port: u16, tls: bool) -> io::Result<TcpStream> {
-        let tcp = Tcp::new(hostname, port, tls).map_err(io_error)?;
-        JsFuture::from(tcp.opened()).await.map_err(io_error)?;
+    /// Starts connecting. Fails here only on an address the runtime
+    /// refuses outright; a connection that cannot be made fails the first
+    /// read.
+    pub fn connect(hostname: &str, port: u16, tls: bool) -> io::Result<TcpStream> {
+        let reading = Rc::new(RefCell::new(Reading::default()));
+        let shared = reading.clone();
+        let on_read = Closure::new(move |chunk: JsValue, error: JsValue| {
+            let waker = {
+                let mut reading = shared.borrow_mut();
+                reading.in_flight = false;
+                reading.outcome = Some(if error.is_undefined() {
+                    Ok(chunk)
+                } else {
+                    Err(error)
+                });
+                reading.waker.take()
+            };
+            if let Some(waker) = waker {
+                waker.wake();
+            }
+        });
+        let tcp = Tcp::new(hostname, port, tls, &on_read).map_err(io_error)?;
         Ok(TcpStream {
             tcp,
-            reading: None,
+            reading,
+            _on_read: on_read,
             leftover: Vec::new(),
             consumed: 0,
         })
@@ -109,16 +145,27 @@ impl AsyncRead for TcpStream {
             this.give_leftover(buf);
             return Poll::Ready(Ok(()));
         }
-        let reading = this
-            .reading
-            .get_or_insert_with(|| JsFuture::from(this.tcp.read()));
-        let chunk = match Pin::new(reading).poll(cx) {
-            Poll::Pending => return Poll::Pending,
-            Poll::Ready(result) => {
-                this.reading = None;
-                result.map_err(io_error)?
+        let outcome = {
+            let mut reading = this.reading.borrow_mut();
+            match reading.outcome.take() {
+                Some(outcome) => outcome,
+                None => {
+                    if !reading.in_flight {
+                        reading.in_flight = true;
+                        this.tcp.read();
+                    }
+                    if !reading
+                        .waker
+                        .as_ref()
+                        .is_some_and(|w| w.will_wake(cx.waker()))
+                    {
+                        reading.waker = Some(cx.waker().clone());
+                    }
+                    return Poll::Pending;
+                }
             }
         };
+        let chunk = outcome.map_err(io_error)?;
         if chunk.is_undefined() {
             // The end of the stream: a read of zero bytes.
             return Poll::Ready(Ok(()));
