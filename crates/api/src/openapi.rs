@@ -4,7 +4,7 @@
 //! test below also fails on any route added around it with axum's own
 //! routing methods.
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use axum::http::header;
 use axum::response::IntoResponse;
@@ -113,28 +113,39 @@ pub(crate) enum AdminProblems {
     Forbidden(Problem),
 }
 
-/// The document as served at `/openapi.json`, rendered once.
+/// The document served at `/openapi.json`, rendered the first time it is
+/// asked for: rendering it is a few milliseconds of a Worker's cold start
+/// that no other route needs.
 #[derive(Clone)]
-struct OpenApiJson(Arc<str>);
+struct OpenApiJson(Arc<(Document, OnceLock<Arc<str>>)>);
 
-/// Every documented route, and the document that describes them.
-pub fn routes(areas: OpenApiRouter<Arc<App>>) -> (axum::Router<Arc<App>>, Document) {
+impl OpenApiJson {
+    fn rendered(&self) -> Arc<str> {
+        let (document, json) = &*self.0;
+        json.get_or_init(|| document.to_json().expect("the document serializes").into())
+            .clone()
+    }
+}
+
+/// Every documented route, with the document that describes them served
+/// at `/openapi.json`.
+pub fn routes(areas: OpenApiRouter<Arc<App>>) -> axum::Router<Arc<App>> {
     let (router, document) = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .merge(areas)
         .routes(routes!(openapi_json))
         .split_for_parts();
-    let json = OpenApiJson(document.to_json().expect("the document serializes").into());
-    (router.layer(Extension(json)), document)
+    let json = OpenApiJson(Arc::new((document, OnceLock::new())));
+    router.layer(Extension(json))
 }
 
 /// This OpenAPI 3.1 document.
 #[utoipa::path(get, path = "/openapi.json", tag = "meta",
     responses((status = 200, description = "The OpenAPI 3.1 document of this API",
                content_type = "application/json")))]
-async fn openapi_json(Extension(OpenApiJson(json)): Extension<OpenApiJson>) -> impl IntoResponse {
+async fn openapi_json(Extension(json): Extension<OpenApiJson>) -> impl IntoResponse {
     (
         [(header::CONTENT_TYPE, "application/json")],
-        json.to_string(),
+        json.rendered().to_string(),
     )
 }
 
