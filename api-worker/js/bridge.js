@@ -59,37 +59,56 @@ export function makeResponse(status, template, templateFields, own, body) {
 }
 
 /**
+ * `name\0value\0...` as a plain record of header names to values, which
+ * `fetch()` takes in its init; `undefined` when a name repeats (a record
+ * would keep only one of them).
+ */
+function recordOf(fields) {
+  const record = {};
+  if (fields.length > 0) {
+    const parts = fields.split(SEPARATOR);
+    for (let i = 0; i + 1 < parts.length; i += 2) {
+      if (Object.hasOwn(record, parts[i])) return undefined;
+      record[parts[i]] = parts[i + 1];
+    }
+  }
+  return record;
+}
+
+/**
  * The Worker's own `fetch()`: `headers` as `name\0value\0...`, `body` a
  * view of wasm memory (copied here, before anything can move it) or
  * undefined, the whole exchange (connect, send, read the body) limited to
  * `timeoutMs` by the runtime's own `AbortSignal.timeout`. Never rejects:
  * resolves to `{ head, bytes }` (`head` is `status\0name\0value...`, `bytes`
- * the whole body, read with one `arrayBuffer()` instead of chunk by chunk
- * from wasm) or to `{ failure, message }` with `failure` one of `invalid`
- * (the request could not be built), `timeout` or `network`.
+ * the whole body, read with one `bytes()` instead of chunk by chunk from
+ * wasm) or to `{ failure, message }` with `failure` one of `invalid` (the
+ * URL cannot be parsed), `timeout` or `network`.
+ *
+ * The URL and init go to `fetch()` as they are, with the headers as a
+ * record, where a `Request` and a `Headers` were built first: in CPU
+ * profiles of the page write (six calls), `fetch()` and the `Request`
+ * constructor together went from 13.5 to 12.6 samples per write.
  */
 export async function sendFetch(url, method, headers, body, timeoutMs) {
-  let request;
+  const init = {
+    method,
+    headers: recordOf(headers) ?? headersOf(headers),
+    body: body === undefined ? undefined : body.slice(),
+    signal: AbortSignal.timeout(timeoutMs),
+  };
   try {
-    request = new Request(url, {
-      method,
-      headers: headersOf(headers),
-      body: body === undefined ? undefined : body.slice(),
-      signal: AbortSignal.timeout(timeoutMs),
-    });
-  } catch (error) {
-    return { failure: "invalid", message: String(error) };
-  }
-  try {
-    const response = await fetch(request);
-    const bytes = new Uint8Array(await response.arrayBuffer());
+    const response = await fetch(url, init);
+    const bytes = await response.bytes();
     let head = String(response.status);
     for (const [name, value] of response.headers) {
       head += SEPARATOR + name + SEPARATOR + value;
     }
     return { head, bytes };
   } catch (error) {
-    const failure = error?.name === "TimeoutError" ? "timeout" : "network";
+    let failure = "network";
+    if (error?.name === "TimeoutError") failure = "timeout";
+    else if (!URL.canParse(url)) failure = "invalid";
     return { failure, message: String(error) };
   }
 }

@@ -56,7 +56,7 @@ extern "C" {
 /// release per chunk), and the timeout took a wasm timer and an
 /// `AbortController`; a CPU profile of an uncached page read had about 8 %
 /// of its samples in that body reading alone. Here the request's head
-/// crosses as one string, the body is read with one `arrayBuffer()`, and the
+/// crosses as one string, the body is read with one `bytes()`, and the
 /// runtime's `AbortSignal.timeout` limits the whole exchange.
 pub struct WorkerFetch;
 
