@@ -31,6 +31,8 @@ use anyhow::{bail, Context};
 use reqwest::header::HeaderMap;
 use serde::Serialize;
 
+mod inspector;
+
 use crate::build::{self, Variant};
 use crate::install::{self, BuildTools};
 use crate::project::{self, root};
@@ -585,6 +587,53 @@ struct SoakReport {
     rss_max_bytes: u64,
     /// One sample a second during the load.
     rss_samples_bytes: Vec<u64>,
+    /// Every 10 s from the start: memory right after a full garbage
+    /// collection of both isolates, what the Worker actually keeps.
+    settled: Vec<Settled>,
+}
+
+/// A load generator of the soak, killed if the soak ends early (an error,
+/// Ctrl-C): a wrk left behind would go on loading a port nobody serves.
+struct Running(Option<std::process::Child>);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.0.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// The memory kept after a full garbage collection, `second`s into the soak.
+#[derive(Debug, Serialize)]
+struct Settled {
+    second: u64,
+    rss_bytes: u64,
+    /// Summed over the isolates (the cached and the uncached service).
+    js_used_bytes: u64,
+    wasm_bytes: u64,
+}
+
+/// Collects every isolate's garbage, then reads what is left.
+fn settle(
+    inspectors: &mut [inspector::Inspector],
+    pid: u32,
+    second: u64,
+) -> anyhow::Result<Settled> {
+    let mut settled = Settled {
+        second,
+        rss_bytes: 0,
+        js_used_bytes: 0,
+        wasm_bytes: 0,
+    };
+    for inspector in inspectors {
+        let heap = inspector.heap_after_gc()?;
+        settled.js_used_bytes += heap.js_used_bytes;
+        settled.wasm_bytes += heap.wasm_bytes;
+    }
+    settled.rss_bytes = rss_bytes(pid);
+    Ok(settled)
 }
 
 /// `--soak SECONDS`: every case at once against the api with its sinks
@@ -609,6 +658,11 @@ fn soak(ui: &Ui, flags: &flags::Bench, seconds: u64) -> anyhow::Result<()> {
     let admin_token = stack::admin_token(&stack.manifest, "bench@example.com");
     let vars = worker_vars(&stack.manifest, Sinks::Live)?;
     let pid_file = state.join("bench-pids");
+    // The inspector is always on: the soak collects garbage through it.
+    let inspect = match &flags.inspect {
+        Some(address) => address.clone(),
+        None => format!("127.0.0.1:{}", stack::free_port()?),
+    };
     let server = ui.step("start the api on workerd (sinks live)", || {
         Server::start(
             &workerd,
@@ -617,7 +671,7 @@ fn soak(ui: &Ui, flags: &flags::Bench, seconds: u64) -> anyhow::Result<()> {
             &vars,
             &state,
             &pid_file,
-            flags.inspect.as_deref(),
+            Some(&inspect),
         )
     })?;
     let cases = cases(&admin_token);
@@ -639,6 +693,13 @@ fn soak(ui: &Ui, flags: &flags::Bench, seconds: u64) -> anyhow::Result<()> {
     })?;
 
     let pid = server.process.pid();
+    let mut inspectors = ui.step("open V8's inspector on both isolates", || {
+        ["cached", "uncached"]
+            .into_iter()
+            .map(|service| inspector::Inspector::connect(&inspect, service))
+            .collect::<anyhow::Result<Vec<_>>>()
+    })?;
+    let mut settled = vec![settle(&mut inspectors, pid, 0)?];
     let rss_start = rss_bytes(pid);
     let per_case = (flags.connections / selected.len() as u32).max(1);
     let progress = ui.spinner(&format!(
@@ -665,20 +726,29 @@ fn soak(ui: &Ui, flags: &flags::Bench, seconds: u64) -> anyhow::Result<()> {
             .stderr(std::process::Stdio::piped())
             .spawn()
             .context("starting wrk")?;
-        runs.push((*case, child));
+        runs.push((*case, Running(Some(child))));
     }
     let mut samples = Vec::new();
-    let deadline = Instant::now() + Duration::from_secs(seconds);
+    let started = Instant::now();
+    let deadline = started + Duration::from_secs(seconds);
     while Instant::now() < deadline {
         if interrupted.load(std::sync::atomic::Ordering::SeqCst) {
             bail!("interrupted");
         }
         samples.push(rss_bytes(pid));
+        let second = started.elapsed().as_secs();
+        if second >= settled.last().map_or(0, |s| s.second) + 10 {
+            settled.push(settle(&mut inspectors, pid, second)?);
+        }
         std::thread::sleep(Duration::from_secs(1));
     }
     let mut results = Vec::new();
-    for (case, child) in runs {
-        let output = child.wait_with_output()?;
+    for (case, mut running) in runs {
+        let output = running
+            .0
+            .take()
+            .expect("not yet waited for")
+            .wait_with_output()?;
         let text = String::from_utf8_lossy(&output.stdout);
         let load = parse_wrk(&text).with_context(|| format!("reading wrk's output:\n{text}"))?;
         results.push(SoakCase {
@@ -692,6 +762,7 @@ fn soak(ui: &Ui, flags: &flags::Bench, seconds: u64) -> anyhow::Result<()> {
     }
     progress.finish_and_clear();
     let rss_end = rss_bytes(pid);
+    settled.push(settle(&mut inspectors, pid, seconds)?);
     let report = SoakReport {
         commit: project::git_commit(),
         machine: machine(),
@@ -706,6 +777,7 @@ fn soak(ui: &Ui, flags: &flags::Bench, seconds: u64) -> anyhow::Result<()> {
             .unwrap_or(rss_end)
             .max(rss_end),
         rss_samples_bytes: samples,
+        settled,
     };
     drop(server);
     stack.stop();
@@ -743,6 +815,25 @@ fn soak(ui: &Ui, flags: &flags::Bench, seconds: u64) -> anyhow::Result<()> {
             second_half_growth(&report.rss_samples_bytes) as f64 / (1024.0 * 1024.0),
             report.machine,
             report.commit
+        );
+        let mib = |bytes: u64| format!("{:.1}", bytes as f64 / (1024.0 * 1024.0));
+        let column = |value: fn(&Settled) -> u64| -> Vec<String> {
+            report.settled.iter().map(|s| mib(value(s))).collect()
+        };
+        let growth = |value: fn(&Settled) -> u64| -> f64 {
+            let values: Vec<u64> = report.settled.iter().map(value).collect();
+            second_half_growth(&values) as f64 / (1024.0 * 1024.0)
+        };
+        eprintln!(
+            "\n  after a full garbage collection, every 10 s (MiB; JS heap and wasm memory of both isolates):\n  \
+             RSS:     {}\n  JS heap: {}\n  wasm:    {}\n  \
+             over the second half: RSS {:+.1} MiB, JS heap {:+.1} MiB, wasm {:+.1} MiB",
+            column(|s| s.rss_bytes).join(", "),
+            column(|s| s.js_used_bytes).join(", "),
+            column(|s| s.wasm_bytes).join(", "),
+            growth(|s| s.rss_bytes),
+            growth(|s| s.js_used_bytes),
+            growth(|s| s.wasm_bytes),
         );
     }
     let failed: Vec<String> = report

@@ -244,14 +244,18 @@ pub struct Bench {
     /// Instead of the comparison, a soak: every case at once, steadily, on
     /// the api (telemetry sinks live) for this many seconds. Reports each
     /// case's requests and errors (any wrong answer fails the run) and
-    /// workerd's memory at the start, at the end and at its highest.
+    /// workerd's memory at the start, at the end and at its highest; and
+    /// every 10 s, right after a full garbage collection of both isolates
+    /// (asked for through V8's inspector), its RSS, JS heap and wasm memory:
+    /// what the Worker keeps, without garbage not yet collected.
     #[arg(long, value_name = "SECONDS", value_parser = clap::value_parser!(u64).range(10..=3600))]
     pub soak: Option<u64>,
 
     /// Start the api's workerd (the one without sinks, or the soak's) with
     /// V8's inspector on this address (e.g. `127.0.0.1:9229`), to take CPU
     /// profiles or watch its heaps with Chrome DevTools while it is loaded.
-    /// The inspector itself costs a little time per request.
+    /// The inspector itself costs a little time per request. The soak
+    /// always opens one (on a free port unless this says where).
     #[arg(long, value_name = "ADDRESS")]
     pub inspect: Option<String>,
 
