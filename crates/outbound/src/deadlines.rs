@@ -15,6 +15,9 @@
 
 use std::task::{Poll, Waker};
 
+/// The longest a runtime timer can be armed for (`setTimeout`'s limit).
+const LONGEST_MS: u32 = i32::MAX as u32;
+
 /// What to do with the runtime timer after a change.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Arm {
@@ -132,9 +135,13 @@ impl Deadlines {
         (woken, arm)
     }
 
+    /// Arms for `at`, or for the longest a runtime timer takes if that is
+    /// sooner (`setTimeout` fires at once past 2^31 - 1 ms); firing early
+    /// only arms it again.
     fn arm(&mut self, at: f64, now: f64) -> Arm {
-        self.armed_for = Some(at);
-        Arm::After((at - now).ceil().clamp(1.0, u32::MAX as f64) as u32)
+        let after = (at - now).ceil().clamp(1.0, LONGEST_MS as f64);
+        self.armed_for = Some(now + after);
+        Arm::After(after as u32)
     }
 }
 
@@ -233,6 +240,24 @@ mod tests {
         wake_all(d.fire(50.0).0);
         assert_eq!(first.0.load(Ordering::SeqCst), 0);
         assert_eq!(second.0.load(Ordering::SeqCst), 1);
+    }
+
+    #[test]
+    fn a_deadline_beyond_what_a_timer_takes_is_reached_in_steps() {
+        let mut d = Deadlines::new();
+        let (count, w) = waker();
+        let far = 3.0 * LONGEST_MS as f64;
+        assert_eq!(d.insert(far, 0.0, &w).1, Arm::After(LONGEST_MS));
+        let (woken, arm) = d.fire(LONGEST_MS as f64);
+        assert_eq!(wake_all(woken), 0);
+        assert_eq!(arm, Arm::After(LONGEST_MS));
+        // A nearer deadline still re-arms for itself.
+        assert_eq!(
+            d.insert(LONGEST_MS as f64 + 10.0, LONGEST_MS as f64, &w).1,
+            Arm::After(10)
+        );
+        assert_eq!(wake_all(d.fire(far).0), 2);
+        assert_eq!(count.0.load(Ordering::SeqCst), 2);
     }
 
     #[test]
