@@ -30,6 +30,11 @@ export class Tcp {
    * A write that failed, or a connection that could not be made, fails it.
    */
   read() {
+    if (this.failure !== undefined) {
+      // A write already failed: say so now rather than wait for bytes.
+      Promise.resolve().then(() => this.deliver(undefined, this.failure));
+      return;
+    }
     this.reader.read().then(
       ({ value, done }) => {
         if (this.failure !== undefined) this.deliver(undefined, this.failure);
