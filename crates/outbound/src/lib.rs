@@ -6,6 +6,9 @@
 //! runtime's `fetch()` and `setTimeout` in `api-worker`) and natively
 //! (reqwest and tokio, behind the `native` feature) in tests and tools.
 //!
+//! [`Deadlines`] is the bookkeeping for keeping many deadlines on one
+//! runtime timer, which the Worker's per-request timer is built on.
+//!
 //! Futures are boxed and `Send` because axum handlers must be `Send`; in
 //! the single-threaded Worker the implementations wrap their JS futures to
 //! satisfy that.
