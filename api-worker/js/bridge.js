@@ -64,7 +64,8 @@ export function makeResponse(status, template, templateFields, own, body) {
  * would keep only one of them).
  */
 function recordOf(fields) {
-  const record = {};
+  // No prototype: a name such as `__proto__` stays a header.
+  const record = Object.create(null);
   if (fields.length > 0) {
     const parts = fields.split(SEPARATOR);
     for (let i = 0; i + 1 < parts.length; i += 2) {

@@ -40,12 +40,12 @@ export class Tcp {
         if (this.failure !== undefined) this.deliver(undefined, this.failure);
         else this.deliver(done ? undefined : value, undefined);
       },
-      // A refused connection also fails `opened`, whose message is clearer.
-      (error) =>
-        this.socket.opened.then(
-          () => this.deliver(undefined, this.failure ?? error),
-          () => this.deliver(undefined, this.failure ?? error),
-        ),
+      // A refused connection also fails `opened`, whose handler (above)
+      // keeps a clearer message; wait for it to have run.
+      (error) => {
+        const fail = () => this.deliver(undefined, this.failure ?? error);
+        this.socket.opened.then(fail, fail);
+      },
     );
   }
 

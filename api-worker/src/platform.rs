@@ -163,9 +163,9 @@ extern "C" {
 }
 
 /// The deadlines of one request on one `setTimeout` (see
-/// `outbound::Deadlines`): a cached page read has four (the request's
-/// limit, Redis' connect and two exchanges), which took four timers and
-/// four closures; now one timer and one closure, made the first time a
+/// `outbound::Deadlines`): a cached page read waits under three (the
+/// request's limit and two Redis exchanges), which took a timer and a
+/// closure each; now one timer and one closure, made the first time a
 /// sleep has to wait. Never shared between requests: a timer's callback
 /// runs in the request that armed it, and waking another request's I/O
 /// from there is an error in Workers.

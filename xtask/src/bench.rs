@@ -596,15 +596,30 @@ struct SoakReport {
     settled: Vec<Settled>,
 }
 
-/// A load generator of the soak, killed if the soak ends early (an error,
-/// Ctrl-C): a wrk left behind would go on loading a port nobody serves.
-struct Running(Option<std::process::Child>);
+/// A load generator of the soak, started like the stack's servers
+/// (`process::spawn`: its own process group, killed if xtask dies, in the
+/// pid file) and stopped if the soak ends early (an error, Ctrl-C): a wrk
+/// left behind would go on loading a port nobody serves.
+struct Loading {
+    wrk: Option<process::Supervised>,
+    /// wrk's output.
+    log: PathBuf,
+}
 
-impl Drop for Running {
+impl Loading {
+    /// Waits for wrk to finish its run, and returns what it printed.
+    fn output(mut self) -> anyhow::Result<String> {
+        if let Some(mut wrk) = self.wrk.take() {
+            wrk.wait()?;
+        }
+        Ok(std::fs::read_to_string(&self.log)?)
+    }
+}
+
+impl Drop for Loading {
     fn drop(&mut self) {
-        if let Some(mut child) = self.0.take() {
-            let _ = child.kill();
-            let _ = child.wait();
+        if let Some(mut wrk) = self.wrk.take() {
+            wrk.stop(Duration::from_secs(1));
         }
     }
 }
@@ -719,18 +734,23 @@ fn soak(ui: &Ui, flags: &flags::Bench, seconds: u64) -> anyhow::Result<()> {
             server.url(case.uncached),
             case_path(case, Target::ApiSinksLive)
         );
-        let child = Command::new(&wrk)
+        let log = scripts.join(format!("soak-{}.out", case.name));
+        let mut command = Command::new(&wrk);
+        command
             .args(["-t1", "--latency", "--timeout", "10s"])
             .arg(format!("-c{per_case}"))
             .arg(format!("-d{seconds}s"))
             .arg("-s")
             .arg(&script)
-            .arg(&url)
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .context("starting wrk")?;
-        runs.push((*case, Running(Some(child))));
+            .arg(&url);
+        let wrk = process::spawn("wrk", &mut command, &log, &pid_file)?;
+        runs.push((
+            *case,
+            Loading {
+                wrk: Some(wrk),
+                log,
+            },
+        ));
     }
     let mut samples = Vec::new();
     let started = Instant::now();
@@ -747,13 +767,8 @@ fn soak(ui: &Ui, flags: &flags::Bench, seconds: u64) -> anyhow::Result<()> {
         std::thread::sleep(Duration::from_secs(1));
     }
     let mut results = Vec::new();
-    for (case, mut running) in runs {
-        let output = running
-            .0
-            .take()
-            .expect("not yet waited for")
-            .wait_with_output()?;
-        let text = String::from_utf8_lossy(&output.stdout);
+    for (case, loading) in runs {
+        let text = loading.output()?;
         let load = parse_wrk(&text).with_context(|| format!("reading wrk's output:\n{text}"))?;
         results.push(SoakCase {
             case: case.name,
