@@ -6,14 +6,13 @@
 
 use std::sync::Arc;
 
+use crate::openapi::{documented_routes, DocumentedRoutes};
 use axum::extract::{FromRequestParts, State};
 use axum::http::request::Parts;
 use axum::http::{header, HeaderValue};
 use axum::Json;
 use serde::Serialize;
 use utoipa::ToSchema;
-use utoipa_axum::router::OpenApiRouter;
-use utoipa_axum::routes;
 
 use crate::layers::Timings;
 use crate::problem::{Problem, ProblemType};
@@ -73,8 +72,8 @@ impl FromRequestParts<Arc<App>> for Admin {
     }
 }
 
-pub fn routes() -> OpenApiRouter<Arc<App>> {
-    OpenApiRouter::new().routes(routes!(whoami))
+pub fn routes() -> DocumentedRoutes {
+    documented_routes![whoami]
 }
 
 /// The caller as Access identified them.

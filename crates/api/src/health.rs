@@ -7,13 +7,12 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::openapi::{documented_routes, DocumentedRoutes};
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
 use serde::Serialize;
 use utoipa::ToSchema;
-use utoipa_axum::router::OpenApiRouter;
-use utoipa_axum::routes;
 
 use crate::{App, ConfigIssue};
 
@@ -73,10 +72,8 @@ pub struct Check {
     pub issues: Vec<ConfigIssue>,
 }
 
-pub fn routes() -> OpenApiRouter<Arc<App>> {
-    OpenApiRouter::new()
-        .routes(routes!(healthz))
-        .routes(routes!(readyz))
+pub fn routes() -> DocumentedRoutes {
+    documented_routes![healthz, readyz]
 }
 
 /// Liveness: no I/O, the build that answers.

@@ -157,7 +157,7 @@ impl App {
 /// [`layers::apply`] adds the cross-cutting behaviour; anything unmatched
 /// is a 404 problem document.
 pub fn router(app: Arc<App>) -> Router {
-    let routes = openapi::routes(
+    let routes = openapi::with_document(
         health::routes()
             .merge(pages::routes())
             .merge(uploads::routes())

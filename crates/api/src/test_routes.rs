@@ -12,19 +12,13 @@ use axum::extract::State;
 use serde::Deserialize;
 
 use crate::extract::Query;
-use utoipa_axum::router::OpenApiRouter;
-use utoipa_axum::routes;
+use crate::openapi::documented_routes;
 
 use crate::App;
 
 /// The routes, without their document.
 pub fn routes() -> axum::Router<Arc<App>> {
-    let (router, _undocumented) = OpenApiRouter::new()
-        .routes(routes!(panic))
-        .routes(routes!(fail))
-        .routes(routes!(sleep))
-        .split_for_parts();
-    router
+    documented_routes![panic, fail, sleep].undocumented()
 }
 
 /// Panics: the Worker must answer 500 with a problem document and serve

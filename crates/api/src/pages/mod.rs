@@ -10,6 +10,7 @@ pub mod store;
 
 use std::sync::Arc;
 
+use crate::openapi::{documented_routes, DocumentedRoutes};
 use axum::extract::{DefaultBodyLimit, FromRequestParts, State};
 use axum::http::request::Parts;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
@@ -19,8 +20,6 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
-use utoipa_axum::router::OpenApiRouter;
-use utoipa_axum::routes;
 
 use crate::admin::Admin;
 use crate::db::{database, db_problem, timed, Transactional};
@@ -42,12 +41,9 @@ pub const MAX_TITLE_CHARS: usize = 200;
 const DEFAULT_LIMIT: u32 = 20;
 const MAX_LIMIT: u32 = 100;
 
-pub fn routes() -> OpenApiRouter<Arc<App>> {
-    OpenApiRouter::new()
-        .routes(routes!(list_pages))
-        .routes(routes!(get_page, put_page, delete_page))
-        .routes(routes!(list_revisions))
-        .layer(DefaultBodyLimit::max(MAX_REQUEST_BYTES))
+pub fn routes() -> DocumentedRoutes {
+    documented_routes![list_pages, get_page, put_page, delete_page, list_revisions]
+        .map_router(|router| router.layer(DefaultBodyLimit::max(MAX_REQUEST_BYTES)))
 }
 
 /// A page slug from the path: lowercase letters, digits and inner

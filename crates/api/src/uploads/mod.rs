@@ -19,14 +19,13 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::openapi::{documented_routes, DocumentedRoutes};
 use axum::extract::{Path, State};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Extension;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
-use utoipa_axum::router::OpenApiRouter;
-use utoipa_axum::routes;
 
 use crate::admin::Admin;
 use crate::db::{database, db_problem, timed, RETRY_AFTER_SECS};
@@ -48,11 +47,8 @@ const SWEEP_BATCH: u32 = 100;
 /// Types shown inline by browsers; everything else is downloaded.
 const INLINE_TYPES: [&str; 4] = ["image/png", "image/jpeg", "image/gif", "image/webp"];
 
-pub fn routes() -> OpenApiRouter<Arc<App>> {
-    OpenApiRouter::new()
-        .routes(routes!(create_upload))
-        .routes(routes!(complete_upload))
-        .routes(routes!(download_file))
+pub fn routes() -> DocumentedRoutes {
+    documented_routes![create_upload, complete_upload, download_file]
 }
 
 /// A file the client wants to upload.
