@@ -317,6 +317,9 @@ struct Report {
     connections: u32,
     cases: Vec<CaseResult>,
     targets: Vec<TargetFacts>,
+    /// How long the machine took to be quiet before the first requests
+    /// were timed (see [`wait_until_quiet`]); none where that is unknown.
+    quiet_wait_ms: Option<u64>,
 }
 
 pub fn run(ui: &Ui, flags: &flags::Bench) -> anyhow::Result<()> {
@@ -483,7 +486,12 @@ pub fn run(ui: &Ui, flags: &flags::Bench) -> anyhow::Result<()> {
     // Timed once the loads are over and the stack has settled: right after
     // it starts, its own servers are still busy starting (Bugsink's Python
     // app, Prometheus): the hello world's first request measured 17-21 ms
-    // there, against 2-13 ms on a quiet machine.
+    // there, against 2-13 ms on a quiet machine. After the loads, MariaDB
+    // may still be writing back the pages' revisions; a start competes
+    // with it for the cores, so wait (a bounded time) for a quiet machine.
+    let quiet_wait = ui.step("wait for the machine to be quiet", || {
+        Ok(wait_until_quiet(Duration::from_secs(30)))
+    })?;
     let first_request = ui.step(
         &format!(
             "first request after a workerd start ({} starts each)",
@@ -533,6 +541,7 @@ pub fn run(ui: &Ui, flags: &flags::Bench) -> anyhow::Result<()> {
         connections: flags.connections,
         cases: summarise(&selected, &targets, loads),
         targets: facts,
+        quiet_wait_ms: quiet_wait.map(|w| w.as_millis() as u64),
     };
     drop(servers);
     drop(hung_sink);
@@ -1590,11 +1599,63 @@ fn render(report: &Report) -> String {
             format_bytes(t.rss_after_load_bytes)
         );
     }
+    if let Some(ms) = report.quiet_wait_ms {
+        let _ = writeln!(
+            out,
+            "  (first requests timed once the cores were {:.0} % idle, {:.1} s after the loads)",
+            QUIET_IDLE * 100.0,
+            ms as f64 / 1000.0
+        );
+    }
     let _ = writeln!(out, "\n  {} at {}", report.machine, report.commit);
     out
 }
 
-/// Resident memory of a process (Linux: /proc/PID/status).
+/// The share of CPU time idle over [`QUIET_WINDOW`] that counts as quiet.
+const QUIET_IDLE: f64 = 0.9;
+const QUIET_WINDOW: Duration = Duration::from_millis(250);
+
+/// Waits until the cores were at least [`QUIET_IDLE`] idle over one
+/// [`QUIET_WINDOW`], or `limit` passed; how long it waited. None where the
+/// machine does not say (no /proc/stat): then it does not wait.
+fn wait_until_quiet(limit: Duration) -> Option<Duration> {
+    let started = Instant::now();
+    let mut before = cpu_times()?;
+    loop {
+        std::thread::sleep(QUIET_WINDOW);
+        let now = cpu_times()?;
+        let total = now.total.saturating_sub(before.total);
+        let idle = now.idle.saturating_sub(before.idle);
+        if total == 0 || idle as f64 / total as f64 >= QUIET_IDLE || started.elapsed() >= limit {
+            return Some(started.elapsed());
+        }
+        before = now;
+    }
+}
+
+/// The machine's CPU time so far, in ticks: all of it, and idle (waiting
+/// for I/O included), from the `cpu` line of /proc/stat.
+struct CpuTimes {
+    total: u64,
+    idle: u64,
+}
+
+fn cpu_times() -> Option<CpuTimes> {
+    let stat = std::fs::read_to_string("/proc/stat").ok()?;
+    let ticks: Vec<u64> = stat
+        .lines()
+        .find_map(|l| l.strip_prefix("cpu "))?
+        .split_whitespace()
+        .filter_map(|t| t.parse().ok())
+        .collect();
+    // user nice system idle iowait irq softirq steal (guest time is
+    // already counted in user and nice).
+    Some(CpuTimes {
+        total: ticks.iter().take(8).sum(),
+        idle: ticks.get(3)? + ticks.get(4).copied().unwrap_or(0),
+    })
+}
+
 /// How much the samples' second half ends above where it starts (negative
 /// for a shrink): the first half is when V8 and workerd size their heaps;
 /// growth after it is what a leak looks like.
@@ -1627,6 +1688,7 @@ fn cpu_ticks(stat: &str) -> Option<u64> {
     Some(utime + stime)
 }
 
+/// Resident memory of a process (Linux: /proc/PID/status).
 fn rss_bytes(pid: u32) -> u64 {
     std::fs::read_to_string(format!("/proc/{pid}/status"))
         .ok()
