@@ -232,7 +232,9 @@ pub struct Bench {
     #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u32).range(1..=1024))]
     pub connections: u32,
 
-    /// workerd starts over which the first-request time is a median.
+    /// workerd starts over which the first-request time is a median. They
+    /// run after the loads, once the cores were 90 % idle for 250 ms (or
+    /// 30 s passed), each start going through every target in turn.
     #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..=50))]
     pub starts: u32,
 
