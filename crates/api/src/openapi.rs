@@ -12,6 +12,7 @@
 
 use std::sync::{Arc, OnceLock};
 
+use axum::body::Bytes;
 use axum::handler::Handler;
 use axum::http::header;
 use axum::response::IntoResponse;
@@ -201,11 +202,17 @@ pub(crate) use documented_routes;
 /// The document served at `/openapi.json`, built and rendered the first
 /// time it is asked for.
 #[derive(Clone)]
-struct OpenApiJson(Arc<(Vec<DocumentPart>, OnceLock<Arc<str>>)>);
+struct OpenApiJson(Arc<LazyDocument>);
+
+struct LazyDocument {
+    parts: Vec<DocumentPart>,
+    json: OnceLock<Bytes>,
+}
 
 impl OpenApiJson {
-    fn rendered(&self) -> Arc<str> {
-        let (parts, json) = &*self.0;
+    /// The rendered document; shared, not copied, on every later request.
+    fn rendered(&self) -> Bytes {
+        let LazyDocument { parts, json } = &*self.0;
         json.get_or_init(|| {
             let document = document(parts);
             document.to_json().expect("the document serializes").into()
@@ -228,10 +235,10 @@ fn document(parts: &[DocumentPart]) -> Document {
 /// at `/openapi.json`.
 pub fn with_document(areas: DocumentedRoutes) -> axum::Router<Arc<App>> {
     let DocumentedRoutes { router, document } = areas.merge(documented_routes![openapi_json]);
-    router.layer(Extension(OpenApiJson(Arc::new((
-        document,
-        OnceLock::new(),
-    )))))
+    router.layer(Extension(OpenApiJson(Arc::new(LazyDocument {
+        parts: document,
+        json: OnceLock::new(),
+    }))))
 }
 
 /// This OpenAPI 3.1 document.
@@ -241,7 +248,7 @@ pub fn with_document(areas: DocumentedRoutes) -> axum::Router<Arc<App>> {
 async fn openapi_json(Extension(json): Extension<OpenApiJson>) -> impl IntoResponse {
     (
         [(header::CONTENT_TYPE, "application/json")],
-        json.rendered().to_string(),
+        json.rendered(),
     )
 }
 
@@ -275,16 +282,17 @@ mod tests {
                 let path = entry.unwrap().path();
                 if path.is_dir() {
                     pending.push(path);
-                } else if path.extension().is_some_and(|e| e == "rs")
-                    // Where `DocumentedRoutes::route` routes what it documents.
-                    && !path.ends_with("src/openapi.rs")
-                {
+                } else if path.extension().is_some_and(|e| e == "rs") {
                     // Test-only routes are undocumented on purpose (see
                     // test_routes.rs); they still go through the macro.
                     let text = std::fs::read_to_string(&path).unwrap();
                     let code = text.split("#[cfg(test)]").next().unwrap_or_default();
                     for needle in [".route(", ".route_service(", ".nest("] {
-                        if code.contains(needle) {
+                        // `DocumentedRoutes::route` itself, the one place
+                        // that routes (what it documents).
+                        let allowed =
+                            usize::from(needle == ".route(" && path.ends_with("src/openapi.rs"));
+                        if code.matches(needle).count() > allowed {
                             offenders.push(format!("{} uses {needle}", path.display()));
                         }
                     }
