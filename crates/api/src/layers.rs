@@ -105,16 +105,31 @@ impl Timings {
     /// The `server-timing` header value with `total` last.
     fn header(&self, total_millis: f64) -> String {
         let entries = self.0.lock().expect("timings lock");
-        entries
-            .iter()
-            .map(|t| match t.description {
-                Some(desc) => format!("{};desc=\"{desc}\";dur={:.1}", t.name, t.millis),
-                None => format!("{};dur={:.1}", t.name, t.millis),
-            })
-            .chain(std::iter::once(format!("total;dur={total_millis:.1}")))
-            .collect::<Vec<_>>()
-            .join(", ")
+        let mut out = String::with_capacity(24 + 32 * entries.len());
+        for t in entries.iter() {
+            out.push_str(t.name);
+            if let Some(desc) = t.description {
+                out.push_str(";desc=\"");
+                out.push_str(desc);
+                out.push('"');
+            }
+            out.push_str(";dur=");
+            push_tenths(&mut out, t.millis);
+            out.push_str(", ");
+        }
+        out.push_str("total;dur=");
+        push_tenths(&mut out, total_millis);
+        out
     }
+}
+
+/// `millis` with one decimal (ties to even, as `{:.1}` would), written
+/// with integer formatting: float formatting is a large piece of code for
+/// every response to pull in.
+fn push_tenths(out: &mut String, millis: f64) {
+    use std::fmt::Write;
+    let tenths = (millis.max(0.0) * 10.0).round_ties_even() as u64;
+    let _ = write!(out, "{}.{}", tenths / 10, tenths % 10);
 }
 
 /// Wraps `router` in the cross-cutting layers. From the outside in:
@@ -126,21 +141,39 @@ impl Timings {
 /// 2. CORS: preflights are answered here, before any route or storage.
 pub fn apply(router: Router<Arc<App>>, app: &Arc<App>) -> Router<Arc<App>> {
     router
-        .route_layer(middleware::from_fn(note_route))
+        .route_layer(tower::layer::layer_fn(NoteRoute))
         .layer(cors(app))
         .layer(middleware::from_fn_with_state(app.clone(), edge))
 }
 
 /// Tells telemetry which route template matched (routes only: the
-/// fallback's 404s are `unmatched`).
-async fn note_route(request: Request, next: Next) -> Response {
-    if let (Some(path), Some(notes)) = (
-        request.extensions().get::<MatchedPath>(),
-        request.extensions().get::<Notes>(),
-    ) {
-        notes.set_route(path.as_str());
+/// fallback's 404s are `unmatched`). A plain service rather than
+/// `middleware::from_fn`, which boxes a future and clones the route per
+/// request: this runs on every routed request and only reads extensions.
+#[derive(Clone)]
+struct NoteRoute<S>(S);
+
+impl<S: tower::Service<Request>> tower::Service<Request> for NoteRoute<S> {
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = S::Future;
+
+    fn poll_ready(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), Self::Error>> {
+        self.0.poll_ready(cx)
     }
-    next.run(request).await
+
+    fn call(&mut self, request: Request) -> Self::Future {
+        if let (Some(path), Some(notes)) = (
+            request.extensions().get::<MatchedPath>(),
+            request.extensions().get::<Notes>(),
+        ) {
+            notes.set_route(path.as_str());
+        }
+        self.0.call(request)
+    }
 }
 
 /// CORS for the browser origins of this environment (the Pages hostnames
@@ -148,9 +181,14 @@ async fn note_route(request: Request, next: Next) -> Response {
 /// that Access cookies reach the API; with credentials, the allowed origin
 /// is always echoed, never `*`.
 fn cors(app: &App) -> CorsLayer {
-    let origins: Vec<HeaderValue> = app.config.allowed_origins.clone();
+    // A predicate over a shared list rather than `AllowOrigin::list`: the
+    // layer is cloned for every request (three times), and a list would be
+    // a fresh `Vec` each time.
+    let origins: Arc<[HeaderValue]> = app.config.allowed_origins.clone().into();
     CorsLayer::new()
-        .allow_origin(AllowOrigin::list(origins))
+        .allow_origin(AllowOrigin::predicate(move |origin, _| {
+            origins.contains(origin)
+        }))
         .allow_credentials(true)
         .allow_methods([
             Method::GET,
@@ -183,19 +221,7 @@ fn cors(app: &App) -> CorsLayer {
 /// document and stamps `instance`.
 async fn edge(State(app): State<Arc<App>>, mut request: Request, next: Next) -> Response {
     let started = (app.platform.now_millis)();
-    let id = request
-        .headers()
-        .get(CF_RAY)
-        .and_then(|v| v.to_str().ok())
-        .filter(|v| !v.is_empty() && v.len() <= 64 && v.bytes().all(|b| b.is_ascii_graphic()))
-        .map(str::to_owned)
-        .unwrap_or_else(|| {
-            format!(
-                "{:016x}{:016x}",
-                (app.platform.random_u64)(),
-                (app.platform.random_u64)()
-            )
-        });
+    let id = request_id(&app, request.headers());
     let timings = Timings::default();
     let notes = Notes::default();
     request.extensions_mut().insert(RequestId(id.clone()));
@@ -224,7 +250,10 @@ async fn edge(State(app): State<Arc<App>>, mut request: Request, next: Next) -> 
                     return next.run(request).await;
                 };
                 let started = (app.platform.now_millis)();
-                let decision = limits::check(&app, &redis, class, &client_ip).await;
+                // Boxed: its state (a Redis connection and exchange) would
+                // otherwise make every request's future larger, /healthz's
+                // and preflights' too.
+                let decision = Box::pin(limits::check(&app, &redis, class, &client_ip)).await;
                 timings.record("ratelimit", (app.platform.now_millis)() - started);
                 match decision {
                     Some(Err(problem)) => problem.into_response(),
@@ -238,74 +267,22 @@ async fn edge(State(app): State<Arc<App>>, mut request: Request, next: Next) -> 
             };
             outbound::deadline(timer.as_ref(), limit, handled)
                 .await
-                .unwrap_or_else(|_| {
-                    Problem::new(
-                        ProblemType::Timeout,
-                        format!(
-                            "The request did not finish within {} ms; nothing was changed \
-                             unless a later read shows it.",
-                            limit.as_millis()
-                        ),
-                    )
-                    .into_response()
-                })
+                .unwrap_or_else(|_| timed_out(limit))
         }
     };
 
     if response.status() == StatusCode::METHOD_NOT_ALLOWED
         && response.extensions().get::<Problem>().is_none()
     {
-        let allow = response.headers().get(header::ALLOW).cloned();
-        let detail = match allow.as_ref().and_then(|a| a.to_str().ok()) {
-            Some(allowed) => format!("This resource supports {allowed}."),
-            None => "This resource does not support the method.".to_owned(),
-        };
-        let mut problem = Problem::new(ProblemType::MethodNotAllowed, detail);
-        if let Some(allow) = allow {
-            problem = problem.with_header(header::ALLOW, allow);
-        }
-        let headers = std::mem::take(response.headers_mut());
-        response = problem.into_response();
-        for (name, value) in headers.iter() {
-            if name != header::CONTENT_TYPE && name != header::CONTENT_LENGTH {
-                response.headers_mut().entry(name).or_insert(value.clone());
-            }
-        }
+        response = method_not_allowed(response);
     }
-    if let Some(mut problem) = response.extensions_mut().remove::<Problem>() {
-        problem.instance = Some(id.clone());
-        if let Some(cause) = &problem.internal {
-            // The client sees only the instance; the cause is in the log
-            // under the same id.
-            (app.platform.log_error)(&format!(
-                "request {id}: {} {}: {cause}",
-                problem.kind.status().as_u16(),
-                problem.kind.uri()
-            ));
-        }
-        let (mut parts, _) = response.into_parts();
-        parts.headers.remove(header::CONTENT_LENGTH);
-        response = Response::from_parts(parts, problem.body().into());
-        response.extensions_mut().insert(problem);
+    if response.extensions().get::<Problem>().is_some() {
+        response = finish_problem(&app, &id, response);
     }
 
     let total = (app.platform.now_millis)() - started;
     if let Some(seen) = seen {
-        let problem = response.extensions().get::<Problem>();
-        telemetry::report(
-            &app,
-            seen,
-            &notes,
-            telemetry::Outcome {
-                request_id: id.clone(),
-                status: response.status().as_u16(),
-                started_ms: started,
-                duration_ms: total,
-                dependencies: timings.entries(),
-                problem: problem.map(|p| p.kind.uri()),
-                cause: problem.and_then(|p| p.internal.clone()),
-            },
-        );
+        report(&app, seen, &notes, &id, &timings, &response, started, total);
     }
     let headers = response.headers_mut();
     // tower-http's CORS layer adds these to every answer; without an
@@ -327,6 +304,123 @@ async fn edge(State(app): State<Arc<App>>, mut request: Request, next: Next) -> 
         headers.insert(SERVER_TIMING, value);
     }
     response
+}
+
+// What follows is the edge's work for some requests only, kept out of
+// line: every request runs through `edge`, and the less code its common
+// path touches, the less a cold request pays for fetching it.
+
+/// Cloudflare's `cf-ray` when it looks like one, otherwise 32 random hex
+/// digits (written by hand: `format!` would pull the formatting machinery
+/// into every request).
+fn request_id(app: &App, headers: &axum::http::HeaderMap) -> String {
+    if let Some(ray) = headers
+        .get(CF_RAY)
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| !v.is_empty() && v.len() <= 64 && v.bytes().all(|b| b.is_ascii_graphic()))
+    {
+        return ray.to_owned();
+    }
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut id = String::with_capacity(32);
+    for word in [(app.platform.random_u64)(), (app.platform.random_u64)()] {
+        for shift in (0..16).rev() {
+            id.push(HEX[((word >> (shift * 4)) & 0xf) as usize] as char);
+        }
+    }
+    id
+}
+
+/// The 504 of a request that ran past its deadline.
+#[cold]
+#[inline(never)]
+fn timed_out(limit: Duration) -> Response {
+    Problem::new(
+        ProblemType::Timeout,
+        format!(
+            "The request did not finish within {} ms; nothing was changed \
+             unless a later read shows it.",
+            limit.as_millis()
+        ),
+    )
+    .into_response()
+}
+
+/// axum's bare 405 as a problem document, keeping its `Allow` and the
+/// other headers the layers set.
+#[cold]
+#[inline(never)]
+fn method_not_allowed(mut response: Response) -> Response {
+    let allow = response.headers().get(header::ALLOW).cloned();
+    let detail = match allow.as_ref().and_then(|a| a.to_str().ok()) {
+        Some(allowed) => format!("This resource supports {allowed}."),
+        None => "This resource does not support the method.".to_owned(),
+    };
+    let mut problem = Problem::new(ProblemType::MethodNotAllowed, detail);
+    if let Some(allow) = allow {
+        problem = problem.with_header(header::ALLOW, allow);
+    }
+    let headers = std::mem::take(response.headers_mut());
+    let mut response = problem.into_response();
+    for (name, value) in headers.iter() {
+        if name != header::CONTENT_TYPE && name != header::CONTENT_LENGTH {
+            response.headers_mut().entry(name).or_insert(value.clone());
+        }
+    }
+    response
+}
+
+/// A problem document's `instance` (the request id), and its internal
+/// cause to the log under that id (the client sees only the id).
+#[inline(never)]
+fn finish_problem(app: &App, id: &str, mut response: Response) -> Response {
+    let Some(mut problem) = response.extensions_mut().remove::<Problem>() else {
+        return response;
+    };
+    problem.instance = Some(id.to_owned());
+    if let Some(cause) = &problem.internal {
+        (app.platform.log_error)(&format!(
+            "request {id}: {} {}: {cause}",
+            problem.kind.status().as_u16(),
+            problem.kind.uri()
+        ));
+    }
+    let (mut parts, _) = response.into_parts();
+    parts.headers.remove(header::CONTENT_LENGTH);
+    let mut response = Response::from_parts(parts, problem.body().into());
+    response.extensions_mut().insert(problem);
+    response
+}
+
+/// Hands the finished request to telemetry (only when a sink is set).
+#[cold]
+#[inline(never)]
+#[allow(clippy::too_many_arguments)]
+fn report(
+    app: &Arc<App>,
+    seen: telemetry::Seen,
+    notes: &Notes,
+    id: &str,
+    timings: &Timings,
+    response: &Response,
+    started: f64,
+    total: f64,
+) {
+    let problem = response.extensions().get::<Problem>();
+    telemetry::report(
+        app,
+        seen,
+        notes,
+        telemetry::Outcome {
+            request_id: id.to_owned(),
+            status: response.status().as_u16(),
+            started_ms: started,
+            duration_ms: total,
+            dependencies: timings.entries(),
+            problem: problem.map(|p| p.kind.uri()),
+            cause: problem.and_then(|p| p.internal.clone()),
+        },
+    );
 }
 
 /// The largest request body any route accepts; routes set their own lower
@@ -377,6 +471,37 @@ async fn read_body(request: Request) -> Result<Request, Problem> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn durations_have_one_decimal_rounded_like_format() {
+        for millis in [0.0, 0.04, 0.25, 1.25, 3.75, 12.34, 999.96, 86_400_000.0] {
+            let mut written = String::new();
+            push_tenths(&mut written, millis);
+            assert_eq!(written, format!("{millis:.1}"), "{millis}");
+        }
+        let mut written = String::new();
+        push_tenths(&mut written, -2.0);
+        assert_eq!(
+            written, "0.0",
+            "a clock that went back is no negative duration"
+        );
+    }
+
+    #[test]
+    fn generated_request_ids_are_32_hex_digits_and_a_plausible_ray_is_kept() {
+        let app = App::new(|_| None, crate::Platform::native());
+        let mut headers = axum::http::HeaderMap::new();
+        let id = request_id(&app, &headers);
+        assert_eq!(id.len(), 32);
+        assert!(id
+            .bytes()
+            .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase()));
+        assert_ne!(id, request_id(&app, &headers));
+        headers.insert(CF_RAY, HeaderValue::from_static("8f1e2d3c4b5a6978-AMS"));
+        assert_eq!(request_id(&app, &headers), "8f1e2d3c4b5a6978-AMS");
+        headers.insert(CF_RAY, HeaderValue::from_static("has space"));
+        assert_eq!(request_id(&app, &headers).len(), 32);
+    }
 
     #[test]
     fn timings_sum_repeats_and_end_with_total() {
