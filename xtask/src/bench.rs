@@ -7,6 +7,9 @@
 //!   build, no test-only code);
 //! - `reference`: the same routes on Hono in JavaScript (bench/reference);
 //! - `hello`: a bare Worker answering `{"ok":true}`, the runtime's ceiling;
+//! - `hello-headers`: the same Worker sending what the API's `/healthz`
+//!   sends (its headers, a body as long; checked against the API's before
+//!   any load), the ceiling for that answer: what the headers alone cost;
 //! - `api-sinks-live`, `api-sinks-down`, `api-sinks-hung`: the `api` bundle
 //!   with its telemetry on (metrics and logs per request, Sentry for 5xx),
 //!   sending to the stack's Prometheus, Loki stand-in and Bugsink; to a port
@@ -53,6 +56,10 @@ enum Target {
     Api,
     Reference,
     Hello,
+    /// The hello world answering with what the API's `/healthz` sends
+    /// (its headers and body length): the ceiling for that answer.
+    #[serde(rename = "hello-headers")]
+    HelloHeaders,
     #[serde(rename = "api-sinks-live")]
     ApiSinksLive,
     #[serde(rename = "api-sinks-down")]
@@ -76,6 +83,7 @@ impl Target {
             Target::Api => "api",
             Target::Reference => "reference",
             Target::Hello => "hello",
+            Target::HelloHeaders => "hello-headers",
             Target::ApiSinksLive => "api-sinks-live",
             Target::ApiSinksDown => "api-sinks-down",
             Target::ApiSinksHung => "api-sinks-hung",
@@ -87,12 +95,17 @@ impl Target {
         matches!(self, Target::Api) || Target::SINKS.contains(&self)
     }
 
+    /// The hello worlds, which answer `/healthz` only.
+    fn is_ceiling(self) -> bool {
+        matches!(self, Target::Hello | Target::HelloHeaders)
+    }
+
     /// The target whose bundle this one runs.
     fn bundle(self) -> Target {
-        if self.is_api() {
-            Target::Api
-        } else {
-            self
+        match self {
+            t if t.is_api() => Target::Api,
+            Target::HelloHeaders => Target::Hello,
+            t => t,
         }
     }
 
@@ -289,6 +302,9 @@ struct CaseResult {
     ratio_to_reference: Option<f64>,
     /// api requests/s over hello requests/s (for `/healthz`).
     ratio_to_hello: Option<f64>,
+    /// api requests/s over those of the hello world sending the API's
+    /// headers (for `/healthz`).
+    ratio_to_hello_headers: Option<f64>,
     /// Requests/s of each telemetry variant over the api's (sinks off).
     sinks_ratio_to_api: BTreeMap<Target, f64>,
 }
@@ -356,6 +372,7 @@ pub fn run(ui: &Ui, flags: &flags::Bench) -> anyhow::Result<()> {
     let dead_port = stack::free_port()?;
     let targets: Vec<Target> = Target::BUNDLED
         .into_iter()
+        .chain([Target::HelloHeaders])
         .chain(Target::SINKS.into_iter().filter(|_| !flags.no_sinks))
         .collect();
     let vars: BTreeMap<Target, Vec<(&'static str, String)>> = targets
@@ -367,7 +384,11 @@ pub fn run(ui: &Ui, flags: &flags::Bench) -> anyhow::Result<()> {
                 Target::ApiSinksHung => Sinks::At(hung_sink.port),
                 _ => Sinks::Off,
             };
-            worker_vars(&manifest, sinks).map(|v| (t, v))
+            let mut vars = worker_vars(&manifest, sinks)?;
+            if t == Target::HelloHeaders {
+                vars.push(("ANSWER", "api-healthz".to_owned()));
+            }
+            Ok((t, vars))
         })
         .collect::<anyhow::Result<_>>()?;
 
@@ -407,7 +428,7 @@ pub fn run(ui: &Ui, flags: &flags::Bench) -> anyhow::Result<()> {
     }
     ui.step("seed the page the reads fetch, warm the cache", || {
         seed(&server(Target::Api).url(false), &admin_token)?;
-        for target in targets.iter().filter(|t| **t != Target::Hello) {
+        for target in targets.iter().filter(|t| !t.is_ceiling()) {
             // One read fills the cache; the check below then sees a hit.
             reqwest::blocking::get(format!(
                 "{}/v1/pages/{READ_SLUG}",
@@ -423,7 +444,11 @@ pub fn run(ui: &Ui, flags: &flags::Bench) -> anyhow::Result<()> {
                     .with_context(|| format!("{} on {}", case.name, target.name()))?;
             }
         }
-        Ok(())
+        same_answer_shape(
+            &server(Target::Api).url(false),
+            &server(Target::HelloHeaders).url(false),
+        )
+        .context("the hello world's second ceiling no longer answers like the api")
     })?;
 
     let scripts = state.join("wrk");
@@ -888,7 +913,7 @@ fn targets_of(case: &Case, running: &[Target]) -> Vec<Target> {
     running
         .iter()
         .copied()
-        .filter(|t| *t != Target::Hello || case.name == "healthz")
+        .filter(|t| !t.is_ceiling() || case.name == "healthz")
         .collect()
 }
 
@@ -1231,6 +1256,29 @@ fn seed(api: &str, admin_token: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The second ceiling ([`Target::HelloHeaders`]) is only a ceiling while it
+/// sends what the API's `/healthz` does: the same header names and a body
+/// about as long (a `-dirty` build's commit makes the API's a few bytes
+/// longer, which costs nothing measurable).
+fn same_answer_shape(api: &str, hello: &str) -> anyhow::Result<()> {
+    let shape = |base: &str| -> anyhow::Result<(Vec<String>, usize)> {
+        let response = reqwest::blocking::get(format!("{base}/healthz"))?;
+        let mut names: Vec<String> = response
+            .headers()
+            .keys()
+            .map(|n| n.as_str().to_owned())
+            .filter(|n| n != "date" && n != "content-length")
+            .collect();
+        names.sort();
+        Ok((names, response.bytes()?.len()))
+    };
+    let (api, hello) = (shape(api)?, shape(hello)?);
+    if api.0 != hello.0 || api.1.abs_diff(hello.1) > 16 {
+        bail!("api sends {api:?}, the hello world {hello:?} (header names, body bytes)");
+    }
+    Ok(())
+}
+
 /// `case.path` with `{target}` replaced: a write goes to a page of the
 /// target's own, so the two never contend for one row.
 fn case_path(case: &Case, target: Target) -> String {
@@ -1456,6 +1504,7 @@ fn summarise(
                 case: case.name,
                 ratio_to_reference: ratio(Target::Reference),
                 ratio_to_hello: ratio(Target::Hello),
+                ratio_to_hello_headers: ratio(Target::HelloHeaders),
                 sinks_ratio_to_api: Target::SINKS
                     .into_iter()
                     .filter_map(|t| {
@@ -1519,11 +1568,29 @@ fn render(report: &Report) -> String {
                 "  (hello ceiling)", hello.requests_per_sec, hello.p50_ms, hello.p99_ms
             );
         }
+        if let Some(headers) = case.targets.get(&Target::HelloHeaders) {
+            let of_hello = case
+                .targets
+                .get(&Target::Hello)
+                .map_or("-".to_owned(), |h| {
+                    format!("{:.2}x", headers.requests_per_sec / h.requests_per_sec)
+                });
+            let _ = writeln!(
+                out,
+                "  {:<20} {:>10.0} {:>8.2} {:>8.2}   hello sending the api's headers: {} of hello; api / this: {}",
+                "  (hello + headers)",
+                headers.requests_per_sec,
+                headers.p50_ms,
+                headers.p99_ms,
+                of_hello,
+                ratio(case.ratio_to_hello_headers),
+            );
+        }
     }
     let _ = writeln!(
         out,
-        "\n  workerd CPU per request (us, medians over rounds)\n  {:<20} {:>10} {:>10} {:>10} {:>12}",
-        "case", "api", "reference", "hello", "ref/api"
+        "\n  workerd CPU per request (us, medians over rounds)\n  {:<20} {:>10} {:>10} {:>10} {:>14} {:>12}",
+        "case", "api", "reference", "hello", "hello+headers", "ref/api"
     );
     for case in &report.cases {
         let cpu = |t: Target| case.targets.get(&t).map(|l| l.cpu_us_per_request);
@@ -1534,11 +1601,12 @@ fn render(report: &Report) -> String {
         };
         let _ = writeln!(
             out,
-            "  {:<20} {:>10} {:>10} {:>10} {:>12}",
+            "  {:<20} {:>10} {:>10} {:>10} {:>14} {:>12}",
             case.case,
             cell(cpu(Target::Api)),
             cell(cpu(Target::Reference)),
             cell(cpu(Target::Hello)),
+            cell(cpu(Target::HelloHeaders)),
             ratio
         );
     }
@@ -1849,7 +1917,12 @@ unexpected: 4
     #[test]
     fn the_hello_world_worker_only_loads_healthz_and_sinks_run_the_api_bundle() {
         let all = cases("token");
-        let running = [Target::Api, Target::Hello, Target::ApiSinksHung];
+        let running = [
+            Target::Api,
+            Target::Hello,
+            Target::HelloHeaders,
+            Target::ApiSinksHung,
+        ];
         let healthz = all.iter().find(|c| c.name == "healthz").unwrap();
         let put = all.iter().find(|c| c.name == "pages-put").unwrap();
         assert_eq!(targets_of(healthz, &running), running);
@@ -1858,6 +1931,7 @@ unexpected: 4
             [Target::Api, Target::ApiSinksHung]
         );
         assert_eq!(Target::ApiSinksHung.bundle(), Target::Api);
+        assert_eq!(Target::HelloHeaders.bundle(), Target::Hello);
         assert_eq!(
             case_path(put, Target::ApiSinksDown),
             "/v1/pages/bench-write-api-sinks-down"
