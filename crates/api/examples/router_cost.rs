@@ -12,9 +12,10 @@
 //! cargo run --release -p api --features native --example router_cost -- [healthz|preflight] [REQUESTS] [SWEEP_MIB]
 //! ```
 //!
-//! Under `valgrind --tool=cachegrind --cache-sim=yes` the counts are exact
-//! and repeatable (instructions, and cache-line misses of code and data),
-//! which timings on a shared VM are not; BENCHMARKS.md shows how.
+//! Under `valgrind --tool=cachegrind --cache-sim=yes` the counts
+//! (instructions, and cache-line misses of code and data) repeat within
+//! about half a percent, which timings on a shared VM do not; BENCHMARKS.md
+//! (sixth pass) shows how.
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
@@ -70,7 +71,8 @@ fn main() {
     if !matches!(case.as_str(), "healthz" | "preflight") {
         eprintln!(
             "usage: router_cost [healthz|preflight] [REQUESTS (default 20000)] \
-             [SWEEP_MIB: cache sweep before each cold request (default 64)]"
+             [SWEEP_MIB: cache sweep before each cold request (default 64)]\n\
+             Times REQUESTS warm requests, then as many cold ones (at most 2000)."
         );
         std::process::exit(2);
     }

@@ -6,7 +6,6 @@
 
 use std::sync::Arc;
 
-use crate::openapi::{documented_routes, DocumentedRoutes};
 use axum::extract::{FromRequestParts, State};
 use axum::http::request::Parts;
 use axum::http::{header, HeaderValue};
@@ -15,6 +14,7 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 use crate::layers::Timings;
+use crate::openapi::{documented_routes, DocumentedRoutes};
 use crate::problem::{Problem, ProblemType};
 use crate::telemetry::Notes;
 use crate::trust::Caller;

@@ -7,13 +7,13 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::openapi::{documented_routes, DocumentedRoutes};
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
 use serde::Serialize;
 use utoipa::ToSchema;
 
+use crate::openapi::{documented_routes, DocumentedRoutes};
 use crate::{App, ConfigIssue};
 
 /// Which build of the Worker is answering.

@@ -276,8 +276,8 @@ async fn edge(State(app): State<Arc<App>>, mut request: Request, next: Next) -> 
     {
         response = method_not_allowed(response);
     }
-    if response.extensions().get::<Problem>().is_some() {
-        response = finish_problem(&app, &id, response);
+    if let Some(problem) = response.extensions_mut().remove::<Problem>() {
+        response = finish_problem(&app, &id, response, problem);
     }
 
     let total = (app.platform.now_millis)() - started;
@@ -311,8 +311,8 @@ async fn edge(State(app): State<Arc<App>>, mut request: Request, next: Next) -> 
 // path touches, the less a cold request pays for fetching it.
 
 /// Cloudflare's `cf-ray` when it looks like one, otherwise 32 random hex
-/// digits (written by hand: `format!` would pull the formatting machinery
-/// into every request).
+/// digits (with the `hex` crate: `format!` would pull the formatting
+/// machinery into every request).
 fn request_id(app: &App, headers: &axum::http::HeaderMap) -> String {
     if let Some(ray) = headers
         .get(CF_RAY)
@@ -321,14 +321,10 @@ fn request_id(app: &App, headers: &axum::http::HeaderMap) -> String {
     {
         return ray.to_owned();
     }
-    const HEX: &[u8; 16] = b"0123456789abcdef";
-    let mut id = String::with_capacity(32);
-    for word in [(app.platform.random_u64)(), (app.platform.random_u64)()] {
-        for shift in (0..16).rev() {
-            id.push(HEX[((word >> (shift * 4)) & 0xf) as usize] as char);
-        }
-    }
-    id
+    let mut random = [0u8; 16];
+    random[..8].copy_from_slice(&(app.platform.random_u64)().to_be_bytes());
+    random[8..].copy_from_slice(&(app.platform.random_u64)().to_be_bytes());
+    hex::encode(random)
 }
 
 /// The 504 of a request that ran past its deadline.
@@ -373,10 +369,7 @@ fn method_not_allowed(mut response: Response) -> Response {
 /// A problem document's `instance` (the request id), and its internal
 /// cause to the log under that id (the client sees only the id).
 #[inline(never)]
-fn finish_problem(app: &App, id: &str, mut response: Response) -> Response {
-    let Some(mut problem) = response.extensions_mut().remove::<Problem>() else {
-        return response;
-    };
+fn finish_problem(app: &App, id: &str, response: Response, mut problem: Problem) -> Response {
     problem.instance = Some(id.to_owned());
     if let Some(cause) = &problem.internal {
         (app.platform.log_error)(&format!(

@@ -10,7 +10,6 @@ pub mod store;
 
 use std::sync::Arc;
 
-use crate::openapi::{documented_routes, DocumentedRoutes};
 use axum::extract::{DefaultBodyLimit, FromRequestParts, State};
 use axum::http::request::Parts;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
@@ -25,6 +24,7 @@ use crate::admin::Admin;
 use crate::db::{database, db_problem, timed, Transactional};
 use crate::extract::{Json, Query};
 use crate::layers::Timings;
+use crate::openapi::{documented_routes, DocumentedRoutes};
 use crate::problem::{Problem, ProblemType};
 use crate::redis::RequestRedis;
 use crate::App;

@@ -19,7 +19,6 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::openapi::{documented_routes, DocumentedRoutes};
 use axum::extract::{Path, State};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -31,6 +30,7 @@ use crate::admin::Admin;
 use crate::db::{database, db_problem, timed, RETRY_AFTER_SECS};
 use crate::extract::Json;
 use crate::layers::Timings;
+use crate::openapi::{documented_routes, DocumentedRoutes};
 use crate::problem::{Problem, ProblemType};
 use crate::App;
 use store::{File, NewUpload};
