@@ -4,7 +4,9 @@
 //! domain logic belong in the pure crates, not here.
 
 mod entry {
-    use std::sync::{Arc, Mutex, OnceLock};
+    use std::cell::{Cell, RefCell};
+    use std::pin::Pin;
+    use std::sync::{Arc, OnceLock};
 
     use api::{App, Platform};
     use axum::Router;
@@ -14,7 +16,6 @@ mod entry {
     use tower_service::Service;
 
     use worker::wasm_bindgen::{self, prelude::wasm_bindgen, JsValue};
-    use worker::wasm_bindgen_futures::future_to_promise;
     use worker::{event, js_sys, web_sys, Context, Env, ScheduleContext, ScheduledEvent};
 
     use crate::platform::{RequestTimer, WebCrypto, WorkerConnect, WorkerFetch, WorkerTimer};
@@ -76,63 +77,110 @@ mod entry {
     unsafe impl Sync for WaitUntil {}
 
     /// The Worker's `fetch` export, written out instead of `#[event(fetch)]`
-    /// for one reason: that macro hands every request to
-    /// `future_to_promise`, whose task queue costs a microtask and a few
-    /// closures even when the answer is ready at once (health checks,
-    /// preflights, refusals). Here the request is polled once on the spot:
-    /// an answer ready at once is returned as the `Response` itself (no
-    /// promise at all, which `entry.mjs` hands straight to the runtime);
-    /// only a request that waits goes to `future_to_promise`.
-    ///
-    /// The first poll's waker forwards to the task's: some futures keep
-    /// the waker of their first poll only (`worker::Delay` does), so a
-    /// wake-up they send must still reach the task that now owns them.
+    /// because that macro hands every request to `future_to_promise`,
+    /// whose executor queues a microtask on every wake-up and polls the
+    /// request from there. Here the request is its own task (see
+    /// [`Task`]): polled once on the spot, and an answer ready at once
+    /// (health checks, preflights, refusals) is returned as the `Response`
+    /// itself, no promise at all (`entry.mjs` hands it straight to the
+    /// runtime); only a request that waits gets a promise.
     #[wasm_bindgen]
     pub fn fetch(request: web_sys::Request, env: Env, ctx: worker::worker_sys::Context) -> JsValue {
-        let mut answer = Box::pin(handle(request, env, Context::new(ctx)));
-        let forward = Arc::new(Forward::default());
-        let waker = Waker::from(forward.clone());
-        match answer
-            .as_mut()
-            .poll(&mut std::task::Context::from_waker(&waker))
-        {
-            Poll::Ready(Ok(response)) => response.into(),
-            Poll::Ready(Err(error)) => js_sys::Promise::reject(&error).into(),
-            Poll::Pending => future_to_promise(async move {
-                std::future::poll_fn(|cx| {
-                    forward.set(cx.waker());
-                    answer.as_mut().poll(cx)
-                })
-                .await
-                .map(JsValue::from)
-            })
-            .into(),
-        }
+        Task::start(Box::pin(handle(request, env, Context::new(ctx))))
     }
 
-    /// Wakes whichever waker was last set (none before the task took over:
-    /// the task polls the request first thing anyway).
-    #[derive(Default)]
-    struct Forward(Mutex<Option<Waker>>);
+    type Answer = Pin<Box<dyn Future<Output = Result<web_sys::Response, JsValue>>>>;
 
-    impl Forward {
-        fn set(&self, waker: &Waker) {
-            let mut target = self.0.lock().unwrap_or_else(|e| e.into_inner());
-            if !target.as_ref().is_some_and(|t| t.will_wake(waker)) {
-                *target = Some(waker.clone());
+    /// One request's future, polled right where it is woken: in the
+    /// callback of whatever it waited for (a `fetch()` settling, a socket
+    /// read, a timer), which already runs on the runtime's microtask queue.
+    /// wasm-bindgen's executor queues one more microtask per wake-up
+    /// (`queueMicrotask` and its glue were 3.5 % of the page write's CPU
+    /// profile, which wakes up about a dozen times). A wake-up during a
+    /// poll (a future waking itself) polls once more after it.
+    struct Task {
+        future: RefCell<Option<Answer>>,
+        /// `resolve` and `reject` of the promise handed to JS, once the
+        /// request had to wait.
+        settle: RefCell<Option<(js_sys::Function, js_sys::Function)>>,
+        polling: Cell<bool>,
+        woken: Cell<bool>,
+    }
+
+    // SAFETY: wasm32 Workers are single-threaded; a task and its wakers
+    // never leave the thread that made them.
+    unsafe impl Send for Task {}
+    unsafe impl Sync for Task {}
+
+    impl Task {
+        /// Polls `answer` once; the `Response` when it is ready, else a
+        /// promise of it.
+        fn start(answer: Answer) -> JsValue {
+            let task = Arc::new(Task {
+                future: RefCell::new(Some(answer)),
+                settle: RefCell::new(None),
+                polling: Cell::new(false),
+                woken: Cell::new(false),
+            });
+            match task.poll() {
+                Some(Ok(response)) => response.into(),
+                Some(Err(error)) => js_sys::Promise::reject(&error).into(),
+                None => js_sys::Promise::new(&mut |resolve, reject| {
+                    *task.settle.borrow_mut() = Some((resolve, reject));
+                })
+                .into(),
             }
         }
+
+        /// Polls until the future is pending with no wake-up in between;
+        /// its outcome when it finished (only ever once). A call while
+        /// polling only asks for one more poll.
+        fn poll(self: &Arc<Self>) -> Option<Result<web_sys::Response, JsValue>> {
+            if self.polling.replace(true) {
+                self.woken.set(true);
+                return None;
+            }
+            let waker = Waker::from(self.clone());
+            let mut cx = std::task::Context::from_waker(&waker);
+            let outcome = loop {
+                self.woken.set(false);
+                let mut future = self.future.borrow_mut();
+                let Some(pending) = future.as_mut() else {
+                    break None;
+                };
+                if let Poll::Ready(outcome) = pending.as_mut().poll(&mut cx) {
+                    *future = None;
+                    break Some(outcome);
+                }
+                if !self.woken.get() {
+                    break None;
+                }
+            };
+            self.polling.set(false);
+            outcome
+        }
     }
 
-    impl Wake for Forward {
+    impl Wake for Task {
         fn wake(self: Arc<Self>) {
             self.wake_by_ref();
         }
 
         fn wake_by_ref(self: &Arc<Self>) {
-            let target = self.0.lock().unwrap_or_else(|e| e.into_inner());
-            if let Some(waker) = target.as_ref() {
-                waker.wake_by_ref();
+            let Some(outcome) = self.poll() else {
+                return;
+            };
+            // Taken before settling: settling runs no Rust, but nothing
+            // here stays borrowed across a call into JS.
+            let settle = self.settle.borrow_mut().take();
+            if let Some((resolve, reject)) = settle {
+                let settled = match outcome {
+                    Ok(response) => resolve.call1(&JsValue::UNDEFINED, &response),
+                    Err(error) => reject.call1(&JsValue::UNDEFINED, &error),
+                };
+                if let Err(error) = settled {
+                    worker::console_error!("settling a request failed: {error:?}");
+                }
             }
         }
     }
