@@ -12,7 +12,8 @@ use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
 use outbound::{
-    Arm, BoxFuture, Bytes, Connect, Deadlines, Fetch, FetchError, Request, Response, Stream, Timer,
+    Arm, BoxFuture, Bytes, Connect, Deadlines, Fetch, FetchError, ReadHeaders, Request, Response,
+    Stream, Timer,
 };
 use worker::js_sys::{Date, Function, Promise, Uint8Array};
 use worker::send::SendFuture;
@@ -46,6 +47,7 @@ extern "C" {
         headers: &str,
         body: Option<&[u8]>,
         timeout_ms: f64,
+        read_headers: Option<&str>,
     ) -> Promise;
 }
 
@@ -57,7 +59,9 @@ extern "C" {
 /// `AbortController`; a CPU profile of an uncached page read had about 8 %
 /// of its samples in that body reading alone. Here the request's head
 /// crosses as one string, the body is read with one `bytes()`, and the
-/// runtime's `AbortSignal.timeout` limits the whole exchange.
+/// runtime's `AbortSignal.timeout` limits the whole exchange. Of the
+/// response's headers only those the request names in
+/// [`ReadHeaders`] come back, when it names them.
 pub struct WorkerFetch;
 
 impl Fetch for WorkerFetch {
@@ -82,12 +86,17 @@ async fn send(request: Request, timeout: Duration) -> Result<Response, FetchErro
         push_field(&mut headers, name.as_str(), value);
     }
     let body = (!body.is_empty()).then_some(&body[..]);
+    let read_headers = parts
+        .extensions
+        .get::<ReadHeaders>()
+        .map(|read| read.0.join(&SEPARATOR.to_string()));
     let sent = send_fetch(
         &parts.uri.to_string(),
         parts.method.as_str(),
         &headers,
         body,
         timeout.as_millis() as f64,
+        read_headers.as_deref(),
     );
     let outcome: FetchOutcome = JsFuture::from(sent)
         .await

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use crate::{BoxFuture, Connect, Fetch, FetchError, Request, Response, Stream, Timer};
+use crate::{BoxFuture, Connect, Fetch, FetchError, ReadHeaders, Request, Response, Stream, Timer};
 
 /// [`Fetch`] over a reqwest client (rustls, no proxies from the environment).
 #[derive(Debug, Clone)]
@@ -30,6 +30,7 @@ impl Fetch for ReqwestFetch {
     ) -> BoxFuture<'_, Result<Response, FetchError>> {
         Box::pin(async move {
             let (parts, body) = request.into_parts();
+            let read = parts.extensions.get::<ReadHeaders>().copied();
             let url = parts.uri.to_string();
             let sent = self
                 .client
@@ -42,7 +43,11 @@ impl Fetch for ReqwestFetch {
                 .map_err(|e| classify(e, timeout))?;
             let mut response = http::Response::builder().status(sent.status());
             if let Some(headers) = response.headers_mut() {
-                *headers = sent.headers().clone();
+                for (name, value) in sent.headers() {
+                    if read.is_none_or(|read| read.keeps(name.as_str())) {
+                        headers.append(name.clone(), value.clone());
+                    }
+                }
             }
             let body = sent.bytes().await.map_err(|e| classify(e, timeout))?;
             response
@@ -95,5 +100,58 @@ impl Connect for TokioConnect {
             let stream = tokio::net::TcpStream::connect(address).await?;
             Ok(Box::new(stream) as Box<dyn Stream>)
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Bytes;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    /// Serves one HTTP/1.1 answer with three headers on a fresh port.
+    async fn one_answer() -> String {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            let (mut stream, _) = listener.accept().await.unwrap();
+            let mut request = vec![0; 4096];
+            let _ = stream.read(&mut request).await.unwrap();
+            stream
+                .write_all(
+                    b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\nTiDB-Session: s1\r\n\
+                      x-other: o\r\nconnection: close\r\n\r\nok",
+                )
+                .await
+                .unwrap();
+        });
+        format!("http://{address}/")
+    }
+
+    async fn header_names(read: Option<ReadHeaders>) -> Vec<String> {
+        let mut request = http::Request::get(one_answer().await);
+        if let Some(read) = read {
+            request = request.extension(read);
+        }
+        let response = ReqwestFetch::default()
+            .fetch(request.body(Bytes::new()).unwrap(), Duration::from_secs(5))
+            .await
+            .unwrap();
+        assert_eq!(response.body().as_ref(), b"ok");
+        let mut names: Vec<String> = response.headers().keys().map(|n| n.to_string()).collect();
+        names.sort();
+        names
+    }
+
+    #[tokio::test]
+    async fn a_response_keeps_only_the_headers_the_request_reads() {
+        assert_eq!(
+            header_names(Some(ReadHeaders(&["TiDB-Session", "x-absent"]))).await,
+            ["tidb-session"]
+        );
+        assert_eq!(
+            header_names(None).await,
+            ["connection", "content-length", "tidb-session", "x-other"]
+        );
     }
 }

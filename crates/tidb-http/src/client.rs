@@ -304,7 +304,9 @@ impl Client {
             .header(DATABASE_HEADER, config.database().unwrap_or(""))
             .header(SESSION_HEADER, send.session)
             .header(TRACE_ID_HEADER, (self.trace_ids)())
-            .header(http::header::ACCEPT_ENCODING, "gzip");
+            .header(http::header::ACCEPT_ENCODING, "gzip")
+            // The session is the one response header the driver reads.
+            .extension(outbound::ReadHeaders(&[SESSION_HEADER]));
         if let Some(level) = send.isolation {
             builder = builder.header(ISOLATION_HEADER, level.as_str());
         }
