@@ -139,10 +139,18 @@ fn push_tenths(out: &mut String, millis: f64) {
 ///    [`SECURITY_HEADERS`], every problem document its `instance`, and no
 ///    request runs past its deadline;
 /// 2. CORS: preflights are answered here, before any route or storage.
+///
+/// CORS wraps the routed router as one service rather than each route
+/// (`Router::layer` would): a preflight is then answered without being
+/// routed at all (no path match, no method dispatch, no `Allow` header
+/// that axum adds to what a route's fallback answers), and the CORS
+/// service is not cloned with each route's service for every request.
 pub fn apply(router: Router<Arc<App>>, app: &Arc<App>) -> Router<Arc<App>> {
-    router
+    let routed = router
         .route_layer(tower::layer::layer_fn(NoteRoute))
-        .layer(cors(app))
+        .with_state(app.clone());
+    Router::new()
+        .fallback_service(tower::Layer::layer(&cors(app), routed))
         .layer(middleware::from_fn_with_state(app.clone(), edge))
 }
 
@@ -182,8 +190,8 @@ impl<S: tower::Service<Request>> tower::Service<Request> for NoteRoute<S> {
 /// is always echoed, never `*`.
 fn cors(app: &App) -> CorsLayer {
     // A predicate over a shared list rather than `AllowOrigin::list`: the
-    // layer is cloned for every request (three times), and a list would be
-    // a fresh `Vec` each time.
+    // service is cloned for every request, and a list would be a fresh
+    // `Vec` each time.
     let origins: Arc<[HeaderValue]> = app.config.allowed_origins.clone().into();
     CorsLayer::new()
         .allow_origin(AllowOrigin::predicate(move |origin, _| {
