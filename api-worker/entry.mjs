@@ -13,10 +13,11 @@ import Api from "./build/index.js";
 import { RELEASE } from "./build/release.js";
 
 /**
- * Rejecters of the requests in flight, called when the wasm instance traps.
- * One promise per request, not one shared by all: `Promise.race` leaves a
- * reaction on every promise it races, and on a promise that lives as long
- * as the isolate those pile up (the bench saw workerd grow past 1 GiB).
+ * Failers of the requests in flight, called when the wasm instance traps.
+ * One per request, each removed when its request settles, not one promise
+ * shared by all: every request waiting on a promise that lives as long as
+ * the isolate leaves a reaction on it, and those pile up (the bench once
+ * saw workerd grow past 1 GiB that way).
  */
 const inFlight = new Set();
 
