@@ -84,8 +84,9 @@ function recordOf(fields) {
  * resolves to `{ head, bytes }` (`head` is `status\0name\0value...`, `bytes`
  * the whole body, read with one `bytes()` instead of chunk by chunk from
  * wasm; with `readHeaders` (`name\0name...`) only those headers, each read
- * with one `get`: iterating all six of the TiDB gateway's cost about 16 us
- * per call more than getting the one the driver reads) or to
+ * with one `get`: iterating six, about what the local TiDB gateway stand-in
+ * sends, cost about 16 us per call more than getting the one the driver
+ * reads, in a JS micro-benchmark) or to
  * `{ failure, message }` with `failure` one of `invalid` (the
  * URL cannot be parsed), `timeout` or `network`.
  *

@@ -96,7 +96,7 @@ mod entry {
     /// read, a timer), which already runs on the runtime's microtask queue.
     /// wasm-bindgen's executor queues one more microtask per wake-up
     /// (`queueMicrotask` and its glue were 3.5 % of the page write's CPU
-    /// profile, which wakes up about a dozen times). A wake-up during a
+    /// profile; a write wakes up about ten times by the code's count). A wake-up during a
     /// poll (a future waking itself) polls once more after it.
     struct Task {
         future: RefCell<Option<Answer>>,

@@ -86,10 +86,16 @@ async fn send(request: Request, timeout: Duration) -> Result<Response, FetchErro
         push_field(&mut headers, name.as_str(), value);
     }
     let body = (!body.is_empty()).then_some(&body[..]);
-    let read_headers = parts
-        .extensions
-        .get::<ReadHeaders>()
-        .map(|read| read.0.join(&SEPARATOR.to_string()));
+    let read_headers = parts.extensions.get::<ReadHeaders>().map(|read| {
+        let mut names = String::with_capacity(32);
+        for name in read.0 {
+            if !names.is_empty() {
+                names.push(SEPARATOR);
+            }
+            names.push_str(name);
+        }
+        names
+    });
     let sent = send_fetch(
         &parts.uri.to_string(),
         parts.method.as_str(),

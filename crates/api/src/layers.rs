@@ -145,7 +145,9 @@ fn push_tenths(out: &mut String, millis: f64) {
 /// routed at all (no path match, no method dispatch, no `Allow` header
 /// that axum adds to what a route's fallback answers), and the CORS
 /// service is not cloned with each route's service for every request.
-pub fn apply(router: Router<Arc<App>>, app: &Arc<App>) -> Router<Arc<App>> {
+/// The app goes to the routes as their state here; the outer router needs
+/// none (the edge carries its own).
+pub fn apply(router: Router<Arc<App>>, app: &Arc<App>) -> Router {
     let routed = router
         .route_layer(tower::layer::layer_fn(NoteRoute))
         .with_state(app.clone());

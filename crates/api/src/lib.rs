@@ -165,7 +165,7 @@ pub fn router(app: Arc<App>) -> Router {
     );
     #[cfg(feature = "test-routes")]
     let routes = routes.merge(test_routes::routes());
-    layers::apply(routes.fallback(not_found), &app).with_state(app)
+    layers::apply(routes.fallback(not_found), &app)
 }
 
 async fn not_found(uri: axum::http::Uri) -> Problem {

@@ -35,8 +35,9 @@ pub type Response = http::Response<Bytes>;
 /// (in any case); transports leave every other one out of the response.
 /// Without it a response carries all its headers. The Worker's `fetch()`
 /// pays for each header it hands to wasm (a JS iteration step and two
-/// strings): about 16 us per call in a micro-benchmark answering six
-/// headers, as the TiDB gateway does, of which the driver reads one.
+/// strings): about 16 us per call in a JS micro-benchmark answering six
+/// headers (about what the local TiDB gateway stand-in sends), of which
+/// the TiDB driver reads one.
 /// Native transports honour it too, so tests catch a caller reading a
 /// header it did not name.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
