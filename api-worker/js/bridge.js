@@ -77,32 +77,65 @@ function recordOf(fields) {
 }
 
 /**
+ * The wasm instance's callback for settled promises (src/promise.rs):
+ * `(index, generation, fulfilled, value)`, `index` and `generation` naming
+ * the wait. Set by each instance before its first wait.
+ */
+let settle;
+
+/** Takes the wasm instance's callback for settled promises. */
+export function setSettle(callback) {
+  settle = callback;
+}
+
+/**
+ * Reports `promise`'s outcome to the callback under the wait's key. The
+ * callback is taken now: an answer arriving after the instance was
+ * replaced goes to the instance that waited.
+ */
+export function watch(promise, index, generation) {
+  const report = settle;
+  promise.then(
+    (value) => report(index, generation, true, value),
+    (error) => report(index, generation, false, error),
+  );
+}
+
+/**
  * The Worker's own `fetch()`: `headers` as `name\0value\0...`, `body` a
  * view of wasm memory (copied here, before anything can move it) or
- * undefined, the whole exchange (connect, send, read the body) limited to
- * `timeoutMs` by the runtime's own `AbortSignal.timeout`. Never rejects:
- * resolves to `{ head, bytes }` (`head` is `status\0name\0value...`, `bytes`
- * the whole body, read with one `bytes()` instead of chunk by chunk from
- * wasm; with `readHeaders` (`name\0name...`) only those headers, each read
- * with one `get`: iterating six, about what the local TiDB gateway stand-in
- * sends, cost about 16 us per call more than getting the one the driver
- * reads, in a JS micro-benchmark) or to
- * `{ failure, message }` with `failure` one of `invalid` (the
- * URL cannot be parsed), `timeout` or `network`.
+ * undefined. With `timeoutMs` the whole exchange (connect, send, read the
+ * body) is limited by the runtime's own `AbortSignal.timeout`; without, the
+ * caller keeps the deadline on its request's timer and leaves a late answer
+ * behind (a signal cost about 16 us per call in a JS micro-benchmark).
+ * Reports to the wasm callback under `index` and `generation` (see
+ * `watch`), never a failure: `{ head, bytes }` (`head` is
+ * `status\0name\0value...`, `bytes` the whole body, read with one
+ * `bytes()` instead of chunk by chunk from wasm; with `readHeaders`
+ * (`name\0name...`) only those headers, each read with one `get`: iterating
+ * six, about what the local TiDB gateway stand-in sends, cost about 16 us
+ * per call more than getting the one the driver reads, in a JS
+ * micro-benchmark) or `{ failure, message }` with `failure` one of
+ * `invalid` (the URL cannot be parsed), `timeout` or `network`.
  *
  * The URL and init go to `fetch()` as they are, with the headers as a
  * record, where a `Request` and a `Headers` were built first: in CPU
  * profiles of the page write (six calls), `fetch()` and the `Request`
  * constructor together went from 13.5 to 12.6 samples per write.
  */
-export async function sendFetch(url, method, headers, body, timeoutMs, readHeaders) {
-  const init = {
-    method,
-    headers: recordOf(headers) ?? headersOf(headers),
-    body: body === undefined ? undefined : body.slice(),
-    signal: AbortSignal.timeout(timeoutMs),
-  };
+export async function sendFetch(url, method, headers, body, timeoutMs, readHeaders, index, generation) {
+  // Everything before the first await runs in the call, while `body` still
+  // views the bytes wasm handed over.
+  // Nothing here may throw past the report: the wait would never end.
+  const report = settle;
+  let outcome;
   try {
+    const init = {
+      method,
+      headers: recordOf(headers) ?? headersOf(headers),
+      body: body === undefined ? undefined : body.slice(),
+      signal: timeoutMs === undefined ? undefined : AbortSignal.timeout(timeoutMs),
+    };
     const response = await fetch(url, init);
     const bytes = await response.bytes();
     let head = String(response.status);
@@ -116,11 +149,12 @@ export async function sendFetch(url, method, headers, body, timeoutMs, readHeade
         if (value !== null) head += SEPARATOR + name + SEPARATOR + value;
       }
     }
-    return { head, bytes };
+    outcome = { head, bytes };
   } catch (error) {
     let failure = "network";
     if (error?.name === "TimeoutError") failure = "timeout";
     else if (!URL.canParse(url)) failure = "invalid";
-    return { failure, message: String(error) };
+    outcome = { failure, message: String(error) };
   }
+  report(index, generation, true, outcome);
 }

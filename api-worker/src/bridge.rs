@@ -27,7 +27,6 @@ use axum::body::Body;
 use axum::http::{HeaderName, HeaderValue, Method, Request, Response};
 use worker::js_sys::{self, Uint8Array};
 use worker::wasm_bindgen::{self, prelude::wasm_bindgen, JsValue};
-use worker::wasm_bindgen_futures::JsFuture;
 use worker::web_sys;
 
 #[wasm_bindgen(module = "/js/bridge.js")]
@@ -163,7 +162,7 @@ pub async fn request_from_js(request: web_sys::Request) -> Result<Request<Body>,
     let body = match (request.body(), declared_length) {
         (None, _) => Body::empty(),
         (Some(_), Some(length)) if length <= BUFFERED_BODY_LIMIT => {
-            let buffer = JsFuture::from(request.array_buffer()?).await?;
+            let buffer = crate::promise::Wait::on(&request.array_buffer()?).await?;
             Body::from(Uint8Array::new(&buffer).to_vec())
         }
         (Some(stream), _) => Body::new(worker::Body::new(stream)),

@@ -47,7 +47,9 @@ mod entry {
             fetch: Arc::new(WorkerFetch),
             connect: Arc::new(WorkerConnect),
             timer: Arc::new(WorkerTimer),
-            request_timer: || Arc::new(RequestTimer::default()),
+            // The timer of the request being polled: the one its own
+            // `fetch()` calls keep their deadlines on (see WorkerFetch).
+            request_timer: || Arc::new(RequestTimer::current().unwrap_or_default()),
             signatures: Arc::new(WebCrypto),
         }
     }
@@ -105,6 +107,8 @@ mod entry {
         settle: RefCell<Option<(js_sys::Function, js_sys::Function)>>,
         polling: Cell<bool>,
         woken: Cell<bool>,
+        /// The request's one timer, current while it is polled.
+        timer: RequestTimer,
     }
 
     // SAFETY: wasm32 Workers are single-threaded; a task and its wakers
@@ -121,6 +125,7 @@ mod entry {
                 settle: RefCell::new(None),
                 polling: Cell::new(false),
                 woken: Cell::new(false),
+                timer: RequestTimer::default(),
             });
             match task.poll() {
                 Some(Ok(response)) => response.into(),
@@ -142,7 +147,7 @@ mod entry {
             }
             let waker = Waker::from(self.clone());
             let mut cx = std::task::Context::from_waker(&waker);
-            let outcome = loop {
+            let outcome = self.timer.enter(|| loop {
                 self.woken.set(false);
                 let mut future = self.future.borrow_mut();
                 let Some(pending) = future.as_mut() else {
@@ -155,7 +160,7 @@ mod entry {
                 if !self.woken.get() {
                     break None;
                 }
-            };
+            });
             self.polling.set(false);
             outcome
         }
@@ -220,4 +225,5 @@ mod entry {
 
 mod bridge;
 mod platform;
+mod promise;
 mod socket;

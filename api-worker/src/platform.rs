@@ -18,10 +18,10 @@ use outbound::{
 use worker::js_sys::{Date, Function, Promise, Uint8Array};
 use worker::send::SendFuture;
 use worker::wasm_bindgen::{self, prelude::wasm_bindgen, prelude::Closure, JsCast, JsValue};
-use worker::wasm_bindgen_futures::JsFuture;
 use worker::Delay;
 
 use crate::bridge::{push_field, SEPARATOR};
+use crate::promise::Wait;
 
 #[wasm_bindgen]
 extern "C" {
@@ -46,22 +46,31 @@ extern "C" {
         method: &str,
         headers: &str,
         body: Option<&[u8]>,
-        timeout_ms: f64,
+        timeout_ms: Option<f64>,
         read_headers: Option<&str>,
-    ) -> Promise;
+        index: u32,
+        generation: u32,
+    );
 }
 
 /// Outbound HTTP through the Worker's `fetch()`, by way of `sendFetch` in
-/// `js/bridge.js`. workers-rs' `Fetch` was used before: it builds the
+/// `js/bridge.js`, its outcome awaited as a [`Wait`]. workers-rs' `Fetch` was used before: it builds the
 /// request with one JS call per header, reads the response body chunk by
 /// chunk through a wasm `ReadableStream` reader (a lock, a read and a
 /// release per chunk), and the timeout took a wasm timer and an
 /// `AbortController`; a CPU profile of an uncached page read had about 8 %
 /// of its samples in that body reading alone. Here the request's head
-/// crosses as one string, the body is read with one `bytes()`, and the
-/// runtime's `AbortSignal.timeout` limits the whole exchange. Of the
-/// response's headers only those the request names in
-/// [`ReadHeaders`] come back, when it names them.
+/// crosses as one string, the body is read with one `bytes()`, and of the
+/// response's headers only those the request names in [`ReadHeaders`] come
+/// back, when it names them.
+///
+/// The timeout: inside a request (its task being polled, see
+/// [`RequestTimer::current`]) it is one more deadline on the request's
+/// timer, usually later than one already armed and then free; when it
+/// passes, the wait is dropped and the answer, if one ever comes, is left
+/// behind (the runtime cancels the `fetch()` with the request). Outside a
+/// request (work on `waitUntil`, the cron) no request timer runs, and the
+/// runtime's `AbortSignal.timeout` limits the exchange.
 pub struct WorkerFetch;
 
 impl Fetch for WorkerFetch {
@@ -96,16 +105,26 @@ async fn send(request: Request, timeout: Duration) -> Result<Response, FetchErro
         }
         names
     });
-    let sent = send_fetch(
+    let timer = RequestTimer::current();
+    let wait = Wait::new();
+    let (index, generation) = wait.key();
+    send_fetch(
         &parts.uri.to_string(),
         parts.method.as_str(),
         &headers,
         body,
-        timeout.as_millis() as f64,
+        timer.is_none().then_some(timeout.as_millis() as f64),
         read_headers.as_deref(),
+        index,
+        generation,
     );
-    let outcome: FetchOutcome = JsFuture::from(sent)
-        .await
+    let outcome = match timer {
+        Some(timer) => outbound::deadline(&timer, timeout, wait)
+            .await
+            .map_err(|_| FetchError::Timeout(timeout))?,
+        None => wait.await,
+    };
+    let outcome: FetchOutcome = outcome
         .map_err(|e| FetchError::Network(format!("{e:?}")))?
         .unchecked_into();
     let (Some(head), Some(bytes)) = (outcome.head(), outcome.bytes()) else {
@@ -154,8 +173,9 @@ impl access::SignatureCheck for WebCrypto {
             message,
             signature,
         );
+        let checked = Wait::on(&checked);
         Box::pin(SendFuture::new(async move {
-            matches!(JsFuture::from(checked).await, Ok(valid) if valid.as_bool() == Some(true))
+            matches!(checked.await, Ok(valid) if valid.as_bool() == Some(true))
         }))
     }
 }
@@ -184,8 +204,32 @@ extern "C" {
 /// sleep has to wait. Never shared between requests: a timer's callback
 /// runs in the request that armed it, and waking another request's I/O
 /// from there is an error in Workers.
-#[derive(Default)]
+#[derive(Default, Clone)]
 pub struct RequestTimer(Rc<RefCell<Clock>>);
+
+thread_local! {
+    /// The timer of the request whose task is being polled (see
+    /// [`RequestTimer::enter`]).
+    static CURRENT: RefCell<Option<RequestTimer>> = const { RefCell::new(None) };
+}
+
+impl RequestTimer {
+    /// The timer of the request being polled, if a request is: what its
+    /// `fetch()` calls keep their deadlines on.
+    pub fn current() -> Option<RequestTimer> {
+        CURRENT.with_borrow(Clone::clone)
+    }
+
+    /// Runs `poll` (a poll of this timer's request) with this timer as the
+    /// current one, and the one before it (a request polling another that
+    /// it woke) current again after.
+    pub fn enter<R>(&self, poll: impl FnOnce() -> R) -> R {
+        let outer = CURRENT.replace(Some(self.clone()));
+        let out = poll();
+        CURRENT.set(outer);
+        out
+    }
+}
 
 // SAFETY: wasm32 Workers are single-threaded; the timer stays with its
 // request, on the thread that made it.
