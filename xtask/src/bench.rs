@@ -328,6 +328,8 @@ struct TargetFacts {
 struct Report {
     commit: String,
     machine: String,
+    /// Seconds of warm-up load per case and target before the rounds.
+    warmup_secs: u64,
     duration_secs: u64,
     rounds: u32,
     connections: u32,
@@ -454,24 +456,31 @@ pub fn run(ui: &Ui, flags: &flags::Bench) -> anyhow::Result<()> {
     let scripts = state.join("wrk");
     std::fs::create_dir_all(&scripts)?;
     let mut loads: BTreeMap<(&str, Target), Vec<Load>> = BTreeMap::new();
-    // Every path is run once before measuring: V8 compiles the JS hot paths
-    // and both Workers fill their per-isolate caches (Access keys, scripts).
-    ui.step("warm up every case on every target (2 s each)", || {
-        for case in &selected {
-            for target in targets_of(case, &targets) {
-                wrk_load(
-                    &wrk,
-                    case,
-                    target,
-                    server(target),
-                    flags.connections,
-                    2,
-                    &scripts,
-                )?;
+    // Every path runs before measuring: V8 compiles the JS hot paths and
+    // tiers the wasm up (see `--warmup`), and both Workers fill their
+    // per-isolate caches (Access keys, scripts).
+    ui.step(
+        &format!(
+            "warm up every case on every target ({} s each)",
+            flags.warmup
+        ),
+        || {
+            for case in &selected {
+                for target in targets_of(case, &targets) {
+                    wrk_load(
+                        &wrk,
+                        case,
+                        target,
+                        server(target),
+                        flags.connections,
+                        flags.warmup,
+                        &scripts,
+                    )?;
+                }
             }
-        }
-        Ok(())
-    })?;
+            Ok(())
+        },
+    )?;
     let total = flags.rounds as usize
         * selected
             .iter()
@@ -562,6 +571,7 @@ pub fn run(ui: &Ui, flags: &flags::Bench) -> anyhow::Result<()> {
     let report = Report {
         commit: project::git_commit(),
         machine: machine(),
+        warmup_secs: flags.warmup,
         duration_secs: flags.duration,
         rounds: flags.rounds,
         connections: flags.connections,
@@ -1525,8 +1535,8 @@ fn render(report: &Report) -> String {
     let mut out = String::new();
     let _ = writeln!(
         out,
-        "\n  {} s x {} rounds per case and target, wrk -t1 -c{}; medians over rounds",
-        report.duration_secs, report.rounds, report.connections
+        "\n  {} s of warm-up, then {} s x {} rounds per case and target, wrk -t1 -c{}; medians over rounds",
+        report.warmup_secs, report.duration_secs, report.rounds, report.connections
     );
     let _ = writeln!(
         out,

@@ -223,6 +223,17 @@ pub struct Bench {
     #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..=600))]
     pub duration: u64,
 
+    /// Seconds of load per case and target before the rounds, to measure
+    /// each Worker as an isolate that has served a while. V8 runs wasm
+    /// first as its baseline compiler (Liftoff) made it and compiles a
+    /// function with its optimizing one only once that function has run
+    /// enough, so the api gets cheaper for a while after its isolate
+    /// starts: a fresh isolate's CPU per page write fell from 3.9 to 3.0 ms
+    /// over its first 40 s of load, the JS reference's stayed level
+    /// (BENCHMARKS.md, eighth pass).
+    #[arg(long, default_value_t = 15, value_parser = clap::value_parser!(u64).range(1..=600))]
+    pub warmup: u64,
+
     /// Rounds; each round loads every case on every target in turn, so
     /// drift of the machine hits all targets alike. Figures are medians.
     #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=50))]
