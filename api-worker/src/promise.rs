@@ -3,9 +3,10 @@
 //! wasm-bindgen's `JsFuture` makes two closures for every promise it
 //! awaits (each a JS function made by its glue and registered for
 //! finalization, with the shared state behind an `Rc`) and calls `then`
-//! from wasm; a page write awaits seven promises. Here a wait is a slot in
-//! an isolate-wide table, and the JS side reports a settled promise to the
-//! one callback made for the isolate, naming the slot and its generation.
+//! from wasm; a page write awaits eight (its body, the signature check and
+//! six statements). Here a wait is a slot in an isolate-wide table, and the
+//! JS side reports a settled promise to the one callback made for the
+//! isolate, naming the slot and its generation.
 //!
 //! A wait dropped before its promise settles frees its slot at once and
 //! bumps the slot's generation, so the late outcome finds no one waiting
