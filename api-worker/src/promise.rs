@@ -36,25 +36,93 @@ pub struct Wait {
     generation: u32,
 }
 
-enum State {
-    Free,
-    Waiting(Option<Waker>),
-    Settled(Result<JsValue, JsValue>),
-}
-
-struct Slot {
-    generation: u32,
-    state: State,
-}
-
-#[derive(Default)]
-struct Table {
-    slots: Vec<Slot>,
+/// The waits of an isolate: slots reused through a free list, each with a
+/// generation bumped when its wait ends, so an outcome reported for an
+/// ended wait is told apart from one for the slot's next wait. Generic in
+/// the outcome so that it is tested natively.
+struct Table<T> {
+    slots: Vec<Slot<T>>,
     free: Vec<u32>,
 }
 
+struct Slot<T> {
+    generation: u32,
+    state: State<T>,
+}
+
+enum State<T> {
+    Free,
+    Waiting(Option<Waker>),
+    Settled(T),
+}
+
+impl<T> Table<T> {
+    const fn new() -> Self {
+        Table {
+            slots: Vec::new(),
+            free: Vec::new(),
+        }
+    }
+
+    /// A slot for a new wait: its index and generation.
+    fn open(&mut self) -> (u32, u32) {
+        let index = match self.free.pop() {
+            Some(index) => index,
+            None => {
+                self.slots.push(Slot {
+                    generation: 0,
+                    state: State::Free,
+                });
+                (self.slots.len() - 1) as u32
+            }
+        };
+        let slot = &mut self.slots[index as usize];
+        slot.state = State::Waiting(None);
+        (index, slot.generation)
+    }
+
+    /// Records the outcome of wait (`index`, `generation`); the waker to
+    /// wake, if the wait is still there and was polled. An outcome for a
+    /// wait that ended (or never was) is dropped.
+    fn settle(&mut self, index: u32, generation: u32, outcome: T) -> Option<Waker> {
+        let slot = self.slots.get_mut(index as usize)?;
+        if slot.generation != generation {
+            return None;
+        }
+        let State::Waiting(waker) = &mut slot.state else {
+            return None;
+        };
+        let waker = waker.take();
+        slot.state = State::Settled(outcome);
+        waker
+    }
+
+    /// The outcome of the wait in `index`, or `Pending` with `waker` kept.
+    fn poll(&mut self, index: u32, waker: &Waker) -> Poll<T> {
+        let slot = &mut self.slots[index as usize];
+        match std::mem::replace(&mut slot.state, State::Free) {
+            State::Settled(outcome) => Poll::Ready(outcome),
+            State::Waiting(_) => {
+                slot.state = State::Waiting(Some(waker.clone()));
+                Poll::Pending
+            }
+            State::Free => panic!("a promise wait polled after it finished"),
+        }
+    }
+
+    /// Ends the wait in `index`: its slot is free, its generation over.
+    fn close(&mut self, index: u32) {
+        let slot = &mut self.slots[index as usize];
+        slot.state = State::Free;
+        slot.generation = slot.generation.wrapping_add(1);
+        self.free.push(index);
+    }
+}
+
+type Outcome = Result<JsValue, JsValue>;
+
 thread_local! {
-    static TABLE: RefCell<Table> = RefCell::new(Table::default());
+    static TABLE: RefCell<Table<Outcome>> = const { RefCell::new(Table::new()) };
     /// Whether the JS side has this instance's callback. A new wasm
     /// instance (after a trap) starts without, and hands over its own.
     static REGISTERED: Cell<bool> = const { Cell::new(false) };
@@ -64,18 +132,8 @@ thread_local! {
 /// fulfilled when `ok`. Wakes the wait, or drops the outcome when the
 /// wait is gone.
 fn on_settle(index: u32, generation: u32, ok: bool, value: JsValue) {
-    let waker = TABLE.with_borrow_mut(|table| {
-        let slot = table.slots.get_mut(index as usize)?;
-        if slot.generation != generation {
-            return None;
-        }
-        let State::Waiting(waker) = &mut slot.state else {
-            return None;
-        };
-        let waker = waker.take();
-        slot.state = State::Settled(if ok { Ok(value) } else { Err(value) });
-        waker
-    });
+    let outcome = if ok { Ok(value) } else { Err(value) };
+    let waker = TABLE.with_borrow_mut(|table| table.settle(index, generation, outcome));
     // Woken with the table released: the waker polls the request at once.
     if let Some(waker) = waker {
         waker.wake();
@@ -93,24 +151,8 @@ impl Wait {
             callback.forget();
             REGISTERED.set(true);
         }
-        TABLE.with_borrow_mut(|table| {
-            let index = match table.free.pop() {
-                Some(index) => index,
-                None => {
-                    table.slots.push(Slot {
-                        generation: 0,
-                        state: State::Free,
-                    });
-                    (table.slots.len() - 1) as u32
-                }
-            };
-            let slot = &mut table.slots[index as usize];
-            slot.state = State::Waiting(None);
-            Wait {
-                index,
-                generation: slot.generation,
-            }
-        })
+        let (index, generation) = TABLE.with_borrow_mut(Table::open);
+        Wait { index, generation }
     }
 
     /// The wait for `promise`'s outcome.
@@ -127,32 +169,97 @@ impl Wait {
 }
 
 impl Future for Wait {
-    type Output = Result<JsValue, JsValue>;
+    type Output = Outcome;
 
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        TABLE.with_borrow_mut(|table| {
-            let slot = &mut table.slots[self.index as usize];
-            match std::mem::replace(&mut slot.state, State::Free) {
-                State::Settled(outcome) => Poll::Ready(outcome),
-                State::Waiting(_) => {
-                    slot.state = State::Waiting(Some(cx.waker().clone()));
-                    Poll::Pending
-                }
-                // Polled again after it gave its outcome.
-                State::Free => panic!("a promise wait polled after it finished"),
-            }
-        })
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Outcome> {
+        TABLE.with_borrow_mut(|table| table.poll(self.index, cx.waker()))
     }
 }
 
 impl Drop for Wait {
     /// Frees the slot; a later outcome for it is dropped.
     fn drop(&mut self) {
-        TABLE.with_borrow_mut(|table| {
-            let slot = &mut table.slots[self.index as usize];
-            slot.state = State::Free;
-            slot.generation = slot.generation.wrapping_add(1);
-            table.free.push(self.index);
-        });
+        TABLE.with_borrow_mut(|table| table.close(self.index));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+    use std::task::Wake;
+
+    /// Counts its wake-ups.
+    #[derive(Default)]
+    struct Count(AtomicUsize);
+    impl Wake for Count {
+        fn wake(self: Arc<Self>) {
+            self.0.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+
+    #[test]
+    fn an_outcome_wakes_its_wait_and_is_given_once() {
+        let count = Arc::new(Count::default());
+        let waker = Waker::from(count.clone());
+        let mut table = Table::new();
+        let (index, generation) = table.open();
+        assert!(table.poll(index, &waker).is_pending());
+        let woken = table.settle(index, generation, 7);
+        woken.expect("a polled wait is woken").wake();
+        assert_eq!(count.0.load(Ordering::SeqCst), 1);
+        assert_eq!(table.poll(index, &waker), Poll::Ready(7));
+        table.close(index);
+    }
+
+    #[test]
+    fn an_outcome_before_the_first_poll_is_kept() {
+        let waker = Waker::from(Arc::new(Count::default()));
+        let mut table = Table::new();
+        let (index, generation) = table.open();
+        assert!(table.settle(index, generation, "early").is_none());
+        assert_eq!(table.poll(index, &waker), Poll::Ready("early"));
+    }
+
+    #[test]
+    fn a_late_outcome_for_an_ended_wait_does_not_reach_the_next_wait_in_its_slot() {
+        let waker = Waker::from(Arc::new(Count::default()));
+        let mut table = Table::new();
+        let (first, first_generation) = table.open();
+        assert!(table.poll(first, &waker).is_pending());
+        // Given up (its deadline passed): the slot goes to the next wait.
+        table.close(first);
+        let (second, second_generation) = table.open();
+        assert_eq!(second, first, "the slot is reused");
+        assert_ne!(second_generation, first_generation);
+        assert!(table.poll(second, &waker).is_pending());
+        assert!(table.settle(first, first_generation, 1).is_none());
+        assert!(
+            table.poll(second, &waker).is_pending(),
+            "the late outcome was dropped"
+        );
+        assert!(table.settle(second, second_generation, 2).is_some());
+        assert_eq!(table.poll(second, &waker), Poll::Ready(2));
+    }
+
+    #[test]
+    fn an_outcome_for_a_slot_never_opened_is_dropped() {
+        let mut table = Table::<u8>::new();
+        assert!(table.settle(3, 0, 1).is_none());
+        let (index, generation) = table.open();
+        assert!(table.settle(index, generation.wrapping_add(1), 1).is_none());
+    }
+
+    #[test]
+    fn slots_are_reused_not_grown() {
+        let mut table = Table::<u8>::new();
+        for _ in 0..100 {
+            let (a, _) = table.open();
+            let (b, _) = table.open();
+            table.close(a);
+            table.close(b);
+        }
+        assert_eq!(table.slots.len(), 2);
     }
 }
