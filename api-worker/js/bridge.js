@@ -125,8 +125,8 @@ export function watch(promise, index, generation) {
  */
 export async function sendFetch(url, method, headers, body, timeoutMs, readHeaders, index, generation) {
   // Everything before the first await runs in the call, while `body` still
-  // views the bytes wasm handed over.
-  // Nothing here may throw past the report: the wait would never end.
+  // views the bytes wasm handed over; nothing may throw past the report, or
+  // the wait would never end.
   const report = settle;
   let outcome;
   try {

@@ -8,9 +8,9 @@
 //! JS side reports a settled promise to the one callback made for the
 //! isolate, naming the slot and its generation.
 //!
-//! A wait dropped before its promise settles frees its slot at once and
-//! bumps the slot's generation, so the late outcome finds no one waiting
-//! and is dropped. That is what lets the Worker's `fetch()` be left behind
+//! A wait dropped before its promise settles frees its slot at once; the
+//! late outcome names a generation no wait in that slot has any more, and
+//! is dropped. That is what lets the Worker's `fetch()` be left behind
 //! at its deadline instead of aborted (see platform.rs); with `JsFuture` a
 //! promise that never settles would keep its closures and state forever.
 
@@ -19,6 +19,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll, Waker};
 
+use slab::Slab;
 use worker::js_sys::Promise;
 use worker::wasm_bindgen::{self, prelude::wasm_bindgen, prelude::Closure, JsValue};
 
@@ -36,86 +37,77 @@ pub struct Wait {
     generation: u32,
 }
 
-/// The waits of an isolate: slots reused through a free list, each with a
-/// generation bumped when its wait ends, so an outcome reported for an
-/// ended wait is told apart from one for the slot's next wait. Generic in
+/// The waits of an isolate, in a slab whose slots are reused. Each wait
+/// also gets a generation, so that an outcome reported for a wait that
+/// ended is told apart from one for the next wait in its slot. Generic in
 /// the outcome so that it is tested natively.
 struct Table<T> {
-    slots: Vec<Slot<T>>,
-    free: Vec<u32>,
+    waits: Slab<Entry<T>>,
+    /// The generation of the wait opened last.
+    generation: u32,
 }
 
-struct Slot<T> {
+struct Entry<T> {
     generation: u32,
     state: State<T>,
 }
 
 enum State<T> {
-    Free,
     Waiting(Option<Waker>),
     Settled(T),
+    Taken,
 }
 
 impl<T> Table<T> {
     const fn new() -> Self {
         Table {
-            slots: Vec::new(),
-            free: Vec::new(),
+            waits: Slab::new(),
+            generation: 0,
         }
     }
 
-    /// A slot for a new wait: its index and generation.
+    /// A new wait: its slot and generation.
     fn open(&mut self) -> (u32, u32) {
-        let index = match self.free.pop() {
-            Some(index) => index,
-            None => {
-                self.slots.push(Slot {
-                    generation: 0,
-                    state: State::Free,
-                });
-                (self.slots.len() - 1) as u32
-            }
-        };
-        let slot = &mut self.slots[index as usize];
-        slot.state = State::Waiting(None);
-        (index, slot.generation)
+        self.generation = self.generation.wrapping_add(1);
+        let index = self.waits.insert(Entry {
+            generation: self.generation,
+            state: State::Waiting(None),
+        });
+        (index as u32, self.generation)
     }
 
     /// Records the outcome of wait (`index`, `generation`); the waker to
     /// wake, if the wait is still there and was polled. An outcome for a
     /// wait that ended (or never was) is dropped.
     fn settle(&mut self, index: u32, generation: u32, outcome: T) -> Option<Waker> {
-        let slot = self.slots.get_mut(index as usize)?;
-        if slot.generation != generation {
+        let entry = self.waits.get_mut(index as usize)?;
+        if entry.generation != generation {
             return None;
         }
-        let State::Waiting(waker) = &mut slot.state else {
+        let State::Waiting(waker) = &mut entry.state else {
             return None;
         };
         let waker = waker.take();
-        slot.state = State::Settled(outcome);
+        entry.state = State::Settled(outcome);
         waker
     }
 
     /// The outcome of the wait in `index`, or `Pending` with `waker` kept.
     fn poll(&mut self, index: u32, waker: &Waker) -> Poll<T> {
-        let slot = &mut self.slots[index as usize];
-        match std::mem::replace(&mut slot.state, State::Free) {
+        let entry = &mut self.waits[index as usize];
+        match std::mem::replace(&mut entry.state, State::Taken) {
             State::Settled(outcome) => Poll::Ready(outcome),
             State::Waiting(_) => {
-                slot.state = State::Waiting(Some(waker.clone()));
+                entry.state = State::Waiting(Some(waker.clone()));
                 Poll::Pending
             }
-            State::Free => panic!("a promise wait polled after it finished"),
+            State::Taken => panic!("a promise wait polled after it finished"),
         }
     }
 
-    /// Ends the wait in `index`: its slot is free, its generation over.
+    /// Ends the wait in `index`, freeing its slot.
     fn close(&mut self, index: u32) {
-        let slot = &mut self.slots[index as usize];
-        slot.state = State::Free;
-        slot.generation = slot.generation.wrapping_add(1);
-        self.free.push(index);
+        self.waits.remove(index as usize);
     }
 }
 
@@ -187,67 +179,56 @@ impl Drop for Wait {
 mod tests {
     use super::*;
 
-    #[test]
-    fn an_outcome_wakes_its_wait_and_is_given_once() {
-        let waker = Waker::noop();
+    /// A table with one wait, polled once.
+    fn one_polled_wait<T>() -> (Table<T>, u32, u32) {
         let mut table = Table::new();
         let (index, generation) = table.open();
-        assert!(table.poll(index, waker).is_pending());
+        assert!(table.poll(index, Waker::noop()).is_pending());
+        (table, index, generation)
+    }
+
+    #[test]
+    fn an_outcome_wakes_its_wait_and_is_given_once() {
+        let (mut table, index, generation) = one_polled_wait();
         assert!(
             table.settle(index, generation, 7).is_some(),
             "a polled wait is woken"
         );
-        assert_eq!(table.poll(index, waker), Poll::Ready(7));
+        assert_eq!(table.poll(index, Waker::noop()), Poll::Ready(7));
         table.close(index);
+        assert!(table.waits.is_empty());
     }
 
     #[test]
     fn an_outcome_before_the_first_poll_is_kept() {
-        let waker = Waker::noop();
         let mut table = Table::new();
         let (index, generation) = table.open();
         assert!(table.settle(index, generation, "early").is_none());
-        assert_eq!(table.poll(index, waker), Poll::Ready("early"));
+        assert_eq!(table.poll(index, Waker::noop()), Poll::Ready("early"));
     }
 
     #[test]
     fn a_late_outcome_for_an_ended_wait_does_not_reach_the_next_wait_in_its_slot() {
-        let waker = Waker::noop();
-        let mut table = Table::new();
-        let (first, first_generation) = table.open();
-        assert!(table.poll(first, waker).is_pending());
+        let (mut table, first, first_generation) = one_polled_wait();
         // Given up (its deadline passed): the slot goes to the next wait.
         table.close(first);
         let (second, second_generation) = table.open();
         assert_eq!(second, first, "the slot is reused");
-        assert_ne!(second_generation, first_generation);
-        assert!(table.poll(second, waker).is_pending());
+        assert!(table.poll(second, Waker::noop()).is_pending());
         assert!(table.settle(first, first_generation, 1).is_none());
         assert!(
-            table.poll(second, waker).is_pending(),
+            table.poll(second, Waker::noop()).is_pending(),
             "the late outcome was dropped"
         );
         assert!(table.settle(second, second_generation, 2).is_some());
-        assert_eq!(table.poll(second, waker), Poll::Ready(2));
+        assert_eq!(table.poll(second, Waker::noop()), Poll::Ready(2));
     }
 
     #[test]
-    fn an_outcome_for_a_slot_never_opened_is_dropped() {
-        let mut table = Table::<u8>::new();
-        assert!(table.settle(3, 0, 1).is_none());
-        let (index, generation) = table.open();
+    fn an_outcome_for_a_wait_never_opened_is_dropped() {
+        let (mut table, index, generation) = one_polled_wait::<u8>();
+        assert!(table.settle(index + 1, generation, 1).is_none());
         assert!(table.settle(index, generation.wrapping_add(1), 1).is_none());
-    }
-
-    #[test]
-    fn slots_are_reused_not_grown() {
-        let mut table = Table::<u8>::new();
-        for _ in 0..100 {
-            let (a, _) = table.open();
-            let (b, _) = table.open();
-            table.close(a);
-            table.close(b);
-        }
-        assert_eq!(table.slots.len(), 2);
+        assert!(table.poll(index, Waker::noop()).is_pending());
     }
 }

@@ -229,7 +229,7 @@ pub struct Bench {
     /// function with its optimizing one only once that function has run
     /// enough, so the api gets cheaper for a while after its isolate
     /// starts: a fresh isolate's CPU per page write fell from 3.9 to 3.0 ms
-    /// over its first 40 s of load, the JS reference's stayed level
+    /// over its first 40 s of load, while the JS reference's did not fall
     /// (BENCHMARKS.md, eighth pass).
     #[arg(long, default_value_t = 15, value_parser = clap::value_parser!(u64).range(1..=600))]
     pub warmup: u64,
