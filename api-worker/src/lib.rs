@@ -9,7 +9,6 @@ mod entry {
     use std::sync::{Arc, OnceLock};
 
     use api::{App, Platform};
-    use axum::Router;
     use outbound::Background;
     use std::future::Future;
     use std::task::{Poll, Wake, Waker};
@@ -24,7 +23,7 @@ mod entry {
     /// from its bindings (which do not change while the isolate lives).
     /// The router is cloned per request: a clone shares the routes and
     /// layers behind an `Arc`.
-    static APP: OnceLock<(Arc<App>, Router)> = OnceLock::new();
+    static APP: OnceLock<(Arc<App>, api::Api)> = OnceLock::new();
 
     fn platform() -> Platform {
         fn now_millis() -> f64 {
@@ -54,7 +53,7 @@ mod entry {
         }
     }
 
-    fn app(env: &Env) -> &'static (Arc<App>, Router) {
+    fn app(env: &Env) -> &'static (Arc<App>, api::Api) {
         APP.get_or_init(|| {
             let app: Arc<App> = App::new(
                 |name| {
@@ -202,7 +201,7 @@ mod entry {
         request
             .extensions_mut()
             .insert(Background::new(move |work| ctx.0.wait_until(work)));
-        // Router::call never fails (its error type is Infallible).
+        // The API's service never fails (its error type is Infallible).
         let Ok(response) = app(&env).1.clone().call(request).await;
         crate::bridge::response_to_js(response).await
     }

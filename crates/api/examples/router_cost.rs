@@ -97,7 +97,7 @@ fn main() {
 
     runtime.block_on(async {
         let case = case.as_str();
-        let run = |router: axum::Router| async move {
+        let run = |router: api::Api| async move {
             let response = router.oneshot(request(case)).await.expect("infallible");
             assert!(response.status().is_success(), "{}", response.status());
             std::hint::black_box(axum::body::to_bytes(response.into_body(), usize::MAX).await)

@@ -7,12 +7,16 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use axum::extract::{MatchedPath, Request, State};
+use std::convert::Infallible;
+use std::task::Poll;
+
+use axum::extract::{MatchedPath, Request};
 use axum::http::{header, HeaderName, HeaderValue, Method, StatusCode};
-use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::Router;
-use tower_http::cors::{AllowOrigin, CorsLayer};
+use futures_util::future::{BoxFuture, FutureExt};
+use tower::Service;
+use tower_http::cors::{AllowOrigin, Cors, CorsLayer};
 
 use crate::problem::{Problem, ProblemType};
 use crate::redis::RequestRedis;
@@ -134,7 +138,7 @@ fn push_tenths(out: &mut String, millis: f64) {
 
 /// Wraps `router` in the cross-cutting layers. From the outside in:
 /// 1. request id, timing, trust, deadline and problem finishing
-///    ([`edge`]), so that every response, CORS preflights and 405s
+///    ([`Edge`]), so that every response, CORS preflights and 405s
 ///    included, carries `x-request-id`, `server-timing` and
 ///    [`SECURITY_HEADERS`], every problem document its `instance`, and no
 ///    request runs past its deadline;
@@ -145,15 +149,45 @@ fn push_tenths(out: &mut String, millis: f64) {
 /// routed at all (no path match, no method dispatch, no `Allow` header
 /// that axum adds to what a route's fallback answers), and the CORS
 /// service is not cloned with each route's service for every request.
-/// The app goes to the routes as their state here; the outer router needs
-/// none (the edge carries its own).
-pub fn apply(router: Router<Arc<App>>, app: &Arc<App>) -> Router {
+///
+/// The two layers are plain tower services around the routed router, not
+/// a second `Router` with `middleware::from_fn`: that outer router matched
+/// every path against no routes to reach its fallback, and `from_fn`
+/// boxed the edge's inner service and its future again, all on every
+/// request and again on each of its wake-ups.
+pub fn apply(router: Router<Arc<App>>, app: &Arc<App>) -> Edge {
     let routed = router
         .route_layer(tower::layer::layer_fn(NoteRoute))
         .with_state(app.clone());
-    Router::new()
-        .fallback_service(tower::Layer::layer(&cors(app), routed))
-        .layer(middleware::from_fn_with_state(app.clone(), edge))
+    Edge {
+        app: app.clone(),
+        inner: tower::Layer::layer(&cors(app), routed),
+    }
+}
+
+/// The whole API as one tower service: [`edge`] around CORS around the
+/// routes (see [`apply`]). Cloned per request, like any tower service
+/// shared by concurrent requests.
+#[derive(Clone)]
+pub struct Edge {
+    app: Arc<App>,
+    inner: Cors<Router>,
+}
+
+impl tower::Service<Request> for Edge {
+    type Response = Response;
+    type Error = Infallible;
+    type Future = BoxFuture<'static, Result<Response, Infallible>>;
+
+    fn poll_ready(&mut self, _: &mut std::task::Context<'_>) -> Poll<Result<(), Infallible>> {
+        // The routes are always ready (axum's `Router` is), and so is CORS
+        // around them; each request calls its own clone (`edge`).
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, request: Request) -> Self::Future {
+        Box::pin(edge(self.app.clone(), request, self.inner.clone()).map(Ok))
+    }
 }
 
 /// Tells telemetry which route template matched (routes only: the
@@ -229,7 +263,7 @@ fn cors(app: &App) -> CorsLayer {
 /// sorts binding from internet traffic ([`trust::classify`]), cuts the
 /// request off at its deadline (504), turns axum's bare 405 into a problem
 /// document and stamps `instance`.
-async fn edge(State(app): State<Arc<App>>, mut request: Request, next: Next) -> Response {
+async fn edge(app: Arc<App>, mut request: Request, inner: Cors<Router>) -> Response {
     let started = (app.platform.now_millis)();
     let id = request_id(&app, request.headers());
     let timings = Timings::default();
@@ -257,7 +291,7 @@ async fn edge(State(app): State<Arc<App>>, mut request: Request, next: Next) -> 
                     Err(problem) => return problem.into_response(),
                 };
                 let Some(class) = limits::class(&app.config.rate_limits, &request) else {
-                    return next.run(request).await;
+                    return inner_call(inner, request).await;
                 };
                 let started = (app.platform.now_millis)();
                 // Boxed: its state (a Redis connection and exchange) would
@@ -268,11 +302,11 @@ async fn edge(State(app): State<Arc<App>>, mut request: Request, next: Next) -> 
                 match decision {
                     Some(Err(problem)) => problem.into_response(),
                     Some(Ok(decision)) => {
-                        let mut response = next.run(request).await;
+                        let mut response = inner_call(inner, request).await;
                         limits::add_headers(response.headers_mut(), &decision);
                         response
                     }
-                    None => next.run(request).await,
+                    None => inner_call(inner, request).await,
                 }
             };
             outbound::deadline(timer.as_ref(), limit, handled)
@@ -313,6 +347,15 @@ async fn edge(State(app): State<Arc<App>>, mut request: Request, next: Next) -> 
     if let Ok(value) = HeaderValue::from_str(&timings.header(total)) {
         headers.insert(SERVER_TIMING, value);
     }
+    response
+}
+
+/// Hands `request` on to the service inside the edge.
+async fn inner_call(mut inner: Cors<Router>, request: Request) -> Response {
+    // Always ready (see `Edge::poll_ready`), asked anyway as tower's
+    // contract wants; the error types are Infallible.
+    let Ok(()) = std::future::poll_fn(|cx| Service::<Request>::poll_ready(&mut inner, cx)).await;
+    let Ok(response) = inner.call(request).await;
     response
 }
 

@@ -10,6 +10,7 @@ mod db;
 pub mod extract;
 mod health;
 pub mod layers;
+pub use layers::Edge as Api;
 mod limits;
 pub mod openapi;
 pub mod pages;
@@ -22,8 +23,6 @@ pub mod trust;
 pub mod uploads;
 
 use std::sync::Arc;
-
-use axum::Router;
 
 pub use admin::Admin;
 pub use config::{Config, ConfigIssue};
@@ -153,10 +152,11 @@ impl App {
     }
 }
 
-/// The whole API. Area modules add their (documented) routes;
+/// The whole API, as one tower service that the Worker (and the native
+/// tests) call. Area modules add their (documented) routes;
 /// [`layers::apply`] adds the cross-cutting behaviour; anything unmatched
 /// is a 404 problem document.
-pub fn router(app: Arc<App>) -> Router {
+pub fn router(app: Arc<App>) -> Api {
     let routes = openapi::with_document(
         health::routes()
             .merge(pages::routes())

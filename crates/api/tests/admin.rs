@@ -35,7 +35,7 @@ async fn team() -> String {
     format!("http://{addr}")
 }
 
-async fn app(team: &str, extra: &[(&str, &str)]) -> axum::Router {
+async fn app(team: &str, extra: &[(&str, &str)]) -> api::Api {
     let mut vars: std::collections::HashMap<String, String> = [
         ("ENVIRONMENT", "dev"),
         ("ALLOWED_ORIGINS", "http://localhost:8788"),
@@ -59,7 +59,7 @@ fn now() -> u64 {
         .as_secs()
 }
 
-async fn send(router: &axum::Router, request: Request<Body>) -> (Response, serde_json::Value) {
+async fn send(router: &api::Api, request: Request<Body>) -> (Response, serde_json::Value) {
     let response = router.clone().oneshot(request).await.unwrap();
     let (parts, body) = response.into_parts();
     let bytes = body.collect().await.unwrap().to_bytes();

@@ -10,7 +10,7 @@ use tower::ServiceExt;
 
 const ORIGIN: &str = "https://www.rc.example.com";
 
-fn app(vars: &[(&str, &str)]) -> axum::Router {
+fn app(vars: &[(&str, &str)]) -> api::Api {
     let vars: std::collections::HashMap<String, String> = vars
         .iter()
         .map(|(k, v)| (k.to_string(), v.to_string()))
@@ -18,7 +18,7 @@ fn app(vars: &[(&str, &str)]) -> axum::Router {
     api::router(App::new(|n| vars.get(n).cloned(), Platform::native()))
 }
 
-fn configured() -> axum::Router {
+fn configured() -> api::Api {
     app(&[
         ("ENVIRONMENT", "rc"),
         ("ALLOWED_ORIGINS", ORIGIN),
@@ -36,7 +36,7 @@ fn configured() -> axum::Router {
     ])
 }
 
-async fn send(router: axum::Router, request: Request<Body>) -> (Response, serde_json::Value) {
+async fn send(router: api::Api, request: Request<Body>) -> (Response, serde_json::Value) {
     let response = router.oneshot(request).await.unwrap();
     let (parts, body) = response.into_parts();
     let bytes = body.collect().await.unwrap().to_bytes();

@@ -39,7 +39,7 @@ const TYPES: [&str; 6] = api::config::DEFAULT_UPLOAD_CONTENT_TYPES;
 
 struct Fixture {
     runtime: tokio::runtime::Runtime,
-    router: axum::Router,
+    router: api::Api,
     token: String,
     /// The slug rule as the API documents it (the `slug` parameter's
     /// pattern in its own /openapi.json), not a copy of the code's check.
