@@ -151,6 +151,10 @@ pub async fn request_from_js(request: web_sys::Request) -> Result<Request<Body>,
     let headers = builder
         .headers_mut()
         .ok_or_else(|| js_error("invalid request line"))?;
+    // Sized once for all the headers: a map that fills up grows and
+    // rehashes every header it holds.
+    let separators = head.bytes().filter(|&b| b == SEPARATOR as u8).count();
+    headers.reserve(separators.saturating_sub(1) / 2);
     let mut declared_length = None;
     while let (Some(name), Some(value)) = (fields.next(), fields.next()) {
         let name = HeaderName::from_bytes(name.as_bytes()).map_err(js_error)?;
