@@ -21,10 +21,11 @@
 //! Request bodies up to [`BUFFERED_BODY_LIMIT`] (declared by
 //! `Content-Length`) are read in one piece; larger or undeclared ones keep
 //! workers-rs' streaming body, so a huge upload is never buffered here (the
-//! API refuses bodies over 1 MiB as it reads them).
+//! API refuses bodies over 1 MiB as it reads them). A `GET`, `HEAD` or
+//! `OPTIONS` that declares no body has none (see [`request_from_js`]).
 
 use axum::body::Body;
-use axum::http::{HeaderName, HeaderValue, Method, Request, Response};
+use axum::http::{header, HeaderName, HeaderValue, Method, Request, Response, Uri};
 use worker::js_sys::{self, Uint8Array};
 use worker::wasm_bindgen::{self, prelude::wasm_bindgen, JsValue};
 use worker::web_sys;
@@ -139,39 +140,75 @@ fn js_error(message: impl std::fmt::Display) -> JsValue {
     js_sys::Error::new(&message.to_string()).into()
 }
 
-/// The JS request as axum's request.
-pub async fn request_from_js(request: web_sys::Request) -> Result<Request<Body>, JsValue> {
-    let head = request_head(&request);
+/// A request's head as axum's request without a body, and what says
+/// whether it has one.
+struct Head {
+    request: Request<()>,
+    declared_length: Option<u64>,
+    chunked: bool,
+}
+
+/// `method\0url\0name\0value...` as a request without a body. Built part
+/// by part rather than with `Request::builder()`, which moves the whole
+/// head through a `Result` at every step.
+fn parse_head(head: &str) -> Result<Head, JsValue> {
     let mut fields = head.split(SEPARATOR);
     let (Some(method), Some(url)) = (fields.next(), fields.next()) else {
         return Err(js_error("the request has no method or URL"));
     };
-    let method = Method::from_bytes(method.as_bytes()).map_err(js_error)?;
-    let mut builder = Request::builder().method(method).uri(url);
-    let headers = builder
-        .headers_mut()
-        .ok_or_else(|| js_error("invalid request line"))?;
+    let mut request = Request::new(());
+    *request.method_mut() = Method::from_bytes(method.as_bytes()).map_err(js_error)?;
+    *request.uri_mut() = Uri::try_from(url).map_err(js_error)?;
+    let headers = request.headers_mut();
     // Sized once for all the headers: a map that fills up grows and
     // rehashes every header it holds.
     let separators = head.bytes().filter(|&b| b == SEPARATOR as u8).count();
     headers.reserve(separators.saturating_sub(1) / 2);
     let mut declared_length = None;
+    let mut chunked = false;
     while let (Some(name), Some(value)) = (fields.next(), fields.next()) {
         let name = HeaderName::from_bytes(name.as_bytes()).map_err(js_error)?;
-        if name == axum::http::header::CONTENT_LENGTH {
+        if name == header::CONTENT_LENGTH {
             declared_length = value.parse::<u64>().ok();
+        } else if name == header::TRANSFER_ENCODING {
+            chunked = true;
         }
         headers.append(name, HeaderValue::from_str(value).map_err(js_error)?);
     }
-    let body = match (request.body(), declared_length) {
-        (None, _) => Body::empty(),
-        (Some(_), Some(length)) if length <= BUFFERED_BODY_LIMIT => {
+    Ok(Head {
+        request,
+        declared_length,
+        chunked,
+    })
+}
+
+/// The JS request as axum's request.
+///
+/// The runtime's `body` is looked at only when the head leaves the body
+/// open: a declared length says how much to read, and a `GET`, `HEAD` or
+/// `OPTIONS` that declares neither a length nor chunks has none the API
+/// would read (HTTP/1.1 gives such a request no body at all). The getter
+/// costs a call into the runtime on every request otherwise.
+pub async fn request_from_js(request: web_sys::Request) -> Result<Request<Body>, JsValue> {
+    let Head {
+        request: head,
+        declared_length,
+        chunked,
+    } = parse_head(&request_head(&request))?;
+    let bodiless = matches!(*head.method(), Method::GET | Method::HEAD | Method::OPTIONS);
+    let body = match declared_length {
+        Some(0) => Body::empty(),
+        Some(length) if length <= BUFFERED_BODY_LIMIT => {
             let buffer = crate::promise::Wait::on(&request.array_buffer()?).await?;
             Body::from(Uint8Array::new(&buffer).to_vec())
         }
-        (Some(stream), _) => Body::new(worker::Body::new(stream)),
+        None if bodiless && !chunked => Body::empty(),
+        _ => match request.body() {
+            None => Body::empty(),
+            Some(stream) => Body::new(worker::Body::new(stream)),
+        },
     };
-    builder.body(body).map_err(js_error)
+    Ok(head.map(|()| body))
 }
 
 /// axum's response as a JS response, its body in one buffer.
@@ -202,4 +239,38 @@ pub async fn response_to_js(response: Response<Body>) -> Result<web_sys::Respons
         .map_err(js_error)?;
     let body = (!is_null_body_status(status) && !bytes.is_empty()).then_some(&bytes[..]);
     make_response(status, template, define.then_some(&shared[..]), &own, body)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_head_becomes_a_request_with_every_header_and_what_says_it_has_a_body() {
+        let head = parse_head(
+            "PUT\0https://api.example.com/v1/pages/a?x=1\0content-length\x0012\0\
+             if-match\0\"r1\"\0x-repeat\0one\0x-repeat\0two",
+        )
+        .expect("a valid head");
+        let request = head.request;
+        assert_eq!(request.method(), Method::PUT);
+        assert_eq!(
+            request.uri().to_string(),
+            "https://api.example.com/v1/pages/a?x=1"
+        );
+        assert_eq!(request.headers()["if-match"], "\"r1\"");
+        let repeated: Vec<_> = request.headers().get_all("x-repeat").iter().collect();
+        assert_eq!(repeated, ["one", "two"]);
+        assert_eq!(head.declared_length, Some(12));
+        assert!(!head.chunked);
+
+        let head = parse_head("POST\0https://api.example.com/\0transfer-encoding\0chunked")
+            .expect("a valid head");
+        assert_eq!(head.declared_length, None);
+        assert!(head.chunked);
+
+        let head = parse_head("GET\0https://api.example.com/healthz").expect("a valid head");
+        assert!(head.request.headers().is_empty());
+        assert_eq!((head.declared_length, head.chunked), (None, false));
+    }
 }
