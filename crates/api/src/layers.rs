@@ -488,7 +488,13 @@ const DRAIN_BYTES: usize = 32 * 1024 * 1024;
 /// answers the next request on that connection with 503). A body over
 /// [`MAX_REQUEST_BODY_BYTES`] is drained (up to 32 MiB) and refused.
 async fn read_body(request: Request) -> Result<Request, Problem> {
+    use axum::body::HttpBody as _;
     use futures_util::StreamExt;
+
+    // Most requests have none (GET, HEAD, OPTIONS): nothing to stream.
+    if request.body().is_end_stream() {
+        return Ok(request);
+    }
 
     let (parts, body) = request.into_parts();
     let mut stream = body.into_data_stream();

@@ -26,8 +26,11 @@ pub type Connection = resp::Connection<Stream>;
 pub struct RequestRedis(Option<Arc<Shared>>);
 
 struct Shared {
-    target: RedisTarget,
-    connect: Arc<dyn outbound::Connect>,
+    /// Where Redis is and how to connect, read from the app when the
+    /// connection opens: cloning the target (host, credentials, client
+    /// name) for every request, /healthz's and preflights' too, cost four
+    /// allocations each.
+    app: Arc<App>,
     timer: Arc<dyn outbound::Timer>,
     state: Mutex<State>,
 }
@@ -43,11 +46,10 @@ enum Inner {
 
 impl RequestRedis {
     /// `timer` is the request's (`Platform::request_timer`).
-    pub fn new(app: &App, timer: Arc<dyn outbound::Timer>) -> Self {
-        RequestRedis(app.config.redis.as_ref().map(|target| {
+    pub fn new(app: &Arc<App>, timer: Arc<dyn outbound::Timer>) -> Self {
+        RequestRedis(app.config.redis.is_some().then(|| {
             Arc::new(Shared {
-                target: target.clone(),
-                connect: app.platform.connect.clone(),
+                app: app.clone(),
                 timer,
                 state: Mutex::new(State(Inner::NotOpened)),
             })
@@ -58,10 +60,7 @@ impl RequestRedis {
     /// exchange at a time. Fails when Redis is not configured, cannot be
     /// reached, or failed earlier in this request.
     pub async fn connection(&self) -> Result<MappedMutexGuard<'_, State, Connection>, resp::Error> {
-        let shared = self
-            .0
-            .as_ref()
-            .ok_or_else(|| resp::Error::Io("Redis is not configured (REDIS_URL)".into()))?;
+        let shared = self.0.as_ref().ok_or_else(not_configured)?;
         let mut state = shared.state.lock().await;
         if matches!(state.0, Inner::NotOpened) {
             state.0 = Inner::Failed(resp::Error::Io("opening was cancelled".into()));
@@ -80,10 +79,18 @@ impl RequestRedis {
     }
 }
 
+fn not_configured() -> resp::Error {
+    resp::Error::Io("Redis is not configured (REDIS_URL)".into())
+}
+
 impl Shared {
     async fn open(&self) -> Result<Connection, resp::Error> {
-        let target = &self.target;
-        let connecting = self.connect.connect(&target.host, target.port, target.tls);
+        let target: &RedisTarget = self.app.config.redis.as_ref().ok_or_else(not_configured)?;
+        let connecting = self
+            .app
+            .platform
+            .connect
+            .connect(&target.host, target.port, target.tls);
         let stream =
             match outbound::deadline(self.timer.as_ref(), target.options.timeout, connecting).await
             {
