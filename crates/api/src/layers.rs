@@ -47,12 +47,6 @@ pub const SECURITY_HEADERS: [(HeaderName, &str); 6] = [
     ),
 ];
 
-/// The id of the request being handled: Cloudflare's `cf-ray` when the
-/// request came through Cloudflare, otherwise a random one. A client's own
-/// `x-request-id` is not trusted (it could collide or mislead the logs).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RequestId(pub String);
-
 /// Durations of the dependency calls a request made, for `server-timing`.
 /// Handlers get it from the request extensions and record into it.
 #[derive(Debug, Clone, Default)]
@@ -270,7 +264,6 @@ async fn edge(app: Arc<App>, mut request: Request, inner: Cors<Router>) -> Respo
     let id = request_id(&app, request.headers());
     let timings = Timings::default();
     let notes = Notes::default();
-    request.extensions_mut().insert(RequestId(id.clone()));
     request.extensions_mut().insert(timings.clone());
     request.extensions_mut().insert(notes.clone());
     // What telemetry needs from the request, taken only when a sink will
@@ -283,8 +276,9 @@ async fn edge(app: Arc<App>, mut request: Request, inner: Cors<Router>) -> Respo
         Ok((caller, client_ip)) => {
             let timer = (app.platform.request_timer)();
             let redis = RequestRedis::new(&app, timer.clone());
+            // Only what routes read goes into the extensions: each is a
+            // boxed value in a map made per request.
             request.extensions_mut().insert(caller);
-            request.extensions_mut().insert(client_ip.clone());
             request.extensions_mut().insert(redis.clone());
             let limit = Duration::from_millis(app.config.request_deadline_ms);
             let handled = async {
@@ -369,9 +363,10 @@ async fn inner_call(mut inner: Cors<Router>, request: Request) -> Response {
 // line: every request runs through `edge`, and the less code its common
 // path touches, the less a cold request pays for fetching it.
 
-/// Cloudflare's `cf-ray` when it looks like one, otherwise 32 random hex
-/// digits (with the `hex` crate: `format!` would pull the formatting
-/// machinery into every request).
+/// The id of the request: Cloudflare's `cf-ray` when it looks like one,
+/// otherwise 32 random hex digits (with the `hex` crate: `format!` would
+/// pull the formatting machinery into every request). A client's own
+/// `x-request-id` is not trusted (it could collide or mislead the logs).
 fn request_id(app: &App, headers: &axum::http::HeaderMap) -> String {
     if let Some(ray) = headers
         .get(CF_RAY)
