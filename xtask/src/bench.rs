@@ -300,6 +300,12 @@ struct CaseResult {
     targets: BTreeMap<Target, Load>,
     /// api requests/s over reference requests/s.
     ratio_to_reference: Option<f64>,
+    /// The same ratio round by round (the two load one after the other in
+    /// a round): how far the machine moves it, so a shortfall can be told
+    /// from noise.
+    ratio_to_reference_by_round: Vec<f64>,
+    /// The reference's CPU per request over the api's, round by round.
+    cpu_ratio_to_reference_by_round: Vec<f64>,
     /// api requests/s over hello requests/s (for `/healthz`).
     ratio_to_hello: Option<f64>,
     /// api requests/s over those of the hello world sending the API's
@@ -1510,9 +1516,29 @@ fn summarise(
                         / targets.get(&other)?.requests_per_sec,
                 )
             };
+            let by_round = |of: fn(&Load) -> f64, api_over_reference: bool| -> Vec<f64> {
+                let (Some(api), Some(reference)) = (
+                    loads.get(&(case.name, Target::Api)),
+                    loads.get(&(case.name, Target::Reference)),
+                ) else {
+                    return Vec::new();
+                };
+                api.iter()
+                    .zip(reference)
+                    .map(|(a, r)| {
+                        if api_over_reference {
+                            of(a) / of(r)
+                        } else {
+                            of(r) / of(a)
+                        }
+                    })
+                    .collect()
+            };
             CaseResult {
                 case: case.name,
                 ratio_to_reference: ratio(Target::Reference),
+                ratio_to_reference_by_round: by_round(|l| l.requests_per_sec, true),
+                cpu_ratio_to_reference_by_round: by_round(|l| l.cpu_us_per_request, false),
                 ratio_to_hello: ratio(Target::Hello),
                 ratio_to_hello_headers: ratio(Target::HelloHeaders),
                 sinks_ratio_to_api: Target::SINKS
@@ -1531,6 +1557,17 @@ fn summarise(
         .collect()
 }
 
+/// The lowest and highest of per-round ratios (`0.92-0.99`), or `-`.
+fn range(ratios: &[f64]) -> String {
+    let lowest = ratios.iter().copied().fold(f64::INFINITY, f64::min);
+    let highest = ratios.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    if lowest.is_finite() && highest.is_finite() {
+        format!("{lowest:.2}-{highest:.2}")
+    } else {
+        "-".to_owned()
+    }
+}
+
 fn render(report: &Report) -> String {
     let mut out = String::new();
     let _ = writeln!(
@@ -1540,7 +1577,7 @@ fn render(report: &Report) -> String {
     );
     let _ = writeln!(
         out,
-        "\n  {:<20} {:>10} {:>8} {:>8} {:>10} {:>8} {:>8} {:>8} {:>8}",
+        "\n  {:<20} {:>10} {:>8} {:>8} {:>10} {:>8} {:>8} {:>8} {:>11} {:>9}",
         "case",
         "api req/s",
         "p50 ms",
@@ -1549,6 +1586,7 @@ fn render(report: &Report) -> String {
         "p50 ms",
         "p99 ms",
         "api/ref",
+        "(rounds)",
         "api/hello"
     );
     for case in &report.cases {
@@ -1560,7 +1598,7 @@ fn render(report: &Report) -> String {
         let ratio = |r: Option<f64>| r.map_or("-".to_owned(), |r| format!("{r:.2}x"));
         let _ = writeln!(
             out,
-            "  {:<20} {:>10} {:>8} {:>8} {:>10} {:>8} {:>8} {:>8} {:>8}",
+            "  {:<20} {:>10} {:>8} {:>8} {:>10} {:>8} {:>8} {:>8} {:>11} {:>9}",
             case.case,
             cell(api, |l| l.requests_per_sec, 0),
             cell(api, |l| l.p50_ms, 2),
@@ -1569,6 +1607,7 @@ fn render(report: &Report) -> String {
             cell(reference, |l| l.p50_ms, 2),
             cell(reference, |l| l.p99_ms, 2),
             ratio(case.ratio_to_reference),
+            range(&case.ratio_to_reference_by_round),
             ratio(case.ratio_to_hello),
         );
         if let Some(hello) = case.targets.get(&Target::Hello) {
@@ -1599,8 +1638,8 @@ fn render(report: &Report) -> String {
     }
     let _ = writeln!(
         out,
-        "\n  workerd CPU per request (us, medians over rounds)\n  {:<20} {:>10} {:>10} {:>10} {:>14} {:>12}",
-        "case", "api", "reference", "hello", "hello+headers", "ref/api"
+        "\n  workerd CPU per request (us, medians over rounds)\n  {:<20} {:>10} {:>10} {:>10} {:>14} {:>8} {:>11}",
+        "case", "api", "reference", "hello", "hello+headers", "ref/api", "(rounds)"
     );
     for case in &report.cases {
         let cpu = |t: Target| case.targets.get(&t).map(|l| l.cpu_us_per_request);
@@ -1611,13 +1650,14 @@ fn render(report: &Report) -> String {
         };
         let _ = writeln!(
             out,
-            "  {:<20} {:>10} {:>10} {:>10} {:>14} {:>12}",
+            "  {:<20} {:>10} {:>10} {:>10} {:>14} {:>8} {:>11}",
             case.case,
             cell(cpu(Target::Api)),
             cell(cpu(Target::Reference)),
             cell(cpu(Target::Hello)),
             cell(cpu(Target::HelloHeaders)),
-            ratio
+            ratio,
+            range(&case.cpu_ratio_to_reference_by_round),
         );
     }
     if report
@@ -1963,6 +2003,52 @@ unexpected: 4
             case_path(read, Target::Api),
             case_path(read, Target::Reference)
         );
+    }
+
+    #[test]
+    fn ratios_are_given_round_by_round_beside_their_medians() {
+        let load = |requests_per_sec: f64, cpu_us_per_request: f64| Load {
+            requests_per_sec,
+            p50_ms: 1.0,
+            p99_ms: 2.0,
+            requests: 100,
+            unexpected: 0,
+            socket_errors: 0,
+            cpu_us_per_request,
+        };
+        let all = cases("token");
+        let put = all.iter().find(|c| c.name == "pages-put").unwrap();
+        let loads = BTreeMap::from([
+            (
+                ("pages-put", Target::Api),
+                vec![load(90.0, 110.0), load(100.0, 100.0), load(99.0, 100.0)],
+            ),
+            (
+                ("pages-put", Target::Reference),
+                vec![load(100.0, 99.0), load(100.0, 104.0), load(90.0, 100.0)],
+            ),
+        ]);
+        let result = summarise(&[put], &[Target::Api, Target::Reference], loads);
+        let put = &result[0];
+        assert_eq!(put.ratio_to_reference, Some(0.99), "medians 99 / 100");
+        assert_eq!(put.ratio_to_reference_by_round, [0.9, 1.0, 1.1]);
+        assert_eq!(put.cpu_ratio_to_reference_by_round, [0.9, 1.04, 1.0]);
+        assert_eq!(range(&put.ratio_to_reference_by_round), "0.90-1.10");
+        assert_eq!(range(&[]), "-");
+        let report = Report {
+            commit: "c".into(),
+            machine: "m".into(),
+            warmup_secs: 1,
+            duration_secs: 1,
+            rounds: 3,
+            connections: 1,
+            cases: result,
+            targets: Vec::new(),
+            quiet: None,
+        };
+        let text = render(&report);
+        assert!(text.contains("0.99x   0.90-1.10"), "{text}");
+        assert!(text.contains("0.90-1.04"), "{text}");
     }
 
     #[test]
