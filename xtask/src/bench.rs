@@ -2049,6 +2049,31 @@ unexpected: 4
     }
 
     #[test]
+    fn the_filters_help_names_every_case() {
+        use clap::CommandFactory;
+        let command = crate::flags::Xtask::command();
+        let bench = command.find_subcommand("bench").expect("a bench command");
+        let filter = bench
+            .get_arguments()
+            .find(|a| a.get_id() == "filter")
+            .expect("a filter argument");
+        let help = filter
+            .get_long_help()
+            .or(filter.get_help())
+            .expect("the filter's help")
+            .to_string();
+        let named: Vec<&str> = help
+            .rsplit_once("The cases: ")
+            .expect("a list of the cases")
+            .1
+            .split([',', '.', ' '])
+            .filter(|word| word.contains('-') || *word == "healthz")
+            .collect();
+        let cases: Vec<&str> = cases("token").iter().map(|c| c.name).collect();
+        assert_eq!(named, cases);
+    }
+
+    #[test]
     fn each_target_writes_its_own_page_and_reads_share_one() {
         let all = cases("token");
         let put = all.iter().find(|c| c.name == "pages-put").unwrap();

@@ -272,7 +272,10 @@ pub struct Bench {
     #[arg(long, value_name = "ADDRESS")]
     pub inspect: Option<String>,
 
-    /// Only the cases whose name contains this text (e.g. `pages`).
+    /// Only the cases whose name contains this text (e.g. `pages`). The
+    /// cases: healthz, pages-get-cached, pages-get-cached-browser (the same
+    /// read with a browser's 19 headers), pages-get-uncached, pages-put,
+    /// not-found, cors-preflight.
     pub filter: Option<String>,
 }
 
