@@ -50,6 +50,13 @@ const UNREACHABLE_LIMIT: &str = "1000000/1s";
 /// The page the read cases fetch, and the pages each target writes to.
 const READ_SLUG: &str = "bench-read";
 
+/// How long the writes' Access token is valid: longer than any run (a
+/// soak of up to an hour; warm-ups of up to `--warmup-max` per case and
+/// target, then the rounds). A 10-minute token expired in the middle of a
+/// full run, and every write after it was a 401. Access itself issues
+/// tokens for the application's session duration, 24 hours by default.
+const TOKEN_LIFETIME: Duration = Duration::from_secs(24 * 3600);
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "lowercase")]
 enum Target {
@@ -335,7 +342,7 @@ fn header(headers: &HeaderMap, name: &str) -> Result<String, String> {
 }
 
 /// One wrk run.
-#[derive(Debug, Clone, Copy, Serialize)]
+#[derive(Debug, Clone, Serialize)]
 struct Load {
     requests_per_sec: f64,
     p50_ms: f64,
@@ -343,6 +350,10 @@ struct Load {
     requests: u64,
     /// Answers with a status other than the case's expected one.
     unexpected: u64,
+    /// The first of them: its status and the start of its body, to say
+    /// what went wrong.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    first_unexpected: Option<String>,
     /// Connections that failed, broke or got no answer within wrk's
     /// timeout (10 s).
     socket_errors: u64,
@@ -390,12 +401,37 @@ struct TargetFacts {
     rss_after_load_bytes: u64,
 }
 
+/// One case and target's warm-up.
+#[derive(Debug, Serialize)]
+struct Warmup {
+    case: &'static str,
+    target: Target,
+    seconds: u64,
+    requests: u64,
+}
+
+/// Seconds more of load for `served` requests in `seconds` to reach
+/// `wanted`, at the rate it ran, within `max_total` seconds in all.
+fn warmup_extension(served: u64, seconds: u64, wanted: u64, max_total: u64) -> u64 {
+    if served >= wanted || seconds >= max_total {
+        return 0;
+    }
+    let rate = served.max(1) as f64 / seconds.max(1) as f64;
+    let needed = ((wanted - served) as f64 / rate).ceil() as u64;
+    needed.clamp(1, max_total - seconds)
+}
+
 #[derive(Debug, Serialize)]
 struct Report {
     commit: String,
     machine: String,
-    /// Seconds of warm-up load per case and target before the rounds.
+    /// Seconds of warm-up load per case and target before the rounds (at
+    /// least; see `warmups`).
     warmup_secs: u64,
+    /// Requests each case and target was to serve in its warm-up.
+    warmup_requests: u64,
+    /// What each case and target's warm-up was: seconds and requests.
+    warmups: Vec<Warmup>,
     duration_secs: u64,
     rounds: u32,
     connections: u32,
@@ -434,7 +470,7 @@ pub fn run(ui: &Ui, flags: &flags::Bench) -> anyhow::Result<()> {
     };
     let mut stack = Stack::start(ui, &stack_tools, None, &options, &interrupted)?;
     let manifest = stack.manifest.clone();
-    let admin_token = stack::admin_token(&manifest, "bench@example.com");
+    let admin_token = stack::admin_token_valid_for(&manifest, "bench@example.com", TOKEN_LIFETIME);
     let pid_file = state.join("bench-pids");
     let hung_sink = HungSink::start()?;
     let dead_port = stack::free_port()?;
@@ -525,26 +561,47 @@ pub fn run(ui: &Ui, flags: &flags::Bench) -> anyhow::Result<()> {
     // Every path runs before measuring: V8 compiles the JS hot paths and
     // tiers the wasm up (see `--warmup`), and both Workers fill their
     // per-isolate caches (Access keys, scripts).
-    ui.step(
+    let warmups = ui.step(
         &format!(
-            "warm up every case on every target ({} s each)",
-            flags.warmup
+            "warm up every case on every target ({} s, {} requests or {} s at most each)",
+            flags.warmup, flags.warmup_requests, flags.warmup_max
         ),
         || {
+            let mut warmups = Vec::new();
             for case in &selected {
                 for target in targets_of(case, &targets) {
-                    wrk_load(
-                        &wrk,
-                        case,
+                    let load = |seconds| {
+                        wrk_load(
+                            &wrk,
+                            case,
+                            target,
+                            server(target),
+                            flags.connections,
+                            seconds,
+                            &scripts,
+                        )
+                    };
+                    let mut seconds = flags.warmup;
+                    let mut requests = load(seconds)?.requests;
+                    let more = warmup_extension(
+                        requests,
+                        seconds,
+                        flags.warmup_requests,
+                        flags.warmup_max,
+                    );
+                    if more > 0 {
+                        requests += load(more)?.requests;
+                        seconds += more;
+                    }
+                    warmups.push(Warmup {
+                        case: case.name,
                         target,
-                        server(target),
-                        flags.connections,
-                        flags.warmup,
-                        &scripts,
-                    )?;
+                        seconds,
+                        requests,
+                    });
                 }
             }
-            Ok(())
+            Ok(warmups)
         },
     )?;
     let total = flags.rounds as usize
@@ -638,6 +695,8 @@ pub fn run(ui: &Ui, flags: &flags::Bench) -> anyhow::Result<()> {
         commit: project::git_commit(),
         machine: machine(),
         warmup_secs: flags.warmup,
+        warmup_requests: flags.warmup_requests,
+        warmups,
         duration_secs: flags.duration,
         rounds: flags.rounds,
         connections: flags.connections,
@@ -662,8 +721,13 @@ pub fn run(ui: &Ui, flags: &flags::Bench) -> anyhow::Result<()> {
                 .iter()
                 .filter(|(_, l)| l.unexpected + l.socket_errors > 0)
                 .map(move |(t, l)| {
+                    let first = l
+                        .first_unexpected
+                        .as_deref()
+                        .map(|answer| format!(" (the first: {answer})"))
+                        .unwrap_or_default();
                     format!(
-                        "{} on {}: {} wrong statuses, {} socket errors",
+                        "{} on {}: {} wrong statuses{first}, {} socket errors",
                         c.case,
                         t.name(),
                         l.unexpected,
@@ -785,7 +849,8 @@ fn soak(ui: &Ui, flags: &flags::Bench, seconds: u64) -> anyhow::Result<()> {
         keep_data: false,
     };
     let mut stack = Stack::start(ui, &stack_tools, None, &options, &interrupted)?;
-    let admin_token = stack::admin_token(&stack.manifest, "bench@example.com");
+    let admin_token =
+        stack::admin_token_valid_for(&stack.manifest, "bench@example.com", TOKEN_LIFETIME);
     let vars = worker_vars(&stack.manifest, Sinks::Live)?;
     let pid_file = state.join("bench-pids");
     // The inspector is always on: the soak collects garbage through it.
@@ -1443,15 +1508,26 @@ fn wrk_script(case: &Case) -> String {
         out,
         r#"local ok = {{ {} }}
 unexpected = 0
+first = ""
 local threads = {{}}
 function setup(thread) table.insert(threads, thread) end
 function response(status, headers, body)
-  if not ok[status] then unexpected = unexpected + 1 end
+  if not ok[status] then
+    unexpected = unexpected + 1
+    if first == "" then
+      first = status .. " " .. string.sub(string.gsub(body or "", "%s+", " "), 1, 300)
+    end
+  end
 end
 function done(summary, latency, requests)
   local total = 0
-  for _, t in ipairs(threads) do total = total + t:get("unexpected") end
+  local seen = ""
+  for _, t in ipairs(threads) do
+    total = total + t:get("unexpected")
+    if seen == "" then seen = t:get("first") end
+  end
   io.write(string.format("unexpected: %d\n", total))
+  if seen ~= "" then io.write("first unexpected: " .. seen .. "\n") end
 end
 "#,
         ok.join(", ")
@@ -1484,6 +1560,7 @@ fn parse_wrk(output: &str) -> anyhow::Result<Load> {
         p99_ms: f64::NAN,
         requests: 0,
         unexpected: 0,
+        first_unexpected: None,
         socket_errors: 0,
         cpu_us_per_request: f64::NAN,
     };
@@ -1495,6 +1572,11 @@ fn parse_wrk(output: &str) -> anyhow::Result<Load> {
             ["99%", value] => load.p99_ms = duration_ms(value)?,
             [count, "requests", "in", ..] => load.requests = count.parse()?,
             ["unexpected:", count] => load.unexpected += count.parse::<u64>()?,
+            ["first", "unexpected:", ..] => {
+                load.first_unexpected = line
+                    .split_once("first unexpected: ")
+                    .map(|(_, answer)| answer.to_owned())
+            }
             ["Socket", "errors:", rest @ ..] => {
                 // "connect 0, read 0, write 0, timeout 3"
                 load.socket_errors += rest
@@ -1562,6 +1644,7 @@ fn summarise(
                             p99_ms: median(runs.iter().map(|l| l.p99_ms).collect()),
                             requests: runs.iter().map(|l| l.requests).sum(),
                             unexpected: runs.iter().map(|l| l.unexpected).sum(),
+                            first_unexpected: runs.iter().find_map(|l| l.first_unexpected.clone()),
                             socket_errors: runs.iter().map(|l| l.socket_errors).sum(),
                             cpu_us_per_request: median(
                                 runs.iter().map(|l| l.cpu_us_per_request).collect(),
@@ -1632,9 +1715,30 @@ fn render(report: &Report) -> String {
     let mut out = String::new();
     let _ = writeln!(
         out,
-        "\n  {} s of warm-up, then {} s x {} rounds per case and target, wrk -t1 -c{}; medians over rounds",
-        report.warmup_secs, report.duration_secs, report.rounds, report.connections
+        "\n  {} s of warm-up (or until {} requests), then {} s x {} rounds per case and target, wrk -t1 -c{}; medians over rounds",
+        report.warmup_secs,
+        report.warmup_requests,
+        report.duration_secs,
+        report.rounds,
+        report.connections
     );
+    let longer: Vec<String> = report
+        .warmups
+        .iter()
+        .filter(|w| w.seconds > report.warmup_secs)
+        .map(|w| {
+            format!(
+                "{} on {} {} s ({} requests)",
+                w.case,
+                w.target.name(),
+                w.seconds,
+                w.requests
+            )
+        })
+        .collect();
+    if !longer.is_empty() {
+        let _ = writeln!(out, "  longer warm-ups: {}", longer.join(", "));
+    }
     let _ = writeln!(
         out,
         "\n  {:<24} {:>10} {:>8} {:>8} {:>10} {:>8} {:>8} {:>8} {:>11} {:>9}",
@@ -1970,6 +2074,7 @@ mod tests {
 Requests/sec:  12950.00
 Transfer/sec:      2.00MB
 unexpected: 4
+first unexpected: 503 {\"type\":\"about:blank\",\"status\":503}
 ";
 
     #[test]
@@ -1980,6 +2085,10 @@ unexpected: 4
         assert_eq!(load.p99_ms, 1.52);
         assert_eq!(load.requests, 64750);
         assert_eq!(load.unexpected, 4);
+        assert_eq!(
+            load.first_unexpected.as_deref(),
+            Some(r#"503 {"type":"about:blank","status":503}"#)
+        );
         assert_eq!(load.socket_errors, 3);
         assert!(parse_wrk("wrk: connection refused").is_err());
     }
@@ -2110,6 +2219,7 @@ unexpected: 4
             p99_ms: 2.0,
             requests: 100,
             unexpected: 0,
+            first_unexpected: None,
             socket_errors: 0,
             cpu_us_per_request,
         };
@@ -2136,6 +2246,21 @@ unexpected: 4
             commit: "c".into(),
             machine: "m".into(),
             warmup_secs: 1,
+            warmup_requests: 500,
+            warmups: vec![
+                Warmup {
+                    case: "pages-put",
+                    target: Target::Api,
+                    seconds: 5,
+                    requests: 510,
+                },
+                Warmup {
+                    case: "pages-put",
+                    target: Target::Reference,
+                    seconds: 1,
+                    requests: 700,
+                },
+            ],
             duration_secs: 1,
             rounds: 3,
             connections: 1,
@@ -2146,6 +2271,26 @@ unexpected: 4
         let text = render(&report);
         assert!(text.contains("0.99x   0.90-1.10"), "{text}");
         assert!(text.contains("0.90-1.04"), "{text}");
+        assert!(
+            text.contains("longer warm-ups: pages-put on api 5 s (510 requests)\n"),
+            "only the warm-ups that ran longer are listed: {text}"
+        );
+    }
+
+    #[test]
+    fn a_slow_case_warms_up_until_it_has_served_enough_requests() {
+        // 3,000 writes in 15 s: 200 a second, 27,000 more take 135 s,
+        // bounded by 120 s in all.
+        assert_eq!(warmup_extension(3_000, 15, 30_000, 120), 105);
+        assert_eq!(warmup_extension(3_000, 15, 30_000, 600), 135);
+        // Enough already, or no time left, or counting turned off.
+        assert_eq!(warmup_extension(150_000, 15, 30_000, 120), 0);
+        assert_eq!(warmup_extension(3_000, 120, 30_000, 120), 0);
+        assert_eq!(warmup_extension(3_000, 15, 0, 120), 0);
+        // A case that served nothing still gets a bounded second try.
+        assert_eq!(warmup_extension(0, 15, 30_000, 120), 105);
+        // Rounded up: 90 more at 20 a second is 4.5 s, so 5.
+        assert_eq!(warmup_extension(200, 10, 290, 120), 5);
     }
 
     #[test]
@@ -2168,6 +2313,10 @@ unexpected: 4
             check: |_, _, _| Ok(()),
         };
         let script = wrk_script(&case);
+        assert!(
+            script.contains(r#"io.write("first unexpected: " .. seen .. "\n")"#),
+            "the first wrong answer is reported: {script}"
+        );
         assert!(
             script.contains(r#"wrk.headers["a"] = "q\"uote\\d\010""#),
             "{script}"

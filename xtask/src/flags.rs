@@ -234,6 +234,21 @@ pub struct Bench {
     #[arg(long, default_value_t = 15, value_parser = clap::value_parser!(u64).range(1..=600))]
     pub warmup: u64,
 
+    /// Requests each case and target must have served in its warm-up: one
+    /// that served fewer in `--warmup` seconds is loaded on for as long as
+    /// its rate says it needs (at most `--warmup-max` seconds in all).
+    /// V8 tiers code up by how often it runs, not by time, so a slow case
+    /// (a page write, a few hundred a second) is still partly in the
+    /// baseline tier after 15 s where a fast one is long done; 0 warms up
+    /// by time alone.
+    #[arg(long, default_value_t = 30_000, value_parser = clap::value_parser!(u64).range(0..=10_000_000))]
+    pub warmup_requests: u64,
+
+    /// Upper bound, in seconds, of one case and target's warm-up with
+    /// `--warmup-requests`.
+    #[arg(long, default_value_t = 120, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub warmup_max: u64,
+
     /// Rounds; each round loads every case on every target in turn, so
     /// drift of the machine hits all targets alike. Figures are medians.
     #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=50))]
