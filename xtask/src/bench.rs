@@ -401,6 +401,24 @@ struct TargetFacts {
     rss_after_load_bytes: u64,
 }
 
+/// What went wrong in `load` of `case` on `target`, if anything did.
+fn wrong_answers(case: &str, target: Target, load: &Load) -> Option<String> {
+    if load.unexpected + load.socket_errors == 0 {
+        return None;
+    }
+    let first = load
+        .first_unexpected
+        .as_deref()
+        .map(|answer| format!(" (the first: {answer})"))
+        .unwrap_or_default();
+    Some(format!(
+        "{case} on {}: {} wrong statuses{first}, {} socket errors",
+        target.name(),
+        load.unexpected,
+        load.socket_errors
+    ))
+}
+
 /// One case and target's warm-up.
 #[derive(Debug, Serialize)]
 struct Warmup {
@@ -570,8 +588,11 @@ pub fn run(ui: &Ui, flags: &flags::Bench) -> anyhow::Result<()> {
             let mut warmups = Vec::new();
             for case in &selected {
                 for target in targets_of(case, &targets) {
+                    // A warm-up that gets wrong answers fails the run at once
+                    // rather than after every other case has warmed up (an
+                    // expired token was found only at the end that way).
                     let load = |seconds| {
-                        wrk_load(
+                        let load = wrk_load(
                             &wrk,
                             case,
                             target,
@@ -579,7 +600,11 @@ pub fn run(ui: &Ui, flags: &flags::Bench) -> anyhow::Result<()> {
                             flags.connections,
                             seconds,
                             &scripts,
-                        )
+                        )?;
+                        match wrong_answers(case.name, target, &load) {
+                            Some(wrong) => bail!("unexpected answers in the warm-up: {wrong}"),
+                            None => Ok(load),
+                        }
                     };
                     let mut seconds = flags.warmup;
                     let mut requests = load(seconds)?.requests;
@@ -719,21 +744,7 @@ pub fn run(ui: &Ui, flags: &flags::Bench) -> anyhow::Result<()> {
         .flat_map(|c| {
             c.targets
                 .iter()
-                .filter(|(_, l)| l.unexpected + l.socket_errors > 0)
-                .map(move |(t, l)| {
-                    let first = l
-                        .first_unexpected
-                        .as_deref()
-                        .map(|answer| format!(" (the first: {answer})"))
-                        .unwrap_or_default();
-                    format!(
-                        "{} on {}: {} wrong statuses{first}, {} socket errors",
-                        c.case,
-                        t.name(),
-                        l.unexpected,
-                        l.socket_errors
-                    )
-                })
+                .filter_map(move |(t, l)| wrong_answers(c.case, *t, l))
         })
         .collect();
     if !unexpected.is_empty() {
@@ -2275,6 +2286,25 @@ first unexpected: 503 {\"type\":\"about:blank\",\"status\":503}
             text.contains("longer warm-ups: pages-put on api 5 s (510 requests)\n"),
             "only the warm-ups that ran longer are listed: {text}"
         );
+    }
+
+    #[test]
+    fn wrong_answers_name_the_case_the_target_and_the_first_answer() {
+        let mut load = parse_wrk(WRK_OUTPUT).unwrap();
+        assert_eq!(
+            wrong_answers("healthz", Target::Api, &load).as_deref(),
+            Some(
+                r#"healthz on api: 4 wrong statuses (the first: 503 {"type":"about:blank","status":503}), 3 socket errors"#
+            )
+        );
+        load.unexpected = 0;
+        load.first_unexpected = None;
+        assert_eq!(
+            wrong_answers("healthz", Target::Api, &load).as_deref(),
+            Some("healthz on api: 0 wrong statuses, 3 socket errors")
+        );
+        load.socket_errors = 0;
+        assert_eq!(wrong_answers("healthz", Target::Api, &load), None);
     }
 
     #[test]
