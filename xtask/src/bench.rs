@@ -579,6 +579,18 @@ pub fn run(ui: &Ui, flags: &flags::Bench) -> anyhow::Result<()> {
     // Every path runs before measuring: V8 compiles the JS hot paths and
     // tiers the wasm up (see `--warmup`), and both Workers fill their
     // per-isolate caches (Access keys, scripts).
+    // One wrk run of a case on a target, for the warm-ups and the rounds.
+    let load_case = |case: &Case, target: Target, seconds: u64| {
+        wrk_load(
+            &wrk,
+            case,
+            target,
+            server(target),
+            flags.connections,
+            seconds,
+            &scripts,
+        )
+    };
     let warmups = ui.step(
         &format!(
             "warm up every case on every target ({} s, {} requests or {} s at most each)",
@@ -592,15 +604,7 @@ pub fn run(ui: &Ui, flags: &flags::Bench) -> anyhow::Result<()> {
                     // rather than after every other case has warmed up (an
                     // expired token was found only at the end that way).
                     let load = |seconds| {
-                        let load = wrk_load(
-                            &wrk,
-                            case,
-                            target,
-                            server(target),
-                            flags.connections,
-                            seconds,
-                            &scripts,
-                        )?;
+                        let load = load_case(case, target, seconds)?;
                         match wrong_answers(case.name, target, &load) {
                             Some(wrong) => bail!("unexpected answers in the warm-up: {wrong}"),
                             None => Ok(load),
@@ -648,15 +652,7 @@ pub fn run(ui: &Ui, flags: &flags::Bench) -> anyhow::Result<()> {
                     case.name,
                     target.name()
                 ));
-                let load = wrk_load(
-                    &wrk,
-                    case,
-                    target,
-                    server(target),
-                    flags.connections,
-                    flags.duration,
-                    &scripts,
-                )?;
+                let load = load_case(case, target, flags.duration)?;
                 loads.entry((case.name, target)).or_default().push(load);
                 done += 1;
             }
