@@ -9,7 +9,11 @@
 //! - `hello`: a bare Worker answering `{"ok":true}`, the runtime's ceiling;
 //! - `hello-headers`: the same Worker sending what the API's `/healthz`
 //!   sends (its headers, a body as long; checked against the API's before
-//!   any load), the ceiling for that answer: what the headers alone cost;
+//!   any load), the ceiling for that answer: what the headers cost, with
+//!   a request id and `server-timing` made and appended per request;
+//! - `hello-fixed-headers`: the same headers with fixed values, all in one
+//!   `Headers` the runtime copies: what sending them costs at all, the floor
+//!   under the second ceiling;
 //! - `api-sinks-live`, `api-sinks-down`, `api-sinks-hung`: the `api` bundle
 //!   with its telemetry on (metrics and logs per request, Sentry for 5xx),
 //!   sending to the stack's Prometheus, Loki stand-in and Bugsink; to a port
@@ -67,6 +71,9 @@ enum Target {
     /// (its headers and body length): the ceiling for that answer.
     #[serde(rename = "hello-headers")]
     HelloHeaders,
+    /// The same headers with fixed values: what sending them costs at all.
+    #[serde(rename = "hello-fixed-headers")]
+    HelloFixedHeaders,
     #[serde(rename = "api-sinks-live")]
     ApiSinksLive,
     #[serde(rename = "api-sinks-down")]
@@ -91,6 +98,7 @@ impl Target {
             Target::Reference => "reference",
             Target::Hello => "hello",
             Target::HelloHeaders => "hello-headers",
+            Target::HelloFixedHeaders => "hello-fixed-headers",
             Target::ApiSinksLive => "api-sinks-live",
             Target::ApiSinksDown => "api-sinks-down",
             Target::ApiSinksHung => "api-sinks-hung",
@@ -104,14 +112,17 @@ impl Target {
 
     /// The hello worlds, which answer `/healthz` only.
     fn is_ceiling(self) -> bool {
-        matches!(self, Target::Hello | Target::HelloHeaders)
+        matches!(
+            self,
+            Target::Hello | Target::HelloHeaders | Target::HelloFixedHeaders
+        )
     }
 
     /// The target whose bundle this one runs.
     fn bundle(self) -> Target {
         match self {
             t if t.is_api() => Target::Api,
-            Target::HelloHeaders => Target::Hello,
+            Target::HelloHeaders | Target::HelloFixedHeaders => Target::Hello,
             t => t,
         }
     }
@@ -382,6 +393,8 @@ struct CaseResult {
     /// api requests/s over those of the hello world sending the API's
     /// headers (for `/healthz`).
     ratio_to_hello_headers: Option<f64>,
+    /// Against the third ceiling, the API's headers with fixed values.
+    ratio_to_hello_fixed_headers: Option<f64>,
     /// Requests/s of each telemetry variant over the api's (sinks off).
     sinks_ratio_to_api: BTreeMap<Target, f64>,
 }
@@ -494,7 +507,7 @@ pub fn run(ui: &Ui, flags: &flags::Bench) -> anyhow::Result<()> {
     let dead_port = stack::free_port()?;
     let targets: Vec<Target> = Target::BUNDLED
         .into_iter()
-        .chain([Target::HelloHeaders])
+        .chain([Target::HelloHeaders, Target::HelloFixedHeaders])
         .chain(Target::SINKS.into_iter().filter(|_| !flags.no_sinks))
         .collect();
     let vars: BTreeMap<Target, Vec<(&'static str, String)>> = targets
@@ -507,8 +520,10 @@ pub fn run(ui: &Ui, flags: &flags::Bench) -> anyhow::Result<()> {
                 _ => Sinks::Off,
             };
             let mut vars = worker_vars(&manifest, sinks)?;
-            if t == Target::HelloHeaders {
-                vars.push(("ANSWER", "api-healthz".to_owned()));
+            match t {
+                Target::HelloHeaders => vars.push(("ANSWER", "api-healthz".to_owned())),
+                Target::HelloFixedHeaders => vars.push(("ANSWER", "api-healthz-fixed".to_owned())),
+                _ => {}
             }
             Ok((t, vars))
         })
@@ -566,11 +581,11 @@ pub fn run(ui: &Ui, flags: &flags::Bench) -> anyhow::Result<()> {
                     .with_context(|| format!("{} on {}", case.name, target.name()))?;
             }
         }
-        same_answer_shape(
-            &server(Target::Api).url(false),
-            &server(Target::HelloHeaders).url(false),
-        )
-        .context("the hello world's second ceiling no longer answers like the api")
+        for ceiling in [Target::HelloHeaders, Target::HelloFixedHeaders] {
+            same_answer_shape(&server(Target::Api).url(false), &server(ceiling).url(false))
+                .with_context(|| format!("{} no longer answers like the api", ceiling.name()))?;
+        }
+        Ok(())
     })?;
 
     let scripts = state.join("wrk");
@@ -1404,8 +1419,9 @@ fn seed(api: &str, admin_token: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The second ceiling ([`Target::HelloHeaders`]) is only a ceiling while it
-/// sends what the API's `/healthz` does: the same header names and a body
+/// The second and third ceilings ([`Target::HelloHeaders`],
+/// [`Target::HelloFixedHeaders`]) are only ceilings while they send what
+/// the API's `/healthz` does: the same header names and a body
 /// about as long (a `-dirty` build's commit makes the API's a few bytes
 /// longer, which costs nothing measurable).
 fn same_answer_shape(api: &str, hello: &str) -> anyhow::Result<()> {
@@ -1691,6 +1707,7 @@ fn summarise(
                 cpu_ratio_to_reference_by_round: by_round(|l| l.cpu_us_per_request, false),
                 ratio_to_hello: ratio(Target::Hello),
                 ratio_to_hello_headers: ratio(Target::HelloHeaders),
+                ratio_to_hello_fixed_headers: ratio(Target::HelloFixedHeaders),
                 sinks_ratio_to_api: Target::SINKS
                     .into_iter()
                     .filter_map(|t| {
@@ -1788,29 +1805,45 @@ fn render(report: &Report) -> String {
                 "  (hello ceiling)", hello.requests_per_sec, hello.p50_ms, hello.p99_ms
             );
         }
-        if let Some(headers) = case.targets.get(&Target::HelloHeaders) {
+        let ceilings = [
+            (
+                Target::HelloHeaders,
+                "  (hello + headers)",
+                "hello sending the api's headers",
+                case.ratio_to_hello_headers,
+            ),
+            (
+                Target::HelloFixedHeaders,
+                "  (hello + fixed headers)",
+                "the same with fixed values",
+                case.ratio_to_hello_fixed_headers,
+            ),
+        ];
+        for (target, label, what, api_over) in ceilings {
+            let Some(ceiling) = case.targets.get(&target) else {
+                continue;
+            };
             let of_hello = case
                 .targets
                 .get(&Target::Hello)
                 .map_or("-".to_owned(), |h| {
-                    format!("{:.2}x", headers.requests_per_sec / h.requests_per_sec)
+                    format!("{:.2}x", ceiling.requests_per_sec / h.requests_per_sec)
                 });
             let _ = writeln!(
                 out,
-                "  {:<24} {:>10.0} {:>8.2} {:>8.2}   hello sending the api's headers: {} of hello; api / this: {}",
-                "  (hello + headers)",
-                headers.requests_per_sec,
-                headers.p50_ms,
-                headers.p99_ms,
-                of_hello,
-                ratio(case.ratio_to_hello_headers),
+                "  {:<24} {:>10.0} {:>8.2} {:>8.2}   {what}: {of_hello} of hello; api / this: {}",
+                label,
+                ceiling.requests_per_sec,
+                ceiling.p50_ms,
+                ceiling.p99_ms,
+                ratio(api_over),
             );
         }
     }
     let _ = writeln!(
         out,
-        "\n  workerd CPU per request (us, medians over rounds)\n  {:<24} {:>10} {:>10} {:>10} {:>14} {:>8} {:>11}",
-        "case", "api", "reference", "hello", "hello+headers", "ref/api", "(rounds)"
+        "\n  workerd CPU per request (us, medians over rounds)\n  {:<24} {:>10} {:>10} {:>10} {:>14} {:>12} {:>8} {:>11}",
+        "case", "api", "reference", "hello", "hello+headers", "hello+fixed", "ref/api", "(rounds)"
     );
     for case in &report.cases {
         let cpu = |t: Target| case.targets.get(&t).map(|l| l.cpu_us_per_request);
@@ -1821,12 +1854,13 @@ fn render(report: &Report) -> String {
         };
         let _ = writeln!(
             out,
-            "  {:<24} {:>10} {:>10} {:>10} {:>14} {:>8} {:>11}",
+            "  {:<24} {:>10} {:>10} {:>10} {:>14} {:>12} {:>8} {:>11}",
             case.case,
             cell(cpu(Target::Api)),
             cell(cpu(Target::Reference)),
             cell(cpu(Target::Hello)),
             cell(cpu(Target::HelloHeaders)),
+            cell(cpu(Target::HelloFixedHeaders)),
             ratio,
             range(&case.cpu_ratio_to_reference_by_round),
         );
@@ -1872,13 +1906,13 @@ fn render(report: &Report) -> String {
     }
     let _ = writeln!(
         out,
-        "\n  {:<14} {:>12} {:>12} {:>14} {:>14} {:>14}",
+        "\n  {:<20} {:>12} {:>12} {:>14} {:>14} {:>14}",
         "target", "bundle raw", "bundle gzip", "first request", "start->answer", "RSS after load"
     );
     for t in &report.targets {
         let _ = writeln!(
             out,
-            "  {:<14} {:>12} {:>12} {:>14} {:>14} {:>14}",
+            "  {:<20} {:>12} {:>12} {:>14} {:>14} {:>14}",
             t.target.name(),
             format_bytes(t.bundle_raw_bytes),
             format_bytes(t.bundle_gzip_bytes),
@@ -2147,6 +2181,7 @@ first unexpected: 503 {\"type\":\"about:blank\",\"status\":503}
             Target::Api,
             Target::Hello,
             Target::HelloHeaders,
+            Target::HelloFixedHeaders,
             Target::ApiSinksHung,
         ];
         let healthz = all.iter().find(|c| c.name == "healthz").unwrap();
@@ -2158,6 +2193,7 @@ first unexpected: 503 {\"type\":\"about:blank\",\"status\":503}
         );
         assert_eq!(Target::ApiSinksHung.bundle(), Target::Api);
         assert_eq!(Target::HelloHeaders.bundle(), Target::Hello);
+        assert_eq!(Target::HelloFixedHeaders.bundle(), Target::Hello);
         assert_eq!(
             case_path(put, Target::ApiSinksDown),
             "/v1/pages/bench-write-api-sinks-down"
