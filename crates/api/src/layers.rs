@@ -350,8 +350,31 @@ async fn edge(app: Arc<App>, mut request: Request, inner: Cors<Router>) -> Respo
     response
 }
 
+/// What tower-http's CORS layer sends as `Vary` (its default: the request
+/// headers a CORS answer depends on), for the requests that skip the layer
+/// (see [`inner_call`]; a test checks it against the layer's own).
+const CORS_VARY: HeaderValue = HeaderValue::from_static(
+    "origin, access-control-request-method, access-control-request-headers",
+);
+
 /// Hands `request` on to the service inside the edge.
+///
+/// A request without an `Origin` that is not an `OPTIONS` is no CORS
+/// request, and for it the CORS layer only adds `Vary` (its credentials
+/// and exposed headers mean nothing without an allowed origin, and the edge
+/// drops them): it goes to the routes directly and gets that `Vary` here.
+/// The layer builds a header map and joins its `Vary` anew for every
+/// request it sees, which health checks, monitors and server-to-server
+/// callers need not pay for. An `OPTIONS` always goes through the layer,
+/// which answers it as a preflight with or without an `Origin`.
 async fn inner_call(mut inner: Cors<Router>, request: Request) -> Response {
+    if request.method() != Method::OPTIONS && !request.headers().contains_key(header::ORIGIN) {
+        let routes = inner.get_mut();
+        let Ok(()) = std::future::poll_fn(|cx| Service::<Request>::poll_ready(routes, cx)).await;
+        let Ok(mut response) = routes.call(request).await;
+        response.headers_mut().append(header::VARY, CORS_VARY);
+        return response;
+    }
     // Always ready (see `Edge::poll_ready`), asked anyway as tower's
     // contract wants; the error types are Infallible.
     let Ok(()) = std::future::poll_fn(|cx| Service::<Request>::poll_ready(&mut inner, cx)).await;
@@ -524,6 +547,73 @@ async fn read_body(request: Request) -> Result<Request, Problem> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Requests without an `Origin` skip the CORS layer ([`inner_call`]):
+    /// the `Vary` the edge gives them must be the one the layer sends, and
+    /// every answer carries it once, whichever way it went.
+    #[tokio::test]
+    async fn requests_that_skip_the_cors_layer_get_the_vary_it_sends() {
+        use axum::body::Body;
+        use tower::ServiceExt;
+
+        const ALLOWED: &str = "https://www.example.com";
+        let vars = [("ENVIRONMENT", "dev"), ("ALLOWED_ORIGINS", ALLOWED)];
+        let app = App::new(
+            |name| {
+                vars.iter()
+                    .find(|(n, _)| *n == name)
+                    .map(|(_, v)| v.to_string())
+            },
+            crate::Platform::native(),
+        );
+        let vary = |response: &Response| -> Vec<HeaderValue> {
+            response
+                .headers()
+                .get_all(header::VARY)
+                .iter()
+                .cloned()
+                .collect()
+        };
+
+        let layer_alone = Router::new()
+            .route("/", axum::routing::get(|| async { "ok" }))
+            .layer(cors(&app));
+        let response = layer_alone
+            .oneshot(Request::get("/").body(Body::empty()).unwrap())
+            .await
+            .unwrap();
+        assert_eq!(vary(&response), [CORS_VARY], "the layer's own Vary");
+
+        let requests = [
+            ("GET", "/healthz", None, StatusCode::OK),
+            ("GET", "/healthz", Some(ALLOWED), StatusCode::OK),
+            (
+                "GET",
+                "/healthz",
+                Some("https://evil.example"),
+                StatusCode::OK,
+            ),
+            ("GET", "/nope", None, StatusCode::NOT_FOUND),
+            ("PUT", "/healthz", None, StatusCode::METHOD_NOT_ALLOWED),
+            ("OPTIONS", "/healthz", None, StatusCode::OK),
+        ];
+        for (method, path, origin, status) in requests {
+            let mut request = Request::builder().method(method).uri(path);
+            if let Some(origin) = origin {
+                request = request.header(header::ORIGIN, origin);
+            }
+            let request = request.body(Body::empty()).unwrap();
+            let response = crate::router(app.clone()).oneshot(request).await.unwrap();
+            let what = format!("{method} {path} from {origin:?}");
+            assert_eq!(response.status(), status, "{what}");
+            assert_eq!(vary(&response), [CORS_VARY], "{what}");
+            let allowed = response
+                .headers()
+                .get(header::ACCESS_CONTROL_ALLOW_ORIGIN)
+                .is_some();
+            assert_eq!(allowed, origin == Some(ALLOWED), "{what}");
+        }
+    }
 
     #[test]
     fn durations_have_one_decimal_rounded_like_format() {
