@@ -498,8 +498,11 @@ fn report(
     );
 }
 
-/// The largest request body any route accepts; routes set their own lower
-/// limits (`DefaultBodyLimit`).
+/// The largest request body any route accepts, enforced here before
+/// routing ([`read_body`]). A route that needs a lower one sets it with
+/// axum's `DefaultBodyLimit` on that route alone: a layer on a whole
+/// router wraps each of its routes and costs every request to them a
+/// boxed service level and an extension insert.
 pub const MAX_REQUEST_BODY_BYTES: usize = 1024 * 1024;
 /// How much of a larger body is read and thrown away before answering 413.
 const DRAIN_BYTES: usize = 32 * 1024 * 1024;

@@ -167,15 +167,6 @@ impl DocumentedRoutes {
         self
     }
 
-    /// Changes the routes (say, adds a layer) but not their document.
-    pub fn map_router(
-        mut self,
-        change: impl FnOnce(axum::Router<Arc<App>>) -> axum::Router<Arc<App>>,
-    ) -> Self {
-        self.router = change(self.router);
-        self
-    }
-
     /// The routes alone, for those that must stay out of the document.
     #[cfg(feature = "test-routes")]
     pub fn undocumented(self) -> axum::Router<Arc<App>> {

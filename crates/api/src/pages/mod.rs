@@ -10,7 +10,7 @@ pub mod store;
 
 use std::sync::Arc;
 
-use axum::extract::{DefaultBodyLimit, FromRequestParts, State};
+use axum::extract::{FromRequestParts, State};
 use axum::http::request::Parts;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -31,8 +31,6 @@ use crate::App;
 use precondition::{not_modified, Precondition};
 use store::{Deleted, Draft, Page, PageSummary, RevisionSummary, Written};
 
-/// Largest accepted request body of a write (the JSON document).
-pub const MAX_REQUEST_BYTES: usize = crate::layers::MAX_REQUEST_BODY_BYTES;
 /// Longest page body (Markdown), in characters: at most 512 KiB of UTF-8.
 pub const MAX_BODY_CHARS: usize = 128 * 1024;
 /// Longest title, in characters.
@@ -43,7 +41,6 @@ const MAX_LIMIT: u32 = 100;
 
 pub fn routes() -> DocumentedRoutes {
     documented_routes![list_pages, get_page, put_page, delete_page, list_revisions]
-        .map_router(|router| router.layer(DefaultBodyLimit::max(MAX_REQUEST_BYTES)))
 }
 
 /// A page slug from the path: lowercase letters, digits and inner
