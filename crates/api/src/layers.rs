@@ -10,7 +10,7 @@ use std::time::Duration;
 use std::convert::Infallible;
 use std::task::Poll;
 
-use axum::extract::{MatchedPath, Request};
+use axum::extract::Request;
 use axum::http::{header, HeaderName, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Router;
@@ -20,7 +20,7 @@ use tower_http::cors::{AllowOrigin, Cors, CorsLayer};
 
 use crate::problem::{Problem, ProblemType};
 use crate::redis::RequestRedis;
-use crate::telemetry::{self, DependencyTime, Notes};
+use crate::telemetry::{self, DependencyTime, Notes, RouteTemplates};
 use crate::{limits, trust, App};
 
 pub const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
@@ -151,13 +151,14 @@ fn push_tenths(out: &mut String, millis: f64) {
 /// every path against no routes to reach its fallback, and `from_fn`
 /// boxed the edge's inner service and its future again, all on every
 /// request and again on each of its wake-ups.
-pub fn apply(router: Router<Arc<App>>, app: &Arc<App>) -> Edge {
-    let routed = router
-        .route_layer(tower::layer::layer_fn(NoteRoute))
-        .with_state(app.clone());
+///
+/// `templates` are the routes' path templates, which telemetry counts
+/// requests under ([`RouteTemplates`]).
+pub fn apply(router: Router<Arc<App>>, templates: Vec<String>, app: &Arc<App>) -> Edge {
     Edge {
         app: app.clone(),
-        inner: tower::Layer::layer(&cors(app), routed),
+        routes: Arc::new(RouteTemplates::new(templates)),
+        inner: tower::Layer::layer(&cors(app), router.with_state(app.clone())),
     }
 }
 
@@ -167,6 +168,7 @@ pub fn apply(router: Router<Arc<App>>, app: &Arc<App>) -> Edge {
 #[derive(Clone)]
 pub struct Edge {
     app: Arc<App>,
+    routes: Arc<RouteTemplates>,
     inner: Cors<Router>,
 }
 
@@ -182,37 +184,13 @@ impl tower::Service<Request> for Edge {
     }
 
     fn call(&mut self, request: Request) -> Self::Future {
-        Box::pin(edge(self.app.clone(), request, self.inner.clone()).map(Ok))
-    }
-}
-
-/// Tells telemetry which route template matched (routes only: the
-/// fallback's 404s are `unmatched`). A plain service rather than
-/// `middleware::from_fn`, which boxes a future and clones the route per
-/// request: this runs on every routed request and only reads extensions.
-#[derive(Clone)]
-struct NoteRoute<S>(S);
-
-impl<S: tower::Service<Request>> tower::Service<Request> for NoteRoute<S> {
-    type Response = S::Response;
-    type Error = S::Error;
-    type Future = S::Future;
-
-    fn poll_ready(
-        &mut self,
-        cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<Result<(), Self::Error>> {
-        self.0.poll_ready(cx)
-    }
-
-    fn call(&mut self, request: Request) -> Self::Future {
-        if let (Some(path), Some(notes)) = (
-            request.extensions().get::<MatchedPath>(),
-            request.extensions().get::<Notes>(),
-        ) {
-            notes.set_route(path.as_str());
-        }
-        self.0.call(request)
+        let edge = edge(
+            self.app.clone(),
+            self.routes.clone(),
+            request,
+            self.inner.clone(),
+        );
+        Box::pin(edge.map(Ok))
     }
 }
 
@@ -259,16 +237,23 @@ fn cors(app: &App) -> CorsLayer {
 /// sorts binding from internet traffic ([`trust::classify`]), cuts the
 /// request off at its deadline (504), turns axum's bare 405 into a problem
 /// document and stamps `instance`.
-async fn edge(app: Arc<App>, mut request: Request, inner: Cors<Router>) -> Response {
+async fn edge(
+    app: Arc<App>,
+    routes: Arc<RouteTemplates>,
+    mut request: Request,
+    inner: Cors<Router>,
+) -> Response {
     let started = (app.platform.now_millis)();
     let id = request_id(&app, request.headers());
     let timings = Timings::default();
-    let notes = Notes::default();
     request.extensions_mut().insert(timings.clone());
-    request.extensions_mut().insert(notes.clone());
     // What telemetry needs from the request, taken only when a sink will
     // receive it (nothing at all on the hot path otherwise).
     let seen = telemetry::Seen::capture(&app, &request);
+    let notes = Notes::default();
+    if seen.is_some() {
+        request.extensions_mut().insert(notes.clone());
+    }
 
     let secret = app.config.binding_secret.as_deref();
     let mut response = match trust::classify(request.headers_mut(), secret) {
@@ -322,7 +307,9 @@ async fn edge(app: Arc<App>, mut request: Request, inner: Cors<Router>) -> Respo
 
     let total = (app.platform.now_millis)() - started;
     if let Some(seen) = seen {
-        report(&app, seen, &notes, &id, &timings, &response, started, total);
+        report(
+            &app, seen, &routes, &notes, &id, &timings, &response, started, total,
+        );
     }
     let headers = response.headers_mut();
     // tower-http's CORS layer adds these to every answer; without an
@@ -474,6 +461,7 @@ fn finish_problem(app: &App, id: &str, response: Response, mut problem: Problem)
 fn report(
     app: &Arc<App>,
     seen: telemetry::Seen,
+    routes: &RouteTemplates,
     notes: &Notes,
     id: &str,
     timings: &Timings,
@@ -485,6 +473,7 @@ fn report(
     telemetry::report(
         app,
         seen,
+        routes,
         notes,
         telemetry::Outcome {
             request_id: id.to_owned(),

@@ -157,15 +157,14 @@ impl App {
 /// [`layers::apply`] adds the cross-cutting behaviour; anything unmatched
 /// is a 404 problem document.
 pub fn router(app: Arc<App>) -> Api {
-    let routes = openapi::with_document(
-        health::routes()
-            .merge(pages::routes())
-            .merge(uploads::routes())
-            .merge(admin::routes()),
-    );
+    let areas = health::routes()
+        .merge(pages::routes())
+        .merge(uploads::routes())
+        .merge(admin::routes());
     #[cfg(feature = "test-routes")]
-    let routes = routes.merge(test_routes::routes());
-    layers::apply(routes.fallback(not_found), &app)
+    let areas = areas.merge(test_routes::routes());
+    let (routes, templates) = openapi::with_document(areas);
+    layers::apply(routes.fallback(not_found), templates, &app)
 }
 
 async fn not_found(uri: axum::http::Uri) -> Problem {

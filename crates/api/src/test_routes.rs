@@ -17,7 +17,7 @@ use crate::openapi::documented_routes;
 use crate::App;
 
 /// The routes, without their document.
-pub fn routes() -> axum::Router<Arc<App>> {
+pub fn routes() -> crate::openapi::DocumentedRoutes {
     documented_routes![panic, fail, sleep].undocumented()
 }
 

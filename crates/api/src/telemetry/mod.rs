@@ -11,6 +11,7 @@
 
 mod logs;
 mod metrics;
+mod routes;
 mod schedule;
 
 use std::sync::{Arc, Mutex};
@@ -23,6 +24,7 @@ use crate::{App, Platform};
 
 pub use logs::LogSink;
 pub use metrics::MetricsSink;
+pub use routes::{RouteTemplates, UNMATCHED};
 
 /// How long one telemetry send may take.
 pub const SEND_TIMEOUT: Duration = Duration::from_secs(3);
@@ -59,34 +61,20 @@ impl Telemetry {
 }
 
 /// What handlers learn while a request runs and telemetry needs at its
-/// end: the matched route template and the caller's identity.
+/// end: the caller's identity. In the request's extensions only when a
+/// report will be made.
 #[derive(Debug, Clone, Default)]
-pub struct Notes(Arc<Mutex<NotesInner>>);
-
-#[derive(Debug, Default)]
-struct NotesInner {
-    route: Option<String>,
-    user: Option<String>,
-}
+pub struct Notes(Arc<Mutex<Option<String>>>);
 
 impl Notes {
-    pub fn set_route(&self, route: &str) {
-        if let Ok(mut notes) = self.0.lock() {
-            notes.route = Some(route.to_owned());
-        }
-    }
-
     pub fn set_user(&self, user: &str) {
-        if let Ok(mut notes) = self.0.lock() {
-            notes.user = Some(user.to_owned());
+        if let Ok(mut noted) = self.0.lock() {
+            *noted = Some(user.to_owned());
         }
     }
 
-    fn take(&self) -> (Option<String>, Option<String>) {
-        self.0
-            .lock()
-            .map(|mut n| (n.route.take(), n.user.take()))
-            .unwrap_or_default()
+    fn take_user(&self) -> Option<String> {
+        self.0.lock().ok().and_then(|mut noted| noted.take())
     }
 }
 
@@ -210,7 +198,13 @@ fn tell_console(platform: &Platform, what: &str, notice: schedule::Notice, error
 }
 
 /// Hands the request to every configured sink, in the background.
-pub fn report(app: &Arc<App>, seen: Seen, notes: &Notes, outcome: Outcome) {
+pub fn report(
+    app: &Arc<App>,
+    seen: Seen,
+    routes: &RouteTemplates,
+    notes: &Notes,
+    outcome: Outcome,
+) {
     let background = seen.background;
     let finished = Finished {
         request_id: outcome.request_id,
@@ -226,11 +220,11 @@ pub fn report(app: &Arc<App>, seen: Seen, notes: &Notes, outcome: Outcome) {
         cause: outcome.cause,
         colo: seen.colo,
     };
-    let (route, user) = notes.take();
-    let route = route.unwrap_or_else(|| "unmatched".to_owned());
+    let route = routes.label(&finished.path);
+    let user = notes.take_user();
     let now_ms = (app.platform.now_millis)();
     if let Some(metrics) = &app.telemetry.metrics {
-        metrics.observe(&route, &finished);
+        metrics.observe(route, &finished);
         if let Some(wait_ms) = metrics.claim(now_ms) {
             let app = app.clone();
             background.spawn(Box::pin(async move {
@@ -247,7 +241,7 @@ pub fn report(app: &Arc<App>, seen: Seen, notes: &Notes, outcome: Outcome) {
         } else {
             "info"
         };
-        let line = logs::line(&finished, &route);
+        let line = logs::line(&finished, route);
         if let Some(wait_ms) = logs.record(now_ms, finished.started_ms, level, line) {
             let app = app.clone();
             background.spawn(Box::pin(async move {
@@ -259,7 +253,7 @@ pub fn report(app: &Arc<App>, seen: Seen, notes: &Notes, outcome: Outcome) {
         }
     }
     if finished.status >= 500 && app.telemetry.sentry.is_some() {
-        let event = sentry_event(&app.platform, &finished, &route, user);
+        let event = sentry_event(&app.platform, &finished, route, user);
         let app = app.clone();
         background.spawn(Box::pin(async move {
             let Some(sentry) = &app.telemetry.sentry else {
@@ -359,17 +353,10 @@ mod tests {
     }
 
     #[test]
-    fn notes_are_taken_once() {
+    fn the_user_is_taken_once() {
         let notes = Notes::default();
-        notes.set_route("/v1/pages/{slug}");
         notes.set_user("a@example.com");
-        assert_eq!(
-            notes.take(),
-            (
-                Some("/v1/pages/{slug}".to_owned()),
-                Some("a@example.com".to_owned())
-            )
-        );
-        assert_eq!(notes.take(), (None, None));
+        assert_eq!(notes.take_user().as_deref(), Some("a@example.com"));
+        assert_eq!(notes.take_user(), None);
     }
 }
