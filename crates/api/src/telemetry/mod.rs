@@ -24,7 +24,7 @@ use crate::{App, Platform};
 
 pub use logs::LogSink;
 pub use metrics::MetricsSink;
-pub use routes::{RouteTemplates, UNMATCHED};
+pub use routes::RouteTemplates;
 
 /// How long one telemetry send may take.
 pub const SEND_TIMEOUT: Duration = Duration::from_secs(3);
