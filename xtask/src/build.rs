@@ -208,7 +208,7 @@ fn check_budget(report: &BundleReport) -> anyhow::Result<()> {
 }
 
 /// The gzip budget from `[package.metadata.bundle-budget] gzip-bytes`.
-fn gzip_budget() -> anyhow::Result<u64> {
+pub fn gzip_budget() -> anyhow::Result<u64> {
     let manifest: toml::Table =
         std::fs::read_to_string(root().join("api-worker/Cargo.toml"))?.parse()?;
     manifest

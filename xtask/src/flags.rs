@@ -39,7 +39,8 @@ pub enum Command {
     Migrate(Migrate),
     /// Load the release Worker and a Hono reference side by side on workerd
     /// (with the local stack behind them) and print requests/s, latencies
-    /// and their ratios, plus bundle size, first-request time and memory.
+    /// and their ratios, plus bundle size, first-request time and memory,
+    /// and which of the performance targets the run meets.
     Bench(Bench),
     /// Compare an environment on Cloudflare with deploy.toml and print what
     /// a deploy would change (exit status 2 when something would).
