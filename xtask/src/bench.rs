@@ -2008,7 +2008,11 @@ fn render(report: &Report) -> String {
         };
     }
     if !report.goals.is_empty() {
-        let _ = writeln!(out, "\n  {:<56} {:<24} met", "target", "measured");
+        let _ = writeln!(
+            out,
+            "\n  {:<56} {:<24} met",
+            "performance target", "measured"
+        );
         for goal in &report.goals {
             let _ = writeln!(
                 out,
