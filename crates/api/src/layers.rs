@@ -20,7 +20,7 @@ use tower_http::cors::{AllowOrigin, Cors, CorsLayer};
 
 use crate::problem::{Problem, ProblemType};
 use crate::redis::RequestRedis;
-use crate::telemetry::{self, DependencyTime, Notes, RouteTemplates};
+use crate::telemetry::{self, DependencyTime, RouteTemplates};
 use crate::{limits, trust, App};
 
 pub const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
@@ -184,13 +184,10 @@ impl tower::Service<Request> for Edge {
     }
 
     fn call(&mut self, request: Request) -> Self::Future {
-        let edge = edge(
-            self.app.clone(),
-            self.routes.clone(),
-            request,
-            self.inner.clone(),
-        );
-        Box::pin(edge.map(Ok))
+        // What telemetry needs from the request, taken only when a sink will
+        // receive it (nothing at all on the hot path otherwise).
+        let seen = telemetry::Seen::capture(&self.app, &self.routes, &request);
+        Box::pin(edge(self.app.clone(), request, self.inner.clone(), seen).map(Ok))
     }
 }
 
@@ -239,20 +236,16 @@ fn cors(app: &App) -> CorsLayer {
 /// document and stamps `instance`.
 async fn edge(
     app: Arc<App>,
-    routes: Arc<RouteTemplates>,
     mut request: Request,
     inner: Cors<Router>,
+    seen: Option<telemetry::Seen>,
 ) -> Response {
     let started = (app.platform.now_millis)();
     let id = request_id(&app, request.headers());
     let timings = Timings::default();
     request.extensions_mut().insert(timings.clone());
-    // What telemetry needs from the request, taken only when a sink will
-    // receive it (nothing at all on the hot path otherwise).
-    let seen = telemetry::Seen::capture(&app, &request);
-    let notes = Notes::default();
-    if seen.is_some() {
-        request.extensions_mut().insert(notes.clone());
+    if let Some(seen) = &seen {
+        request.extensions_mut().insert(seen.notes());
     }
 
     let secret = app.config.binding_secret.as_deref();
@@ -307,9 +300,7 @@ async fn edge(
 
     let total = (app.platform.now_millis)() - started;
     if let Some(seen) = seen {
-        report(
-            &app, seen, &routes, &notes, &id, &timings, &response, started, total,
-        );
+        report(&app, seen, &id, &timings, &response, started, total);
     }
     let headers = response.headers_mut();
     // tower-http's CORS layer adds these to every answer; without an
@@ -457,12 +448,9 @@ fn finish_problem(app: &App, id: &str, response: Response, mut problem: Problem)
 /// Hands the finished request to telemetry (only when a sink is set).
 #[cold]
 #[inline(never)]
-#[allow(clippy::too_many_arguments)]
 fn report(
     app: &Arc<App>,
     seen: telemetry::Seen,
-    routes: &RouteTemplates,
-    notes: &Notes,
     id: &str,
     timings: &Timings,
     response: &Response,
@@ -473,8 +461,6 @@ fn report(
     telemetry::report(
         app,
         seen,
-        routes,
-        notes,
         telemetry::Outcome {
             request_id: id.to_owned(),
             status: response.status().as_u16(),

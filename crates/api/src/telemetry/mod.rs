@@ -61,8 +61,8 @@ impl Telemetry {
 }
 
 /// What handlers learn while a request runs and telemetry needs at its
-/// end: the caller's identity. In the request's extensions only when a
-/// report will be made.
+/// end: the caller's identity. Made with [`Seen`], and in the request's
+/// extensions only when a report will be made.
 #[derive(Debug, Clone, Default)]
 pub struct Notes(Arc<Mutex<Option<String>>>);
 
@@ -90,6 +90,9 @@ pub struct DependencyTime {
 /// only when the runtime gave a [`Background`] and some sink is set.
 pub struct Seen {
     background: Background,
+    /// The routes, to label the request by when it is reported.
+    routes: Arc<RouteTemplates>,
+    notes: Notes,
     method: String,
     url: String,
     path: String,
@@ -99,13 +102,19 @@ pub struct Seen {
 }
 
 impl Seen {
-    pub fn capture(app: &App, request: &http::Request<axum::body::Body>) -> Option<Seen> {
+    pub fn capture(
+        app: &App,
+        routes: &Arc<RouteTemplates>,
+        request: &http::Request<axum::body::Body>,
+    ) -> Option<Seen> {
         let background = request.extensions().get::<Background>()?.clone();
         if app.telemetry.is_empty() {
             return None;
         }
         Some(Seen {
             background,
+            routes: routes.clone(),
+            notes: Notes::default(),
             method: request.method().to_string(),
             url: request.uri().to_string(),
             path: request.uri().path().to_owned(),
@@ -120,6 +129,11 @@ impl Seen {
                 .and_then(|v| v.to_str().ok())
                 .and_then(colo_from_ray),
         })
+    }
+
+    /// The notes handlers write into for this request's report.
+    pub fn notes(&self) -> Notes {
+        self.notes.clone()
     }
 }
 
@@ -198,13 +212,7 @@ fn tell_console(platform: &Platform, what: &str, notice: schedule::Notice, error
 }
 
 /// Hands the request to every configured sink, in the background.
-pub fn report(
-    app: &Arc<App>,
-    seen: Seen,
-    routes: &RouteTemplates,
-    notes: &Notes,
-    outcome: Outcome,
-) {
+pub fn report(app: &Arc<App>, seen: Seen, outcome: Outcome) {
     let background = seen.background;
     let finished = Finished {
         request_id: outcome.request_id,
@@ -220,8 +228,8 @@ pub fn report(
         cause: outcome.cause,
         colo: seen.colo,
     };
-    let route = routes.label(&finished.path);
-    let user = notes.take_user();
+    let route = seen.routes.label(&finished.path);
+    let user = seen.notes.take_user();
     let now_ms = (app.platform.now_millis)();
     if let Some(metrics) = &app.telemetry.metrics {
         metrics.observe(route, &finished);
