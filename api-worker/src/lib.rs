@@ -12,7 +12,6 @@ mod entry {
     use outbound::Background;
     use std::future::Future;
     use std::task::{Poll, Wake, Waker};
-    use tower_service::Service;
 
     use worker::wasm_bindgen::{self, prelude::wasm_bindgen, JsValue};
     use worker::{event, js_sys, web_sys, Context, Env, ScheduleContext, ScheduledEvent};
@@ -21,8 +20,7 @@ mod entry {
 
     /// The app and its router, built on the first event of each isolate
     /// from its bindings (which do not change while the isolate lives).
-    /// The router is cloned per request: a clone shares the routes and
-    /// layers behind an `Arc`.
+    /// Requests share it ([`api::Api::handle`]).
     static APP: OnceLock<(Arc<App>, api::Api)> = OnceLock::new();
 
     fn platform() -> Platform {
@@ -201,8 +199,7 @@ mod entry {
         request
             .extensions_mut()
             .insert(Background::new(move |work| ctx.0.wait_until(work)));
-        // The API's service never fails (its error type is Infallible).
-        let Ok(response) = app(&env).1.clone().call(request).await;
+        let response = app(&env).1.handle(request).await;
         crate::bridge::response_to_js(response).await
     }
 

@@ -175,19 +175,34 @@ pub struct Edge {
 impl tower::Service<Request> for Edge {
     type Response = Response;
     type Error = Infallible;
-    type Future = BoxFuture<'static, Result<Response, Infallible>>;
+    /// [`Edge::handle`]'s future, its answer as a `Result`.
+    type Future = futures_util::future::Map<
+        BoxFuture<'static, Response>,
+        fn(Response) -> Result<Response, Infallible>,
+    >;
 
     fn poll_ready(&mut self, _: &mut std::task::Context<'_>) -> Poll<Result<(), Infallible>> {
         // The routes are always ready (axum's `Router` is), and so is CORS
-        // around them; each request calls its own clone (`edge`).
+        // around them; each request calls its own clone ([`Edge::handle`]).
         Poll::Ready(Ok(()))
     }
 
     fn call(&mut self, request: Request) -> Self::Future {
+        self.handle(request).map(Ok)
+    }
+}
+
+impl Edge {
+    /// The answer to `request`, as `Service::call` gives it, but from a
+    /// shared `Edge`: the future owns what it needs (the app and the routes
+    /// behind CORS, cloned here), so a caller that keeps one `Edge` (the
+    /// Worker keeps one per isolate) need not clone the whole service, CORS
+    /// settings included, per request only for `call`'s `&mut self`.
+    pub fn handle(&self, request: Request) -> BoxFuture<'static, Response> {
         // What telemetry needs from the request, taken only when a sink will
         // receive it (nothing at all on the hot path otherwise).
         let seen = telemetry::Seen::capture(&self.app, &self.routes, &request);
-        Box::pin(edge(self.app.clone(), request, self.inner.clone(), seen).map(Ok))
+        Box::pin(edge(self.app.clone(), request, self.inner.clone(), seen))
     }
 }
 
