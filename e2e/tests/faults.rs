@@ -583,15 +583,17 @@ impl Run {
     /// Nothing recorded complete without its object, and every file that
     /// reached storage whole completes once storage is back.
     async fn check_uploads(&self, db: &mut sqlx::MySqlConnection, client: &str) {
+        let head = |id: &str| {
+            let key = format!("uploads/{id}");
+            async move {
+                e2e::storage()
+                    .head_object(&key, SystemTime::now(), Duration::from_secs(10))
+                    .await
+                    .unwrap()
+            }
+        };
         for upload in &self.uploads {
-            let object = e2e::storage()
-                .head_object(
-                    &format!("uploads/{}", upload.id),
-                    SystemTime::now(),
-                    Duration::from_secs(10),
-                )
-                .await
-                .unwrap();
+            let object = head(&upload.id).await;
             let mut status: String = sqlx::query_scalar(
                 "SELECT CONVERT(status USING utf8mb4) FROM uploads WHERE id = ?",
             )
@@ -633,15 +635,11 @@ impl Run {
                         "{}: {stored:?} is not what was declared",
                         upload.id
                     );
-                    let after = e2e::storage()
-                        .head_object(
-                            &format!("uploads/{}", upload.id),
-                            SystemTime::now(),
-                            Duration::from_secs(10),
-                        )
-                        .await
-                        .unwrap();
-                    assert!(after.is_none(), "{}: refused, yet kept", upload.id);
+                    assert!(
+                        head(&upload.id).await.is_none(),
+                        "{}: refused, yet kept",
+                        upload.id
+                    );
                 }
             }
             if status == "complete" {
