@@ -355,7 +355,10 @@ pub struct Test {
     pub keep_state: bool,
 
     /// Only run tests whose name contains this string (passed to the test
-    /// binaries of every suite).
+    /// binaries of every suite; schemathesis, which has no test names, runs
+    /// as one test named `schema`). A suite with no such test passes and
+    /// says so; the run fails when no suite has one. fmt and clippy always
+    /// run.
     pub filter: Option<String>,
 }
 

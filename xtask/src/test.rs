@@ -29,6 +29,9 @@ struct Suite {
     seconds: f64,
     /// Why the suite failed, when it failed for another reason than tests.
     error: Option<String>,
+    /// Why a suite that passed ran nothing (the filter selected none of it).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    note: Option<String>,
 }
 
 impl Suite {
@@ -48,6 +51,15 @@ impl Suite {
             ignored: counts.ignored,
             seconds: started.elapsed().as_secs_f64(),
             error,
+            note: None,
+        }
+    }
+
+    /// A suite the filter selected nothing of: it passes, and says so.
+    fn filtered_out(name: &'static str, filter: &[String], started: Instant) -> Suite {
+        Suite {
+            note: Some(format!("no test name contains {:?}", filter.join(" "))),
+            ..Suite::counted(name, Counts::default(), started, None)
         }
     }
 
@@ -67,6 +79,7 @@ impl Suite {
         let error = self
             .error
             .as_deref()
+            .or(self.note.as_deref())
             .and_then(|e| e.lines().next())
             .map(|e| format!(" ({e})"))
             .unwrap_or_default();
@@ -166,7 +179,7 @@ pub fn run(ui: &Ui, flags: &flags::Test) -> anyhow::Result<()> {
     if let Err(error) = install::wrangler(ui) {
         ui.info(format!("wrangler could not be installed: {error:#}"));
     }
-    suites.push(tests(ui, "unit", cargo().args(unit).args(&filter)));
+    suites.push(tests(ui, "unit", cargo().args(unit).args(&filter), &filter));
     stop_if_interrupted()?;
     suites.push(shim_tests(ui, &filter));
     stop_if_interrupted()?;
@@ -179,7 +192,8 @@ pub fn run(ui: &Ui, flags: &flags::Test) -> anyhow::Result<()> {
         failed: suites.iter().map(|s| s.failed).sum(),
         ignored: suites.iter().map(|s| s.ignored).sum(),
     };
-    let ok = suites.iter().all(|s| s.ok);
+    let nothing_ran = nothing_selected(&filter, &suites);
+    let ok = suites.iter().all(|s| s.ok) && !nothing_ran;
     if ui.json {
         println!(
             "{}",
@@ -196,9 +210,15 @@ pub fn run(ui: &Ui, flags: &flags::Test) -> anyhow::Result<()> {
         total.failed,
         format_duration(started.elapsed())
     );
-    if !ok {
-        let failed: Vec<&str> = suites.iter().filter(|s| !s.ok).map(|s| s.name).collect();
+    let failed: Vec<&str> = suites.iter().filter(|s| !s.ok).map(|s| s.name).collect();
+    if !failed.is_empty() {
         bail!("failed: {}", failed.join(", "));
+    }
+    if nothing_ran {
+        bail!(
+            "no test in any suite has a name containing {:?}",
+            filter.join(" ")
+        );
     }
     Ok(())
 }
@@ -226,6 +246,7 @@ fn check(ui: &Ui, name: &'static str, cmd: &mut Command) -> Suite {
         ignored: 0,
         seconds: started.elapsed().as_secs_f64(),
         error,
+        note: None,
     }
 }
 
@@ -246,12 +267,37 @@ fn forward_stdout(ui: &Ui) -> Stdio {
 
 /// A suite of libtest binaries: output is passed through while the
 /// `test result:` lines are counted.
-fn tests(ui: &Ui, name: &'static str, cmd: &mut Command) -> Suite {
+fn tests(ui: &Ui, name: &'static str, cmd: &mut Command, filter: &[String]) -> Suite {
+    counted_suite(ui, name, cmd, Counts::add_line, filter)
+}
+
+/// Runs a test harness and judges it by its counts: a harness that exits 0
+/// but ran nothing must not look like a pass, unless a filter selected none
+/// of its tests (whether the filter selected anything at all is judged over
+/// every suite, by [`nothing_selected`]).
+fn counted_suite(
+    ui: &Ui,
+    name: &'static str,
+    cmd: &mut Command,
+    count: fn(&mut Counts, &str),
+    filter: &[String],
+) -> Suite {
     let started = Instant::now();
-    let (counts, error) = run_counting(ui, name, cmd, Counts::add_line);
-    // A harness that exits 0 but ran nothing must not look like a pass.
+    let (counts, error) = run_counting(ui, name, cmd, count);
+    if error.is_none() && counts.passed + counts.failed == 0 && !filter.is_empty() {
+        return Suite {
+            ignored: counts.ignored,
+            ..Suite::filtered_out(name, filter, started)
+        };
+    }
     let error = error.or_else(|| (counts.passed == 0).then(|| "no test ran".to_owned()));
     Suite::counted(name, counts, started, error)
+}
+
+/// Whether a filtered run ran no test in any suite: a misspelt filter must
+/// fail rather than pass having checked nothing.
+fn nothing_selected(filter: &[String], suites: &[Suite]) -> bool {
+    !filter.is_empty() && suites.iter().all(|s| s.passed + s.failed == 0)
 }
 
 /// Runs a test harness, passing its output through (to stderr under
@@ -333,6 +379,7 @@ fn end_to_end(
                     // (`cargo run` would wait on the build lock this
                     // `cargo test` holds, and rebuild xtask's dependencies).
                     .env(XTASK_ENV_VAR, std::env::current_exe().unwrap_or_default()),
+                filter,
             );
             e2e.seconds = started.elapsed().as_secs_f64();
             let browser = browser_tests(ui, &manifest, filter);
@@ -343,7 +390,13 @@ fn end_to_end(
                 .map(|a| a.url.clone())
                 .unwrap_or_default();
             let token = crate::stack::admin_token(&stack.manifest, "schemathesis@example.com");
-            let schema = schema_conformance(ui, &schemathesis, &api, &token);
+            // Schemathesis has no test names to filter by: a filter runs it
+            // only when it names the suite (`cargo xtask test schema`).
+            let schema = if schema_selected(filter) {
+                schema_conformance(ui, &schemathesis, &api, &token)
+            } else {
+                Suite::filtered_out("schema", filter, Instant::now())
+            };
             stack.stop();
             vec![e2e, browser, schema]
         }
@@ -357,6 +410,7 @@ fn end_to_end(
                 ignored: 0,
                 seconds: started.elapsed().as_secs_f64(),
                 error: Some(format!("{e:#}")),
+                note: None,
             }]
         }
     };
@@ -391,7 +445,7 @@ fn shim_tests(ui: &Ui, filter: &[String]) -> Suite {
         );
     };
     let mut cmd = node_test(&node, &project::root().join("pages-shim/test"), filter);
-    node_suite(ui, "shim", &mut cmd, !filter.is_empty())
+    counted_suite(ui, "shim", &mut cmd, Counts::add_tap_line, filter)
 }
 
 /// The browser suite (`e2e/browser/`, node --test with playwright-core
@@ -413,7 +467,7 @@ fn browser_tests(ui: &Ui, manifest: &std::path::Path, filter: &[String]) -> Suit
     let mut cmd = node_test(&tools.node, &project::root().join("e2e/browser"), filter);
     cmd.env(stack_manifest::ENV_VAR, manifest)
         .env("CHROMIUM", &tools.chromium);
-    node_suite(ui, "browser", &mut cmd, !filter.is_empty())
+    counted_suite(ui, "browser", &mut cmd, Counts::add_tap_line, filter)
 }
 
 /// `node --test` over `dir` with the TAP reporter (whose summary
@@ -440,15 +494,10 @@ fn regex_literal(text: &str) -> String {
         .collect()
 }
 
-/// Runs a `node --test` command, passing its output through and counting
-/// its TAP summary. With a filter, a suite in which no test matched passes
-/// (its tests count as skipped).
-fn node_suite(ui: &Ui, name: &'static str, cmd: &mut Command, filtered: bool) -> Suite {
-    let started = Instant::now();
-    let (counts, error) = run_counting(ui, name, cmd, Counts::add_tap_line);
-    let error =
-        error.or_else(|| (counts.passed == 0 && !filtered).then(|| "no test ran".to_owned()));
-    Suite::counted(name, counts, started, error)
+/// Whether a filter selects the schemathesis suite, which runs as one
+/// test named `schema`.
+fn schema_selected(filter: &[String]) -> bool {
+    filter.iter().all(|word| "schema".contains(word.as_str()))
 }
 
 /// Where the e2e tests find the xtask binary that runs them.
@@ -619,6 +668,54 @@ mod tests {
     }
 
     #[test]
+    fn a_filter_passes_suites_it_selects_nothing_of_but_not_the_run() {
+        let filter = ["every_dependency_fails".to_owned()];
+        let started = Instant::now();
+        let unit = Suite::filtered_out("unit", &filter, started);
+        assert!(unit.ok);
+        assert_eq!(
+            unit.summary(),
+            "unit: ok (no test name contains \"every_dependency_fails\")"
+        );
+        let e2e = Suite::counted(
+            "e2e",
+            Counts {
+                passed: 1,
+                ..Counts::default()
+            },
+            started,
+            None,
+        );
+        let failing = Suite::counted(
+            "e2e",
+            Counts {
+                failed: 1,
+                ..Counts::default()
+            },
+            started,
+            None,
+        );
+        let lints = Suite::counted("fmt", Counts::default(), started, None);
+        assert!(!nothing_selected(&filter, &[unit, e2e]));
+        let unit = Suite::filtered_out("unit", &filter, started);
+        assert!(!nothing_selected(&filter, &[unit, failing]));
+        let unit = Suite::filtered_out("unit", &filter, started);
+        assert!(nothing_selected(&filter, &[lints, unit]));
+        assert!(
+            !nothing_selected(&[], &[]),
+            "an unfiltered run is judged per suite"
+        );
+    }
+
+    #[test]
+    fn schemathesis_runs_unfiltered_or_when_the_filter_names_it() {
+        assert!(schema_selected(&[]));
+        assert!(schema_selected(&["schema".to_owned()]));
+        assert!(schema_selected(&["schem".to_owned()]));
+        assert!(!schema_selected(&["every_dependency_fails".to_owned()]));
+    }
+
+    #[test]
     fn summaries_read_as_plain_result_lines() {
         let suite = Suite {
             name: "unit",
@@ -628,6 +725,7 @@ mod tests {
             ignored: 0,
             seconds: 1.0,
             error: None,
+            note: None,
         };
         assert_eq!(suite.summary(), "unit: 12 passed, 0 failed");
         let failed = Suite {
@@ -638,6 +736,7 @@ mod tests {
             ignored: 0,
             seconds: 1.0,
             error: Some("exited with exit status: 1".into()),
+            note: None,
         };
         assert_eq!(
             failed.summary(),
