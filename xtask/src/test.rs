@@ -677,24 +677,15 @@ mod tests {
             unit.summary(),
             "unit: ok (no test name contains \"every_dependency_fails\")"
         );
-        let e2e = Suite::counted(
-            "e2e",
-            Counts {
-                passed: 1,
-                ..Counts::default()
-            },
-            started,
-            None,
-        );
-        let failing = Suite::counted(
-            "e2e",
-            Counts {
-                failed: 1,
-                ..Counts::default()
-            },
-            started,
-            None,
-        );
+        let ran = |passed, failed| {
+            let counts = Counts {
+                passed,
+                failed,
+                ignored: 0,
+            };
+            Suite::counted("e2e", counts, started, None)
+        };
+        let (e2e, failing) = (ran(1, 0), ran(0, 1));
         let lints = Suite::counted("fmt", Counts::default(), started, None);
         assert!(!nothing_selected(&filter, &[unit, e2e]));
         let unit = Suite::filtered_out("unit", &filter, started);
