@@ -58,10 +58,16 @@ fn request(case: &str) -> Request<Body> {
             .header("access-control-request-headers", "content-type,if-match"),
         _ => Request::get("http://127.0.0.1/healthz"),
     };
-    request
+    let mut request = request
         .header("host", "127.0.0.1")
         .body(Body::empty())
-        .expect("a valid request")
+        .expect("a valid request");
+    // As the Worker gives every request its `waitUntil` (which is where a
+    // transaction's rollback and telemetry's sends would go; none here).
+    request
+        .extensions_mut()
+        .insert(outbound::Background::new(|_work| {}));
+    request
 }
 
 fn main() {
