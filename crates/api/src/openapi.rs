@@ -241,20 +241,17 @@ fn document(parts: &[DocumentPart]) -> Document {
 ///
 /// Returns the router and every route's path template.
 pub fn with_document(areas: DocumentedRoutes) -> (axum::Router<Arc<App>>, Vec<String>) {
-    let DocumentedRoutes {
-        router: own,
-        templates: mut all_templates,
-        document: own_part,
-    } = documented_routes![openapi_json];
-    all_templates.extend(areas.templates);
-    let mut parts = areas.document;
-    parts.extend(own_part);
+    let own = documented_routes![openapi_json];
     let document = OpenApiJson(Arc::new(LazyDocument {
-        parts,
+        parts: areas.document.into_iter().chain(own.document).collect(),
         json: OnceLock::new(),
     }));
-    let router = own.route_layer(Extension(document)).merge(areas.router);
-    (router, all_templates)
+    let router = own
+        .router
+        .route_layer(Extension(document))
+        .merge(areas.router);
+    let templates = areas.templates.into_iter().chain(own.templates).collect();
+    (router, templates)
 }
 
 /// This OpenAPI 3.1 document.
