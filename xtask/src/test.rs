@@ -179,7 +179,13 @@ pub fn run(ui: &Ui, flags: &flags::Test) -> anyhow::Result<()> {
     if let Err(error) = install::wrangler(ui) {
         ui.info(format!("wrangler could not be installed: {error:#}"));
     }
-    suites.push(tests(ui, "unit", cargo().args(unit).args(&filter), &filter));
+    suites.push(counted_suite(
+        ui,
+        "unit",
+        cargo().args(unit).args(&filter),
+        Counts::add_line,
+        &filter,
+    ));
     stop_if_interrupted()?;
     suites.push(shim_tests(ui, &filter));
     stop_if_interrupted()?;
@@ -265,16 +271,11 @@ fn forward_stdout(ui: &Ui) -> Stdio {
     }
 }
 
-/// A suite of libtest binaries: output is passed through while the
-/// `test result:` lines are counted.
-fn tests(ui: &Ui, name: &'static str, cmd: &mut Command, filter: &[String]) -> Suite {
-    counted_suite(ui, name, cmd, Counts::add_line, filter)
-}
-
-/// Runs a test harness and judges it by its counts: a harness that exits 0
-/// but ran nothing must not look like a pass, unless a filter selected none
-/// of its tests (whether the filter selected anything at all is judged over
-/// every suite, by [`nothing_selected`]).
+/// Runs a test harness (libtest's, counted by [`Counts::add_line`], or
+/// node's, by [`Counts::add_tap_line`]) and judges it by its counts: a
+/// harness that exits 0 but ran nothing must not look like a pass, unless
+/// a filter selected none of its tests (whether the filter selected
+/// anything at all is judged over every suite, by [`nothing_selected`]).
 fn counted_suite(
     ui: &Ui,
     name: &'static str,
@@ -368,7 +369,7 @@ fn end_to_end(
     let suites = match prepared {
         Ok((mut stack, schemathesis)) => {
             let manifest = state_dir.join(stack_manifest::FILE_NAME);
-            let mut e2e = tests(
+            let mut e2e = counted_suite(
                 ui,
                 "e2e",
                 cargo()
@@ -379,6 +380,7 @@ fn end_to_end(
                     // (`cargo run` would wait on the build lock this
                     // `cargo test` holds, and rebuild xtask's dependencies).
                     .env(XTASK_ENV_VAR, std::env::current_exe().unwrap_or_default()),
+                Counts::add_line,
                 filter,
             );
             e2e.seconds = started.elapsed().as_secs_f64();
