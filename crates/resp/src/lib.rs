@@ -39,6 +39,8 @@ mod lazy;
 mod reply;
 mod scan;
 mod script;
+#[cfg(feature = "testing")]
+pub mod testing;
 
 pub use cmd::{cmd, Cmd, Pipeline, ToArg};
 pub use connection::{Connection, Options, Protocol};

@@ -3,140 +3,18 @@
 //! well-formed RESP2/RESP3 replies, split into arbitrary reads, decode to
 //! the `Reply` values they encode.
 //!
-//! The server is an in-memory stream with its replies preloaded: it hands
-//! them out in the chunk sizes the test chose (answering "not yet" between
-//! chunks, as a socket does), then either ends the stream or stalls. The
-//! timer fires only once the stream has stalled, so a call that waits for
-//! more bytes ends in a timeout at once and nothing depends on the clock.
+//! The scripted server and the properties on arbitrary bytes are
+//! `resp::testing`'s, which the coverage-guided targets in `fuzz/` check
+//! too (`cargo xtask fuzz`).
 //!
 //! Default cases are kept small enough for `cargo test`; run long with
 //! `PROPTEST_CASES=100000 cargo test -p resp --test fuzz --release`.
 
-use std::future::Future;
-use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
-use std::task::{Context, Poll};
-use std::time::Duration;
-
-use outbound::{BoxFuture, Timer};
 use proptest::prelude::*;
+use resp::testing::{
+    block_on, check_arbitrary_handshake, check_arbitrary_replies, hello, scripted,
+};
 use resp::{cmd, Connection, Error, Options, Pipeline, Protocol, Reply};
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-
-/// The server side: `data` in reads of `chunks` sizes (cycled), then the
-/// end of the stream or a stall. Writes are accepted and ignored.
-struct Server {
-    data: Vec<u8>,
-    at: usize,
-    chunks: Vec<usize>,
-    reads: usize,
-    /// Answer `Pending` before the next read, as a socket between packets.
-    pause: bool,
-    hang_at_end: bool,
-    stalled: Arc<AtomicBool>,
-}
-
-impl AsyncRead for Server {
-    fn poll_read(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<std::io::Result<()>> {
-        let this = &mut *self;
-        if this.at == this.data.len() {
-            if this.hang_at_end {
-                this.stalled.store(true, Ordering::SeqCst);
-                return Poll::Pending;
-            }
-            return Poll::Ready(Ok(()));
-        }
-        if this.pause {
-            this.pause = false;
-            cx.waker().wake_by_ref();
-            return Poll::Pending;
-        }
-        this.pause = true;
-        let chunk = this.chunks[this.reads % this.chunks.len()];
-        this.reads += 1;
-        let n = chunk
-            .min(this.data.len() - this.at)
-            .min(buf.remaining())
-            .max(1);
-        buf.put_slice(&this.data[this.at..this.at + n]);
-        this.at += n;
-        Poll::Ready(Ok(()))
-    }
-}
-
-impl AsyncWrite for Server {
-    fn poll_write(
-        self: Pin<&mut Self>,
-        _: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<std::io::Result<usize>> {
-        Poll::Ready(Ok(buf.len()))
-    }
-    fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        Poll::Ready(Ok(()))
-    }
-    fn poll_shutdown(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        Poll::Ready(Ok(()))
-    }
-}
-
-/// A deadline that passes as soon as the server has stalled.
-struct StallTimer(Arc<AtomicBool>);
-
-struct StallSleep(Arc<AtomicBool>);
-
-impl Future for StallSleep {
-    type Output = ();
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
-        if self.0.load(Ordering::SeqCst) {
-            Poll::Ready(())
-        } else {
-            cx.waker().wake_by_ref();
-            Poll::Pending
-        }
-    }
-}
-
-impl Timer for StallTimer {
-    fn sleep(&self, _: Duration) -> BoxFuture<'static, ()> {
-        Box::pin(StallSleep(self.0.clone()))
-    }
-}
-
-fn server(data: Vec<u8>, chunks: Vec<usize>, hang_at_end: bool) -> (Server, Arc<dyn Timer>) {
-    let stalled = Arc::new(AtomicBool::new(false));
-    let server = Server {
-        data,
-        at: 0,
-        chunks,
-        reads: 0,
-        pause: false,
-        hang_at_end,
-        stalled: stalled.clone(),
-    };
-    (server, Arc::new(StallTimer(stalled)))
-}
-
-fn block_on<F: Future>(future: F) -> F::Output {
-    tokio::runtime::Builder::new_current_thread()
-        .build()
-        .unwrap()
-        .block_on(future)
-}
-
-/// `HELLO 3` accepted (RESP3), or refused as by Redis 5 (RESP2 fallback;
-/// without credentials the fallback sends nothing).
-fn hello(protocol: Protocol) -> &'static [u8] {
-    match protocol {
-        Protocol::Resp3 => b"%1\r\n$5\r\nproto\r\n:3\r\n",
-        Protocol::Resp2 => b"-ERR unknown command 'HELLO'\r\n",
-    }
-}
 
 fn protocol() -> impl Strategy<Value = Protocol> {
     prop_oneof![Just(Protocol::Resp2), Just(Protocol::Resp3)]
@@ -207,31 +85,6 @@ fn noise() -> impl Strategy<Value = Vec<u8>> {
     prop::collection::vec(token, 0..24).prop_map(|parts| parts.concat())
 }
 
-/// One call of each kind against the server; a panic anywhere fails the
-/// property, and so does a call that never ends (the timer would fire).
-async fn calls(conn: &mut Connection<Server>, pipeline_len: usize) -> Vec<Result<(), Error>> {
-    let mut results = Vec::new();
-    results.push(conn.query::<Reply>(cmd("GET").arg("k")).await.map(drop));
-    let mut pipeline = Pipeline::new();
-    for i in 0..pipeline_len {
-        pipeline.push(cmd("GET").arg(i));
-    }
-    results.push(conn.pipeline(&pipeline).await.map(|replies| {
-        assert_eq!(replies.len(), pipeline_len, "one reply per command");
-    }));
-    results.push(conn.transaction(&pipeline).await.map(|replies| {
-        if let Some(replies) = replies {
-            assert_eq!(replies.len(), pipeline_len, "one result per command");
-        }
-    }));
-    results.push(
-        conn.query::<Option<String>>(cmd("GET").arg("k"))
-            .await
-            .map(drop),
-    );
-    results
-}
-
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(256))]
 
@@ -246,32 +99,8 @@ proptest! {
         hang_at_end in any::<bool>(),
         pipeline_len in 1..4usize,
     ) {
-        let mut data = hello(protocol).to_vec();
-        data.extend_from_slice(&bytes);
-        let (stream, timer) = server(data, chunks, hang_at_end);
-        let results = block_on(async {
-            let mut conn = Connection::open(stream, &Options::default(), timer)
-                .await
-                .expect("the handshake is well-formed");
-            prop_assert_eq!(conn.protocol(), protocol);
-            let results = calls(&mut conn, pipeline_len).await;
-            prop_assert_eq!(conn.is_usable(), !results.iter().any(|r| matches!(r,
-                Err(Error::Io(_) | Error::Closed | Error::Timeout(_) | Error::Protocol(_))
-            )));
-            Ok(results)
-        })?;
-        let lost = results.iter().position(|r| matches!(r,
-            Err(Error::Io(_) | Error::Closed | Error::Timeout(_) | Error::Protocol(_) | Error::Unusable(_))
-        ));
-        if let Some(lost) = lost {
-            for later in &results[lost + 1..] {
-                prop_assert!(matches!(later, Err(Error::Unusable(_))), "{later:?}");
-            }
-        }
-        if !hang_at_end {
-            // Nothing waits when the stream ends: no call may time out.
-            prop_assert!(!results.iter().any(|r| matches!(r, Err(Error::Timeout(_)))), "{results:?}");
-        }
+        let checked = check_arbitrary_replies(protocol, &bytes, chunks, hang_at_end, pipeline_len);
+        prop_assert_eq!(checked, Ok(()));
     }
 
     /// Arbitrary bytes as the answer to the handshake itself.
@@ -282,21 +111,7 @@ proptest! {
         hang_at_end in any::<bool>(),
         password in any::<bool>(),
     ) {
-        let (stream, timer) = server(bytes, chunks, hang_at_end);
-        let options = Options {
-            password: password.then(|| "hunter2".to_owned()),
-            database: u32::from(password),
-            ..Options::default()
-        };
-        let outcome = block_on(async {
-            match Connection::open(stream, &options, timer).await {
-                Ok(mut conn) => calls(&mut conn, 2).await.into_iter().next().unwrap(),
-                Err(e) => Err(e),
-            }
-        });
-        if let Err(e) = &outcome {
-            prop_assert!(!e.to_string().contains("hunter2"), "{e}");
-        }
+        prop_assert_eq!(check_arbitrary_handshake(&bytes, chunks, hang_at_end, password), Ok(()));
     }
 }
 
@@ -334,7 +149,7 @@ fn server_error(message: &str) -> resp::ServerError {
         format!("-{message}\r\n")
     };
     wire.extend_from_slice(reply.as_bytes());
-    let (stream, timer) = server(wire, vec![8192], false);
+    let (stream, timer) = scripted(wire, vec![8192], false);
     block_on(async {
         let mut conn = Connection::open(stream, &Options::default(), timer)
             .await
@@ -591,7 +406,7 @@ proptest! {
                 encode(reply, protocol, &mut data);
             }
         }
-        let (stream, timer) = server(data, chunks, true);
+        let (stream, timer) = scripted(data, chunks, true);
         let got = block_on(async {
             let mut conn = Connection::open(stream, &Options::default(), timer).await.unwrap();
             let mut pipeline = Pipeline::new();
@@ -620,7 +435,7 @@ fn an_attribute_before_a_null_is_dropped() {
     data.extend_from_slice(
         b"|0\r\n|1\r\n+a\r\n_\r\n%1\r\n|1\r\n+b\r\n_\r\n+k\r\n|1\r\n+c\r\n_\r\n_\r\n",
     );
-    let (stream, timer) = server(data, vec![3], true);
+    let (stream, timer) = scripted(data, vec![3], true);
     block_on(async {
         let mut conn = Connection::open(stream, &Options::default(), timer)
             .await
@@ -659,7 +474,7 @@ fn deeply_nested_replies_are_refused_not_a_stack_overflow() {
             let mut data = hello(protocol).to_vec();
             data.extend_from_slice(open.repeat(200_000).as_bytes());
             data.extend_from_slice(b":1\r\n");
-            let (stream, timer) = server(data, chunks.clone(), false);
+            let (stream, timer) = scripted(data, chunks.clone(), false);
             block_on(async {
                 let mut conn = Connection::open(stream, &Options::default(), timer)
                     .await
@@ -695,7 +510,7 @@ fn nesting_up_to_the_limit_decodes() {
             let mut data = hello(protocol).to_vec();
             data.extend_from_slice(open.repeat(depth).as_bytes());
             data.extend_from_slice(b":1\r\n:7\r\n");
-            let (stream, timer) = server(data, chunks.clone(), false);
+            let (stream, timer) = scripted(data, chunks.clone(), false);
             block_on(async {
                 let mut conn = Connection::open(stream, &Options::default(), timer)
                     .await
