@@ -2,8 +2,12 @@
 //! (feature `testing`): generate a team key, publish it as a JWK, and make
 //! real RS256 tokens with it, including deliberately wrong ones.
 
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
+use outbound::{BoxFuture, Bytes, Fetch, FetchError, Request, Response};
 use rsa::pkcs8::{DecodePrivateKey, EncodePrivateKey, LineEnding};
 use rsa::traits::PublicKeyParts;
 use rsa::{Pkcs1v15Sign, RsaPrivateKey};
@@ -74,12 +78,17 @@ impl SigningKey {
     /// A token with any header, signed RS256 with this key.
     pub fn sign_with_header(&self, header: &Value, claims: &Value) -> String {
         let signing_input = format!("{}.{}", encode_json(header), encode_json(claims));
-        let digest = Sha256::digest(signing_input.as_bytes());
-        let signature = self
-            .key
-            .sign(Pkcs1v15Sign::new::<Sha256>(), &digest)
-            .expect("RSA signing");
+        let signature = self.sign_bytes(signing_input.as_bytes());
         format!("{signing_input}.{}", URL_SAFE_NO_PAD.encode(signature))
+    }
+
+    /// The RS256 signature of `signing_input` (`header.claims` as sent),
+    /// for tokens whose parts are not JSON values (the fuzz targets').
+    pub fn sign_bytes(&self, signing_input: &[u8]) -> Vec<u8> {
+        let digest = Sha256::digest(signing_input);
+        self.key
+            .sign(Pkcs1v15Sign::new::<Sha256>(), &digest)
+            .expect("RSA signing")
     }
 }
 
@@ -115,4 +124,64 @@ pub fn service_claims(team_domain: &str, aud: &str, client_id: &str, now: u64) -
 /// base64url of compact JSON, as JWS encodes its parts.
 pub fn encode_json(value: &Value) -> String {
     URL_SAFE_NO_PAD.encode(serde_json::to_vec(value).expect("JSON"))
+}
+
+/// A team's certs endpoint as a [`Fetch`]: serves whatever keys it is
+/// given (as a JWKS), or fails as a network error when set down, and
+/// records the address of every fetch.
+#[derive(Clone, Default)]
+pub struct Certs {
+    keys: Arc<Mutex<Vec<Value>>>,
+    down: Arc<Mutex<bool>>,
+    fetched: Arc<Mutex<Vec<String>>>,
+}
+
+impl Certs {
+    pub fn serving(keys: &[&SigningKey]) -> Self {
+        let certs = Certs::default();
+        certs.publish(keys);
+        certs
+    }
+
+    /// Serves `keys` from now on (a rotation).
+    pub fn publish(&self, keys: &[&SigningKey]) {
+        self.publish_jwks(keys.iter().map(|k| k.jwk()).collect());
+    }
+
+    /// Serves these JWKS entries as they are, keys Access would not
+    /// publish among them.
+    pub fn publish_jwks(&self, entries: Vec<Value>) {
+        *self.keys.lock().unwrap() = entries;
+    }
+
+    /// Makes every later fetch fail (`true`) or succeed again.
+    pub fn set_down(&self, down: bool) {
+        *self.down.lock().unwrap() = down;
+    }
+
+    pub fn fetches(&self) -> usize {
+        self.fetched.lock().unwrap().len()
+    }
+
+    /// The address of each fetch, in order.
+    pub fn fetched_urls(&self) -> Vec<String> {
+        self.fetched.lock().unwrap().clone()
+    }
+}
+
+impl Fetch for Certs {
+    fn fetch(
+        &self,
+        request: Request,
+        _timeout: Duration,
+    ) -> BoxFuture<'_, Result<Response, FetchError>> {
+        self.fetched.lock().unwrap().push(request.uri().to_string());
+        let result = if *self.down.lock().unwrap() {
+            Err(FetchError::Network("connection refused".into()))
+        } else {
+            let body = json!({ "keys": *self.keys.lock().unwrap() }).to_string();
+            Ok(http::Response::new(Bytes::from(body)))
+        };
+        Box::pin(async move { result })
+    }
 }

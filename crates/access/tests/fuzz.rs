@@ -9,11 +9,10 @@
 use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
 
-use access::testing::{encode_json, user_claims, SigningKey};
+use access::testing::{encode_json, user_claims, Certs, SigningKey};
 use access::{AccessPolicy, CacheSettings, Identity, Rejection, Verifier};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
-use outbound::{BoxFuture, Bytes, Fetch, FetchError, Request, Response};
 use proptest::prelude::*;
 use serde_json::{json, Map, Value};
 
@@ -32,13 +31,9 @@ fn key() -> &'static SigningKey {
 }
 
 /// The team's certs endpoint, serving the one key.
-struct Certs;
-
-impl Fetch for Certs {
-    fn fetch(&self, _: Request, _: Duration) -> BoxFuture<'_, Result<Response, FetchError>> {
-        let body = json!({ "keys": [key().jwk()] }).to_string();
-        Box::pin(async move { Ok(http::Response::new(Bytes::from(body))) })
-    }
+fn certs() -> &'static Certs {
+    static CERTS: OnceLock<Certs> = OnceLock::new();
+    CERTS.get_or_init(|| Certs::serving(&[key()]))
 }
 
 /// One verifier (and so one key cache) for all cases, as in an isolate.
@@ -72,7 +67,7 @@ fn verify(token: &str, now: u64, through_binding: bool) -> Result<Identity, Reje
         )
     });
     let runtime = runtime.lock().unwrap_or_else(|e| e.into_inner());
-    runtime.block_on(verifier().verify(token, &Certs, now, through_binding))
+    runtime.block_on(verifier().verify(token, certs(), now, through_binding))
 }
 
 /// A rejection must say something safe and specific; the status is the

@@ -4,10 +4,10 @@
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
-use access::testing::{encode_json, service_claims, user_claims, SigningKey};
+use access::testing::{encode_json, service_claims, user_claims, Certs, SigningKey};
 use access::{AccessPolicy, CacheSettings, Identity, Rejection, Verifier};
-use outbound::{BoxFuture, Bytes, Fetch, FetchError, Request, Response};
-use serde_json::{json, Value};
+use outbound::BoxFuture;
+use serde_json::json;
 
 const TEAM: &str = "https://example-team.cloudflareaccess.com";
 const AUD: &str = "4714c1358e65fe4b408ad6d432a5f878f08194bdb4752441fd56faefa9b2b6f2";
@@ -17,45 +17,6 @@ const NOW: u64 = 1_800_000_000;
 fn keys() -> &'static (SigningKey, SigningKey) {
     static KEYS: OnceLock<(SigningKey, SigningKey)> = OnceLock::new();
     KEYS.get_or_init(|| (SigningKey::generate("key-a"), SigningKey::generate("key-b")))
-}
-
-/// The team's certs endpoint: serves whatever keys it is given, or fails.
-#[derive(Clone, Default)]
-struct Certs {
-    keys: Arc<Mutex<Vec<Value>>>,
-    down: Arc<Mutex<bool>>,
-    fetched: Arc<Mutex<Vec<String>>>,
-}
-
-impl Certs {
-    fn serving(keys: &[&SigningKey]) -> Self {
-        let certs = Certs::default();
-        certs.publish(keys);
-        certs
-    }
-    fn publish(&self, keys: &[&SigningKey]) {
-        *self.keys.lock().unwrap() = keys.iter().map(|k| k.jwk()).collect();
-    }
-    fn fetches(&self) -> usize {
-        self.fetched.lock().unwrap().len()
-    }
-}
-
-impl Fetch for Certs {
-    fn fetch(
-        &self,
-        request: Request,
-        _timeout: Duration,
-    ) -> BoxFuture<'_, Result<Response, FetchError>> {
-        self.fetched.lock().unwrap().push(request.uri().to_string());
-        let result = if *self.down.lock().unwrap() {
-            Err(FetchError::Network("connection refused".into()))
-        } else {
-            let body = json!({ "keys": *self.keys.lock().unwrap() }).to_string();
-            Ok(http::Response::new(Bytes::from(body)))
-        };
-        Box::pin(async move { result })
-    }
 }
 
 fn policy() -> AccessPolicy {
@@ -101,7 +62,7 @@ async fn a_valid_user_token_gives_the_email() {
     );
     assert_eq!(identity.author(), "ada@example.com");
     assert_eq!(
-        certs.fetched.lock().unwrap()[0],
+        certs.fetched_urls()[0],
         format!("{TEAM}/cdn-cgi/access/certs")
     );
 }
@@ -324,7 +285,7 @@ async fn service_tokens_are_let_in_only_when_listed() {
 async fn without_reachable_keys_the_answer_is_unavailable_not_unauthorised() {
     let (a, _) = keys();
     let certs = Certs::serving(&[a]);
-    *certs.down.lock().unwrap() = true;
+    certs.set_down(true);
     let err = verify(&verifier(), &certs, &user_token(a), NOW)
         .await
         .unwrap_err();
@@ -338,7 +299,7 @@ async fn cached_keys_outlive_a_failing_refresh() {
     let certs = Certs::serving(&[a]);
     let v = verifier();
     verify(&v, &certs, &user_token(a), NOW).await.unwrap();
-    *certs.down.lock().unwrap() = true;
+    certs.set_down(true);
     let later = a.sign(&user_claims(TEAM, AUD, "ada@example.com", NOW + 7200));
     verify(&v, &certs, &later, NOW + 7200).await.unwrap();
     assert_eq!(certs.fetches(), 2, "the refresh was tried");
@@ -410,7 +371,7 @@ fn jwks_entries_that_are_not_rs256_signing_keys_are_skipped() {
     enc["use"] = json!("enc");
     let ec = json!({"kid": "ec", "kty": "EC", "crv": "P-256", "x": "AA", "y": "AA"});
     let certs = Certs::default();
-    *certs.keys.lock().unwrap() = vec![ec, enc, a.jwk()];
+    certs.publish_jwks(vec![ec, enc, a.jwk()]);
     let rt = tokio::runtime::Builder::new_current_thread()
         .build()
         .unwrap();
