@@ -19,6 +19,8 @@ mod redis;
 pub mod telemetry;
 #[cfg(feature = "test-routes")]
 mod test_routes;
+#[cfg(feature = "testing")]
+pub mod testing;
 pub mod trust;
 pub mod uploads;
 
