@@ -1,0 +1,40 @@
+//! Arbitrary bytes from Redis after a good handshake: `resp::testing`'s
+//! property (every call ends, a lost stream is reported and refuses later
+//! calls, no needless timeout) holds in every chunking.
+#![no_main]
+
+use libfuzzer_sys::arbitrary::{self, Arbitrary};
+use libfuzzer_sys::fuzz_target;
+use resp::Protocol;
+
+#[derive(Arbitrary, Debug)]
+struct Input {
+    resp3: bool,
+    hang_at_end: bool,
+    pipeline_len: u8,
+    chunks: Vec<u8>,
+    bytes: Vec<u8>,
+}
+
+fuzz_target!(|input: Input| {
+    let protocol = if input.resp3 {
+        Protocol::Resp3
+    } else {
+        Protocol::Resp2
+    };
+    let chunks = input
+        .chunks
+        .iter()
+        .map(|&c| usize::from(c).max(1))
+        .collect();
+    let pipeline_len = usize::from(input.pipeline_len % 4) + 1;
+    if let Err(broken) = resp::testing::check_arbitrary_replies(
+        protocol,
+        &input.bytes,
+        chunks,
+        input.hang_at_end,
+        pipeline_len,
+    ) {
+        panic!("{broken}");
+    }
+});
