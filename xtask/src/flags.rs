@@ -42,6 +42,10 @@ pub enum Command {
     /// and their ratios, plus bundle size, first-request time and memory,
     /// and which of the performance targets the run meets.
     Bench(Bench),
+    /// Run the coverage-guided fuzz targets in fuzz/ (libFuzzer, built by
+    /// cargo-fuzz) for a while each, keeping their corpus in .local/fuzz;
+    /// fails, naming the saved input, when one breaks its property.
+    Fuzz(Fuzz),
     /// Compare an environment on Cloudflare with deploy.toml and print what
     /// a deploy would change (exit status 2 when something would).
     Plan(Plan),
@@ -293,6 +297,18 @@ pub struct Bench {
     /// read with a browser's 19 headers), pages-get-uncached, pages-put,
     /// not-found, cors-preflight.
     pub filter: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct Fuzz {
+    /// Seconds of fuzzing per target. `cargo xtask test` runs each for a
+    /// few seconds; an hour per target is a long run.
+    #[arg(long, default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..=604_800))]
+    pub time: u64,
+
+    /// The targets to run (all when none is named): access_token,
+    /// api_writes, resp_handshake, resp_replies, tidb_binder, tidb_response.
+    pub targets: Vec<String>,
 }
 
 #[derive(Debug, Args)]

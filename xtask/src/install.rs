@@ -16,6 +16,7 @@
 //! - MariaDB, Redis and Prometheus from Debian; `s3s-fs` from crates.io;
 //!   Bugsink and schemathesis from PyPI, each in a venv pinned by
 //!   scripts/*-requirements.txt;
+//! - `cargo-fuzz` from crates.io, for the fuzz targets in fuzz/;
 //! - for the browser suite, Debian's `chromium`, driven by `playwright-core`
 //!   from package.json (which drives an installed browser and downloads
 //!   none).
@@ -33,6 +34,7 @@ const WASM_TARGET: &str = "wasm32-unknown-unknown";
 /// The toolchain name under which Debian's rustc is linked into rustup.
 const DEBIAN_TOOLCHAIN: &str = "debian";
 const S3S_FS_VERSION: &str = "0.14.1";
+const CARGO_FUZZ_VERSION: &str = "0.13.2";
 
 /// What building the Worker needs.
 #[derive(Debug, Clone)]
@@ -297,6 +299,17 @@ pub fn debian_wasm_linker() -> Option<PathBuf> {
         .collect();
     found.sort();
     found.pop().map(|(_, path)| path)
+}
+
+/// cargo-fuzz, which builds the fuzz targets in fuzz/ for libFuzzer.
+pub fn cargo_fuzz(ui: &Ui) -> anyhow::Result<PathBuf> {
+    cargo_tool(
+        ui,
+        "cargo-fuzz",
+        CARGO_FUZZ_VERSION,
+        "cargo-fuzz",
+        &["--locked"],
+    )
 }
 
 /// `cargo install KRATE --version VERSION` into its own versioned root.

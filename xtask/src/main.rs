@@ -7,6 +7,7 @@ mod build;
 mod deploy;
 mod dev;
 mod flags;
+mod fuzz;
 mod install;
 mod migrate;
 mod project;
@@ -27,6 +28,7 @@ fn main() {
         flags::Command::Test(flags) => test::run(&ui, flags),
         flags::Command::Migrate(flags) => migrate::run(&ui, flags),
         flags::Command::Bench(flags) => bench::run(&ui, flags),
+        flags::Command::Fuzz(flags) => fuzz::run(&ui, flags),
         flags::Command::Plan(flags) => deploy::plan(&ui, flags).map(|code| {
             if code != 0 {
                 std::process::exit(code);

@@ -1,5 +1,5 @@
-//! `cargo xtask test`: formatting, lints, native tests, the Pages shim's
-//! own tests, then the end-to-end suite, the browser suite and
+//! `cargo xtask test`: formatting, lints, native tests, a short run of
+//! every coverage-guided fuzz target, the Pages shim's own tests, then the end-to-end suite, the browser suite and
 //! schemathesis against a stack of their own (own ports, own state
 //! directory, so it can run beside `cargo xtask dev`). Every suite runs
 //! even after one fails; the command prints one summary line per suite and
@@ -9,14 +9,14 @@ use std::io::{BufRead, BufReader, Write};
 use std::os::fd::AsFd;
 use std::process::{Command, Stdio};
 use std::sync::atomic::Ordering;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
 use serde::Serialize;
 
 use crate::stack::{Stack, StackOptions};
 use crate::ui::{format_duration, Ui};
-use crate::{build, dev, flags, install, project};
+use crate::{build, dev, flags, fuzz, install, project};
 
 #[derive(Debug, Serialize)]
 struct Suite {
@@ -187,6 +187,8 @@ pub fn run(ui: &Ui, flags: &flags::Test) -> anyhow::Result<()> {
         &filter,
     ));
     stop_if_interrupted()?;
+    suites.push(fuzz_targets(ui, &filter));
+    stop_if_interrupted()?;
     suites.push(shim_tests(ui, &filter));
     stop_if_interrupted()?;
     if !flags.no_e2e {
@@ -293,6 +295,45 @@ fn counted_suite(
     }
     let error = error.or_else(|| (counts.passed == 0).then(|| "no test ran".to_owned()));
     Suite::counted(name, counts, started, error)
+}
+
+/// Seconds each coverage-guided fuzz target runs in `cargo xtask test`;
+/// `cargo xtask fuzz` runs them long.
+const FUZZ_SECONDS: u64 = 15;
+
+/// The coverage-guided fuzz targets (`cargo xtask fuzz`), each one test
+/// named after it that passes when its property held for
+/// [`FUZZ_SECONDS`] of fuzzing.
+fn fuzz_targets(ui: &Ui, filter: &[String]) -> Suite {
+    const NAME: &str = "fuzz";
+    let started = Instant::now();
+    let chosen: Vec<String> = match fuzz::targets() {
+        Ok(all) => all
+            .into_iter()
+            .filter(|t| filter.iter().all(|f| t.contains(f.as_str())))
+            .collect(),
+        Err(e) => return Suite::counted(NAME, Counts::default(), started, Some(format!("{e:#}"))),
+    };
+    if chosen.is_empty() {
+        return Suite::filtered_out(NAME, filter, started);
+    }
+    let binaries = match fuzz::build(ui) {
+        Ok(binaries) => binaries,
+        Err(e) => return Suite::counted(NAME, Counts::default(), started, Some(format!("{e:#}"))),
+    };
+    let mut counts = Counts::default();
+    let mut error = None;
+    for target in &chosen {
+        match fuzz::run_target(ui, &binaries, target, Duration::from_secs(FUZZ_SECONDS)) {
+            Ok(run) if run.ok => counts.passed += 1,
+            Ok(_) => counts.failed += 1,
+            Err(e) => {
+                counts.failed += 1;
+                error.get_or_insert(format!("{target}: {e:#}"));
+            }
+        }
+    }
+    Suite::counted(NAME, counts, started, error)
 }
 
 /// Whether a filtered run ran no test in any suite: a misspelt filter must

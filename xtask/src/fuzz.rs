@@ -1,0 +1,379 @@
+//! `cargo xtask fuzz`: the coverage-guided fuzz targets in `fuzz/` under
+//! libFuzzer, built by cargo-fuzz. Each target runs for a set time on a
+//! corpus kept in `.local/fuzz/corpus/<target>` (so a long run picks up
+//! where the last one stopped); a failing input is saved in
+//! `.local/fuzz/artifacts/<target>/` and the command fails naming it and
+//! the broken property. `cargo xtask test` runs every target briefly.
+//!
+//! The build needs two things stable Rust keeps behind nightly flags:
+//! cargo-fuzz passes `-Z` codegen options for LLVM's coverage
+//! instrumentation, which `RUSTC_BOOTSTRAP=1` lets the one stable toolchain
+//! these machines have accept. And it builds without AddressSanitizer
+//! (`-s none`): everything the targets reach is safe Rust, where ASan finds
+//! nothing the panics and overflow checks do not, and it cost the JWT
+//! target half its speed. Fat LTO from the workspace's release profile is
+//! off for the build: it only slows the build of an instrumented binary.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+use serde::Serialize;
+
+use crate::ui::{format_duration, Ui};
+use crate::{flags, install, project};
+
+/// What one target's run did, from libFuzzer's own report.
+#[derive(Debug, Default, Serialize)]
+pub struct TargetRun {
+    pub name: String,
+    pub ok: bool,
+    /// Inputs tried.
+    pub runs: u64,
+    pub execs_per_sec: u64,
+    /// Code edges and features covered, as libFuzzer counts them.
+    pub coverage: u64,
+    pub features: u64,
+    /// Inputs in the corpus at the end.
+    pub corpus: u64,
+    pub seconds: f64,
+    /// The input that broke a property, saved for reproduction.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub artifact: Option<PathBuf>,
+    /// What broke: the panic message, or libFuzzer's error.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub failure: Option<String>,
+}
+
+/// `cargo xtask fuzz`.
+pub fn run(ui: &Ui, flags: &flags::Fuzz) -> anyhow::Result<()> {
+    let all = targets()?;
+    let chosen: Vec<String> = if flags.targets.is_empty() {
+        all.clone()
+    } else {
+        for name in &flags.targets {
+            if !all.contains(name) {
+                bail!("no fuzz target {name:?}; the targets: {}", all.join(", "));
+            }
+        }
+        flags.targets.clone()
+    };
+    let binaries = build(ui)?;
+    let time = Duration::from_secs(flags.time);
+    let runs: Vec<TargetRun> = chosen
+        .iter()
+        .map(|name| run_target(ui, &binaries, name, time))
+        .collect::<anyhow::Result<_>>()?;
+    let ok = runs.iter().all(|r| r.ok);
+    if ui.json {
+        println!("{}", serde_json::json!({ "ok": ok, "targets": runs }));
+    } else {
+        print_table(&runs);
+    }
+    if !ok {
+        bail!(
+            "a fuzz target broke its property; replay the input with the command above{}",
+            if ui.json { " (see `targets`)" } else { "" }
+        );
+    }
+    Ok(())
+}
+
+/// The fuzz targets, by the names of their files in fuzz/fuzz_targets.
+pub fn targets() -> anyhow::Result<Vec<String>> {
+    let dir = project::root().join("fuzz/fuzz_targets");
+    let mut names: Vec<String> = std::fs::read_dir(&dir)
+        .with_context(|| format!("cannot list {}", dir.display()))?
+        .filter_map(|entry| {
+            let path = entry.ok()?.path();
+            (path.extension()? == "rs").then(|| path.file_stem()?.to_str().map(str::to_owned))?
+        })
+        .collect();
+    names.sort();
+    Ok(names)
+}
+
+/// Builds every target; returns the directory holding their binaries.
+pub fn build(ui: &Ui) -> anyhow::Result<PathBuf> {
+    let cargo_fuzz = install::cargo_fuzz(ui)?;
+    let host = host_triple()?;
+    ui.step("cargo fuzz build (instrumented for coverage)", || {
+        project::run(
+            Command::new(&cargo_fuzz)
+                .current_dir(project::root())
+                .args(["build", "--sanitizer", "none", "--target", &host])
+                .env("RUSTC_BOOTSTRAP", "1")
+                .env("CARGO_PROFILE_RELEASE_LTO", "false"),
+        )
+    })?;
+    let target_dir = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| project::root().join("target"));
+    Ok(target_dir.join(host).join("release"))
+}
+
+fn host_triple() -> anyhow::Result<String> {
+    let version = project::output(Command::new("rustc").arg("-vV"))?;
+    version
+        .lines()
+        .find_map(|l| l.strip_prefix("host: "))
+        .map(str::to_owned)
+        .context("`rustc -vV` names no host")
+}
+
+/// Runs target `name` for `time` on its corpus, under a spinner that shows
+/// libFuzzer's progress.
+pub fn run_target(
+    ui: &Ui,
+    binaries: &Path,
+    name: &str,
+    time: Duration,
+) -> anyhow::Result<TargetRun> {
+    let local = project::local_dir().join("fuzz");
+    let corpus = local.join("corpus").join(name);
+    let artifacts = local.join("artifacts").join(name);
+    for dir in [&corpus, &artifacts] {
+        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    }
+    let binary = binaries.join(name);
+    let mut cmd = Command::new(&binary);
+    cmd.arg(&corpus)
+        .arg(format!("-max_total_time={}", time.as_secs()))
+        .arg(format!("-artifact_prefix={}/", artifacts.display()))
+        .arg("-rss_limit_mb=2048")
+        .arg("-print_final_stats=1")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    ui.info(format!("== fuzz {name}: {}", project::describe(&cmd)));
+    let started = Instant::now();
+    let mut child = cmd
+        .spawn()
+        .with_context(|| format!("cannot start {}", binary.display()))?;
+    let spinner = ui.spinner(&format!("fuzz {name}"));
+    let mut report = Report::default();
+    let stderr = child.stderr.take().expect("stderr is piped");
+    for line in BufReader::new(stderr).lines() {
+        let line = line.context("reading libFuzzer's output")?;
+        report.read(&line);
+        if let Some(status) = &report.status {
+            spinner.set_message(format!("fuzz {name}: {status}"));
+        }
+    }
+    let status = child.wait().context("waiting for the fuzz target")?;
+    spinner.finish_and_clear();
+    let mut run = report.finish(name, started.elapsed());
+    if !status.success() && run.failure.is_none() {
+        run.failure = Some(format!("exited with {status}"));
+    }
+    run.ok = status.success() && run.failure.is_none();
+    let elapsed = format_duration(started.elapsed());
+    if run.ok {
+        ui.info(format!(
+            "  ok    fuzz {name}: {} inputs, {}/s, coverage {} ({elapsed})",
+            run.runs, run.execs_per_sec, run.coverage
+        ));
+    } else {
+        ui.info(format!(
+            "  FAIL  fuzz {name}: {} ({elapsed})",
+            run.failure.as_deref().unwrap_or("failed")
+        ));
+        if let Some(artifact) = &run.artifact {
+            ui.info(format!(
+                "        replay: {} {}",
+                binary.display(),
+                artifact.display()
+            ));
+        }
+    }
+    Ok(run)
+}
+
+/// What libFuzzer says while it runs and when it stops.
+#[derive(Debug, Default)]
+struct Report {
+    /// The latest status line, shortened for the spinner.
+    status: Option<String>,
+    runs: u64,
+    execs_per_sec: u64,
+    coverage: u64,
+    features: u64,
+    corpus: u64,
+    artifact: Option<PathBuf>,
+    failure: Option<String>,
+    /// The line after `panicked at` is the panic message.
+    panic_next: bool,
+}
+
+impl Report {
+    fn read(&mut self, line: &str) {
+        if self.panic_next {
+            self.panic_next = false;
+            self.failure.get_or_insert_with(|| line.trim().to_owned());
+        }
+        if line.contains("panicked at") {
+            self.panic_next = true;
+        }
+        if let Some(path) = line
+            .split_once("Test unit written to ")
+            .map(|(_, path)| path.trim())
+        {
+            self.artifact = Some(PathBuf::from(path));
+        }
+        if let Some(error) = line.split_once("ERROR: libFuzzer: ").map(|(_, e)| e.trim()) {
+            self.failure.get_or_insert_with(|| error.to_owned());
+        }
+        // `#4096	pulse  cov: 1343 ft: 2735 corp: 98/13Kb exec/s: 3855 rss: 351Mb`
+        if let Some(rest) = line.strip_prefix('#') {
+            let mut fields = rest.split_whitespace();
+            let Some(Ok(runs)) = fields.next().map(str::parse::<u64>) else {
+                return;
+            };
+            self.runs = runs;
+            let words: Vec<&str> = fields.collect();
+            let after = |label: &str| {
+                words
+                    .iter()
+                    .position(|w| *w == label)
+                    .and_then(|i| words.get(i + 1))
+                    .map(|v| v.split('/').next().unwrap_or(v))
+                    .and_then(|v| v.parse::<u64>().ok())
+            };
+            self.coverage = after("cov:").unwrap_or(self.coverage);
+            self.features = after("ft:").unwrap_or(self.features);
+            self.corpus = after("corp:").unwrap_or(self.corpus);
+            self.execs_per_sec = after("exec/s:").unwrap_or(self.execs_per_sec);
+            self.status = Some(format!(
+                "{runs} inputs, {}/s, coverage {}, corpus {}",
+                self.execs_per_sec, self.coverage, self.corpus
+            ));
+        }
+        // `stat::number_of_executed_units: 369320`, `stat::average_exec_per_sec: 6054`
+        if let Some((key, value)) = line.strip_prefix("stat::").and_then(|l| l.split_once(':')) {
+            if let Ok(value) = value.trim().parse::<u64>() {
+                match key {
+                    "number_of_executed_units" => self.runs = value,
+                    "average_exec_per_sec" => self.execs_per_sec = value,
+                    _ => {}
+                }
+            }
+        }
+    }
+
+    fn finish(self, name: &str, elapsed: Duration) -> TargetRun {
+        TargetRun {
+            name: name.to_owned(),
+            ok: self.failure.is_none(),
+            runs: self.runs,
+            execs_per_sec: self.execs_per_sec,
+            coverage: self.coverage,
+            features: self.features,
+            corpus: self.corpus,
+            seconds: elapsed.as_secs_f64(),
+            artifact: self.artifact,
+            failure: self.failure,
+        }
+    }
+}
+
+fn print_table(runs: &[TargetRun]) {
+    println!(
+        "{:<16} {:>10} {:>8} {:>9} {:>7}  result",
+        "target", "inputs", "per s", "coverage", "corpus"
+    );
+    for run in runs {
+        println!(
+            "{:<16} {:>10} {:>8} {:>9} {:>7}  {}",
+            run.name,
+            run.runs,
+            run.execs_per_sec,
+            run.coverage,
+            run.corpus,
+            if run.ok {
+                "ok"
+            } else {
+                run.failure.as_deref().unwrap_or("FAILED")
+            }
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn status_lines_and_final_stats_are_read() {
+        let mut report = Report::default();
+        report.read("#2\tINITED exec/s: 0 rss: 33Mb");
+        report.read(
+            "#65536\tpulse  cov: 1343 ft: 2735 corp: 98/13086b lim: 1787 exec/s: 3855 rss: 351Mb",
+        );
+        assert_eq!(
+            report.status.as_deref(),
+            Some("65536 inputs, 3855/s, coverage 1343, corpus 98")
+        );
+        report.read("stat::number_of_executed_units: 369320");
+        report.read("stat::average_exec_per_sec:     6054");
+        let run = report.finish("resp_replies", Duration::from_secs(60));
+        assert!(run.ok);
+        assert_eq!(
+            (
+                run.runs,
+                run.execs_per_sec,
+                run.coverage,
+                run.features,
+                run.corpus
+            ),
+            (369_320, 6054, 1343, 2735, 98)
+        );
+    }
+
+    #[test]
+    fn a_panic_names_the_broken_property_and_the_saved_input() {
+        let mut report = Report::default();
+        for line in [
+            "#109256\tREDUCE cov: 1010 ft: 3458 corp: 677/19Kb lim: 110 exec/s: 0 rss: 29Mb",
+            "",
+            "thread '<unnamed>' (26907) panicked at fuzz/fuzz_targets/tidb_binder.rs:77:17:",
+            "Json(Number(7.7e40)) was sent as Text(\"7.7e40\")",
+            "==26907== ERROR: libFuzzer: deadly signal",
+            "artifact_prefix='/x/'; Test unit written to /x/crash-7ab6",
+        ] {
+            report.read(line);
+        }
+        let run = report.finish("tidb_binder", Duration::from_secs(1));
+        assert!(!run.ok);
+        assert_eq!(
+            run.failure.as_deref(),
+            Some("Json(Number(7.7e40)) was sent as Text(\"7.7e40\")")
+        );
+        assert_eq!(run.artifact, Some(PathBuf::from("/x/crash-7ab6")));
+    }
+
+    #[test]
+    fn every_target_file_is_a_binary_of_the_fuzz_crate() {
+        let manifest = std::fs::read_to_string(project::root().join("fuzz/Cargo.toml")).unwrap();
+        let targets = targets().unwrap();
+        assert!(targets.len() >= 6, "{targets:?}");
+        let help = {
+            use clap::CommandFactory;
+            let xtask = flags::Xtask::command();
+            let fuzz = xtask.find_subcommand("fuzz").expect("a fuzz command");
+            let targets = fuzz.get_arguments().find(|a| a.get_id() == "targets");
+            targets.and_then(|a| a.get_help()).unwrap().to_string()
+        };
+        for name in targets {
+            assert!(
+                manifest.contains(&format!("path = \"fuzz_targets/{name}.rs\"")),
+                "fuzz/Cargo.toml has no [[bin]] for {name}"
+            );
+            assert!(
+                help.contains(&name),
+                "`cargo xtask fuzz --help` does not list {name}"
+            );
+        }
+    }
+}
