@@ -90,7 +90,7 @@ impl<'t> Compact<'t> {
         let header: Header = serde_json::from_slice(&decode(header, "header")?)
             .map_err(|_| Rejection::Malformed("the header is not a JOSE header"))?;
         if header.alg != "RS256" {
-            return Err(Rejection::UnsupportedAlgorithm(header.alg));
+            return Err(Rejection::UnsupportedAlgorithm(shown_alg(header.alg)));
         }
         if header.crit.is_some() {
             return Err(Rejection::Malformed("it lists critical extensions"));
@@ -164,6 +164,19 @@ impl Claims {
         Err(Rejection::Malformed(
             "it names neither a user nor a service token",
         ))
+    }
+}
+
+/// Longest `alg` a refusal repeats: the header is the sender's, and a
+/// 16 KiB name has no place in a problem document or a log line.
+const MAX_SHOWN_ALG_CHARS: usize = 32;
+
+/// `alg` as a refusal names it: cut to [`MAX_SHOWN_ALG_CHARS`], with `…`
+/// where it was cut.
+fn shown_alg(alg: String) -> String {
+    match alg.char_indices().nth(MAX_SHOWN_ALG_CHARS) {
+        Some((cut, _)) => format!("{}…", &alg[..cut]),
+        None => alg,
     }
 }
 

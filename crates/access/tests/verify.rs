@@ -106,6 +106,20 @@ async fn hs256_signed_with_the_public_key_is_refused() {
 }
 
 #[tokio::test]
+async fn a_long_algorithm_name_is_cut_in_the_refusal() {
+    let (a, _) = keys();
+    let certs = Certs::serving(&[a]);
+    let alg = "X".repeat(10_000);
+    let claims = user_claims(TEAM, AUD, "ada@example.com", NOW);
+    let token = a.sign_with_header(&json!({"alg": alg, "kid": a.kid}), &claims);
+    let err = verify(&verifier(), &certs, &token, NOW).await.unwrap_err();
+    let shown = format!("{}…", "X".repeat(32));
+    assert_eq!(err, Rejection::UnsupportedAlgorithm(shown));
+    assert!(err.to_string().len() < 120, "{err}");
+    assert_eq!(certs.fetches(), 0, "refused before any key is needed");
+}
+
+#[tokio::test]
 async fn a_token_signed_by_another_key_under_a_known_kid_is_refused() {
     let (a, b) = keys();
     let certs = Certs::serving(&[a]);
