@@ -319,7 +319,12 @@ fn fuzz_targets(ui: &Ui, filter: &[String]) -> Suite {
     }
     let binaries = match fuzz::build(ui) {
         Ok(binaries) => binaries,
-        Err(e) => return Suite::counted(NAME, Counts::default(), started, Some(format!("{e:#}"))),
+        Err(e) => {
+            // The summary line keeps only the first line; the build's own
+            // output is here.
+            ui.info(format!("{e:#}"));
+            return Suite::counted(NAME, Counts::default(), started, Some(format!("{e:#}")));
+        }
     };
     let mut counts = Counts::default();
     let mut error = None;

@@ -64,13 +64,12 @@ pub fn fixture() -> &'static Fixture {
         let key = SigningKey::generate("fuzz-key");
         let jwks = json!({ "keys": [key.jwk()] });
         let team = runtime.block_on(async {
-            let certs = axum::Router::new().route(
-                "/cdn-cgi/access/certs",
-                axum::routing::get(move || async move { axum::Json(jwks) }),
-            );
+            // The team's certs endpoint, answering GETs on any path (no
+            // router: the API's routes are only ever added documented).
+            let certs = axum::routing::get(move || async move { axum::Json(jwks) });
             let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
             let addr = listener.local_addr().unwrap();
-            tokio::spawn(async move { axum::serve(listener, certs).await });
+            tokio::spawn(async move { axum::serve(listener, certs.into_make_service()).await });
             format!("http://{addr}")
         });
         let vars: std::collections::HashMap<String, String> = [
@@ -278,13 +277,16 @@ pub fn valid_upload(doc: &Map<String, Value>) -> bool {
         && (1..=max_upload()).contains(&size)
 }
 
+/// The largest problem document a write may be answered with.
+pub const MAX_PROBLEM_BYTES: usize = 2048;
+
 /// Sends `case` through the router and checks the property the write
-/// routes keep on any request: every answer is an RFC 9457 problem whose
-/// `status` is the HTTP status; a request the documented rules call
-/// invalid is refused (400/401/413/415/422, or 404 for a slug that is no
-/// route) before any dependency is called; and a valid one is not refused
-/// at all but reaches the database, which is down (503). `Err` says what
-/// broke.
+/// routes keep on any request: every answer is an RFC 9457 problem of at
+/// most [`MAX_PROBLEM_BYTES`] whose `status` is the HTTP status; a request
+/// the documented rules call invalid is refused (400/401/413/415/422, or
+/// 404 for a slug that is no route) before any dependency is called; and a
+/// valid one is not refused at all but reaches the database, which is
+/// down (503). `Err` says what broke.
 pub fn check_write(case: &Case) -> Result<(), String> {
     let fixture = fixture();
     let (status, content_type, body) = fixture.runtime.block_on(async {
@@ -314,6 +316,14 @@ pub fn check_write(case: &Case) -> Result<(), String> {
     }
     if content_type.as_deref() != Some("application/problem+json") {
         return Err(format!("{status} answered as {content_type:?}"));
+    }
+    // A refusal names what is wrong, it does not repeat the request.
+    if body.len() > MAX_PROBLEM_BYTES {
+        return Err(format!(
+            "a problem of {} bytes: {}",
+            body.len(),
+            String::from_utf8_lossy(&body[..MAX_PROBLEM_BYTES])
+        ));
     }
     let problem: Value = serde_json::from_slice(&body)
         .map_err(|e| format!("{status}: the problem is not JSON ({e})"))?;
