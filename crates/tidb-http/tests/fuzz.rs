@@ -146,24 +146,20 @@ fn the_test_lexer_reads_mysql_literals() {
     assert_eq!(literal("'a'b'").unwrap(), (Lit::Text("a".into()), "b'"));
 }
 
-/// serde_json (without `float_roundtrip`) reads this long integer to a
-/// double whose shortest digits it reads back one step away; the bound
-/// document still denotes the value, to within that step (found by the
-/// `tidb_binder` fuzz target, whose oracle had compared exactly).
+/// A double that serde_json (without `float_roundtrip`) does not read back
+/// from its own digits is still sent as its document's text (found by the
+/// `tidb_binder` fuzz target, whose reader had compared documents read
+/// back with serde_json).
 #[test]
-fn a_json_double_read_back_one_step_away_still_denotes_its_value() {
+fn a_json_double_is_sent_as_its_documents_text() {
     let document: serde_json::Value =
         serde_json::from_str("77777777777777777777777777777777777777777").unwrap();
-    let reread: serde_json::Value = serde_json::from_str(&document.to_string()).unwrap();
-    assert_ne!(
-        document, reread,
-        "the premise: serde_json does not round-trip it"
-    );
-    let value = Value::Json(document);
+    let value = Value::Json(document.clone());
     let sql = sent_sql(Statement::new("SELECT ? FROM dual").bind(value.clone()));
+    assert_eq!(sql, format!("SELECT '{document}' FROM dual"));
     assert_eq!(check_literals(&sql, "SELECT ", ", ", &[value]), Ok(()));
-    // Two steps away is another value.
-    let two_steps = f64::from_bits(reread.as_f64().unwrap().to_bits() + 2);
-    let other = Value::Json(serde_json::json!(two_steps));
+    // One step away is another value.
+    let next = f64::from_bits(document.as_f64().unwrap().to_bits() + 1);
+    let other = Value::Json(serde_json::json!(next));
     assert!(check_literals(&sql, "SELECT ", ", ", &[other]).is_err());
 }
