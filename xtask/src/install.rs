@@ -16,7 +16,8 @@
 //! - MariaDB, Redis and Prometheus from Debian; `s3s-fs` from crates.io;
 //!   Bugsink and schemathesis from PyPI, each in a venv pinned by
 //!   scripts/*-requirements.txt;
-//! - `cargo-fuzz` from crates.io, for the fuzz targets in fuzz/;
+//! - `cargo-fuzz` from crates.io and Debian's g++ (libFuzzer is C++), for
+//!   the fuzz targets in fuzz/;
 //! - for the browser suite, Debian's `chromium`, driven by `playwright-core`
 //!   from package.json (which drives an installed browser and downloads
 //!   none).
@@ -301,8 +302,10 @@ pub fn debian_wasm_linker() -> Option<PathBuf> {
     found.pop().map(|(_, path)| path)
 }
 
-/// cargo-fuzz, which builds the fuzz targets in fuzz/ for libFuzzer.
+/// cargo-fuzz, which builds the fuzz targets in fuzz/ for libFuzzer, and
+/// the C++ compiler libFuzzer itself is built with (libfuzzer-sys).
 pub fn cargo_fuzz(ui: &Ui) -> anyhow::Result<PathBuf> {
+    debian_programs(ui, &[("c++", "g++")])?;
     cargo_tool(
         ui,
         "cargo-fuzz",
