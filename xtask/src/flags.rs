@@ -307,7 +307,8 @@ pub struct Fuzz {
     pub time: u64,
 
     /// The targets to run (all when none is named): access_token,
-    /// api_writes, resp_handshake, resp_replies, tidb_binder, tidb_response.
+    /// api_requests, api_writes, resp_handshake, resp_replies, tidb_binder,
+    /// tidb_response.
     pub targets: Vec<String>,
 }
 

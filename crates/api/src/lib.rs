@@ -172,6 +172,6 @@ pub fn router(app: Arc<App>) -> Api {
 async fn not_found(uri: axum::http::Uri) -> Problem {
     Problem::new(
         ProblemType::NotFound,
-        format!("There is nothing at {}.", uri.path()),
+        format!("There is nothing at {}.", problem::excerpt(uri.path())),
     )
 }

@@ -178,6 +178,20 @@ impl Problem {
     }
 }
 
+/// The longest piece of a request a problem repeats.
+pub const MAX_EXCERPT_CHARS: usize = 200;
+
+/// `text` from the request as a problem repeats it: cut to
+/// [`MAX_EXCERPT_CHARS`], with `…` where it was cut. A refusal names what
+/// it refuses; it does not echo kilobytes back (found by the request
+/// fuzzing: a 404 repeating a long path whole).
+pub fn excerpt(text: &str) -> std::borrow::Cow<'_, str> {
+    match text.char_indices().nth(MAX_EXCERPT_CHARS) {
+        Some((cut, _)) => format!("{}…", &text[..cut]).into(),
+        None => text.into(),
+    }
+}
+
 impl std::fmt::Display for Problem {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
@@ -216,6 +230,15 @@ impl IntoResponse for Problem {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_excerpt_is_cut_at_a_character_and_says_so() {
+        assert_eq!(excerpt("/v1/x"), "/v1/x");
+        let exact = "é".repeat(MAX_EXCERPT_CHARS);
+        assert_eq!(excerpt(&exact), exact);
+        let long = "é".repeat(MAX_EXCERPT_CHARS + 1);
+        assert_eq!(excerpt(&long), format!("{exact}…"));
+    }
 
     #[test]
     fn every_type_has_a_distinct_uri_and_an_error_status() {

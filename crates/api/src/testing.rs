@@ -277,23 +277,25 @@ pub fn valid_upload(doc: &Map<String, Value>) -> bool {
         && (1..=max_upload()).contains(&size)
 }
 
-/// The largest problem document a write may be answered with.
+/// The largest problem document the API may answer with: a refusal names
+/// what is wrong, it does not repeat the request.
 pub const MAX_PROBLEM_BYTES: usize = 2048;
 
-/// Sends `case` through the router and checks the property the write
-/// routes keep on any request: every answer is an RFC 9457 problem of at
-/// most [`MAX_PROBLEM_BYTES`] whose `status` is the HTTP status; a request
-/// the documented rules call invalid is refused (400/401/413/415/422, or
-/// 404 for a slug that is no route) before any dependency is called; and a
-/// valid one is not refused at all but reaches the database, which is
-/// down (503). `Err` says what broke.
-pub fn check_write(case: &Case) -> Result<(), String> {
+/// An answer of the router, read whole.
+pub struct Answer {
+    pub status: u16,
+    pub content_type: Option<String>,
+    pub body: bytes::Bytes,
+}
+
+/// Sends `request` through the fixture's router.
+pub fn send(request: Request<Body>) -> Result<Answer, String> {
     let fixture = fixture();
-    let (status, content_type, body) = fixture.runtime.block_on(async {
+    fixture.runtime.block_on(async {
         let response = fixture
             .router
             .clone()
-            .oneshot(case.request())
+            .oneshot(request)
             .await
             .map_err(|e| format!("the router failed: {e}"))?;
         let status = response.status().as_u16();
@@ -302,30 +304,36 @@ pub fn check_write(case: &Case) -> Result<(), String> {
             .get(header::CONTENT_TYPE)
             .and_then(|v| v.to_str().ok())
             .map(str::to_owned);
-        let bytes = response
+        let body = response
             .into_body()
             .collect()
             .await
             .map_err(|e| format!("the body failed: {e}"))?
             .to_bytes();
-        Ok::<_, String>((status, content_type, bytes))
-    })?;
-    let verdict = case.verdict();
-    if status < 400 {
-        return Err(format!("{status} for a case judged {verdict:?}"));
+        Ok(Answer {
+            status,
+            content_type,
+            body,
+        })
+    })
+}
+
+/// The problem document `answer` must be: RFC 9457 JSON of at most
+/// [`MAX_PROBLEM_BYTES`] with a `type`, a `title` and the HTTP status as
+/// its `status`.
+pub fn problem_of(answer: &Answer) -> Result<Value, String> {
+    let status = answer.status;
+    if answer.content_type.as_deref() != Some("application/problem+json") {
+        return Err(format!("{status} answered as {:?}", answer.content_type));
     }
-    if content_type.as_deref() != Some("application/problem+json") {
-        return Err(format!("{status} answered as {content_type:?}"));
-    }
-    // A refusal names what is wrong, it does not repeat the request.
-    if body.len() > MAX_PROBLEM_BYTES {
+    if answer.body.len() > MAX_PROBLEM_BYTES {
         return Err(format!(
             "a problem of {} bytes: {}",
-            body.len(),
-            String::from_utf8_lossy(&body[..MAX_PROBLEM_BYTES])
+            answer.body.len(),
+            String::from_utf8_lossy(&answer.body[..MAX_PROBLEM_BYTES])
         ));
     }
-    let problem: Value = serde_json::from_slice(&body)
+    let problem: Value = serde_json::from_slice(&answer.body)
         .map_err(|e| format!("{status}: the problem is not JSON ({e})"))?;
     if !problem["type"].is_string() || !problem["title"].is_string() {
         return Err(format!("no type or title: {problem}"));
@@ -333,6 +341,23 @@ pub fn check_write(case: &Case) -> Result<(), String> {
     if problem["status"].as_u64() != Some(u64::from(status)) {
         return Err(format!("answered {status} with {problem}"));
     }
+    Ok(problem)
+}
+
+/// Sends `case` through the router and checks the property the write
+/// routes keep on any request: every answer is a problem document
+/// ([`problem_of`]); a request the documented rules call invalid is
+/// refused (400/401/413/415/422, or 404 for a slug that is no route)
+/// before any dependency is called; and a valid one is not refused at all
+/// but reaches the database, which is down (503). `Err` says what broke.
+pub fn check_write(case: &Case) -> Result<(), String> {
+    let answer = send(case.request())?;
+    let status = answer.status;
+    let verdict = case.verdict();
+    if status < 400 {
+        return Err(format!("{status} for a case judged {verdict:?}"));
+    }
+    let problem = problem_of(&answer)?;
     let mut refused = vec![400, 401, 413, 415, 422];
     if case.route == Route::Page && !valid_slug(&case.slug) {
         // `/v1/pages/` and `/v1/pages/a/b` are no route at all.
@@ -345,6 +370,129 @@ pub fn check_write(case: &Case) -> Result<(), String> {
     };
     if !expected {
         return Err(format!("{status} for a case judged {verdict:?}: {problem}"));
+    }
+    Ok(())
+}
+
+/// A request of any shape, as plain data for generators (the property
+/// test's strategies, the fuzz target's `Arbitrary` input).
+#[derive(Debug, Clone)]
+pub struct AnyRequest {
+    pub method: String,
+    /// The path, and the query after `?` if any.
+    pub path_and_query: String,
+    pub headers: Vec<(String, String)>,
+    /// Add the fixture's genuine Access token.
+    pub token: bool,
+    pub body: Vec<u8>,
+}
+
+/// The method names [`AnyRequest`] generators draw from: every one the API
+/// routes, and some it does not.
+pub const METHODS: [&str; 9] = [
+    "GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS", "TRACE", "PURGE",
+];
+
+/// The paths [`AnyRequest`] generators start from: every route's template
+/// with `{...}` to fill in.
+pub const PATH_TEMPLATES: [&str; 10] = [
+    "/healthz",
+    "/readyz",
+    "/openapi.json",
+    "/v1/admin/whoami",
+    "/v1/files/{}",
+    "/v1/pages",
+    "/v1/pages/{}",
+    "/v1/pages/{}/revisions",
+    "/v1/uploads",
+    "/v1/uploads/{}/complete",
+];
+
+/// The request headers the API reads, which [`AnyRequest`] generators
+/// name most often.
+pub const HEADER_NAMES: [&str; 14] = [
+    "content-type",
+    "content-length",
+    "origin",
+    "access-control-request-method",
+    "access-control-request-headers",
+    "if-match",
+    "if-none-match",
+    "cf-access-jwt-assertion",
+    "cookie",
+    "x-request-id",
+    "traceparent",
+    "cf-connecting-ip",
+    "accept",
+    "authorization",
+];
+
+impl AnyRequest {
+    /// The request, or `None` when no client could send it (a method, URI
+    /// or header the HTTP types refuse).
+    pub fn to_request(&self) -> Option<Request<Body>> {
+        let mut request = Request::builder()
+            .method(http::Method::from_bytes(self.method.as_bytes()).ok()?)
+            .uri(self.path_and_query.parse::<http::Uri>().ok()?);
+        for (name, value) in &self.headers {
+            let name = http::HeaderName::from_bytes(name.as_bytes()).ok()?;
+            let value = http::HeaderValue::from_str(value).ok()?;
+            request = request.header(name, value);
+        }
+        if self.token {
+            request = request.header("cf-access-jwt-assertion", &fixture().token);
+        }
+        request.body(Body::from(self.body.clone())).ok()
+    }
+}
+
+/// Paths that may answer 2xx while the database, Redis and B2 are down:
+/// they need none of them (`whoami` needs only Access, whose certs the
+/// fixture serves). Everything else needs one or does not exist.
+const ANSWERABLE_WITHOUT_DEPENDENCIES: [&str; 3] =
+    ["/healthz", "/openapi.json", "/v1/admin/whoami"];
+
+/// Any request at all (method, path and query, headers, body), with every
+/// dependency down: the router answers it without a 500; every answer of
+/// 400 or more is a problem document ([`problem_of`]), but for `/readyz`'s
+/// documented report (503, as the database is down); and nothing is
+/// acknowledged that needed a dependency, so only an `OPTIONS` (a
+/// preflight or not: it changes nothing), or a `GET` or `HEAD` of a path in
+/// [`ANSWERABLE_WITHOUT_DEPENDENCIES`], may succeed
+/// (a successful write here would claim what cannot have happened). The
+/// test-only routes (`/_test/...`, which exist to fail) are left out.
+pub fn check_any_request(request: Request<Body>) -> Result<(), String> {
+    let method = request.method().clone();
+    let path = request.uri().path().to_owned();
+    if path.starts_with("/_test/") {
+        return Ok(());
+    }
+    let answer = send(request)?;
+    let status = answer.status;
+    if status == 500 {
+        return Err(format!(
+            "500 for {method} {path}: {}",
+            String::from_utf8_lossy(&answer.body)
+        ));
+    }
+    let readiness = matches!(method, http::Method::GET | http::Method::HEAD) && path == "/readyz";
+    if readiness {
+        // Documented: a readiness report, 503 when a required check fails.
+        if status != 503 || answer.content_type.as_deref() != Some("application/json") {
+            return Err(format!(
+                "{status} {:?} for {method} /readyz",
+                answer.content_type
+            ));
+        }
+    } else if status >= 400 {
+        problem_of(&answer).map_err(|e| format!("{method} {path}: {e}"))?;
+    } else if !(method == http::Method::OPTIONS
+        || (matches!(method, http::Method::GET | http::Method::HEAD)
+            && ANSWERABLE_WITHOUT_DEPENDENCIES.contains(&path.as_str())))
+    {
+        return Err(format!(
+            "{status} for {method} {path}, which needs a dependency that is down"
+        ));
     }
     Ok(())
 }

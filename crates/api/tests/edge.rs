@@ -58,6 +58,37 @@ async fn unknown_routes_are_404_problems_with_the_request_id() {
     assert_eq!(body["instance"], id);
 }
 
+/// A path segment that is not percent-encoded UTF-8 is a 400 problem on
+/// every route with a parameter (axum's own extractor answered plain text
+/// on the uploads routes; found by `check_any_request`'s fuzzing).
+#[tokio::test]
+async fn a_segment_that_is_not_utf8_is_a_400_problem() {
+    for path in ["/v1/files/%AA", "/v1/pages/%AA", "/v1/pages/%AA/revisions"] {
+        let request = Request::get(path).body(Body::empty()).unwrap();
+        let (response, body) = send(configured(), request).await;
+        assert_eq!(response.status(), StatusCode::BAD_REQUEST, "{path}");
+        assert_eq!(
+            response.headers()[header::CONTENT_TYPE],
+            "application/problem+json",
+            "{path}"
+        );
+        assert_eq!(body["status"], 400, "{path}");
+        assert!(!body["detail"].as_str().unwrap().contains("%AA"), "{body}");
+    }
+}
+
+/// A file id that cannot be one is not repeated in the 404 (the fuzzing
+/// found a 2 KiB problem repeating a long path).
+#[tokio::test]
+async fn a_404_does_not_repeat_a_file_id_that_cannot_be_one() {
+    let long = "x".repeat(3000);
+    let request = Request::get(format!("/v1/files/{long}")).body(Body::empty());
+    let (response, body) = send(configured(), request.unwrap()).await;
+    assert_eq!(response.status(), StatusCode::NOT_FOUND);
+    let detail = body["detail"].as_str().unwrap();
+    assert!(!detail.contains("xxx") && detail.len() < 100, "{detail}");
+}
+
 #[tokio::test]
 async fn wrong_methods_are_405_problems_with_allow() {
     let (response, body) = send(

@@ -13,8 +13,8 @@
 //! Run long with `PROPTEST_CASES=20000 cargo test -p api --test fuzz --release`.
 
 use api::testing::{
-    check_write, fixture, max_upload, Auth, Case, Route, Verdict, MAX_BODY, MAX_FILE_NAME,
-    MAX_REQUEST, MAX_TITLE, TYPES,
+    check_any_request, check_write, fixture, max_upload, AnyRequest, Auth, Case, Route, Verdict,
+    HEADER_NAMES, MAX_BODY, MAX_FILE_NAME, MAX_REQUEST, MAX_TITLE, METHODS, PATH_TEMPLATES, TYPES,
 };
 use proptest::prelude::*;
 use serde_json::{json, Value};
@@ -215,6 +215,76 @@ proptest! {
     #[test]
     fn fuzz_write_requests_are_answered_with_problems_never_5xx(case in case()) {
         prop_assert_eq!(check_write(&case), Ok(()));
+    }
+}
+
+fn any_request() -> impl Strategy<Value = AnyRequest> {
+    let segment = prop_oneof![
+        4 => "[a-z0-9-]{1,20}",
+        1 => "[A-Za-z0-9._~%!$&'()*+,;=:@-]{0,24}",
+        1 => (127..131usize).prop_map(|n| "a".repeat(n)),
+    ];
+    let path = prop_oneof![
+        6 => (prop::sample::select(PATH_TEMPLATES.to_vec()), segment)
+            .prop_map(|(template, segment)| template.replace("{}", &segment)),
+        1 => "/[ -~]{0,40}",
+    ];
+    let query = prop::option::weighted(
+        0.4,
+        prop_oneof![
+            "limit=[0-9-]{0,4}",
+            "cursor=[A-Za-z0-9_=-]{0,24}",
+            "limit=[0-9]{1,3}&cursor=[A-Za-z0-9_=-]{0,24}",
+            "[ -~]{0,30}",
+        ],
+    );
+    let header = (
+        prop_oneof![
+            6 => prop::sample::select(HEADER_NAMES.to_vec()).prop_map(str::to_owned),
+            1 => "[a-z-]{1,12}",
+        ],
+        prop_oneof![
+            "[ -~]{0,30}",
+            Just("application/json".to_owned()),
+            Just("http://localhost:8788".to_owned()),
+            Just("PUT".to_owned()),
+            "[0-9]{1,8}",
+        ],
+    );
+    (
+        prop::sample::select(METHODS.to_vec()),
+        path,
+        query,
+        prop::collection::vec(header, 0..5),
+        any::<bool>(),
+        prop_oneof![
+            Just(Vec::new()),
+            any_json().prop_map(|d| serde_json::to_vec(&d).unwrap()),
+            prop::collection::vec(any::<u8>(), 0..64),
+        ],
+    )
+        .prop_map(|(method, path, query, headers, token, body)| AnyRequest {
+            method: method.to_owned(),
+            path_and_query: match query {
+                Some(query) => format!("{path}?{query}"),
+                None => path,
+            },
+            headers,
+            token,
+            body,
+        })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    /// Any request, every dependency down: no 500, every refusal a
+    /// problem document, nothing acknowledged that needed a dependency.
+    #[test]
+    fn fuzz_any_request_is_answered_without_a_500(request in any_request()) {
+        let http_request = request.to_request();
+        prop_assume!(http_request.is_some(), "no client could send it");
+        prop_assert_eq!(check_any_request(http_request.unwrap()), Ok(()), "{:?}", request);
     }
 }
 

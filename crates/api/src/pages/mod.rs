@@ -22,7 +22,7 @@ use utoipa::{IntoParams, ToSchema};
 
 use crate::admin::Admin;
 use crate::db::{database, db_problem, timed, Transactional};
-use crate::extract::{Json, Query};
+use crate::extract::{Json, Path, Query};
 use crate::layers::Timings;
 use crate::openapi::{documented_routes, DocumentedRoutes};
 use crate::problem::{Problem, ProblemType};
@@ -51,10 +51,8 @@ impl<S: Send + Sync> FromRequestParts<S> for Slug {
     type Rejection = Problem;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Problem> {
-        let axum::extract::Path(params): axum::extract::Path<Vec<(String, String)>> =
-            axum::extract::Path::from_request_parts(parts, state)
-                .await
-                .map_err(|e| Problem::new(ProblemType::BadRequest, e.body_text()))?;
+        let Path(params): Path<Vec<(String, String)>> =
+            Path::from_request_parts(parts, state).await?;
         let slug = params
             .into_iter()
             .find(|(name, _)| name == "slug")

@@ -19,7 +19,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Extension;
@@ -28,10 +28,10 @@ use utoipa::ToSchema;
 
 use crate::admin::Admin;
 use crate::db::{database, db_problem, timed, RETRY_AFTER_SECS};
-use crate::extract::Json;
+use crate::extract::{Json, Path};
 use crate::layers::Timings;
 use crate::openapi::{documented_routes, DocumentedRoutes};
-use crate::problem::{Problem, ProblemType};
+use crate::problem::{excerpt, Problem, ProblemType};
 use crate::App;
 use store::{File, NewUpload};
 
@@ -298,7 +298,12 @@ async fn download_file(
     let file = upload
         .as_ref()
         .and_then(|u| u.file().map(|f| (u, f)))
-        .ok_or_else(|| Problem::new(ProblemType::NotFound, format!("There is no file {id:?}.")))?;
+        .ok_or_else(|| {
+            Problem::new(
+                ProblemType::NotFound,
+                format!("There is no file {}.", named(&id)),
+            )
+        })?;
     let (upload, file) = file;
     let url = b2
         .presign_get(
@@ -398,7 +403,7 @@ fn validate(app: &App, request: &UploadRequest) -> Result<String, Problem> {
             ProblemType::ValidationFailed,
             format!(
                 "content_type {:?} is not accepted; accepted types: {}.",
-                request.content_type,
+                excerpt(&request.content_type),
                 limits.content_types.join(", ")
             ),
         ));
@@ -447,7 +452,7 @@ fn b2_problem(error: b2::Error) -> Problem {
 fn no_upload(id: &str) -> Problem {
     Problem::new(
         ProblemType::NotFound,
-        format!("There is no pending or completed upload {id:?}."),
+        format!("There is no pending or completed upload {}.", named(id)),
     )
 }
 
@@ -472,6 +477,17 @@ async fn find(
     timed(app, timings, "db", store::get(db, id))
         .await
         .map_err(db_problem)
+}
+
+/// An upload as a refusal names it: by its id when it is one; anything
+/// else is the caller's text, of any length (found by the request fuzzing:
+/// a 2 KiB problem repeating a long path), and is not repeated.
+fn named(id: &str) -> String {
+    if valid_id(id) {
+        format!("{id:?}")
+    } else {
+        "with that id (an id is 32 lowercase hex digits)".to_owned()
+    }
 }
 
 fn valid_id(id: &str) -> bool {
@@ -540,6 +556,14 @@ mod tests {
         ] {
             assert!(!valid_id(bad), "{bad}");
         }
+    }
+
+    #[test]
+    fn refusals_name_an_id_only_when_it_is_one() {
+        let id = new_id();
+        assert_eq!(named(&id), format!("{id:?}"));
+        let long = "a".repeat(4000);
+        assert!(!named(&long).contains("aaa"), "{}", named(&long));
     }
 
     #[test]
