@@ -7,23 +7,18 @@
 #![no_main]
 
 use std::sync::OnceLock;
-use std::time::Duration;
 
-use access::testing::{Certs, SigningKey};
-use access::{AccessPolicy, CacheSettings, Identity, Rejection, Verifier};
+use access::testing::{Certs, SigningKey, AUDIENCES, BINDING_AUD, SERVICE, TEAM};
+use access::{Identity, Rejection, Verifier};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use libfuzzer_sys::arbitrary::{self, Arbitrary};
 use libfuzzer_sys::fuzz_target;
 use serde_json::{json, Value};
 
-const TEAM: &str = "https://example-team.cloudflareaccess.com";
-const AUDIENCES: [&str; 2] = ["api-aud", "second-api-aud"];
-const BINDING_AUD: &str = "admin-site-aud";
-const SERVICE: &str = "ci.access";
 const KID: &str = "key-a";
 const NOW: u64 = 1_800_000_000;
-const LEEWAY: u64 = 60;
+const LEEWAY: u64 = access::DEFAULT_LEEWAY_SECS;
 
 /// The team's key, and another that Access does not publish.
 fn keys() -> &'static (SigningKey, SigningKey) {
@@ -39,22 +34,7 @@ fn certs() -> &'static Certs {
 
 fn verifier() -> &'static Verifier {
     static VERIFIER: OnceLock<Verifier> = OnceLock::new();
-    VERIFIER.get_or_init(|| {
-        Verifier::new(
-            AccessPolicy {
-                team_domain: TEAM.into(),
-                audiences: AUDIENCES.map(String::from).to_vec(),
-                binding_audiences: vec![BINDING_AUD.into()],
-                service_tokens: vec![SERVICE.into()],
-                leeway_secs: LEEWAY,
-            },
-            CacheSettings {
-                max_age_secs: 3600,
-                cooldown_secs: 30,
-                fetch_timeout: Duration::from_secs(1),
-            },
-        )
-    })
+    VERIFIER.get_or_init(access::testing::verifier)
 }
 
 /// A claim the fuzzer sets: a name the verifier reads, or any other.

@@ -301,8 +301,8 @@ pub struct Bench {
 
 #[derive(Debug, Args)]
 pub struct Fuzz {
-    /// Seconds of fuzzing per target. `cargo xtask test` runs each for a
-    /// few seconds; an hour per target is a long run.
+    /// Seconds of fuzzing per target. `cargo xtask test` runs each for 15
+    /// seconds; an hour per target is a long run.
     #[arg(long, default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..=604_800))]
     pub time: u64,
 

@@ -5,6 +5,7 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use crate::{AccessPolicy, CacheSettings, Verifier, DEFAULT_LEEWAY_SECS};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use outbound::{BoxFuture, Bytes, Fetch, FetchError, Request, Response};
@@ -13,6 +14,44 @@ use rsa::traits::PublicKeyParts;
 use rsa::{Pkcs1v15Sign, RsaPrivateKey};
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
+
+/// The team the tests' tokens come from.
+pub const TEAM: &str = "https://example-team.cloudflareaccess.com";
+/// The API's audiences in [`policy`].
+pub const AUDIENCES: [&str; 2] = [
+    "4714c1358e65fe4b408ad6d432a5f878f08194bdb4752441fd56faefa9b2b6f2",
+    "second-api-aud",
+];
+/// The admin site's audience, accepted in [`policy`] only through the
+/// service binding.
+pub const BINDING_AUD: &str = "admin-site-aud";
+/// The one service token [`policy`] lets in.
+pub const SERVICE: &str = "ci.access";
+
+/// The policy the tests check tokens against: [`TEAM`], [`AUDIENCES`],
+/// [`BINDING_AUD`] through the binding, [`SERVICE`], the default leeway.
+pub fn policy() -> AccessPolicy {
+    AccessPolicy {
+        team_domain: TEAM.into(),
+        audiences: AUDIENCES.map(String::from).to_vec(),
+        binding_audiences: vec![BINDING_AUD.into()],
+        service_tokens: vec![SERVICE.into()],
+        leeway_secs: DEFAULT_LEEWAY_SECS,
+    }
+}
+
+/// A verifier of [`policy`] that keeps keys an hour and asks for them
+/// again at most every 30 s.
+pub fn verifier() -> Verifier {
+    Verifier::new(
+        policy(),
+        CacheSettings {
+            max_age_secs: 3600,
+            cooldown_secs: 30,
+            fetch_timeout: Duration::from_secs(1),
+        },
+    )
+}
 
 /// An RSA key pair as Access holds it: a `kid` and a 2048-bit key.
 #[derive(Clone)]

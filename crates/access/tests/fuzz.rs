@@ -7,20 +7,18 @@
 //! Run long with `PROPTEST_CASES=20000 cargo test -p access --test fuzz --release`.
 
 use std::sync::{Mutex, OnceLock};
-use std::time::Duration;
 
-use access::testing::{encode_json, user_claims, Certs, SigningKey};
-use access::{AccessPolicy, CacheSettings, Identity, Rejection, Verifier};
+use access::testing::{
+    encode_json, user_claims, Certs, SigningKey, AUDIENCES, BINDING_AUD, SERVICE, TEAM,
+};
+use access::{Identity, Rejection, Verifier};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use proptest::prelude::*;
 use serde_json::{json, Map, Value};
 
-const TEAM: &str = "https://example-team.cloudflareaccess.com";
-const AUD: &str = "4714c1358e65fe4b408ad6d432a5f878f08194bdb4752441fd56faefa9b2b6f2";
-const SECOND_AUD: &str = "second-api-aud";
-const BINDING_AUD: &str = "admin-site-aud";
-const SERVICE: &str = "ci.access";
+const AUD: &str = AUDIENCES[0];
+const SECOND_AUD: &str = AUDIENCES[1];
 const NOW: u64 = 1_800_000_000;
 const LEEWAY: u64 = 60;
 
@@ -39,22 +37,7 @@ fn certs() -> &'static Certs {
 /// One verifier (and so one key cache) for all cases, as in an isolate.
 fn verifier() -> &'static Verifier {
     static VERIFIER: OnceLock<Verifier> = OnceLock::new();
-    VERIFIER.get_or_init(|| {
-        Verifier::new(
-            AccessPolicy {
-                team_domain: TEAM.into(),
-                audiences: vec![AUD.into(), SECOND_AUD.into()],
-                binding_audiences: vec![BINDING_AUD.into()],
-                service_tokens: vec![SERVICE.into()],
-                leeway_secs: LEEWAY,
-            },
-            CacheSettings {
-                max_age_secs: 3600,
-                cooldown_secs: 30,
-                fetch_timeout: Duration::from_secs(1),
-            },
-        )
-    })
+    VERIFIER.get_or_init(access::testing::verifier)
 }
 
 fn verify(token: &str, now: u64, through_binding: bool) -> Result<Identity, Rejection> {

@@ -2,42 +2,21 @@
 //! against a JWKS served by a fake certs endpoint that counts its fetches.
 
 use std::sync::{Arc, Mutex, OnceLock};
-use std::time::Duration;
 
-use access::testing::{encode_json, service_claims, user_claims, Certs, SigningKey};
-use access::{AccessPolicy, CacheSettings, Identity, Rejection, Verifier};
+use access::testing::{
+    encode_json, service_claims, user_claims, verifier, Certs, SigningKey, AUDIENCES, TEAM,
+};
+use access::{Identity, Rejection, Verifier};
 use outbound::BoxFuture;
 use serde_json::json;
 
-const TEAM: &str = "https://example-team.cloudflareaccess.com";
-const AUD: &str = "4714c1358e65fe4b408ad6d432a5f878f08194bdb4752441fd56faefa9b2b6f2";
+const AUD: &str = AUDIENCES[0];
 const NOW: u64 = 1_800_000_000;
 
 /// Key generation is slow in debug builds: one pair of keys per test binary.
 fn keys() -> &'static (SigningKey, SigningKey) {
     static KEYS: OnceLock<(SigningKey, SigningKey)> = OnceLock::new();
     KEYS.get_or_init(|| (SigningKey::generate("key-a"), SigningKey::generate("key-b")))
-}
-
-fn policy() -> AccessPolicy {
-    AccessPolicy {
-        team_domain: TEAM.into(),
-        audiences: vec![AUD.into(), "second-api-aud".into()],
-        binding_audiences: vec!["admin-site-aud".into()],
-        service_tokens: vec!["ci.access".into()],
-        leeway_secs: 60,
-    }
-}
-
-fn verifier() -> Verifier {
-    Verifier::new(
-        policy(),
-        CacheSettings {
-            max_age_secs: 3600,
-            cooldown_secs: 30,
-            fetch_timeout: Duration::from_secs(1),
-        },
-    )
 }
 
 fn user_token(key: &SigningKey) -> String {
