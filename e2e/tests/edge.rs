@@ -207,6 +207,32 @@ async fn bad_query_parameters_are_400_problems() {
     assert_eq!(body["type"], "/problems/bad-request");
 }
 
+/// Through workerd too: a path segment that is not percent-encoded UTF-8
+/// is a 400 problem, and a long path is not echoed whole by the 404 (both
+/// found by the any-request fuzzing natively).
+#[tokio::test]
+async fn malformed_and_long_paths_are_short_problem_documents() {
+    let response = http()
+        .get(format!("{}/v1/files/%AA", api()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 400);
+    assert_eq!(
+        response.headers()["content-type"],
+        "application/problem+json"
+    );
+    let long = "x".repeat(4000);
+    let response = http()
+        .get(format!("{}/v1/{long}", api()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 404);
+    let body = response.bytes().await.unwrap();
+    assert!(body.len() < 2048, "a 404 of {} bytes", body.len());
+}
+
 /// The Worker hands the headers most responses share to JS as cached
 /// templates (api-worker/src/bridge.rs): answers of different shapes,
 /// interleaved and repeated, must each keep their own headers and never
