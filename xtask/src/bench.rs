@@ -435,6 +435,8 @@ fn wrong_answers(case: &str, target: Target, load: &Load) -> Option<String> {
 /// One case and target's warm-up.
 #[derive(Debug, Serialize)]
 struct Warmup {
+    /// The workerd start it warmed up (`--isolates`), from 1.
+    start: u32,
     case: &'static str,
     target: Target,
     seconds: u64,
@@ -465,6 +467,9 @@ struct Report {
     warmups: Vec<Warmup>,
     duration_secs: u64,
     rounds: u32,
+    /// workerd starts, each warmed up and loaded for `rounds` rounds; the
+    /// medians and ranges are over the rounds of all of them.
+    isolates: u32,
     connections: u32,
     cases: Vec<CaseResult>,
     targets: Vec<TargetFacts>,
@@ -600,32 +605,6 @@ pub fn run(ui: &Ui, flags: &flags::Bench) -> anyhow::Result<()> {
         })
         .collect::<anyhow::Result<_>>()?;
 
-    let servers = ui.step(
-        &format!("start the {} targets on workerd", targets.len()),
-        || {
-            targets
-                .iter()
-                .map(|&t| {
-                    Server::start(
-                        &workerd,
-                        t,
-                        &bundles[&t.bundle()],
-                        &vars[&t],
-                        &state,
-                        &pid_file,
-                        flags.inspect.as_deref().filter(|_| t == Target::Api),
-                    )
-                })
-                .collect::<anyhow::Result<Vec<_>>>()
-        },
-    )?;
-    let server = |t: Target| {
-        servers
-            .iter()
-            .find(|s| s.target == t)
-            .expect("every target runs")
-    };
-
     let all_cases = cases(&admin_token);
     let selected: Vec<&Case> = all_cases
         .iter()
@@ -634,118 +613,161 @@ pub fn run(ui: &Ui, flags: &flags::Bench) -> anyhow::Result<()> {
     if selected.is_empty() {
         bail!("no case matches {:?}", flags.filter);
     }
-    ui.step("seed the page the reads fetch, warm the cache", || {
-        seed(&server(Target::Api).url(false), &admin_token)?;
-        for target in targets.iter().filter(|t| !t.is_ceiling()) {
-            // One read fills the cache; the check below then sees a hit.
-            reqwest::blocking::get(format!(
-                "{}/v1/pages/{READ_SLUG}",
-                server(*target).url(false)
-            ))?;
-        }
-        Ok(())
-    })?;
-    ui.step("check every case on every target", || {
-        for case in &selected {
-            for target in targets_of(case, &targets) {
-                check(case, target, server(target))
-                    .with_context(|| format!("{} on {}", case.name, target.name()))?;
-            }
-        }
-        for ceiling in [Target::HelloHeaders, Target::HelloFixedHeaders] {
-            same_answer_shape(&server(Target::Api).url(false), &server(ceiling).url(false))
-                .with_context(|| format!("{} no longer answers like the api", ceiling.name()))?;
-        }
-        Ok(())
-    })?;
-
     let scripts = state.join("wrk");
     std::fs::create_dir_all(&scripts)?;
     let mut loads: BTreeMap<(&str, Target), Vec<Load>> = BTreeMap::new();
-    // Every path runs before measuring: V8 compiles the JS hot paths and
-    // tiers the wasm up (see `--warmup`), and both Workers fill their
-    // per-isolate caches (Access keys, scripts).
-    // One wrk run of a case on a target, for the warm-ups and the rounds.
-    let load_case = |case: &Case, target: Target, seconds: u64| {
-        wrk_load(
-            &wrk,
-            case,
-            target,
-            server(target),
-            flags.connections,
-            seconds,
-            &scripts,
-        )
-    };
-    let warmups = ui.step(
-        &format!(
-            "warm up every case on every target ({} s, {} requests or {} s at most each)",
-            flags.warmup, flags.warmup_requests, flags.warmup_max
-        ),
-        || {
-            let mut warmups = Vec::new();
+    let mut warmups = Vec::new();
+    let mut servers: Vec<Server> = Vec::new();
+    let mut done = 0;
+    // Each start is a fresh set of isolates, warmed up and loaded for every
+    // round; the rounds of all starts go into the medians (`--isolates`).
+    for start in 1..=flags.isolates {
+        let of_starts = if flags.isolates > 1 {
+            format!(" (start {start}/{})", flags.isolates)
+        } else {
+            String::new()
+        };
+        // The previous start's workerds stop before the next start's begin.
+        servers.clear();
+        servers = ui.step(
+            &format!("start the {} targets on workerd{of_starts}", targets.len()),
+            || {
+                targets
+                    .iter()
+                    .map(|&t| {
+                        Server::start(
+                            &workerd,
+                            t,
+                            &bundles[&t.bundle()],
+                            &vars[&t],
+                            &state,
+                            &pid_file,
+                            flags.inspect.as_deref().filter(|_| t == Target::Api),
+                        )
+                    })
+                    .collect::<anyhow::Result<Vec<_>>>()
+            },
+        )?;
+        let server = |t: Target| {
+            servers
+                .iter()
+                .find(|s| s.target == t)
+                .expect("every target runs")
+        };
+
+        ui.step("seed the page the reads fetch, warm the cache", || {
+            seed(&server(Target::Api).url(false), &admin_token)?;
+            for target in targets.iter().filter(|t| !t.is_ceiling()) {
+                // One read fills the cache; the check below then sees a hit.
+                reqwest::blocking::get(format!(
+                    "{}/v1/pages/{READ_SLUG}",
+                    server(*target).url(false)
+                ))?;
+            }
+            Ok(())
+        })?;
+        ui.step("check every case on every target", || {
             for case in &selected {
                 for target in targets_of(case, &targets) {
-                    // A warm-up that gets wrong answers fails the run at once
-                    // rather than after every other case has warmed up (an
-                    // expired token was found only at the end that way).
-                    let load = |seconds| {
-                        let load = load_case(case, target, seconds)?;
-                        match wrong_answers(case.name, target, &load) {
-                            Some(wrong) => bail!("unexpected answers in the warm-up: {wrong}"),
-                            None => Ok(load),
+                    check(case, target, server(target))
+                        .with_context(|| format!("{} on {}", case.name, target.name()))?;
+                }
+            }
+            for ceiling in [Target::HelloHeaders, Target::HelloFixedHeaders] {
+                same_answer_shape(&server(Target::Api).url(false), &server(ceiling).url(false))
+                    .with_context(|| {
+                        format!("{} no longer answers like the api", ceiling.name())
+                    })?;
+            }
+            Ok(())
+        })?;
+
+        // Every path runs before measuring: V8 compiles the JS hot paths and
+        // tiers the wasm up (see `--warmup`), and both Workers fill their
+        // per-isolate caches (Access keys, scripts).
+        // One wrk run of a case on a target, for the warm-ups and the rounds.
+        let load_case = |case: &Case, target: Target, seconds: u64| {
+            wrk_load(
+                &wrk,
+                case,
+                target,
+                server(target),
+                flags.connections,
+                seconds,
+                &scripts,
+            )
+        };
+        let started = ui.step(
+            &format!(
+                "warm up every case on every target ({} s, {} requests or {} s at most each){of_starts}",
+                flags.warmup, flags.warmup_requests, flags.warmup_max
+            ),
+            || {
+                let mut warmups = Vec::new();
+                for case in &selected {
+                    for target in targets_of(case, &targets) {
+                        // A warm-up that gets wrong answers fails the run at once
+                        // rather than after every other case has warmed up (an
+                        // expired token was found only at the end that way).
+                        let load = |seconds| {
+                            let load = load_case(case, target, seconds)?;
+                            match wrong_answers(case.name, target, &load) {
+                                Some(wrong) => bail!("unexpected answers in the warm-up: {wrong}"),
+                                None => Ok(load),
+                            }
+                        };
+                        let mut seconds = flags.warmup;
+                        let mut requests = load(seconds)?.requests;
+                        let more = warmup_extension(
+                            requests,
+                            seconds,
+                            flags.warmup_requests,
+                            flags.warmup_max,
+                        );
+                        if more > 0 {
+                            requests += load(more)?.requests;
+                            seconds += more;
                         }
-                    };
-                    let mut seconds = flags.warmup;
-                    let mut requests = load(seconds)?.requests;
-                    let more = warmup_extension(
-                        requests,
-                        seconds,
-                        flags.warmup_requests,
-                        flags.warmup_max,
-                    );
-                    if more > 0 {
-                        requests += load(more)?.requests;
-                        seconds += more;
+                        warmups.push(Warmup {
+                            start,
+                            case: case.name,
+                            target,
+                            seconds,
+                            requests,
+                        });
                     }
-                    warmups.push(Warmup {
-                        case: case.name,
-                        target,
-                        seconds,
-                        requests,
-                    });
+                }
+                Ok(warmups)
+            },
+        )?;
+        warmups.extend(started);
+        let total = (flags.isolates * flags.rounds) as usize
+            * selected
+                .iter()
+                .map(|c| targets_of(c, &targets).len())
+                .sum::<usize>();
+        let progress = ui.spinner("load");
+        for round in 1..=flags.rounds {
+            for case in &selected {
+                for target in targets_of(case, &targets) {
+                    if interrupted.load(std::sync::atomic::Ordering::SeqCst) {
+                        bail!("interrupted");
+                    }
+                    progress.set_message(format!(
+                        "round {round}/{}{of_starts}: {} on {} ({done}/{total})",
+                        flags.rounds,
+                        case.name,
+                        target.name()
+                    ));
+                    let load = load_case(case, target, flags.duration)?;
+                    loads.entry((case.name, target)).or_default().push(load);
+                    done += 1;
                 }
             }
-            Ok(warmups)
-        },
-    )?;
-    let total = flags.rounds as usize
-        * selected
-            .iter()
-            .map(|c| targets_of(c, &targets).len())
-            .sum::<usize>();
-    let progress = ui.spinner("load");
-    let mut done = 0;
-    for round in 1..=flags.rounds {
-        for case in &selected {
-            for target in targets_of(case, &targets) {
-                if interrupted.load(std::sync::atomic::Ordering::SeqCst) {
-                    bail!("interrupted");
-                }
-                progress.set_message(format!(
-                    "round {round}/{}: {} on {} ({done}/{total})",
-                    flags.rounds,
-                    case.name,
-                    target.name()
-                ));
-                let load = load_case(case, target, flags.duration)?;
-                loads.entry((case.name, target)).or_default().push(load);
-                done += 1;
-            }
+            stack.check_alive()?;
         }
-        stack.check_alive()?;
+        progress.finish_and_clear();
     }
-    progress.finish_and_clear();
 
     // Timed once the loads are over and the stack has settled: right after
     // it starts, its own servers are still busy starting (Bugsink's Python
@@ -808,6 +830,7 @@ pub fn run(ui: &Ui, flags: &flags::Bench) -> anyhow::Result<()> {
         warmups,
         duration_secs: flags.duration,
         rounds: flags.rounds,
+        isolates: flags.isolates,
         connections: flags.connections,
         cases,
         targets: facts,
@@ -1812,11 +1835,16 @@ fn render(report: &Report) -> String {
     let mut out = String::new();
     let _ = writeln!(
         out,
-        "\n  {} s of warm-up (or until {} requests), then {} s x {} rounds per case and target, wrk -t1 -c{}; medians over rounds",
+        "\n  {} s of warm-up (or until {} requests), then {} s x {} rounds per case and target{}, wrk -t1 -c{}; medians over rounds",
         report.warmup_secs,
         report.warmup_requests,
         report.duration_secs,
         report.rounds,
+        if report.isolates > 1 {
+            format!(", in each of {} workerd starts", report.isolates)
+        } else {
+            String::new()
+        },
         report.connections
     );
     let longer: Vec<String> = report
@@ -1825,9 +1853,14 @@ fn render(report: &Report) -> String {
         .filter(|w| w.seconds > report.warmup_secs)
         .map(|w| {
             format!(
-                "{} on {} {} s ({} requests)",
+                "{} on {}{} {} s ({} requests)",
                 w.case,
                 w.target.name(),
+                if report.isolates > 1 {
+                    format!(" in start {}", w.start)
+                } else {
+                    String::new()
+                },
                 w.seconds,
                 w.requests
             )
@@ -2381,12 +2414,14 @@ first unexpected: 503 {\"type\":\"about:blank\",\"status\":503}
             warmup_requests: 500,
             warmups: vec![
                 Warmup {
+                    start: 1,
                     case: "pages-put",
                     target: Target::Api,
                     seconds: 5,
                     requests: 510,
                 },
                 Warmup {
+                    start: 2,
                     case: "pages-put",
                     target: Target::Reference,
                     seconds: 1,
@@ -2395,6 +2430,7 @@ first unexpected: 503 {\"type\":\"about:blank\",\"status\":503}
             ],
             duration_secs: 1,
             rounds: 3,
+            isolates: 2,
             connections: 1,
             cases: result,
             targets: Vec::new(),
@@ -2405,8 +2441,12 @@ first unexpected: 503 {\"type\":\"about:blank\",\"status\":503}
         assert!(text.contains("0.99x   0.90-1.10"), "{text}");
         assert!(text.contains("0.90-1.04"), "{text}");
         assert!(
-            text.contains("longer warm-ups: pages-put on api 5 s (510 requests)\n"),
-            "only the warm-ups that ran longer are listed: {text}"
+            text.contains("longer warm-ups: pages-put on api in start 1 5 s (510 requests)\n"),
+            "only the warm-ups that ran longer are listed, with their start: {text}"
+        );
+        assert!(
+            text.contains("1 s x 3 rounds per case and target, in each of 2 workerd starts,"),
+            "{text}"
         );
     }
 
@@ -2476,6 +2516,7 @@ first unexpected: 503 {\"type\":\"about:blank\",\"status\":503}
             warmups: Vec::new(),
             duration_secs: 1,
             rounds: 3,
+            isolates: 1,
             connections: 1,
             cases: Vec::new(),
             targets: Vec::new(),
@@ -2483,6 +2524,10 @@ first unexpected: 503 {\"type\":\"about:blank\",\"status\":503}
             goals: judged,
         };
         let text = render(&report);
+        assert!(
+            text.contains("3 rounds per case and target, wrk"),
+            "one start is not mentioned: {text}"
+        );
         let line = |goal: &str| {
             text.lines()
                 .find(|l| l.trim_start().starts_with(goal))

@@ -259,6 +259,16 @@ pub struct Bench {
     #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=50))]
     pub rounds: u32,
 
+    /// Starts of the targets' workerds, each a fresh set of isolates that
+    /// is warmed up and then loaded for every round; the figures are
+    /// medians over the rounds of all starts. Identical code differs by up
+    /// to 10 % between two isolates, consistently over the rounds of one
+    /// start (BENCHMARKS.md, twelfth pass), so one start's ratios carry its
+    /// isolates' few percent; several starts spread that over them. Each
+    /// start costs its warm-ups again.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=20))]
+    pub isolates: u32,
+
     /// Open connections of the load generator (wrk -c, one thread).
     #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u32).range(1..=1024))]
     pub connections: u32,
