@@ -9,7 +9,7 @@
 //! before each request (the sweep is not timed).
 //!
 //! ```text
-//! cargo run --release -p api --features native --example router_cost -- [healthz|preflight] [REQUESTS] [SWEEP_MIB]
+//! cargo run --release -p api --features native --example router_cost -- [healthz|cors-get|preflight] [REQUESTS] [SWEEP_MIB]
 //! ```
 //!
 //! Under `valgrind --tool=cachegrind --cache-sim=yes` the counts
@@ -56,6 +56,9 @@ fn request(case: &str) -> Request<Body> {
             .header("origin", ORIGIN)
             .header("access-control-request-method", "PUT")
             .header("access-control-request-headers", "content-type,if-match"),
+        // A browser's cross-origin read: through the CORS layer, which a
+        // request without an `Origin` skips.
+        "cors-get" => Request::get("http://127.0.0.1/healthz").header("origin", ORIGIN),
         _ => Request::get("http://127.0.0.1/healthz"),
     };
     let mut request = request
@@ -73,9 +76,9 @@ fn request(case: &str) -> Request<Body> {
 fn main() {
     let mut args = std::env::args().skip(1);
     let case = args.next().unwrap_or_else(|| "healthz".to_owned());
-    if !matches!(case.as_str(), "healthz" | "preflight") {
+    if !matches!(case.as_str(), "healthz" | "cors-get" | "preflight") {
         eprintln!(
-            "usage: router_cost [healthz|preflight] [REQUESTS (default 20000)] \
+            "usage: router_cost [healthz|cors-get|preflight] [REQUESTS (default 20000)] \
              [SWEEP_MIB: cache sweep before each cold request (default 64)]\n\
              Times REQUESTS warm requests, then as many cold ones (at most 2000)."
         );
