@@ -208,6 +208,31 @@ fn cases(admin_token: &str) -> Vec<Case> {
                 Ok(())
             },
         },
+        // The same browser's read without its `Origin` (a same-origin GET
+        // sends none): beside the case above it shows what the cross-origin
+        // path costs each Worker, in the same run and isolates.
+        Case {
+            name: "pages-get-cached-browser-no-origin",
+            method: "GET",
+            path: format!("/v1/pages/{READ_SLUG}"),
+            headers: browser_headers(&origin)
+                .into_iter()
+                .filter(|(name, _)| *name != "origin")
+                .collect(),
+            body: None,
+            uncached: false,
+            expected_statuses: &[200],
+            check: |target, headers, body| {
+                contains(body, READ_SLUG)?;
+                if headers.contains_key("access-control-allow-origin") {
+                    return Err("a CORS answer to a request without an Origin".into());
+                }
+                if target.is_api() {
+                    contains(&header(headers, "server-timing")?, "cache;desc=\"hit\"")?;
+                }
+                Ok(())
+            },
+        },
         Case {
             name: "pages-get-uncached",
             method: "GET",
@@ -2374,6 +2399,21 @@ first unexpected: 503 {\"type\":\"about:blank\",\"status\":503}
         assert!(browser
             .headers
             .contains(&("origin", "http://localhost:8788".into())));
+        let same_origin = all
+            .iter()
+            .find(|c| c.name == "pages-get-cached-browser-no-origin")
+            .unwrap();
+        assert_eq!(
+            case_path(same_origin, Target::Api),
+            case_path(read, Target::Api)
+        );
+        let without_origin: Vec<_> = browser
+            .headers
+            .iter()
+            .filter(|(name, _)| *name != "origin")
+            .cloned()
+            .collect();
+        assert_eq!(same_origin.headers, without_origin);
     }
 
     #[test]

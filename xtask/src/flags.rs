@@ -304,8 +304,9 @@ pub struct Bench {
 
     /// Only the cases whose name contains this text (e.g. `pages`). The
     /// cases: healthz, pages-get-cached, pages-get-cached-browser (the same
-    /// read with a browser's 19 headers), pages-get-uncached, pages-put,
-    /// not-found, cors-preflight.
+    /// read with a browser's 19 headers), pages-get-cached-browser-no-origin
+    /// (those headers but its `Origin`, as a read from the API's own origin),
+    /// pages-get-uncached, pages-put, not-found, cors-preflight.
     pub filter: Option<String>,
 }
 
