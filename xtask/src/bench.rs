@@ -1128,12 +1128,12 @@ fn soak(ui: &Ui, flags: &flags::Bench, seconds: u64) -> anyhow::Result<()> {
             report.seconds
         );
         eprintln!(
-            "  {:<24} {:>10} {:>10} {:>9} {:>11} {:>14}",
+            "  {:<34} {:>10} {:>10} {:>9} {:>11} {:>14}",
             "case", "requests", "req/s", "p99 ms", "unexpected", "socket errors"
         );
         for c in &report.cases {
             eprintln!(
-                "  {:<24} {:>10} {:>10.0} {:>9.1} {:>11} {:>14}",
+                "  {:<34} {:>10} {:>10.0} {:>9.1} {:>11} {:>14}",
                 c.case, c.requests, c.requests_per_sec, c.p99_ms, c.unexpected, c.socket_errors
             );
         }
@@ -1896,7 +1896,7 @@ fn render(report: &Report) -> String {
     }
     let _ = writeln!(
         out,
-        "\n  {:<24} {:>10} {:>8} {:>8} {:>10} {:>8} {:>8} {:>8} {:>11} {:>9}",
+        "\n  {:<34} {:>10} {:>8} {:>8} {:>10} {:>8} {:>8} {:>8} {:>11} {:>9}",
         "case",
         "api req/s",
         "p50 ms",
@@ -1917,7 +1917,7 @@ fn render(report: &Report) -> String {
         let ratio = |r: Option<f64>| r.map_or("-".to_owned(), |r| format!("{r:.2}x"));
         let _ = writeln!(
             out,
-            "  {:<24} {:>10} {:>8} {:>8} {:>10} {:>8} {:>8} {:>8} {:>11} {:>9}",
+            "  {:<34} {:>10} {:>8} {:>8} {:>10} {:>8} {:>8} {:>8} {:>11} {:>9}",
             case.case,
             cell(api, |l| l.requests_per_sec, 0),
             cell(api, |l| l.p50_ms, 2),
@@ -1932,7 +1932,7 @@ fn render(report: &Report) -> String {
         if let Some(hello) = case.targets.get(&Target::Hello) {
             let _ = writeln!(
                 out,
-                "  {:<24} {:>10.0} {:>8.2} {:>8.2}",
+                "  {:<34} {:>10.0} {:>8.2} {:>8.2}",
                 "  (hello ceiling)", hello.requests_per_sec, hello.p50_ms, hello.p99_ms
             );
         }
@@ -1962,7 +1962,7 @@ fn render(report: &Report) -> String {
                 });
             let _ = writeln!(
                 out,
-                "  {:<24} {:>10.0} {:>8.2} {:>8.2}   {what}: {of_hello} of hello; api / this: {}",
+                "  {:<34} {:>10.0} {:>8.2} {:>8.2}   {what}: {of_hello} of hello; api / this: {}",
                 label,
                 ceiling.requests_per_sec,
                 ceiling.p50_ms,
@@ -1973,7 +1973,7 @@ fn render(report: &Report) -> String {
     }
     let _ = writeln!(
         out,
-        "\n  workerd CPU per request (us, medians over rounds)\n  {:<24} {:>10} {:>10} {:>10} {:>14} {:>12} {:>8} {:>11}",
+        "\n  workerd CPU per request (us, medians over rounds)\n  {:<34} {:>10} {:>10} {:>10} {:>14} {:>12} {:>8} {:>11}",
         "case", "api", "reference", "hello", "hello+headers", "hello+fixed", "ref/api", "(rounds)"
     );
     for case in &report.cases {
@@ -1985,7 +1985,7 @@ fn render(report: &Report) -> String {
         };
         let _ = writeln!(
             out,
-            "  {:<24} {:>10} {:>10} {:>10} {:>14} {:>12} {:>8} {:>11}",
+            "  {:<34} {:>10} {:>10} {:>10} {:>14} {:>12} {:>8} {:>11}",
             case.case,
             cell(cpu(Target::Api)),
             cell(cpu(Target::Reference)),
@@ -2007,7 +2007,7 @@ fn render(report: &Report) -> String {
         );
         let _ = writeln!(
             out,
-            "  {:<24} {:>20} {:>28} {:>28} {:>28}",
+            "  {:<34} {:>20} {:>28} {:>28} {:>28}",
             "case", "sinks off", "sinks live", "sinks down", "sinks hung"
         );
         for case in &report.cases {
@@ -2026,7 +2026,7 @@ fn render(report: &Report) -> String {
             };
             let _ = writeln!(
                 out,
-                "  {:<24} {:>20} {:>28} {:>28} {:>28}",
+                "  {:<34} {:>20} {:>28} {:>28} {:>28}",
                 case.case,
                 cell(Target::Api),
                 cell(Target::ApiSinksLive),
@@ -2073,13 +2073,13 @@ fn render(report: &Report) -> String {
     if !report.goals.is_empty() {
         let _ = writeln!(
             out,
-            "\n  {:<56} {:<24} met",
+            "\n  {:<56} {:<34} met",
             "performance target", "measured"
         );
         for goal in &report.goals {
             let _ = writeln!(
                 out,
-                "  {:<56} {:<24} {}",
+                "  {:<56} {:<34} {}",
                 goal.goal,
                 goal.measured,
                 if goal.met { "yes" } else { "no" }
