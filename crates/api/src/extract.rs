@@ -137,10 +137,14 @@ where
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
         match axum::extract::Path::<T>::from_request_parts(parts, state).await {
             Ok(axum::extract::Path(value)) => Ok(Path(value)),
-            Err(_) => Err(Problem::new(
+            // axum tells the caller's segment that does not decode (4xx)
+            // from a handler reading parameters its route does not have
+            // (5xx: the API's bug, not the caller's).
+            Err(rejection) if rejection.status().is_client_error() => Err(Problem::new(
                 ProblemType::BadRequest,
                 "A path segment is not valid: it must be percent-encoded UTF-8 of the documented form.",
             )),
+            Err(rejection) => Err(Problem::internal(rejection.body_text())),
         }
     }
 }
@@ -172,6 +176,12 @@ mod tests {
         Router::new()
             .route("/json", post(|Json(_): Json<Page>| async { "ok" }))
             .route("/query", get(|Query(_): Query<Paging>| async { "ok" }))
+            .route("/path/{id}", get(|Path(_): Path<String>| async { "ok" }))
+            // A handler reading a parameter its route does not have.
+            .route(
+                "/unparameterised",
+                get(|Path(_): Path<String>| async { "ok" }),
+            )
             .layer(DefaultBodyLimit::max(64))
     }
 
@@ -255,5 +265,20 @@ mod tests {
         let (status, problem) = status_and_type(request).await;
         assert_eq!(status, StatusCode::BAD_REQUEST);
         assert_eq!(problem.unwrap().kind, ProblemType::BadRequest);
+    }
+
+    /// The caller's malformed segment is a 400; a route that lacks the
+    /// parameter its handler reads is the API's own fault, a 500.
+    #[tokio::test]
+    async fn path_rejections_tell_the_callers_fault_from_the_apis() {
+        let get = |uri: &str| Request::get(uri).body(Body::empty()).unwrap();
+        let (status, _) = status_and_type(get("/path/abc")).await;
+        assert_eq!(status, StatusCode::OK);
+        let (status, problem) = status_and_type(get("/path/%AA")).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST);
+        assert_eq!(problem.unwrap().kind, ProblemType::BadRequest);
+        let (status, problem) = status_and_type(get("/unparameterised")).await;
+        assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
+        assert_eq!(problem.unwrap().kind, ProblemType::Internal);
     }
 }
