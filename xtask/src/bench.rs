@@ -644,6 +644,11 @@ pub fn run(ui: &Ui, flags: &flags::Bench) -> anyhow::Result<()> {
     let mut warmups = Vec::new();
     let mut servers: Vec<Server> = Vec::new();
     let mut done = 0;
+    let total = (flags.isolates * flags.rounds) as usize
+        * selected
+            .iter()
+            .map(|c| targets_of(c, &targets).len())
+            .sum::<usize>();
     // Each start is a fresh set of isolates, warmed up and loaded for every
     // round; the rounds of all starts go into the medians (`--isolates`).
     for start in 1..=flags.isolates {
@@ -766,11 +771,6 @@ pub fn run(ui: &Ui, flags: &flags::Bench) -> anyhow::Result<()> {
             },
         )?;
         warmups.extend(started);
-        let total = (flags.isolates * flags.rounds) as usize
-            * selected
-                .iter()
-                .map(|c| targets_of(c, &targets).len())
-                .sum::<usize>();
         let progress = ui.spinner("load");
         for round in 1..=flags.rounds {
             for case in &selected {
