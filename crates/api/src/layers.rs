@@ -198,7 +198,10 @@ impl Edge {
     /// behind CORS, cloned here), so a caller that keeps one `Edge` (the
     /// Worker keeps one per isolate) need not clone the whole service, CORS
     /// settings included, per request only for `call`'s `&mut self`.
-    pub fn handle(&self, request: Request) -> BoxFuture<'static, Response> {
+    pub fn handle(&self, mut request: Request) -> BoxFuture<'static, Response> {
+        // The API sees the headers it reads and no others, natively as in
+        // the Worker (see `request_headers`); telemetry too.
+        crate::request_headers::keep_only_read(request.headers_mut());
         // What telemetry needs from the request, taken only when a sink will
         // receive it (nothing at all on the hot path otherwise).
         let seen = telemetry::Seen::capture(&self.app, &self.routes, &request);

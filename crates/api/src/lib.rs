@@ -16,6 +16,7 @@ pub mod openapi;
 pub mod pages;
 pub mod problem;
 mod redis;
+pub mod request_headers;
 pub mod telemetry;
 #[cfg(feature = "test-routes")]
 mod test_routes;
