@@ -9,27 +9,33 @@
 
 const SEPARATOR = "\0";
 
-/** The request head being written by `requestHead`. */
-let head;
+/**
+ * The request headers the API reads (`api::request_headers::READ`), set by
+ * each wasm instance before its first request: the only ones `requestHead`
+ * brings across.
+ */
+let readHeaders = [];
 
-/** Adds one header to `head` (a `Headers.forEach` callback). */
-function addField(value, name) {
-  head += SEPARATOR + name + SEPARATOR + value;
+/** Takes the names of the request headers the API reads (`name\0name...`). */
+export function setReadHeaders(names) {
+  readHeaders = names.split(SEPARATOR);
 }
 
 /**
- * The request's method, URL and headers: `method\0url\0name\0value...`.
- * The headers are read with `forEach` and a callback made once: iterating
- * them (`for...of`, one `next()` into the runtime and one entry array per
- * header) cost about twice as much in a workerd micro-benchmark (four
- * headers: 1.8 us per request against 1.0).
+ * The request's method, URL and the headers the API reads:
+ * `method\0url\0name\0value...`. Each is read with one `get`: going over
+ * all of them instead (`forEach`, a call from the runtime per header) cost
+ * a browser's cached read, with its twenty headers, 4-8 % against a JS
+ * Worker reading the four it needs by name (BENCHMARKS.md, fifteenth pass).
  */
 export function requestHead(request) {
-  head = request.method + SEPARATOR + request.url;
-  request.headers.forEach(addField);
-  const done = head;
-  head = undefined;
-  return done;
+  const headers = request.headers;
+  let head = request.method + SEPARATOR + request.url;
+  for (const name of readHeaders) {
+    const value = headers.get(name);
+    if (value !== null) head += SEPARATOR + name + SEPARATOR + value;
+  }
+  return head;
 }
 
 /**

@@ -8,12 +8,13 @@
 //! object, abort signal and redirect mode of every request. The API's
 //! answers are small, complete JSON documents, so here the body goes back
 //! as one buffer, and a request carries only what the router reads: method,
-//! URL, headers and body.
+//! URL, the headers it reads and body.
 //!
 //! Crossings between wasm and JS are the cost that remains, so each side
-//! crosses once: the request's method, URL and headers come over as one
-//! string, the response's headers go back as one, both through the small
-//! JS half in `js/bridge.js` (a CPU profile of `/healthz` had a third of the
+//! crosses once: the request's method, URL and the headers the API reads
+//! (`api::request_headers`, each read by name) come over as one string,
+//! the response's headers go back as one, both through the small JS half
+//! in `js/bridge.js` (a CPU profile of `/healthz` had a third of the
 //! Worker's time in per-header glue, string decoding and `Headers.append`).
 //! Headers that most responses share go back as a template index instead
 //! (see [`SHARED_HEADERS`]).
@@ -32,9 +33,14 @@ use worker::web_sys;
 
 #[wasm_bindgen(module = "/js/bridge.js")]
 extern "C" {
-    /// `method\0url\0name\0value...` of `request`.
+    /// `method\0url\0name\0value...` of `request`, with only the headers
+    /// named by `set_read_headers`.
     #[wasm_bindgen(js_name = requestHead)]
     fn request_head(request: &web_sys::Request) -> String;
+
+    /// The names (`name\0name...`) `request_head` reads.
+    #[wasm_bindgen(js_name = setReadHeaders)]
+    fn set_read_headers(names: &str);
 
     /// A JS Response with the shared headers of template `template`
     /// (first defined, or redefined, by `template_fields`), then `own`
@@ -103,6 +109,12 @@ fn template_for(fields: &str) -> (u32, bool) {
         templates.push(fields.to_owned());
         ((templates.len() - 1) as u32, true)
     })
+}
+
+thread_local! {
+    /// Whether this wasm instance told JS which request headers to read
+    /// (`api::request_headers::READ`, the only ones axum sees).
+    static READ_HEADERS_SET: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
 }
 
 /// Appends `name\0value` to `fields` (fields separated by NUL), the form
@@ -209,6 +221,11 @@ fn parse_head(head: String) -> Result<Head, String> {
 /// would read (HTTP/1.1 gives such a request no body at all). The getter
 /// costs a call into the runtime on every request otherwise.
 pub async fn request_from_js(request: web_sys::Request) -> Result<Request<Body>, JsValue> {
+    READ_HEADERS_SET.with(|set| {
+        if !set.replace(true) {
+            set_read_headers(&api::request_headers::READ.join("\0"));
+        }
+    });
     let Head {
         request: head,
         declared_length,

@@ -27,6 +27,8 @@ async fn a_server_error_reaches_sentry_with_its_context_and_no_secrets() {
         .header("cf-access-jwt-assertion", "jwt-s3cret")
         .header("cf-access-client-secret", "client-s3cret")
         .header("user-agent", "e2e-telemetry")
+        .header("referer", "https://e2e.example/from")
+        .header("x-not-read", "dropped")
         .send()
         .await
         .unwrap();
@@ -55,6 +57,16 @@ async fn a_server_error_reaches_sentry_with_its_context_and_no_secrets() {
     assert_eq!(data["transaction"], "GET /_test/fail", "{data}");
     assert_eq!(data["request"]["method"], "GET");
     assert_eq!(data["request"]["headers"]["user-agent"], "e2e-telemetry");
+    // The Worker brings across only the headers the API reads
+    // (`api::request_headers::READ`), so others never reach Sentry.
+    assert_eq!(
+        data["request"]["headers"]["referer"],
+        "https://e2e.example/from"
+    );
+    assert!(
+        data["request"]["headers"].get("x-not-read").is_none(),
+        "{data}"
+    );
     assert!(
         data["request"]["url"]
             .as_str()
