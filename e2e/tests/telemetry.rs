@@ -57,8 +57,9 @@ async fn a_server_error_reaches_sentry_with_its_context_and_no_secrets() {
     assert_eq!(data["transaction"], "GET /_test/fail", "{data}");
     assert_eq!(data["request"]["method"], "GET");
     assert_eq!(data["request"]["headers"]["user-agent"], "e2e-telemetry");
-    // The Worker brings across only the headers the API reads
-    // (`api::request_headers::READ`), so others never reach Sentry.
+    // The API sees only the headers it reads (`api::request_headers::READ`:
+    // the bridge fetches those, the edge drops any other), so no other
+    // header reaches Sentry.
     assert_eq!(
         data["request"]["headers"]["referer"],
         "https://e2e.example/from"

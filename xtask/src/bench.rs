@@ -2376,22 +2376,24 @@ first unexpected: 503 {\"type\":\"about:blank\",\"status\":503}
     #[test]
     fn each_target_writes_its_own_page_and_reads_share_one() {
         let all = cases("token");
-        let put = all.iter().find(|c| c.name == "pages-put").unwrap();
+        let case = |name: &str| {
+            all.iter()
+                .find(|c| c.name == name)
+                .unwrap_or_else(|| panic!("no case {name}"))
+        };
+        let put = case("pages-put");
         assert_eq!(case_path(put, Target::Api), "/v1/pages/bench-write-api");
         assert_eq!(
             case_path(put, Target::Reference),
             "/v1/pages/bench-write-reference"
         );
         assert_eq!(put.expected_statuses, [200, 201]);
-        let read = all.iter().find(|c| c.name == "pages-get-cached").unwrap();
+        let read = case("pages-get-cached");
         assert_eq!(
             case_path(read, Target::Api),
             case_path(read, Target::Reference)
         );
-        let browser = all
-            .iter()
-            .find(|c| c.name == "pages-get-cached-browser")
-            .unwrap();
+        let browser = case("pages-get-cached-browser");
         assert_eq!(
             case_path(browser, Target::Api),
             case_path(read, Target::Api)
@@ -2400,10 +2402,7 @@ first unexpected: 503 {\"type\":\"about:blank\",\"status\":503}
         assert!(browser
             .headers
             .contains(&("origin", "http://localhost:8788".into())));
-        let same_origin = all
-            .iter()
-            .find(|c| c.name == "pages-get-cached-browser-no-origin")
-            .unwrap();
+        let same_origin = case("pages-get-cached-browser-no-origin");
         assert_eq!(
             case_path(same_origin, Target::Api),
             case_path(read, Target::Api)
@@ -2430,7 +2429,12 @@ first unexpected: 503 {\"type\":\"about:blank\",\"status\":503}
             cpu_us_per_request,
         };
         let all = cases("token");
-        let put = all.iter().find(|c| c.name == "pages-put").unwrap();
+        let case = |name: &str| {
+            all.iter()
+                .find(|c| c.name == name)
+                .unwrap_or_else(|| panic!("no case {name}"))
+        };
+        let put = case("pages-put");
         let loads = BTreeMap::from([
             (
                 ("pages-put", Target::Api),

@@ -24,7 +24,7 @@ use crate::telemetry::{self, DependencyTime, RouteTemplates};
 use crate::{limits, trust, App};
 
 pub const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
-const CF_RAY: &str = "cf-ray";
+pub(crate) const CF_RAY: &str = "cf-ray";
 const SERVER_TIMING: HeaderName = HeaderName::from_static("server-timing");
 
 /// Sent on every response unless a handler set its own. An API serves no

@@ -24,7 +24,7 @@ pub const BINDING_TOKEN: HeaderName = HeaderName::from_static("x-api-binding-tok
 pub const FORWARDED_CLIENT_IP: HeaderName = HeaderName::from_static("x-api-client-ip");
 /// Set by Cloudflare on every request from the internet; a client cannot
 /// set it (Cloudflare overwrites it).
-const CF_CONNECTING_IP: &str = "cf-connecting-ip";
+pub(crate) const CF_CONNECTING_IP: &str = "cf-connecting-ip";
 
 /// Where a request came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -126,7 +126,7 @@ impl Seen {
                 .map(|_| request.headers().clone()),
             colo: request
                 .headers()
-                .get("cf-ray")
+                .get(crate::layers::CF_RAY)
                 .and_then(|v| v.to_str().ok())
                 .and_then(colo_from_ray),
         })
