@@ -17,9 +17,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use base64::Engine as _;
+use http::{HeaderMap, HeaderName, HeaderValue};
 use outbound::{Background, Bytes, Fetch};
 use serde::de::DeserializeOwned;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use crate::bind::{self, Params, Value};
 use crate::config::{Config, IsolationLevel};
@@ -37,6 +38,14 @@ pub const ISOLATION_HEADER: &str = "TiDB-Isolation-Level";
 pub const STATEFUL_ACTION_HEADER: &str = "TiDB-Stateful-Action";
 /// Header with a per-request id the service logs, for support requests.
 pub const TRACE_ID_HEADER: &str = "X-Debug-Trace-Id";
+
+// The same names, lowercase as HTTP/2 and `http` write them, ready to use
+// (a `&str` name is parsed on every use).
+const SESSION: HeaderName = HeaderName::from_static("tidb-session");
+const DATABASE: HeaderName = HeaderName::from_static("tidb-database");
+const ISOLATION: HeaderName = HeaderName::from_static("tidb-isolation-level");
+const STATEFUL_ACTION: HeaderName = HeaderName::from_static("tidb-stateful-action");
+const TRACE_ID: HeaderName = HeaderName::from_static("x-debug-trace-id");
 
 /// One statement: SQL text, its parameters and an optional timeout.
 /// `Debug` shows how many parameters there are, never their values.
@@ -119,6 +128,10 @@ pub type TraceIds = Arc<dyn Fn() -> String + Send + Sync>;
 #[derive(Clone)]
 pub struct Client {
     config: Arc<Config>,
+    /// What every statement sends alike, made once per client, or why it
+    /// cannot be made (reported by each statement, as before anything is
+    /// sent).
+    fixed: Result<Arc<Fixed>, &'static str>,
     fetch: Arc<dyn Fetch>,
     trace_ids: TraceIds,
     /// Where an abandoned transaction's `ROLLBACK` is sent from.
@@ -144,6 +157,7 @@ struct Outgoing<'a> {
 impl Client {
     pub fn new(config: Config, fetch: Arc<dyn Fetch>) -> Self {
         Client {
+            fixed: Fixed::new(&config).map(Arc::new),
             config: Arc::new(config),
             fetch,
             trace_ids: Arc::new(default_trace_id),
@@ -285,40 +299,90 @@ impl Client {
     }
 
     fn request(&self, sql: &str, send: &Outgoing<'_>) -> Result<outbound::Request, ErrorKind> {
-        let config = &*self.config;
-        let body = serde_json::to_vec(&serde_json::json!({ "query": sql }))
+        let fixed = self
+            .fixed
+            .as_deref()
+            .map_err(|reason| ErrorKind::Config((*reason).into()))?;
+        let body = serde_json::to_vec(&QueryBody { query: sql })
             .expect("a JSON object of one string serializes");
-        let credentials = format!("{}:{}", config.username(), config.password().expose());
-        let auth = format!(
-            "Basic {}",
-            base64::engine::general_purpose::STANDARD.encode(credentials)
-        );
+        // The error names the header only.
+        let invalid =
+            |what: &str| ErrorKind::Config(format!("the {what} is not a valid header value"));
+        let session = HeaderValue::from_str(send.session).map_err(|_| invalid("session"))?;
+        let trace_id =
+            HeaderValue::try_from((self.trace_ids)()).map_err(|_| invalid("trace id"))?;
         // In serverless-js's order; the values it would send.
-        let mut builder = http::Request::post(config.sql_url())
-            .header(http::header::CONTENT_TYPE, "application/json")
-            .header(
-                http::header::USER_AGENT,
-                concat!("tidb-http/", env!("CARGO_PKG_VERSION")),
-            )
-            .header(http::header::AUTHORIZATION, auth)
-            .header(DATABASE_HEADER, config.database().unwrap_or(""))
-            .header(SESSION_HEADER, send.session)
-            .header(TRACE_ID_HEADER, (self.trace_ids)())
-            .header(http::header::ACCEPT_ENCODING, "gzip")
-            // The session is the one response header the driver reads.
-            .extension(outbound::ReadHeaders(&[SESSION_HEADER]));
+        let mut headers = HeaderMap::with_capacity(10);
+        headers.insert(
+            http::header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
+        headers.insert(
+            http::header::USER_AGENT,
+            HeaderValue::from_static(concat!("tidb-http/", env!("CARGO_PKG_VERSION"))),
+        );
+        headers.insert(http::header::AUTHORIZATION, fixed.authorization.clone());
+        headers.insert(DATABASE, fixed.database.clone());
+        headers.insert(SESSION, session);
+        headers.insert(TRACE_ID, trace_id);
+        headers.insert(
+            http::header::ACCEPT_ENCODING,
+            HeaderValue::from_static("gzip"),
+        );
         if let Some(level) = send.isolation {
-            builder = builder.header(ISOLATION_HEADER, level.as_str());
+            headers.insert(ISOLATION, HeaderValue::from_static(level.as_str()));
         }
         if let Some(action) = send.stateful_action {
-            builder = builder.header(STATEFUL_ACTION_HEADER, action);
+            headers.insert(STATEFUL_ACTION, HeaderValue::from_static(action));
         }
-        // The error names the header only: the Authorization value holds
-        // the password.
-        builder.body(Bytes::from(body)).map_err(|_| {
-            ErrorKind::Config(
-                "the database name, session or trace id is not a valid header value".into(),
-            )
+        let mut request = http::Request::new(Bytes::from(body));
+        *request.method_mut() = http::Method::POST;
+        *request.uri_mut() = fixed.url.clone();
+        *request.headers_mut() = headers;
+        // The session is the one response header the driver reads.
+        request
+            .extensions_mut()
+            .insert(outbound::ReadHeaders(&[SESSION_HEADER]));
+        Ok(request)
+    }
+}
+
+/// The SQL API's request body.
+#[derive(Serialize)]
+struct QueryBody<'a> {
+    query: &'a str,
+}
+
+/// The parts of a statement's request that are the same for every
+/// statement of a client: the URL parsed and the credentials encoded once,
+/// not per statement (six times in a page write). In the Worker, the
+/// request's parsing, formatting and allocations were about 2 % of a page
+/// write's CPU profile (BENCHMARKS.md, sixteenth pass).
+struct Fixed {
+    url: http::Uri,
+    /// Marked sensitive: it holds the password.
+    authorization: HeaderValue,
+    database: HeaderValue,
+}
+
+impl Fixed {
+    /// Fails with the reason, which never contains the password.
+    fn new(config: &Config) -> Result<Fixed, &'static str> {
+        let url =
+            http::Uri::try_from(config.sql_url()).map_err(|_| "the endpoint is not a valid URL")?;
+        let credentials = format!("{}:{}", config.username(), config.password().expose());
+        let mut authorization = HeaderValue::try_from(format!(
+            "Basic {}",
+            base64::engine::general_purpose::STANDARD.encode(credentials)
+        ))
+        .expect("base64 is a valid header value");
+        authorization.set_sensitive(true);
+        let database = HeaderValue::from_str(config.database().unwrap_or(""))
+            .map_err(|_| "the database name is not a valid header value")?;
+        Ok(Fixed {
+            url,
+            authorization,
+            database,
         })
     }
 }
@@ -591,7 +655,16 @@ fn default_trace_id() -> String {
     static COUNTER: AtomicU64 = AtomicU64::new(0);
     let n = COUNTER.fetch_add(1, Ordering::Relaxed);
     let mut state = n ^ 0x9e37_79b9_7f4a_7c15 ^ (&COUNTER as *const AtomicU64 as u64);
-    let mut id = format!("{:014}", n % 100_000_000_000_000);
+    // 14 digits written by hand: `format!` runs the formatting machinery
+    // on every statement.
+    let mut id = String::with_capacity(34);
+    let mut rest = n % 100_000_000_000_000;
+    let mut digits = [b'0'; 14];
+    for digit in digits.iter_mut().rev() {
+        *digit = b'0' + (rest % 10) as u8;
+        rest /= 10;
+    }
+    id.extend(digits.iter().map(|&d| d as char));
     const ALPHABET: &[u8] = b"abcdefghijklmnopqrstuvwxyz0123456789";
     for _ in 0..20 {
         // SplitMix64: cheap, well-spread, needs no OS randomness.
@@ -608,6 +681,28 @@ fn default_trace_id() -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_ready_header_names_are_the_published_ones() {
+        for (ready, published) in [
+            (SESSION, SESSION_HEADER),
+            (DATABASE, DATABASE_HEADER),
+            (ISOLATION, ISOLATION_HEADER),
+            (STATEFUL_ACTION, STATEFUL_ACTION_HEADER),
+            (TRACE_ID, TRACE_ID_HEADER),
+        ] {
+            assert_eq!(ready, HeaderName::try_from(published).unwrap());
+        }
+    }
+
+    #[test]
+    fn trace_ids_count_in_their_first_14_digits() {
+        let a = default_trace_id();
+        let b = default_trace_id();
+        let (a, b): (u64, u64) = (a[..14].parse().unwrap(), b[..14].parse().unwrap());
+        // Tests run in parallel and share the counter: later, not next.
+        assert!(b > a, "{a} then {b}");
+    }
 
     #[test]
     fn default_trace_ids_have_serverless_js_shape_and_differ() {
