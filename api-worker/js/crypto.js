@@ -2,10 +2,11 @@
 // runtime's WebCrypto, in native code, instead of RSA in wasm (about 4 ms of
 // CPU per check there).
 
-/** Imported keys by modulus and exponent; Access has one or two at a time. */
+/**
+ * Imported keys by the id wasm gave them (`importRs256`): each a promise
+ * of the `CryptoKey`, or of null when the runtime refused the key.
+ */
 const keys = new Map();
-/** Past this many, keys are imported per check and not kept. */
-const MAX_KEYS = 16;
 
 /** Bytes as unpadded base64url, as a JWK writes `n` and `e`. */
 function base64url(bytes) {
@@ -15,29 +16,36 @@ function base64url(bytes) {
 }
 
 /**
- * Whether `signature` is `message`'s RSASSA-PKCS1-v1_5 / SHA-256 signature
- * under the public key (`modulus`, `exponent`, big-endian bytes). The byte
- * arguments are views of wasm memory, copied here before anything can move
- * it. Never rejects: a key the runtime refuses is a failed check.
+ * Imports the RSA public key (`modulus`, `exponent`: big-endian bytes,
+ * views of wasm memory read before this returns) under `id`, replacing
+ * any key that had it. Returns at once; checks under `id` wait for the
+ * import.
  */
-export async function verifyRs256(modulus, exponent, message, signature) {
+export function importRs256(id, modulus, exponent) {
+  const jwk = { kty: "RSA", n: base64url(modulus), e: base64url(exponent), alg: "RS256", ext: true };
+  keys.set(
+    id,
+    crypto.subtle
+      .importKey("jwk", jwk, { name: "RSASSA-PKCS1-v1_5", hash: "SHA-256" }, false, ["verify"])
+      .catch(() => null),
+  );
+}
+
+/**
+ * Whether `signature` is `message`'s RSASSA-PKCS1-v1_5 / SHA-256 signature
+ * under the key imported as `id`. The byte arguments are views of wasm
+ * memory, copied here before anything can move it, and the key is taken
+ * before the first wait, so a later import under the same id does not
+ * change this check. Never rejects: an unknown id or a key the runtime
+ * refused is a failed check.
+ */
+export async function verifyRs256(id, message, signature) {
   const data = message.slice();
   const sig = signature.slice();
-  const n = base64url(modulus);
-  const e = base64url(exponent);
-  const id = `${n}.${e}`;
+  const imported = keys.get(id);
   try {
-    let key = keys.get(id);
-    if (key === undefined) {
-      key = await crypto.subtle.importKey(
-        "jwk",
-        { kty: "RSA", n, e, alg: "RS256", ext: true },
-        { name: "RSASSA-PKCS1-v1_5", hash: "SHA-256" },
-        false,
-        ["verify"],
-      );
-      if (keys.size < MAX_KEYS) keys.set(id, key);
-    }
+    const key = await imported;
+    if (!key) return false;
     return await crypto.subtle.verify("RSASSA-PKCS1-v1_5", key, sig, data);
   } catch {
     return false;

@@ -47,7 +47,7 @@ mod entry {
             // The timer of the request being polled: the one its own
             // `fetch()` calls keep their deadlines on (see WorkerFetch).
             request_timer: || Arc::new(RequestTimer::current().unwrap_or_default()),
-            signatures: Arc::new(WebCrypto),
+            signatures: Arc::new(WebCrypto::default()),
         }
     }
 

@@ -8,6 +8,7 @@ use std::cell::RefCell;
 use std::future::Future;
 use std::pin::Pin;
 use std::rc::Rc;
+use std::sync::Mutex;
 use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
@@ -150,14 +151,48 @@ async fn send(request: Request, timeout: Duration) -> Result<Response, FetchErro
 
 #[wasm_bindgen(module = "/js/crypto.js")]
 extern "C" {
+    #[wasm_bindgen(js_name = importRs256)]
+    fn import_rs256(id: u32, modulus: &[u8], exponent: &[u8]);
     #[wasm_bindgen(js_name = verifyRs256)]
-    fn verify_rs256(modulus: &[u8], exponent: &[u8], message: &[u8], signature: &[u8]) -> Promise;
+    fn verify_rs256(id: u32, message: &[u8], signature: &[u8]) -> Promise;
 }
 
 /// Access tokens' RS256 signatures checked by the runtime's WebCrypto
 /// (`js/crypto.js`), as a JS Worker would: the same check in Rust took
 /// about 4 ms of wasm CPU each.
-pub struct WebCrypto;
+///
+/// Each key crosses to JS once, when first used, under a small id; a check
+/// then sends only the id. Sending the key with every check (its modulus
+/// turned into base64url in JS to find the imported key by) was about 1 %
+/// of a page write's CPU profile (BENCHMARKS.md, sixteenth pass).
+#[derive(Default)]
+pub struct WebCrypto {
+    /// The keys handed to JS, an id being the index. Access publishes two
+    /// at a time and rotates them every six weeks.
+    imported: Mutex<Vec<access::RsaPublicKey>>,
+}
+
+/// Past this many keys the ids start over (JS replaces a key under a
+/// reused id; a check already under way keeps the key it started with).
+const MAX_KEYS: usize = 16;
+
+impl WebCrypto {
+    /// The id of `key` in JS, handing it over first if it is new.
+    fn id(&self, key: &access::RsaPublicKey) -> u32 {
+        use access::PublicKeyParts;
+        let mut imported = self.imported.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(id) = imported.iter().position(|known| known == key) {
+            return id as u32;
+        }
+        if imported.len() == MAX_KEYS {
+            imported.clear();
+        }
+        let id = imported.len() as u32;
+        import_rs256(id, &key.n().to_bytes_be(), &key.e().to_bytes_be());
+        imported.push(key.clone());
+        id
+    }
+}
 
 impl access::SignatureCheck for WebCrypto {
     fn rs256<'a>(
@@ -166,13 +201,7 @@ impl access::SignatureCheck for WebCrypto {
         message: &'a [u8],
         signature: &'a [u8],
     ) -> BoxFuture<'a, bool> {
-        use access::PublicKeyParts;
-        let checked = verify_rs256(
-            &key.n().to_bytes_be(),
-            &key.e().to_bytes_be(),
-            message,
-            signature,
-        );
+        let checked = verify_rs256(self.id(key), message, signature);
         let checked = Wait::on(&checked);
         Box::pin(SendFuture::new(async move {
             matches!(checked.await, Ok(valid) if valid.as_bool() == Some(true))
