@@ -163,8 +163,8 @@ extern "C" {
 ///
 /// Each key crosses to JS once, when first used, under a small id; a check
 /// then sends only the id. Sending the key with every check (its modulus
-/// turned into base64url in JS to find the imported key by) was about 1 %
-/// of a page write's CPU profile (BENCHMARKS.md, sixteenth pass).
+/// turned into base64url in JS to find the imported key by) was 0.5 % of
+/// a page write's CPU profile (BENCHMARKS.md, sixteenth pass).
 #[derive(Default)]
 pub struct WebCrypto {
     /// The keys handed to JS, an id being the index. Access publishes two
