@@ -600,6 +600,7 @@ pub fn run(ui: &Ui, flags: &flags::Bench) -> anyhow::Result<()> {
         state_dir: state.clone(),
         api_port: 0,
         keep_data: false,
+        optimised_stand_ins: true,
     };
     let mut stack = Stack::start(ui, &stack_tools, None, &options, &interrupted)?;
     let manifest = stack.manifest.clone();
@@ -991,6 +992,7 @@ fn soak(ui: &Ui, flags: &flags::Bench, seconds: u64) -> anyhow::Result<()> {
         state_dir: state.clone(),
         api_port: 0,
         keep_data: false,
+        optimised_stand_ins: true,
     };
     let mut stack = Stack::start(ui, &stack_tools, None, &options, &interrupted)?;
     let admin_token =

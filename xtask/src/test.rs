@@ -405,6 +405,7 @@ fn end_to_end(
             state_dir: state_dir.clone(),
             api_port: 0,
             keep_data: false,
+            optimised_stand_ins: false,
         };
         let stack = ui.step("start a private local stack", || {
             Stack::start(ui, &stack_tools, Some(&build_tools), &options, interrupted)

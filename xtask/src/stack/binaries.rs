@@ -12,10 +12,15 @@ use crate::project;
 /// Every server binary of the workspace the stack runs.
 pub const SERVERS: [&str; 3] = ["loki-standin", "access-standin", "tidb-gateway"];
 
-/// Builds [`SERVERS`] and returns each executable's path as cargo reports it.
-pub fn build() -> anyhow::Result<HashMap<&'static str, PathBuf>> {
+/// Builds [`SERVERS`] and returns each executable's path as cargo reports
+/// it: in the dev profile, or with `optimised` in the `stand-ins` profile
+/// (Cargo.toml says why).
+pub fn build(optimised: bool) -> anyhow::Result<HashMap<&'static str, PathBuf>> {
     let mut command = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
     command.args(["build", "--quiet"]);
+    if optimised {
+        command.args(["--profile", "stand-ins"]);
+    }
     for name in SERVERS {
         command.args(["--package", name, "--bin", name]);
     }

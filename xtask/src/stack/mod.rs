@@ -48,6 +48,9 @@ pub struct StackOptions {
     pub api_port: u16,
     /// Keep the previous data directories instead of starting empty.
     pub keep_data: bool,
+    /// Run the repository's own stand-ins optimised (`cargo xtask bench`)
+    /// instead of the dev builds tests and `dev` share with `cargo build`.
+    pub optimised_stand_ins: bool,
 }
 
 /// A running stack. Dropping it stops every process it started.
@@ -212,7 +215,7 @@ impl Stack {
         let (db, redis, s3, sentry, prom, binaries) = std::thread::scope(|scope| {
             let db = scope.spawn(|| mariadb::prepare(ui, tools, &state, ports[0]));
             let sentry = scope.spawn(|| bugsink::prepare(ui, tools, &state, ports[3]));
-            let binaries = scope.spawn(binaries::build);
+            let binaries = scope.spawn(|| binaries::build(options.optimised_stand_ins));
             let redis = redis::prepare(tools, &state, ports[1]);
             let s3 = s3::prepare(tools, &state, ports[2], ports[10], &site_origins);
             let prom = prometheus::prepare(tools, &state, ports[4]);
