@@ -514,8 +514,10 @@ app.put("/v1/pages/:slug", async (c) => {
   const tx = await database(c.env).begin({ isolation: "READ COMMITTED" });
   let written;
   try {
+    // The same statements as the API's (crates/api/src/pages/store.rs):
+    // the database's time read once, with the lock, and stored everywhere.
     const [locked] = await tx.execute(
-      "SELECT id, revision, deleted_at IS NOT NULL AS deleted FROM pages WHERE slug = ? FOR UPDATE",
+      "SELECT id, revision, deleted_at IS NOT NULL AS deleted, UTC_TIMESTAMP(3) AS now FROM pages WHERE slug = ? FOR UPDATE",
       [slug],
     );
     const current = locked && Number(locked.deleted) === 0 ? `"${locked.id}.${locked.revision}"` : null;
@@ -525,32 +527,34 @@ app.put("/v1/pages/:slug", async (c) => {
     }
     let id;
     let number;
+    let now;
     if (locked) {
       id = Number(locked.id);
       number = Number(locked.revision) + 1;
+      now = locked.now;
       await tx.execute(
-        "UPDATE pages SET title = ?, revision = ?, updated_at = UTC_TIMESTAMP(3), deleted_at = NULL WHERE id = ?",
-        [title, number, id],
+        "UPDATE pages SET title = ?, revision = ?, updated_at = ?, deleted_at = NULL WHERE id = ?",
+        [title, number, now, id],
       );
     } else {
+      [{ now }] = await tx.execute("SELECT UTC_TIMESTAMP(3) AS now");
       const inserted = await tx.execute(
-        "INSERT INTO pages (slug, title, revision, created_at, updated_at) VALUES (?, ?, 1, UTC_TIMESTAMP(3), UTC_TIMESTAMP(3))",
-        [slug, title],
+        "INSERT INTO pages (slug, title, revision, created_at, updated_at) VALUES (?, ?, 1, ?, ?)",
+        [slug, title, now, now],
         { fullResult: true },
       );
       id = Number(inserted.lastInsertId);
       number = 1;
     }
     await tx.execute(
-      "INSERT INTO revisions (page_id, number, title, body, author, created_at) VALUES (?, ?, ?, ?, ?, UTC_TIMESTAMP(3))",
-      [id, number, title, body, author],
+      "INSERT INTO revisions (page_id, number, title, body, author, created_at) VALUES (?, ?, ?, ?, ?, ?)",
+      [id, number, title, body, author, now],
     );
-    const [stamp] = await tx.execute("SELECT updated_at FROM pages WHERE id = ?", [id]);
     await tx.commit();
     written = {
       created: !locked,
       id,
-      page: { slug, title, body, revision: number, author, updated_at: rfc3339(stamp.updated_at) },
+      page: { slug, title, body, revision: number, author, updated_at: rfc3339(now) },
     };
   } catch (e) {
     await tx.rollback().catch(() => {});

@@ -76,6 +76,7 @@ async fn a_page_is_created_read_updated_with_etags_and_deleted() {
     assert_eq!(updated.status(), 200);
     let second_tag = etag(&updated);
     assert_ne!(second_tag, first_tag);
+    let second: Value = updated.json().await.unwrap();
 
     // A writer still holding the first revision loses, and nothing changes.
     let lost = put(
@@ -118,6 +119,11 @@ async fn a_page_is_created_read_updated_with_etags_and_deleted() {
         .collect();
     assert_eq!(numbers, [2, 1]);
     assert_eq!(revisions["items"][0]["author"], "editor@example.com");
+    // One instant per write: the answer, the stored page and its revision.
+    assert_eq!(current["updated_at"], second["updated_at"]);
+    assert_eq!(revisions["items"][0]["created_at"], second["updated_at"]);
+    assert_eq!(revisions["items"][1]["created_at"], page["updated_at"]);
+    assert_ne!(page["updated_at"], second["updated_at"]);
 
     let stale_delete = http()
         .delete(page_url(&slug))

@@ -3,7 +3,8 @@
 //! precondition checked against it, a revision appended and the page row
 //! updated, so a lost update is impossible and a failure leaves nothing
 //! half-written. Times come from the database (`UTC_TIMESTAMP(3)`), so all
-//! isolates agree on them.
+//! isolates agree on them; a write reads its time once, with the lock, so
+//! the page, its new revision and the answer carry the same instant.
 //!
 //! Not for: HTTP concerns (status codes, headers) or caching; see
 //! `pages/mod.rs`.
@@ -180,6 +181,19 @@ struct Locked {
     id: i64,
     revision: i64,
     deleted: i64,
+    /// The database's time as it granted the lock: what a write stores as
+    /// the page's `updated_at` and the revision's `created_at`, and
+    /// answers with. Read here, a write needs no statement after its last
+    /// change to learn the time it stored; the row stays locked one round
+    /// trip less, and writers queued on a busy page wait that much less
+    /// (BENCHMARKS.md, seventeenth pass).
+    now: String,
+}
+
+/// The database's time, for a write whose page has no row yet to lock.
+#[derive(Deserialize)]
+struct Now {
+    now: String,
 }
 
 impl Locked {
@@ -187,7 +201,7 @@ impl Locked {
     async fn lock(tx: &mut tidb_http::Tx, slug: &str) -> Result<Option<Locked>, tidb_http::Error> {
         tx.query_optional_as(
             Statement::new(
-                "SELECT id, revision, deleted_at IS NOT NULL AS deleted \
+                "SELECT id, revision, deleted_at IS NOT NULL AS deleted, UTC_TIMESTAMP(3) AS now \
                  FROM pages WHERE slug = ? FOR UPDATE",
             )
             .bind(slug),
@@ -229,61 +243,61 @@ async fn try_save(
         if !precondition.holds(current.as_ref()) {
             return Ok(None);
         }
-        let (id, number, created) = match &locked {
+        let (id, number, created, now) = match locked {
             Some(row) => {
                 tx.execute(
                     Statement::new(
                         "UPDATE pages SET title = ?, revision = ?, \
-                         updated_at = UTC_TIMESTAMP(3), deleted_at = NULL WHERE id = ?",
+                         updated_at = ?, deleted_at = NULL WHERE id = ?",
                     )
                     .bind(draft.title)
                     .bind(row.revision + 1)
+                    .bind(row.now.as_str())
                     .bind(row.id),
                 )
                 .await?;
-                (row.id, row.revision + 1, false)
+                (row.id, row.revision + 1, false, row.now)
             }
             None => {
+                let Now { now } = tx
+                    .query_one_as(Statement::new("SELECT UTC_TIMESTAMP(3) AS now"))
+                    .await?;
                 let inserted = tx
                     .execute(
                         Statement::new(
                             "INSERT INTO pages (slug, title, revision, created_at, updated_at) \
-                             VALUES (?, ?, 1, UTC_TIMESTAMP(3), UTC_TIMESTAMP(3))",
+                             VALUES (?, ?, 1, ?, ?)",
                         )
                         .bind(slug)
-                        .bind(draft.title),
+                        .bind(draft.title)
+                        .bind(now.as_str())
+                        .bind(now.as_str()),
                     )
                     .await?;
                 let id = inserted.last_insert_id().unwrap_or_default() as i64;
-                (id, 1, true)
+                (id, 1, true, now)
             }
         };
         tx.execute(
             Statement::new(
                 "INSERT INTO revisions (page_id, number, title, body, author, created_at) \
-                 VALUES (?, ?, ?, ?, ?, UTC_TIMESTAMP(3))",
+                 VALUES (?, ?, ?, ?, ?, ?)",
             )
             .bind(id)
             .bind(number)
             .bind(draft.title)
             .bind(draft.body)
-            .bind(draft.author),
+            .bind(draft.author)
+            .bind(now.as_str()),
         )
         .await?;
-        #[derive(Deserialize)]
-        struct Stamp {
-            updated_at: String,
-        }
-        let stamp: Stamp = tx
-            .query_one_as(Statement::new("SELECT updated_at FROM pages WHERE id = ?").bind(id))
-            .await?;
         let page = Page {
             slug: slug.to_owned(),
             title: draft.title.to_owned(),
             body: draft.body.to_owned(),
             revision: number,
             author: draft.author.to_owned(),
-            updated_at: rfc3339(&stamp.updated_at),
+            updated_at: rfc3339(&now),
             id,
         };
         Ok::<_, tidb_http::Error>(Some((created, page)))
