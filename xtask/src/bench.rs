@@ -274,6 +274,25 @@ fn cases(admin_token: &str) -> Vec<Case> {
             },
         },
         Case {
+            name: "pages-put-spread",
+            method: "PUT",
+            // Each request the next of the target's SPREAD_PAGES pages.
+            path: SPREAD_WRITE_PATH.into(),
+            headers: vec![
+                ("content-type", "application/json".into()),
+                ("cf-access-jwt-assertion", admin_token.to_owned()),
+            ],
+            body: Some(
+                r#"{"title":"Bench","body":"A revision written by cargo xtask bench."}"#.into(),
+            ),
+            uncached: false,
+            expected_statuses: &[200, 201],
+            check: |_, headers, body| {
+                contains(body, "\"revision\":")?;
+                header(headers, "etag").map(|_| ())
+            },
+        },
+        Case {
             name: "not-found",
             method: "GET",
             path: "/v1/nothing-here".into(),
@@ -357,7 +376,20 @@ fn browser_headers(origin: &str) -> Vec<(&'static str, String)> {
 }
 
 /// Where each target's writes go (`{target}` is filled in by `case_path`).
+/// Every connection writes this one page, so the writes queue on its row
+/// lock: the case measures how long a write holds it (a page being edited
+/// by many at once; BENCHMARKS.md, seventeenth pass).
 const WRITE_PATH: &str = "/v1/pages/bench-write-{target}";
+
+/// Where the spread writes go: each request to the next of
+/// [`SPREAD_PAGES`] pages of the target's (`{page}` counts from 1), so the
+/// connections' writes are to different rows and wait on no one's lock;
+/// the case measures what a write costs the Worker.
+const SPREAD_WRITE_PATH: &str = "/v1/pages/bench-spread-{target}-{page}";
+
+/// Pages a spread write case cycles through: far more than connections,
+/// so writes in flight at once are to different pages.
+const SPREAD_PAGES: u32 = 64;
 
 fn contains(text: &str, needle: &str) -> Result<(), String> {
     if text.contains(needle) {
@@ -1050,7 +1082,7 @@ fn soak(ui: &Ui, flags: &flags::Bench, seconds: u64) -> anyhow::Result<()> {
     let mut runs = Vec::new();
     for case in &selected {
         let script = scripts.join(format!("soak-{}.lua", case.name));
-        std::fs::write(&script, wrk_script(case))?;
+        std::fs::write(&script, wrk_script(case, Target::ApiSinksLive))?;
         let url = format!(
             "{}{}",
             server.url(case.uncached),
@@ -1569,8 +1601,17 @@ fn same_answer_shape(api: &str, hello: &str) -> anyhow::Result<()> {
 
 /// `case.path` with `{target}` replaced: a write goes to a page of the
 /// target's own, so the two never contend for one row.
+/// The case's path for `target`; for a case spread over pages, its first
+/// page (what the check fetches and wrk's URL names; the script picks each
+/// request's page).
 fn case_path(case: &Case, target: Target) -> String {
-    case.path.replace("{target}", target.name())
+    page_path(case, target, 1)
+}
+
+fn page_path(case: &Case, target: Target, page: u32) -> String {
+    case.path
+        .replace("{target}", target.name())
+        .replace("{page}", &page.to_string())
 }
 
 fn check(case: &Case, target: Target, server: &Server) -> anyhow::Result<()> {
@@ -1611,7 +1652,7 @@ fn wrk_load(
     scripts: &Path,
 ) -> anyhow::Result<Load> {
     let script = scripts.join(format!("{}-{}.lua", case.name, target.name()));
-    std::fs::write(&script, wrk_script(case))?;
+    std::fs::write(&script, wrk_script(case, target))?;
     let url = format!("{}{}", server.url(case.uncached), case_path(case, target));
     let cpu_before = cpu_micros(server.process.pid());
     let output = project::output(
@@ -1630,11 +1671,27 @@ fn wrk_load(
     Ok(load)
 }
 
-/// A wrk script that sends the case's method, headers and body, and counts
+/// A wrk script that sends the case's method, headers and body (for a case
+/// spread over pages, to each of `target`'s pages in turn), and counts
 /// answers whose status is not the expected one (wrk itself only counts
 /// statuses of 400 and above).
-fn wrk_script(case: &Case) -> String {
+fn wrk_script(case: &Case, target: Target) -> String {
     let mut out = format!("wrk.method = {}\n", lua_string(case.method));
+    if case.path.contains("{page}") {
+        let paths: Vec<String> = (1..=SPREAD_PAGES)
+            .map(|page| lua_string(&page_path(case, target, page)))
+            .collect();
+        let _ = write!(
+            out,
+            "local paths = {{ {} }}\n\
+             local next_path = 0\n\
+             function request()\n  \
+             next_path = next_path % #paths + 1\n  \
+             return wrk.format(nil, paths[next_path])\n\
+             end\n",
+            paths.join(", ")
+        );
+    }
     for (name, value) in &case.headers {
         let _ = writeln!(
             out,
@@ -2376,6 +2433,33 @@ first unexpected: 503 {\"type\":\"about:blank\",\"status\":503}
     }
 
     #[test]
+    fn spread_writes_cycle_through_pages_of_their_own_target() {
+        let all = cases("token");
+        let spread = all.iter().find(|c| c.name == "pages-put-spread").unwrap();
+        assert_eq!(
+            case_path(spread, Target::Api),
+            "/v1/pages/bench-spread-api-1"
+        );
+        let script = wrk_script(spread, Target::Reference);
+        let paths: Vec<&str> = script
+            .match_indices("\"/v1/pages/")
+            .map(|(at, _)| {
+                let rest = &script[at + 1..];
+                &rest[..rest.find('"').unwrap()]
+            })
+            .collect();
+        let distinct: std::collections::BTreeSet<&str> = paths.iter().copied().collect();
+        assert_eq!(paths.len(), SPREAD_PAGES as usize, "{script}");
+        assert_eq!(distinct.len(), paths.len());
+        assert!(paths
+            .iter()
+            .all(|p| p.starts_with("/v1/pages/bench-spread-reference-")));
+        assert!(paths.contains(&"/v1/pages/bench-spread-reference-64"));
+        assert!(script.contains("function request()"), "{script}");
+        assert_eq!(spread.expected_statuses, [200, 201]);
+    }
+
+    #[test]
     fn each_target_writes_its_own_page_and_reads_share_one() {
         let all = cases("token");
         let case = |name: &str| {
@@ -2648,7 +2732,8 @@ first unexpected: 503 {\"type\":\"about:blank\",\"status\":503}
             expected_statuses: &[204],
             check: |_, _, _| Ok(()),
         };
-        let script = wrk_script(&case);
+        let script = wrk_script(&case, Target::Api);
+        assert!(!script.contains("function request"), "{script}");
         assert!(
             script.contains(r#"io.write("first unexpected: " .. seen .. "\n")"#),
             "the first wrong answer is reported: {script}"

@@ -306,7 +306,9 @@ pub struct Bench {
     /// cases: healthz, pages-get-cached, pages-get-cached-browser (the same
     /// read with a browser's 19 headers), pages-get-cached-browser-no-origin
     /// (those headers but its `Origin`, as a read from the API's own origin),
-    /// pages-get-uncached, pages-put, not-found, cors-preflight.
+    /// pages-get-uncached, pages-put (every connection writing one page,
+    /// queued on its row lock), pages-put-spread (each write to the next of
+    /// 64 pages, so none waits on a lock), not-found, cors-preflight.
     pub filter: Option<String>,
 }
 
