@@ -253,45 +253,10 @@ fn cases(admin_token: &str) -> Vec<Case> {
                 Ok(())
             },
         },
-        Case {
-            name: "pages-put",
-            method: "PUT",
-            // Each target writes a page of its own (see `case_path`).
-            path: WRITE_PATH.into(),
-            headers: vec![
-                ("content-type", "application/json".into()),
-                ("cf-access-jwt-assertion", admin_token.to_owned()),
-            ],
-            body: Some(
-                r#"{"title":"Bench","body":"A revision written by cargo xtask bench."}"#.into(),
-            ),
-            uncached: false,
-            // A first write creates the page (201); the load adds revisions.
-            expected_statuses: &[200, 201],
-            check: |_, headers, body| {
-                contains(body, "\"revision\":")?;
-                header(headers, "etag").map(|_| ())
-            },
-        },
-        Case {
-            name: "pages-put-spread",
-            method: "PUT",
-            // Each request the next of the target's SPREAD_PAGES pages.
-            path: SPREAD_WRITE_PATH.into(),
-            headers: vec![
-                ("content-type", "application/json".into()),
-                ("cf-access-jwt-assertion", admin_token.to_owned()),
-            ],
-            body: Some(
-                r#"{"title":"Bench","body":"A revision written by cargo xtask bench."}"#.into(),
-            ),
-            uncached: false,
-            expected_statuses: &[200, 201],
-            check: |_, headers, body| {
-                contains(body, "\"revision\":")?;
-                header(headers, "etag").map(|_| ())
-            },
-        },
+        // Each target writes pages of its own (see `case_path`).
+        page_write("pages-put", WRITE_PATH, admin_token),
+        // Each request the next of the target's SPREAD_PAGES pages.
+        page_write("pages-put-spread", SPREAD_WRITE_PATH, admin_token),
         Case {
             name: "not-found",
             method: "GET",
@@ -373,6 +338,27 @@ fn browser_headers(origin: &str) -> Vec<(&'static str, String)> {
     .into_iter()
     .map(|(name, value)| (name, value.to_owned()))
     .collect()
+}
+
+/// A page write as an editor sends it, to `path`.
+fn page_write(name: &'static str, path: &str, admin_token: &str) -> Case {
+    Case {
+        name,
+        method: "PUT",
+        path: path.into(),
+        headers: vec![
+            ("content-type", "application/json".into()),
+            ("cf-access-jwt-assertion", admin_token.to_owned()),
+        ],
+        body: Some(r#"{"title":"Bench","body":"A revision written by cargo xtask bench."}"#.into()),
+        uncached: false,
+        // A first write creates the page (201); the load adds revisions.
+        expected_statuses: &[200, 201],
+        check: |_, headers, body| {
+            contains(body, "\"revision\":")?;
+            header(headers, "etag").map(|_| ())
+        },
+    }
 }
 
 /// Where each target's writes go (`{target}` is filled in by `case_path`).
