@@ -1585,8 +1585,6 @@ fn same_answer_shape(api: &str, hello: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// `case.path` with `{target}` replaced: a write goes to a page of the
-/// target's own, so the two never contend for one row.
 /// The case's path for `target`; for a case spread over pages, its first
 /// page (what the check fetches and wrk's URL names; the script picks each
 /// request's page).
@@ -1594,6 +1592,8 @@ fn case_path(case: &Case, target: Target) -> String {
     page_path(case, target, 1)
 }
 
+/// `case.path` with `{target}` and `{page}` filled in: a write goes to
+/// pages of the target's own, so the two targets never contend for a row.
 fn page_path(case: &Case, target: Target, page: u32) -> String {
     case.path
         .replace("{target}", target.name())
