@@ -505,6 +505,103 @@ async fn a_committed_transaction_is_seen_and_a_rolled_back_one_is_not() {
 }
 
 #[tokio::test]
+async fn a_statement_trace_times_each_statement_of_each_transaction() {
+    let dir = std::env::temp_dir().join(unique("gateway-trace-"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("statements.jsonl");
+    let db = &stack().mariadb;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let endpoint = format!("http://{}", listener.local_addr().unwrap());
+    let config = GatewayConfig {
+        log_requests: false,
+        trace_statements: Some(Arc::new(
+            tidb_gateway::StatementTrace::create(&path).unwrap(),
+        )),
+        ..GatewayConfig::new(format!("{}:{}", db.host, db.port))
+    };
+    tokio::spawn(tidb_gateway::serve(listener, config));
+    let db = client(&endpoint, &stack().mariadb.password);
+    let name = table(&db, "id INT PRIMARY KEY, secret VARCHAR(20)").await;
+    db.execute(Statement::new(format!("INSERT INTO {name} VALUES (1, ?)")).bind("hunter2"))
+        .await
+        .unwrap();
+
+    // Two transactions whose statements alternate.
+    let mut first = db.begin(Some(IsolationLevel::ReadCommitted)).await.unwrap();
+    let mut second = db.begin(None).await.unwrap();
+    first
+        .execute(format!("SELECT id FROM {name} WHERE id = 1 FOR UPDATE"))
+        .await
+        .unwrap();
+    second
+        .execute(Statement::new(format!("INSERT INTO {name} VALUES (2, ?)")).bind("hunter3"))
+        .await
+        .unwrap();
+    first
+        .execute(
+            Statement::new(format!("UPDATE {name} SET secret = ? WHERE id = 1")).bind("hunter4"),
+        )
+        .await
+        .unwrap();
+    let tokens = [first.session().to_owned(), second.session().to_owned()];
+    second.rollback().await.unwrap();
+    first.commit().await.unwrap();
+    drop_table(&db, &name).await;
+
+    let text = std::fs::read_to_string(&path).unwrap();
+    std::fs::remove_dir_all(&dir).unwrap();
+    assert!(
+        !text.contains("hunter") && !text.contains(name.as_str()),
+        "no statement text or value is traced: {text}"
+    );
+    for token in &tokens {
+        assert!(!text.contains(token.as_str()), "no session token is traced");
+    }
+    let records: Vec<stack_manifest::StatementRecord> = text
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap())
+        .collect();
+    let kinds: Vec<&str> = records.iter().map(|r| r.statement.as_str()).collect();
+    assert_eq!(
+        kinds,
+        [
+            "CREATE",
+            "INSERT",
+            "BEGIN",
+            "BEGIN",
+            "SELECT FOR UPDATE",
+            "INSERT",
+            "UPDATE",
+            "ROLLBACK",
+            "COMMIT",
+            "DROP"
+        ]
+    );
+    let on_its_own = [0, 1, 9];
+    for i in on_its_own {
+        assert_eq!(records[i].session, None, "{:?}", records[i]);
+    }
+    let first_tx = [2, 4, 6, 8].map(|i| records[i].session.clone());
+    let second_tx = [3, 5, 7].map(|i| records[i].session.clone());
+    assert!(
+        first_tx.iter().all(|s| s.is_some() && *s == first_tx[0]),
+        "{records:?}"
+    );
+    assert!(
+        second_tx.iter().all(|s| s.is_some() && *s == second_tx[0]),
+        "{records:?}"
+    );
+    assert_ne!(first_tx[0], second_tx[0]);
+    for record in &records {
+        assert!(record.received_us <= record.answered_us, "{record:?}");
+    }
+    // The client waited for each answer before it sent the next statement.
+    for pair in records.windows(2) {
+        assert!(pair[0].answered_us <= pair[1].received_us, "{pair:?}");
+    }
+}
+
+#[tokio::test]
 async fn isolation_levels_reach_the_database() {
     let db = default_gateway().await;
     let name = table(&db, "id INT PRIMARY KEY").await;

@@ -188,3 +188,25 @@ impl StackManifest {
         std::fs::write(path, json + "\n")
     }
 }
+
+/// One statement as the TiDB gateway stand-in served it: a JSON line of
+/// the file named by its `--trace-statements` (which `cargo xtask bench
+/// --trace-statements` turns on and reads). It says when a statement came
+/// and when its answer was ready, which tells a client's time between the
+/// statements of a transaction from the database's. Only the statement's
+/// kind is kept, never its text or values, and the session only as a hash.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct StatementRecord {
+    /// When the gateway had the whole request, in microseconds since the
+    /// Unix epoch.
+    pub received_us: u64,
+    /// When its answer was ready to send, on the same clock.
+    pub answered_us: u64,
+    /// The transaction or stateful session the statement ran in (a hash
+    /// of its token; the statement that opens one names the one it
+    /// opened); `None` for a statement on its own.
+    pub session: Option<String>,
+    /// The statement's first keyword in capitals (`BEGIN`, `INSERT`,
+    /// `COMMIT`, ...), `SELECT FOR UPDATE` for a locking read, or empty.
+    pub statement: String,
+}

@@ -74,11 +74,21 @@
 //! - Connection limits: each concurrent stateless request or open session
 //!   uses its own MariaDB connection (up to 16 idle ones per login are kept
 //!   for reuse); MariaDB's `max_connections` is the only cap.
+//!
+//! # Diagnostics (not TiDB's)
+//!
+//! - One line per request on stderr (`log_requests`): method, path,
+//!   status, duration.
+//! - `--trace-statements FILE`: a JSON line per statement with when it
+//!   came and when its answer was ready (see `trace.rs`).
 
 mod mysql;
 mod pool;
 mod result;
 mod session;
+mod trace;
+
+pub use trace::StatementTrace;
 
 use std::future::Future;
 use std::io::Write as _;
@@ -131,6 +141,9 @@ pub struct GatewayConfig {
     /// The longest one statement may run; a database that does not answer
     /// within it is reported as unreachable (500, code 1105).
     pub query_timeout: Duration,
+    /// Where to record when each statement came and was answered, if
+    /// anywhere (`--trace-statements`).
+    pub trace_statements: Option<Arc<StatementTrace>>,
 }
 
 impl GatewayConfig {
@@ -140,6 +153,7 @@ impl GatewayConfig {
             session_timeout: DEFAULT_SESSION_TIMEOUT,
             log_requests: true,
             query_timeout: mysql::DEFAULT_QUERY_TIMEOUT,
+            trace_statements: None,
         }
     }
 }
@@ -147,6 +161,7 @@ impl GatewayConfig {
 struct App {
     pool: Arc<Pool>,
     sessions: Sessions,
+    trace: Option<Arc<StatementTrace>>,
 }
 
 /// Serves the gateway on `listener` until the task is dropped.
@@ -175,6 +190,7 @@ pub fn router(config: GatewayConfig) -> Router {
     let app = Arc::new(App {
         pool: Arc::new(Pool::new(config.mysql.clone(), 16, config.query_timeout)),
         sessions: Sessions::default(),
+        trace: config.trace_statements.clone(),
     });
     tokio::spawn(expire_sessions(
         Arc::downgrade(&app),
@@ -364,6 +380,7 @@ fn parse(headers: &HeaderMap, body: &[u8]) -> Result<Parsed, GatewayError> {
 }
 
 async fn sql(State(app): State<Arc<App>>, headers: HeaderMap, body: Bytes) -> Response {
+    let received_us = app.trace.as_ref().map(|_| trace::now_us());
     let (status, session, json) = match handle(&app, &headers, &body).await {
         Ok((session, result)) => (
             StatusCode::OK,
@@ -405,6 +422,13 @@ async fn sql(State(app): State<Arc<App>>, headers: HeaderMap, body: Bytes) -> Re
     );
     if let Some(trace) = headers.get(TRACE_ID_HEADER) {
         out.insert(TRACE_ID_HEADER, trace.clone());
+    }
+    if let (Some(trace), Some(received_us)) = (&app.trace, received_us) {
+        let session_in = headers
+            .get(SESSION_HEADER)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("");
+        trace.record(received_us, &body, session_in, &session);
     }
     response
 }

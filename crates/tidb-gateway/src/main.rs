@@ -2,6 +2,7 @@
 //! TiDB Cloud's HTTP SQL API in front of a MariaDB server.
 use std::time::Duration;
 
+use anyhow::Context as _;
 use clap::Parser;
 
 /// A local stand-in for TiDB Cloud Serverless's HTTP SQL API
@@ -27,6 +28,12 @@ struct Args {
     /// down.
     #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..))]
     query_timeout_secs: u64,
+    /// Write one JSON line per statement to FILE: when it came, when its
+    /// answer was ready, its first keyword and (hashed) its session; never
+    /// its text or values. For telling a client's time between statements
+    /// from the database's (`cargo xtask bench --trace-statements`).
+    #[arg(long, value_name = "FILE")]
+    trace_statements: Option<std::path::PathBuf>,
 }
 
 #[tokio::main(flavor = "current_thread")]
@@ -37,6 +44,13 @@ async fn main() -> anyhow::Result<()> {
     let config = tidb_gateway::GatewayConfig {
         session_timeout: Duration::from_secs(args.session_timeout_secs),
         query_timeout: Duration::from_secs(args.query_timeout_secs),
+        trace_statements: match &args.trace_statements {
+            Some(path) => Some(std::sync::Arc::new(
+                tidb_gateway::StatementTrace::create(path)
+                    .with_context(|| format!("cannot create {}", path.display()))?,
+            )),
+            None => None,
+        },
         ..tidb_gateway::GatewayConfig::new(args.mysql)
     };
     tidb_gateway::serve_until(listener, config, async {
