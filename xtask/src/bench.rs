@@ -39,6 +39,7 @@ use reqwest::header::HeaderMap;
 use serde::Serialize;
 
 mod inspector;
+mod statements;
 
 use crate::build::{self, Variant};
 use crate::install::{self, BuildTools};
@@ -522,6 +523,10 @@ struct Report {
     quiet: Option<Quiet>,
     /// The performance targets, as this run measured them.
     goals: Vec<Goal>,
+    /// With `--trace-statements`: each case and target's statements at
+    /// the TiDB gateway.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    statements: Option<statements::Summary>,
 }
 
 /// One of the API's performance targets (BENCHMARKS.md, "Against the
@@ -619,6 +624,9 @@ pub fn run(ui: &Ui, flags: &flags::Bench) -> anyhow::Result<()> {
         api_port: 0,
         keep_data: false,
         optimised_stand_ins: true,
+        trace_statements: flags
+            .trace_statements
+            .then(|| state.join("tidb-statements.jsonl")),
     };
     let mut stack = Stack::start(ui, &stack_tools, None, &options, &interrupted)?;
     let manifest = stack.manifest.clone();
@@ -661,6 +669,9 @@ pub fn run(ui: &Ui, flags: &flags::Bench) -> anyhow::Result<()> {
     let scripts = state.join("wrk");
     std::fs::create_dir_all(&scripts)?;
     let mut loads: BTreeMap<(&str, Target), Vec<Load>> = BTreeMap::new();
+    // When each round's load ran, to match the gateway's statement records
+    // (`--trace-statements`) to it.
+    let mut windows = Vec::new();
     let mut warmups = Vec::new();
     let mut servers: Vec<Server> = Vec::new();
     let mut done = 0;
@@ -804,7 +815,14 @@ pub fn run(ui: &Ui, flags: &flags::Bench) -> anyhow::Result<()> {
                         case.name,
                         target.name()
                     ));
+                    let from_us = statements::now_us();
                     let load = load_case(case, target, flags.duration)?;
+                    windows.push(statements::Window {
+                        case: case.name,
+                        target,
+                        from_us,
+                        to_us: statements::now_us(),
+                    });
                     loads.entry((case.name, target)).or_default().push(load);
                     done += 1;
                 }
@@ -866,6 +884,12 @@ pub fn run(ui: &Ui, flags: &flags::Bench) -> anyhow::Result<()> {
         });
     }
     let cases = summarise(&selected, &targets, loads);
+    let statements = match &options.trace_statements {
+        Some(trace) => Some(ui.step("read the gateway's statement trace", || {
+            statements::read(trace, &windows)
+        })?),
+        None => None,
+    };
     let report = Report {
         goals: goals(&cases, &facts, gzip_budget),
         commit: project::git_commit(),
@@ -880,6 +904,7 @@ pub fn run(ui: &Ui, flags: &flags::Bench) -> anyhow::Result<()> {
         cases,
         targets: facts,
         quiet,
+        statements,
     };
     drop(servers);
     drop(hung_sink);
@@ -1011,6 +1036,7 @@ fn soak(ui: &Ui, flags: &flags::Bench, seconds: u64) -> anyhow::Result<()> {
         api_port: 0,
         keep_data: false,
         optimised_stand_ins: true,
+        trace_statements: None,
     };
     let mut stack = Stack::start(ui, &stack_tools, None, &options, &interrupted)?;
     let admin_token =
@@ -2116,6 +2142,9 @@ fn render(report: &Report) -> String {
             )
         };
     }
+    if let Some(summary) = &report.statements {
+        out.push_str(&statements::render(summary));
+    }
     if !report.goals.is_empty() {
         let _ = writeln!(
             out,
@@ -2553,6 +2582,7 @@ first unexpected: 503 {\"type\":\"about:blank\",\"status\":503}
             targets: Vec::new(),
             quiet: None,
             goals: Vec::new(),
+            statements: None,
         };
         let text = render(&report);
         assert!(text.contains("0.99x   0.90-1.10"), "{text}");
@@ -2639,6 +2669,7 @@ first unexpected: 503 {\"type\":\"about:blank\",\"status\":503}
             targets: Vec::new(),
             quiet: None,
             goals: judged,
+            statements: None,
         };
         let text = render(&report);
         assert!(

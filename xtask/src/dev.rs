@@ -24,6 +24,7 @@ pub fn run(ui: &Ui, flags: &flags::Dev) -> anyhow::Result<()> {
         api_port: flags.port,
         keep_data: flags.keep_data,
         optimised_stand_ins: false,
+        trace_statements: None,
     };
     let mut stack = Stack::start(ui, &stack_tools, Some(&build_tools), &options, &interrupted)?;
     let startup = started.elapsed();

@@ -302,6 +302,19 @@ pub struct Bench {
     #[arg(long, value_name = "ADDRESS")]
     pub inspect: Option<String>,
 
+    /// Have the TiDB gateway record when each statement came and when its
+    /// answer was ready (never its text or values), and print for every
+    /// case and target with statements, from the rounds: each kind of
+    /// statement's median time at the gateway and the median wait before
+    /// it from the answer to the statement before it in its transaction
+    /// (the Worker's turnaround), and how long transactions held the row
+    /// their locking read took (a page write: its `SELECT ... FOR UPDATE`'s
+    /// answer to the `COMMIT`'s). Costs the gateway one line written per
+    /// statement, alike for every target (BENCHMARKS.md, eighteenth pass).
+    /// Not with `--soak`.
+    #[arg(long, conflicts_with = "soak")]
+    pub trace_statements: bool,
+
     /// Only the cases whose name contains this text (e.g. `pages`). The
     /// cases: healthz, pages-get-cached, pages-get-cached-browser (the same
     /// read with a browser's 19 headers), pages-get-cached-browser-no-origin

@@ -406,6 +406,7 @@ fn end_to_end(
             api_port: 0,
             keep_data: false,
             optimised_stand_ins: false,
+            trace_statements: None,
         };
         let stack = ui.step("start a private local stack", || {
             Stack::start(ui, &stack_tools, Some(&build_tools), &options, interrupted)

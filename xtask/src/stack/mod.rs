@@ -51,6 +51,9 @@ pub struct StackOptions {
     /// Run the repository's own stand-ins optimised (`cargo xtask bench`)
     /// instead of the dev builds tests and `dev` share with `cargo build`.
     pub optimised_stand_ins: bool,
+    /// Have the TiDB gateway record its statements' times in this file
+    /// (`cargo xtask bench --trace-statements`).
+    pub trace_statements: Option<PathBuf>,
 }
 
 /// A running stack. Dropping it stops every process it started.
@@ -231,7 +234,12 @@ impl Stack {
         let (s3, s3_cors) = s3;
         let loki = loki::prepare(&binaries["loki-standin"], ports[5])?;
         let access = access::prepare(&binaries["access-standin"], &state, ports[8])?;
-        let tidb = tidb::prepare(&binaries["tidb-gateway"], &db.manifest, ports[9]);
+        let tidb = tidb::prepare(
+            &binaries["tidb-gateway"],
+            &db.manifest,
+            ports[9],
+            options.trace_statements.as_deref(),
+        );
 
         let mut manifest = StackManifest {
             state_dir: state.clone(),

@@ -9,7 +9,12 @@ use stack_manifest::{MariaDb, Tidb};
 
 use super::{Launch, Prepared, Probe};
 
-pub(super) fn prepare(binary: &Path, mariadb: &MariaDb, port: u16) -> Prepared<Tidb> {
+pub(super) fn prepare(
+    binary: &Path,
+    mariadb: &MariaDb,
+    port: u16,
+    trace_statements: Option<&Path>,
+) -> Prepared<Tidb> {
     let mut command = Command::new(binary);
     command
         .args(["--listen", &format!("127.0.0.1:{port}")])
@@ -18,6 +23,9 @@ pub(super) fn prepare(binary: &Path, mariadb: &MariaDb, port: u16) -> Prepared<T
         // stops answering shows as the gateway's "unreachable" (the Worker's
         // 503 with Retry-After), as TiDB Cloud reports its own outages.
         .args(["--query-timeout-secs", "2"]);
+    if let Some(file) = trace_statements {
+        command.arg("--trace-statements").arg(file);
+    }
     let endpoint = format!("http://127.0.0.1:{port}");
     Prepared {
         launch: Launch {
