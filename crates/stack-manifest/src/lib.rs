@@ -210,3 +210,13 @@ pub struct StatementRecord {
     /// `COMMIT`, ...), `SELECT FOR UPDATE` for a locking read, or empty.
     pub statement: String,
 }
+
+impl StatementRecord {
+    /// The records' clock, microseconds since the Unix epoch: the one a
+    /// reader times its own work with to match records to it.
+    pub fn clock_us() -> u64 {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_micros() as u64)
+    }
+}

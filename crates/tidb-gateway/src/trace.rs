@@ -11,7 +11,6 @@ use std::fs::File;
 use std::io::{self, LineWriter, Write as _};
 use std::path::Path;
 use std::sync::Mutex;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use sha1::{Digest as _, Sha1};
 pub use stack_manifest::StatementRecord;
@@ -71,12 +70,9 @@ impl StatementTrace {
     }
 }
 
-/// Microseconds since the Unix epoch: the clock `cargo xtask bench` times
-/// its loads with, so that records can be matched to them.
+/// The records' clock (`cargo xtask bench` times its loads with it).
 pub(crate) fn now_us() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_micros() as u64)
+    StatementRecord::clock_us()
 }
 
 /// The statement's first keyword in capitals, or `SELECT FOR UPDATE` for a

@@ -13,7 +13,6 @@
 use std::collections::BTreeMap;
 use std::io::BufRead as _;
 use std::path::Path;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use anyhow::Context as _;
 use serde::Serialize;
@@ -34,11 +33,9 @@ pub struct Window {
     pub to_us: u64,
 }
 
-/// Microseconds since the Unix epoch, the gateway's clock for its records.
+/// The gateway's clock for its records.
 pub fn now_us() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_micros() as u64)
+    StatementRecord::clock_us()
 }
 
 /// One kind of statement of one case on one target, over its loads.
