@@ -37,6 +37,7 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context};
 use reqwest::header::HeaderMap;
 use serde::Serialize;
+use stack_manifest::StatementRecord;
 
 mod inspector;
 mod statements;
@@ -815,13 +816,13 @@ pub fn run(ui: &Ui, flags: &flags::Bench) -> anyhow::Result<()> {
                         case.name,
                         target.name()
                     ));
-                    let from_us = statements::now_us();
+                    let from_us = StatementRecord::clock_us();
                     let load = load_case(case, target, flags.duration)?;
                     windows.push(statements::Window {
                         case: case.name,
                         target,
                         from_us,
-                        to_us: statements::now_us(),
+                        to_us: StatementRecord::clock_us(),
                     });
                     loads.entry((case.name, target)).or_default().push(load);
                     done += 1;

@@ -109,6 +109,7 @@ use crate::mysql::{Conn, Credentials, Outcome};
 use crate::pool::Pool;
 use crate::result::SqlResult;
 use crate::session::{Kind, Sessions};
+use stack_manifest::StatementRecord;
 
 /// Default for how long a held session may sit idle: TiDB Cloud rolls back
 /// transactions idle for 10 minutes.
@@ -380,8 +381,20 @@ fn parse(headers: &HeaderMap, body: &[u8]) -> Result<Parsed, GatewayError> {
 }
 
 async fn sql(State(app): State<Arc<App>>, headers: HeaderMap, body: Bytes) -> Response {
-    let received_us = app.trace.as_ref().map(|_| trace::now_us());
-    let (status, session, json) = match handle(&app, &headers, &body).await {
+    let received_us = app.trace.as_ref().map(|_| StatementRecord::clock_us());
+    let request = parse(&headers, &body);
+    // The trace names the statement from the parsed request, before
+    // `handle` takes it; a refused request from its body, if that is the
+    // API's JSON.
+    let statement = received_us.map(|_| match &request {
+        Ok(request) => trace::kind(&request.query),
+        Err(_) => trace::kind_of_body(&body),
+    });
+    let handled = match request {
+        Ok(request) => handle(&app, request).await,
+        Err(error) => Err(error),
+    };
+    let (status, session, json) = match handled {
         Ok((session, result)) => (
             StatusCode::OK,
             session,
@@ -423,23 +436,19 @@ async fn sql(State(app): State<Arc<App>>, headers: HeaderMap, body: Bytes) -> Re
     if let Some(trace) = headers.get(TRACE_ID_HEADER) {
         out.insert(TRACE_ID_HEADER, trace.clone());
     }
-    if let (Some(trace), Some(received_us)) = (&app.trace, received_us) {
+    if let (Some(trace), Some(received_us), Some(statement)) = (&app.trace, received_us, statement)
+    {
         let session_in = headers
             .get(SESSION_HEADER)
             .and_then(|v| v.to_str().ok())
             .unwrap_or("");
-        trace.record(received_us, &body, session_in, &session);
+        trace.record(received_us, statement, session_in, &session);
     }
     response
 }
 
 /// Runs the request's statement; gives the session token to answer with.
-async fn handle(
-    app: &Arc<App>,
-    headers: &HeaderMap,
-    body: &[u8],
-) -> Result<(String, SqlResult), GatewayError> {
-    let request = parse(headers, body)?;
+async fn handle(app: &Arc<App>, request: Parsed) -> Result<(String, SqlResult), GatewayError> {
     if session::is_held(&request.session) {
         return in_session(app, request).await;
     }
@@ -581,6 +590,67 @@ mod tests {
         let headers = response.headers().clone();
         let bytes = response.into_body().collect().await.unwrap().to_bytes();
         (status, headers, serde_json::from_slice(&bytes).unwrap())
+    }
+
+    #[tokio::test]
+    async fn a_traced_gateway_records_every_request_it_answers_refused_ones_too() {
+        let dir = std::env::temp_dir().join(format!("gateway-sql-trace-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("statements.jsonl");
+        let traced = router(GatewayConfig {
+            log_requests: false,
+            trace_statements: Some(Arc::new(StatementTrace::create(&path).unwrap())),
+            ..GatewayConfig::new("127.0.0.1:1")
+        });
+        let held = "h0123456789abcdef";
+        let auth = basic("u", "p");
+        for (headers, body, status) in [
+            // Refused before the database: no credentials.
+            (
+                &[][..],
+                r#"{"query":"select 1 for update"}"#,
+                StatusCode::UNAUTHORIZED,
+            ),
+            // Not the API's body.
+            (
+                &[("authorization", auth.as_str())],
+                "not json",
+                StatusCode::BAD_REQUEST,
+            ),
+            // A session the gateway does not hold.
+            (
+                &[("authorization", auth.as_str()), ("tidb-session", held)],
+                r#"{"query":"COMMIT"}"#,
+                StatusCode::BAD_REQUEST,
+            ),
+        ] {
+            let mut request = axum::http::Request::post("/v1beta/sql");
+            for (name, value) in headers {
+                request = request.header(*name, *value);
+            }
+            let response = traced
+                .clone()
+                .oneshot(request.body(axum::body::Body::from(body)).unwrap())
+                .await
+                .unwrap();
+            assert_eq!(response.status(), status, "{body}");
+        }
+        let text = std::fs::read_to_string(&path).unwrap();
+        std::fs::remove_dir_all(&dir).unwrap();
+        assert!(!text.contains(held), "no session token is traced");
+        let records: Vec<(String, bool)> = text
+            .lines()
+            .map(|line| serde_json::from_str::<StatementRecord>(line).unwrap())
+            .map(|r| (r.statement, r.session.is_some()))
+            .collect();
+        assert_eq!(
+            records,
+            [
+                ("SELECT FOR UPDATE".to_owned(), false),
+                (String::new(), false),
+                ("COMMIT".to_owned(), true),
+            ]
+        );
     }
 
     #[tokio::test]

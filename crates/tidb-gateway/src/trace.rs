@@ -13,7 +13,7 @@ use std::path::Path;
 use std::sync::Mutex;
 
 use sha1::{Digest as _, Sha1};
-pub use stack_manifest::StatementRecord;
+use stack_manifest::StatementRecord;
 
 use crate::session;
 
@@ -32,29 +32,22 @@ impl StatementTrace {
         })
     }
 
-    /// Records one statement: its request's `body` and session header,
+    /// Records one statement: its [`kind`], its request's session header
     /// and the session its answer carried.
     pub(crate) fn record(
         &self,
         received_us: u64,
-        body: &[u8],
+        statement: String,
         session_in: &str,
         session_out: &str,
     ) {
-        #[derive(serde::Deserialize)]
-        struct Body {
-            query: String,
-        }
-        let statement = serde_json::from_slice::<Body>(body)
-            .map(|b| kind(&b.query))
-            .unwrap_or_default();
         let session = [session_in, session_out]
             .into_iter()
             .find(|token| session::is_held(token))
             .map(session_id);
         let record = StatementRecord {
             received_us,
-            answered_us: now_us(),
+            answered_us: StatementRecord::clock_us(),
             session,
             statement,
         };
@@ -70,16 +63,11 @@ impl StatementTrace {
     }
 }
 
-/// The records' clock (`cargo xtask bench` times its loads with it).
-pub(crate) fn now_us() -> u64 {
-    StatementRecord::clock_us()
-}
-
 /// The statement's first keyword in capitals, or `SELECT FOR UPDATE` for a
 /// `SELECT` that ends in a `FOR UPDATE` clause (the read that takes row
 /// locks; with `NOWAIT`, `WAIT n` or `SKIP LOCKED` after it); empty for a
 /// query without a word.
-fn kind(query: &str) -> String {
+pub(crate) fn kind(query: &str) -> String {
     let words: Vec<&str> = query
         .split(|c: char| !c.is_ascii_alphabetic())
         .filter(|w| !w.is_empty())
@@ -109,6 +97,13 @@ fn kind(query: &str) -> String {
     } else {
         first
     }
+}
+
+/// The [`kind`] of the query in a request body, or empty if the body is
+/// not the API's JSON: for requests refused before their body was read.
+pub(crate) fn kind_of_body(body: &[u8]) -> String {
+    serde_json::from_slice::<crate::SqlRequest>(body)
+        .map_or_else(|_| String::new(), |b| kind(&b.query))
 }
 
 /// A session named without its token: the first 8 bytes of its SHA-1.
@@ -143,20 +138,23 @@ mod tests {
         let path = dir.join("statements.jsonl");
         let trace = StatementTrace::create(&path).unwrap();
         let held = "h0123456789abcdef0123456789abcdef";
+        let record = |at, query, session_in, session_out| {
+            trace.record(at, kind(query), session_in, session_out)
+        };
         // Opening: no session in, the held one out.
-        trace.record(10, br#"{"query":"BEGIN"}"#, "", held);
+        record(10, "BEGIN", "", held);
         // In the transaction, with a value in the text.
-        trace.record(
+        record(
             20,
-            br#"{"query":"SELECT secret FROM t WHERE v = 'hunter2' FOR UPDATE"}"#,
+            "SELECT secret FROM t WHERE v = 'hunter2' FOR UPDATE",
             held,
             held,
         );
         // Ending it: the answer carries a stateless token.
-        trace.record(30, br#"{"query":"COMMIT"}"#, held, "s42");
+        record(30, "COMMIT", held, "s42");
         // On its own.
-        trace.record(40, br#"{"query":"SELECT 1"}"#, "s42", "s43");
-        trace.record(50, b"not json", "", "s44");
+        record(40, "SELECT 1", "s42", "s43");
+        record(50, "", "", "s44");
         drop(trace);
         let text = std::fs::read_to_string(&path).unwrap();
         std::fs::remove_dir_all(&dir).unwrap();

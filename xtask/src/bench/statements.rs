@@ -33,11 +33,6 @@ pub struct Window {
     pub to_us: u64,
 }
 
-/// The gateway's clock for its records.
-pub fn now_us() -> u64 {
-    StatementRecord::clock_us()
-}
-
 /// One kind of statement of one case on one target, over its loads.
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct StatementFigures {
