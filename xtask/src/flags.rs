@@ -332,6 +332,14 @@ pub struct Fuzz {
     #[arg(long, default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..=604_800))]
     pub time: u64,
 
+    /// Fuzz nothing; instead fold each target's local corpus
+    /// (.local/fuzz/corpus) into its committed seeds (fuzz/seeds), keeping
+    /// a small set of inputs that reaches every code edge either reaches
+    /// (libFuzzer's -set_cover_merge=1). Run it after a long run, then
+    /// commit fuzz/seeds.
+    #[arg(long, conflicts_with = "time")]
+    pub update_seeds: bool,
+
     /// The targets to run (all when none is named): access_token,
     /// api_requests, api_writes, resp_handshake, resp_replies, tidb_binder,
     /// tidb_response.
