@@ -1,12 +1,16 @@
 //! Faults under load. While writers, readers and an uploader keep the real
 //! Worker busy, each dependency in turn (Redis, MariaDB behind the TiDB
-//! gateway, the gateway itself, the S3 server) is frozen and thawed, then
-//! stopped and started again as a new process; the Worker is never
-//! restarted. What must hold (../shared/DESIGN.md):
+//! gateway, the gateway itself, the S3 server, and the telemetry sinks:
+//! Bugsink, Prometheus and the Loki stand-in together) is frozen and
+//! thawed, then stopped and started again as a new process; the Worker is
+//! never restarted. What must hold (../shared/DESIGN.md):
 //! - every answer is one the design allows: 2xx, or, for a request that
 //!   needs the failing dependency, a 503/504 problem document; never a 500
 //!   or a dropped connection, and a Redis fault fails nothing (reads bypass
 //!   the cache, the local limiter fails open);
+//! - no request needs a sink, and no answer waits for one: telemetry goes
+//!   out in `waitUntil`, so with every request's sends hanging until their
+//!   timeout, each answer still comes sooner than that timeout;
 //! - the API comes back on its own (`/readyz` 200), after which every
 //!   answer is a 2xx again;
 //! - TiDB holds every acknowledged write exactly once and nothing twice:
@@ -37,6 +41,9 @@ const READERS: usize = 2;
 const STEADY: Duration = Duration::from_millis(1500);
 /// How long a fault lasts.
 const OUTAGE: Duration = Duration::from_secs(3);
+/// How long the Worker gives a telemetry send (`api::telemetry::SEND_TIMEOUT`):
+/// an answer that took this long may have waited for a hung sink.
+const SINK_SEND_TIMEOUT: Duration = Duration::from_secs(3);
 
 #[derive(Clone, Copy, Debug, PartialEq)]
 enum Dependency {
@@ -44,6 +51,8 @@ enum Dependency {
     Database,
     Gateway,
     Storage,
+    /// Bugsink, Prometheus and the Loki stand-in, all at once.
+    Telemetry,
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -74,6 +83,8 @@ impl Call {
             // A read may still be a cache hit; it is allowed either way.
             Dependency::Database | Dependency::Gateway => self != Call::Store,
             Dependency::Storage => matches!(self, Call::Store | Call::Complete),
+            // Sent in `waitUntil`, after the answer.
+            Dependency::Telemetry => false,
         }
     }
 }
@@ -337,8 +348,8 @@ async fn uploader(client: String, load: Arc<Load>) -> (Vec<Answer>, Vec<Upload>)
 
 /// Starts `fault` on `dependency`; the returned guard ends it.
 enum Injected {
-    Frozen(Frozen),
-    Stopped(Stopped),
+    Frozen(Vec<Frozen>),
+    Stopped(Vec<Stopped>),
 }
 
 fn inject(dependency: Dependency, fault: Fault) -> Injected {
@@ -354,14 +365,32 @@ fn inject(dependency: Dependency, fault: Fault) -> Injected {
     // redis-server retitles itself `redis-server 127.0.0.1:PORT`.
     let redis = format!(":{}", stack().redis.port);
     let s3_root = stack().state_dir.join("s3").to_string_lossy().into_owned();
+    if dependency == Dependency::Telemetry {
+        // Bugsink is gunicorn's master and its workers: a process group.
+        let sentry = listen(&stack().sentry.url);
+        let loki = listen(&stack().loki.url);
+        return match fault {
+            Fault::Hang => Injected::Frozen(vec![
+                Frozen::group("gunicorn", &sentry),
+                Frozen::new("prometheus", &state),
+                Frozen::new("loki-standin", &loki),
+            ]),
+            Fault::Stop => Injected::Stopped(vec![
+                Stopped::group("sentry", "gunicorn", &sentry),
+                Stopped::new("prometheus", "prometheus", &state, None),
+                Stopped::new("loki", "loki-standin", &loki, None),
+            ]),
+        };
+    }
     let (name, program, mark) = match dependency {
         Dependency::Redis => ("redis", "redis-server", redis.as_str()),
         Dependency::Database => ("mariadb", "mariadbd", state.as_str()),
         Dependency::Gateway => ("tidb", "tidb-gateway", gateway.as_str()),
         Dependency::Storage => ("s3", "s3s-fs", s3_root.as_str()),
+        Dependency::Telemetry => unreachable!("handled above"),
     };
     match fault {
-        Fault::Hang => Injected::Frozen(Frozen::new(program, mark)),
+        Fault::Hang => Injected::Frozen(vec![Frozen::new(program, mark)]),
         Fault::Stop => {
             // Debian's redis-server is a link to redis-check-rdb, which
             // picks its role from the name it is started under, and the
@@ -373,7 +402,7 @@ fn inject(dependency: Dependency, fault: Fault) -> Injected {
                     config.to_string_lossy().into_owned(),
                 ]
             });
-            Injected::Stopped(Stopped::new(name, program, mark, restart_with))
+            Injected::Stopped(vec![Stopped::new(name, program, mark, restart_with)])
         }
     }
 }
@@ -381,8 +410,22 @@ fn inject(dependency: Dependency, fault: Fault) -> Injected {
 fn end(injected: Injected) {
     match injected {
         Injected::Frozen(frozen) => drop(frozen),
-        Injected::Stopped(stopped) => stopped.restart(),
+        Injected::Stopped(stopped) => stopped.into_iter().for_each(Stopped::restart),
     }
+}
+
+/// The address a sink listens on, which finds its process.
+fn listen(url: &str) -> String {
+    let url: url::Url = url.parse().unwrap();
+    format!("127.0.0.1:{}", url.port().unwrap())
+}
+
+/// Waits until the sinks answer their readiness checks again: `/readyz`
+/// does not look at them.
+async fn until_sinks_ready() {
+    until_status(&format!("{}/health/ready", stack().sentry.url), 200).await;
+    until_status(&format!("{}/-/ready", stack().prometheus.url), 200).await;
+    until_status(&format!("{}/ready", stack().loki.url), 200).await;
 }
 
 /// What one scenario saw.
@@ -438,6 +481,9 @@ async fn run(dependency: Dependency, fault: Fault) -> Run {
         .await
         .unwrap();
     until_status(&format!("{}/readyz", api()), 200).await;
+    if dependency == Dependency::Telemetry {
+        until_sinks_ready().await;
+    }
     let recovered = Instant::now();
     eprintln!(
         "{scenario}: recovered {} ms after the fault began",
@@ -506,6 +552,19 @@ impl Run {
             );
         }
         assert!(during > 0, "{}: no request met the fault", self.scenario);
+        if dependency == Dependency::Telemetry {
+            let slowest = self
+                .answers
+                .iter()
+                .map(|a| a.answered.duration_since(a.sent))
+                .max()
+                .unwrap_or_default();
+            assert!(
+                slowest < SINK_SEND_TIMEOUT,
+                "{}: an answer took {slowest:?}, as long as a send to a sink may",
+                self.scenario
+            );
+        }
         for call in ALL_CALLS {
             let after = |a: &&Answer| a.call == call && a.sent >= self.recovered;
             assert!(
@@ -675,6 +734,7 @@ async fn every_dependency_fails_under_load_and_nothing_is_lost_or_duplicated() {
         Dependency::Database,
         Dependency::Gateway,
         Dependency::Storage,
+        Dependency::Telemetry,
     ] {
         for fault in [Fault::Hang, Fault::Stop] {
             let run = run(dependency, fault).await;
