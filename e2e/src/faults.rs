@@ -204,3 +204,40 @@ pub async fn until_status(url: &str, status: u16) {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
+
+/// The address a sink listens on, which finds its process.
+fn listen(url: &str) -> String {
+    let url: url::Url = url.parse().unwrap();
+    format!("127.0.0.1:{}", url.port().unwrap())
+}
+
+/// The telemetry sinks (Bugsink, Prometheus, the Loki stand-in) frozen
+/// together until dropped. Bugsink is gunicorn's master and its workers: a
+/// process group.
+pub fn frozen_sinks() -> Vec<Frozen> {
+    let state = stack().state_dir.to_string_lossy().into_owned();
+    vec![
+        Frozen::group("gunicorn", &listen(&stack().sentry.url)),
+        Frozen::new("prometheus", &state),
+        Frozen::new("loki-standin", &listen(&stack().loki.url)),
+    ]
+}
+
+/// The telemetry sinks stopped together; restart each, then wait for
+/// [`until_sinks_ready`].
+pub fn stopped_sinks() -> Vec<Stopped> {
+    let state = stack().state_dir.to_string_lossy().into_owned();
+    vec![
+        Stopped::group("sentry", "gunicorn", &listen(&stack().sentry.url)),
+        Stopped::new("prometheus", "prometheus", &state, None),
+        Stopped::new("loki", "loki-standin", &listen(&stack().loki.url), None),
+    ]
+}
+
+/// Waits until every sink answers its readiness check (the API's
+/// `/readyz` does not look at them).
+pub async fn until_sinks_ready() {
+    until_status(&format!("{}/health/ready", stack().sentry.url), 200).await;
+    until_status(&format!("{}/-/ready", stack().prometheus.url), 200).await;
+    until_status(&format!("{}/ready", stack().loki.url), 200).await;
+}

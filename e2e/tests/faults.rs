@@ -30,7 +30,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant, SystemTime};
 
 use e2e::access::{team_key, user_claims};
-use e2e::faults::{until_status, Frozen, Stopped};
+use e2e::faults::{frozen_sinks, stopped_sinks, until_sinks_ready, until_status, Frozen, Stopped};
 use e2e::{api, http, stack, unique};
 use serde_json::{json, Value};
 use sqlx::Connection;
@@ -366,20 +366,9 @@ fn inject(dependency: Dependency, fault: Fault) -> Injected {
     let redis = format!(":{}", stack().redis.port);
     let s3_root = stack().state_dir.join("s3").to_string_lossy().into_owned();
     if dependency == Dependency::Telemetry {
-        // Bugsink is gunicorn's master and its workers: a process group.
-        let sentry = listen(&stack().sentry.url);
-        let loki = listen(&stack().loki.url);
         return match fault {
-            Fault::Hang => Injected::Frozen(vec![
-                Frozen::group("gunicorn", &sentry),
-                Frozen::new("prometheus", &state),
-                Frozen::new("loki-standin", &loki),
-            ]),
-            Fault::Stop => Injected::Stopped(vec![
-                Stopped::group("sentry", "gunicorn", &sentry),
-                Stopped::new("prometheus", "prometheus", &state, None),
-                Stopped::new("loki", "loki-standin", &loki, None),
-            ]),
+            Fault::Hang => Injected::Frozen(frozen_sinks()),
+            Fault::Stop => Injected::Stopped(stopped_sinks()),
         };
     }
     let (name, program, mark) = match dependency {
@@ -412,20 +401,6 @@ fn end(injected: Injected) {
         Injected::Frozen(frozen) => drop(frozen),
         Injected::Stopped(stopped) => stopped.into_iter().for_each(Stopped::restart),
     }
-}
-
-/// The address a sink listens on, which finds its process.
-fn listen(url: &str) -> String {
-    let url: url::Url = url.parse().unwrap();
-    format!("127.0.0.1:{}", url.port().unwrap())
-}
-
-/// Waits until the sinks answer their readiness checks again: `/readyz`
-/// does not look at them.
-async fn until_sinks_ready() {
-    until_status(&format!("{}/health/ready", stack().sentry.url), 200).await;
-    until_status(&format!("{}/-/ready", stack().prometheus.url), 200).await;
-    until_status(&format!("{}/ready", stack().loki.url), 200).await;
 }
 
 /// What one scenario saw.

@@ -10,7 +10,7 @@
 use std::time::Duration;
 
 use e2e::access::user_token;
-use e2e::faults::{until_status, Frozen, Stopped};
+use e2e::faults::{frozen_sinks, stopped_sinks, until_sinks_ready, until_status, Frozen, Stopped};
 use e2e::{api, eventually, http, stack, unique};
 use serde_json::{json, Value};
 
@@ -115,11 +115,8 @@ async fn a_stopped_redis_and_database_come_back_after_a_restart() {
 /// it would be, and none waits for a sink (their sends time out after 3 s
 /// in the background).
 async fn frozen_telemetry_sinks_change_no_answer() {
-    let state = stack().state_dir.to_string_lossy().into_owned();
     let slug = create_page().await;
-    let _sentry = Frozen::group("gunicorn", &listen(&stack().sentry.url));
-    let _prometheus = Frozen::new("prometheus", &state);
-    let _loki = Frozen::new("loki-standin", &listen(&stack().loki.url));
+    let _sinks = frozen_sinks();
     answers_do_not_wait_for_sinks(&slug, "frozen").await;
 }
 
@@ -127,19 +124,12 @@ async fn frozen_telemetry_sinks_change_no_answer() {
 /// every answer is still what it would be, at once; started again, they
 /// receive the Worker's telemetry again without the Worker restarting.
 async fn stopped_telemetry_sinks_change_no_answer_and_are_used_again_once_back() {
-    let state = stack().state_dir.to_string_lossy().into_owned();
     let slug = create_page().await;
-    let sentry = Stopped::group("sentry", "gunicorn", &listen(&stack().sentry.url));
-    let prometheus = Stopped::new("prometheus", "prometheus", &state, None);
-    let loki = Stopped::new("loki", "loki-standin", &listen(&stack().loki.url), None);
+    let sinks = stopped_sinks();
     answers_do_not_wait_for_sinks(&slug, "stopped").await;
 
-    sentry.restart();
-    prometheus.restart();
-    loki.restart();
-    until_status(&format!("{}/health/ready", stack().sentry.url), 200).await;
-    until_status(&format!("{}/-/ready", stack().prometheus.url), 200).await;
-    until_status(&format!("{}/ready", stack().loki.url), 200).await;
+    sinks.into_iter().for_each(Stopped::restart);
+    until_sinks_ready().await;
     let marker = unique("sinks-back-");
     let ray = format!("{}-SJC", unique("ray"));
     let failed = http()
@@ -181,12 +171,6 @@ async fn stopped_telemetry_sinks_change_no_answer_and_are_used_again_once_back()
         (value >= 1.0).then_some(())
     })
     .await;
-}
-
-/// The address a sink listens on, which finds its process.
-fn listen(url: &str) -> String {
-    let url: url::Url = url.parse().unwrap();
-    format!("127.0.0.1:{}", url.port().unwrap())
 }
 
 /// Health, a read and a forced 500 answer as they always do, and none
