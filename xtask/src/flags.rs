@@ -43,8 +43,9 @@ pub enum Command {
     /// and which of the performance targets the run meets.
     Bench(Bench),
     /// Run the coverage-guided fuzz targets in fuzz/ (libFuzzer, built by
-    /// cargo-fuzz) for a while each, keeping their corpus in .local/fuzz;
-    /// fails, naming the saved input, when one breaks its property.
+    /// cargo-fuzz) for a while each, from the committed seeds in fuzz/seeds
+    /// and their corpus in .local/fuzz; fails, naming the saved input, when
+    /// one breaks its property.
     Fuzz(Fuzz),
     /// Compare an environment on Cloudflare with deploy.toml and print what
     /// a deploy would change (exit status 2 when something would).
