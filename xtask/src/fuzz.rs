@@ -225,7 +225,7 @@ struct SeedsUpdate {
 /// `-set_cover_merge=1` picks the set; `-use_counters=0` makes it cover
 /// edges, not how often each is hit, which keeps about a sixth as many
 /// inputs (`-merge=1` kept 9,760 files over the seven targets, this
-/// 1,728). The hit counts come back within seconds of fuzzing.
+/// 1,728 when first made). The hit counts come back within seconds of fuzzing.
 fn update_seeds(ui: &Ui, binaries: &Path, chosen: &[String]) -> anyhow::Result<()> {
     let mut updates = Vec::new();
     for name in chosen {
