@@ -205,8 +205,9 @@ pub async fn until_status(url: &str, status: u16) {
     }
 }
 
-/// The address a sink listens on, which finds its process.
-fn listen(url: &str) -> String {
+/// The address a server of the stack listens on, from its URL: what its
+/// command line names, which finds its process.
+pub fn listen_address(url: &str) -> String {
     let url: url::Url = url.parse().unwrap();
     format!("127.0.0.1:{}", url.port().unwrap())
 }
@@ -217,9 +218,9 @@ fn listen(url: &str) -> String {
 pub fn frozen_sinks() -> Vec<Frozen> {
     let state = stack().state_dir.to_string_lossy().into_owned();
     vec![
-        Frozen::group("gunicorn", &listen(&stack().sentry.url)),
+        Frozen::group("gunicorn", &listen_address(&stack().sentry.url)),
         Frozen::new("prometheus", &state),
-        Frozen::new("loki-standin", &listen(&stack().loki.url)),
+        Frozen::new("loki-standin", &listen_address(&stack().loki.url)),
     ]
 }
 
@@ -228,9 +229,14 @@ pub fn frozen_sinks() -> Vec<Frozen> {
 pub fn stopped_sinks() -> Vec<Stopped> {
     let state = stack().state_dir.to_string_lossy().into_owned();
     vec![
-        Stopped::group("sentry", "gunicorn", &listen(&stack().sentry.url)),
+        Stopped::group("sentry", "gunicorn", &listen_address(&stack().sentry.url)),
         Stopped::new("prometheus", "prometheus", &state, None),
-        Stopped::new("loki", "loki-standin", &listen(&stack().loki.url), None),
+        Stopped::new(
+            "loki",
+            "loki-standin",
+            &listen_address(&stack().loki.url),
+            None,
+        ),
     ]
 }
 

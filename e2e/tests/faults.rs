@@ -30,7 +30,9 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant, SystemTime};
 
 use e2e::access::{team_key, user_claims};
-use e2e::faults::{frozen_sinks, stopped_sinks, until_sinks_ready, until_status, Frozen, Stopped};
+use e2e::faults::{
+    frozen_sinks, listen_address, stopped_sinks, until_sinks_ready, until_status, Frozen, Stopped,
+};
 use e2e::{api, http, stack, unique};
 use serde_json::{json, Value};
 use sqlx::Connection;
@@ -353,31 +355,37 @@ enum Injected {
 }
 
 fn inject(dependency: Dependency, fault: Fault) -> Injected {
-    let state = stack().state_dir.to_string_lossy().into_owned();
-    let port_of = |url: &str| {
-        url.rsplit(':')
-            .next()
-            .unwrap()
-            .trim_end_matches('/')
-            .to_owned()
-    };
-    let gateway = format!("127.0.0.1:{}", port_of(&stack().tidb.endpoint));
-    // redis-server retitles itself `redis-server 127.0.0.1:PORT`.
-    let redis = format!(":{}", stack().redis.port);
-    let s3_root = stack().state_dir.join("s3").to_string_lossy().into_owned();
-    if dependency == Dependency::Telemetry {
-        return match fault {
-            Fault::Hang => Injected::Frozen(frozen_sinks()),
-            Fault::Stop => Injected::Stopped(stopped_sinks()),
-        };
-    }
     let (name, program, mark) = match dependency {
-        Dependency::Redis => ("redis", "redis-server", redis.as_str()),
-        Dependency::Database => ("mariadb", "mariadbd", state.as_str()),
-        Dependency::Gateway => ("tidb", "tidb-gateway", gateway.as_str()),
-        Dependency::Storage => ("s3", "s3s-fs", s3_root.as_str()),
-        Dependency::Telemetry => unreachable!("handled above"),
+        Dependency::Redis => (
+            "redis",
+            "redis-server",
+            // redis-server retitles itself `redis-server 127.0.0.1:PORT`.
+            format!(":{}", stack().redis.port),
+        ),
+        Dependency::Database => (
+            "mariadb",
+            "mariadbd",
+            stack().state_dir.to_string_lossy().into_owned(),
+        ),
+        Dependency::Gateway => (
+            "tidb",
+            "tidb-gateway",
+            listen_address(&stack().tidb.endpoint),
+        ),
+        Dependency::Storage => (
+            "s3",
+            "s3s-fs",
+            stack().state_dir.join("s3").to_string_lossy().into_owned(),
+        ),
+        // Three servers, one of them a process group.
+        Dependency::Telemetry => {
+            return match fault {
+                Fault::Hang => Injected::Frozen(frozen_sinks()),
+                Fault::Stop => Injected::Stopped(stopped_sinks()),
+            }
+        }
     };
+    let mark = mark.as_str();
     match fault {
         Fault::Hang => Injected::Frozen(vec![Frozen::new(program, mark)]),
         Fault::Stop => {

@@ -28,7 +28,7 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context};
 use serde::Serialize;
 
-use crate::ui::{format_duration, Ui};
+use crate::ui::{format_bytes, format_duration, Ui};
 use crate::{flags, install, project};
 
 /// What one target's run did, from libFuzzer's own report.
@@ -263,8 +263,11 @@ fn update_seeds(ui: &Ui, binaries: &Path, chosen: &[String]) -> anyhow::Result<(
         std::fs::rename(&merged, &seeds)
             .with_context(|| format!("cannot move the merged seeds to {}", seeds.display()))?;
         ui.info(format!(
-            "  ok    seeds {name}: {} files ({} bytes) -> {} files ({} bytes)",
-            before.0, before.1, after.0, after.1
+            "  ok    seeds {name}: {} files ({}) -> {} files ({})",
+            before.0,
+            format_bytes(before.1),
+            after.0,
+            format_bytes(after.1)
         ));
         updates.push(SeedsUpdate {
             name: name.clone(),
