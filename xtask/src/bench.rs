@@ -399,18 +399,19 @@ fn header(headers: &HeaderMap, name: &str) -> Result<String, String> {
 }
 
 /// What wrk's latency percentiles are, printed under every table that
-/// shows them. wrk corrects its latencies for coordinated omission: once
-/// the load ends, every response slower than the run's mean interval
-/// between two requests of one connection also counts the requests a
-/// client sending at a steady rate would have sent while it waited. A
-/// stall of D ms therefore weighs as about D / interval responses, and at
+/// shows them, after the names of the percentiles it shows. wrk corrects
+/// its latencies for coordinated omission once the load ends: a response
+/// that took at least twice the run's mean interval between two requests
+/// of one connection adds one more response for each further interval it
+/// lasted, as if a client sending at a steady rate had been kept waiting.
+/// A stall of D ms so weighs as about D / interval responses, and at
 /// thousands of requests a second the p99 is the length of the run's few
 /// longest stalls. Against workerd, `/healthz` with one connection: wrk
 /// printed a p99 of 28 ms where the responses themselves, timed with
 /// strace on wrk, had a p99 of 0.46 ms and two over 10 ms
 /// (BENCHMARKS.md, twentieth pass).
-const PERCENTILES_NOTE: &str =
-    "p50/p99: wrk's, corrected for coordinated omission: a stall counts once per request \
+const PERCENTILES_ARE: &str =
+    "wrk's, corrected for coordinated omission: a stall counts once per request \
      a steady client would have sent in it, so p99 tracks the run's longest stalls";
 
 /// One wrk run.
@@ -418,7 +419,7 @@ const PERCENTILES_NOTE: &str =
 struct Load {
     requests_per_sec: f64,
     /// wrk's median and 99th percentile, corrected for coordinated
-    /// omission (see [`PERCENTILES_NOTE`]).
+    /// omission (see [`PERCENTILES_ARE`]).
     p50_ms: f64,
     p99_ms: f64,
     requests: u64,
@@ -956,7 +957,7 @@ struct SoakCase {
     case: &'static str,
     requests: u64,
     requests_per_sec: f64,
-    /// wrk's, corrected for coordinated omission (see [`PERCENTILES_NOTE`]).
+    /// wrk's, corrected for coordinated omission (see [`PERCENTILES_ARE`]).
     p99_ms: f64,
     unexpected: u64,
     socket_errors: u64,
@@ -1203,7 +1204,7 @@ fn soak(ui: &Ui, flags: &flags::Bench, seconds: u64) -> anyhow::Result<()> {
                 c.case, c.requests, c.requests_per_sec, c.p99_ms, c.unexpected, c.socket_errors
             );
         }
-        eprintln!("  {}", PERCENTILES_NOTE.replace("p50/p99", "p99"));
+        eprintln!("  p99: {PERCENTILES_ARE}");
         let every_ten: Vec<String> = report
             .rss_samples_bytes
             .iter()
@@ -2063,7 +2064,7 @@ fn render(report: &Report) -> String {
             );
         }
     }
-    let _ = writeln!(out, "  {PERCENTILES_NOTE}");
+    let _ = writeln!(out, "  p50/p99: {PERCENTILES_ARE}");
     let _ = writeln!(
         out,
         "\n  workerd CPU per request (us, medians over rounds)\n  {:<34} {:>10} {:>10} {:>10} {:>14} {:>12} {:>8} {:>11}",
