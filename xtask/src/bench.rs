@@ -41,6 +41,7 @@ use stack_manifest::StatementRecord;
 
 mod inspector;
 mod statements;
+mod timed;
 
 use crate::build::{self, Variant};
 use crate::install::{self, BuildTools};
@@ -409,7 +410,8 @@ fn header(headers: &HeaderMap, name: &str) -> Result<String, String> {
 /// longest stalls. Against workerd, `/healthz` with one connection: wrk
 /// printed a p99 of 28 ms where the responses themselves, timed with
 /// strace on wrk, had a p99 of 0.46 ms and two over 10 ms
-/// (BENCHMARKS.md, twentieth pass).
+/// (BENCHMARKS.md, twentieth pass). The bench also times responses one by
+/// one (`--timed`, [`timed`]) and prints those beside wrk's p99.
 const PERCENTILES_ARE: &str =
     "wrk's, corrected for coordinated omission: a stall counts once per request \
      a steady client would have sent in it, so p99 tracks the run's longest stalls";
@@ -461,6 +463,14 @@ struct CaseResult {
     ratio_to_hello_fixed_headers: Option<f64>,
     /// Requests/s of each telemetry variant over the api's (sinks off).
     sinks_ratio_to_api: BTreeMap<Target, f64>,
+}
+
+/// A case's responses timed one by one, with no correction (`--timed`):
+/// what a client saw, where wrk's p99 is about the run's longest stalls.
+#[derive(Debug, Serialize)]
+struct TimedCase {
+    case: &'static str,
+    targets: BTreeMap<Target, timed::Timed>,
 }
 
 #[derive(Debug, Serialize)]
@@ -536,6 +546,9 @@ struct Report {
     isolates: u32,
     connections: u32,
     cases: Vec<CaseResult>,
+    /// Each case's responses timed one by one (`--timed`), per target.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    timed: Vec<TimedCase>,
     targets: Vec<TargetFacts>,
     /// How quiet the machine was when the first requests were timed (see
     /// [`wait_until_quiet`]); none where that is unknown.
@@ -688,6 +701,8 @@ pub fn run(ui: &Ui, flags: &flags::Bench) -> anyhow::Result<()> {
     let scripts = state.join("wrk");
     std::fs::create_dir_all(&scripts)?;
     let mut loads: BTreeMap<(&str, Target), Vec<Load>> = BTreeMap::new();
+    // The responses timed one by one (`--timed`), over every start.
+    let mut timed_samples: BTreeMap<(&str, Target), timed::Samples> = BTreeMap::new();
     // When each round's load ran, to match the gateway's statement records
     // (`--trace-statements`) to it.
     let mut windows = Vec::new();
@@ -849,6 +864,35 @@ pub fn run(ui: &Ui, flags: &flags::Bench) -> anyhow::Result<()> {
             stack.check_alive()?;
         }
         progress.finish_and_clear();
+        if flags.timed > 0 {
+            ui.step(
+                &format!(
+                    "time responses one by one ({} s per case and target){of_starts}",
+                    flags.timed
+                ),
+                || {
+                    for case in &selected {
+                        for target in targets_of(case, &targets) {
+                            if interrupted.load(std::sync::atomic::Ordering::SeqCst) {
+                                bail!("interrupted");
+                            }
+                            let samples = timed_load(
+                                case,
+                                target,
+                                server(target),
+                                flags.connections,
+                                flags.timed,
+                            );
+                            timed_samples
+                                .entry((case.name, target))
+                                .or_default()
+                                .merge(samples);
+                        }
+                    }
+                    stack.check_alive()
+                },
+            )?;
+        }
     }
 
     // Timed once the loads are over and the stack has settled: right after
@@ -903,6 +947,17 @@ pub fn run(ui: &Ui, flags: &flags::Bench) -> anyhow::Result<()> {
         });
     }
     let cases = summarise(&selected, &targets, loads);
+    let timed = selected
+        .iter()
+        .map(|case| TimedCase {
+            case: case.name,
+            targets: targets_of(case, &targets)
+                .into_iter()
+                .filter_map(|t| Some((t, timed_samples.get(&(case.name, t))?.summary())))
+                .collect(),
+        })
+        .filter(|c| !c.targets.is_empty())
+        .collect();
     let statements = match &options.trace_statements {
         Some(trace) => Some(ui.step("read the gateway's statement trace", || {
             statements::read(trace, &windows)
@@ -921,6 +976,7 @@ pub fn run(ui: &Ui, flags: &flags::Bench) -> anyhow::Result<()> {
         isolates: flags.isolates,
         connections: flags.connections,
         cases,
+        timed,
         targets: facts,
         quiet,
         statements,
@@ -942,6 +998,20 @@ pub fn run(ui: &Ui, flags: &flags::Bench) -> anyhow::Result<()> {
                 .iter()
                 .filter_map(move |(t, l)| wrong_answers(c.case, *t, l))
         })
+        .chain(report.timed.iter().flat_map(|c| {
+            c.targets
+                .iter()
+                .filter(|(_, t)| t.unexpected + t.socket_errors > 0)
+                .map(move |(target, t)| {
+                    format!(
+                        "{} on {} (timed one by one): {} wrong statuses, {} socket errors",
+                        c.case,
+                        target.name(),
+                        t.unexpected,
+                        t.socket_errors
+                    )
+                })
+        }))
         .collect();
     if !unexpected.is_empty() {
         bail!(
@@ -1704,6 +1774,43 @@ fn wrk_load(
     Ok(load)
 }
 
+/// A load of `case` on `target` whose responses are timed one by one: the
+/// same requests wrk sends (for a case spread over pages, each to the next
+/// of `target`'s pages), on as many connections.
+fn timed_load(
+    case: &Case,
+    target: Target,
+    server: &Server,
+    connections: u32,
+    seconds: u64,
+) -> timed::Samples {
+    let port = server.ports[usize::from(case.uncached)];
+    let host = format!("127.0.0.1:{port}");
+    let pages = if case.path.contains("{page}") {
+        SPREAD_PAGES
+    } else {
+        1
+    };
+    let requests: Vec<Vec<u8>> = (1..=pages)
+        .map(|page| {
+            timed::request(
+                case.method,
+                &page_path(case, target, page),
+                &host,
+                &case.headers,
+                case.body.as_deref(),
+            )
+        })
+        .collect();
+    timed::load(
+        std::net::SocketAddr::from(([127, 0, 0, 1], port)),
+        &requests,
+        case.expected_statuses,
+        connections,
+        Duration::from_secs(seconds),
+    )
+}
+
 /// A wrk script that sends the case's method, headers and body (for a case
 /// spread over pages, to each of `target`'s pages in turn), and counts
 /// answers whose status is not the expected one (wrk itself only counts
@@ -2065,6 +2172,7 @@ fn render(report: &Report) -> String {
         }
     }
     let _ = writeln!(out, "  p50/p99: {PERCENTILES_ARE}");
+    render_timed(report, &mut out);
     let _ = writeln!(
         out,
         "\n  workerd CPU per request (us, medians over rounds)\n  {:<34} {:>10} {:>10} {:>10} {:>14} {:>12} {:>8} {:>11}",
@@ -2185,6 +2293,50 @@ fn render(report: &Report) -> String {
     }
     let _ = writeln!(out, "\n  {} at {}", report.machine, report.commit);
     out
+}
+
+/// The table of responses timed one by one, beside wrk's p99 for the same
+/// case and target.
+fn render_timed(report: &Report, out: &mut String) {
+    if report.timed.is_empty() {
+        return;
+    }
+    let _ = writeln!(
+        out,
+        "\n  responses timed one by one, no correction ({} connection{})\n  {:<34} {:<20} {:>9} {:>7} {:>7} {:>8} {:>8} {:>8} {:>10}",
+        report.connections,
+        if report.connections == 1 { "" } else { "s" },
+        "case",
+        "target",
+        "responses",
+        "p50 ms",
+        "p99 ms",
+        "p99.9 ms",
+        "max ms",
+        ">=10 ms",
+        "wrk's p99"
+    );
+    for case in &report.timed {
+        let wrk = report.cases.iter().find(|c| c.case == case.case);
+        for (target, t) in &case.targets {
+            let wrk_p99 = wrk
+                .and_then(|c| c.targets.get(target))
+                .map_or("-".to_owned(), |l| format!("{:.2}", l.p99_ms));
+            let _ = writeln!(
+                out,
+                "  {:<34} {:<20} {:>9} {:>7.2} {:>7.2} {:>8.2} {:>8.1} {:>8} {:>10}",
+                case.case,
+                target.name(),
+                t.responses,
+                t.p50_ms,
+                t.p99_ms,
+                t.p999_ms,
+                t.max_ms,
+                t.over_10ms,
+                wrk_p99
+            );
+        }
+    }
 }
 
 /// The share of CPU time idle over [`QUIET_WINDOW`] that counts as quiet.
@@ -2601,6 +2753,23 @@ first unexpected: 503 {\"type\":\"about:blank\",\"status\":503}
             isolates: 2,
             connections: 1,
             cases: result,
+            timed: vec![TimedCase {
+                case: "pages-put",
+                targets: BTreeMap::from([(
+                    Target::Api,
+                    timed::Timed {
+                        responses: 4321,
+                        responses_per_sec: 864.2,
+                        p50_ms: 1.25,
+                        p99_ms: 3.5,
+                        p999_ms: 41.0,
+                        max_ms: 152.34,
+                        over_10ms: 7,
+                        unexpected: 0,
+                        socket_errors: 0,
+                    },
+                )]),
+            }],
             targets: Vec::new(),
             quiet: None,
             goals: Vec::new(),
@@ -2613,6 +2782,29 @@ first unexpected: 503 {\"type\":\"about:blank\",\"status\":503}
             "the table says what its percentiles are: {text}"
         );
         assert!(text.contains("0.90-1.04"), "{text}");
+        let timed = text
+            .lines()
+            .find(|l| l.contains("pages-put") && l.contains("4321"))
+            .unwrap_or_else(|| panic!("no timed line: {text}"));
+        assert_eq!(
+            timed.split_whitespace().collect::<Vec<_>>(),
+            [
+                "pages-put",
+                "api",
+                "4321",
+                "1.25",
+                "3.50",
+                "41.00",
+                "152.3",
+                "7",
+                "2.00"
+            ],
+            "the responses' own percentiles, beside wrk's p99 of the same case: {text}"
+        );
+        assert!(
+            text.contains("responses timed one by one, no correction (1 connection)\n"),
+            "{text}"
+        );
         assert!(
             text.contains("longer warm-ups: pages-put on api in start 1 5 s (510 requests)\n"),
             "only the warm-ups that ran longer are listed, with their start: {text}"
@@ -2692,6 +2884,7 @@ first unexpected: 503 {\"type\":\"about:blank\",\"status\":503}
             isolates: 1,
             connections: 1,
             cases: Vec::new(),
+            timed: Vec::new(),
             targets: Vec::new(),
             quiet: None,
             goals: judged,

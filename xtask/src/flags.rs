@@ -270,6 +270,15 @@ pub struct Bench {
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=20))]
     pub isolates: u32,
 
+    /// Seconds per case and target (in each workerd start, after its
+    /// rounds) of a second load whose responses are timed one by one, with
+    /// no correction, on as many connections as wrk's: the p50, p99, p99.9,
+    /// longest and count over 10 ms a client of the Worker saw. wrk's own
+    /// percentiles are corrected for coordinated omission, which makes its
+    /// p99 the length of a run's few longest stalls. 0 leaves it out.
+    #[arg(long, value_name = "SECONDS", default_value_t = 5, value_parser = clap::value_parser!(u64).range(0..=600))]
+    pub timed: u64,
+
     /// Open connections of the load generator (wrk -c, one thread).
     #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u32).range(1..=1024))]
     pub connections: u32,
