@@ -1,6 +1,11 @@
 //! Every command and flag of `cargo xtask`, in one place. `main.rs` only
 //! dispatches; each command lives in its own module.
 
+// The doc comments here are `--help`, where `<ENV>` and `<hostname>` are
+// placeholders for the reader, not HTML (and backticks would print as
+// they are).
+#![allow(rustdoc::invalid_html_tags)]
+
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 #[derive(Debug, Parser)]

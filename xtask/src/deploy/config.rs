@@ -121,7 +121,7 @@ pub struct ResolvedWorker {
     /// Sorted, each once: Cloudflare keeps a script's triggers as a set.
     pub crons: Vec<String>,
     /// Values may still hold `{access:aud}` / `{access:client_id}`, known
-    /// only once Access is provisioned (see [`Resolved::fill_access`]).
+    /// only once Access is provisioned (see [`Resolved::worker_vars`]).
     pub vars: BTreeMap<String, String>,
     pub secrets: Vec<String>,
 }
