@@ -1025,12 +1025,9 @@ pub fn run(ui: &Ui, flags: &flags::Bench) -> anyhow::Result<()> {
 #[derive(Debug, Serialize)]
 struct SoakCase {
     case: &'static str,
-    requests: u64,
-    requests_per_sec: f64,
-    /// wrk's, corrected for coordinated omission (see [`PERCENTILES_ARE`]).
-    p99_ms: f64,
-    unexpected: u64,
-    socket_errors: u64,
+    /// The case's responses, each timed with no correction.
+    #[serde(flatten)]
+    timed: timed::Timed,
 }
 
 #[derive(Debug, Serialize)]
@@ -1047,34 +1044,6 @@ struct SoakReport {
     /// Every 10 s from the start: memory right after a full garbage
     /// collection of both isolates, what the Worker actually keeps.
     settled: Vec<Settled>,
-}
-
-/// A load generator of the soak, started like the stack's servers
-/// (`process::spawn`: its own process group, killed if xtask dies, in the
-/// pid file) and stopped if the soak ends early (an error, Ctrl-C): a wrk
-/// left behind would go on loading a port nobody serves.
-struct Loading {
-    wrk: Option<process::Supervised>,
-    /// wrk's output.
-    log: PathBuf,
-}
-
-impl Loading {
-    /// Waits for wrk to finish its run, and returns what it printed.
-    fn output(mut self) -> anyhow::Result<String> {
-        if let Some(mut wrk) = self.wrk.take() {
-            wrk.wait()?;
-        }
-        Ok(std::fs::read_to_string(&self.log)?)
-    }
-}
-
-impl Drop for Loading {
-    fn drop(&mut self) {
-        if let Some(mut wrk) = self.wrk.take() {
-            wrk.stop(Duration::from_secs(1));
-        }
-    }
 }
 
 /// The memory kept after a full garbage collection, `second`s into the soak.
@@ -1115,7 +1084,7 @@ fn soak(ui: &Ui, flags: &flags::Bench, seconds: u64) -> anyhow::Result<()> {
     let interrupted = dev::interrupt_flag()?;
     let build_tools = install::build_tools(ui)?;
     let stack_tools = install::stack_tools(ui)?;
-    let install::BenchTools { wrk, workerd } = install::bench_tools(ui)?;
+    let install::BenchTools { workerd, .. } = install::bench_tools(ui)?;
     build::worker(ui, &build_tools, Variant::Deploy)?;
     let bundle_dir = ui.step("bundle api (wrangler --dry-run)", || {
         bundle(&build_tools, Target::Api, &root().join("target/bench/soak"))
@@ -1154,15 +1123,13 @@ fn soak(ui: &Ui, flags: &flags::Bench, seconds: u64) -> anyhow::Result<()> {
         .iter()
         .filter(|c| flags.filter.as_deref().is_none_or(|f| c.name.contains(f)))
         .collect();
-    let scripts = state.join("wrk");
-    std::fs::create_dir_all(&scripts)?;
     ui.step("seed, check and warm up every case", || {
         seed(&server.url(false), &admin_token)?;
         reqwest::blocking::get(format!("{}/v1/pages/{READ_SLUG}", server.url(false)))?;
         for case in &selected {
             check(case, Target::ApiSinksLive, &server)
                 .with_context(|| format!("{} on the api", case.name))?;
-            wrk_load(&wrk, case, Target::ApiSinksLive, &server, 2, 2, &scripts)?;
+            timed_load(case, Target::ApiSinksLive, &server, 2, 2);
         }
         Ok(())
     })?;
@@ -1181,33 +1148,19 @@ fn soak(ui: &Ui, flags: &flags::Bench, seconds: u64) -> anyhow::Result<()> {
         "soak: {} cases at once for {seconds} s",
         selected.len()
     ));
-    let mut runs = Vec::new();
-    for case in &selected {
-        let script = scripts.join(format!("soak-{}.lua", case.name));
-        std::fs::write(&script, wrk_script(case, Target::ApiSinksLive))?;
-        let url = format!(
-            "{}{}",
-            server.url(case.uncached),
-            case_path(case, Target::ApiSinksLive)
-        );
-        let log = scripts.join(format!("soak-{}.out", case.name));
-        let mut command = Command::new(&wrk);
-        command
-            .args(["-t1", "--latency", "--timeout", "10s"])
-            .arg(format!("-c{per_case}"))
-            .arg(format!("-d{seconds}s"))
-            .arg("-s")
-            .arg(&script)
-            .arg(&url);
-        let wrk = process::spawn("wrk", &mut command, &log, &pid_file)?;
-        runs.push((
-            *case,
-            Loading {
-                wrk: Some(wrk),
-                log,
-            },
-        ));
-    }
+    // Each case on threads of its own, which end with the soak's time (or
+    // with xtask, if it stops early).
+    let runs: Vec<_> = selected
+        .iter()
+        .map(|&case| {
+            let case = case.clone();
+            let ports = server.ports;
+            std::thread::spawn(move || {
+                let samples = timed_load_at(&case, Target::ApiSinksLive, ports, per_case, seconds);
+                (case.name, samples)
+            })
+        })
+        .collect();
     let mut samples = Vec::new();
     let started = Instant::now();
     let deadline = started + Duration::from_secs(seconds);
@@ -1223,16 +1176,13 @@ fn soak(ui: &Ui, flags: &flags::Bench, seconds: u64) -> anyhow::Result<()> {
         std::thread::sleep(Duration::from_secs(1));
     }
     let mut results = Vec::new();
-    for (case, loading) in runs {
-        let text = loading.output()?;
-        let load = parse_wrk(&text).with_context(|| format!("reading wrk's output:\n{text}"))?;
+    for run in runs {
+        let (case, samples) = run
+            .join()
+            .map_err(|_| anyhow::anyhow!("a soak load panicked"))?;
         results.push(SoakCase {
-            case: case.name,
-            requests: load.requests,
-            requests_per_sec: load.requests_per_sec,
-            p99_ms: load.p99_ms,
-            unexpected: load.unexpected,
-            socket_errors: load.socket_errors,
+            case,
+            timed: samples.summary(),
         });
     }
     progress.finish_and_clear();
@@ -1261,20 +1211,38 @@ fn soak(ui: &Ui, flags: &flags::Bench, seconds: u64) -> anyhow::Result<()> {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {
         eprintln!(
-            "\n  soak: {} s, every case at once (wrk -t1 -c{per_case} each), api with sinks live\n",
-            report.seconds
+            "\n  soak: {} s, every case at once ({per_case} connection{} each), api with sinks live; \
+             every response timed, no correction\n",
+            report.seconds,
+            if per_case == 1 { "" } else { "s" }
         );
         eprintln!(
-            "  {:<34} {:>10} {:>10} {:>9} {:>11} {:>14}",
-            "case", "requests", "req/s", "p99 ms", "unexpected", "socket errors"
+            "  {:<34} {:>10} {:>8} {:>7} {:>7} {:>8} {:>8} {:>11} {:>14}",
+            "case",
+            "responses",
+            "per s",
+            "p50 ms",
+            "p99 ms",
+            "p99.9 ms",
+            "max ms",
+            "unexpected",
+            "socket errors"
         );
         for c in &report.cases {
+            let t = &c.timed;
             eprintln!(
-                "  {:<34} {:>10} {:>10.0} {:>9.1} {:>11} {:>14}",
-                c.case, c.requests, c.requests_per_sec, c.p99_ms, c.unexpected, c.socket_errors
+                "  {:<34} {:>10} {:>8.0} {:>7.2} {:>7.2} {:>8.2} {:>8.1} {:>11} {:>14}",
+                c.case,
+                t.responses,
+                t.responses_per_sec,
+                t.p50_ms,
+                t.p99_ms,
+                t.p999_ms,
+                t.max_ms,
+                t.unexpected,
+                t.socket_errors
             );
         }
-        eprintln!("  p99: {PERCENTILES_ARE}");
         let every_ten: Vec<String> = report
             .rss_samples_bytes
             .iter()
@@ -1315,11 +1283,11 @@ fn soak(ui: &Ui, flags: &flags::Bench, seconds: u64) -> anyhow::Result<()> {
     let failed: Vec<String> = report
         .cases
         .iter()
-        .filter(|c| c.unexpected + c.socket_errors > 0)
+        .filter(|c| c.timed.unexpected + c.timed.socket_errors > 0)
         .map(|c| {
             format!(
                 "{}: {} wrong statuses, {} socket errors",
-                c.case, c.unexpected, c.socket_errors
+                c.case, c.timed.unexpected, c.timed.socket_errors
             )
         })
         .collect();
@@ -1784,7 +1752,19 @@ fn timed_load(
     connections: u32,
     seconds: u64,
 ) -> timed::Samples {
-    let port = server.ports[usize::from(case.uncached)];
+    timed_load_at(case, target, server.ports, connections, seconds)
+}
+
+/// [`timed_load`] on a server's `ports` (the cached and uncached
+/// listeners), for a load on a thread of its own.
+fn timed_load_at(
+    case: &Case,
+    target: Target,
+    ports: [u16; 2],
+    connections: u32,
+    seconds: u64,
+) -> timed::Samples {
+    let port = ports[usize::from(case.uncached)];
     let host = format!("127.0.0.1:{port}");
     let pages = if case.path.contains("{page}") {
         SPREAD_PAGES

@@ -300,8 +300,9 @@ pub struct Bench {
     pub no_sinks: bool,
 
     /// Instead of the comparison, a soak: every case at once, steadily, on
-    /// the api (telemetry sinks live) for this many seconds. Reports each
-    /// case's requests and errors (any wrong answer fails the run) and
+    /// the api (telemetry sinks live) for this many seconds, every
+    /// response timed with no correction. Reports each case's responses,
+    /// p50, p99, p99.9, longest and errors (any wrong answer fails the run) and
     /// workerd's memory at the start, at the end and at its highest; and
     /// every 10 s, right after a full garbage collection of both isolates
     /// (asked for through V8's inspector), its RSS, JS heap and wasm memory:

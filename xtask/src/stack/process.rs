@@ -66,11 +66,6 @@ impl Supervised {
         self.child.id()
     }
 
-    /// Waits until the process ends by itself (a run of fixed length).
-    pub fn wait(&mut self) -> std::io::Result<ExitStatus> {
-        self.child.wait()
-    }
-
     /// The exit status if the server has stopped by itself.
     pub fn exited(&mut self) -> Option<ExitStatus> {
         self.child.try_wait().ok().flatten()
