@@ -879,7 +879,7 @@ pub fn run(ui: &Ui, flags: &flags::Bench) -> anyhow::Result<()> {
                             let samples = timed_load(
                                 case,
                                 target,
-                                server(target),
+                                server(target).ports,
                                 flags.connections,
                                 flags.timed,
                             );
@@ -1129,7 +1129,7 @@ fn soak(ui: &Ui, flags: &flags::Bench, seconds: u64) -> anyhow::Result<()> {
         for case in &selected {
             check(case, Target::ApiSinksLive, &server)
                 .with_context(|| format!("{} on the api", case.name))?;
-            timed_load(case, Target::ApiSinksLive, &server, 2, 2);
+            timed_load(case, Target::ApiSinksLive, server.ports, 2, 2);
         }
         Ok(())
     })?;
@@ -1156,7 +1156,7 @@ fn soak(ui: &Ui, flags: &flags::Bench, seconds: u64) -> anyhow::Result<()> {
             let case = case.clone();
             let ports = server.ports;
             std::thread::spawn(move || {
-                let samples = timed_load_at(&case, Target::ApiSinksLive, ports, per_case, seconds);
+                let samples = timed_load(&case, Target::ApiSinksLive, ports, per_case, seconds);
                 (case.name, samples)
             })
         })
@@ -1742,22 +1742,11 @@ fn wrk_load(
     Ok(load)
 }
 
-/// A load of `case` on `target` whose responses are timed one by one: the
-/// same requests wrk sends (for a case spread over pages, each to the next
-/// of `target`'s pages), on as many connections.
+/// A load of `case` on `target`, served at `ports` (its cached and
+/// uncached listeners), whose responses are timed one by one: the same
+/// requests wrk sends (for a case spread over pages, each to the next of
+/// `target`'s pages), on as many connections.
 fn timed_load(
-    case: &Case,
-    target: Target,
-    server: &Server,
-    connections: u32,
-    seconds: u64,
-) -> timed::Samples {
-    timed_load_at(case, target, server.ports, connections, seconds)
-}
-
-/// [`timed_load`] on a server's `ports` (the cached and uncached
-/// listeners), for a load on a thread of its own.
-fn timed_load_at(
     case: &Case,
     target: Target,
     ports: [u16; 2],
