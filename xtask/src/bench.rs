@@ -999,18 +999,14 @@ pub fn run(ui: &Ui, flags: &flags::Bench) -> anyhow::Result<()> {
                 .filter_map(move |(t, l)| wrong_answers(c.case, *t, l))
         })
         .chain(report.timed.iter().flat_map(|c| {
-            c.targets
-                .iter()
-                .filter(|(_, t)| t.unexpected + t.socket_errors > 0)
-                .map(move |(target, t)| {
-                    format!(
-                        "{} on {} (timed one by one): {} wrong statuses, {} socket errors",
-                        c.case,
-                        target.name(),
-                        t.unexpected,
-                        t.socket_errors
-                    )
-                })
+            c.targets.iter().filter_map(move |(target, t)| {
+                let errors = t.errors()?;
+                Some(format!(
+                    "{} on {} (timed one by one): {errors}",
+                    c.case,
+                    target.name()
+                ))
+            })
         }))
         .collect();
     if !unexpected.is_empty() {
@@ -1283,13 +1279,7 @@ fn soak(ui: &Ui, flags: &flags::Bench, seconds: u64) -> anyhow::Result<()> {
     let failed: Vec<String> = report
         .cases
         .iter()
-        .filter(|c| c.timed.unexpected + c.timed.socket_errors > 0)
-        .map(|c| {
-            format!(
-                "{}: {} wrong statuses, {} socket errors",
-                c.case, c.timed.unexpected, c.timed.socket_errors
-            )
-        })
+        .filter_map(|c| Some(format!("{}: {}", c.case, c.timed.errors()?)))
         .collect();
     if !failed.is_empty() {
         bail!("errors during the soak: {}", failed.join(", "));
@@ -1677,6 +1667,21 @@ fn case_path(case: &Case, target: Target) -> String {
     page_path(case, target, 1)
 }
 
+/// The paths a load of `case` on `target` sends its requests to, in turn:
+/// for a case spread over pages, each of `target`'s [`SPREAD_PAGES`]
+/// pages; otherwise the one path. wrk's script and the timed client both
+/// take them from here.
+fn request_paths(case: &Case, target: Target) -> Vec<String> {
+    let pages = if case.path.contains("{page}") {
+        SPREAD_PAGES
+    } else {
+        1
+    };
+    (1..=pages)
+        .map(|page| page_path(case, target, page))
+        .collect()
+}
+
 /// `case.path` with `{target}` and `{page}` filled in: a write goes to
 /// pages of the target's own, so the two targets never contend for a row.
 fn page_path(case: &Case, target: Target, page: u32) -> String {
@@ -1755,16 +1760,12 @@ fn timed_load(
 ) -> timed::Samples {
     let port = ports[usize::from(case.uncached)];
     let host = format!("127.0.0.1:{port}");
-    let pages = if case.path.contains("{page}") {
-        SPREAD_PAGES
-    } else {
-        1
-    };
-    let requests: Vec<Vec<u8>> = (1..=pages)
-        .map(|page| {
+    let requests: Vec<Vec<u8>> = request_paths(case, target)
+        .iter()
+        .map(|path| {
             timed::request(
                 case.method,
-                &page_path(case, target, page),
+                path,
                 &host,
                 &case.headers,
                 case.body.as_deref(),
@@ -1786,10 +1787,9 @@ fn timed_load(
 /// statuses of 400 and above).
 fn wrk_script(case: &Case, target: Target) -> String {
     let mut out = format!("wrk.method = {}\n", lua_string(case.method));
-    if case.path.contains("{page}") {
-        let paths: Vec<String> = (1..=SPREAD_PAGES)
-            .map(|page| lua_string(&page_path(case, target, page)))
-            .collect();
+    let paths = request_paths(case, target);
+    if paths.len() > 1 {
+        let paths: Vec<String> = paths.iter().map(|path| lua_string(path)).collect();
         let _ = write!(
             out,
             "local paths = {{ {} }}\n\
