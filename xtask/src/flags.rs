@@ -16,7 +16,9 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
     long_about = "Build, run locally, test and deploy the edge API platform.\n\n\
         Every command installs what it needs first (idempotently: a second run \
         skips what is already there) and stops every process it started when it \
-        ends, fails or is interrupted."
+        ends, fails or is interrupted.\n\n\
+        A flag whose value is a length of time (<SECONDS>) takes seconds (90) \
+        or a number with a unit (90s, 15m, 1h, 1m30s)."
 )]
 pub struct Xtask {
     #[command(subcommand)]
@@ -149,7 +151,7 @@ pub struct Deploy {
 
     /// Seconds the health checks may take to pass before the Worker is
     /// rolled back.
-    #[arg(long, default_value_t = 60)]
+    #[arg(long, value_name = "SECONDS", default_value_t = 60, value_parser = seconds(1, 3600))]
     pub health_timeout: u64,
 }
 
@@ -172,7 +174,7 @@ pub struct Rollback {
     pub edge_url: Option<String>,
 
     /// Seconds the health check may take to pass.
-    #[arg(long, default_value_t = 60)]
+    #[arg(long, value_name = "SECONDS", default_value_t = 60, value_parser = seconds(1, 3600))]
     pub health_timeout: u64,
 }
 
@@ -217,6 +219,35 @@ pub struct Secrets {
     pub set: Option<String>,
 }
 
+/// The parser of a flag whose value is a length of time in whole seconds,
+/// from `min` to `max`: a bare number is seconds (`90`), and a number with
+/// a unit is read by humantime (`90s`, `15m`, `1h`, `1m30s`), so the
+/// issue's `--soak 60s` and a script's `--soak 60` mean the same.
+fn seconds(
+    min: u64,
+    max: u64,
+) -> impl Fn(&str) -> Result<u64, String> + Clone + Send + Sync + 'static {
+    move |text: &str| {
+        let value = match text.parse::<u64>() {
+            Ok(value) => value,
+            Err(_) => {
+                let duration = humantime::parse_duration(text).map_err(|error| {
+                    format!("{text:?} is not a length of time such as 90, 90s, 15m or 1h ({error})")
+                })?;
+                if duration.subsec_nanos() != 0 {
+                    return Err(format!("{text:?} is not a whole number of seconds"));
+                }
+                duration.as_secs()
+            }
+        };
+        if (min..=max).contains(&value) {
+            Ok(value)
+        } else {
+            Err(format!("{value} s is outside {min} to {max} s"))
+        }
+    }
+}
+
 fn parse_percent(text: &str) -> Result<f64, String> {
     let value: f64 = text
         .parse()
@@ -231,7 +262,7 @@ fn parse_percent(text: &str) -> Result<f64, String> {
 #[derive(Debug, Args)]
 pub struct Bench {
     /// Seconds of load per case, target and round.
-    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..=600))]
+    #[arg(long, value_name = "SECONDS", default_value_t = 5, value_parser = seconds(1, 600))]
     pub duration: u64,
 
     /// Seconds of load per case and target before the rounds, to measure
@@ -242,7 +273,7 @@ pub struct Bench {
     /// starts: a fresh isolate's CPU per page write fell from 3.9 to 3.0 ms
     /// over its first 40 s of load, while the JS reference's did not fall
     /// (BENCHMARKS.md, eighth pass).
-    #[arg(long, default_value_t = 15, value_parser = clap::value_parser!(u64).range(1..=600))]
+    #[arg(long, value_name = "SECONDS", default_value_t = 15, value_parser = seconds(1, 600))]
     pub warmup: u64,
 
     /// Requests each case and target must have served in its warm-up: one
@@ -257,7 +288,7 @@ pub struct Bench {
 
     /// Upper bound, in seconds, of one case and target's warm-up with
     /// `--warmup-requests`.
-    #[arg(long, default_value_t = 120, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    #[arg(long, value_name = "SECONDS", default_value_t = 120, value_parser = seconds(1, 3600))]
     pub warmup_max: u64,
 
     /// Rounds; each round loads every case on every target in turn, so
@@ -281,7 +312,7 @@ pub struct Bench {
     /// longest and count over 10 ms a client of the Worker saw. wrk's own
     /// percentiles are corrected for coordinated omission, which makes its
     /// p99 the length of a run's few longest stalls. 0 leaves it out.
-    #[arg(long, value_name = "SECONDS", default_value_t = 5, value_parser = clap::value_parser!(u64).range(0..=600))]
+    #[arg(long, value_name = "SECONDS", default_value_t = 5, value_parser = seconds(0, 600))]
     pub timed: u64,
 
     /// Open connections of the load generator (wrk -c, one thread).
@@ -300,14 +331,14 @@ pub struct Bench {
     pub no_sinks: bool,
 
     /// Instead of the comparison, a soak: every case at once, steadily, on
-    /// the api (telemetry sinks live) for this many seconds, every
+    /// the api (telemetry sinks live) for this long (60, 60s or 1m), every
     /// response timed with no correction. Reports each case's responses,
     /// p50, p99, p99.9, longest and errors (any wrong answer fails the run) and
     /// workerd's memory at the start, at the end and at its highest; and
     /// every 10 s, right after a full garbage collection of both isolates
     /// (asked for through V8's inspector), its RSS, JS heap and wasm memory:
     /// what the Worker keeps, without garbage not yet collected.
-    #[arg(long, value_name = "SECONDS", value_parser = clap::value_parser!(u64).range(10..=3600))]
+    #[arg(long, value_name = "SECONDS", value_parser = seconds(10, 3600))]
     pub soak: Option<u64>,
 
     /// Start the api's workerd (the one without sinks, or the soak's) with
@@ -345,7 +376,7 @@ pub struct Bench {
 pub struct Fuzz {
     /// Seconds of fuzzing per target. `cargo xtask test` runs each for 15
     /// seconds; an hour per target is a long run.
-    #[arg(long, default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..=604_800))]
+    #[arg(long, value_name = "SECONDS", default_value_t = 60, value_parser = seconds(1, 604_800))]
     pub time: u64,
 
     /// Fuzz nothing; instead fold each target's local corpus
@@ -472,6 +503,68 @@ mod tests {
         assert_eq!(migrate.source.as_deref(), Some(std::path::Path::new("m")));
         assert!(Xtask::try_parse_from(["xtask", "migrate", "--source", "m"]).is_err());
         assert!(Xtask::try_parse_from(["xtask", "migrate", "--local", "--url", "u"]).is_err());
+    }
+
+    #[test]
+    fn lengths_of_time_take_seconds_or_a_unit() {
+        let soak = |text: &str| {
+            Xtask::try_parse_from(["xtask", "bench", "--soak", text]).map(|parsed| {
+                let Command::Bench(bench) = parsed.command else {
+                    panic!("not bench");
+                };
+                bench.soak
+            })
+        };
+        // The issue's own `--soak 60s`, and the same as plain seconds.
+        assert_eq!(soak("60s").unwrap(), Some(60));
+        assert_eq!(soak("60").unwrap(), Some(60));
+        assert_eq!(soak("2m").unwrap(), Some(120));
+        assert_eq!(soak("1m30s").unwrap(), Some(90));
+        assert_eq!(soak("1h").unwrap(), Some(3600));
+        // Out of the flag's range, in either form.
+        for text in ["9", "9s", "2h", "3601"] {
+            let error = soak(text).unwrap_err().to_string();
+            assert!(error.contains("outside 10 to 3600 s"), "{text}: {error}");
+        }
+        // Not a length of time, or not whole seconds.
+        assert!(soak("-5").is_err());
+        for text in ["", "sixty", "60 parsecs", "1.5"] {
+            let error = soak(text).unwrap_err().to_string();
+            assert!(
+                error.contains("is not a length of time"),
+                "{text:?}: {error}"
+            );
+        }
+        let error = soak("1500ms").unwrap_err().to_string();
+        assert!(error.contains("not a whole number of seconds"), "{error}");
+        // `--timed 0` still leaves the timed load out; the others start at 1.
+        let bench = |args: &[&str]| {
+            let parsed = Xtask::try_parse_from(["xtask", "bench"].iter().chain(args)).unwrap();
+            let Command::Bench(bench) = parsed.command else {
+                panic!("not bench");
+            };
+            bench
+        };
+        assert_eq!(bench(&["--timed", "0"]).timed, 0);
+        assert_eq!(bench(&["--duration", "10s", "--warmup", "1m"]).duration, 10);
+        assert_eq!(bench(&["--duration", "10s", "--warmup", "1m"]).warmup, 60);
+        assert!(Xtask::try_parse_from(["xtask", "bench", "--duration", "0s"]).is_err());
+        let defaults = bench(&[]);
+        assert_eq!(
+            (
+                defaults.duration,
+                defaults.warmup,
+                defaults.warmup_max,
+                defaults.timed,
+                defaults.soak
+            ),
+            (5, 15, 120, 5, None)
+        );
+        let parsed = Xtask::try_parse_from(["xtask", "fuzz", "--time", "1h"]).unwrap();
+        let Command::Fuzz(fuzz) = parsed.command else {
+            panic!("not fuzz");
+        };
+        assert_eq!(fuzz.time, 3600);
     }
 
     #[test]
