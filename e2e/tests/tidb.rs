@@ -742,6 +742,48 @@ async fn a_wrong_password_is_refused_by_the_database() {
 }
 
 #[tokio::test]
+async fn a_pooled_connection_the_database_closed_is_not_handed_to_a_request() {
+    use sqlx::Connection as _;
+
+    #[derive(Deserialize)]
+    struct Id {
+        id: u64,
+    }
+    let db = default_gateway().await;
+    let connection_of = || db.query_one_as::<Id>("SELECT CONNECTION_ID() AS id");
+    // The statement's connection goes back to the gateway's pool.
+    let first = connection_of().await.unwrap().id;
+    let mut admin = sqlx::MySqlConnection::connect(&stack().mariadb.url)
+        .await
+        .unwrap();
+    sqlx::query(&format!("KILL CONNECTION {first}"))
+        .execute(&mut admin)
+        .await
+        .unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let alive: i64 =
+            sqlx::query_scalar("SELECT COUNT(*) FROM information_schema.processlist WHERE id = ?")
+                .bind(first)
+                .fetch_one(&mut admin)
+                .await
+                .unwrap();
+        if alive == 0 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{first} was never killed"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // The next statement gets a working connection, not the dead one's
+    // error (as TiDB Cloud never shows a client its backend connections).
+    let second = connection_of().await.unwrap_or_else(|e| panic!("{e}")).id;
+    assert_ne!(second, first);
+}
+
+#[tokio::test]
 async fn sql_errors_name_the_statement_and_carry_the_mysql_code() {
     let db = default_gateway().await;
     let err = db.execute("SELEC 1").await.unwrap_err();

@@ -284,6 +284,23 @@ impl Conn {
         !self.in_flight
     }
 
+    /// Whether the server closed this idle connection or sent something
+    /// on it (a killed connection's error packet, a restart's EOF): an
+    /// idle connection hears nothing, so either way it cannot be used.
+    /// Looks without waiting or consuming (a non-blocking `MSG_PEEK`), so
+    /// the pool can skip such a connection instead of failing the request
+    /// that takes it, as TiDB Cloud's own pool never shows a client its
+    /// dead backend connections.
+    pub fn closed_by_server(&self) -> bool {
+        let socket = socket2::SockRef::from(self.stream.get_ref());
+        let mut byte = [std::mem::MaybeUninit::uninit()];
+        match socket.peek(&mut byte) {
+            // 0 is the server's EOF, 1 a byte nobody asked for.
+            Ok(_) => true,
+            Err(e) => e.kind() != std::io::ErrorKind::WouldBlock,
+        }
+    }
+
     /// How long [`Conn::query`] waits for a whole answer. A server that
     /// accepts the connection but does not answer (overloaded, frozen) is
     /// then reported like one that is down, instead of holding the request

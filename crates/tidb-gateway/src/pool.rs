@@ -49,7 +49,7 @@ impl Pool {
             let mut found = None;
             if let Some(conns) = idle.get_mut(login) {
                 while let Some((conn, since)) = conns.pop() {
-                    if since.elapsed() < MAX_IDLE_AGE {
+                    if since.elapsed() < MAX_IDLE_AGE && !conn.closed_by_server() {
                         found = Some(conn);
                         break;
                     }
