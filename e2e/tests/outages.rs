@@ -35,6 +35,112 @@ async fn dependencies_freeze_and_recover() {
     frozen_telemetry_sinks_change_no_answer().await;
     a_stopped_redis_and_database_come_back_after_a_restart().await;
     stopped_telemetry_sinks_change_no_answer_and_are_used_again_once_back().await;
+    a_database_out_of_connections_is_a_503_to_retry_and_nothing_is_written().await;
+}
+
+/// MariaDB out of connections (its `Too many connections`, 1040, as TiDB
+/// Cloud refuses past a connection or request-unit quota): the reads that
+/// need it and the writes are 503 problems with `Retry-After`, since the
+/// request was sound and the client may retry, not a 500 that reports a
+/// bug of ours; nothing is written; and once it has room again everything
+/// works with no restart. (Found by loading a page write on 128
+/// connections, where the API answered 500.)
+async fn a_database_out_of_connections_is_a_503_to_retry_and_nothing_is_written() {
+    use sqlx::Connection as _;
+
+    let slug = create_page().await;
+    let url = format!("{}/v1/pages/{slug}", api());
+    let new_page = format!("{}/v1/pages/{}", api(), unique("never-"));
+    let connect = || sqlx::MySqlConnection::connect(&stack().mariadb.url);
+    let mut admin = connect().await.unwrap();
+    let limit: i64 = sqlx::query_scalar("SELECT CAST(@@max_connections AS SIGNED)")
+        .fetch_one(&mut admin)
+        .await
+        .unwrap();
+    sqlx::query("SET GLOBAL max_connections = 10")
+        .execute(&mut admin)
+        .await
+        .unwrap();
+    // The gateway's idle connections go, so that it has to open new ones;
+    // then this test takes every connection MariaDB has left.
+    let others: Vec<i64> = sqlx::query_scalar(
+        "SELECT CAST(id AS SIGNED) FROM information_schema.processlist \
+         WHERE user = 'app' AND id <> CONNECTION_ID()",
+    )
+    .fetch_all(&mut admin)
+    .await
+    .unwrap();
+    for id in others {
+        let _ = sqlx::query(&format!("KILL CONNECTION {id}"))
+            .execute(&mut admin)
+            .await;
+    }
+    let mut taken = Vec::new();
+    let refusal = loop {
+        match connect().await {
+            Ok(connection) => taken.push(connection),
+            Err(e) => break e.to_string(),
+        }
+        assert!(taken.len() < 20, "MariaDB kept accepting connections");
+    };
+    let write = |url: String, title: &'static str| async move {
+        http()
+            .put(url)
+            .header("cf-access-jwt-assertion", user_token("ops@example.com"))
+            .json(&json!({"title": title, "body": "b"}))
+            .send()
+            .await
+            .unwrap()
+    };
+    let mut answers = Vec::new();
+    for response in [
+        http().get(&url).send().await.unwrap(),
+        write(url.clone(), "while full").await,
+        write(new_page.clone(), "while full").await,
+    ] {
+        let status = response.status();
+        let retry_after = response.headers().get("retry-after").cloned();
+        let content_type = response.headers().get("content-type").cloned();
+        answers.push((
+            status,
+            retry_after,
+            content_type,
+            response.text().await.unwrap(),
+        ));
+    }
+    // Room again before anything is asserted, so a failure here leaves the
+    // other scenarios a working database.
+    for connection in taken {
+        let _ = connection.close().await;
+    }
+    sqlx::query(&format!("SET GLOBAL max_connections = {limit}"))
+        .execute(&mut admin)
+        .await
+        .unwrap();
+
+    assert!(refusal.contains("Too many connections"), "{refusal}");
+    for (status, retry_after, content_type, body) in answers {
+        assert_eq!(status, 503, "{body}");
+        assert_eq!(retry_after.unwrap(), "5");
+        assert_eq!(content_type.unwrap(), "application/problem+json");
+        let problem: Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(problem["type"], "/problems/unavailable", "{body}");
+        assert!(!body.contains("Too many connections"), "{body}");
+    }
+    let revision: i64 = sqlx::query_scalar("SELECT revision FROM pages WHERE slug = ?")
+        .bind(&slug)
+        .fetch_one(&mut admin)
+        .await
+        .unwrap();
+    assert_eq!(revision, 1, "a refused write left a revision");
+    until_status(&new_page, 404).await;
+    let written = write(url.clone(), "after").await;
+    assert_eq!(written.status(), 200);
+    let page: Value = http().get(&url).send().await.unwrap().json().await.unwrap();
+    assert_eq!(
+        (page["revision"].clone(), page["title"].clone()),
+        (json!(2), json!("after"))
+    );
 }
 
 async fn a_stopped_redis_and_database_come_back_after_a_restart() {

@@ -61,8 +61,10 @@ pub async fn timed<T>(
 }
 
 /// A database failure as the client sees it: 504 when it was too slow,
-/// 503 with `Retry-After` when it is unreachable or failing, 500 (cause
-/// kept for the logs) when our SQL was refused.
+/// 503 with `Retry-After` when it is unreachable, failing or refusing for
+/// now (out of connections or quota, busy, a lock or conflict: see
+/// [`tidb_http::Error::is_temporary`]), 500 (cause kept for the logs) when
+/// our SQL was refused.
 pub fn db_problem(error: tidb_http::Error) -> Problem {
     let unavailable = |detail: &str| {
         let mut problem = Problem::new(ProblemType::Unavailable, detail).with_header(
@@ -85,6 +87,7 @@ pub fn db_problem(error: tidb_http::Error) -> Problem {
         tidb_http::ErrorKind::Database(db) if db.status >= 500 || db.status == 401 => {
             unavailable("The database is unavailable; try again shortly.")
         }
+        _ if error.is_temporary() => unavailable("The database is busy; try again shortly."),
         _ => Problem::internal(error),
     }
 }
@@ -93,4 +96,85 @@ pub fn db_problem(error: tidb_http::Error) -> Problem {
 /// RFC 3339 (`2026-11-23T10:00:00.123Z`).
 pub fn rfc3339(stored: &str) -> String {
     format!("{}Z", stored.replacen(' ', "T", 1))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::http::StatusCode;
+    use axum::response::IntoResponse;
+
+    /// The SQL API's answer, whatever it is asked.
+    struct Answer(u16, String);
+
+    impl outbound::Fetch for Answer {
+        fn fetch(
+            &self,
+            _: outbound::Request,
+            _: std::time::Duration,
+        ) -> outbound::BoxFuture<'_, Result<outbound::Response, outbound::FetchError>> {
+            let response = axum::http::Response::builder()
+                .status(self.0)
+                .header("content-type", "application/json")
+                .body(outbound::Bytes::from(self.1.clone()))
+                .expect("a response");
+            Box::pin(async move { Ok(response) })
+        }
+    }
+
+    /// What a client is told when a statement failed with the SQL API's
+    /// `status` and error `code`: status, `Retry-After` and body.
+    async fn answer(
+        status: u16,
+        code: i64,
+        message: &str,
+    ) -> (StatusCode, Option<HeaderValue>, String) {
+        let body = format!(r#"{{"code":{code},"message":"{message}"}}"#);
+        let client = tidb_http::Client::new(
+            tidb_http::Config::new("gateway01.example.com", "user", "password"),
+            Arc::new(Answer(status, body)),
+        );
+        let error = client.execute("SELECT 1").await.unwrap_err();
+        let response = db_problem(error).into_response();
+        let status = response.status();
+        let retry_after = response.headers().get(header::RETRY_AFTER).cloned();
+        let bytes = axum::body::to_bytes(response.into_body(), 4096)
+            .await
+            .unwrap();
+        (
+            status,
+            retry_after,
+            String::from_utf8(bytes.to_vec()).unwrap(),
+        )
+    }
+
+    #[tokio::test]
+    async fn a_database_out_of_connections_or_quota_is_a_503_to_retry_not_our_500() {
+        for (status, code, message) in [
+            (400, 1040, "Too many connections"),
+            (400, 8252, "Exceeded resource group quota limitation"),
+            (
+                400,
+                1205,
+                "Lock wait timeout exceeded; try restarting transaction",
+            ),
+            (400, 9007, "Write conflict"),
+            (429, 0, "too many requests"),
+        ] {
+            let (got, retry_after, body) = answer(status, code, message).await;
+            assert_eq!(got, StatusCode::SERVICE_UNAVAILABLE, "{code}: {body}");
+            assert_eq!(
+                retry_after.as_ref().map(|v| v.as_bytes()),
+                Some(RETRY_AFTER_SECS.as_bytes())
+            );
+            assert!(body.contains("The database is busy"), "{body}");
+            // The database's own words stay in the logs.
+            assert!(!body.contains(message), "{body}");
+        }
+        // Our SQL refused: a bug of ours, reported as one.
+        let (got, retry_after, body) =
+            answer(400, 1064, "You have an error in your SQL syntax").await;
+        assert_eq!(got, StatusCode::INTERNAL_SERVER_ERROR, "{body}");
+        assert_eq!(retry_after, None);
+    }
 }

@@ -117,7 +117,48 @@ impl Error {
     pub fn is_timeout(&self) -> bool {
         matches!(self.kind, ErrorKind::Transport(FetchError::Timeout(_)))
     }
+
+    /// The database rolled the whole transaction back and may be asked to
+    /// run it again from its start: a deadlock's victim, or one of the
+    /// conflicts TiDB documents as safe to retry.
+    pub fn is_retryable_transaction(&self) -> bool {
+        self.mysql_errno()
+            .is_some_and(|n| RETRYABLE_TRANSACTION.contains(&n))
+    }
+
+    /// The database cannot serve the statement now but may shortly: it is
+    /// out of connections or of its quota, a part of the cluster is slow
+    /// or busy, a lock was not granted in time, or the transaction was
+    /// rolled back for a conflict ([`Error::is_retryable_transaction`]).
+    /// The SQL API's own `429 Too Many Requests` counts too. The request
+    /// was sound; the client should try again later, and it is no bug of
+    /// ours.
+    pub fn is_temporary(&self) -> bool {
+        self.is_retryable_transaction()
+            || self.database().is_some_and(|db| db.status == 429)
+            || self.mysql_errno().is_some_and(|n| BUSY.contains(&n))
+    }
 }
+
+/// After these the engine has rolled the transaction back, and running it
+/// again from the start is safe: MySQL's deadlock (1213); TiDB's commit
+/// conflicts and failed commits, each documented with "the application can
+/// safely retry the whole transaction" or as a write conflict (8002, 8005,
+/// 8022, 8028, 9007; TiDB's error-codes reference).
+const RETRYABLE_TRANSACTION: [u16; 6] = [1213, 8002, 8005, 8022, 8028, 9007];
+
+/// Refusals for now, not for the statement: MySQL's too many connections
+/// (1040), too many for the user (1203), a user resource limit (1226),
+/// lock wait timeout (1205, which rolls back the statement, not the
+/// transaction) and lost connection during a query (2013); TiDB's outdated
+/// schema (8027), no start timestamp from PD (8120), resource group quota
+/// exceeded (8252, how TiDB Cloud Serverless refuses past its request
+/// units), PD or TiKV timeouts, busy, unavailable regions, lock resolution
+/// timeouts and too many requests (9001-9005, 9008), and TiFlash timeouts
+/// and busy (9012, 9013).
+const BUSY: [u16; 16] = [
+    1040, 1203, 1205, 1226, 2013, 8027, 8120, 8252, 9001, 9002, 9003, 9004, 9005, 9008, 9012, 9013,
+];
 
 impl fmt::Display for ErrorKind {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -180,6 +221,50 @@ mod tests {
         );
         assert_eq!(err.mysql_errno(), Some(1062));
         assert!(err.is_duplicate_entry());
+    }
+
+    fn database_error(status: u16, code: Option<ErrorCode>) -> Error {
+        Error::new(
+            Some("SELECT 1"),
+            ErrorKind::Database(DatabaseError {
+                status,
+                code,
+                message: "m".into(),
+            }),
+        )
+    }
+
+    #[test]
+    fn refusals_for_now_are_told_from_refusals_of_the_statement() {
+        let coded = |code: i64| database_error(400, Some(ErrorCode::Number(code)));
+        // Rolled back whole, and safe to run again.
+        for code in [1213, 8002, 8005, 8022, 8028, 9007] {
+            assert!(coded(code).is_retryable_transaction(), "{code}");
+            assert!(coded(code).is_temporary(), "{code}");
+        }
+        // Busy, out of connections or quota: later, not again at once.
+        for code in [
+            1040, 1203, 1205, 1226, 2013, 8027, 8120, 8252, 9001, 9003, 9005, 9008,
+        ] {
+            assert!(!coded(code).is_retryable_transaction(), "{code}");
+            assert!(coded(code).is_temporary(), "{code}");
+        }
+        // The statement itself is wrong, or the data refuses it: no retry
+        // helps (a duplicate key has its own handling).
+        for code in [1062, 1064, 1146, 1406, 8004, 9006] {
+            assert!(!coded(code).is_retryable_transaction(), "{code}");
+            assert!(!coded(code).is_temporary(), "{code}");
+        }
+        // A code sent as text counts the same.
+        let text = database_error(400, Some(ErrorCode::Text("1040".into())));
+        assert!(text.is_temporary());
+        // The SQL API's own rate limit, with or without a code.
+        assert!(database_error(429, None).is_temporary());
+        assert!(database_error(429, Some(ErrorCode::Text("rate limited".into()))).is_temporary());
+        assert!(!database_error(400, None).is_temporary());
+        assert!(!database_error(403, Some(ErrorCode::Number(1045))).is_temporary());
+        // Not the service's answer at all.
+        assert!(!Error::new(None, ErrorKind::NoRows).is_temporary());
     }
 
     #[test]

@@ -224,8 +224,13 @@ pub async fn save(
 ) -> Result<Written, tidb_http::Error> {
     // Two writers creating the same new page both see no row; the second
     // insert then fails on the unique slug. Once more, it sees the row.
+    // The same once more for a transaction the database rolled back for a
+    // conflict (a deadlock, TiDB's write conflicts): it says running it
+    // again is safe, and the client should not have to.
     match try_save(db, slug, draft, precondition).await {
-        Err(e) if e.is_duplicate_entry() => try_save(db, slug, draft, precondition).await,
+        Err(e) if e.is_duplicate_entry() || e.is_retryable_transaction() => {
+            try_save(db, slug, draft, precondition).await
+        }
         other => other,
     }
 }
@@ -325,8 +330,20 @@ async fn try_save(
     }
 }
 
-/// Soft-deletes the live page `slug`, if `precondition` holds.
+/// Soft-deletes the live page `slug`, if `precondition` holds (run once
+/// more if the database rolled it back for a conflict, as [`save`]).
 pub async fn delete(
+    db: &Client,
+    slug: &str,
+    precondition: &Precondition,
+) -> Result<Deleted, tidb_http::Error> {
+    match try_delete(db, slug, precondition).await {
+        Err(e) if e.is_retryable_transaction() => try_delete(db, slug, precondition).await,
+        other => other,
+    }
+}
+
+async fn try_delete(
     db: &Client,
     slug: &str,
     precondition: &Precondition,
@@ -363,5 +380,136 @@ pub async fn delete(
             drop(tx);
             Err(e)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::{Arc, Mutex};
+    use std::time::Duration;
+
+    use super::*;
+
+    /// The SQL API for one locked page (id 7, revision 3), answering each
+    /// statement by its kind, except that the statements starting with
+    /// `fail_on` get `code` as long as `failures` lasts. Keeps every query.
+    struct Scripted {
+        fail_on: &'static str,
+        code: u16,
+        failures: Mutex<usize>,
+        queries: Mutex<Vec<String>>,
+    }
+
+    impl Scripted {
+        fn new(fail_on: &'static str, code: u16, failures: usize) -> Arc<Self> {
+            Arc::new(Scripted {
+                fail_on,
+                code,
+                failures: Mutex::new(failures),
+                queries: Mutex::new(Vec::new()),
+            })
+        }
+
+        fn count(&self, prefix: &str) -> usize {
+            let queries = self.queries.lock().unwrap();
+            queries.iter().filter(|q| q.starts_with(prefix)).count()
+        }
+    }
+
+    impl outbound::Fetch for Scripted {
+        fn fetch(
+            &self,
+            request: outbound::Request,
+            _: Duration,
+        ) -> outbound::BoxFuture<'_, Result<outbound::Response, outbound::FetchError>> {
+            let sent: serde_json::Value = serde_json::from_slice(request.body()).unwrap();
+            let query = sent["query"].as_str().unwrap().to_owned();
+            self.queries.lock().unwrap().push(query.clone());
+            let mut failures = self.failures.lock().unwrap();
+            let (status, body) = if query.starts_with(self.fail_on) && *failures > 0 {
+                *failures -= 1;
+                let message = "conflict, rolled back";
+                (
+                    400,
+                    format!(r#"{{"code":{},"message":"{message}"}}"#, self.code),
+                )
+            } else if query.starts_with("SELECT id, revision") {
+                let types = r#"[{"name":"id","type":"BIGINT","nullable":false},
+                    {"name":"revision","type":"BIGINT","nullable":false},
+                    {"name":"deleted","type":"BIGINT","nullable":false},
+                    {"name":"now","type":"VARCHAR","nullable":false}]"#;
+                let rows = r#"[["7","3","0","2026-12-04 10:00:00.000"]]"#;
+                (200, format!(r#"{{"types":{types},"rows":{rows}}}"#))
+            } else {
+                (200, r#"{"types":[],"rows":[],"rowsAffected":1}"#.to_owned())
+            };
+            let response = axum::http::Response::builder()
+                .status(status)
+                .header("TiDB-Session", "session-1")
+                .body(outbound::Bytes::from(body))
+                .expect("a response");
+            Box::pin(async move { Ok(response) })
+        }
+    }
+
+    fn client(api: &Arc<Scripted>) -> Client {
+        let config = tidb_http::Config::new("gateway01.example.com", "user", "password");
+        Client::new(config, api.clone())
+    }
+
+    const DRAFT: Draft<'static> = Draft {
+        title: "T",
+        body: "b",
+        author: "a@example.com",
+    };
+
+    const ANY: Precondition = Precondition {
+        if_match: None,
+        if_none_match: None,
+    };
+
+    #[tokio::test]
+    async fn a_write_rolled_back_for_a_conflict_is_run_once_more() {
+        // TiDB's write conflict at the commit, then a commit that holds.
+        let api = Scripted::new("COMMIT", 9007, 1);
+        let Written::Updated(page) = save(&client(&api), "p", &DRAFT, &ANY).await.unwrap() else {
+            panic!("not an update");
+        };
+        assert_eq!((page.id, page.revision), (7, 4));
+        assert_eq!((api.count("BEGIN"), api.count("COMMIT")), (2, 2));
+
+        // A deadlock's victim at the locking read.
+        let api = Scripted::new("SELECT id, revision", 1213, 1);
+        let written = save(&client(&api), "p", &DRAFT, &ANY).await.unwrap();
+        assert!(matches!(written, Written::Updated(_)), "{written:?}");
+        assert_eq!(api.count("BEGIN"), 2);
+
+        let api = Scripted::new("UPDATE pages SET deleted_at", 8022, 1);
+        let deleted = delete(&client(&api), "p", &ANY).await.unwrap();
+        assert!(matches!(deleted, Deleted::Deleted), "{deleted:?}");
+        assert_eq!((api.count("BEGIN"), api.count("COMMIT")), (2, 1));
+    }
+
+    #[tokio::test]
+    async fn a_second_conflict_or_a_refusal_for_now_is_the_callers() {
+        // Once more only: the second conflict goes to the client (a 503).
+        let api = Scripted::new("COMMIT", 9007, 2);
+        let error = save(&client(&api), "p", &DRAFT, &ANY).await.unwrap_err();
+        assert!(error.is_retryable_transaction(), "{error}");
+        assert_eq!(api.count("BEGIN"), 2);
+
+        // Out of connections: not run again here, the database is busy.
+        let api = Scripted::new("BEGIN", 1040, 1);
+        let error = save(&client(&api), "p", &DRAFT, &ANY).await.unwrap_err();
+        assert!(
+            error.is_temporary() && !error.is_retryable_transaction(),
+            "{error}"
+        );
+        assert_eq!(api.count("BEGIN"), 1);
+
+        let api = Scripted::new("UPDATE pages SET deleted_at", 1205, 1);
+        let error = delete(&client(&api), "p", &ANY).await.unwrap_err();
+        assert_eq!(error.mysql_errno(), Some(1205));
+        assert_eq!(api.count("BEGIN"), 1);
     }
 }
