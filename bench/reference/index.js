@@ -486,36 +486,17 @@ async function adminIdentity(c) {
   }
 }
 
-app.put("/v1/pages/:slug", async (c) => {
-  const claims = await adminIdentity(c);
-  if (!claims) return problem(c, 401, "A valid Cloudflare Access token is required.");
-  const slug = c.req.param("slug");
-  if (!SLUG.test(slug)) return problem(c, 400, "A slug is 1 to 128 lowercase letters, digits and inner hyphens.");
-  if (!(c.req.header("content-type") ?? "").startsWith("application/json")) {
-    return problem(c, 415, "Send the page as application/json.");
-  }
-  let draft;
+/** Duplicate key, deadlock, and TiDB's conflicts safe to run again. */
+const RETRIED_ERRORS = new Set([1062, 1213, 8002, 8005, 8022, 8028, 9007]);
+
+/**
+ * One page write as one transaction: the same statements as the API's
+ * (crates/api/src/pages/store.rs), the database's time read once, with the
+ * lock, and stored everywhere. `null` when `ifMatch` does not hold.
+ */
+async function writePage(db, slug, title, body, author, ifMatch) {
+  const tx = await db.begin({ isolation: "READ COMMITTED" });
   try {
-    draft = await c.req.json();
-  } catch {
-    return problem(c, 400, "The body is not valid JSON.");
-  }
-  const title = draft?.title;
-  const body = draft?.body;
-  if (typeof title !== "string" || typeof body !== "string") {
-    return problem(c, 422, "title and body must be strings.");
-  }
-  if ([...body].length > 131072) return problem(c, 422, "body is too long.");
-  if (!title.trim() || [...title].length > 200 || /[\u0000-\u001f\u007f-\u009f]/.test(title)) {
-    return problem(c, 422, "title must be 1 to 200 characters without control characters.");
-  }
-  const ifMatch = c.req.header("if-match");
-  const author = claims.email ?? claims.common_name ?? "unknown";
-  const tx = await database(c.env).begin({ isolation: "READ COMMITTED" });
-  let written;
-  try {
-    // The same statements as the API's (crates/api/src/pages/store.rs):
-    // the database's time read once, with the lock, and stored everywhere.
     const [locked] = await tx.execute(
       "SELECT id, revision, deleted_at IS NOT NULL AS deleted, UTC_TIMESTAMP(3) AS now FROM pages WHERE slug = ? FOR UPDATE",
       [slug],
@@ -523,7 +504,7 @@ app.put("/v1/pages/:slug", async (c) => {
     const current = locked && Number(locked.deleted) === 0 ? `"${locked.id}.${locked.revision}"` : null;
     if (ifMatch && ifMatch !== "*" && !ifMatch.split(",").some((t) => t.trim() === current)) {
       await tx.rollback();
-      return problem(c, 412, "The page changed since that ETag.");
+      return null;
     }
     let id;
     let number;
@@ -551,16 +532,60 @@ app.put("/v1/pages/:slug", async (c) => {
       [id, number, title, body, author, now],
     );
     await tx.commit();
-    written = {
+    return {
       created: !locked,
       id,
       page: { slug, title, body, revision: number, author, updated_at: rfc3339(now) },
     };
   } catch (e) {
     await tx.rollback().catch(() => {});
+    throw e;
+  }
+}
+
+app.put("/v1/pages/:slug", async (c) => {
+  const claims = await adminIdentity(c);
+  if (!claims) return problem(c, 401, "A valid Cloudflare Access token is required.");
+  const slug = c.req.param("slug");
+  if (!SLUG.test(slug)) return problem(c, 400, "A slug is 1 to 128 lowercase letters, digits and inner hyphens.");
+  if (!(c.req.header("content-type") ?? "").startsWith("application/json")) {
+    return problem(c, 415, "Send the page as application/json.");
+  }
+  let draft;
+  try {
+    draft = await c.req.json();
+  } catch {
+    return problem(c, 400, "The body is not valid JSON.");
+  }
+  const title = draft?.title;
+  const body = draft?.body;
+  if (typeof title !== "string" || typeof body !== "string") {
+    return problem(c, 422, "title and body must be strings.");
+  }
+  if ([...body].length > 131072) return problem(c, 422, "body is too long.");
+  if (!title.trim() || [...title].length > 200 || /[\u0000-\u001f\u007f-\u009f]/.test(title)) {
+    return problem(c, 422, "title must be 1 to 200 characters without control characters.");
+  }
+  const ifMatch = c.req.header("if-match");
+  const author = claims.email ?? claims.common_name ?? "unknown";
+  const db = database(c.env);
+  const write = () => writePage(db, slug, title, body, author, ifMatch);
+  let written;
+  try {
+    // Once more, as the API does (crates/api/src/pages/store.rs `save`),
+    // when two writers created the same new page at once or the database
+    // rolled the transaction back for a conflict.
+    try {
+      written = await write();
+    } catch (e) {
+      if (!RETRIED_ERRORS.has(e?.details?.code)) throw e;
+      written = await write();
+    }
+  } catch (e) {
     console.error("page write", String(e));
     return problem(c, 503, "The database is unavailable; try again shortly.", { "retry-after": "5" });
   }
+  if (written === null) return problem(c, 412, "The page changed since that ETag.");
   const keys = cacheKeys(slug);
   try {
     await c.get("redis").script(INVALIDATE, [keys.version], [VERSION_TTL_MS]);

@@ -72,6 +72,12 @@ pub(super) fn prepare(
             // Keep memory small: several stacks may run side by side.
             "--innodb-buffer-pool-size=64M",
             "--innodb-log-file-size=16M",
+            // The TiDB gateway stand-in holds one connection per open
+            // transaction, and TiDB Cloud has no cap near MariaDB's default
+            // 151: `cargo xtask bench --connections 128` on the busy page
+            // ran past it (a transaction per connection, waiting on the
+            // row lock, plus the ones in flight as a load ends).
+            "--max-connections=1000",
             "--character-set-server=utf8mb4",
             "--collation-server=utf8mb4_bin",
         ]);
