@@ -150,7 +150,9 @@ const RETRYABLE_TRANSACTION: [u16; 6] = [1213, 8002, 8005, 8022, 8028, 9007];
 /// Refusals for now, not for the statement: MySQL's too many connections
 /// (1040), too many for the user (1203), a user resource limit (1226),
 /// lock wait timeout (1205, which rolls back the statement, not the
-/// transaction) and lost connection during a query (2013); TiDB's outdated
+/// transaction) and lost connection during a query (2013: at a `COMMIT`
+/// its outcome is unknown, so a client's retry of a page write may add the
+/// same revision twice, which its `If-Match` prevents); TiDB's outdated
 /// schema (8027), no start timestamp from PD (8120), resource group quota
 /// exceeded (8252, how TiDB Cloud Serverless refuses past its request
 /// units), PD or TiKV timeouts, busy, unavailable regions, lock resolution
