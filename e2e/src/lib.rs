@@ -24,6 +24,15 @@ pub fn http() -> reqwest::Client {
         .expect("http client")
 }
 
+/// A connection to the stack's MariaDB as the app's user, to check what the
+/// Worker wrote (or change the server, as the outage tests do).
+pub async fn database() -> sqlx::MySqlConnection {
+    use sqlx::Connection as _;
+    sqlx::MySqlConnection::connect(&stack().mariadb.url)
+        .await
+        .unwrap_or_else(|e| panic!("connecting to MariaDB: {e}"))
+}
+
 /// A value unique to this test run, to find what a test wrote.
 pub fn unique(prefix: &str) -> String {
     format!("{prefix}{}", uuid::Uuid::new_v4().simple())

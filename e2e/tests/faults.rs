@@ -35,7 +35,6 @@ use e2e::faults::{
 };
 use e2e::{api, http, stack, unique};
 use serde_json::{json, Value};
-use sqlx::Connection;
 
 const WRITERS: usize = 3;
 const READERS: usize = 2;
@@ -708,9 +707,7 @@ impl Run {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn every_dependency_fails_under_load_and_nothing_is_lost_or_duplicated() {
-    let mut db = sqlx::MySqlConnection::connect(&stack().mariadb.url)
-        .await
-        .unwrap();
+    let mut db = e2e::database().await;
     let client = format!("2001:db8:{}::1", &unique("")[..4]);
     for dependency in [
         Dependency::Redis,
@@ -735,9 +732,7 @@ async fn every_dependency_fails_under_load_and_nothing_is_lost_or_duplicated() {
             run.check_answers(dependency);
             if dependency == Dependency::Database && matches!(fault, Fault::Stop) {
                 // The connection above did not survive the restart.
-                db = sqlx::MySqlConnection::connect(&stack().mariadb.url)
-                    .await
-                    .unwrap();
+                db = e2e::database().await;
             }
             run.check_pages(&mut db).await;
             run.check_uploads(&mut db, &client).await;

@@ -14,15 +14,20 @@ use e2e::faults::{frozen_sinks, stopped_sinks, until_sinks_ready, until_status, 
 use e2e::{api, eventually, http, stack, unique};
 use serde_json::{json, Value};
 
-async fn create_page() -> String {
-    let slug = unique("outage-");
-    let created = http()
-        .put(format!("{}/v1/pages/{slug}", api()))
+/// `PUT` of the page at `url` with `title`, as an editor.
+async fn write_page(url: &str, title: &str) -> reqwest::Response {
+    http()
+        .put(url)
         .header("cf-access-jwt-assertion", user_token("ops@example.com"))
-        .json(&json!({"title": "t", "body": "b"}))
+        .json(&json!({"title": title, "body": "b"}))
         .send()
         .await
-        .unwrap();
+        .unwrap()
+}
+
+async fn create_page() -> String {
+    let slug = unique("outage-");
+    let created = write_page(&format!("{}/v1/pages/{slug}", api()), "t").await;
     assert_eq!(created.status(), 201);
     slug
 }
@@ -51,8 +56,7 @@ async fn a_database_out_of_connections_is_a_503_to_retry_and_nothing_is_written(
     let slug = create_page().await;
     let url = format!("{}/v1/pages/{slug}", api());
     let new_page = format!("{}/v1/pages/{}", api(), unique("never-"));
-    let connect = || sqlx::MySqlConnection::connect(&stack().mariadb.url);
-    let mut admin = connect().await.unwrap();
+    let mut admin = e2e::database().await;
     let limit: i64 = sqlx::query_scalar("SELECT CAST(@@max_connections AS SIGNED)")
         .fetch_one(&mut admin)
         .await
@@ -77,26 +81,18 @@ async fn a_database_out_of_connections_is_a_503_to_retry_and_nothing_is_written(
     }
     let mut taken = Vec::new();
     let refusal = loop {
-        match connect().await {
+        // Connected by hand: the refusal is what this loop waits for.
+        match sqlx::MySqlConnection::connect(&stack().mariadb.url).await {
             Ok(connection) => taken.push(connection),
             Err(e) => break e.to_string(),
         }
         assert!(taken.len() < 20, "MariaDB kept accepting connections");
     };
-    let write = |url: String, title: &'static str| async move {
-        http()
-            .put(url)
-            .header("cf-access-jwt-assertion", user_token("ops@example.com"))
-            .json(&json!({"title": title, "body": "b"}))
-            .send()
-            .await
-            .unwrap()
-    };
     let mut answers = Vec::new();
     for response in [
         http().get(&url).send().await.unwrap(),
-        write(url.clone(), "while full").await,
-        write(new_page.clone(), "while full").await,
+        write_page(&url, "while full").await,
+        write_page(&new_page, "while full").await,
     ] {
         let status = response.status();
         let retry_after = response.headers().get("retry-after").cloned();
@@ -134,7 +130,7 @@ async fn a_database_out_of_connections_is_a_503_to_retry_and_nothing_is_written(
         .unwrap();
     assert_eq!(revision, 1, "a refused write left a revision");
     until_status(&new_page, 404).await;
-    let written = write(url.clone(), "after").await;
+    let written = write_page(&url, "after").await;
     assert_eq!(written.status(), 200);
     let page: Value = http().get(&url).send().await.unwrap().json().await.unwrap();
     assert_eq!(
@@ -199,13 +195,7 @@ async fn a_stopped_redis_and_database_come_back_after_a_restart() {
     assert_eq!(response.headers()["retry-after"], "5");
     let body: Value = response.json().await.unwrap();
     assert_eq!(body["type"], "/problems/unavailable");
-    let write = http()
-        .put(&url)
-        .header("cf-access-jwt-assertion", user_token("ops@example.com"))
-        .json(&json!({"title": "during the outage", "body": "b"}))
-        .send()
-        .await
-        .unwrap();
+    let write = write_page(&url, "during the outage").await;
     assert_eq!(write.status(), 503);
     database.restart();
     until_status(&unread, 404).await;

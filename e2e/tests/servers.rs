@@ -14,9 +14,7 @@ use tokio_util::codec::Framed;
 
 #[tokio::test]
 async fn mariadb_answers_sql_and_has_the_migrations_table() {
-    let mut conn = sqlx::MySqlConnection::connect(&stack().mariadb.url)
-        .await
-        .unwrap();
+    let mut conn = e2e::database().await;
     let (sum, version): (i64, String) = sqlx::query_as("SELECT 1 + 1, VERSION()")
         .fetch_one(&mut conn)
         .await

@@ -743,8 +743,6 @@ async fn a_wrong_password_is_refused_by_the_database() {
 
 #[tokio::test]
 async fn a_pooled_connection_the_database_closed_is_not_handed_to_a_request() {
-    use sqlx::Connection as _;
-
     #[derive(Deserialize)]
     struct Id {
         id: u64,
@@ -753,9 +751,7 @@ async fn a_pooled_connection_the_database_closed_is_not_handed_to_a_request() {
     let connection_of = || db.query_one_as::<Id>("SELECT CONNECTION_ID() AS id");
     // The statement's connection goes back to the gateway's pool.
     let first = connection_of().await.unwrap().id;
-    let mut admin = sqlx::MySqlConnection::connect(&stack().mariadb.url)
-        .await
-        .unwrap();
+    let mut admin = e2e::database().await;
     sqlx::query(&format!("KILL CONNECTION {first}"))
         .execute(&mut admin)
         .await

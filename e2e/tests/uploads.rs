@@ -7,17 +7,10 @@
 use std::time::{Duration, SystemTime};
 
 use e2e::access::user_token;
-use e2e::{api, http, stack, unique};
+use e2e::{api, database, http, stack, unique};
 use serde_json::{json, Value};
-use sqlx::Connection;
 
 const TIMEOUT: Duration = Duration::from_secs(10);
-
-async fn database() -> sqlx::MySqlConnection {
-    sqlx::MySqlConnection::connect(&stack().mariadb.url)
-        .await
-        .unwrap()
-}
 
 async fn grant(author: &str, request: &Value) -> reqwest::Response {
     http()

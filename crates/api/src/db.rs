@@ -98,29 +98,91 @@ pub fn rfc3339(stored: &str) -> String {
     format!("{}Z", stored.replacen(' ', "T", 1))
 }
 
+/// TiDB Cloud's SQL API for unit tests, scripted: every statement gets
+/// the answer its kind is given, except that those starting with a given
+/// text get an error answer for as many times as asked. Keeps every query.
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use axum::http::StatusCode;
-    use axum::response::IntoResponse;
+pub(crate) mod scripted {
+    use std::sync::{Arc, Mutex};
+    use std::time::Duration;
 
-    /// The SQL API's answer, whatever it is asked.
-    struct Answer(u16, String);
+    /// An answer to a change (or a query that found nothing).
+    pub const DONE: &str = r#"{"types":[],"rows":[],"rowsAffected":1}"#;
 
-    impl outbound::Fetch for Answer {
+    pub struct ScriptedSql {
+        answer: fn(&str) -> &'static str,
+        fail_on: &'static str,
+        /// The error answer's status and body.
+        failure: (u16, String),
+        failures: Mutex<usize>,
+        queries: Mutex<Vec<String>>,
+    }
+
+    impl ScriptedSql {
+        /// Answers with `answer(query)`, except the first `failures`
+        /// statements starting with `fail_on`, which get `status` and the
+        /// error `code` with `message`.
+        pub fn new(
+            answer: fn(&str) -> &'static str,
+            fail_on: &'static str,
+            (status, code, message): (u16, i64, &str),
+            failures: usize,
+        ) -> Arc<Self> {
+            let body = format!(r#"{{"code":{code},"message":"{message}"}}"#);
+            Arc::new(ScriptedSql {
+                answer,
+                fail_on,
+                failure: (status, body),
+                failures: Mutex::new(failures),
+                queries: Mutex::new(Vec::new()),
+            })
+        }
+
+        /// A driver talking to this API.
+        pub fn client(self: &Arc<Self>) -> tidb_http::Client {
+            let config = tidb_http::Config::new("gateway01.example.com", "user", "password");
+            tidb_http::Client::new(config, self.clone())
+        }
+
+        /// How many statements sent start with `prefix`.
+        pub fn count(&self, prefix: &str) -> usize {
+            let queries = self.queries.lock().unwrap();
+            queries.iter().filter(|q| q.starts_with(prefix)).count()
+        }
+    }
+
+    impl outbound::Fetch for ScriptedSql {
         fn fetch(
             &self,
-            _: outbound::Request,
-            _: std::time::Duration,
+            request: outbound::Request,
+            _: Duration,
         ) -> outbound::BoxFuture<'_, Result<outbound::Response, outbound::FetchError>> {
+            let sent: serde_json::Value = serde_json::from_slice(request.body()).unwrap();
+            let query = sent["query"].as_str().unwrap().to_owned();
+            self.queries.lock().unwrap().push(query.clone());
+            let mut failures = self.failures.lock().unwrap();
+            let (status, body) = if query.starts_with(self.fail_on) && *failures > 0 {
+                *failures -= 1;
+                self.failure.clone()
+            } else {
+                (200, (self.answer)(&query).to_owned())
+            };
             let response = axum::http::Response::builder()
-                .status(self.0)
-                .header("content-type", "application/json")
-                .body(outbound::Bytes::from(self.1.clone()))
+                .status(status)
+                .header("TiDB-Session", "session-1")
+                .body(outbound::Bytes::from(body))
                 .expect("a response");
             Box::pin(async move { Ok(response) })
         }
     }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::scripted::{ScriptedSql, DONE};
+    use super::*;
+    use axum::http::StatusCode;
+    use axum::response::IntoResponse;
 
     /// What a client is told when a statement failed with the SQL API's
     /// `status` and error `code`: status, `Retry-After` and body.
@@ -129,12 +191,8 @@ mod tests {
         code: i64,
         message: &str,
     ) -> (StatusCode, Option<HeaderValue>, String) {
-        let body = format!(r#"{{"code":{code},"message":"{message}"}}"#);
-        let client = tidb_http::Client::new(
-            tidb_http::Config::new("gateway01.example.com", "user", "password"),
-            Arc::new(Answer(status, body)),
-        );
-        let error = client.execute("SELECT 1").await.unwrap_err();
+        let api = ScriptedSql::new(|_| DONE, "SELECT", (status, code, message), 1);
+        let error = api.client().execute("SELECT 1").await.unwrap_err();
         let response = db_problem(error).into_response();
         let status = response.status();
         let retry_after = response.headers().get(header::RETRY_AFTER).cloned();

@@ -385,76 +385,27 @@ async fn try_delete(
 
 #[cfg(test)]
 mod tests {
-    use std::sync::{Arc, Mutex};
-    use std::time::Duration;
+    use std::sync::Arc;
 
     use super::*;
+    use crate::db::scripted::{ScriptedSql, DONE};
 
-    /// The SQL API for one locked page (id 7, revision 3), answering each
-    /// statement by its kind, except that the statements starting with
-    /// `fail_on` get `code` as long as `failures` lasts. Keeps every query.
-    struct Scripted {
-        fail_on: &'static str,
-        code: u16,
-        failures: Mutex<usize>,
-        queries: Mutex<Vec<String>>,
-    }
-
-    impl Scripted {
-        fn new(fail_on: &'static str, code: u16, failures: usize) -> Arc<Self> {
-            Arc::new(Scripted {
-                fail_on,
-                code,
-                failures: Mutex::new(failures),
-                queries: Mutex::new(Vec::new()),
-            })
-        }
-
-        fn count(&self, prefix: &str) -> usize {
-            let queries = self.queries.lock().unwrap();
-            queries.iter().filter(|q| q.starts_with(prefix)).count()
-        }
-    }
-
-    impl outbound::Fetch for Scripted {
-        fn fetch(
-            &self,
-            request: outbound::Request,
-            _: Duration,
-        ) -> outbound::BoxFuture<'_, Result<outbound::Response, outbound::FetchError>> {
-            let sent: serde_json::Value = serde_json::from_slice(request.body()).unwrap();
-            let query = sent["query"].as_str().unwrap().to_owned();
-            self.queries.lock().unwrap().push(query.clone());
-            let mut failures = self.failures.lock().unwrap();
-            let (status, body) = if query.starts_with(self.fail_on) && *failures > 0 {
-                *failures -= 1;
-                let message = "conflict, rolled back";
-                (
-                    400,
-                    format!(r#"{{"code":{},"message":"{message}"}}"#, self.code),
-                )
-            } else if query.starts_with("SELECT id, revision") {
-                let types = r#"[{"name":"id","type":"BIGINT","nullable":false},
+    /// The SQL API for one page (id 7, revision 3), whose statements that
+    /// start with `fail_on` get the error `code` `failures` times.
+    fn page_api(fail_on: &'static str, code: i64, failures: usize) -> Arc<ScriptedSql> {
+        fn answer(query: &str) -> &'static str {
+            if query.starts_with("SELECT id, revision") {
+                r#"{"types":[{"name":"id","type":"BIGINT","nullable":false},
                     {"name":"revision","type":"BIGINT","nullable":false},
                     {"name":"deleted","type":"BIGINT","nullable":false},
-                    {"name":"now","type":"VARCHAR","nullable":false}]"#;
-                let rows = r#"[["7","3","0","2026-12-04 10:00:00.000"]]"#;
-                (200, format!(r#"{{"types":{types},"rows":{rows}}}"#))
+                    {"name":"now","type":"VARCHAR","nullable":false}],
+                    "rows":[["7","3","0","2026-12-04 10:00:00.000"]]}"#
             } else {
-                (200, r#"{"types":[],"rows":[],"rowsAffected":1}"#.to_owned())
-            };
-            let response = axum::http::Response::builder()
-                .status(status)
-                .header("TiDB-Session", "session-1")
-                .body(outbound::Bytes::from(body))
-                .expect("a response");
-            Box::pin(async move { Ok(response) })
+                DONE
+            }
         }
-    }
-
-    fn client(api: &Arc<Scripted>) -> Client {
-        let config = tidb_http::Config::new("gateway01.example.com", "user", "password");
-        Client::new(config, api.clone())
+        let failure = (400, code, "conflict, rolled back");
+        ScriptedSql::new(answer, fail_on, failure, failures)
     }
 
     const DRAFT: Draft<'static> = Draft {
@@ -471,21 +422,21 @@ mod tests {
     #[tokio::test]
     async fn a_write_rolled_back_for_a_conflict_is_run_once_more() {
         // TiDB's write conflict at the commit, then a commit that holds.
-        let api = Scripted::new("COMMIT", 9007, 1);
-        let Written::Updated(page) = save(&client(&api), "p", &DRAFT, &ANY).await.unwrap() else {
+        let api = page_api("COMMIT", 9007, 1);
+        let Written::Updated(page) = save(&api.client(), "p", &DRAFT, &ANY).await.unwrap() else {
             panic!("not an update");
         };
         assert_eq!((page.id, page.revision), (7, 4));
         assert_eq!((api.count("BEGIN"), api.count("COMMIT")), (2, 2));
 
         // A deadlock's victim at the locking read.
-        let api = Scripted::new("SELECT id, revision", 1213, 1);
-        let written = save(&client(&api), "p", &DRAFT, &ANY).await.unwrap();
+        let api = page_api("SELECT id, revision", 1213, 1);
+        let written = save(&api.client(), "p", &DRAFT, &ANY).await.unwrap();
         assert!(matches!(written, Written::Updated(_)), "{written:?}");
         assert_eq!(api.count("BEGIN"), 2);
 
-        let api = Scripted::new("UPDATE pages SET deleted_at", 8022, 1);
-        let deleted = delete(&client(&api), "p", &ANY).await.unwrap();
+        let api = page_api("UPDATE pages SET deleted_at", 8022, 1);
+        let deleted = delete(&api.client(), "p", &ANY).await.unwrap();
         assert!(matches!(deleted, Deleted::Deleted), "{deleted:?}");
         assert_eq!((api.count("BEGIN"), api.count("COMMIT")), (2, 1));
     }
@@ -493,22 +444,22 @@ mod tests {
     #[tokio::test]
     async fn a_second_conflict_or_a_refusal_for_now_is_the_callers() {
         // Once more only: the second conflict goes to the client (a 503).
-        let api = Scripted::new("COMMIT", 9007, 2);
-        let error = save(&client(&api), "p", &DRAFT, &ANY).await.unwrap_err();
+        let api = page_api("COMMIT", 9007, 2);
+        let error = save(&api.client(), "p", &DRAFT, &ANY).await.unwrap_err();
         assert!(error.is_retryable_transaction(), "{error}");
         assert_eq!(api.count("BEGIN"), 2);
 
         // Out of connections: not run again here, the database is busy.
-        let api = Scripted::new("BEGIN", 1040, 1);
-        let error = save(&client(&api), "p", &DRAFT, &ANY).await.unwrap_err();
+        let api = page_api("BEGIN", 1040, 1);
+        let error = save(&api.client(), "p", &DRAFT, &ANY).await.unwrap_err();
         assert!(
             error.is_temporary() && !error.is_retryable_transaction(),
             "{error}"
         );
         assert_eq!(api.count("BEGIN"), 1);
 
-        let api = Scripted::new("UPDATE pages SET deleted_at", 1205, 1);
-        let error = delete(&client(&api), "p", &ANY).await.unwrap_err();
+        let api = page_api("UPDATE pages SET deleted_at", 1205, 1);
+        let error = delete(&api.client(), "p", &ANY).await.unwrap_err();
         assert_eq!(error.mysql_errno(), Some(1205));
         assert_eq!(api.count("BEGIN"), 1);
     }
