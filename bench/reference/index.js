@@ -69,8 +69,12 @@ return 1
 `;
 
 const INVALIDATE = `${NOW}
-local v = redis.call('INCR', KEYS[1])
+local v = redis.pcall('INCR', KEYS[1])
 local t = now()
+if type(v) == 'table' and v.err then
+  redis.call('DEL', KEYS[1])
+  return tonumber(t)
+end
 if v < tonumber(t) then
   redis.call('SET', KEYS[1], t, 'PX', ARGV[1])
   return tonumber(t)

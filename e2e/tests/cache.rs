@@ -195,6 +195,39 @@ async fn a_lost_version_key_restarts_at_a_newer_version() {
     );
 }
 
+/// Where Redis will not count a version up, the invalidation drops it, as
+/// an eviction would, and the next lookup starts from the clock. Here the
+/// key holds no number; a full Redis, which refuses `INCR` itself, is the
+/// outages test's (it would fail every other test of this binary).
+#[tokio::test]
+async fn a_version_redis_cannot_count_up_is_dropped_for_a_newer_one() {
+    let mut conn = open().await;
+    let key = Key::new("page", &slug());
+    let first = lookup(&mut conn, &key).await.unwrap();
+    fill(&mut conn, &key, first.version, b"old", TEN_MINUTES, 7)
+        .await
+        .unwrap();
+    let () = conn
+        .query(cmd("SET").arg(key.version_key()).arg("not a number"))
+        .await
+        .unwrap();
+
+    let dropped = invalidate(&mut conn, &key).await.unwrap();
+    let left: i64 = conn
+        .query(cmd("EXISTS").arg(key.version_key()))
+        .await
+        .unwrap();
+    assert_eq!(left, 0, "the version key was dropped");
+    assert!(dropped > first.version, "{dropped} after {}", first.version);
+    let fresh = lookup(&mut conn, &key).await.unwrap();
+    assert!(
+        fresh.version >= dropped,
+        "{} after {dropped}",
+        fresh.version
+    );
+    assert_eq!(fresh.value, None);
+}
+
 #[tokio::test]
 async fn a_group_is_invalidated_at_once_and_alone() {
     let mut conn = open().await;

@@ -3,9 +3,9 @@
 //! timeouts) and thawed again; both stopped (SIGTERM: connections refused)
 //! and started again as new processes, the Worker never restarted; then the
 //! telemetry sinks (Bugsink, Prometheus, the Loki stand-in) frozen together,
-//! and stopped together and started again. In its own test binary on
-//! purpose: while a server is frozen, every other test would fail or slow
-//! down.
+//! and stopped together and started again; MariaDB out of connections and
+//! Redis out of memory. In its own test binary on purpose: while a server
+//! is frozen or full, every other test would fail or slow down.
 
 use std::time::Duration;
 
@@ -41,6 +41,7 @@ async fn dependencies_freeze_and_recover() {
     a_stopped_redis_and_database_come_back_after_a_restart().await;
     stopped_telemetry_sinks_change_no_answer_and_are_used_again_once_back().await;
     a_database_out_of_connections_is_a_503_to_retry_and_nothing_is_written().await;
+    a_full_redis_still_invalidates_so_no_read_is_stale().await;
 }
 
 /// MariaDB out of connections (its `Too many connections`, 1040, as TiDB
@@ -137,6 +138,137 @@ async fn a_database_out_of_connections_is_a_503_to_retry_and_nothing_is_written(
         (page["revision"].clone(), page["title"].clone()),
         (json!(2), json!("after"))
     );
+}
+
+/// The status, the page's title and what the cache did for the read
+/// (`server-timing`'s `cache;desc`: `hit`, `miss`, `unavailable`) at `url`.
+async fn title_and_cache(url: &str) -> (u16, Value, String) {
+    let response = http().get(url).send().await.unwrap();
+    let status = response.status().as_u16();
+    let timing = response.headers()["server-timing"].to_str().unwrap();
+    let cache = timing
+        .split(", ")
+        .find_map(|metric| metric.strip_prefix("cache;desc=\""))
+        .and_then(|rest| rest.split('"').next())
+        .unwrap_or_default()
+        .to_owned();
+    let page: Value = response.json().await.unwrap();
+    (status, page["title"].clone(), cache)
+}
+
+/// Redis full: `maxmemory` reached under `noeviction` (a Redis Cloud
+/// database whose memory holds keys without a TTL, or one set to refuse
+/// rather than evict). It still answers, but refuses every command that
+/// needs more memory: no entry can be filled, no version key created or
+/// counted up with `INCR`. A page cached before is still served while it
+/// is current; a write must still make that copy unreachable, since a
+/// write never leaves a stale cache entry behind; reads after it come
+/// from TiDB; and once Redis has room the cache fills again. (Found by
+/// asking what a full Redis does: the invalidation's `INCR` was refused
+/// and the old copy was served until its TTL, ten minutes.)
+async fn a_full_redis_still_invalidates_so_no_read_is_stale() {
+    use std::collections::HashMap;
+
+    use resp::cmd;
+
+    let slug = create_page().await;
+    let url = format!("{}/v1/pages/{slug}", api());
+    let new_page = format!("{}/v1/pages/{}", api(), unique("full-"));
+    title_and_cache(&url).await;
+    let cached = title_and_cache(&url).await;
+
+    let mut redis = e2e::redis::open().await;
+    // A map in RESP3, which the stack's connections speak.
+    let mut before: HashMap<String, String> = redis
+        .query(
+            cmd("CONFIG")
+                .arg("GET")
+                .arg("maxmemory")
+                .arg("maxmemory-policy"),
+        )
+        .await
+        .unwrap();
+    let limit = before.remove("maxmemory").unwrap();
+    let policy = before.remove("maxmemory-policy").unwrap();
+    let () = redis
+        .query(
+            cmd("CONFIG")
+                .arg("SET")
+                .arg("maxmemory-policy")
+                .arg("noeviction"),
+        )
+        .await
+        .unwrap();
+    let () = redis
+        .query(cmd("CONFIG").arg("SET").arg("maxmemory").arg(1))
+        .await
+        .unwrap();
+    let refusal = redis
+        .query::<()>(cmd("SET").arg(unique("full-probe-")).arg("x"))
+        .await
+        .map_err(|e| e.to_string());
+    let hit_while_full = title_and_cache(&url).await;
+    let counted_while_full = http()
+        .get(&url)
+        .send()
+        .await
+        .unwrap()
+        .headers()
+        .contains_key("ratelimit-limit");
+    let written = write_page(&url, "while full").await.status();
+    let read_after_write = title_and_cache(&url).await;
+    let read_again = title_and_cache(&url).await;
+    let created = write_page(&new_page, "new while full").await.status();
+    let new_read = title_and_cache(&new_page).await;
+    // Room again before anything is asserted, so a failure here leaves the
+    // other scenarios a working Redis.
+    let () = redis
+        .query(cmd("CONFIG").arg("SET").arg("maxmemory").arg(&limit))
+        .await
+        .unwrap();
+    let () = redis
+        .query(
+            cmd("CONFIG")
+                .arg("SET")
+                .arg("maxmemory-policy")
+                .arg(&policy),
+        )
+        .await
+        .unwrap();
+
+    assert_eq!(cached, (200, json!("t"), "hit".into()));
+    assert!(
+        matches!(&refusal, Err(e) if e.contains("OOM")),
+        "Redis was not full: {refusal:?}"
+    );
+    assert_eq!(
+        hit_while_full,
+        (200, json!("t"), "hit".into()),
+        "a current entry is still served"
+    );
+    assert!(
+        !counted_while_full,
+        "the limiter cannot count in a full Redis: its policy (fail-open here) lets reads through"
+    );
+    assert_eq!(written, 200);
+    for (read, what) in [(&read_after_write, "first"), (&read_again, "second")] {
+        assert_eq!(
+            (read.0, &read.1),
+            (200, &json!("while full")),
+            "{what} read after the write: {read:?}"
+        );
+        assert_ne!(read.2, "hit", "{what}: {read:?}");
+    }
+    assert_eq!(created, 201);
+    assert_eq!((new_read.0, &new_read.1), (200, &json!("new while full")));
+    eventually("the cache to fill again", || async {
+        title_and_cache(&url).await;
+        let read = title_and_cache(&url).await;
+        (read == (200, json!("while full"), "hit".into())).then_some(())
+    })
+    .await;
+    let counted = http().get(&url).send().await.unwrap();
+    assert!(counted.headers().contains_key("ratelimit-limit"));
 }
 
 async fn a_stopped_redis_and_database_come_back_after_a_restart() {

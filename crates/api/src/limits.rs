@@ -3,8 +3,9 @@
 //! under `/v1/`) and `write` (every other method there but OPTIONS); health
 //! checks, CORS preflights and the OpenAPI document are not limited. A refusal is a 429 problem with
 //! `Retry-After`; every limited response carries the `RateLimit-*` fields.
-//! While Redis cannot be reached, the configured policy decides: fail-open
-//! lets requests through uncounted, fail-closed answers 503.
+//! While Redis cannot count (unreachable, too slow, or refusing the script,
+//! as a full Redis refuses its write), the configured policy decides:
+//! fail-open lets requests through uncounted, fail-closed answers 503.
 
 use axum::extract::Request;
 use axum::http::{HeaderMap, HeaderName, HeaderValue, Method};

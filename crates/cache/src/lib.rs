@@ -31,8 +31,9 @@
 //!
 //! Versions start at Redis' clock in microseconds (`TIME`) and then count
 //! up, never reusing a number: if a version key expires or is evicted
-//! (Redis Cloud's default policy evicts keys with a TTL), the next version
-//! is taken from the clock again and is newer than every version before
+//! (Redis Cloud's default policy evicts keys with a TTL), or an
+//! invalidation drops it because a full Redis will not count it up, the
+//! next version is taken from the clock again and is newer than every version before
 //! it, so old data keys, still alive under their own TTL, are never read
 //! again. (This rests on Redis' clock not stepping back by more than the
 //! time since the last write.)
@@ -123,12 +124,23 @@ return 1
 
 /// KEYS[1]: version key; ARGV[1]: version TTL (ms). Moves the version on
 /// (and at least to the clock), replies with the new version.
+///
+/// Where Redis will not count (full under `noeviction`, which refuses
+/// `INCR` as a command that may take memory, or a key that does not hold
+/// a number), it drops the version key instead, as an eviction would:
+/// `DEL` needs no memory, so a full Redis still takes it, and the next
+/// lookup starts from the clock, past every version before. It then
+/// replies with the clock, which every later version reaches or passes.
 static INVALIDATE: LazyLock<Script> = LazyLock::new(|| {
     Script::new(format!(
         "{NOW}{}",
         r#"
-local v = redis.call('INCR', KEYS[1])
+local v = redis.pcall('INCR', KEYS[1])
 local t = now()
+if type(v) == 'table' and v.err then
+  redis.call('DEL', KEYS[1])
+  return tonumber(t)
+end
 if v < tonumber(t) then
   redis.call('SET', KEYS[1], t, 'PX', ARGV[1])
   return tonumber(t)
@@ -200,7 +212,9 @@ pub async fn fill<R: Redis + ?Sized>(
 
 /// Makes every entry filled so far under `key`'s version unreachable; call
 /// it after the write commits. For an entry of a [`Group`] this is the
-/// whole group. Returns the new version.
+/// whole group. Returns the new version, or, where Redis would not count
+/// and the version was dropped instead (a full Redis), Redis' clock: every
+/// version from then on is at least that.
 pub async fn invalidate<R: Redis + ?Sized>(redis: &mut R, key: &Key) -> Result<u64, resp::Error> {
     bump(redis, key.version_key()).await
 }

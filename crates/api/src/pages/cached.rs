@@ -4,7 +4,10 @@
 //!
 //! The cache is an optimisation only: when Redis is down or slow, lookups
 //! miss, fills and invalidations are skipped (and logged), and reads are
-//! answered from TiDB. If Redis is unreachable exactly when a write
+//! answered from TiDB. A full Redis still answers: current entries are
+//! hit, nothing new is filled, and invalidations still land (the `cache`
+//! crate drops the version where Redis will not count it up). If Redis is
+//! unreachable exactly when a write
 //! commits, an entry filled before the write can outlive it by at most its
 //! TTL (`CACHE_TTL_SECS`); that is the one window left open.
 
