@@ -6,10 +6,20 @@
 //! miss, fills and invalidations are skipped (and logged), and reads are
 //! answered from TiDB. A full Redis still answers: current entries are
 //! hit, nothing new is filled, and invalidations still land (the `cache`
-//! crate drops the version where Redis will not count it up). If Redis is
-//! unreachable exactly when a write
-//! commits, an entry filled before the write can outlive it by at most its
-//! TTL (`CACHE_TTL_SECS`); that is the one window left open.
+//! crate drops the version where Redis will not count it up).
+//!
+//! If Redis cannot be reached when a write commits, an entry filled before
+//! the write would outlive it once Redis is back. The invalidation is
+//! therefore tried again after the response ([`RETRY_WINDOW`], on the
+//! request's `waitUntil`), so a blip leaves the old copy served for the
+//! seconds between Redis' return and the next try, not its TTL. An outage
+//! longer than the window leaves the TTL (`CACHE_TTL_SECS`) as the bound:
+//! the one case left open.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use outbound::Background;
 
 use crate::layers::Timings;
 use crate::redis::RequestRedis;
@@ -22,14 +32,23 @@ const NAMESPACE: &str = "page";
 /// expire together.
 const JITTER: f64 = 0.1;
 
+/// How long after a write a failed invalidation is tried again: inside
+/// the 30 s that Workers give `waitUntil` after the response.
+pub const RETRY_WINDOW: Duration = Duration::from_secs(20);
+/// The first wait before trying again, doubled after each failure up to
+/// [`MAX_RETRY_WAIT`]: a blip is over in well under a second, and a Redis
+/// that is down is not asked more than every few seconds.
+const FIRST_RETRY_WAIT: Duration = Duration::from_millis(250);
+const MAX_RETRY_WAIT: Duration = Duration::from_secs(4);
+
 pub struct PageCache<'a> {
-    app: &'a App,
+    app: &'a Arc<App>,
     redis: &'a RequestRedis,
     timings: &'a Timings,
 }
 
 impl<'a> PageCache<'a> {
-    pub fn new(app: &'a App, redis: &'a RequestRedis, timings: &'a Timings) -> Self {
+    pub fn new(app: &'a Arc<App>, redis: &'a RequestRedis, timings: &'a Timings) -> Self {
         PageCache {
             app,
             redis,
@@ -86,18 +105,68 @@ impl<'a> PageCache<'a> {
     }
 
     /// Makes every cached copy of the page unreachable; call after commit.
-    pub async fn invalidate(&self, slug: &str) {
+    /// If Redis cannot take it now, tries again on `background` after the
+    /// response (see the module's doc); without one (a bare test harness)
+    /// it only logs.
+    pub async fn invalidate(&self, slug: &str, background: Option<&Background>) {
         let started = (self.app.platform.now_millis)();
-        let invalidated = match self.redis.connection().await {
-            Ok(mut connection) => cache::invalidate(&mut *connection, &key(slug)).await,
-            Err(e) => Err(e),
-        };
+        let invalidated = invalidate_on(self.redis, slug).await;
         self.timings
             .record("cache", (self.app.platform.now_millis)() - started);
-        if let Err(e) = invalidated {
-            (self.app.platform.log_error)(&format!(
+        let Err(e) = invalidated else { return };
+        match background {
+            Some(background) => {
+                (self.app.platform.log_error)(&format!(
+                    "page cache invalidation of {slug:?} failed; trying again after the response: {e}"
+                ));
+                background.spawn(Box::pin(invalidate_later(
+                    self.app.clone(),
+                    slug.to_owned(),
+                )));
+            }
+            None => (self.app.platform.log_error)(&format!(
                 "page cache invalidation of {slug:?} failed; a cached copy may live until its TTL: {e}"
+            )),
+        }
+    }
+}
+
+async fn invalidate_on(redis: &RequestRedis, slug: &str) -> Result<u64, resp::Error> {
+    match redis.connection().await {
+        Ok(mut connection) => cache::invalidate(&mut *connection, &key(slug)).await,
+        Err(e) => Err(e),
+    }
+}
+
+/// Tries `slug`'s invalidation again, each time on a connection of its own
+/// (the request's failed for good), until it lands or [`RETRY_WINDOW`] has
+/// passed since the first failure.
+async fn invalidate_later(app: Arc<App>, slug: String) {
+    let timer = app.platform.timer.clone();
+    let window = RETRY_WINDOW.as_secs_f64() * 1000.0;
+    let started = (app.platform.now_millis)();
+    let mut wait = FIRST_RETRY_WAIT;
+    for attempt in 1.. {
+        timer.sleep(wait).await;
+        let redis = RequestRedis::new(&app, timer.clone());
+        let error = match invalidate_on(&redis, &slug).await {
+            Ok(_) => {
+                (app.platform.log_error)(&format!(
+                    "page cache invalidation of {slug:?} landed on try {attempt} after the response"
+                ));
+                return;
+            }
+            Err(e) => e,
+        };
+        wait = (wait * 2).min(MAX_RETRY_WAIT);
+        let elapsed = (app.platform.now_millis)() - started;
+        if elapsed + wait.as_secs_f64() * 1000.0 > window {
+            (app.platform.log_error)(&format!(
+                "page cache invalidation of {slug:?} still failing after {attempt} tries \
+                 over {:.0} s; a cached copy may live until its TTL: {error}",
+                elapsed / 1000.0
             ));
+            return;
         }
     }
 }

@@ -17,6 +17,7 @@ use axum::response::{IntoResponse, Response};
 use axum::Extension;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
+use outbound::Background;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
@@ -300,6 +301,7 @@ async fn put_page(
     State(app): State<Arc<App>>,
     Extension(timings): Extension<Timings>,
     Extension(redis): Extension<RequestRedis>,
+    background: Option<Extension<Background>>,
     Admin(identity): Admin,
     Slug(slug): Slug,
     Transactional(db): Transactional,
@@ -331,7 +333,7 @@ async fn put_page(
         Written::PreconditionFailed => return Err(precondition_failed(&slug)),
     };
     cached::PageCache::new(&app, &redis, &timings)
-        .invalidate(&slug)
+        .invalidate(&slug, background.as_deref())
         .await;
     let location =
         HeaderValue::from_str(&format!("/v1/pages/{slug}")).expect("slugs are header-safe");
@@ -365,10 +367,13 @@ async fn put_page(
          content_type = "application/problem+json"),
         crate::openapi::V1Problems,
     ))]
+// Extractors in the order axum runs them, as for `put_page`.
+#[allow(clippy::too_many_arguments)]
 async fn delete_page(
     State(app): State<Arc<App>>,
     Extension(timings): Extension<Timings>,
     Extension(redis): Extension<RequestRedis>,
+    background: Option<Extension<Background>>,
     _admin: Admin,
     Slug(slug): Slug,
     Transactional(db): Transactional,
@@ -385,7 +390,7 @@ async fn delete_page(
     {
         Deleted::Deleted => {
             cached::PageCache::new(&app, &redis, &timings)
-                .invalidate(&slug)
+                .invalidate(&slug, background.as_deref())
                 .await;
             Ok(StatusCode::NO_CONTENT)
         }
