@@ -114,6 +114,9 @@ pub struct App {
     pub b2: Option<b2::Client>,
     /// Sentry, metrics and logs sinks (each optional).
     pub telemetry: telemetry::Telemetry,
+    /// Whether requests skip Redis for now, after a connection to it
+    /// failed (see [`redis::Skip`]).
+    pub(crate) redis_skip: redis::Skip,
 }
 
 impl App {
@@ -151,6 +154,7 @@ impl App {
             tidb,
             b2,
             telemetry,
+            redis_skip: redis::Skip::default(),
         })
     }
 }

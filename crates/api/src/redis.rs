@@ -6,16 +6,24 @@
 //! I/O). If opening fails, the request does not try again: one request
 //! waits for a dead Redis once, not at every use.
 //!
+//! While a connection to Redis failed lately, requests do not open one at
+//! all ([`Skip`], per isolate).
+//!
 //! (This is `resp::LazyConnection`'s idea with the connector as a trait
 //! object instead of a closure: rustc cannot yet prove the closure form's
 //! futures `Send` inside axum's middleware.)
 
+mod skip;
+
+use std::ops::{Deref, DerefMut};
 use std::sync::Arc;
 
 use futures_util::lock::{MappedMutexGuard, Mutex, MutexGuard};
 
 use crate::config::RedisTarget;
 use crate::App;
+
+pub use skip::{Skip, SKIP_FOR};
 
 type Stream = Box<dyn outbound::Stream>;
 /// An open connection of the request.
@@ -58,24 +66,73 @@ impl RequestRedis {
 
     /// The connection, opened now if this is the first use, for one
     /// exchange at a time. Fails when Redis is not configured, cannot be
-    /// reached, or failed earlier in this request.
-    pub async fn connection(&self) -> Result<MappedMutexGuard<'_, State, Connection>, resp::Error> {
+    /// reached, is being skipped ([`Skip`]), or failed earlier in this
+    /// request.
+    pub async fn connection(&self) -> Result<ConnectionGuard<'_>, resp::Error> {
         let shared = self.0.as_ref().ok_or_else(not_configured)?;
         let mut state = shared.state.lock().await;
         if matches!(state.0, Inner::NotOpened) {
             state.0 = Inner::Failed(resp::Error::Io("opening was cancelled".into()));
-            state.0 = match shared.open().await {
-                Ok(connection) => Inner::Open(connection),
-                Err(e) => Inner::Failed(e),
+            state.0 = match shared.app.redis_skip.admit(shared.now()) {
+                Err(skipped) => Inner::Failed(resp::Error::Io(format!(
+                    "skipped: a connection failed lately; asking again in {:.0} ms",
+                    skipped.for_millis
+                ))),
+                Ok(()) => match shared.open().await {
+                    Ok(connection) => Inner::Open(connection),
+                    Err(e) => {
+                        shared.failed(&e);
+                        Inner::Failed(e)
+                    }
+                },
             };
         }
         if let Inner::Failed(cause) = &state.0 {
             return Err(resp::Error::Unusable(Box::new(cause.clone())));
         }
-        Ok(MutexGuard::map(state, |state| match &mut state.0 {
-            Inner::Open(connection) => connection,
-            _ => unreachable!("open, or returned above"),
-        }))
+        Ok(ConnectionGuard {
+            connection: MutexGuard::map(state, |state| match &mut state.0 {
+                Inner::Open(connection) => connection,
+                _ => unreachable!("open, or returned above"),
+            }),
+            shared,
+        })
+    }
+}
+
+/// The request's open connection, for one exchange. When it is let go,
+/// what became of the connection is the isolate's news: still usable,
+/// Redis answered (ask it again if it was being skipped); broken, Redis
+/// failed (skip it for a while).
+pub struct ConnectionGuard<'a> {
+    connection: MappedMutexGuard<'a, State, Connection>,
+    shared: &'a Shared,
+}
+
+impl Deref for ConnectionGuard<'_> {
+    type Target = Connection;
+
+    fn deref(&self) -> &Connection {
+        &self.connection
+    }
+}
+
+impl DerefMut for ConnectionGuard<'_> {
+    fn deref_mut(&mut self) -> &mut Connection {
+        &mut self.connection
+    }
+}
+
+impl Drop for ConnectionGuard<'_> {
+    fn drop(&mut self) {
+        match self.connection.lost_to() {
+            Some(cause) => self.shared.failed(&cause),
+            None => {
+                if self.shared.app.redis_skip.answered() {
+                    (self.shared.app.platform.log_error)("Redis answers again; asking it again");
+                }
+            }
+        }
     }
 }
 
@@ -84,6 +141,20 @@ fn not_configured() -> resp::Error {
 }
 
 impl Shared {
+    fn now(&self) -> f64 {
+        (self.app.platform.now_millis)()
+    }
+
+    /// Tells the isolate that a connection failed (`cause`, for the log).
+    fn failed(&self, cause: &resp::Error) {
+        if self.app.redis_skip.failed(self.now()) {
+            (self.app.platform.log_error)(&format!(
+                "Redis failed ({cause}); requests skip it for {} s, then one asks again",
+                SKIP_FOR.as_secs()
+            ));
+        }
+    }
+
     async fn open(&self) -> Result<Connection, resp::Error> {
         let target: &RedisTarget = self.app.config.redis.as_ref().ok_or_else(not_configured)?;
         let connecting = self

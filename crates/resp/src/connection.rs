@@ -83,6 +83,9 @@ impl fmt::Debug for Options {
     }
 }
 
+/// What a call dropped before its reply was read leaves behind.
+const DROPPED_MIDWAY: &str = "an earlier call was dropped before its reply was read";
+
 /// Where the request/reply rhythm stands.
 #[derive(Debug, Clone)]
 enum State {
@@ -250,6 +253,17 @@ where
         matches!(self.state, State::Ready)
     }
 
+    /// Why the connection is not usable: the error that lost the
+    /// conversation, or a call dropped before its reply was read (a
+    /// caller's deadline). `None` while it is usable.
+    pub fn lost_to(&self) -> Option<Error> {
+        match &self.state {
+            State::Ready => None,
+            State::InFlight => Some(Error::Protocol(DROPPED_MIDWAY.into())),
+            State::Broken(cause) => Some(cause.clone()),
+        }
+    }
+
     /// Changes the deadline for the following exchanges, e.g. around a
     /// blocking command that is expected to take longer.
     pub fn set_timeout(&mut self, timeout: Duration) {
@@ -403,8 +417,7 @@ where
         match &self.state {
             State::Ready => {}
             State::InFlight => {
-                let cause =
-                    Error::Protocol("an earlier call was dropped before its reply was read".into());
+                let cause = Error::Protocol(DROPPED_MIDWAY.into());
                 self.state = State::Broken(cause.clone());
                 return Err(Error::Unusable(Box::new(cause)));
             }

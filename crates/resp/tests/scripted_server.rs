@@ -455,6 +455,7 @@ async fn a_type_mismatch_is_a_type_error_and_the_connection_stays_usable() {
         "{error:?}"
     );
     assert!(conn.is_usable());
+    assert_eq!(conn.lost_to(), None);
     let pong: String = conn.query(cmd("PING")).await.unwrap();
     assert_eq!(pong, "PONG");
     finish(conn, server).await;
@@ -471,6 +472,7 @@ async fn a_slow_server_times_out_and_the_connection_then_refuses_at_once() {
     assert_eq!(error, Error::Timeout(Duration::from_millis(100)));
     assert!(started.elapsed() < Duration::from_secs(2));
     assert!(!conn.is_usable());
+    assert_eq!(conn.lost_to(), Some(error.clone()), "what lost it");
 
     let started = Instant::now();
     let later = conn
@@ -540,6 +542,11 @@ async fn a_call_dropped_midway_leaves_the_connection_unusable() {
     )
     .await;
     assert!(abandoned.is_err(), "the outer timeout dropped the call");
+    assert!(
+        matches!(conn.lost_to(), Some(Error::Protocol(m)) if m.contains("dropped")),
+        "{:?}",
+        conn.lost_to()
+    );
     let later = conn.query::<Option<String>>(cmd("PING")).await.unwrap_err();
     assert!(matches!(later, Error::Unusable(_)), "{later:?}");
     assert_eq!(writes.lock().unwrap().len(), 2, "PING was never sent");
