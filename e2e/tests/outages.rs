@@ -166,7 +166,7 @@ async fn title_and_cache(url: &str) -> (u16, Value, String) {
 /// write never leaves a stale cache entry behind; reads after it come
 /// from TiDB; and once Redis has room the cache fills again. (Found by
 /// asking what a full Redis does: the invalidation's `INCR` was refused
-/// and the old copy was served until its TTL, ten minutes.)
+/// and the old copy was served until its TTL, five minutes by default.)
 async fn a_full_redis_still_invalidates_so_no_read_is_stale() {
     use std::collections::HashMap;
 
@@ -440,9 +440,9 @@ async fn answers_do_not_wait_for_sinks(slug: &str, how: &str) {
 /// though its invalidation fails, reads meanwhile come from TiDB, and once
 /// Redis is back the invalidation, tried again after the response, lands:
 /// the copy cached before the write stops being served within seconds of
-/// Redis' return instead of at the end of its TTL, ten minutes. (Found by
-/// asking what a Redis blip during a write leaves behind: the old copy,
-/// for its whole TTL.)
+/// Redis' return instead of at the end of its TTL (five minutes by
+/// default). (Found by asking what a Redis blip during a write leaves
+/// behind: the old copy, for its whole TTL.)
 async fn a_write_redis_missed_is_invalidated_once_redis_is_back() {
     let slug = create_page().await;
     let url = format!("{}/v1/pages/{slug}", api());
