@@ -9,7 +9,7 @@ use std::time::Duration;
 use cache::{fill, invalidate, invalidate_group, lookup, Group, Key, Lookup, Ttl, VERSION_TTL};
 use e2e::{stack, unique};
 use outbound::TokioTimer;
-use resp::{cmd, LazyConnection};
+use resp::{cmd, Connection, LazyConnection};
 use tokio::net::TcpStream;
 
 use e2e::redis::{open, options};
@@ -23,6 +23,25 @@ const TEN_MINUTES: Ttl = Ttl {
     base: Duration::from_secs(600),
     jitter: 0.1,
 };
+
+/// A connection and a new page key whose entry holds `b"old"`, with the
+/// version it was filled under.
+async fn an_old_entry(random: u64) -> (Connection<TcpStream>, Key, u64) {
+    let mut conn = open().await;
+    let key = Key::new("page", &slug());
+    let looked_up = lookup(&mut conn, &key).await.unwrap();
+    assert!(fill(
+        &mut conn,
+        &key,
+        looked_up.version,
+        b"old",
+        TEN_MINUTES,
+        random
+    )
+    .await
+    .unwrap());
+    (conn, key, looked_up.version)
+}
 
 #[tokio::test]
 async fn a_miss_is_filled_and_then_hit() {
@@ -48,15 +67,10 @@ async fn a_miss_is_filled_and_then_hit() {
 
 #[tokio::test]
 async fn an_invalidated_entry_misses_under_a_new_version() {
-    let mut conn = open().await;
-    let key = Key::new("page", &slug());
-    let before = lookup(&mut conn, &key).await.unwrap();
-    fill(&mut conn, &key, before.version, b"old", TEN_MINUTES, 2)
-        .await
-        .unwrap();
+    let (mut conn, key, before) = an_old_entry(2).await;
 
     let new_version = invalidate(&mut conn, &key).await.unwrap();
-    assert!(new_version > before.version);
+    assert!(new_version > before);
     let after = lookup(&mut conn, &key).await.unwrap();
     assert_eq!(
         after,
@@ -159,12 +173,7 @@ async fn version_keys_live_long_and_are_refreshed_by_invalidation() {
 async fn a_lost_version_key_restarts_at_a_newer_version() {
     // Redis Cloud evicts keys with a TTL under memory pressure; a version
     // starting again from 0 or 1 could find old data still alive there.
-    let mut conn = open().await;
-    let key = Key::new("page", &slug());
-    let first = lookup(&mut conn, &key).await.unwrap();
-    fill(&mut conn, &key, first.version, b"old", TEN_MINUTES, 5)
-        .await
-        .unwrap();
+    let (mut conn, key, _) = an_old_entry(5).await;
     for _ in 0..3 {
         invalidate(&mut conn, &key).await.unwrap();
     }
@@ -201,12 +210,7 @@ async fn a_lost_version_key_restarts_at_a_newer_version() {
 /// outages test's (it would fail every other test of this binary).
 #[tokio::test]
 async fn a_version_redis_cannot_count_up_is_dropped_for_a_newer_one() {
-    let mut conn = open().await;
-    let key = Key::new("page", &slug());
-    let first = lookup(&mut conn, &key).await.unwrap();
-    fill(&mut conn, &key, first.version, b"old", TEN_MINUTES, 7)
-        .await
-        .unwrap();
+    let (mut conn, key, first) = an_old_entry(7).await;
     let () = conn
         .query(cmd("SET").arg(key.version_key()).arg("not a number"))
         .await
@@ -218,7 +222,7 @@ async fn a_version_redis_cannot_count_up_is_dropped_for_a_newer_one() {
         .await
         .unwrap();
     assert_eq!(left, 0, "the version key was dropped");
-    assert!(dropped > first.version, "{dropped} after {}", first.version);
+    assert!(dropped > first, "{dropped} after {}", first);
     let fresh = lookup(&mut conn, &key).await.unwrap();
     assert!(
         fresh.version >= dropped,
