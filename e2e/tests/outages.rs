@@ -43,6 +43,7 @@ async fn dependencies_freeze_and_recover() {
     stopped_telemetry_sinks_change_no_answer_and_are_used_again_once_back().await;
     a_database_out_of_connections_is_a_503_to_retry_and_nothing_is_written().await;
     a_full_redis_still_invalidates_so_no_read_is_stale().await;
+    redis_at_its_connection_limit_is_done_without_and_a_write_still_invalidates().await;
 }
 
 /// MariaDB out of connections (its `Too many connections`, 1040, as TiDB
@@ -272,6 +273,70 @@ async fn a_full_redis_still_invalidates_so_no_read_is_stale() {
     assert!(counted.headers().contains_key("ratelimit-limit"));
 }
 
+/// Redis at its connection limit (`maxclients`; a Redis Cloud plan caps
+/// connections, at 30 on the free one, and the Worker opens one per
+/// request): it answers a new connection with an error and closes it.
+/// Reads answer from TiDB, a write is answered, no read gets the page
+/// cached before it, and once Redis takes connections again the write's
+/// invalidation, tried again after the response, lands and the cache
+/// hits again.
+async fn redis_at_its_connection_limit_is_done_without_and_a_write_still_invalidates() {
+    use std::collections::HashMap;
+
+    use resp::cmd;
+
+    let slug = create_page().await;
+    let url = format!("{}/v1/pages/{slug}", api());
+    title_and_cache(&url).await;
+    let cached = title_and_cache(&url).await;
+
+    let mut redis = e2e::redis::open().await;
+    let mut before: HashMap<String, String> = redis
+        .query(cmd("CONFIG").arg("GET").arg("maxclients"))
+        .await
+        .unwrap();
+    let limit = before.remove("maxclients").unwrap();
+    let () = redis
+        .query(cmd("CONFIG").arg("SET").arg("maxclients").arg(1))
+        .await
+        .unwrap();
+    let refusal = {
+        let target = &stack().redis;
+        let tcp = tokio::net::TcpStream::connect((target.host.as_str(), target.port))
+            .await
+            .unwrap();
+        resp::Connection::open(
+            tcp,
+            &e2e::redis::options(),
+            std::sync::Arc::new(outbound::TokioTimer),
+        )
+        .await
+        .map(|_| ())
+        .map_err(|e| e.to_string())
+    };
+    let written = write_page(&url, "at the limit").await.status();
+    let read_at_the_limit = title_and_cache(&url).await;
+    let () = redis
+        .query(cmd("CONFIG").arg("SET").arg("maxclients").arg(&limit))
+        .await
+        .unwrap();
+    let room_again = std::time::Instant::now();
+
+    assert_eq!(cached, (200, json!("t"), "hit".into()));
+    assert!(refusal.is_err(), "Redis took a connection past its limit");
+    assert_eq!(written, 200);
+    assert_eq!(
+        read_at_the_limit,
+        (200, json!("at the limit"), "pending".into())
+    );
+    written_page_is_read_until_the_cache_hits_it(&url, "at the limit").await;
+    assert!(
+        room_again.elapsed() < Duration::from_secs(10),
+        "the cache was back {:?} after Redis took connections again",
+        room_again.elapsed()
+    );
+}
+
 async fn a_stopped_redis_and_database_come_back_after_a_restart() {
     let state = stack().state_dir.to_string_lossy().into_owned();
     let slug = create_page().await;
@@ -437,12 +502,14 @@ async fn answers_do_not_wait_for_sinks(slug: &str, how: &str) {
 }
 
 /// Redis frozen while a cached page is written: the write is answered
-/// though its invalidation fails, reads meanwhile come from TiDB, and once
-/// Redis is back the invalidation, tried again after the response, lands:
-/// the copy cached before the write stops being served within seconds of
-/// Redis' return instead of at the end of its TTL (five minutes by
-/// default). (Found by asking what a Redis blip during a write leaves
-/// behind: the old copy, for its whole TTL.)
+/// though its invalidation fails, and until the invalidation lands the
+/// isolate reads that page past the cache (`server-timing`'s
+/// `cache;desc="pending"`), so no read gets the copy cached before the
+/// write, not even once Redis is back and the copy is there again. The
+/// invalidation is tried again after the response and lands within
+/// seconds of Redis' return; then the cache fills and hits again. (Found
+/// by asking what a Redis blip during a write leaves behind: the old copy,
+/// for its whole TTL, five minutes by default.)
 async fn a_write_redis_missed_is_invalidated_once_redis_is_back() {
     let slug = create_page().await;
     let url = format!("{}/v1/pages/{slug}", api());
@@ -461,22 +528,29 @@ async fn a_write_redis_missed_is_invalidated_once_redis_is_back() {
     assert_eq!(written, 200);
     assert_eq!(
         read_while_frozen,
-        (200, json!("while frozen"), "unavailable".into())
+        (200, json!("while frozen"), "pending".into())
     );
-    eventually("the written page instead of the copy cached before", || {
-        let url = url.clone();
-        async move { (title_and_cache(&url).await.1 == json!("while frozen")).then_some(()) }
-    })
-    .await;
+    written_page_is_read_until_the_cache_hits_it(&url, "while frozen").await;
     assert!(
         thawed.elapsed() < Duration::from_secs(10),
-        "the old copy was served for {:?} after Redis was back",
+        "the cache was back {:?} after Redis was",
         thawed.elapsed()
     );
-    for _ in 0..2 {
-        let (status, title, _) = title_and_cache(&url).await;
-        assert_eq!((status, title), (200, json!("while frozen")));
-    }
+}
+
+/// Reads `url` until the cache hits, asserting that every read has the
+/// written `title` (never the copy cached before the write).
+async fn written_page_is_read_until_the_cache_hits_it(url: &str, title: &str) {
+    eventually("the written page read through the cache", || async move {
+        let (status, read, cache) = title_and_cache(url).await;
+        assert_eq!(
+            (status, &read),
+            (200, &json!(title)),
+            "a read after the write (cache: {cache})"
+        );
+        (cache == "hit").then_some(())
+    })
+    .await;
 }
 
 /// Redis frozen (accepts, never answers): reads still answer from TiDB,

@@ -117,6 +117,9 @@ pub struct App {
     /// Whether requests skip Redis for now, after a connection to it
     /// failed (see [`redis::Skip`]).
     pub(crate) redis_skip: redis::Skip,
+    /// Pages written in this isolate whose cache invalidation has not
+    /// landed yet (see `pages::cached`).
+    pub(crate) pending_invalidations: pages::cached::Pending,
 }
 
 impl App {
@@ -155,6 +158,7 @@ impl App {
             b2,
             telemetry,
             redis_skip: redis::Skip::default(),
+            pending_invalidations: Default::default(),
         })
     }
 }

@@ -9,14 +9,20 @@
 //! crate drops the version where Redis will not count it up).
 //!
 //! If Redis cannot be reached when a write commits, an entry filled before
-//! the write would outlive it once Redis is back. The invalidation is
-//! therefore tried again after the response ([`RETRY_WINDOW`], on the
-//! request's `waitUntil`), so a blip leaves the old copy served for the
-//! seconds between Redis' return and the next try, not its TTL. An outage
-//! longer than the window leaves the TTL (`CACHE_TTL_SECS`) as the bound:
-//! the one case left open.
+//! the write would outlive it once Redis is back. So:
+//! - the invalidation is tried again after the response ([`RETRY_WINDOW`],
+//!   on the request's `waitUntil`);
+//! - until it lands, the isolate that took the write reads that page past
+//!   the cache ([`Pending`]), so its readers, the writer among them, never
+//!   get the old copy, not even between Redis' return and the next try.
+//!
+//! What is left open: another isolate (another location) may serve the old
+//! copy for the seconds between Redis' return and the try that lands, or,
+//! after an outage longer than the window, until the entry's TTL
+//! (`CACHE_TTL_SECS`).
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use outbound::Background;
@@ -41,6 +47,32 @@ pub const RETRY_WINDOW: Duration = Duration::from_secs(20);
 const FIRST_RETRY_WAIT: Duration = Duration::from_millis(250);
 const MAX_RETRY_WAIT: Duration = Duration::from_secs(4);
 
+/// The pages whose invalidation has not landed yet, in this isolate, each
+/// until when it may still be cached (ms since the epoch: the write, plus
+/// the longest TTL an entry can have). Their reads go past the cache.
+#[derive(Debug, Default)]
+pub struct Pending(Mutex<HashMap<String, f64>>);
+
+impl Pending {
+    fn add(&self, slug: &str, until: f64, now: f64) {
+        let mut pending = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        pending.retain(|_, until| *until > now);
+        pending.insert(slug.to_owned(), until);
+    }
+
+    fn remove(&self, slug: &str) {
+        let mut pending = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        if !pending.is_empty() {
+            pending.remove(slug);
+        }
+    }
+
+    fn contains(&self, slug: &str, now: f64) -> bool {
+        let pending = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        !pending.is_empty() && pending.get(slug).is_some_and(|until| *until > now)
+    }
+}
+
 pub struct PageCache<'a> {
     app: &'a Arc<App>,
     redis: &'a RequestRedis,
@@ -57,13 +89,18 @@ impl<'a> PageCache<'a> {
     }
 
     /// The entry's version and, on a hit, its bytes; `None` when Redis
-    /// cannot be asked or the cache is off (then nothing is filled either).
+    /// cannot be asked, the cache is off, or the page's invalidation has
+    /// not landed yet ([`Pending`]); then nothing is filled either.
     pub async fn lookup(&self, slug: &str) -> Option<cache::Lookup> {
         if self.app.config.cache_ttl_secs == 0 {
             self.timings.record_described("cache", Some("off"), 0.0);
             return None;
         }
         let started = (self.app.platform.now_millis)();
+        if self.app.pending_invalidations.contains(slug, started) {
+            self.timings.record_described("cache", Some("pending"), 0.0);
+            return None;
+        }
         let looked_up = match self.redis.connection().await {
             Ok(mut connection) => cache::lookup(&mut *connection, &key(slug)).await,
             Err(e) => Err(e),
@@ -111,9 +148,16 @@ impl<'a> PageCache<'a> {
     pub async fn invalidate(&self, slug: &str, background: Option<&Background>) {
         let started = (self.app.platform.now_millis)();
         let invalidated = invalidate_on(self.redis, slug).await;
-        self.timings
-            .record("cache", (self.app.platform.now_millis)() - started);
-        let Err(e) = invalidated else { return };
+        let now = (self.app.platform.now_millis)();
+        self.timings.record("cache", now - started);
+        let Err(e) = invalidated else {
+            self.app.pending_invalidations.remove(slug);
+            return;
+        };
+        let longest_ttl = self.app.config.cache_ttl_secs as f64 * 1000.0 * (1.0 + JITTER);
+        self.app
+            .pending_invalidations
+            .add(slug, now + longest_ttl, now);
         match background {
             Some(background) => {
                 (self.app.platform.log_error)(&format!(
@@ -151,6 +195,7 @@ async fn invalidate_later(app: Arc<App>, slug: String) {
         let redis = RequestRedis::new(&app, timer.clone());
         let error = match invalidate_on(&redis, &slug).await {
             Ok(_) => {
+                app.pending_invalidations.remove(&slug);
                 (app.platform.log_error)(&format!(
                     "page cache invalidation of {slug:?} landed on try {attempt} after the response"
                 ));
@@ -180,4 +225,34 @@ pub fn decode(bytes: &[u8]) -> Option<Page> {
     let (id, mut page): (i64, Page) = serde_json::from_slice(bytes).ok()?;
     page.id = id;
     Some(page)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_pending_page_is_read_past_the_cache_until_it_lands_or_its_entry_expires() {
+        let pending = Pending::default();
+        assert!(!pending.contains("intro", 0.0));
+        pending.add("intro", 1_000.0, 0.0);
+        assert!(pending.contains("intro", 999.0));
+        assert!(!pending.contains("other", 999.0), "only that page");
+        assert!(
+            !pending.contains("intro", 1_000.0),
+            "no entry filled before the write lives past its TTL"
+        );
+        pending.add("intro", 5_000.0, 0.0);
+        pending.remove("intro");
+        assert!(!pending.contains("intro", 1.0), "its invalidation landed");
+    }
+
+    #[test]
+    fn pages_whose_entries_expired_are_forgotten_at_the_next_write() {
+        let pending = Pending::default();
+        pending.add("old", 100.0, 0.0);
+        pending.add("new", 2_000.0, 1_000.0);
+        let kept = pending.0.lock().unwrap();
+        assert_eq!(kept.keys().collect::<Vec<_>>(), ["new"]);
+    }
 }

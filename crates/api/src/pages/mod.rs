@@ -4,7 +4,7 @@
 //! writes take `If-Match` (412 on a lost update) or `If-None-Match: *`
 //! (create only). Storage is [`store`]; this module is the HTTP side.
 
-mod cached;
+pub(crate) mod cached;
 mod precondition;
 pub mod store;
 
