@@ -47,29 +47,34 @@ pub const RETRY_WINDOW: Duration = Duration::from_secs(20);
 const FIRST_RETRY_WAIT: Duration = Duration::from_millis(250);
 const MAX_RETRY_WAIT: Duration = Duration::from_secs(4);
 
-/// The pages whose invalidation has not landed yet, in this isolate, each
-/// until when it may still be cached (ms since the epoch: the write, plus
-/// the longest TTL an entry can have). Their reads go past the cache.
+/// The pages whose invalidation has not landed yet, in this isolate: for
+/// each, when its failed invalidation was noted and until when an entry
+/// filled before it may still be cached (ms since the epoch: the write,
+/// plus the longest TTL an entry can have). Their reads go past the cache.
 #[derive(Debug, Default)]
-pub struct Pending(Mutex<HashMap<String, f64>>);
+pub struct Pending(Mutex<HashMap<String, (f64, f64)>>);
 
 impl Pending {
-    fn add(&self, slug: &str, until: f64, now: f64) {
+    /// A write's invalidation failed at `now`.
+    fn add(&self, slug: &str, now: f64, until: f64) {
         let mut pending = self.0.lock().unwrap_or_else(|e| e.into_inner());
-        pending.retain(|_, until| *until > now);
-        pending.insert(slug.to_owned(), until);
+        pending.retain(|_, (_, until)| *until > now);
+        pending.insert(slug.to_owned(), (now, until));
     }
 
-    fn remove(&self, slug: &str) {
+    /// An invalidation of `slug` sent at `sent` landed. It covers a failure
+    /// noted before it was sent (that write had committed by then), not
+    /// one noted since: that one waits for its own.
+    fn landed(&self, slug: &str, sent: f64) {
         let mut pending = self.0.lock().unwrap_or_else(|e| e.into_inner());
-        if !pending.is_empty() {
+        if pending.get(slug).is_some_and(|(noted, _)| *noted < sent) {
             pending.remove(slug);
         }
     }
 
     fn contains(&self, slug: &str, now: f64) -> bool {
         let pending = self.0.lock().unwrap_or_else(|e| e.into_inner());
-        !pending.is_empty() && pending.get(slug).is_some_and(|until| *until > now)
+        !pending.is_empty() && pending.get(slug).is_some_and(|(_, until)| *until > now)
     }
 }
 
@@ -151,13 +156,13 @@ impl<'a> PageCache<'a> {
         let now = (self.app.platform.now_millis)();
         self.timings.record("cache", now - started);
         let Err(e) = invalidated else {
-            self.app.pending_invalidations.remove(slug);
+            self.app.pending_invalidations.landed(slug, started);
             return;
         };
         let longest_ttl = self.app.config.cache_ttl_secs as f64 * 1000.0 * (1.0 + JITTER);
         self.app
             .pending_invalidations
-            .add(slug, now + longest_ttl, now);
+            .add(slug, now, now + longest_ttl);
         match background {
             Some(background) => {
                 (self.app.platform.log_error)(&format!(
@@ -193,9 +198,10 @@ async fn invalidate_later(app: Arc<App>, slug: String) {
     for attempt in 1.. {
         timer.sleep(wait).await;
         let redis = RequestRedis::new(&app, timer.clone());
+        let sent = (app.platform.now_millis)();
         let error = match invalidate_on(&redis, &slug).await {
             Ok(_) => {
-                app.pending_invalidations.remove(&slug);
+                app.pending_invalidations.landed(&slug, sent);
                 (app.platform.log_error)(&format!(
                     "page cache invalidation of {slug:?} landed on try {attempt} after the response"
                 ));
@@ -235,23 +241,37 @@ mod tests {
     fn a_pending_page_is_read_past_the_cache_until_it_lands_or_its_entry_expires() {
         let pending = Pending::default();
         assert!(!pending.contains("intro", 0.0));
-        pending.add("intro", 1_000.0, 0.0);
+        pending.add("intro", 0.0, 1_000.0);
         assert!(pending.contains("intro", 999.0));
         assert!(!pending.contains("other", 999.0), "only that page");
         assert!(
             !pending.contains("intro", 1_000.0),
             "no entry filled before the write lives past its TTL"
         );
-        pending.add("intro", 5_000.0, 0.0);
-        pending.remove("intro");
-        assert!(!pending.contains("intro", 1.0), "its invalidation landed");
+        pending.add("intro", 10.0, 5_000.0);
+        pending.landed("intro", 11.0);
+        assert!(!pending.contains("intro", 12.0), "its invalidation landed");
+    }
+
+    #[test]
+    fn an_invalidation_sent_before_a_failure_was_noted_does_not_cover_it() {
+        let pending = Pending::default();
+        // A retry's invalidation goes out at 100; another write to the page
+        // commits and fails to invalidate at 150; the retry's lands at 200.
+        pending.add("intro", 150.0, 5_000.0);
+        pending.landed("intro", 100.0);
+        assert!(pending.contains("intro", 200.0), "still pending");
+        pending.landed("intro", 150.0);
+        assert!(pending.contains("intro", 200.0), "the same millisecond");
+        pending.landed("intro", 151.0);
+        assert!(!pending.contains("intro", 200.0));
     }
 
     #[test]
     fn pages_whose_entries_expired_are_forgotten_at_the_next_write() {
         let pending = Pending::default();
-        pending.add("old", 100.0, 0.0);
-        pending.add("new", 2_000.0, 1_000.0);
+        pending.add("old", 0.0, 100.0);
+        pending.add("new", 1_000.0, 2_000.0);
         let kept = pending.0.lock().unwrap();
         assert_eq!(kept.keys().collect::<Vec<_>>(), ["new"]);
     }
