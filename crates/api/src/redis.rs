@@ -87,6 +87,14 @@ impl RequestRedis {
                 },
             };
         }
+        // A connection an earlier exchange lost stays failed for the rest
+        // of the request: the isolate heard of it once, when that
+        // exchange's guard was let go, and is not told again.
+        if let Inner::Open(connection) = &state.0 {
+            if let Some(cause) = connection.lost_to() {
+                state.0 = Inner::Failed(cause);
+            }
+        }
         if let Inner::Failed(cause) = &state.0 {
             return Err(resp::Error::Unusable(Box::new(cause.clone())));
         }
@@ -176,5 +184,59 @@ impl Shared {
             &target.options,
             self.timer.clone(),
         ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Platform;
+
+    /// A Redis that accepts connections and never answers (frozen).
+    async fn frozen_redis() -> String {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!(
+            "redis://127.0.0.1:{}",
+            listener.local_addr().unwrap().port()
+        );
+        tokio::spawn(async move {
+            let mut held = Vec::new();
+            while let Ok((stream, _)) = listener.accept().await {
+                held.push(stream);
+            }
+        });
+        url
+    }
+
+    #[tokio::test]
+    async fn a_lost_connection_is_told_to_the_isolate_once_and_later_requests_skip_redis() {
+        let url = frozen_redis().await;
+        let app = App::new(
+            |name| (name == "REDIS_URL").then(|| url.clone()),
+            Platform::native(),
+        );
+        let request = RequestRedis::new(&app, app.platform.timer.clone());
+        let mut connection = request.connection().await.unwrap();
+        let lost = connection
+            .query::<String>(resp::cmd("PING"))
+            .await
+            .unwrap_err();
+        assert!(matches!(lost, resp::Error::Timeout(_)), "{lost:?}");
+        drop(connection);
+        let skipped_until = app.redis_skip.until().expect("the isolate was told");
+
+        // The same request's next use fails at once, without telling the
+        // isolate again (which would move the end of the skip on).
+        let again = request.connection().await.err().expect("failed for good");
+        assert!(
+            matches!(&again, resp::Error::Unusable(cause) if matches!(**cause, resp::Error::Timeout(_))),
+            "{again:?}"
+        );
+        assert_eq!(app.redis_skip.until(), Some(skipped_until));
+
+        // The next request does not even connect.
+        let next = RequestRedis::new(&app, app.platform.timer.clone());
+        let skipped = next.connection().await.err().expect("skipped");
+        assert!(skipped.to_string().contains("skipped"), "{skipped}");
     }
 }

@@ -84,6 +84,15 @@ impl Skip {
     }
 }
 
+impl Skip {
+    /// Until when Redis is skipped (ms), for tests.
+    #[cfg(test)]
+    pub(crate) fn until(&self) -> Option<f64> {
+        let bits = self.0.load(Ordering::Relaxed);
+        (bits != 0).then(|| f64::from_bits(bits))
+    }
+}
+
 fn millis(d: Duration) -> f64 {
     d.as_secs_f64() * 1000.0
 }
