@@ -32,6 +32,15 @@ async fn create_page() -> String {
     slug
 }
 
+/// The URL of a new page titled `t` that Redis has cached (its second read
+/// is a hit).
+async fn cached_page() -> String {
+    let url = format!("{}/v1/pages/{}", api(), create_page().await);
+    title_and_cache(&url).await;
+    assert_eq!(title_and_cache(&url).await, (200, json!("t"), "hit".into()));
+    url
+}
+
 /// One server frozen at a time, so each scenario sees only its own outage.
 #[tokio::test]
 async fn dependencies_freeze_and_recover() {
@@ -143,7 +152,8 @@ async fn a_database_out_of_connections_is_a_503_to_retry_and_nothing_is_written(
 }
 
 /// The status, the page's title and what the cache did for the read
-/// (`server-timing`'s `cache;desc`: `hit`, `miss`, `unavailable`) at `url`.
+/// (`server-timing`'s `cache;desc`: `hit`, `miss`, `unavailable`, `pending`)
+/// at `url`.
 async fn title_and_cache(url: &str) -> (u16, Value, String) {
     let response = http().get(url).send().await.unwrap();
     let status = response.status().as_u16();
@@ -158,6 +168,43 @@ async fn title_and_cache(url: &str) -> (u16, Value, String) {
     (status, page["title"].clone(), cache)
 }
 
+/// Sets the stack's Redis `settings` (`CONFIG SET`) and returns what they
+/// were, to set back the same way.
+async fn set_redis_config(
+    redis: &mut resp::Connection<tokio::net::TcpStream>,
+    settings: &[(&str, String)],
+) -> Vec<(String, String)> {
+    use resp::cmd;
+
+    let mut before = Vec::new();
+    for (name, value) in settings {
+        // A map in RESP3, which the stack's connections speak.
+        let mut current: std::collections::HashMap<String, String> = redis
+            .query(cmd("CONFIG").arg("GET").arg(*name))
+            .await
+            .unwrap();
+        before.push((name.to_string(), current.remove(*name).unwrap()));
+        let () = redis
+            .query(cmd("CONFIG").arg("SET").arg(*name).arg(value.as_str()))
+            .await
+            .unwrap();
+    }
+    before
+}
+
+/// Sets back what [`set_redis_config`] returned, last setting first.
+async fn restore_redis_config(
+    redis: &mut resp::Connection<tokio::net::TcpStream>,
+    before: Vec<(String, String)>,
+) {
+    let settings: Vec<(&str, String)> = before
+        .iter()
+        .rev()
+        .map(|(name, value)| (name.as_str(), value.clone()))
+        .collect();
+    set_redis_config(redis, &settings).await;
+}
+
 /// Redis full: `maxmemory` reached under `noeviction` (a Redis Cloud
 /// database whose memory holds keys without a TTL, or one set to refuse
 /// rather than evict). It still answers, but refuses every command that
@@ -169,42 +216,21 @@ async fn title_and_cache(url: &str) -> (u16, Value, String) {
 /// asking what a full Redis does: the invalidation's `INCR` was refused
 /// and the old copy was served until its TTL, five minutes by default.)
 async fn a_full_redis_still_invalidates_so_no_read_is_stale() {
-    use std::collections::HashMap;
-
     use resp::cmd;
 
-    let slug = create_page().await;
-    let url = format!("{}/v1/pages/{slug}", api());
+    let url = cached_page().await;
     let new_page = format!("{}/v1/pages/{}", api(), unique("full-"));
-    title_and_cache(&url).await;
-    let cached = title_and_cache(&url).await;
 
     let mut redis = e2e::redis::open().await;
-    // A map in RESP3, which the stack's connections speak.
-    let mut before: HashMap<String, String> = redis
-        .query(
-            cmd("CONFIG")
-                .arg("GET")
-                .arg("maxmemory")
-                .arg("maxmemory-policy"),
-        )
-        .await
-        .unwrap();
-    let limit = before.remove("maxmemory").unwrap();
-    let policy = before.remove("maxmemory-policy").unwrap();
-    let () = redis
-        .query(
-            cmd("CONFIG")
-                .arg("SET")
-                .arg("maxmemory-policy")
-                .arg("noeviction"),
-        )
-        .await
-        .unwrap();
-    let () = redis
-        .query(cmd("CONFIG").arg("SET").arg("maxmemory").arg(1))
-        .await
-        .unwrap();
+    // The policy first: with the limit first, Redis would evict at once.
+    let before = set_redis_config(
+        &mut redis,
+        &[
+            ("maxmemory-policy", "noeviction".into()),
+            ("maxmemory", "1".into()),
+        ],
+    )
+    .await;
     let refusal = redis
         .query::<()>(cmd("SET").arg(unique("full-probe-")).arg("x"))
         .await
@@ -223,22 +249,10 @@ async fn a_full_redis_still_invalidates_so_no_read_is_stale() {
     let created = write_page(&new_page, "new while full").await.status();
     let new_read = title_and_cache(&new_page).await;
     // Room again before anything is asserted, so a failure here leaves the
-    // other scenarios a working Redis.
-    let () = redis
-        .query(cmd("CONFIG").arg("SET").arg("maxmemory").arg(&limit))
-        .await
-        .unwrap();
-    let () = redis
-        .query(
-            cmd("CONFIG")
-                .arg("SET")
-                .arg("maxmemory-policy")
-                .arg(&policy),
-        )
-        .await
-        .unwrap();
+    // other scenarios a working Redis (the limit first, then the policy).
+    restore_redis_config(&mut redis, before).await;
+    let room_again = std::time::Instant::now();
 
-    assert_eq!(cached, (200, json!("t"), "hit".into()));
     assert!(
         matches!(&refusal, Err(e) if e.contains("OOM")),
         "Redis was not full: {refusal:?}"
@@ -263,10 +277,8 @@ async fn a_full_redis_still_invalidates_so_no_read_is_stale() {
     }
     assert_eq!(created, 201);
     assert_eq!((new_read.0, &new_read.1), (200, &json!("new while full")));
-    eventually("the cache to fill again", || async {
-        title_and_cache(&url).await;
-        let read = title_and_cache(&url).await;
-        (read == (200, json!("while full"), "hit".into())).then_some(())
+    until_the_cache_hits(&url, room_again, Duration::from_secs(10), |read| {
+        assert_eq!((read.0, &read.1), (200, &json!("while full")), "{read:?}")
     })
     .await;
     let counted = http().get(&url).send().await.unwrap();
@@ -281,25 +293,10 @@ async fn a_full_redis_still_invalidates_so_no_read_is_stale() {
 /// invalidation, tried again after the response, lands and the cache
 /// hits again.
 async fn redis_at_its_connection_limit_is_done_without_and_a_write_still_invalidates() {
-    use std::collections::HashMap;
-
-    use resp::cmd;
-
-    let slug = create_page().await;
-    let url = format!("{}/v1/pages/{slug}", api());
-    title_and_cache(&url).await;
-    let cached = title_and_cache(&url).await;
+    let url = cached_page().await;
 
     let mut redis = e2e::redis::open().await;
-    let mut before: HashMap<String, String> = redis
-        .query(cmd("CONFIG").arg("GET").arg("maxclients"))
-        .await
-        .unwrap();
-    let limit = before.remove("maxclients").unwrap();
-    let () = redis
-        .query(cmd("CONFIG").arg("SET").arg("maxclients").arg(1))
-        .await
-        .unwrap();
+    let before = set_redis_config(&mut redis, &[("maxclients", "1".into())]).await;
     let refusal = {
         let target = &stack().redis;
         let tcp = tokio::net::TcpStream::connect((target.host.as_str(), target.port))
@@ -316,13 +313,9 @@ async fn redis_at_its_connection_limit_is_done_without_and_a_write_still_invalid
     };
     let written = write_page(&url, "at the limit").await.status();
     let read_at_the_limit = title_and_cache(&url).await;
-    let () = redis
-        .query(cmd("CONFIG").arg("SET").arg("maxclients").arg(&limit))
-        .await
-        .unwrap();
+    restore_redis_config(&mut redis, before).await;
     let room_again = std::time::Instant::now();
 
-    assert_eq!(cached, (200, json!("t"), "hit".into()));
     assert!(refusal.is_err(), "Redis took a connection past its limit");
     assert_eq!(written, 200);
     assert_eq!(
@@ -506,10 +499,7 @@ async fn answers_do_not_wait_for_sinks(slug: &str, how: &str) {
 /// by asking what a Redis blip during a write leaves behind: the old copy,
 /// for its whole TTL, five minutes by default.)
 async fn a_write_redis_missed_is_invalidated_once_redis_is_back() {
-    let slug = create_page().await;
-    let url = format!("{}/v1/pages/{slug}", api());
-    title_and_cache(&url).await;
-    let cached = title_and_cache(&url).await;
+    let url = cached_page().await;
     let port = format!(":{}", stack().redis.port);
     let frozen = Frozen::new("redis-server", &port);
     let written = write_page(&url, "while frozen").await.status();
@@ -519,7 +509,6 @@ async fn a_write_redis_missed_is_invalidated_once_redis_is_back() {
     drop(frozen);
     let thawed = std::time::Instant::now();
 
-    assert_eq!(cached, (200, json!("t"), "hit".into()));
     assert_eq!(written, 200);
     assert_eq!(
         read_while_frozen,
@@ -536,18 +525,33 @@ async fn written_page_is_read_until_the_cache_hits_it(
     title: &str,
     back: std::time::Instant,
 ) {
-    eventually("the written page read through the cache", || async move {
-        let (status, read, cache) = title_and_cache(url).await;
+    until_the_cache_hits(url, back, Duration::from_secs(10), |read| {
         assert_eq!(
-            (status, &read),
+            (read.0, &read.1),
             (200, &json!(title)),
-            "a read after the write (cache: {cache})"
-        );
-        (cache == "hit").then_some(())
+            "a read after the write: {read:?}"
+        )
+    })
+    .await;
+}
+
+/// Reads `url` until the cache hits, checking every read (status, title,
+/// cache) with `each`, and asserts that the hit came within `within` of
+/// `back`, when Redis was back.
+async fn until_the_cache_hits(
+    url: &str,
+    back: std::time::Instant,
+    within: Duration,
+    each: impl Fn(&(u16, Value, String)),
+) {
+    eventually("a cache hit", || async {
+        let read = title_and_cache(url).await;
+        each(&read);
+        (read.2 == "hit").then_some(())
     })
     .await;
     assert!(
-        back.elapsed() < Duration::from_secs(10),
+        back.elapsed() < within,
         "the cache hit again {:?} after Redis was back",
         back.elapsed()
     );
@@ -561,9 +565,7 @@ async fn written_page_is_read_until_the_cache_hits_it(
 /// Once Redis is back it is asked again, and the cache hits. (Before the
 /// skip every read waited 1 s: 6 a second instead of 228 under `wrk -c8`.)
 async fn reads_bypass_a_frozen_redis_without_waiting_for_it_and_the_cache_returns_after_it() {
-    let slug = create_page().await;
-    let url = format!("{}/v1/pages/{slug}", api());
-    title_and_cache(&url).await;
+    let url = cached_page().await;
     let mut answers = Vec::new();
     let first;
     {
@@ -605,23 +607,14 @@ async fn reads_bypass_a_frozen_redis_without_waiting_for_it_and_the_cache_return
         answers.iter().map(|(took, _)| took).collect::<Vec<_>>()
     );
 
-    eventually("Redis asked again and the cache hit", || {
-        let url = url.clone();
-        async move {
-            let response = http().get(&url).send().await.unwrap();
-            let counted = response.headers().contains_key("ratelimit-limit");
-            let timing = response.headers()["server-timing"]
-                .to_str()
-                .unwrap()
-                .to_owned();
-            (counted && timing.contains("cache;desc=\"hit\"")).then_some(())
-        }
+    until_the_cache_hits(&url, thawed, Duration::from_secs(5), |read| {
+        assert_eq!((read.0, &read.1), (200, &json!("t")), "{read:?}")
     })
     .await;
+    let counted = http().get(&url).send().await.unwrap();
     assert!(
-        thawed.elapsed() < Duration::from_secs(5),
-        "Redis was asked again only {:?} after it was back",
-        thawed.elapsed()
+        counted.headers().contains_key("ratelimit-limit"),
+        "the limiter counts again"
     );
 }
 

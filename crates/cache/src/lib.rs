@@ -33,9 +33,9 @@
 //! up, never reusing a number: if a version key expires or is evicted
 //! (Redis Cloud's default policy evicts keys with a TTL), or an
 //! invalidation drops it because a full Redis will not count it up, the
-//! next version is taken from the clock again and is newer than every version before
-//! it, so old data keys, still alive under their own TTL, are never read
-//! again. (This rests on Redis' clock not stepping back by more than the
+//! next version is taken from the clock again and is newer than every
+//! version before it, so old data keys, still alive under their own TTL,
+//! are never read again. (This rests on Redis' clock not stepping back by more than the
 //! time since the last write.)
 //!
 //! Entries that go stale together share one version: a [`Group`] (the
