@@ -198,6 +198,26 @@ function settle(request, env, ctx, answer) {
   });
 }
 
+/**
+ * Methods whose request runs to its end even when its caller goes away.
+ * The runtime cancels a request whose client disconnects (or whose caller
+ * aborts its service-binding call) and with it every `fetch()` and socket
+ * read still pending; only work handed to `ctx.waitUntil` goes on. A write
+ * cancelled between its locking read and its `COMMIT` would leave its
+ * TiDB transaction open, and the page's row locked for every later writer,
+ * until TiDB's idle timeout (10 minutes); one cancelled after its `COMMIT`
+ * would skip the cache invalidation, and readers would get the old copy
+ * for its TTL. So an answer to anything but a read is also a `waitUntil`
+ * task: it ends with its commit or rollback and its invalidation whether
+ * or not anyone waits for it (the runtime gives such work 30 s after the
+ * disconnect; the request's own deadline is shorter). The scenarios
+ * `a_write_abandoned_*` in `e2e/tests/outages.rs` show both. Reads are
+ * left to be cancelled: they leave nothing behind.
+ */
+const READS = new Set(["GET", "HEAD", "OPTIONS"]);
+
+function ignore() {}
+
 export default {
   /**
    * Not `async`: the Rust side returns an answer that was ready at once
@@ -213,7 +233,9 @@ export default {
       return failed(request, env, ctx, error);
     }
     if (answer instanceof Response) return answer;
-    return settle(request, env, ctx, answer);
+    const settled = settle(request, env, ctx, answer);
+    if (!READS.has(request.method)) ctx.waitUntil(settled.then(ignore, ignore));
+    return settled;
   },
 
   // The cron (wrangler.toml [triggers]); a trap here only fails this run.

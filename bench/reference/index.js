@@ -603,4 +603,19 @@ app.put("/v1/pages/:slug", async (c) => {
 
 app.notFound((c) => problem(c, 404, `There is no route ${c.req.method} ${new URL(c.req.url).pathname}.`));
 
-export default app;
+// A write runs to its end even if its caller goes away, as the API's entry
+// (api-worker/entry.mjs, `READS`) makes sure: its answer is also handed to
+// `waitUntil`, so the runtime does not cancel it with the request.
+const READS = new Set(["GET", "HEAD", "OPTIONS"]);
+
+function ignore() {}
+
+export default {
+  fetch(request, env, ctx) {
+    const answer = app.fetch(request, env, ctx);
+    if (!READS.has(request.method) && answer instanceof Promise) {
+      ctx.waitUntil(answer.then(ignore, ignore));
+    }
+    return answer;
+  },
+};

@@ -133,6 +133,8 @@ pub fn storage() -> b2::Client {
     .expect("the stack's S3 endpoint is a valid URL")
 }
 
+/// The API behind a caller that aborts its call.
+pub mod caller;
 /// Servers frozen or stopped and started again.
 pub mod faults;
 

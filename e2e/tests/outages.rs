@@ -4,12 +4,14 @@
 //! and started again as new processes, the Worker never restarted; then the
 //! telemetry sinks (Bugsink, Prometheus, the Loki stand-in) frozen together,
 //! and stopped together and started again; MariaDB out of connections and
-//! Redis out of memory. In its own test binary on purpose: while a server
-//! is frozen or full, every other test would fail or slow down.
+//! Redis out of memory; and a caller that goes away in the middle of a
+//! write. In its own test binary on purpose: while a server is frozen or
+//! full, every other test would fail or slow down.
 
 use std::time::Duration;
 
 use e2e::access::user_token;
+use e2e::caller::AbortingCaller;
 use e2e::faults::{frozen_sinks, stopped_sinks, until_sinks_ready, until_status, Frozen, Stopped};
 use e2e::{api, eventually, http, stack, unique};
 use serde_json::{json, Value};
@@ -53,6 +55,116 @@ async fn dependencies_freeze_and_recover() {
     a_database_out_of_connections_is_a_503_to_retry_and_nothing_is_written().await;
     a_full_redis_still_invalidates_so_no_read_is_stale().await;
     redis_at_its_connection_limit_is_done_without_and_a_write_still_invalidates().await;
+    let caller = AbortingCaller::start().await;
+    a_write_abandoned_while_it_waits_for_its_row_still_ends_and_frees_it(&caller).await;
+    a_write_abandoned_while_it_commits_still_leaves_no_stale_copy(&caller).await;
+}
+
+/// `PUT` of the page at `path` titled `title` through `caller`, which
+/// gives up `after` the call was made: its answer's status, 599 when it
+/// gave up.
+async fn abandoned_write(caller: &AbortingCaller, path: &str, title: &str, after: Duration) -> u16 {
+    http()
+        .put(caller.url(path, after))
+        .header("cf-access-jwt-assertion", user_token("ops@example.com"))
+        .json(&json!({"title": title, "body": "b"}))
+        .send()
+        .await
+        .unwrap()
+        .status()
+        .as_u16()
+}
+
+/// The page `slug`'s row, locked by a transaction of the test's own until
+/// it is committed: a write to the page waits for it at its locking read.
+async fn lock_row<'db>(
+    db: &'db mut sqlx::MySqlConnection,
+    slug: &str,
+) -> sqlx::Transaction<'db, sqlx::MySql> {
+    use sqlx::Connection as _;
+    let mut lock = db.begin().await.unwrap();
+    sqlx::query("SELECT id FROM pages WHERE slug = ? FOR UPDATE")
+        .bind(slug)
+        .fetch_one(&mut *lock)
+        .await
+        .unwrap();
+    lock
+}
+
+/// The page `slug`'s revisions, oldest first, as (number, title).
+async fn revisions(slug: &str) -> Vec<(i64, String)> {
+    sqlx::query_as(
+        "SELECT r.number, CAST(r.title AS CHAR) FROM revisions r JOIN pages p ON p.id = r.page_id \
+         WHERE p.slug = ? ORDER BY r.number",
+    )
+    .bind(slug)
+    .fetch_all(&mut e2e::database().await)
+    .await
+    .unwrap()
+}
+
+/// A write whose caller gives up while it waits for its page's row (the
+/// runtime cancels such a request) still runs to its end once the row is
+/// free: its transaction commits instead of staying open with the row
+/// locked until TiDB's idle timeout (10 minutes), where every later write
+/// to the page waited out the lock timeout and answered 503.
+async fn a_write_abandoned_while_it_waits_for_its_row_still_ends_and_frees_it(
+    caller: &AbortingCaller,
+) {
+    let slug = create_page().await;
+    let path = format!("/v1/pages/{slug}");
+    let mut db = e2e::database().await;
+    let lock = lock_row(&mut db, &slug).await;
+    let abandoned = abandoned_write(caller, &path, "abandoned", Duration::from_millis(500)).await;
+    lock.commit().await.unwrap();
+    let next = write_page(&format!("{}{path}", api()), "next")
+        .await
+        .status();
+
+    assert_eq!(abandoned, 599, "the caller gave up");
+    assert_eq!(next, 200, "the write after the abandoned one");
+    assert_eq!(
+        revisions(&slug).await,
+        [(1, "t".into()), (2, "abandoned".into()), (3, "next".into())]
+    );
+}
+
+/// A write whose caller gives up while its `COMMIT` is on its way (held
+/// here by MariaDB, `BACKUP STAGE BLOCK_COMMIT`; on Cloudflare, a round trip
+/// to TiDB Cloud is tens of milliseconds) still ends: it hears the commit
+/// and clears the page's cache entry. Cancelled there, the commit happened
+/// all the same, and readers got the old copy from the cache for its TTL.
+async fn a_write_abandoned_while_it_commits_still_leaves_no_stale_copy(caller: &AbortingCaller) {
+    let url = cached_page().await;
+    let path = url.strip_prefix(api()).unwrap().to_owned();
+    let slug = path.rsplit('/').next().unwrap().to_owned();
+    let mut admin = e2e::database().await;
+    for stage in ["START", "BLOCK_COMMIT"] {
+        sqlx::query(&format!("BACKUP STAGE {stage}"))
+            .execute(&mut admin)
+            .await
+            .unwrap();
+    }
+    let abandoned = abandoned_write(caller, &path, "abandoned", Duration::from_millis(500)).await;
+    sqlx::query("BACKUP STAGE END")
+        .execute(&mut admin)
+        .await
+        .unwrap();
+
+    assert_eq!(abandoned, 599, "the caller gave up");
+    eventually("the abandoned write committed", || async {
+        (revisions(&slug).await.len() == 2).then_some(())
+    })
+    .await;
+    assert_eq!(
+        revisions(&slug).await,
+        [(1, "t".into()), (2, "abandoned".into())]
+    );
+    eventually("the written title read back", || async {
+        let read = title_and_cache(&url).await;
+        (read.1 == json!("abandoned")).then_some(())
+    })
+    .await;
 }
 
 /// MariaDB out of connections (its `Too many connections`, 1040, as TiDB
