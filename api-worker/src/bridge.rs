@@ -25,11 +25,18 @@
 //! API refuses bodies over 1 MiB as it reads them). A `GET`, `HEAD` or
 //! `OPTIONS` that declares no body has none (see [`request_from_js`]).
 
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
 use axum::body::{Body, Bytes};
 use axum::http::{header, HeaderName, HeaderValue, Method, Request, Response, Uri};
+use http_body::{Frame, SizeHint};
 use worker::js_sys::{self, Uint8Array};
 use worker::wasm_bindgen::{self, prelude::wasm_bindgen, JsValue};
 use worker::web_sys;
+
+use crate::promise::Wait;
 
 #[wasm_bindgen(module = "/js/bridge.js")]
 extern "C" {
@@ -234,10 +241,10 @@ pub async fn request_from_js(request: web_sys::Request) -> Result<Request<Body>,
     let bodiless = matches!(*head.method(), Method::GET | Method::HEAD | Method::OPTIONS);
     let body = match declared_length {
         Some(0) => Body::empty(),
-        Some(length) if length <= BUFFERED_BODY_LIMIT => {
-            let buffer = crate::promise::Wait::on(&request.array_buffer()?).await?;
-            Body::from(Uint8Array::new(&buffer).to_vec())
-        }
+        Some(length) if length <= BUFFERED_BODY_LIMIT => Body::new(WholeBody {
+            wait: Some(Wait::on(&request.array_buffer()?)),
+            length,
+        }),
         None if bodiless && !chunked => Body::empty(),
         _ => match request.body() {
             None => Body::empty(),
@@ -246,6 +253,57 @@ pub async fn request_from_js(request: web_sys::Request) -> Result<Request<Body>,
     };
     Ok(head.map(|()| body))
 }
+
+/// A body declared up to [`BUFFERED_BODY_LIMIT`]: one `arrayBuffer()`,
+/// asked for when the request arrives and awaited only when the API reads
+/// the body, inside the request's deadline. Awaited here before routing,
+/// a body the client stopped sending held the request for as long as the
+/// client stayed connected; now the deadline answers it (a 408).
+struct WholeBody {
+    wait: Option<Wait>,
+    length: u64,
+}
+
+impl http_body::Body for WholeBody {
+    type Data = Bytes;
+    type Error = BodyUnreadable;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BodyUnreadable>>> {
+        let Some(wait) = self.wait.as_mut() else {
+            return Poll::Ready(None);
+        };
+        let outcome = std::task::ready!(Pin::new(wait).poll(cx));
+        self.wait = None;
+        Poll::Ready(Some(match outcome {
+            Ok(buffer) => Ok(Frame::data(Bytes::from(Uint8Array::new(&buffer).to_vec()))),
+            Err(_) => Err(BodyUnreadable),
+        }))
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.wait.is_none()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        SizeHint::with_exact(self.length)
+    }
+}
+
+/// The runtime could not read a request body (the client went away); the
+/// API answers it as a body it could not read (400).
+#[derive(Debug)]
+struct BodyUnreadable;
+
+impl std::fmt::Display for BodyUnreadable {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("the request body could not be read")
+    }
+}
+
+impl std::error::Error for BodyUnreadable {}
 
 /// axum's response as a JS response, its body in one buffer.
 pub async fn response_to_js(response: Response<Body>) -> Result<web_sys::Response, JsValue> {

@@ -195,6 +195,48 @@ async fn a_request_past_its_deadline_is_a_504_problem() {
         .contains(&deadline.to_string()));
 }
 
+/// A client that sends part of its body and then nothing: the request
+/// deadline answers it with a 408 problem, where the Worker once waited for
+/// the body as long as the client stayed connected (before the deadline
+/// started). Sent by hand, as no HTTP client stops halfway on purpose.
+#[tokio::test]
+async fn a_body_that_stops_arriving_is_a_408_problem() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    let deadline = stack().api.as_ref().unwrap().request_deadline_ms;
+    let address = api().strip_prefix("http://").unwrap();
+    let mut socket = tokio::net::TcpStream::connect(address).await.unwrap();
+    socket
+        .write_all(
+            b"PUT /v1/pages/a-stalled-body HTTP/1.1\r\nhost: api\r\n\
+              content-type: application/json\r\ncontent-length: 100\r\n\r\n{\"title\":",
+        )
+        .await
+        .unwrap();
+    let mut answer = Vec::new();
+    let mut buffer = [0u8; 4096];
+    let head_end = loop {
+        let read = tokio::time::timeout(
+            std::time::Duration::from_millis(deadline + 10_000),
+            socket.read(&mut buffer),
+        )
+        .await
+        .expect("an answer after the deadline")
+        .unwrap();
+        assert!(read > 0, "closed without an answer: {answer:?}");
+        answer.extend_from_slice(&buffer[..read]);
+        if let Some(end) = answer.windows(4).position(|w| w == b"\r\n\r\n") {
+            break end;
+        }
+    };
+    let head = String::from_utf8_lossy(&answer[..head_end]).to_lowercase();
+    assert!(head.starts_with("http/1.1 408"), "{head}");
+    assert!(
+        head.contains("content-type: application/problem+json"),
+        "{head}"
+    );
+}
+
 #[tokio::test]
 async fn bad_query_parameters_are_400_problems() {
     let response = http()

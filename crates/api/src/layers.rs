@@ -4,6 +4,7 @@
 //! headers. [`apply`] wraps a router in all of them, in the order
 //! documented there.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -277,11 +278,15 @@ async fn edge(
             request.extensions_mut().insert(caller);
             request.extensions_mut().insert(redis.clone());
             let limit = Duration::from_millis(app.config.request_deadline_ms);
+            // Whether the deadline passed after the body had come: a 504
+            // then, and a 408 while the client was still sending it.
+            let body_read = AtomicBool::new(false);
             let handled = async {
                 let request = match read_body(request).await {
                     Ok(request) => request,
                     Err(problem) => return problem.into_response(),
                 };
+                body_read.store(true, Ordering::Relaxed);
                 let Some(class) = limits::class(&app.config.rate_limits, &request) else {
                     return inner_call(inner, request).await;
                 };
@@ -303,7 +308,10 @@ async fn edge(
             };
             outbound::deadline(timer.as_ref(), limit, handled)
                 .await
-                .unwrap_or_else(|_| timed_out(limit))
+                .unwrap_or_else(|_| match body_read.load(Ordering::Relaxed) {
+                    true => timed_out(limit),
+                    false => body_timed_out(limit),
+                })
         }
     };
 
@@ -414,6 +422,21 @@ fn timed_out(limit: Duration) -> Response {
         format!(
             "The request did not finish within {} ms; nothing was changed \
              unless a later read shows it.",
+            limit.as_millis()
+        ),
+    )
+    .into_response()
+}
+
+/// The deadline passed while the client was still sending its body (it
+/// stalled, or trickles): nothing was read, so nothing was done.
+#[cold]
+#[inline(never)]
+fn body_timed_out(limit: Duration) -> Response {
+    Problem::new(
+        ProblemType::RequestTimeout,
+        format!(
+            "The request body did not arrive within {} ms; nothing was changed.",
             limit.as_millis()
         ),
     )

@@ -69,6 +69,7 @@ pub(crate) struct Problem {
     /// `/problems/bad-request`, `/problems/unauthorized`, `/problems/forbidden`,
     /// `/problems/not-found`, `/problems/method-not-allowed`, `/problems/conflict`,
     /// `/problems/precondition-failed`, `/problems/payload-too-large`,
+    /// `/problems/request-timeout`,
     /// `/problems/unsupported-media-type`, `/problems/validation-failed`,
     /// `/problems/rate-limited`, `/problems/internal`, `/problems/unavailable`,
     /// `/problems/timeout`.

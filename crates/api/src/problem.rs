@@ -25,6 +25,7 @@ pub enum ProblemType {
     Conflict,
     PreconditionFailed,
     PayloadTooLarge,
+    RequestTimeout,
     UnsupportedMediaType,
     ValidationFailed,
     RateLimited,
@@ -34,7 +35,7 @@ pub enum ProblemType {
 }
 
 impl ProblemType {
-    pub const ALL: [ProblemType; 14] = [
+    pub const ALL: [ProblemType; 15] = [
         ProblemType::BadRequest,
         ProblemType::Unauthorized,
         ProblemType::Forbidden,
@@ -43,6 +44,7 @@ impl ProblemType {
         ProblemType::Conflict,
         ProblemType::PreconditionFailed,
         ProblemType::PayloadTooLarge,
+        ProblemType::RequestTimeout,
         ProblemType::UnsupportedMediaType,
         ProblemType::ValidationFailed,
         ProblemType::RateLimited,
@@ -62,6 +64,7 @@ impl ProblemType {
             ProblemType::Conflict => "/problems/conflict",
             ProblemType::PreconditionFailed => "/problems/precondition-failed",
             ProblemType::PayloadTooLarge => "/problems/payload-too-large",
+            ProblemType::RequestTimeout => "/problems/request-timeout",
             ProblemType::UnsupportedMediaType => "/problems/unsupported-media-type",
             ProblemType::ValidationFailed => "/problems/validation-failed",
             ProblemType::RateLimited => "/problems/rate-limited",
@@ -81,6 +84,7 @@ impl ProblemType {
             ProblemType::Conflict => "The resource is not in a state that allows this",
             ProblemType::PreconditionFailed => "The resource changed",
             ProblemType::PayloadTooLarge => "The request body is too large",
+            ProblemType::RequestTimeout => "The request body did not arrive in time",
             ProblemType::UnsupportedMediaType => "Unsupported media type",
             ProblemType::ValidationFailed => "The request is not valid",
             ProblemType::RateLimited => "Too many requests",
@@ -100,6 +104,7 @@ impl ProblemType {
             ProblemType::Conflict => StatusCode::CONFLICT,
             ProblemType::PreconditionFailed => StatusCode::PRECONDITION_FAILED,
             ProblemType::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            ProblemType::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
             ProblemType::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ProblemType::ValidationFailed => StatusCode::UNPROCESSABLE_ENTITY,
             ProblemType::RateLimited => StatusCode::TOO_MANY_REQUESTS,

@@ -9,6 +9,7 @@ use api::{App, Platform};
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use axum::response::Response;
+use futures_util::StreamExt;
 use http_body_util::BodyExt;
 use serde_json::json;
 use tower::ServiceExt;
@@ -208,6 +209,29 @@ async fn without_access_configured_admin_routes_are_503_and_readyz_says_why() {
         body["checks"]["config"]["issues"][0]["name"],
         "ACCESS_TEAM_DOMAIN"
     );
+}
+
+/// A client that stops sending its body: the deadline still ends the
+/// request, as a 408 (its body never came, so nothing was done), where the
+/// request once waited for as long as the client stayed connected.
+#[tokio::test]
+async fn a_body_that_stops_arriving_is_a_408_problem_at_the_deadline() {
+    let team = team().await;
+    let router = app(&team, &[("REQUEST_DEADLINE_MS", "200")]).await;
+    let first: Result<&[u8], std::io::Error> = Ok(br#"{"title":"#);
+    let stalled = futures_util::stream::iter([first]).chain(futures_util::stream::pending());
+    let request = Request::put("/v1/pages/stalled")
+        .header("content-type", "application/json")
+        .header("content-length", "100")
+        .body(Body::from_stream(stalled))
+        .unwrap();
+    let (response, body) =
+        tokio::time::timeout(std::time::Duration::from_secs(5), send(&router, request))
+            .await
+            .expect("an answer at the deadline");
+    assert_eq!(response.status(), StatusCode::REQUEST_TIMEOUT);
+    assert_eq!(body["type"], "/problems/request-timeout");
+    assert_eq!(body["status"], 408);
 }
 
 #[tokio::test]

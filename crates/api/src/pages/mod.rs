@@ -288,6 +288,8 @@ async fn get_page(
          content_type = "application/problem+json"),
         (status = 413, description = "Request over 1 MiB", body = crate::openapi::Problem,
          content_type = "application/problem+json"),
+        (status = 408, description = "The body did not arrive within the request deadline", body = crate::openapi::Problem,
+         content_type = "application/problem+json"),
         (status = 415, description = "Not JSON", body = crate::openapi::Problem,
          content_type = "application/problem+json"),
         (status = 422, description = "Invalid title, body too long, or unknown fields", body = crate::openapi::Problem,

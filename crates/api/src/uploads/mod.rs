@@ -114,6 +114,8 @@ pub struct PresignedRequest {
         crate::openapi::AdminProblems,
         (status = 413, description = "Request over 1 MiB", body = crate::openapi::Problem,
          content_type = "application/problem+json"),
+        (status = 408, description = "The body did not arrive within the request deadline", body = crate::openapi::Problem,
+         content_type = "application/problem+json"),
         (status = 415, description = "Not JSON", body = crate::openapi::Problem,
          content_type = "application/problem+json"),
         (status = 422, description = "Name, type or size not accepted", body = crate::openapi::Problem,
