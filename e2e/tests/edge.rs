@@ -195,27 +195,42 @@ async fn a_request_past_its_deadline_is_a_504_problem() {
         .contains(&deadline.to_string()));
 }
 
-/// A client that sends part of its body and then nothing: the request
-/// deadline answers it with a 408 problem, where the Worker once waited for
-/// the body as long as the client stayed connected (before the deadline
-/// started). Sent by hand, as no HTTP client stops halfway on purpose.
+/// A client that sends part of its body and then nothing, with its length
+/// declared or chunked: the request deadline answers it with a 408 problem,
+/// where the Worker once waited for a declared body as long as the client
+/// stayed connected (it read it before the deadline started). Sent by hand,
+/// as no HTTP client stops halfway on purpose.
 #[tokio::test]
 async fn a_body_that_stops_arriving_is_a_408_problem() {
+    let declared = stalled_body_answer("content-length: 100\r\n\r\n{\"title\":").await;
+    let chunked =
+        stalled_body_answer("transfer-encoding: chunked\r\n\r\n9\r\n{\"title\":\r\n").await;
+    for head in [declared, chunked] {
+        assert!(head.starts_with("http/1.1 408"), "{head}");
+        assert!(
+            head.contains("content-type: application/problem+json"),
+            "{head}"
+        );
+    }
+}
+
+/// The head of the answer (lowercase) to a page write whose request ends
+/// with `rest` (its body's framing and the start of the body) and then
+/// sends nothing more.
+async fn stalled_body_answer(rest: &str) -> String {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
     let deadline = stack().api.as_ref().unwrap().request_deadline_ms;
     let address = api().strip_prefix("http://").unwrap();
     let mut socket = tokio::net::TcpStream::connect(address).await.unwrap();
-    socket
-        .write_all(
-            b"PUT /v1/pages/a-stalled-body HTTP/1.1\r\nhost: api\r\n\
-              content-type: application/json\r\ncontent-length: 100\r\n\r\n{\"title\":",
-        )
-        .await
-        .unwrap();
+    let request = format!(
+        "PUT /v1/pages/a-stalled-body HTTP/1.1\r\nhost: api\r\n\
+         content-type: application/json\r\n{rest}"
+    );
+    socket.write_all(request.as_bytes()).await.unwrap();
     let mut answer = Vec::new();
     let mut buffer = [0u8; 4096];
-    let head_end = loop {
+    loop {
         let read = tokio::time::timeout(
             std::time::Duration::from_millis(deadline + 10_000),
             socket.read(&mut buffer),
@@ -226,15 +241,9 @@ async fn a_body_that_stops_arriving_is_a_408_problem() {
         assert!(read > 0, "closed without an answer: {answer:?}");
         answer.extend_from_slice(&buffer[..read]);
         if let Some(end) = answer.windows(4).position(|w| w == b"\r\n\r\n") {
-            break end;
+            return String::from_utf8_lossy(&answer[..end]).to_lowercase();
         }
-    };
-    let head = String::from_utf8_lossy(&answer[..head_end]).to_lowercase();
-    assert!(head.starts_with("http/1.1 408"), "{head}");
-    assert!(
-        head.contains("content-type: application/problem+json"),
-        "{head}"
-    );
+    }
 }
 
 #[tokio::test]
