@@ -115,7 +115,12 @@ async fn a_write_abandoned_while_it_waits_for_its_row_still_ends_and_frees_it(
     let path = format!("/v1/pages/{slug}");
     let mut db = e2e::database().await;
     let lock = lock_row(&mut db, &slug).await;
-    let abandoned = abandoned_write(caller, &path, "abandoned", Duration::from_millis(500)).await;
+    // The caller gives up once the write waits for the row (the database
+    // would give up on it after 2 s), so it is first in line for it.
+    let (abandoned, ()) = tokio::join!(
+        abandoned_write(caller, &path, "abandoned", Duration::from_millis(1000)),
+        until_a_write_waits_for_a_row_lock(),
+    );
     lock.commit().await.unwrap();
     let next = write_page(&format!("{}{path}", api()), "next")
         .await
@@ -127,6 +132,20 @@ async fn a_write_abandoned_while_it_waits_for_its_row_still_ends_and_frees_it(
         revisions(&slug).await,
         [(1, "t".into()), (2, "abandoned".into()), (3, "next".into())]
     );
+}
+
+/// Returns once a transaction waits for a row lock.
+async fn until_a_write_waits_for_a_row_lock() {
+    eventually("a write waiting for a row lock", || async {
+        let waiting: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM information_schema.innodb_trx WHERE trx_state = 'LOCK WAIT'",
+        )
+        .fetch_one(&mut e2e::database().await)
+        .await
+        .unwrap();
+        (waiting > 0).then_some(())
+    })
+    .await;
 }
 
 /// A write whose caller gives up while its `COMMIT` is on its way (held
@@ -145,7 +164,20 @@ async fn a_write_abandoned_while_it_commits_still_leaves_no_stale_copy(caller: &
             .await
             .unwrap();
     }
-    let abandoned = abandoned_write(caller, &path, "abandoned", Duration::from_millis(500)).await;
+    // The caller gives up once the write's `COMMIT` waits.
+    let (abandoned, ()) = tokio::join!(
+        abandoned_write(caller, &path, "abandoned", Duration::from_millis(1000)),
+        eventually("a COMMIT held by the backup stage", || async {
+            let held: i64 = sqlx::query_scalar(
+                "SELECT COUNT(*) FROM information_schema.processlist \
+                 WHERE info = 'COMMIT' AND state LIKE '%backup lock%'",
+            )
+            .fetch_one(&mut e2e::database().await)
+            .await
+            .unwrap();
+            (held > 0).then_some(())
+        }),
+    );
     sqlx::query("BACKUP STAGE END")
         .execute(&mut admin)
         .await
