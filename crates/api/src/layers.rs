@@ -308,9 +308,12 @@ async fn edge(
             };
             outbound::deadline(timer.as_ref(), limit, handled)
                 .await
-                .unwrap_or_else(|_| match body_read.load(Ordering::Relaxed) {
-                    true => timed_out(limit),
-                    false => body_timed_out(limit),
+                .unwrap_or_else(|_| {
+                    if body_read.load(Ordering::Relaxed) {
+                        timed_out(limit)
+                    } else {
+                        body_timed_out(limit)
+                    }
                 })
         }
     };
