@@ -721,6 +721,64 @@ async fn an_abandoned_transaction_releases_its_locks_when_the_client_has_a_backg
     drop_table(&db, &name).await;
 }
 
+/// A client that stops waiting for a statement of its transaction (a
+/// request's deadline, the statement's timeout) hangs up on the gateway
+/// while the statement still runs at the database, here waiting for a row
+/// lock. The statement runs to its end all the same, as in a database
+/// server, so the session's next statement, the `ROLLBACK`, gets its own
+/// answer and ends the transaction, and the row is free once it has.
+#[tokio::test]
+async fn a_statement_whose_client_hung_up_ends_before_the_sessions_next() {
+    use sqlx::Connection as _;
+
+    let db = default_gateway().await;
+    let name = table(&db, "id INT PRIMARY KEY, n INT").await;
+    db.execute(format!("INSERT INTO {name} VALUES (1, 0)"))
+        .await
+        .unwrap();
+    // Another transaction holds the row until told to let go.
+    let (locked, is_locked) = tokio::sync::oneshot::channel();
+    let (release, released) = tokio::sync::oneshot::channel::<()>();
+    let holder = tokio::spawn({
+        let name = name.clone();
+        async move {
+            let mut conn = e2e::database().await;
+            let mut lock = conn.begin().await.unwrap();
+            sqlx::query(&format!("SELECT id FROM {name} WHERE id = 1 FOR UPDATE"))
+                .execute(&mut *lock)
+                .await
+                .unwrap();
+            locked.send(()).unwrap();
+            let _ = released.await;
+            lock.commit().await.unwrap();
+        }
+    });
+    is_locked.await.unwrap();
+
+    let mut tx = db.begin(None).await.unwrap();
+    let waiting = tx.execute(format!("SELECT id FROM {name} WHERE id = 1 FOR UPDATE"));
+    let gave_up = tokio::time::timeout(Duration::from_millis(300), waiting).await;
+    assert!(gave_up.is_err(), "the locking read waited for the row");
+    let rollback = tokio::spawn(tx.rollback());
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    release.send(()).unwrap();
+    holder.await.unwrap();
+    let rolled_back = rollback.await.unwrap().unwrap();
+
+    assert!(
+        rolled_back.columns().is_empty(),
+        "the ROLLBACK got the locking read's answer: {:?}",
+        rolled_back.columns()
+    );
+    db.execute(
+        Statement::new(format!("UPDATE {name} SET n = 1 WHERE id = 1"))
+            .timeout(Duration::from_secs(1)),
+    )
+    .await
+    .expect("the row is free once the ROLLBACK is answered");
+    drop_table(&db, &name).await;
+}
+
 #[tokio::test]
 async fn a_wrong_password_is_refused_by_the_database() {
     let endpoint = start_gateway(Duration::from_secs(600)).await;

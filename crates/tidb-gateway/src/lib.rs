@@ -33,7 +33,10 @@
 //!   (`open` ... `close`) hold their connection whatever the transaction
 //!   state; the answer to `close` carries the closed token, so using the
 //!   session afterwards is an error. `TiDB-Database` applies when a session starts; after that the
-//!   session keeps its own (a `USE` in it sticks).
+//!   session keeps its own (a `USE` in it sticks). A statement runs to its
+//!   end even if its client hangs up first, as in a database server, and
+//!   the session's next statement waits for it (serverless-js forbids
+//!   sending one while another runs; a client that stopped waiting does).
 //! - **Session defaults** as on TiDB Cloud: `utf8mb4_bin`, UTC, and TiDB's
 //!   default `sql_mode` (MariaDB applies its `ONLY_FULL_GROUP_BY` more
 //!   strictly: it does not see that a column depends on a grouped primary
@@ -391,7 +394,7 @@ async fn sql(State(app): State<Arc<App>>, headers: HeaderMap, body: Bytes) -> Re
         Err(_) => trace::kind_of_body(&body),
     });
     let handled = match request {
-        Ok(request) => handle(&app, request).await,
+        Ok(request) => run_to_its_end(&app, request).await,
         Err(error) => Err(error),
     };
     let (status, session, json) = match handled {
@@ -445,6 +448,24 @@ async fn sql(State(app): State<Arc<App>>, headers: HeaderMap, body: Bytes) -> Re
         trace.record(received_us, statement, session_in, &session);
     }
     response
+}
+
+/// [`handle`] on a task of its own, so that the statement runs to its end
+/// whatever becomes of the HTTP request, as in a database server. A client
+/// that stops waiting hangs up, and hyper drops the handler: dropped with
+/// it, a statement still running at MariaDB (waiting for a row lock, say)
+/// left its answer unread on the session's connection, and the session's
+/// next statement (the client's `ROLLBACK`) read that answer as its own
+/// and left the transaction open.
+async fn run_to_its_end(
+    app: &Arc<App>,
+    request: Parsed,
+) -> Result<(String, SqlResult), GatewayError> {
+    let app = app.clone();
+    match tokio::spawn(async move { handle(&app, request).await }).await {
+        Ok(handled) => handled,
+        Err(failed) => std::panic::resume_unwind(failed.into_panic()),
+    }
 }
 
 /// Runs the request's statement; gives the session token to answer with.
