@@ -721,6 +721,31 @@ async fn an_abandoned_transaction_releases_its_locks_when_the_client_has_a_backg
     drop_table(&db, &name).await;
 }
 
+/// Row 1 of `table`, locked by a transaction of its own until the sender
+/// is used (or dropped); the task ends once it has committed.
+async fn hold_row(
+    table: &str,
+) -> (
+    tokio::task::JoinHandle<()>,
+    tokio::sync::oneshot::Sender<()>,
+) {
+    use sqlx::Connection as _;
+
+    let (locked, is_locked) = tokio::sync::oneshot::channel();
+    let (release, released) = tokio::sync::oneshot::channel::<()>();
+    let query = format!("SELECT id FROM {table} WHERE id = 1 FOR UPDATE");
+    let holder = tokio::spawn(async move {
+        let mut conn = e2e::database().await;
+        let mut lock = conn.begin().await.unwrap();
+        sqlx::query(&query).execute(&mut *lock).await.unwrap();
+        locked.send(()).unwrap();
+        let _ = released.await;
+        lock.commit().await.unwrap();
+    });
+    is_locked.await.unwrap();
+    (holder, release)
+}
+
 /// A client that stops waiting for a statement of its transaction (a
 /// request's deadline, the statement's timeout) hangs up on the gateway
 /// while the statement still runs at the database, here waiting for a row
@@ -729,31 +754,12 @@ async fn an_abandoned_transaction_releases_its_locks_when_the_client_has_a_backg
 /// answer and ends the transaction, and the row is free once it has.
 #[tokio::test]
 async fn a_statement_whose_client_hung_up_ends_before_the_sessions_next() {
-    use sqlx::Connection as _;
-
     let db = default_gateway().await;
     let name = table(&db, "id INT PRIMARY KEY, n INT").await;
     db.execute(format!("INSERT INTO {name} VALUES (1, 0)"))
         .await
         .unwrap();
-    // Another transaction holds the row until told to let go.
-    let (locked, is_locked) = tokio::sync::oneshot::channel();
-    let (release, released) = tokio::sync::oneshot::channel::<()>();
-    let holder = tokio::spawn({
-        let name = name.clone();
-        async move {
-            let mut conn = e2e::database().await;
-            let mut lock = conn.begin().await.unwrap();
-            sqlx::query(&format!("SELECT id FROM {name} WHERE id = 1 FOR UPDATE"))
-                .execute(&mut *lock)
-                .await
-                .unwrap();
-            locked.send(()).unwrap();
-            let _ = released.await;
-            lock.commit().await.unwrap();
-        }
-    });
-    is_locked.await.unwrap();
+    let (holder, release) = hold_row(&name).await;
 
     let mut tx = db.begin(None).await.unwrap();
     let waiting = tx.execute(format!("SELECT id FROM {name} WHERE id = 1 FOR UPDATE"));
@@ -777,6 +783,78 @@ async fn a_statement_whose_client_hung_up_ends_before_the_sessions_next() {
     .await
     .expect("the row is free once the ROLLBACK is answered");
     drop_table(&db, &name).await;
+}
+
+/// A transaction dropped while one of its statements still runs (a
+/// request's deadline dropping the handler mid-statement): its background
+/// `ROLLBACK` goes out only once that statement is answered, never beside
+/// it. serverless-js forbids a second statement while one of the same
+/// transaction runs, and TiDB Cloud does not say what it does with one.
+/// The gateway's trace shows when the `ROLLBACK` arrived: after the row
+/// was let go (which the locking read waited for), where it once arrived
+/// at once.
+#[tokio::test]
+async fn a_dropped_transaction_rolls_back_only_after_its_running_statement() {
+    let dir = std::env::temp_dir().join(unique("gateway-overlap-"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("statements.jsonl");
+    let mariadb = &stack().mariadb;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let endpoint = format!("http://{}", listener.local_addr().unwrap());
+    let config = GatewayConfig {
+        log_requests: false,
+        trace_statements: Some(Arc::new(
+            tidb_gateway::StatementTrace::create(&path).unwrap(),
+        )),
+        ..GatewayConfig::new(format!("{}:{}", mariadb.host, mariadb.port))
+    };
+    tokio::spawn(tidb_gateway::serve(listener, config));
+    let db = client(&endpoint, &mariadb.password);
+    let name = table(&db, "id INT PRIMARY KEY, n INT").await;
+    db.execute(format!("INSERT INTO {name} VALUES (1, 0)"))
+        .await
+        .unwrap();
+    let (holder, release) = hold_row(&name).await;
+    let background = outbound::Background::new(|work| {
+        tokio::spawn(work);
+    });
+
+    let mut tx = db
+        .clone()
+        .with_background(background)
+        .begin(None)
+        .await
+        .unwrap();
+    let waiting = tx.execute(format!("SELECT id FROM {name} WHERE id = 1 FOR UPDATE"));
+    let gave_up = tokio::time::timeout(Duration::from_millis(300), waiting).await;
+    assert!(gave_up.is_err(), "the locking read waited for the row");
+    drop(tx);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let let_go_us = stack_manifest::StatementRecord::clock_us();
+    release.send(()).unwrap();
+    holder.await.unwrap();
+
+    let rollback = eventually("the background ROLLBACK in the trace", || async {
+        std::fs::read_to_string(&path)
+            .unwrap()
+            .lines()
+            .map(|line| serde_json::from_str::<stack_manifest::StatementRecord>(line).unwrap())
+            .find(|record| record.statement == "ROLLBACK")
+    })
+    .await;
+    assert!(
+        rollback.received_us >= let_go_us,
+        "the ROLLBACK arrived {} us before the row was let go",
+        let_go_us - rollback.received_us
+    );
+    db.execute(
+        Statement::new(format!("UPDATE {name} SET n = 1 WHERE id = 1"))
+            .timeout(Duration::from_secs(1)),
+    )
+    .await
+    .expect("the row is free once the ROLLBACK is answered");
+    drop_table(&db, &name).await;
+    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 #[tokio::test]

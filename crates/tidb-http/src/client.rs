@@ -235,6 +235,7 @@ impl Client {
             client: self.clone(),
             session,
             open: true,
+            in_flight: None,
         })
     }
 
@@ -391,13 +392,34 @@ impl Fixed {
 /// A transaction: statements run on the session `BEGIN` opened, until
 /// `commit` or `rollback`. Not for concurrent statements (the service runs
 /// them on one connection, in order), hence `&mut self`.
-#[derive(Debug)]
 pub struct Tx {
     client: Client,
     session: String,
     /// Until a `COMMIT` or `ROLLBACK` succeeded: dropped while open, it is
     /// rolled back in the background.
     open: bool,
+    /// The exchange of the statement being sent, kept here and not in the
+    /// caller's future: a caller that stops waiting (a request's deadline
+    /// dropping it) leaves it here, still running at the database, and the
+    /// transaction's next statement, or its rollback once it is dropped,
+    /// waits for its answer first. serverless-js forbids sending a
+    /// statement while another of the same transaction runs, and TiDB Cloud
+    /// does not say what it does with one.
+    in_flight: Option<Exchange>,
+}
+
+/// A statement's exchange with the service: its result and the session
+/// token to send next.
+type Exchange = outbound::BoxFuture<'static, Result<(QueryResult, String), Error>>;
+
+impl fmt::Debug for Tx {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Tx")
+            .field("session", &self.session)
+            .field("open", &self.open)
+            .field("in_flight", &self.in_flight.is_some())
+            .finish()
+    }
 }
 
 impl Tx {
@@ -407,11 +429,25 @@ impl Tx {
     }
 
     pub async fn execute(&mut self, statement: impl Into<Statement>) -> Result<QueryResult, Error> {
-        let send = Outgoing {
-            session: &self.session,
-            ..Outgoing::default()
-        };
-        let (result, session) = self.client.send(&statement.into(), send).await?;
+        if let Some(abandoned) = self.in_flight.as_mut() {
+            if let Ok((_, session)) = abandoned.as_mut().await {
+                self.session = session;
+            }
+            self.in_flight = None;
+        }
+        let client = self.client.clone();
+        let session = self.session.clone();
+        let statement = statement.into();
+        let exchange = self.in_flight.insert(Box::pin(async move {
+            let send = Outgoing {
+                session: &session,
+                ..Outgoing::default()
+            };
+            client.send(&statement, send).await
+        }));
+        let outcome = exchange.as_mut().await;
+        self.in_flight = None;
+        let (result, session) = outcome?;
         self.session = session;
         Ok(result)
     }
@@ -468,8 +504,16 @@ impl Drop for Tx {
             return;
         };
         let client = self.client.clone();
-        let session = std::mem::take(&mut self.session);
+        let mut session = std::mem::take(&mut self.session);
+        let abandoned = self.in_flight.take();
         background.spawn(Box::pin(async move {
+            // The statement its caller stopped waiting for is answered
+            // first (see `in_flight`).
+            if let Some(abandoned) = abandoned {
+                if let Ok((_, after)) = abandoned.await {
+                    session = after;
+                }
+            }
             let send = Outgoing {
                 session: &session,
                 ..Outgoing::default()
