@@ -504,9 +504,11 @@ async fn a_committed_transaction_is_seen_and_a_rolled_back_one_is_not() {
     drop_table(&db, &name).await;
 }
 
-#[tokio::test]
-async fn a_statement_trace_times_each_statement_of_each_transaction() {
-    let dir = std::env::temp_dir().join(unique("gateway-trace-"));
+/// A gateway that traces its statements (`--trace-statements`) into a
+/// directory of its own, named from `prefix`: a client logged in to it,
+/// the trace file, and the directory, to remove.
+async fn traced_gateway(prefix: &str) -> (Client, std::path::PathBuf, std::path::PathBuf) {
+    let dir = std::env::temp_dir().join(unique(prefix));
     std::fs::create_dir_all(&dir).unwrap();
     let path = dir.join("statements.jsonl");
     let db = &stack().mariadb;
@@ -520,7 +522,12 @@ async fn a_statement_trace_times_each_statement_of_each_transaction() {
         ..GatewayConfig::new(format!("{}:{}", db.host, db.port))
     };
     tokio::spawn(tidb_gateway::serve(listener, config));
-    let db = client(&endpoint, &stack().mariadb.password);
+    (client(&endpoint, &db.password), path, dir)
+}
+
+#[tokio::test]
+async fn a_statement_trace_times_each_statement_of_each_transaction() {
+    let (db, path, dir) = traced_gateway("gateway-trace-").await;
     let name = table(&db, "id INT PRIMARY KEY, secret VARCHAR(20)").await;
     db.execute(Statement::new(format!("INSERT INTO {name} VALUES (1, ?)")).bind("hunter2"))
         .await
@@ -746,6 +753,16 @@ async fn hold_row(
     (holder, release)
 }
 
+/// Row 1 of `table` can be changed at once: no transaction holds it.
+async fn assert_row_free(db: &Client, table: &str) {
+    db.execute(
+        Statement::new(format!("UPDATE {table} SET n = n + 1 WHERE id = 1"))
+            .timeout(Duration::from_secs(1)),
+    )
+    .await
+    .expect("the row is free once the ROLLBACK is answered");
+}
+
 /// A client that stops waiting for a statement of its transaction (a
 /// request's deadline, the statement's timeout) hangs up on the gateway
 /// while the statement still runs at the database, here waiting for a row
@@ -776,12 +793,7 @@ async fn a_statement_whose_client_hung_up_ends_before_the_sessions_next() {
         "the ROLLBACK got the locking read's answer: {:?}",
         rolled_back.columns()
     );
-    db.execute(
-        Statement::new(format!("UPDATE {name} SET n = 1 WHERE id = 1"))
-            .timeout(Duration::from_secs(1)),
-    )
-    .await
-    .expect("the row is free once the ROLLBACK is answered");
+    assert_row_free(&db, &name).await;
     drop_table(&db, &name).await;
 }
 
@@ -795,21 +807,7 @@ async fn a_statement_whose_client_hung_up_ends_before_the_sessions_next() {
 /// at once.
 #[tokio::test]
 async fn a_dropped_transaction_rolls_back_only_after_its_running_statement() {
-    let dir = std::env::temp_dir().join(unique("gateway-overlap-"));
-    std::fs::create_dir_all(&dir).unwrap();
-    let path = dir.join("statements.jsonl");
-    let mariadb = &stack().mariadb;
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let endpoint = format!("http://{}", listener.local_addr().unwrap());
-    let config = GatewayConfig {
-        log_requests: false,
-        trace_statements: Some(Arc::new(
-            tidb_gateway::StatementTrace::create(&path).unwrap(),
-        )),
-        ..GatewayConfig::new(format!("{}:{}", mariadb.host, mariadb.port))
-    };
-    tokio::spawn(tidb_gateway::serve(listener, config));
-    let db = client(&endpoint, &mariadb.password);
+    let (db, path, dir) = traced_gateway("gateway-overlap-").await;
     let name = table(&db, "id INT PRIMARY KEY, n INT").await;
     db.execute(format!("INSERT INTO {name} VALUES (1, 0)"))
         .await
@@ -847,12 +845,7 @@ async fn a_dropped_transaction_rolls_back_only_after_its_running_statement() {
         "the ROLLBACK arrived {} us before the row was let go",
         let_go_us - rollback.received_us
     );
-    db.execute(
-        Statement::new(format!("UPDATE {name} SET n = 1 WHERE id = 1"))
-            .timeout(Duration::from_secs(1)),
-    )
-    .await
-    .expect("the row is free once the ROLLBACK is answered");
+    assert_row_free(&db, &name).await;
     drop_table(&db, &name).await;
     std::fs::remove_dir_all(&dir).unwrap();
 }
