@@ -7,14 +7,16 @@
 //! that far: workerd's HTTP listener, and wrangler dev's proxy in front of
 //! it, let the request run on (measured: a write whose client had hung up
 //! still committed). An aborted service-binding call is cancelled in workerd
-//! as in production, so this starts a second workerd with the stack's own
-//! API bundle (the files `wrangler dev` serves, with the stack's variables)
+//! as in production, so this starts a second workerd (the one wrangler
+//! runs) with the stack's own API bundle (the files `wrangler dev` serves,
+//! with the stack's variables and compatibility date, from its manifest)
 //! and `e2e/workers/abort-caller.js` in front of it, bound to it as `API`.
 
 use std::net::TcpListener;
-use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
+
+use stack_manifest::Api;
 
 use crate::{repository, stack};
 
@@ -31,6 +33,7 @@ impl AbortingCaller {
             .and_then(|l| l.local_addr())
             .expect("a free port")
             .port();
+        let api = stack().api.as_ref().expect("the stack runs the API Worker");
         let dir = stack().state_dir.join("abort-caller");
         // workerd embeds files relative to its config (absolute paths are
         // refused), so the config and copies of the files sit together.
@@ -50,9 +53,9 @@ impl AbortingCaller {
                 .unwrap_or_else(|e| panic!("{}: {e}", from.display()));
         }
         let config = dir.join("workerd.capnp");
-        std::fs::write(&config, config_text(port)).expect("caller config");
+        std::fs::write(&config, config_text(api, port)).expect("caller config");
         let log = std::fs::File::create(dir.join("workerd.log")).expect("caller log");
-        let workerd = Command::new(workerd_binary())
+        let workerd = Command::new(&api.workerd)
             .arg("serve")
             .arg(&config)
             .arg("--experimental")
@@ -96,23 +99,11 @@ impl Drop for AbortingCaller {
     }
 }
 
-/// workerd from the platform package the pinned wrangler installed.
-fn workerd_binary() -> PathBuf {
-    let scope = repository().join("node_modules/@cloudflare");
-    std::fs::read_dir(&scope)
-        .unwrap_or_else(|e| panic!("{}: {e} (run cargo xtask setup)", scope.display()))
-        .filter_map(Result::ok)
-        .filter(|e| e.file_name().to_string_lossy().starts_with("workerd-"))
-        .map(|e| e.path().join("bin/workerd"))
-        .find(|path| path.is_file())
-        .unwrap_or_else(|| panic!("no workerd under {}", scope.display()))
-}
-
 /// The stack's Worker variables, from the env file `wrangler dev` reads
 /// (`NAME="value"`, with `\\` and `\"` escaped).
-fn worker_vars() -> Vec<(String, String)> {
-    let path = stack().state_dir.join(".dev.vars");
-    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+fn worker_vars(api: &Api) -> Vec<(String, String)> {
+    let text = std::fs::read_to_string(&api.env_file)
+        .unwrap_or_else(|e| panic!("{}: {e}", api.env_file.display()));
     text.lines()
         .filter(|line| !line.starts_with('#') && !line.trim().is_empty())
         .filter_map(|line| {
@@ -126,26 +117,15 @@ fn worker_vars() -> Vec<(String, String)> {
         .collect()
 }
 
-/// The value of `compatibility_date` in the root wrangler.toml.
-fn compatibility_date() -> String {
-    let text = std::fs::read_to_string(repository().join("wrangler.toml")).expect("wrangler.toml");
-    text.lines()
-        .find_map(|line| {
-            let value = line.strip_prefix("compatibility_date")?.trim_start();
-            Some(value.strip_prefix('=')?.trim().trim_matches('"').to_owned())
-        })
-        .expect("wrangler.toml has a compatibility_date")
-}
-
 /// A Cap'n Proto string (JSON's escapes are a subset workerd reads).
 fn quoted(text: &str) -> String {
     serde_json::Value::from(text).to_string()
 }
 
 /// The config, beside the files it embeds (see [`AbortingCaller::start`]).
-fn config_text(port: u16) -> String {
-    let date = quoted(&compatibility_date());
-    let bindings: String = worker_vars()
+fn config_text(api: &Api, port: u16) -> String {
+    let date = quoted(&api.compatibility_date);
+    let bindings: String = worker_vars(api)
         .iter()
         .map(|(name, value)| format!("    (name = {}, text = {}),\n", quoted(name), quoted(value)))
         .collect();

@@ -64,13 +64,8 @@ async fn dependencies_freeze_and_recover() {
 /// gives up `after` the call was made: its answer's status, 599 when it
 /// gave up.
 async fn abandoned_write(caller: &AbortingCaller, path: &str, title: &str, after: Duration) -> u16 {
-    http()
-        .put(caller.url(path, after))
-        .header("cf-access-jwt-assertion", user_token("ops@example.com"))
-        .json(&json!({"title": title, "body": "b"}))
-        .send()
+    write_page(&caller.url(path, after), title)
         .await
-        .unwrap()
         .status()
         .as_u16()
 }

@@ -1337,6 +1337,7 @@ fn worker_vars(
         allowed_origins: vec!["http://localhost:8788".into()],
         binding_secret: project::random_hex(32),
         request_deadline_ms: 10_000,
+        ..Default::default()
     };
     let mut vars = stack::worker_vars(manifest, &api);
     apply_sinks(&mut vars, sinks)?;

@@ -393,7 +393,7 @@ pub fn bench_tools(ui: &Ui) -> anyhow::Result<BenchTools> {
 
 /// workerd itself, from the platform package that the pinned wrangler
 /// installed (`npm ci`), for running Workers without wrangler's proxy.
-fn workerd() -> anyhow::Result<PathBuf> {
+pub fn workerd() -> anyhow::Result<PathBuf> {
     let scope = project::root().join("node_modules/@cloudflare");
     let entries = std::fs::read_dir(&scope)
         .with_context(|| format!("{} is missing: run npm ci", scope.display()))?;

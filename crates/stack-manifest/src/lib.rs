@@ -130,7 +130,7 @@ pub struct Access {
     pub kid: String,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 pub struct Api {
     /// Where `wrangler dev` serves the API Worker.
     pub url: String,
@@ -141,6 +141,13 @@ pub struct Api {
     pub binding_secret: String,
     /// The Worker's `REQUEST_DEADLINE_MS`.
     pub request_deadline_ms: u64,
+    /// The Worker's variables and secrets, in the dotenv file `wrangler
+    /// dev` reads, and its compatibility date (wrangler.toml's): what it
+    /// takes to run the same Worker on workerd without wrangler.
+    pub env_file: PathBuf,
+    pub compatibility_date: String,
+    /// The workerd binary wrangler runs it on.
+    pub workerd: PathBuf,
 }
 
 /// The Pages sites (`pages-shim/sites/`), each running the shim with the

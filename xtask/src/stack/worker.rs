@@ -28,6 +28,7 @@ pub(super) fn prepare(
     site_origins: &[String],
 ) -> anyhow::Result<Prepared<Api>> {
     let state = &stack.state_dir;
+    let vars = state.join(DEV_VARS);
     let api = Api {
         url: format!("http://127.0.0.1:{port}"),
         // The local Pages sites, as production allows its Pages hostnames
@@ -36,8 +37,10 @@ pub(super) fn prepare(
         allowed_origins: site_origins.to_vec(),
         binding_secret: random_hex(32),
         request_deadline_ms: LOCAL_REQUEST_DEADLINE_MS,
+        env_file: vars.clone(),
+        compatibility_date: project::ApiWorker::read()?.compatibility_date,
+        workerd: crate::install::workerd()?,
     };
-    let vars = state.join(DEV_VARS);
     std::fs::write(&vars, dev_vars(stack, &api))?;
     let mut command = Command::new(&build.wrangler);
     command
