@@ -203,18 +203,14 @@ mod entry {
         crate::bridge::response_to_js(response).await
     }
 
-    /// The cron (wrangler.toml `[triggers]`): sweeps abandoned uploads.
-    /// Failures are logged; the next run picks up whatever is left.
+    /// The cron (wrangler.toml `[triggers]`): see `api::cron`.
     #[event(scheduled)]
     async fn scheduled(_event: ScheduledEvent, env: Env, _ctx: ScheduleContext) {
-        let (app, _) = app(&env);
-        match api::uploads::sweep(app).await {
-            Ok(report) => worker::console_log!(
-                "upload sweep: {} removed, {} left for the next run",
-                report.removed,
-                report.failed
-            ),
-            Err(e) => worker::console_error!("upload sweep failed: {e}"),
+        for outcome in api::cron::run(&app(&env).0).await {
+            match outcome {
+                Ok(done) => worker::console_log!("{done}"),
+                Err(e) => worker::console_error!("{e}"),
+            }
         }
     }
 }

@@ -84,6 +84,44 @@ pub fn api() -> &'static str {
         .url
 }
 
+/// The status, the page's title and what the cache did for the read
+/// (`server-timing`'s `cache;desc`: `hit`, `miss`, `unavailable`,
+/// `pending`) of the page at `url`.
+pub async fn title_and_cache(url: &str) -> (u16, serde_json::Value, String) {
+    let response = http().get(url).send().await.unwrap();
+    let status = response.status().as_u16();
+    let timing = response.headers()["server-timing"].to_str().unwrap();
+    let cache = timing
+        .split(", ")
+        .find_map(|metric| metric.strip_prefix("cache;desc=\""))
+        .and_then(|rest| rest.split('"').next())
+        .unwrap_or_default()
+        .to_owned();
+    let page: serde_json::Value = response.json().await.unwrap();
+    (status, page["title"].clone(), cache)
+}
+
+/// Runs the Worker's cron handler once (`wrangler dev --test-scheduled`:
+/// `GET /__scheduled`), with the schedule wrangler.toml gives it.
+pub async fn run_cron() {
+    let response = http()
+        .get(format!("{}/__scheduled?cron=*+*+*+*+*", api()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200, "{}", response.text().await.unwrap());
+}
+
+/// The notes of page `slug` in `page_cache_pending` (its invalidation
+/// Redis missed): their tokens, none once an invalidation landed.
+pub async fn missed_invalidations(slug: &str) -> Vec<i64> {
+    sqlx::query_scalar("SELECT note FROM page_cache_pending WHERE slug = ?")
+        .bind(slug)
+        .fetch_all(&mut database().await)
+        .await
+        .unwrap()
+}
+
 /// Sends `request` and parses the answer as JSON, failing the test on a
 /// transport error or a body that is not JSON.
 pub async fn json(request: reqwest::RequestBuilder) -> serde_json::Value {

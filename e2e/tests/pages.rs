@@ -4,7 +4,7 @@
 //! document of every client mistake.
 
 use e2e::access::user_token;
-use e2e::{api, http, unique};
+use e2e::{api, database, http, missed_invalidations, run_cron, title_and_cache, unique};
 use serde_json::{json, Value};
 
 fn page_url(slug: &str) -> String {
@@ -353,6 +353,58 @@ async fn reads_are_cached_and_writes_invalidate_the_cache() {
     );
     let page: Value = after.json().await.unwrap();
     assert_eq!(page["title"], "v2", "the write left no stale entry");
+}
+
+/// What a write whose invalidation Redis missed leaves once its own tries
+/// have run out (an outage longer than them): the new title in TiDB, the
+/// old copy in Redis, and the page noted in `page_cache_pending`. This
+/// isolate never saw the failure, like every isolate but the writer's: it
+/// serves the old copy until the cron's next run sends the invalidation
+/// and removes the note.
+#[tokio::test]
+async fn the_cron_sends_an_invalidation_redis_missed_and_forgets_it() {
+    let slug = unique("missed-");
+    let url = page_url(&slug);
+    let created = put(&slug, &json!({"title": "v1", "body": "b"}), &[]).await;
+    assert_eq!(created.status(), 201);
+    assert_eq!(
+        title_and_cache(&url).await,
+        (200, json!("v1"), "miss".into())
+    );
+    assert_eq!(
+        title_and_cache(&url).await,
+        (200, json!("v1"), "hit".into())
+    );
+
+    let mut db = database().await;
+    sqlx::query("UPDATE pages SET title = 'v2' WHERE slug = ?")
+        .bind(&slug)
+        .execute(&mut db)
+        .await
+        .unwrap();
+    sqlx::query(
+        "INSERT INTO page_cache_pending (slug, note, noted_at) VALUES (?, 7, UTC_TIMESTAMP(3))",
+    )
+    .bind(&slug)
+    .execute(&mut db)
+    .await
+    .unwrap();
+    assert_eq!(
+        title_and_cache(&url).await,
+        (200, json!("v1"), "hit".into()),
+        "the old copy, until the cron runs"
+    );
+
+    run_cron().await;
+    assert_eq!(missed_invalidations(&slug).await, Vec::<i64>::new());
+    assert_eq!(
+        title_and_cache(&url).await,
+        (200, json!("v2"), "miss".into())
+    );
+    assert_eq!(
+        title_and_cache(&url).await,
+        (200, json!("v2"), "hit".into())
+    );
 }
 
 #[tokio::test]

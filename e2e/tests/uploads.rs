@@ -7,7 +7,7 @@
 use std::time::{Duration, SystemTime};
 
 use e2e::access::user_token;
-use e2e::{api, database, http, stack, unique};
+use e2e::{api, database, http, run_cron, stack, unique};
 use serde_json::{json, Value};
 
 const TIMEOUT: Duration = Duration::from_secs(10);
@@ -306,16 +306,6 @@ async fn unknown_and_malformed_ids_are_not_found() {
         )
         .await;
     }
-}
-
-/// Runs the Worker's cron handler (`wrangler dev --test-scheduled`).
-async fn run_cron() {
-    let response = http()
-        .get(format!("{}/__scheduled?cron=*/15+*+*+*+*", api()))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 200, "{}", response.text().await.unwrap());
 }
 
 #[tokio::test]

@@ -6,6 +6,7 @@
 
 mod admin;
 pub mod config;
+pub mod cron;
 mod db;
 pub mod extract;
 mod health;

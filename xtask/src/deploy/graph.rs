@@ -112,7 +112,7 @@ mod tests {
         assert!(text.contains("worker[\"Worker edge-api-rc\"]"), "{text}");
         assert!(text.contains("app -->|ACCESS_AUD| worker"), "{text}");
         assert!(
-            text.contains("worker_crons[\"Cron Triggers */15 * * * *\"]")
+            text.contains("worker_crons[\"Cron Triggers * * * * *\"]")
                 && text.contains("worker --> worker_crons"),
             "{text}"
         );

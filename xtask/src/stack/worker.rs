@@ -56,8 +56,8 @@ pub(super) fn prepare(
         .arg("--persist-to")
         .arg(state.join("wrangler"))
         .args(["--show-interactive-dev-session=false", "--log-level=info"])
-        // `GET /__scheduled` runs the cron handler (the upload sweep), as
-        // the e2e tests and developers trigger it.
+        // `GET /__scheduled` runs the cron handler (missed invalidations,
+        // the upload sweep), as the e2e tests and developers trigger it.
         .arg("--test-scheduled")
         .current_dir(project::root());
     // Registers this Worker where the sites' `wrangler pages dev` look for

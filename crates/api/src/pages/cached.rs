@@ -16,10 +16,14 @@
 //!   the cache ([`Pending`]), so its readers, the writer among them, never
 //!   get the old copy, not even between Redis' return and the next try.
 //!
+//! - the page is noted in TiDB ([`super::missed`]) until an invalidation
+//!   lands: when the write's tries run out (an outage longer than the
+//!   window, or the isolate gone), the cron sends it, every minute.
+//!
 //! What is left open: another isolate (another location) may serve the old
-//! copy for the seconds between Redis' return and the try that lands, or,
-//! after an outage longer than the window, until the entry's TTL
-//! (`CACHE_TTL_SECS`).
+//! copy between Redis' return and the invalidation that lands: seconds
+//! while the write's tries go on, at most a minute (the cron's period)
+//! after them.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -31,6 +35,7 @@ use crate::layers::Timings;
 use crate::redis::RequestRedis;
 use crate::App;
 
+use super::missed;
 use super::store::Page;
 
 const NAMESPACE: &str = "page";
@@ -65,7 +70,7 @@ impl Pending {
     /// An invalidation of `slug` sent at `sent` landed. It covers a failure
     /// noted before it was sent (that write had committed by then), not
     /// one noted since: that one waits for its own.
-    fn landed(&self, slug: &str, sent: f64) {
+    pub(super) fn landed(&self, slug: &str, sent: f64) {
         let mut pending = self.0.lock().unwrap_or_else(|e| e.into_inner());
         if pending.get(slug).is_some_and(|(noted, _)| *noted < sent) {
             pending.remove(slug);
@@ -151,6 +156,9 @@ impl<'a> PageCache<'a> {
     /// response (see the module's doc); without one (a bare test harness)
     /// it only logs.
     pub async fn invalidate(&self, slug: &str, background: Option<&Background>) {
+        if self.app.config.redis.is_none() {
+            return;
+        }
         let started = (self.app.platform.now_millis)();
         let invalidated = invalidate_on(self.redis, slug).await;
         let now = (self.app.platform.now_millis)();
@@ -180,17 +188,19 @@ impl<'a> PageCache<'a> {
     }
 }
 
-async fn invalidate_on(redis: &RequestRedis, slug: &str) -> Result<u64, resp::Error> {
+pub(super) async fn invalidate_on(redis: &RequestRedis, slug: &str) -> Result<u64, resp::Error> {
     match redis.connection().await {
         Ok(mut connection) => cache::invalidate(&mut *connection, &key(slug)).await,
         Err(e) => Err(e),
     }
 }
 
-/// Tries `slug`'s invalidation again, each time on a connection of its own
-/// (the request's failed for good), until it lands or [`RETRY_WINDOW`] has
-/// passed since the first failure.
+/// Notes `slug` in TiDB ([`super::missed`]), then tries its invalidation
+/// again, each time on a connection of its own (the request's failed for
+/// good), until it lands (and removes the note) or [`RETRY_WINDOW`] has
+/// passed since the first failure (and leaves the note to the cron).
 async fn invalidate_later(app: Arc<App>, slug: String) {
+    let noted = note_missed(&app, &slug).await;
     let timer = app.platform.timer.clone();
     let window = RETRY_WINDOW.as_secs_f64() * 1000.0;
     let started = (app.platform.now_millis)();
@@ -205,6 +215,14 @@ async fn invalidate_later(app: Arc<App>, slug: String) {
                 (app.platform.log_error)(&format!(
                     "page cache invalidation of {slug:?} landed on try {attempt} after the response"
                 ));
+                if let (Some(db), Some(missed)) = (app.tidb.as_ref(), noted.as_ref()) {
+                    if let Err(e) = missed::forget(db, missed).await {
+                        (app.platform.log_error)(&format!(
+                            "page cache invalidation of {slug:?} landed but its note stays \
+                             (the cron sends it once more): {e}"
+                        ));
+                    }
+                }
                 return;
             }
             Err(e) => e,
@@ -212,12 +230,37 @@ async fn invalidate_later(app: Arc<App>, slug: String) {
         wait = (wait * 2).min(MAX_RETRY_WAIT);
         let elapsed = (app.platform.now_millis)() - started;
         if elapsed + wait.as_secs_f64() * 1000.0 > window {
+            let then = if noted.is_some() {
+                "the cron sends it once Redis is back"
+            } else {
+                "a cached copy may live until its TTL"
+            };
             (app.platform.log_error)(&format!(
                 "page cache invalidation of {slug:?} still failing after {attempt} tries \
-                 over {:.0} s; a cached copy may live until its TTL: {error}",
+                 over {:.0} s; {then}: {error}",
                 elapsed / 1000.0
             ));
             return;
+        }
+    }
+}
+
+/// Notes in TiDB that `slug`'s invalidation failed; `None` (logged) if
+/// that failed too.
+async fn note_missed(app: &App, slug: &str) -> Option<missed::Missed> {
+    let db = app.tidb.as_ref()?;
+    let noted = missed::Missed {
+        slug: slug.to_owned(),
+        note: missed::token(app),
+    };
+    match missed::note(db, &noted).await {
+        Ok(()) => Some(noted),
+        Err(e) => {
+            (app.platform.log_error)(&format!(
+                "noting the missed invalidation of {slug:?} failed; \
+                 only this isolate's tries will send it: {e}"
+            ));
+            None
         }
     }
 }
