@@ -271,6 +271,12 @@ async fn edge(
     let mut response = match trust::classify(request.headers_mut(), secret) {
         Err(refused) => Problem::from(refused).into_response(),
         Ok((caller, client_ip)) => {
+            if app.missed_drain.is_due() {
+                crate::pages::missed::drain_after_response(
+                    &app,
+                    request.extensions().get::<outbound::Background>(),
+                );
+            }
             let timer = (app.platform.request_timer)();
             let redis = RequestRedis::new(&app, timer.clone());
             // Only what routes read goes into the extensions: each is a

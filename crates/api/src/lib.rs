@@ -121,6 +121,9 @@ pub struct App {
     /// Pages written in this isolate whose cache invalidation has not
     /// landed yet (see `pages::cached`).
     pub(crate) pending_invalidations: pages::cached::Pending,
+    /// Whether the invalidations Redis missed are to be sent after the
+    /// next request (see `pages::missed`).
+    pub(crate) missed_drain: pages::missed::DrainDue,
 }
 
 impl App {
@@ -160,6 +163,7 @@ impl App {
             telemetry,
             redis_skip: redis::Skip::default(),
             pending_invalidations: Default::default(),
+            missed_drain: Default::default(),
         })
     }
 }

@@ -137,7 +137,11 @@ impl Drop for ConnectionGuard<'_> {
             Some(cause) => self.shared.failed(&cause),
             None => {
                 if self.shared.app.redis_skip.answered() {
-                    (self.shared.app.platform.log_error)("Redis answers again; asking it again");
+                    self.shared.app.missed_drain.redis_is_back();
+                    (self.shared.app.platform.log_error)(
+                        "Redis answers again; asking it again, and sending the invalidations \
+                         it missed after the next request",
+                    );
                 }
             }
         }

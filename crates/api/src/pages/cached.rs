@@ -17,13 +17,15 @@
 //!   get the old copy, not even between Redis' return and the next try.
 //!
 //! - the page is noted in TiDB ([`super::missed`]) until an invalidation
-//!   lands: when the write's tries run out (an outage longer than the
-//!   window, or the isolate gone), the cron sends it, every minute.
+//!   lands, for every other isolate's sake: each that finds Redis back
+//!   after failing sends the noted invalidations after its next request,
+//!   and the cron sends them every minute (when the write's tries ran
+//!   out, or its isolate is gone).
 //!
 //! What is left open: another isolate (another location) may serve the old
 //! copy between Redis' return and the invalidation that lands: seconds
-//! while the write's tries go on, at most a minute (the cron's period)
-//! after them.
+//! while the write's tries go on or once an isolate that saw the outage
+//! takes a request, at most a minute (the cron's period) otherwise.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};

@@ -12,10 +12,19 @@
 //!
 //! Nothing is noted on the way of a write that Redis takes: this costs
 //! only writes that missed their invalidation.
+//!
+//! Who sends the noted invalidations: the write's own tries (for 20 s);
+//! every isolate that finds Redis answering again after it failed
+//! ([`DrainDue`]: the next request it takes runs the [`drain`] after its
+//! response); and the cron, every minute, for an isolate that saw no
+//! outage or got no request since. So once Redis is back, an isolate that
+//! was serving while it was gone sends them within seconds.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use outbound::Background;
 use serde::Deserialize;
 use tidb_http::{Client, Statement};
 
@@ -132,5 +141,84 @@ pub async fn drain(app: &Arc<App>) -> Result<Drained, String> {
             drained.left = true;
             return Ok(drained);
         }
+    }
+}
+
+/// Whether this isolate found Redis answering again after it had failed,
+/// and has not yet run a [`drain`] since: the notes taken while Redis was
+/// gone can be sent now.
+#[derive(Debug, Default)]
+pub struct DrainDue(AtomicBool);
+
+impl DrainDue {
+    /// Redis answered again after failing.
+    pub(crate) fn redis_is_back(&self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
+
+    /// Whether a [`drain`] is due: one load, for every request.
+    pub(crate) fn is_due(&self) -> bool {
+        self.0.load(Ordering::Relaxed)
+    }
+}
+
+/// Runs the [`drain`] on `background` (after the response) if it is due
+/// and nobody took it on yet; without a background (a bare test harness),
+/// it stays due.
+pub(crate) fn drain_after_response(app: &Arc<App>, background: Option<&Background>) {
+    let Some(background) = background else {
+        return;
+    };
+    if !app.missed_drain.0.swap(false, Ordering::Relaxed) {
+        return;
+    }
+    let app = app.clone();
+    background.spawn(Box::pin(async move {
+        match drain(&app).await {
+            Ok(Drained { landed: 0, .. }) => {}
+            Ok(drained) => (app.platform.log_error)(&format!(
+                "Redis is back: {} missed invalidations landed{}",
+                drained.landed,
+                if drained.left {
+                    ", some left for the cron"
+                } else {
+                    ""
+                }
+            )),
+            Err(e) => (app.platform.log_error)(&format!(
+                "Redis is back, but sending the missed invalidations failed \
+                 (the cron tries again): {e}"
+            )),
+        }
+    }));
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::AtomicUsize;
+
+    use super::*;
+    use crate::Platform;
+
+    #[test]
+    fn a_drain_is_due_once_redis_is_back_and_taken_by_one_request_with_a_background() {
+        let app = App::new(|_| None, Platform::native());
+        let spawned = Arc::new(AtomicUsize::new(0));
+        let counted = spawned.clone();
+        let background = Background::new(move |_| {
+            counted.fetch_add(1, Ordering::Relaxed);
+        });
+
+        assert!(!app.missed_drain.is_due());
+        drain_after_response(&app, Some(&background));
+        assert_eq!(spawned.load(Ordering::Relaxed), 0, "not due");
+
+        app.missed_drain.redis_is_back();
+        drain_after_response(&app, None);
+        assert!(app.missed_drain.is_due(), "still due without a background");
+        drain_after_response(&app, Some(&background));
+        drain_after_response(&app, Some(&background));
+        assert_eq!(spawned.load(Ordering::Relaxed), 1, "taken by one request");
+        assert!(!app.missed_drain.is_due());
     }
 }

@@ -5,7 +5,7 @@
 //! (create only). Storage is [`store`]; this module is the HTTP side.
 
 pub(crate) mod cached;
-pub(crate) mod missed;
+pub mod missed;
 mod precondition;
 pub mod store;
 
