@@ -3,8 +3,6 @@
 //! conditional updates, revisions, pagination, deletion, and the problem
 //! document of every client mistake.
 
-use std::sync::Arc;
-
 use e2e::access::user_token;
 use e2e::{api, database, http, missed_invalidations, run_cron, title_and_cache, unique};
 use serde_json::{json, Value};
@@ -404,44 +402,6 @@ async fn missed_then_hit(url: &str, title: &str) {
             (200, json!(title), cache.into())
         );
     }
-}
-
-/// Two writes to a page miss their invalidation; the first one's try
-/// lands, but its note was replaced by the second's meanwhile, so the
-/// note stays for an invalidation sent after the second write: only the
-/// token the note holds removes it. (`page_cache_pending` through the
-/// stack's TiDB gateway, with the Worker's own statements.)
-#[tokio::test]
-async fn a_missed_invalidation_is_forgotten_only_with_the_token_it_holds() {
-    use api::pages::missed::{forget, note, oldest, Missed};
-    let stack = e2e::stack();
-    let config = tidb_http::Config::from_url(&stack.tidb.database_url)
-        .unwrap()
-        .with_endpoint(&stack.tidb.endpoint)
-        .unwrap();
-    let db = tidb_http::Client::new(config, Arc::new(outbound::ReqwestFetch::default()));
-    let slug = unique("noted-");
-    let first = Missed {
-        slug: slug.clone(),
-        note: 1,
-    };
-    let second = Missed {
-        slug: slug.clone(),
-        note: 2,
-    };
-
-    note(&db, &first).await.unwrap();
-    let listed = oldest(&db, 1000).await.unwrap();
-    assert!(listed.contains(&first), "{listed:?}");
-    note(&db, &second).await.unwrap();
-    forget(&db, &first).await.unwrap();
-    assert_eq!(
-        missed_invalidations(&slug).await,
-        [2],
-        "the second write's note stays"
-    );
-    forget(&db, &second).await.unwrap();
-    assert_eq!(missed_invalidations(&slug).await, Vec::<i64>::new());
 }
 
 #[tokio::test]

@@ -1005,3 +1005,37 @@ async fn large_answers_arrive_gzipped_and_decode() {
     assert_eq!(raw.headers()["content-encoding"], "gzip");
     assert!(raw.headers()["tidb-session"].len() > 1);
 }
+
+/// The API's notes of invalidations Redis missed (`api::pages::missed`),
+/// with its own statements: two writes to a page miss theirs; the first
+/// one's try lands, but the second replaced its note meanwhile, so the
+/// note stays for an invalidation sent after the second write. Here and
+/// not beside the pages' tests: the cron those run would send and remove
+/// the notes in the middle.
+#[tokio::test]
+async fn a_missed_invalidation_is_forgotten_only_with_the_token_it_holds() {
+    use api::pages::missed::{forget, note, oldest, Missed};
+    let db = default_gateway().await;
+    let slug = unique("noted-");
+    let first = Missed {
+        slug: slug.clone(),
+        note: 1,
+    };
+    let second = Missed {
+        slug: slug.clone(),
+        note: 2,
+    };
+
+    note(&db, &first).await.unwrap();
+    let listed = oldest(&db, 1000).await.unwrap();
+    assert!(listed.contains(&first), "{listed:?}");
+    note(&db, &second).await.unwrap();
+    forget(&db, &first).await.unwrap();
+    assert_eq!(
+        e2e::missed_invalidations(&slug).await,
+        [2],
+        "the second write's note stays"
+    );
+    forget(&db, &second).await.unwrap();
+    assert_eq!(e2e::missed_invalidations(&slug).await, Vec::<i64>::new());
+}
