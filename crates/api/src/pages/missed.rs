@@ -100,9 +100,10 @@ pub struct Drained {
 }
 
 /// Sends the invalidation of every page noted, oldest first, and removes
-/// the notes of those that landed: the cron runs it every minute, so a
-/// copy that outlived an outage is gone within a minute of Redis' return,
-/// in every isolate. Stops at the first failure to reach Redis (the rest
+/// the notes of those that landed. Run by the cron every minute and by an
+/// isolate that finds Redis back ([`DrainDue`]), so a copy that outlived
+/// an outage is gone within seconds to a minute of Redis' return, in
+/// every isolate. Stops at the first failure to reach Redis (the rest
 /// waits for the next run).
 pub async fn drain(app: &Arc<App>) -> Result<Drained, String> {
     let db = app.tidb.as_ref().ok_or("TiDB is not configured")?;
