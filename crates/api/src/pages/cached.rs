@@ -14,8 +14,7 @@
 //!   on the request's `waitUntil`);
 //! - until it lands, the isolate that took the write reads that page past
 //!   the cache ([`Pending`]), so its readers, the writer among them, never
-//!   get the old copy, not even between Redis' return and the next try.
-//!
+//!   get the old copy, not even between Redis' return and the next try;
 //! - the page is noted in TiDB ([`super::missed`]) until an invalidation
 //!   lands, for every other isolate's sake: each that finds Redis back
 //!   after failing sends the noted invalidations after its next request,
