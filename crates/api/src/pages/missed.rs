@@ -99,6 +99,16 @@ pub struct Drained {
     pub left: bool,
 }
 
+impl std::fmt::Display for Drained {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} missed invalidations landed", self.landed)?;
+        if self.left {
+            f.write_str(", some left for the next run")?;
+        }
+        Ok(())
+    }
+}
+
 /// Sends the invalidation of every page noted, oldest first, and removes
 /// the notes of those that landed. Run by the cron every minute and by an
 /// isolate that finds Redis back ([`DrainDue`]), so a copy that outlived
@@ -106,11 +116,11 @@ pub struct Drained {
 /// every isolate. Stops at the first failure to reach Redis (the rest
 /// waits for the next run).
 pub async fn drain(app: &Arc<App>) -> Result<Drained, String> {
-    let db = app.tidb.as_ref().ok_or("TiDB is not configured")?;
-    if app.config.redis.is_none() {
-        // Nothing is cached, and nothing noted (see `PageCache::invalidate`).
+    let (Some(db), Some(_)) = (app.tidb.as_ref(), app.config.redis.as_ref()) else {
+        // Nothing can be noted without TiDB, nor cached without Redis (see
+        // `PageCache::invalidate`).
         return Ok(Drained::default());
-    }
+    };
     let started = (app.platform.now_millis)();
     let redis = RequestRedis::new(app, app.platform.timer.clone());
     let mut drained = Drained::default();
@@ -177,15 +187,7 @@ pub(crate) fn drain_after_response(app: &Arc<App>, background: Option<&Backgroun
     background.spawn(Box::pin(async move {
         match drain(&app).await {
             Ok(Drained { landed: 0, .. }) => {}
-            Ok(drained) => (app.platform.log_error)(&format!(
-                "Redis is back: {} missed invalidations landed{}",
-                drained.landed,
-                if drained.left {
-                    ", some left for the cron"
-                } else {
-                    ""
-                }
-            )),
+            Ok(drained) => (app.platform.log_error)(&format!("Redis is back: {drained}")),
             Err(e) => (app.platform.log_error)(&format!(
                 "Redis is back, but sending the missed invalidations failed \
                  (the cron tries again): {e}"
