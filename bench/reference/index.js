@@ -502,7 +502,8 @@ async function writePage(db, slug, title, body, author, ifMatch) {
   const tx = await db.begin({ isolation: "READ COMMITTED" });
   try {
     const [locked] = await tx.execute(
-      "SELECT id, revision, deleted_at IS NOT NULL AS deleted, UTC_TIMESTAMP(3) AS now FROM pages WHERE slug = ? FOR UPDATE",
+      // WAIT 5: what the API waits for a row with the bench's 10 s deadline.
+      "SELECT id, revision, deleted_at IS NOT NULL AS deleted, UTC_TIMESTAMP(3) AS now FROM pages WHERE slug = ? FOR UPDATE WAIT 5",
       [slug],
     );
     const current = locked && Number(locked.deleted) === 0 ? `"${locked.id}.${locked.revision}"` : null;

@@ -55,6 +55,7 @@ async fn dependencies_freeze_and_recover() {
     a_database_out_of_connections_is_a_503_to_retry_and_nothing_is_written().await;
     a_full_redis_still_invalidates_so_no_read_is_stale().await;
     redis_at_its_connection_limit_is_done_without_and_a_write_still_invalidates().await;
+    a_write_that_waits_too_long_for_its_row_is_given_up_by_the_database_inside_its_deadline().await;
     let caller = AbortingCaller::start().await;
     a_write_abandoned_while_it_waits_for_its_row_still_ends_and_frees_it(&caller).await;
     a_write_abandoned_while_it_commits_still_leaves_no_stale_copy(&caller).await;
@@ -98,6 +99,54 @@ async fn revisions(slug: &str) -> Vec<(i64, String)> {
     .unwrap()
 }
 
+/// A write that waits for its page's row longer than it may (half the
+/// request's deadline: 1 s here) is given up by the database itself, inside
+/// the deadline: a 503 to retry, and its transaction is rolled back at once,
+/// while the row is still held. Left to the database's own limit (50 s),
+/// the wait outlived the request and the statement's timeout: here the
+/// gateway's 2 s query timeout answered "unavailable" and the write's
+/// transaction went on waiting at MariaDB; on TiDB Cloud, the write's
+/// `ROLLBACK` went out while its locking read still waited.
+async fn a_write_that_waits_too_long_for_its_row_is_given_up_by_the_database_inside_its_deadline() {
+    let slug = create_page().await;
+    let url = format!("{}/v1/pages/{slug}", api());
+    let mut db = e2e::database().await;
+    let mut lock = lock_row(&mut db, &slug).await;
+    let response = write_page(&url, "waited").await;
+    let status = response.status();
+    let retry_after = response.headers().get("retry-after").cloned();
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(status, 503, "{body}");
+    assert_eq!(retry_after.unwrap(), "5");
+    assert_eq!(body["type"], "/problems/unavailable", "{body}");
+    assert_eq!(
+        body["detail"], "The database is busy; try again shortly.",
+        "the database gave up on the lock, not the gateway on the database"
+    );
+    let given_up = std::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        let others: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM information_schema.innodb_trx \
+             WHERE trx_mysql_thread_id <> CONNECTION_ID()",
+        )
+        .fetch_one(&mut *lock)
+        .await
+        .unwrap();
+        if others == 0 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < given_up,
+            "the write's transaction is still open with the row held elsewhere"
+        );
+        tokio::time::sleep(INNODB_TRX_REFRESH).await;
+    }
+    lock.commit().await.unwrap();
+
+    assert_eq!(revisions(&slug).await, [(1, "t".into())], "nothing written");
+    assert_eq!(write_page(&url, "next").await.status(), 200);
+}
+
 /// A write whose caller gives up while it waits for its page's row (the
 /// runtime cancels such a request) still runs to its end once the row is
 /// free: its transaction commits instead of staying open with the row
@@ -110,10 +159,11 @@ async fn a_write_abandoned_while_it_waits_for_its_row_still_ends_and_frees_it(
     let path = format!("/v1/pages/{slug}");
     let mut db = e2e::database().await;
     let lock = lock_row(&mut db, &slug).await;
-    // The caller gives up once the write waits for the row (the database
-    // would give up on it after 2 s), so it is first in line for it.
+    // The caller gives up once the write waits for the row, which is
+    // freed before the write's own wait ends (1 s, above), so the write is
+    // first in line for it.
     let (abandoned, ()) = tokio::join!(
-        abandoned_write(caller, &path, "abandoned", Duration::from_millis(1000)),
+        abandoned_write(caller, &path, "abandoned", Duration::from_millis(300)),
         until_a_write_waits_for_a_row_lock(),
     );
     lock.commit().await.unwrap();
@@ -129,18 +179,31 @@ async fn a_write_abandoned_while_it_waits_for_its_row_still_ends_and_frees_it(
     );
 }
 
-/// Returns once a transaction waits for a row lock.
+/// Longer than InnoDB keeps what `information_schema.innodb_trx` shows
+/// without looking again (100 ms after it was last read).
+const INNODB_TRX_REFRESH: Duration = Duration::from_millis(150);
+
+/// Returns once a transaction waits for a row lock (looked for often: the
+/// write waits for 1 s at most).
 async fn until_a_write_waits_for_a_row_lock() {
-    eventually("a write waiting for a row lock", || async {
+    let mut db = e2e::database().await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    loop {
         let waiting: i64 = sqlx::query_scalar(
             "SELECT COUNT(*) FROM information_schema.innodb_trx WHERE trx_state = 'LOCK WAIT'",
         )
-        .fetch_one(&mut e2e::database().await)
+        .fetch_one(&mut db)
         .await
         .unwrap();
-        (waiting > 0).then_some(())
-    })
-    .await;
+        if waiting > 0 {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no write waits for a row lock"
+        );
+        tokio::time::sleep(INNODB_TRX_REFRESH).await;
+    }
 }
 
 /// A write whose caller gives up while its `COMMIT` is on its way (held

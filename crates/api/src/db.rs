@@ -149,6 +149,16 @@ pub(crate) mod scripted {
             let queries = self.queries.lock().unwrap();
             queries.iter().filter(|q| q.starts_with(prefix)).count()
         }
+
+        /// The statements sent that start with `prefix`, in order.
+        pub fn sent(&self, prefix: &str) -> Vec<String> {
+            let queries = self.queries.lock().unwrap();
+            queries
+                .iter()
+                .filter(|q| q.starts_with(prefix))
+                .cloned()
+                .collect()
+        }
     }
 
     impl outbound::Fetch for ScriptedSql {

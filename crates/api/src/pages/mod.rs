@@ -10,6 +10,7 @@ mod precondition;
 pub mod store;
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::extract::{FromRequestParts, State};
 use axum::http::request::Parts;
@@ -31,7 +32,7 @@ use crate::problem::{Problem, ProblemType};
 use crate::redis::RequestRedis;
 use crate::App;
 use precondition::{not_modified, Precondition};
-use store::{Deleted, Draft, Page, PageSummary, RevisionSummary, Written};
+use store::{Deleted, Draft, LockWait, Page, PageSummary, RevisionSummary, Written};
 
 /// Longest page body (Markdown), in characters: at most 512 KiB of UTF-8.
 pub const MAX_BODY_CHARS: usize = 128 * 1024;
@@ -326,6 +327,7 @@ async fn put_page(
                 author: &author,
             },
             &precondition,
+            lock_wait(&app, &db),
         ),
     )
     .await
@@ -349,6 +351,15 @@ async fn put_page(
         axum::Json(page),
     )
         .into_response())
+}
+
+/// How long a write waits for its page's row lock: inside the request's
+/// deadline and the database client's statement timeout.
+fn lock_wait(app: &App, db: &tidb_http::Client) -> LockWait {
+    LockWait::within(
+        Duration::from_millis(app.config.request_deadline_ms),
+        db.config().timeout(),
+    )
 }
 
 /// Soft-deletes the page (its revisions are kept).
@@ -386,7 +397,7 @@ async fn delete_page(
         &app,
         &timings,
         "db",
-        store::delete(&db, &slug, &precondition),
+        store::delete(&db, &slug, &precondition, lock_wait(&app, &db)),
     )
     .await
     .map_err(db_problem)?

@@ -9,6 +9,8 @@
 //! Not for: HTTP concerns (status codes, headers) or caching; see
 //! `pages/mod.rs`.
 
+use std::time::Duration;
+
 use serde::{Deserialize, Serialize};
 use tidb_http::{Client, Statement};
 use utoipa::ToSchema;
@@ -23,6 +25,46 @@ use crate::db::rfc3339;
 /// pessimistic transactions) locks only rows. The `FOR UPDATE` read and
 /// the unique slug keep writes correct without gap locks.
 const WRITE_ISOLATION: tidb_http::IsolationLevel = tidb_http::IsolationLevel::ReadCommitted;
+
+/// How long a write waits for its page's row lock before the database
+/// itself gives up on it (`FOR UPDATE WAIT n`, MySQL error 1205: a 503 the
+/// client may retry).
+///
+/// The database's own limit (`innodb_lock_wait_timeout`, 50 s on TiDB) lies
+/// past the request's deadline and past the statement's timeout (30 s): the
+/// driver would stop waiting first, and the transaction's `ROLLBACK` go out
+/// while its locking read still waited at the database. Ended by the
+/// database inside the deadline, the wait is answered, and the `ROLLBACK`
+/// follows the answer.
+///
+/// A new page has no row to lock yet: its `INSERT` waits (for the
+/// database's limit) only on another writer creating the same slug, which
+/// is then two statements from its commit.
+///
+/// Whole seconds, as TiDB's parser takes them (MariaDB takes fractions;
+/// MySQL 8 has no `WAIT n` at all).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LockWait {
+    secs: u64,
+}
+
+impl LockWait {
+    /// Half the request's deadline, leaving the other half to the rest of
+    /// the write (its body, `BEGIN`, the statements after the lock, the
+    /// commit and the cache invalidation); at least a second; and at least
+    /// [`LockWait::MARGIN`] short of the statement's timeout, so the
+    /// database's answer comes back before the driver stops waiting for it.
+    pub fn within(request_deadline: Duration, statement_timeout: Duration) -> LockWait {
+        let half_deadline = request_deadline.as_millis() / 2 / 1000;
+        let below_timeout = statement_timeout.saturating_sub(Self::MARGIN).as_secs();
+        LockWait {
+            secs: (half_deadline as u64).min(below_timeout).max(1),
+        }
+    }
+
+    /// Time left between the database giving up and the driver giving up.
+    const MARGIN: Duration = Duration::from_secs(5);
+}
 
 /// A page as readers get it: its current revision.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
@@ -197,13 +239,19 @@ struct Now {
 }
 
 impl Locked {
-    /// Locks the page row (if any) until the transaction ends.
-    async fn lock(tx: &mut tidb_http::Tx, slug: &str) -> Result<Option<Locked>, tidb_http::Error> {
+    /// Locks the page row (if any) until the transaction ends, waiting
+    /// for it no longer than `wait`.
+    async fn lock(
+        tx: &mut tidb_http::Tx,
+        slug: &str,
+        wait: LockWait,
+    ) -> Result<Option<Locked>, tidb_http::Error> {
         tx.query_optional_as(
-            Statement::new(
+            Statement::new(format!(
                 "SELECT id, revision, deleted_at IS NOT NULL AS deleted, UTC_TIMESTAMP(3) AS now \
-                 FROM pages WHERE slug = ? FOR UPDATE",
-            )
+                 FROM pages WHERE slug = ? FOR UPDATE WAIT {}",
+                wait.secs
+            ))
             .bind(slug),
         )
         .await
@@ -221,15 +269,16 @@ pub async fn save(
     slug: &str,
     draft: &Draft<'_>,
     precondition: &Precondition,
+    wait: LockWait,
 ) -> Result<Written, tidb_http::Error> {
     // Two writers creating the same new page both see no row; the second
     // insert then fails on the unique slug. Once more, it sees the row.
     // The same once more for a transaction the database rolled back for a
     // conflict (a deadlock, TiDB's write conflicts): it says running it
     // again is safe, and the client should not have to.
-    match try_save(db, slug, draft, precondition).await {
+    match try_save(db, slug, draft, precondition, wait).await {
         Err(e) if e.is_duplicate_entry() || e.is_retryable_transaction() => {
-            try_save(db, slug, draft, precondition).await
+            try_save(db, slug, draft, precondition, wait).await
         }
         other => other,
     }
@@ -240,10 +289,11 @@ async fn try_save(
     slug: &str,
     draft: &Draft<'_>,
     precondition: &Precondition,
+    wait: LockWait,
 ) -> Result<Written, tidb_http::Error> {
     let mut tx = db.begin(Some(WRITE_ISOLATION)).await?;
     let outcome = async {
-        let locked = Locked::lock(&mut tx, slug).await?;
+        let locked = Locked::lock(&mut tx, slug, wait).await?;
         let current = locked.as_ref().and_then(Locked::live_tag);
         if !precondition.holds(current.as_ref()) {
             return Ok(None);
@@ -336,9 +386,10 @@ pub async fn delete(
     db: &Client,
     slug: &str,
     precondition: &Precondition,
+    wait: LockWait,
 ) -> Result<Deleted, tidb_http::Error> {
-    match try_delete(db, slug, precondition).await {
-        Err(e) if e.is_retryable_transaction() => try_delete(db, slug, precondition).await,
+    match try_delete(db, slug, precondition, wait).await {
+        Err(e) if e.is_retryable_transaction() => try_delete(db, slug, precondition, wait).await,
         other => other,
     }
 }
@@ -347,10 +398,11 @@ async fn try_delete(
     db: &Client,
     slug: &str,
     precondition: &Precondition,
+    wait: LockWait,
 ) -> Result<Deleted, tidb_http::Error> {
     let mut tx = db.begin(Some(WRITE_ISOLATION)).await?;
     let outcome = async {
-        let locked = Locked::lock(&mut tx, slug).await?;
+        let locked = Locked::lock(&mut tx, slug, wait).await?;
         let Some(current) = locked.as_ref().and_then(Locked::live_tag) else {
             return Ok(Deleted::NotFound);
         };
@@ -419,11 +471,61 @@ mod tests {
         if_none_match: None,
     };
 
+    /// What a Worker with the default 10 s deadline waits for a row.
+    const WAIT: LockWait = LockWait { secs: 5 };
+
+    #[test]
+    fn a_write_waits_for_its_row_half_its_deadline_in_whole_seconds_inside_the_statement_timeout() {
+        let secs = |deadline_ms: u64, timeout_secs: u64| {
+            LockWait::within(
+                Duration::from_millis(deadline_ms),
+                Duration::from_secs(timeout_secs),
+            )
+            .secs
+        };
+        // The default deadline, and the local stack's 3 s.
+        assert_eq!(secs(10_000, 30), 5);
+        assert_eq!(
+            LockWait::within(Duration::from_secs(10), tidb_http::DEFAULT_TIMEOUT),
+            WAIT
+        );
+        assert_eq!(secs(3_000, 30), 1);
+        // Down to whole seconds, never none.
+        assert_eq!(secs(11_999, 30), 5);
+        assert_eq!(secs(1_999, 30), 1);
+        assert_eq!(secs(0, 30), 1);
+        // A long deadline: the database still answers before the driver
+        // stops waiting for the statement.
+        assert_eq!(secs(60_000, 30), 25);
+        assert_eq!(secs(600_000, 30), 25);
+        assert_eq!(secs(60_000, 3), 1);
+    }
+
+    #[tokio::test]
+    async fn writes_and_deletes_wait_for_the_row_no_longer_than_told() {
+        let api = page_api("none", 0, 0);
+        save(&api.client(), "p", &DRAFT, &ANY, WAIT).await.unwrap();
+        delete(&api.client(), "p", &ANY, LockWait { secs: 2 })
+            .await
+            .unwrap();
+        let locking_reads = api.sent("SELECT id, revision");
+        assert_eq!(locking_reads.len(), 2, "{locking_reads:?}");
+        assert!(
+            locking_reads[0].ends_with("FOR UPDATE WAIT 5"),
+            "{locking_reads:?}"
+        );
+        assert!(
+            locking_reads[1].ends_with("FOR UPDATE WAIT 2"),
+            "{locking_reads:?}"
+        );
+    }
+
     #[tokio::test]
     async fn a_write_rolled_back_for_a_conflict_is_run_once_more() {
         // TiDB's write conflict at the commit, then a commit that holds.
         let api = page_api("COMMIT", 9007, 1);
-        let Written::Updated(page) = save(&api.client(), "p", &DRAFT, &ANY).await.unwrap() else {
+        let Written::Updated(page) = save(&api.client(), "p", &DRAFT, &ANY, WAIT).await.unwrap()
+        else {
             panic!("not an update");
         };
         assert_eq!((page.id, page.revision), (7, 4));
@@ -431,12 +533,12 @@ mod tests {
 
         // A deadlock's victim at the locking read.
         let api = page_api("SELECT id, revision", 1213, 1);
-        let written = save(&api.client(), "p", &DRAFT, &ANY).await.unwrap();
+        let written = save(&api.client(), "p", &DRAFT, &ANY, WAIT).await.unwrap();
         assert!(matches!(written, Written::Updated(_)), "{written:?}");
         assert_eq!(api.count("BEGIN"), 2);
 
         let api = page_api("UPDATE pages SET deleted_at", 8022, 1);
-        let deleted = delete(&api.client(), "p", &ANY).await.unwrap();
+        let deleted = delete(&api.client(), "p", &ANY, WAIT).await.unwrap();
         assert!(matches!(deleted, Deleted::Deleted), "{deleted:?}");
         assert_eq!((api.count("BEGIN"), api.count("COMMIT")), (2, 1));
     }
@@ -445,13 +547,17 @@ mod tests {
     async fn a_second_conflict_or_a_refusal_for_now_is_the_callers() {
         // Once more only: the second conflict goes to the client (a 503).
         let api = page_api("COMMIT", 9007, 2);
-        let error = save(&api.client(), "p", &DRAFT, &ANY).await.unwrap_err();
+        let error = save(&api.client(), "p", &DRAFT, &ANY, WAIT)
+            .await
+            .unwrap_err();
         assert!(error.is_retryable_transaction(), "{error}");
         assert_eq!(api.count("BEGIN"), 2);
 
         // Out of connections: not run again here, the database is busy.
         let api = page_api("BEGIN", 1040, 1);
-        let error = save(&api.client(), "p", &DRAFT, &ANY).await.unwrap_err();
+        let error = save(&api.client(), "p", &DRAFT, &ANY, WAIT)
+            .await
+            .unwrap_err();
         assert!(
             error.is_temporary() && !error.is_retryable_transaction(),
             "{error}"
@@ -459,7 +565,7 @@ mod tests {
         assert_eq!(api.count("BEGIN"), 1);
 
         let api = page_api("UPDATE pages SET deleted_at", 1205, 1);
-        let error = delete(&api.client(), "p", &ANY).await.unwrap_err();
+        let error = delete(&api.client(), "p", &ANY, WAIT).await.unwrap_err();
         assert_eq!(error.mysql_errno(), Some(1205));
         assert_eq!(api.count("BEGIN"), 1);
     }
