@@ -62,8 +62,9 @@
 //!   MariaDB's; the types of computed columns are MariaDB's (`SELECT 1` is
 //!   `INT` here, `BIGINT` on TiDB; table columns match); `JSON` text comes
 //!   back as stored, not in TiDB's normalized form (the driver decodes both
-//!   to the same value). Keep SQL to what TiDB, MySQL 8 and MariaDB all
-//!   accept.
+//!   to the same value). Keep SQL to what TiDB and MariaDB both accept,
+//!   and MySQL 8 where it can be (a page write's `FOR UPDATE WAIT n` is
+//!   TiDB's and MariaDB's only).
 //! - Multiple statements in one query are refused (MariaDB's syntax error
 //!   1064, where TiDB answers 8130); so are `LOAD DATA LOCAL` and
 //!   procedures returning result sets.
