@@ -99,10 +99,10 @@ async fn revisions(slug: &str) -> Vec<(i64, String)> {
     .unwrap()
 }
 
-/// A write that waits for its page's row longer than it may (half the
-/// request's deadline: 1 s here) is given up by the database itself, inside
-/// the deadline: a 503 to retry, and its transaction is rolled back at once,
-/// while the row is still held. Left to the database's own limit (50 s),
+/// A write (a `PUT` or a `DELETE`) that waits for its page's row longer
+/// than it may (half the request's deadline: 1 s here) is given up by the
+/// database itself, inside the deadline: a 503 to retry, and its
+/// transaction is rolled back at once, while the row is still held. Left to the database's own limit (50 s),
 /// the wait outlived the request and the statement's timeout: here the
 /// gateway's 2 s query timeout answered "unavailable" and the write's
 /// transaction went on waiting at MariaDB; on TiDB Cloud, the write's
@@ -112,17 +112,27 @@ async fn a_write_that_waits_too_long_for_its_row_is_given_up_by_the_database_ins
     let url = format!("{}/v1/pages/{slug}", api());
     let mut db = e2e::database().await;
     let mut lock = lock_row(&mut db, &slug).await;
-    let response = write_page(&url, "waited").await;
-    let status = response.status();
-    let retry_after = response.headers().get("retry-after").cloned();
-    let body: Value = response.json().await.unwrap();
-    assert_eq!(status, 503, "{body}");
-    assert_eq!(retry_after.unwrap(), "5");
-    assert_eq!(body["type"], "/problems/unavailable", "{body}");
-    assert_eq!(
-        body["detail"], "The database is busy; try again shortly.",
-        "the database gave up on the lock, not the gateway on the database"
-    );
+    let deleting = || {
+        http()
+            .delete(&url)
+            .header("cf-access-jwt-assertion", user_token("ops@example.com"))
+            .send()
+    };
+    for (method, response) in [
+        ("PUT", write_page(&url, "waited").await),
+        ("DELETE", deleting().await.unwrap()),
+    ] {
+        let status = response.status();
+        let retry_after = response.headers().get("retry-after").cloned();
+        let body: Value = response.json().await.unwrap();
+        assert_eq!(status, 503, "{method}: {body}");
+        assert_eq!(retry_after.unwrap(), "5", "{method}");
+        assert_eq!(body["type"], "/problems/unavailable", "{method}: {body}");
+        assert_eq!(
+            body["detail"], "The database is busy; try again shortly.",
+            "{method}: the database gave up on the lock, not the gateway on the database"
+        );
+    }
     let given_up = std::time::Instant::now() + Duration::from_secs(5);
     loop {
         let others: i64 = sqlx::query_scalar(
@@ -144,6 +154,11 @@ async fn a_write_that_waits_too_long_for_its_row_is_given_up_by_the_database_ins
     lock.commit().await.unwrap();
 
     assert_eq!(revisions(&slug).await, [(1, "t".into())], "nothing written");
+    assert_eq!(
+        http().get(&url).send().await.unwrap().status(),
+        200,
+        "not deleted"
+    );
     assert_eq!(write_page(&url, "next").await.status(), 200);
 }
 
