@@ -141,17 +141,30 @@ pub fn now() -> u64 {
 
 /// Polls `probe` until it returns something, for at most 30 s: for what
 /// the Worker does after its response (telemetry, in the background).
-pub async fn eventually<T, F, Fut>(what: &str, mut probe: F) -> T
+pub async fn eventually<T, F, Fut>(what: &str, probe: F) -> T
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = Option<T>>,
 {
-    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    eventually_within(what, Duration::from_secs(30), probe).await
+}
+
+/// Polls `probe` every 250 ms until it returns something, for at most
+/// `limit`.
+pub async fn eventually_within<T, F, Fut>(what: &str, limit: Duration, mut probe: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = std::time::Instant::now() + limit;
     loop {
         if let Some(found) = probe().await {
             return found;
         }
-        assert!(std::time::Instant::now() < deadline, "{what} never arrived");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{what} never arrived within {limit:?}"
+        );
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
 }

@@ -13,7 +13,9 @@ use std::time::Duration;
 use e2e::access::user_token;
 use e2e::caller::AbortingCaller;
 use e2e::faults::{frozen_sinks, stopped_sinks, until_sinks_ready, until_status, Frozen, Stopped};
-use e2e::{api, eventually, http, missed_invalidations, stack, title_and_cache, unique};
+use e2e::{
+    api, eventually, eventually_within, http, missed_invalidations, stack, title_and_cache, unique,
+};
 use serde_json::{json, Value};
 
 /// `PUT` of the page at `url` with `title`, as an editor.
@@ -102,25 +104,32 @@ async fn revisions(slug: &str) -> Vec<(i64, String)> {
 /// A write (a `PUT` or a `DELETE`) that waits for its page's row longer
 /// than it may (half the request's deadline: 1 s here) is given up by the
 /// database itself, inside the deadline: a 503 to retry, and its
-/// transaction is rolled back at once, while the row is still held. Left to the database's own limit (50 s),
-/// the wait outlived the request and the statement's timeout: here the
-/// gateway's 2 s query timeout answered "unavailable" and the write's
-/// transaction went on waiting at MariaDB; on TiDB Cloud, the write's
-/// `ROLLBACK` went out while its locking read still waited.
+/// transaction is rolled back at once, while the row is still held. Left
+/// to the database's own limit (50 s), the wait outlived the request and
+/// the statement's timeout: here the gateway's 2 s query timeout answered
+/// "unavailable" and the write's transaction went on waiting at MariaDB;
+/// on TiDB Cloud, the write's `ROLLBACK` went out while its locking read
+/// still waited.
 async fn a_write_that_waits_too_long_for_its_row_is_given_up_by_the_database_inside_its_deadline() {
     let slug = create_page().await;
     let url = format!("{}/v1/pages/{slug}", api());
     let mut db = e2e::database().await;
     let mut lock = lock_row(&mut db, &slug).await;
-    let deleting = || {
-        http()
-            .delete(&url)
-            .header("cf-access-jwt-assertion", user_token("ops@example.com"))
-            .send()
-    };
+    let holder: u64 = sqlx::query_scalar("SELECT CONNECTION_ID()")
+        .fetch_one(&mut *lock)
+        .await
+        .unwrap();
     for (method, response) in [
         ("PUT", write_page(&url, "waited").await),
-        ("DELETE", deleting().await.unwrap()),
+        (
+            "DELETE",
+            http()
+                .delete(&url)
+                .header("cf-access-jwt-assertion", user_token("ops@example.com"))
+                .send()
+                .await
+                .unwrap(),
+        ),
     ] {
         let status = response.status();
         let retry_after = response.headers().get("retry-after").cloned();
@@ -133,24 +142,12 @@ async fn a_write_that_waits_too_long_for_its_row_is_given_up_by_the_database_ins
             "{method}: the database gave up on the lock, not the gateway on the database"
         );
     }
-    let given_up = std::time::Instant::now() + Duration::from_secs(5);
-    loop {
-        let others: i64 = sqlx::query_scalar(
-            "SELECT COUNT(*) FROM information_schema.innodb_trx \
-             WHERE trx_mysql_thread_id <> CONNECTION_ID()",
-        )
-        .fetch_one(&mut *lock)
-        .await
-        .unwrap();
-        if others == 0 {
-            break;
-        }
-        assert!(
-            std::time::Instant::now() < given_up,
-            "the write's transaction is still open with the row held elsewhere"
-        );
-        tokio::time::sleep(INNODB_TRX_REFRESH).await;
-    }
+    eventually_within(
+        "the writes' transactions rolled back, the row still held",
+        Duration::from_secs(5),
+        || async { (transactions_besides(holder).await == 0).then_some(()) },
+    )
+    .await;
     lock.commit().await.unwrap();
 
     assert_eq!(revisions(&slug).await, [(1, "t".into())], "nothing written");
@@ -160,6 +157,21 @@ async fn a_write_that_waits_too_long_for_its_row_is_given_up_by_the_database_ins
         "not deleted"
     );
     assert_eq!(write_page(&url, "next").await.status(), 200);
+}
+
+/// How many InnoDB transactions are open besides the connection
+/// `holder`'s (and the one asking). What `innodb_trx` shows is refreshed
+/// only when it was not read for 100 ms: poll slower than that
+/// ([`eventually_within`] polls every 250 ms).
+async fn transactions_besides(holder: u64) -> i64 {
+    sqlx::query_scalar(
+        "SELECT COUNT(*) FROM information_schema.innodb_trx \
+         WHERE trx_mysql_thread_id NOT IN (?, CONNECTION_ID())",
+    )
+    .bind(holder)
+    .fetch_one(&mut e2e::database().await)
+    .await
+    .unwrap()
 }
 
 /// A write whose caller gives up while it waits for its page's row (the
@@ -194,31 +206,24 @@ async fn a_write_abandoned_while_it_waits_for_its_row_still_ends_and_frees_it(
     );
 }
 
-/// Longer than InnoDB keeps what `information_schema.innodb_trx` shows
-/// without looking again (100 ms after it was last read).
-const INNODB_TRX_REFRESH: Duration = Duration::from_millis(150);
-
-/// Returns once a transaction waits for a row lock (looked for often: the
-/// write waits for 1 s at most).
+/// Returns once a transaction waits for a row lock: within the write's
+/// own wait (1 s), polled slower than `innodb_trx` is refreshed (see
+/// [`transactions_besides`]).
 async fn until_a_write_waits_for_a_row_lock() {
-    let mut db = e2e::database().await;
-    let deadline = std::time::Instant::now() + Duration::from_secs(5);
-    loop {
-        let waiting: i64 = sqlx::query_scalar(
-            "SELECT COUNT(*) FROM information_schema.innodb_trx WHERE trx_state = 'LOCK WAIT'",
-        )
-        .fetch_one(&mut db)
-        .await
-        .unwrap();
-        if waiting > 0 {
-            return;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "no write waits for a row lock"
-        );
-        tokio::time::sleep(INNODB_TRX_REFRESH).await;
-    }
+    eventually_within(
+        "a write waiting for a row lock",
+        Duration::from_secs(5),
+        || async {
+            let waiting: i64 = sqlx::query_scalar(
+                "SELECT COUNT(*) FROM information_schema.innodb_trx WHERE trx_state = 'LOCK WAIT'",
+            )
+            .fetch_one(&mut e2e::database().await)
+            .await
+            .unwrap();
+            (waiting > 0).then_some(())
+        },
+    )
+    .await;
 }
 
 /// A write whose caller gives up while its `COMMIT` is on its way (held

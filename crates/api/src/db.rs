@@ -146,8 +146,7 @@ pub(crate) mod scripted {
 
         /// How many statements sent start with `prefix`.
         pub fn count(&self, prefix: &str) -> usize {
-            let queries = self.queries.lock().unwrap();
-            queries.iter().filter(|q| q.starts_with(prefix)).count()
+            self.sent(prefix).len()
         }
 
         /// The statements sent that start with `prefix`, in order.
