@@ -206,9 +206,10 @@ async fn a_write_abandoned_while_it_waits_for_its_row_still_ends_and_frees_it(
     );
 }
 
-/// Returns once a transaction waits for a row lock: within the write's
-/// own wait (1 s), polled slower than `innodb_trx` is refreshed (see
-/// [`transactions_besides`]).
+/// Returns once a transaction waits for a row lock (polled slower than
+/// `innodb_trx` is refreshed, see [`transactions_besides`]). Found after
+/// the write's own wait (1 s) ended, the abandoned write has given up
+/// instead of waiting, and its test fails on the page's revisions.
 async fn until_a_write_waits_for_a_row_lock() {
     eventually_within(
         "a write waiting for a row lock",
