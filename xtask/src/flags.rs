@@ -356,7 +356,8 @@ pub struct Bench {
     /// it from the answer to the statement before it in its transaction
     /// (the Worker's turnaround), and how long transactions held the row
     /// their locking read took (a page write: its `SELECT ... FOR UPDATE`'s
-    /// answer to the `COMMIT`'s). Costs the gateway one line written per
+    /// answer to the `COMMIT`'s), and of that hold the Worker's turnarounds
+    /// and the gateway's statements. Costs the gateway one line written per
     /// statement, alike for every target (BENCHMARKS.md, eighteenth pass).
     /// Not with `--soak`.
     #[arg(long, conflicts_with = "soak")]

@@ -8,7 +8,10 @@
 //! write's row stays locked from its `SELECT ... FOR UPDATE`'s answer to
 //! its `COMMIT`'s: with every connection writing one page, that hold is
 //! what the case's requests a second are bound by (BENCHMARKS.md,
-//! seventeenth and eighteenth passes).
+//! seventeenth and eighteenth passes). Each hold is split into the
+//! Worker's turnarounds inside it and the gateway's statements, since two
+//! Workers with the same turnarounds per write can still differ in how
+//! many of them fall inside the hold (twenty-eighth pass).
 
 use std::collections::BTreeMap;
 use std::io::BufRead as _;
@@ -61,6 +64,17 @@ pub struct LockFigures {
     pub transactions: usize,
     /// Median from the locking read's answer to the end's answer.
     pub held_us: f64,
+    /// Median of each hold's time in the Worker: the sum of the
+    /// turnarounds of the statements after the locking read. A hold is
+    /// that and its time at the gateway, exactly; the two medians need
+    /// not add up to `held_us`. Where a Worker's turnarounds fall (inside
+    /// the hold or before the lock) is what decides a busy page's rate
+    /// when its CPU per write is level (BENCHMARKS.md, twenty-eighth
+    /// pass).
+    pub in_worker_us: f64,
+    /// Median of each hold's time at the gateway: the sum of the served
+    /// times of the statements after the locking read.
+    pub at_gateway_us: f64,
 }
 
 #[derive(Debug, Clone, Serialize, PartialEq, Default)]
@@ -98,6 +112,15 @@ fn sorted(windows: &[Window]) -> Vec<Window> {
 fn window_of(windows: &[Window], at: u64) -> Option<&Window> {
     let after = windows.partition_point(|w| w.from_us <= at);
     windows[..after].last().filter(|w| at < w.to_us)
+}
+
+/// One transaction's hold of its row, and its two parts: the Worker's
+/// turnarounds and the gateway's statements after the locking read.
+#[derive(Default)]
+struct Hold {
+    held: f64,
+    in_worker: f64,
+    at_gateway: f64,
 }
 
 /// Matches each record to the window it was received in and reduces each
@@ -140,7 +163,7 @@ pub fn summarise(mut records: Vec<StatementRecord>, windows: &[Window]) -> Summa
     }
     // Per case and target: samples per statement kind, and lock holds.
     let mut samples: Vec<Vec<(String, Samples)>> = order.iter().map(|_| Vec::new()).collect();
-    let mut holds: Vec<Vec<f64>> = order.iter().map(|_| Vec::new()).collect();
+    let mut holds: Vec<Vec<Hold>> = order.iter().map(|_| Vec::new()).collect();
     let mut add = |index: usize, record: &StatementRecord, place: f64, before: Option<u64>| {
         let kinds = &mut samples[index];
         let at = match kinds.iter().position(|(k, _)| *k == record.statement) {
@@ -169,19 +192,25 @@ pub fn summarise(mut records: Vec<StatementRecord>, windows: &[Window]) -> Summa
     for ((index, _), statements) in &sessions {
         // A session's statements form transactions, each ended by its
         // COMMIT or ROLLBACK (a stateful session's may run on).
-        let mut locked_at: Option<u64> = None;
+        let mut locked: Option<Hold> = None;
+        let mut locked_at = 0;
         let mut previous: Option<&StatementRecord> = None;
         let mut place = 0.0;
         for record in statements {
             let before = previous.map(|p| record.received_us.saturating_sub(p.answered_us));
             add(*index, record, place, before);
             place += 1.0;
-            if record.statement == LOCKING_READ && locked_at.is_none() {
-                locked_at = Some(record.answered_us);
+            if let Some(hold) = locked.as_mut() {
+                hold.in_worker += before.unwrap_or(0) as f64;
+                hold.at_gateway += record.answered_us.saturating_sub(record.received_us) as f64;
+            } else if record.statement == LOCKING_READ {
+                locked = Some(Hold::default());
+                locked_at = record.answered_us;
             }
             if matches!(record.statement.as_str(), "COMMIT" | "ROLLBACK") {
-                if let Some(locked_at) = locked_at.take() {
-                    holds[*index].push(record.answered_us.saturating_sub(locked_at) as f64);
+                if let Some(mut hold) = locked.take() {
+                    hold.held = record.answered_us.saturating_sub(locked_at) as f64;
+                    holds[*index].push(hold);
                 }
                 previous = None;
                 place = 0.0;
@@ -215,11 +244,14 @@ pub fn summarise(mut records: Vec<StatementRecord>, windows: &[Window]) -> Summa
         }
         let held = std::mem::take(&mut holds[index]);
         if !held.is_empty() {
+            let of = |part: fn(&Hold) -> f64| median(held.iter().map(part).collect());
             summary.locks.push(LockFigures {
                 case,
                 target,
                 transactions: held.len(),
-                held_us: median(held),
+                held_us: of(|h| h.held),
+                in_worker_us: of(|h| h.in_worker),
+                at_gateway_us: of(|h| h.at_gateway),
             });
         }
     }
@@ -258,21 +290,24 @@ pub fn render(summary: &Summary) -> String {
     if !summary.locks.is_empty() {
         out.push_str(
             "\n  row locks held (us, medians): from the locking read's answer to the \
-             transaction's end\n",
+             transaction's end; of each hold, the Worker's turnarounds and the gateway's \
+             statements after the locking read (medians of each part)\n",
         );
         let _ = writeln!(
             out,
-            "  {:<34} {:<10} {:>12} {:>9}",
-            "case", "target", "transactions", "held"
+            "  {:<34} {:<10} {:>12} {:>9} {:>10} {:>10}",
+            "case", "target", "transactions", "held", "in Worker", "at gateway"
         );
         for l in &summary.locks {
             let _ = writeln!(
                 out,
-                "  {:<34} {:<10} {:>12} {:>9.0}",
+                "  {:<34} {:<10} {:>12} {:>9.0} {:>10.0} {:>10.0}",
                 l.case,
                 l.target.name(),
                 l.transactions,
-                l.held_us
+                l.held_us,
+                l.in_worker_us,
+                l.at_gateway_us
             );
         }
     }
@@ -355,18 +390,25 @@ mod tests {
         assert_eq!(
             summary.locks,
             [
-                // a: 320 - 200, b: 550 - 400.
+                // a: 320 - 200 = (250 - 200) + (300 - 260) in the Worker
+                // and 10 + 20 at the gateway; b: 550 - 400 = (500 - 400)
+                // + (530 - 510) and 10 + 20.
                 LockFigures {
                     case: "pages-put",
                     target: Target::Api,
                     transactions: 2,
-                    held_us: 135.0
+                    held_us: 135.0,
+                    in_worker_us: 105.0,
+                    at_gateway_us: 30.0,
                 },
+                // c: 1120 - 1030 = (1100 - 1030) + 20.
                 LockFigures {
                     case: "pages-put",
                     target: Target::Reference,
                     transactions: 1,
-                    held_us: 90.0
+                    held_us: 90.0,
+                    in_worker_us: 70.0,
+                    at_gateway_us: 20.0,
                 },
             ]
         );
@@ -385,6 +427,7 @@ mod tests {
         );
         let text = render(&summary);
         assert!(text.contains("SELECT FOR UPDATE"), "{text}");
+        assert!(text.contains("in Worker"), "{text}");
     }
 
     #[test]
@@ -411,6 +454,11 @@ mod tests {
             .unwrap();
         assert_eq!((commit.count, commit.before_us), (2, Some(15.0)));
         assert_eq!(summary.locks.len(), 1);
-        assert_eq!(summary.locks[0].held_us, 20.0);
+        let hold = &summary.locks[0];
+        // 40 - 20: the COMMIT's turnaround (30 - 20) and its time served.
+        assert_eq!(
+            (hold.held_us, hold.in_worker_us, hold.at_gateway_us),
+            (20.0, 10.0, 10.0)
+        );
     }
 }
