@@ -159,8 +159,23 @@ pub fn apply(router: Router<Arc<App>>, templates: Vec<String>, app: &Arc<App>) -
     Edge {
         app: app.clone(),
         routes: Arc::new(RouteTemplates::new(templates)),
-        inner: tower::Layer::layer(&cors(app), router.with_state(app.clone())),
+        inner: Inner {
+            routes: router.with_state(app.clone()),
+            cors: Arc::new(cors(app)),
+        },
     }
+}
+
+/// What the edge hands requests on to: the routes, and CORS around them
+/// for the requests CORS concerns ([`inner_call`]). Kept apart rather than
+/// as one `Cors<Router>`: the edge takes a clone for every request, and
+/// the CORS settings (their `Vary` a `Vec` of its own) were then copied
+/// and freed again for every request, CORS or not. Now a request clones
+/// two reference counts, and only a CORS request copies the settings.
+#[derive(Clone)]
+struct Inner {
+    routes: Router,
+    cors: Arc<CorsLayer>,
 }
 
 /// The whole API as one tower service: [`edge`] around CORS around the
@@ -170,7 +185,7 @@ pub fn apply(router: Router<Arc<App>>, templates: Vec<String>, app: &Arc<App>) -
 pub struct Edge {
     app: Arc<App>,
     routes: Arc<RouteTemplates>,
-    inner: Cors<Router>,
+    inner: Inner,
 }
 
 impl tower::Service<Request> for Edge {
@@ -256,7 +271,7 @@ fn cors(app: &App) -> CorsLayer {
 async fn edge(
     app: Arc<App>,
     mut request: Request,
-    inner: Cors<Router>,
+    inner: Inner,
     seen: Option<telemetry::Seen>,
 ) -> Response {
     let started = (app.platform.now_millis)();
@@ -380,13 +395,15 @@ const CORS_VARY: HeaderValue = HeaderValue::from_static(
 /// request it sees, which health checks, monitors and server-to-server
 /// callers need not pay for. An `OPTIONS` always goes through the layer,
 /// which answers it as a preflight with or without an `Origin`.
-async fn inner_call(mut inner: Cors<Router>, request: Request) -> Response {
+async fn inner_call(inner: Inner, request: Request) -> Response {
+    let Inner { mut routes, cors } = inner;
     if request.method() != Method::OPTIONS && !request.headers().contains_key(header::ORIGIN) {
-        let mut response = ready_call(inner.get_mut(), request).await;
+        let mut response = ready_call(&mut routes, request).await;
         response.headers_mut().append(header::VARY, CORS_VARY);
         return response;
     }
-    ready_call(&mut inner, request).await
+    let mut cors: Cors<Router> = tower::Layer::layer(cors.as_ref(), routes);
+    ready_call(&mut cors, request).await
 }
 
 /// `service`'s answer to `request`. Always ready (see `Edge::poll_ready`),
