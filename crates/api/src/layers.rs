@@ -210,10 +210,11 @@ impl tower::Service<Request> for Edge {
 
 impl Edge {
     /// The answer to `request`, as `Service::call` gives it, but from a
-    /// shared `Edge`: the future owns what it needs (the app and the routes
-    /// behind CORS, cloned here), so a caller that keeps one `Edge` (the
-    /// Worker keeps one per isolate) need not clone the whole service, CORS
-    /// settings included, per request only for `call`'s `&mut self`.
+    /// shared `Edge`: the future owns what it needs (the app, the routes
+    /// and the shared CORS settings, each a reference count cloned here),
+    /// so a caller that keeps one `Edge` (the Worker keeps one per
+    /// isolate) need not clone the whole service per request only for
+    /// `call`'s `&mut self`.
     pub fn handle(&self, mut request: Request) -> BoxFuture<'static, Response> {
         // The API sees the headers it reads and no others, natively as in
         // the Worker (see `request_headers`); telemetry too.
