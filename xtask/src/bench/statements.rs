@@ -67,7 +67,7 @@ pub struct LockFigures {
     /// Median of each hold's time in the Worker: the sum of the
     /// turnarounds of the statements after the locking read. A hold is
     /// that and its time at the gateway, exactly; the two medians need
-    /// not add up to `held_us`. Where a Worker's turnarounds fall (inside
+    /// not add up to `held_us`, the median of the sums. Where a Worker's turnarounds fall (inside
     /// the hold or before the lock) is what decides a busy page's rate
     /// when its CPU per write is level (BENCHMARKS.md, twenty-eighth
     /// pass).
@@ -114,13 +114,27 @@ fn window_of(windows: &[Window], at: u64) -> Option<&Window> {
     windows[..after].last().filter(|w| at < w.to_us)
 }
 
-/// One transaction's hold of its row, and its two parts: the Worker's
-/// turnarounds and the gateway's statements after the locking read.
+/// One transaction's hold of its row, in its two parts. The statements
+/// after the locking read follow one another, so the hold (the locking
+/// read's answer to the last statement's) is exactly their turnarounds
+/// and their times served.
 #[derive(Default)]
 struct Hold {
-    held: f64,
-    in_worker: f64,
-    at_gateway: f64,
+    /// The Worker's turnarounds before those statements.
+    in_worker: u64,
+    /// Their times at the gateway.
+    at_gateway: u64,
+}
+
+impl Hold {
+    fn held(&self) -> u64 {
+        self.in_worker + self.at_gateway
+    }
+}
+
+/// A statement's time at the gateway, from its request to its answer.
+fn served(record: &StatementRecord) -> u64 {
+    record.answered_us.saturating_sub(record.received_us)
 }
 
 /// Matches each record to the window it was received in and reduces each
@@ -182,9 +196,7 @@ pub fn summarise(mut records: Vec<StatementRecord>, windows: &[Window]) -> Summa
         };
         let entry = &mut kinds[at].1;
         entry.places += place;
-        entry
-            .served
-            .push(record.answered_us.saturating_sub(record.received_us) as f64);
+        entry.served.push(served(record) as f64);
         if let Some(before) = before {
             entry.before.push(before as f64);
         }
@@ -193,7 +205,6 @@ pub fn summarise(mut records: Vec<StatementRecord>, windows: &[Window]) -> Summa
         // A session's statements form transactions, each ended by its
         // COMMIT or ROLLBACK (a stateful session's may run on).
         let mut locked: Option<Hold> = None;
-        let mut locked_at = 0;
         let mut previous: Option<&StatementRecord> = None;
         let mut place = 0.0;
         for record in statements {
@@ -201,15 +212,13 @@ pub fn summarise(mut records: Vec<StatementRecord>, windows: &[Window]) -> Summa
             add(*index, record, place, before);
             place += 1.0;
             if let Some(hold) = locked.as_mut() {
-                hold.in_worker += before.unwrap_or(0) as f64;
-                hold.at_gateway += record.answered_us.saturating_sub(record.received_us) as f64;
+                hold.in_worker += before.unwrap_or(0);
+                hold.at_gateway += served(record);
             } else if record.statement == LOCKING_READ {
                 locked = Some(Hold::default());
-                locked_at = record.answered_us;
             }
             if matches!(record.statement.as_str(), "COMMIT" | "ROLLBACK") {
-                if let Some(mut hold) = locked.take() {
-                    hold.held = record.answered_us.saturating_sub(locked_at) as f64;
+                if let Some(hold) = locked.take() {
                     holds[*index].push(hold);
                 }
                 previous = None;
@@ -244,12 +253,12 @@ pub fn summarise(mut records: Vec<StatementRecord>, windows: &[Window]) -> Summa
         }
         let held = std::mem::take(&mut holds[index]);
         if !held.is_empty() {
-            let of = |part: fn(&Hold) -> f64| median(held.iter().map(part).collect());
+            let of = |part: fn(&Hold) -> u64| median(held.iter().map(|h| part(h) as f64).collect());
             summary.locks.push(LockFigures {
                 case,
                 target,
                 transactions: held.len(),
-                held_us: of(|h| h.held),
+                held_us: of(Hold::held),
                 in_worker_us: of(|h| h.in_worker),
                 at_gateway_us: of(|h| h.at_gateway),
             });
