@@ -117,6 +117,11 @@ async fn forged_expired_and_misaddressed_tokens_are_refused() {
     let mut other_app = claims();
     other_app["aud"] = json!(["some-other-application"]);
 
+    // Let in first, so that the Worker remembers its signature as checked:
+    // tokens made from its parts must still be checked, and refused.
+    let (status, body) = whoami(Some(&valid), None).await;
+    assert_eq!(status, 200, "{body}");
+
     let cases: Vec<(&str, String, u16)> = vec![
         ("no token", String::new(), 401),
         ("garbage", "not.a.jwt".into(), 401),

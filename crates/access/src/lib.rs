@@ -22,6 +22,7 @@
 //! Not for: authorisation beyond "is an allowed Access identity"; the HTTP
 //! mapping (status codes, problem documents) is the API's.
 
+mod checked;
 mod jwks;
 mod jwt;
 
@@ -206,12 +207,14 @@ pub fn token_from_headers(headers: &http::HeaderMap) -> Option<&str> {
         .map(|(_, value)| value.trim())
 }
 
-/// Checks tokens against an [`AccessPolicy`], with the team's keys cached
-/// for the life of the isolate.
+/// Checks tokens against an [`AccessPolicy`], with the team's keys, and
+/// the tokens already let in (see `checked`), cached for the life of the
+/// isolate.
 pub struct Verifier {
     policy: AccessPolicy,
     keys: KeyCache,
     signatures: Arc<dyn SignatureCheck>,
+    checked: checked::CheckedSignatures,
 }
 
 impl Verifier {
@@ -222,6 +225,7 @@ impl Verifier {
             policy,
             keys,
             signatures: Arc::new(RustCrypto),
+            checked: checked::CheckedSignatures::default(),
         }
     }
 
@@ -250,18 +254,29 @@ impl Verifier {
         now: u64,
         through_binding: bool,
     ) -> Result<Identity, Rejection> {
-        let token = jwt::Compact::parse(token)?;
-        let key = self.keys.key(&token.header.kid, fetch, now).await?;
-        if !self
-            .signatures
-            .rs256(&key, token.signing_input.as_bytes(), &token.signature)
-            .await
+        let compact = jwt::Compact::parse(token)?;
+        let key = self.keys.key(&compact.header.kid, fetch, now).await?;
+        let checked_before = self.checked.holds(token, &key);
+        if !checked_before
+            && !self
+                .signatures
+                .rs256(&key, compact.signing_input.as_bytes(), &compact.signature)
+                .await
         {
             return Err(Rejection::BadSignature);
         }
-        let claims = token.claims()?;
+        let claims = compact.claims()?;
         claims.check(&self.policy, now, through_binding)?;
-        claims.identity(&self.policy)
+        let identity = claims.identity(&self.policy)?;
+        if !checked_before {
+            // `check` refused a token without `exp`.
+            let useless_after = claims
+                .exp
+                .unwrap_or_default()
+                .saturating_add(self.policy.leeway_secs);
+            self.checked.keep(token, key, useless_after, now);
+        }
+        Ok(identity)
     }
 }
 

@@ -434,3 +434,134 @@ async fn the_signature_check_given_decides_and_sees_exactly_what_was_signed() {
         assert_eq!(asked[0].1, decoded);
     }
 }
+
+/// Counts the signature checks and lets RustCrypto's real check decide.
+#[derive(Default)]
+struct Counted {
+    checks: std::sync::atomic::AtomicUsize,
+}
+
+impl Counted {
+    fn checks(&self) -> usize {
+        self.checks.load(std::sync::atomic::Ordering::Relaxed)
+    }
+}
+
+impl access::SignatureCheck for Counted {
+    fn rs256<'a>(
+        &'a self,
+        key: &'a access::RsaPublicKey,
+        message: &'a [u8],
+        signature: &'a [u8],
+    ) -> BoxFuture<'a, bool> {
+        static REAL: access::RustCrypto = access::RustCrypto;
+        self.checks
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        REAL.rs256(key, message, signature)
+    }
+}
+
+fn counted() -> (Verifier, Arc<Counted>) {
+    let counted = Arc::new(Counted::default());
+    (verifier().with_signature_check(counted.clone()), counted)
+}
+
+#[tokio::test]
+async fn a_token_let_in_once_is_not_checked_again_but_still_expires() {
+    let (a, _) = keys();
+    let certs = Certs::serving(&[a]);
+    let (v, counted) = counted();
+    let token = user_token(a);
+    for i in 0..3 {
+        verify(&v, &certs, &token, NOW + i).await.unwrap();
+    }
+    assert_eq!(counted.checks(), 1);
+    // `user_claims` expires 600 s after NOW; the leeway is 60 s.
+    verify(&v, &certs, &token, NOW + 660).await.unwrap();
+    let err = verify(&v, &certs, &token, NOW + 661).await.unwrap_err();
+    assert_eq!(err, Rejection::Expired);
+    assert_eq!(counted.checks(), 1);
+}
+
+#[tokio::test]
+async fn a_token_let_in_once_and_changed_in_any_part_is_checked_and_refused() {
+    let (a, _) = keys();
+    let certs = Certs::serving(&[a]);
+    let (v, counted) = counted();
+    let token = user_token(a);
+    verify(&v, &certs, &token, NOW).await.unwrap();
+
+    let (signed, signature) = token.rsplit_once('.').unwrap();
+    // One character in the middle: still base64url, another signature.
+    let middle = signature.len() / 2;
+    let flipped = if &signature[middle..=middle] == "A" {
+        "B"
+    } else {
+        "A"
+    };
+    let other_signature = format!(
+        "{signed}.{}{flipped}{}",
+        &signature[..middle],
+        &signature[middle + 1..]
+    );
+    let err = verify(&v, &certs, &other_signature, NOW).await.unwrap_err();
+    assert_eq!(err, Rejection::BadSignature);
+    assert_eq!(counted.checks(), 2);
+
+    let header = signed.split('.').next().unwrap();
+    let other_claims = encode_json(&user_claims(TEAM, AUD, "eve@example.com", NOW));
+    let forged = format!("{header}.{other_claims}.{signature}");
+    let err = verify(&v, &certs, &forged, NOW).await.unwrap_err();
+    assert_eq!(err, Rejection::BadSignature);
+    assert_eq!(counted.checks(), 3);
+
+    verify(&v, &certs, &token, NOW).await.unwrap();
+    assert_eq!(counted.checks(), 3, "the genuine one is still remembered");
+}
+
+#[tokio::test]
+async fn a_refused_signature_is_asked_about_every_time() {
+    let (a, _) = keys();
+    let certs = Certs::serving(&[a]);
+    let check = Arc::new(Scripted {
+        valid: false,
+        asked: Mutex::new(Vec::new()),
+    });
+    let v = verifier().with_signature_check(check.clone());
+    let token = user_token(a);
+    for _ in 0..2 {
+        let err = verify(&v, &certs, &token, NOW).await.unwrap_err();
+        assert_eq!(err, Rejection::BadSignature);
+    }
+    assert_eq!(check.asked.lock().unwrap().len(), 2);
+}
+
+#[tokio::test]
+async fn a_token_let_in_under_a_key_since_replaced_under_its_kid_is_checked_again() {
+    let (a, b) = keys();
+    let certs = Certs::serving(&[a]);
+    let (v, counted) = counted();
+    let token = user_token(a);
+    verify(&v, &certs, &token, NOW).await.unwrap();
+    // Another key published under the same kid: what a's tokens were
+    // checked with is gone.
+    let mut replaced = b.jwk();
+    replaced["kid"] = a.jwk()["kid"].clone();
+    certs.publish_jwks(vec![replaced]);
+    let err = verify(&v, &certs, &token, NOW + 3600).await.unwrap_err();
+    assert_eq!(err, Rejection::BadSignature);
+    assert_eq!(counted.checks(), 2);
+    assert_eq!(certs.fetches(), 2, "the set was refreshed after its hour");
+}
+
+#[tokio::test]
+async fn a_token_let_in_through_the_binding_is_still_refused_outside_it() {
+    let (a, _) = keys();
+    let certs = Certs::serving(&[a]);
+    let (v, counted) = counted();
+    let token = a.sign(&user_claims(TEAM, "admin-site-aud", "ada@example.com", NOW));
+    v.verify(&token, &certs, NOW, true).await.unwrap();
+    let err = v.verify(&token, &certs, NOW, false).await.unwrap_err();
+    assert_eq!(err, Rejection::WrongAudience);
+    assert_eq!(counted.checks(), 1);
+}
