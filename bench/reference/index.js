@@ -9,7 +9,8 @@
 //   first use, running the same Lua scripts as the Rust crates (GCRA rate
 //   limit, versioned cache-aside), so both implementations make the same
 //   round trips and leave the same keys.
-// - Access JWTs (RS256) against the team's JWKS, cached per isolate.
+// - Access JWTs (RS256) against the team's JWKS, cached per isolate, and
+//   the tokens let in remembered, as the API does.
 //
 // It is a benchmark reference, not a second implementation of the API:
 // only the routes `cargo xtask bench` loads exist here.
@@ -297,8 +298,34 @@ async function accessKeys(env, refresh) {
     const response = await fetch(`${env.ACCESS_TEAM_DOMAIN}/cdn-cgi/access/certs`);
     jwks = (await response.json()).keys;
     jwksFetchedAt = now;
+    // No token let in under the old set counts under the new one.
+    admitted.clear();
   }
   return jwks;
+}
+
+// Tokens let in before, as the API keeps them (crates/access/src/checked.rs):
+// the same token again skips the signature check; its times are still
+// checked. Only tokens let in are kept, at most MAX_ADMITTED.
+const admitted = new Map();
+const MAX_ADMITTED = 256;
+
+function admittedBefore(token) {
+  const claims = admitted.get(token);
+  if (!claims) return null;
+  const now = Math.floor(Date.now() / 1000);
+  if ((claims.exp !== undefined && claims.exp <= now) || (claims.nbf !== undefined && claims.nbf > now)) {
+    admitted.delete(token);
+    return null;
+  }
+  return claims;
+}
+
+function admit(token, claims) {
+  if (token.length > 4096) return claims;
+  if (admitted.size >= MAX_ADMITTED) admitted.clear();
+  admitted.set(token, claims);
+  return claims;
 }
 
 function database(env) {
@@ -473,17 +500,19 @@ async function adminIdentity(c) {
     c.req.header("cf-access-jwt-assertion") ||
     /(?:^|;\s*)CF_Authorization=([^;]+)/.exec(c.req.header("cookie") ?? "")?.[1];
   if (!token) return null;
+  const known = admittedBefore(token);
+  if (known) return known;
   const options = (keys) => ({
     keys,
     allowedAlgorithms: ["RS256"],
     verification: { aud: c.env.ACCESS_AUD, iss: c.env.ACCESS_TEAM_DOMAIN },
   });
   try {
-    return await verifyWithJwks(token, options(await accessKeys(c.env, false)));
+    return admit(token, await verifyWithJwks(token, options(await accessKeys(c.env, false))));
   } catch {
     // An unknown kid may be a rotated key: fetch the keys once more.
     try {
-      return await verifyWithJwks(token, options(await accessKeys(c.env, true)));
+      return admit(token, await verifyWithJwks(token, options(await accessKeys(c.env, true))));
     } catch {
       return null;
     }
