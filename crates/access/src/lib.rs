@@ -6,7 +6,9 @@
 //! JWKS (`<team domain>/cdn-cgi/access/certs`, cached per isolate, see
 //! [`KeyCache`]), was issued by that team domain for one of our Access
 //! applications (`aud`), and is inside its validity window (`exp`/`nbf`
-//! with a small leeway). Users are identified by their email; Access
+//! with a small leeway). A token let in once skips only the signature
+//! check on its next requests in the isolate (`checked`); its claims are
+//! checked every time. Users are identified by their email; Access
 //! service tokens (health checks, CI) by their client id, and only those
 //! listed in the configuration are let in.
 //!
