@@ -461,16 +461,18 @@ impl access::SignatureCheck for Counted {
     }
 }
 
-fn counted() -> (Verifier, Arc<Counted>) {
+/// The certs endpoint serving `a`'s key, and a verifier counting its
+/// signature checks.
+fn counted() -> (&'static SigningKey, Certs, Verifier, Arc<Counted>) {
+    let (a, _) = keys();
     let counted = Arc::new(Counted::default());
-    (verifier().with_signature_check(counted.clone()), counted)
+    let v = verifier().with_signature_check(counted.clone());
+    (a, Certs::serving(&[a]), v, counted)
 }
 
 #[tokio::test]
 async fn a_token_let_in_once_is_not_checked_again_but_still_expires() {
-    let (a, _) = keys();
-    let certs = Certs::serving(&[a]);
-    let (v, counted) = counted();
+    let (a, certs, v, counted) = counted();
     let token = user_token(a);
     for i in 0..3 {
         verify(&v, &certs, &token, NOW + i).await.unwrap();
@@ -485,9 +487,7 @@ async fn a_token_let_in_once_is_not_checked_again_but_still_expires() {
 
 #[tokio::test]
 async fn a_token_let_in_once_and_changed_in_any_part_is_checked_and_refused() {
-    let (a, _) = keys();
-    let certs = Certs::serving(&[a]);
-    let (v, counted) = counted();
+    let (a, certs, v, counted) = counted();
     let token = user_token(a);
     verify(&v, &certs, &token, NOW).await.unwrap();
 
@@ -538,9 +538,8 @@ async fn a_refused_signature_is_asked_about_every_time() {
 
 #[tokio::test]
 async fn a_token_let_in_under_a_key_since_replaced_under_its_kid_is_checked_again() {
-    let (a, b) = keys();
-    let certs = Certs::serving(&[a]);
-    let (v, counted) = counted();
+    let (a, certs, v, counted) = counted();
+    let (_, b) = keys();
     let token = user_token(a);
     verify(&v, &certs, &token, NOW).await.unwrap();
     // Another key published under the same kid: what a's tokens were
@@ -556,9 +555,7 @@ async fn a_token_let_in_under_a_key_since_replaced_under_its_kid_is_checked_agai
 
 #[tokio::test]
 async fn a_token_let_in_through_the_binding_is_still_refused_outside_it() {
-    let (a, _) = keys();
-    let certs = Certs::serving(&[a]);
-    let (v, counted) = counted();
+    let (a, certs, v, counted) = counted();
     let token = a.sign(&user_claims(TEAM, "admin-site-aud", "ada@example.com", NOW));
     v.verify(&token, &certs, NOW, true).await.unwrap();
     let err = v.verify(&token, &certs, NOW, false).await.unwrap_err();
