@@ -2,12 +2,12 @@
 //! same token on the next request skips the RSA check.
 //!
 //! A browser (or a service token's client) sends one Access token with
-//! every request until it expires, so an admin session repeats the same
-//! check hundreds of times. The check is the costliest step of verifying
-//! (an RSA public-key operation, and in the Worker a trip through
-//! WebCrypto's promise and another wake-up of the request), while what is
-//! left (parsing, the issuer, audience and time checks) is cheap and still
-//! runs on every request: an expired token is refused even when cached.
+//! every request until it expires, so an admin session would repeat the
+//! same check on every request. The check is the one step of verifying
+//! with public-key arithmetic (and in the Worker a trip through
+//! WebCrypto's promise and another wake-up of the request); what is left
+//! (parsing, the issuer, audience and time checks) still runs on every
+//! request: an expired token is refused even when it was remembered.
 //!
 //! An entry holds the whole token (so a token differing in any byte, the
 //! signature included, is checked afresh) and the key it was checked

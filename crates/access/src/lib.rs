@@ -270,12 +270,9 @@ impl Verifier {
         let claims = compact.claims()?;
         claims.check(&self.policy, now, through_binding)?;
         let identity = claims.identity(&self.policy)?;
-        if !checked_before {
-            // `check` refused a token without `exp`.
-            let useless_after = claims
-                .exp
-                .unwrap_or_default()
-                .saturating_add(self.policy.leeway_secs);
+        // `check` refused a token without `exp`: every token let in has one.
+        if let (false, Some(exp)) = (checked_before, claims.exp) {
+            let useless_after = exp.saturating_add(self.policy.leeway_secs);
             self.checked.keep(token, key, useless_after, now);
         }
         Ok(identity)

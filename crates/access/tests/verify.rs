@@ -376,10 +376,24 @@ fn jwks_entries_that_are_not_rs256_signing_keys_are_skipped() {
     });
 }
 
-/// Answers every check with `valid` and records what it was asked.
+/// Records every check it is asked for and answers it with `valid`, or,
+/// without one, with RustCrypto's real check.
 struct Scripted {
-    valid: bool,
+    valid: Option<bool>,
     asked: Mutex<Vec<(Vec<u8>, Vec<u8>)>>,
+}
+
+impl Scripted {
+    fn answering(valid: Option<bool>) -> Arc<Scripted> {
+        Arc::new(Scripted {
+            valid,
+            asked: Mutex::new(Vec::new()),
+        })
+    }
+
+    fn checks(&self) -> usize {
+        self.asked.lock().unwrap().len()
+    }
 }
 
 impl access::SignatureCheck for Scripted {
@@ -395,7 +409,10 @@ impl access::SignatureCheck for Scripted {
             .lock()
             .unwrap()
             .push((message.to_vec(), signature.to_vec()));
-        Box::pin(std::future::ready(self.valid))
+        match self.valid {
+            Some(valid) => Box::pin(std::future::ready(valid)),
+            None => access::RustCrypto.rs256(key, message, signature),
+        }
     }
 }
 
@@ -406,10 +423,7 @@ async fn the_signature_check_given_decides_and_sees_exactly_what_was_signed() {
     let (signed, signature) = token.rsplit_once('.').unwrap();
     let certs = Certs::serving(&[key]);
     for valid in [true, false] {
-        let check = Arc::new(Scripted {
-            valid,
-            asked: Mutex::new(Vec::new()),
-        });
+        let check = Scripted::answering(Some(valid));
         let verdict = verifier()
             .with_signature_check(check.clone())
             .verify(&token, &certs, NOW, false)
@@ -435,37 +449,11 @@ async fn the_signature_check_given_decides_and_sees_exactly_what_was_signed() {
     }
 }
 
-/// Counts the signature checks and lets RustCrypto's real check decide.
-#[derive(Default)]
-struct Counted {
-    checks: std::sync::atomic::AtomicUsize,
-}
-
-impl Counted {
-    fn checks(&self) -> usize {
-        self.checks.load(std::sync::atomic::Ordering::Relaxed)
-    }
-}
-
-impl access::SignatureCheck for Counted {
-    fn rs256<'a>(
-        &'a self,
-        key: &'a access::RsaPublicKey,
-        message: &'a [u8],
-        signature: &'a [u8],
-    ) -> BoxFuture<'a, bool> {
-        static REAL: access::RustCrypto = access::RustCrypto;
-        self.checks
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        REAL.rs256(key, message, signature)
-    }
-}
-
 /// The certs endpoint serving `a`'s key, and a verifier counting its
 /// signature checks.
-fn counted() -> (&'static SigningKey, Certs, Verifier, Arc<Counted>) {
+fn counted() -> (&'static SigningKey, Certs, Verifier, Arc<Scripted>) {
     let (a, _) = keys();
-    let counted = Arc::new(Counted::default());
+    let counted = Scripted::answering(None);
     let v = verifier().with_signature_check(counted.clone());
     (a, Certs::serving(&[a]), v, counted)
 }
@@ -523,17 +511,14 @@ async fn a_token_let_in_once_and_changed_in_any_part_is_checked_and_refused() {
 async fn a_refused_signature_is_asked_about_every_time() {
     let (a, _) = keys();
     let certs = Certs::serving(&[a]);
-    let check = Arc::new(Scripted {
-        valid: false,
-        asked: Mutex::new(Vec::new()),
-    });
+    let check = Scripted::answering(Some(false));
     let v = verifier().with_signature_check(check.clone());
     let token = user_token(a);
     for _ in 0..2 {
         let err = verify(&v, &certs, &token, NOW).await.unwrap_err();
         assert_eq!(err, Rejection::BadSignature);
     }
-    assert_eq!(check.asked.lock().unwrap().len(), 2);
+    assert_eq!(check.checks(), 2);
 }
 
 #[tokio::test]

@@ -67,10 +67,10 @@ pub struct LockFigures {
     /// Median of each hold's time in the Worker: the sum of the
     /// turnarounds of the statements after the locking read. A hold is
     /// that and its time at the gateway, exactly; the two medians need
-    /// not add up to `held_us`, the median of the sums. Where a Worker's turnarounds fall (inside
-    /// the hold or before the lock) is what decides a busy page's rate
-    /// when its CPU per write is level (BENCHMARKS.md, twenty-eighth
-    /// pass).
+    /// not add up to `held_us`, the median of the sums. Where a Worker's
+    /// turnarounds fall (inside the hold or before the lock) is what
+    /// decides a busy page's rate when its CPU per write is level
+    /// (BENCHMARKS.md, twenty-eighth pass).
     pub in_worker_us: f64,
     /// Median of each hold's time at the gateway: the sum of the served
     /// times of the statements after the locking read.
