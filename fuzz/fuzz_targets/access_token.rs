@@ -3,7 +3,9 @@
 //! team's key, names it with RS256, and its claims, read independently
 //! with `serde_json::Value`, have this team as issuer, an accepted
 //! audience, a time window around now and the identity returned. Every
-//! refusal is a 401 or 403 that does not echo the token.
+//! refusal is a 401 or 403 that does not echo the token. The same holds
+//! when the token comes again, later or by the other route, after the
+//! verifier remembered it (and skips its signature check).
 #![no_main]
 
 use std::sync::OnceLock;
@@ -79,6 +81,9 @@ struct Input {
     raw_claims: Option<String>,
     signature: Signature,
     through_binding: bool,
+    /// The same token presented again: seconds after the first time, and
+    /// whether through the binding.
+    again: Vec<(i16, bool)>,
 }
 
 fn claim_value(claim: &Claim) -> Value {
@@ -143,8 +148,14 @@ fn token(input: &Input, claims: &str) -> String {
     format!("{signing_input}.{}", URL_SAFE_NO_PAD.encode(signature))
 }
 
-/// What must hold of a token that was accepted as `identity`.
-fn check_accepted(input: &Input, claims: &str, identity: &Identity) -> Result<(), String> {
+/// What must hold of a token that was accepted as `identity` at `now`.
+fn check_accepted(
+    input: &Input,
+    claims: &str,
+    identity: &Identity,
+    now: u64,
+    through_binding: bool,
+) -> Result<(), String> {
     if !matches!(input.signature, Signature::TeamKey) {
         return Err("accepted without the team's signature".into());
     }
@@ -162,18 +173,17 @@ fn check_accepted(input: &Input, claims: &str, identity: &Identity) -> Result<()
     let exp = claims["exp"]
         .as_u64()
         .ok_or("accepted without a numeric exp")?;
-    if NOW > exp.saturating_add(LEEWAY) {
+    if now > exp.saturating_add(LEEWAY) {
         return Err(format!("accepted though it expired at {exp}"));
     }
     if let Some(nbf) = claims["nbf"].as_u64() {
-        if NOW + LEEWAY < nbf {
+        if now + LEEWAY < nbf {
             return Err(format!("accepted before its nbf {nbf}"));
         }
     } else if !claims["nbf"].is_null() {
         return Err(format!("accepted with nbf {}", claims["nbf"]));
     }
-    let accepted =
-        |aud: &str| AUDIENCES.contains(&aud) || (input.through_binding && aud == BINDING_AUD);
+    let accepted = |aud: &str| AUDIENCES.contains(&aud) || (through_binding && aud == BINDING_AUD);
     let audience_ok = match &claims["aud"] {
         Value::String(aud) => accepted(aud),
         Value::Array(auds) => auds.iter().any(|a| a.as_str().is_some_and(accepted)),
@@ -216,12 +226,21 @@ fn check_refused(token: &str, rejection: &Rejection) -> Result<(), String> {
 fuzz_target!(|input: Input| {
     let claims = claims_text(&input);
     let token = token(&input, &claims);
-    let verified = fuzz::block_on(verifier().verify(&token, certs(), NOW, input.through_binding));
-    let checked = match &verified {
-        Ok(identity) => check_accepted(&input, &claims, identity),
-        Err(rejection) => check_refused(&token, rejection),
-    };
-    if let Err(broken) = checked {
-        panic!("{broken}\ntoken: {token}\nverified: {verified:?}");
+    let first = (NOW, input.through_binding);
+    let again = input.again.iter().take(4).map(|&(later, through_binding)| {
+        (NOW.saturating_add_signed(i64::from(later)), through_binding)
+    });
+    for (now, through_binding) in std::iter::once(first).chain(again) {
+        let verified = fuzz::block_on(verifier().verify(&token, certs(), now, through_binding));
+        let checked = match &verified {
+            Ok(identity) => check_accepted(&input, &claims, identity, now, through_binding),
+            Err(rejection) => check_refused(&token, rejection),
+        };
+        if let Err(broken) = checked {
+            panic!(
+                "{broken}\ntoken: {token}\nat {now}, through the binding: {through_binding}\n\
+                 verified: {verified:?}"
+            );
+        }
     }
 });
