@@ -317,6 +317,95 @@ async fn concurrent_writers_never_deadlock_and_only_one_wins_a_revision() {
     assert_eq!(page["revision"], 2);
 }
 
+/// Writers creating one new page at once. Under READ COMMITTED neither
+/// engine locks a missing row (`store::LockWait`), so they can all get
+/// past the locking read; all but one then fail on the unique slug and
+/// run again, with a row to lock. Every write still lands as a revision
+/// of its own, and exactly one of them creates the page; with
+/// `If-None-Match: *` (create only) exactly one lands at all.
+#[tokio::test]
+async fn writers_creating_one_page_at_once_each_land_once() {
+    const WRITERS: usize = 6;
+    async fn race(slug: &str, headers: &[(&str, &str)]) -> Vec<(u16, Value)> {
+        let writes = (0..WRITERS).map(|i| async move {
+            let body = json!({"title": format!("writer {i}"), "body": "b"});
+            let answer = put(slug, &body, headers).await;
+            (
+                answer.status().as_u16(),
+                answer.json::<Value>().await.unwrap(),
+            )
+        });
+        futures::future::join_all(writes).await
+    }
+    async fn revisions(slug: &str) -> Vec<(i64, String)> {
+        let listed: Value = http()
+            .get(format!("{}/revisions", page_url(slug)))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        listed["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| {
+                (
+                    r["number"].as_i64().unwrap(),
+                    r["title"].as_str().unwrap().to_owned(),
+                )
+            })
+            .collect()
+    }
+
+    let slug = unique("same-new-");
+    let answers = race(&slug, &[]).await;
+    let statuses: Vec<u16> = answers.iter().map(|(status, _)| *status).collect();
+    let created: Vec<&Value> = answers
+        .iter()
+        .filter(|(s, _)| *s == 201)
+        .map(|(_, b)| b)
+        .collect();
+    assert_eq!(created.len(), 1, "{statuses:?}");
+    assert_eq!(created[0]["revision"], 1, "the creation is revision 1");
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 200).count(),
+        WRITERS - 1,
+        "{statuses:?}"
+    );
+    let mut landed: Vec<(i64, String)> = answers
+        .iter()
+        .map(|(_, b)| {
+            (
+                b["revision"].as_i64().unwrap(),
+                b["title"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    landed.sort();
+    let mut stored = revisions(&slug).await;
+    stored.sort();
+    assert_eq!(stored, landed, "each answer is one stored revision");
+    let numbers: Vec<i64> = stored.iter().map(|(n, _)| *n).collect();
+    assert_eq!(numbers, (1..=WRITERS as i64).collect::<Vec<_>>());
+
+    let slug = unique("create-only-");
+    let answers = race(&slug, &[("if-none-match", "*")]).await;
+    let statuses: Vec<u16> = answers.iter().map(|(status, _)| *status).collect();
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 201).count(),
+        1,
+        "{statuses:?}"
+    );
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 412).count(),
+        WRITERS - 1,
+        "{statuses:?}"
+    );
+    assert_eq!(revisions(&slug).await.len(), 1);
+}
+
 #[tokio::test]
 async fn reads_are_cached_and_writes_invalidate_the_cache() {
     let slug = unique("cached-");

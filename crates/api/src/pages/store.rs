@@ -37,9 +37,15 @@ const WRITE_ISOLATION: tidb_http::IsolationLevel = tidb_http::IsolationLevel::Re
 /// database inside the deadline, the wait is answered, and the `ROLLBACK`
 /// follows the answer.
 ///
-/// A new page has no row to lock yet: its `INSERT` waits (for the
-/// database's limit) only on another writer creating the same slug, which
-/// is then two statements from its commit.
+/// A new page has no row to lock yet, and under READ COMMITTED neither
+/// engine locks the missing key: MariaDB takes no gap lock, and TiDB's
+/// point read locks "only the existing keys in RC isolation"
+/// (`getAndLock` in pingcap/tidb's `pkg/executor/point_get.go`). So two
+/// writers creating the same slug can both get past the locking read; the
+/// second one's `INSERT` then waits (for the database's limit) on the
+/// first's, which is two statements from its commit. Once the first
+/// commits, the second fails on the unique slug and [`save`] runs it
+/// again, now with a row to lock.
 ///
 /// Whole seconds, as TiDB's parser takes them (MariaDB takes fractions;
 /// MySQL 8 has no `WAIT n` at all).
