@@ -552,6 +552,9 @@ async function writePage(db, slug, title, body, author, ifMatch) {
         [title, number, now, id],
       );
     } else {
+      // No row to lock: the insert may wait on another writer's instead,
+      // for no longer than the read would have.
+      await tx.execute("SET SESSION innodb_lock_wait_timeout = 5");
       [{ now }] = await tx.execute("SELECT UTC_TIMESTAMP(3) AS now");
       const inserted = await tx.execute(
         "INSERT INTO pages (slug, title, revision, created_at, updated_at) VALUES (?, ?, 1, ?, ?)",

@@ -58,6 +58,7 @@ async fn dependencies_freeze_and_recover() {
     a_full_redis_still_invalidates_so_no_read_is_stale().await;
     redis_at_its_connection_limit_is_done_without_and_a_write_still_invalidates().await;
     a_write_that_waits_too_long_for_its_row_is_given_up_by_the_database_inside_its_deadline().await;
+    a_new_page_whose_insert_waits_too_long_is_given_up_by_the_database_inside_its_deadline().await;
     let caller = AbortingCaller::start().await;
     a_write_abandoned_while_it_waits_for_its_row_still_ends_and_frees_it(&caller).await;
     a_write_abandoned_while_it_commits_still_leaves_no_stale_copy(&caller).await;
@@ -157,6 +158,63 @@ async fn a_write_that_waits_too_long_for_its_row_is_given_up_by_the_database_ins
         "not deleted"
     );
     assert_eq!(write_page(&url, "next").await.status(), 200);
+}
+
+/// A write creating a page has no row to lock, so it can wait at its
+/// `INSERT` instead: on TiDB, for another writer's uncommitted insert of
+/// the same slug, which READ COMMITTED's locking read does not wait for
+/// (`store::LockWait`). Here the test's own transaction holds MariaDB's
+/// equivalent, the gap where the slug would go (a REPEATABLE READ locking
+/// read of the missing slug), which the write's read passes and its
+/// `INSERT` waits for. That wait is bounded like the read's: a 503 from
+/// the database inside the deadline, and the write's transaction rolled
+/// back while the gap is still held. Left to the database's own limit
+/// (50 s), the gateway's query timeout answered first and the insert went
+/// on waiting at MariaDB.
+async fn a_new_page_whose_insert_waits_too_long_is_given_up_by_the_database_inside_its_deadline() {
+    use sqlx::Connection as _;
+    let slug = unique("inserting-");
+    let url = format!("{}/v1/pages/{slug}", api());
+    let mut db = e2e::database().await;
+    // MariaDB's default, said here because the gap lock depends on it.
+    sqlx::query("SET SESSION TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+        .execute(&mut db)
+        .await
+        .unwrap();
+    let mut gap = db.begin().await.unwrap();
+    let missing = sqlx::query("SELECT id FROM pages WHERE slug = ? FOR UPDATE")
+        .bind(&slug)
+        .fetch_optional(&mut *gap)
+        .await
+        .unwrap();
+    assert!(missing.is_none());
+    let holder: u64 = sqlx::query_scalar("SELECT CONNECTION_ID()")
+        .fetch_one(&mut *gap)
+        .await
+        .unwrap();
+
+    let response = write_page(&url, "waited").await;
+    let status = response.status();
+    let retry_after = response.headers().get("retry-after").cloned();
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(status, 503, "{body}");
+    assert_eq!(retry_after.unwrap(), "5");
+    assert_eq!(body["type"], "/problems/unavailable", "{body}");
+    assert_eq!(
+        body["detail"], "The database is busy; try again shortly.",
+        "the database gave up on the insert, not the gateway on the database"
+    );
+    eventually_within(
+        "the write's transaction rolled back, the gap still held",
+        Duration::from_secs(5),
+        || async { (transactions_besides(holder).await == 0).then_some(()) },
+    )
+    .await;
+    gap.rollback().await.unwrap();
+
+    assert_eq!(revisions(&slug).await, [], "nothing written");
+    assert_eq!(write_page(&url, "created").await.status(), 201);
+    assert_eq!(revisions(&slug).await, [(1, "created".into())]);
 }
 
 /// How many InnoDB transactions are open besides the connection

@@ -42,10 +42,12 @@ const WRITE_ISOLATION: tidb_http::IsolationLevel = tidb_http::IsolationLevel::Re
 /// point read locks "only the existing keys in RC isolation"
 /// (`getAndLock` in pingcap/tidb's `pkg/executor/point_get.go`). So two
 /// writers creating the same slug can both get past the locking read; the
-/// second one's `INSERT` then waits (for the database's limit) on the
-/// first's, which is two statements from its commit. Once the first
-/// commits, the second fails on the unique slug and [`save`] runs it
-/// again, now with a row to lock.
+/// second one's `INSERT` then waits on the first's. That wait is bounded
+/// the same way, by the session's `innodb_lock_wait_timeout` (both
+/// engines; the session ends with the transaction), set only when the
+/// locking read found no row, so only creations pay its round trip. Once
+/// the first commits, the second fails on the unique slug and [`save`]
+/// runs it again, now with a row to lock.
 ///
 /// Whole seconds, as TiDB's parser takes them (MariaDB takes fractions;
 /// MySQL 8 has no `WAIT n` at all).
@@ -70,6 +72,15 @@ impl LockWait {
 
     /// Time left between the database giving up and the driver giving up.
     const MARGIN: Duration = Duration::from_secs(5);
+
+    /// The same wait for every later lock the transaction's statements
+    /// take (an `INSERT` waiting on another's uncommitted row among them).
+    fn for_later_statements(self) -> Statement {
+        Statement::new(format!(
+            "SET SESSION innodb_lock_wait_timeout = {}",
+            self.secs
+        ))
+    }
 }
 
 /// A page as readers get it: its current revision.
@@ -278,7 +289,8 @@ pub async fn save(
     wait: LockWait,
 ) -> Result<Written, tidb_http::Error> {
     // Two writers creating the same new page both see no row; the second
-    // insert then fails on the unique slug. Once more, it sees the row.
+    // insert then waits for the first and fails on the unique slug. Once
+    // more, it sees the row.
     // The same once more for a transaction the database rolled back for a
     // conflict (a deadlock, TiDB's write conflicts): it says running it
     // again is safe, and the client should not have to.
@@ -320,6 +332,9 @@ async fn try_save(
                 (row.id, row.revision + 1, false, row.now)
             }
             None => {
+                // Another writer may be inserting this slug (see
+                // `LockWait`): the insert waits no longer than the read.
+                tx.execute(wait.for_later_statements()).await?;
                 let Now { now } = tx
                     .query_one_as(Statement::new("SELECT UTC_TIMESTAMP(3) AS now"))
                     .await?;
@@ -524,6 +539,34 @@ mod tests {
             locking_reads[1].ends_with("FOR UPDATE WAIT 2"),
             "{locking_reads:?}"
         );
+    }
+
+    #[tokio::test]
+    async fn a_new_page_waits_for_another_writer_inserting_it_no_longer_than_for_a_row() {
+        fn no_page(query: &str) -> &'static str {
+            if query.starts_with("SELECT id, revision") {
+                r#"{"types":[{"name":"id","type":"BIGINT","nullable":false}],"rows":[]}"#
+            } else if query.starts_with("SELECT UTC_TIMESTAMP") {
+                r#"{"types":[{"name":"now","type":"VARCHAR","nullable":false}],
+                    "rows":[["2026-12-04 10:00:00.000"]]}"#
+            } else {
+                DONE
+            }
+        }
+        let api = ScriptedSql::new(no_page, "none", (400, 0, ""), 0);
+        let written = save(&api.client(), "p", &DRAFT, &ANY, WAIT).await.unwrap();
+        assert!(matches!(written, Written::Created(_)), "{written:?}");
+        let sent = api.sent("");
+        let position = |prefix: &str| sent.iter().position(|q| q.starts_with(prefix));
+        let set = position("SET SESSION innodb_lock_wait_timeout = 5");
+        assert!(set.is_some(), "{sent:?}");
+        assert!(set > position("SELECT id, revision"), "{sent:?}");
+        assert!(set < position("INSERT INTO pages"), "{sent:?}");
+
+        // A page that is there was locked by the read: nothing to set.
+        let api = page_api("none", 0, 0);
+        save(&api.client(), "p", &DRAFT, &ANY, WAIT).await.unwrap();
+        assert_eq!(api.count("SET"), 0);
     }
 
     #[tokio::test]
