@@ -38,16 +38,18 @@ const WRITE_ISOLATION: tidb_http::IsolationLevel = tidb_http::IsolationLevel::Re
 /// follows the answer.
 ///
 /// A new page has no row to lock yet, and under READ COMMITTED neither
-/// engine locks the missing key: MariaDB takes no gap lock, and TiDB's
-/// point read locks "only the existing keys in RC isolation"
-/// (`getAndLock` in pingcap/tidb's `pkg/executor/point_get.go`). So two
-/// writers creating the same slug can both get past the locking read; the
-/// second one's `INSERT` then waits on the first's. That wait is bounded
-/// the same way, by the session's `innodb_lock_wait_timeout` (both
-/// engines; the session ends with the transaction), set only when the
-/// locking read found no row, so only creations pay its round trip. Once
-/// the first commits, the second fails on the unique slug and [`save`]
-/// runs it again, now with a row to lock.
+/// engine locks the missing key. MariaDB's locking read does wait for
+/// another writer's uncommitted row with the slug, but two writers can
+/// both pass it before either inserts. TiDB's point read locks "only the
+/// existing keys in RC isolation" (`getAndLock` in pingcap/tidb's
+/// `pkg/executor/point_get.go`): it passes another writer's uncommitted
+/// insert for as long as that transaction is open. Either way the
+/// `INSERT` waits on the other writer instead, bounded the same way: the
+/// session's `innodb_lock_wait_timeout` (both engines; the driver uses a
+/// transaction's session for nothing after it), set only when the read
+/// found no row, so only creations pay its round trip. Once the other
+/// commits, the insert fails on the unique slug and [`save`] runs the
+/// write again, now with a row to lock.
 ///
 /// Whole seconds, as TiDB's parser takes them (MariaDB takes fractions;
 /// MySQL 8 has no `WAIT n` at all).
