@@ -132,16 +132,7 @@ async fn a_write_that_waits_too_long_for_its_row_is_given_up_by_the_database_ins
                 .unwrap(),
         ),
     ] {
-        let status = response.status();
-        let retry_after = response.headers().get("retry-after").cloned();
-        let body: Value = response.json().await.unwrap();
-        assert_eq!(status, 503, "{method}: {body}");
-        assert_eq!(retry_after.unwrap(), "5", "{method}");
-        assert_eq!(body["type"], "/problems/unavailable", "{method}: {body}");
-        assert_eq!(
-            body["detail"], "The database is busy; try again shortly.",
-            "{method}: the database gave up on the lock, not the gateway on the database"
-        );
+        the_database_gave_up(method, response).await;
     }
     eventually_within(
         "the writes' transactions rolled back, the row still held",
@@ -193,17 +184,7 @@ async fn a_new_page_whose_insert_waits_too_long_is_given_up_by_the_database_insi
         .await
         .unwrap();
 
-    let response = write_page(&url, "waited").await;
-    let status = response.status();
-    let retry_after = response.headers().get("retry-after").cloned();
-    let body: Value = response.json().await.unwrap();
-    assert_eq!(status, 503, "{body}");
-    assert_eq!(retry_after.unwrap(), "5");
-    assert_eq!(body["type"], "/problems/unavailable", "{body}");
-    assert_eq!(
-        body["detail"], "The database is busy; try again shortly.",
-        "the database gave up on the insert, not the gateway on the database"
-    );
+    the_database_gave_up("PUT", write_page(&url, "waited").await).await;
     eventually_within(
         "the write's transaction rolled back, the gap still held",
         Duration::from_secs(5),
@@ -215,6 +196,21 @@ async fn a_new_page_whose_insert_waits_too_long_is_given_up_by_the_database_insi
     assert_eq!(revisions(&slug).await, [], "nothing written");
     assert_eq!(write_page(&url, "created").await.status(), 201);
     assert_eq!(revisions(&slug).await, [(1, "created".into())]);
+}
+
+/// `response` (to `method`) is the 503 of a lock wait the database ended
+/// (1205), not of the gateway's query timeout ("unavailable").
+async fn the_database_gave_up(method: &str, response: reqwest::Response) {
+    let status = response.status();
+    let retry_after = response.headers().get("retry-after").cloned();
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(status, 503, "{method}: {body}");
+    assert_eq!(retry_after.unwrap(), "5", "{method}");
+    assert_eq!(body["type"], "/problems/unavailable", "{method}: {body}");
+    assert_eq!(
+        body["detail"], "The database is busy; try again shortly.",
+        "{method}: the database gave up on the lock, not the gateway on the database"
+    );
 }
 
 /// How many InnoDB transactions are open besides the connection

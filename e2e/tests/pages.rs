@@ -4,7 +4,7 @@
 //! document of every client mistake.
 
 use e2e::access::user_token;
-use e2e::{api, database, http, missed_invalidations, run_cron, title_and_cache, unique};
+use e2e::{api, database, http, json, missed_invalidations, run_cron, title_and_cache, unique};
 use serde_json::{json, Value};
 
 fn page_url(slug: &str) -> String {
@@ -93,24 +93,10 @@ async fn a_page_is_created_read_updated_with_etags_and_deleted() {
     )
     .await;
     problem(create_only, 412, "/problems/precondition-failed").await;
-    let current: Value = http()
-        .get(page_url(&slug))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let current: Value = json(http().get(page_url(&slug))).await;
     assert_eq!(current["title"], "Second");
 
-    let revisions: Value = http()
-        .get(format!("{}/revisions", page_url(&slug)))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let revisions: Value = json(http().get(format!("{}/revisions", page_url(&slug)))).await;
     let numbers: Vec<i64> = revisions["items"]
         .as_array()
         .unwrap()
@@ -306,14 +292,7 @@ async fn concurrent_writers_never_deadlock_and_only_one_wins_a_revision() {
         5,
         "{statuses:?}"
     );
-    let page: Value = http()
-        .get(page_url(&slug))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let page: Value = json(http().get(page_url(&slug))).await;
     assert_eq!(page["revision"], 2);
 }
 
@@ -338,14 +317,7 @@ async fn writers_creating_one_page_at_once_each_land_once() {
         futures::future::join_all(writes).await
     }
     async fn revisions(slug: &str) -> Vec<(i64, String)> {
-        let listed: Value = http()
-            .get(format!("{}/revisions", page_url(slug)))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let listed: Value = json(http().get(format!("{}/revisions", page_url(slug)))).await;
         listed["items"]
             .as_array()
             .unwrap()
