@@ -134,10 +134,9 @@ async fn a_write_that_waits_too_long_for_its_row_is_given_up_by_the_database_ins
     ] {
         the_database_gave_up(method, response).await;
     }
-    eventually_within(
+    until_no_transaction_besides(
+        holder,
         "the writes' transactions rolled back, the row still held",
-        Duration::from_secs(5),
-        || async { (transactions_besides(holder).await == 0).then_some(()) },
     )
     .await;
     lock.commit().await.unwrap();
@@ -185,10 +184,9 @@ async fn a_new_page_whose_insert_waits_too_long_is_given_up_by_the_database_insi
         .unwrap();
 
     the_database_gave_up("PUT", write_page(&url, "waited").await).await;
-    eventually_within(
+    until_no_transaction_besides(
+        holder,
         "the write's transaction rolled back, the gap still held",
-        Duration::from_secs(5),
-        || async { (transactions_besides(holder).await == 0).then_some(()) },
     )
     .await;
     gap.rollback().await.unwrap();
@@ -213,19 +211,24 @@ async fn the_database_gave_up(method: &str, response: reqwest::Response) {
     );
 }
 
-/// How many InnoDB transactions are open besides the connection
-/// `holder`'s (and the one asking). What `innodb_trx` shows is refreshed
-/// only when it was not read for 100 ms: poll slower than that
-/// ([`eventually_within`] polls every 250 ms).
-async fn transactions_besides(holder: u64) -> i64 {
-    sqlx::query_scalar(
-        "SELECT COUNT(*) FROM information_schema.innodb_trx \
-         WHERE trx_mysql_thread_id NOT IN (?, CONNECTION_ID())",
-    )
-    .bind(holder)
-    .fetch_one(&mut e2e::database().await)
-    .await
-    .unwrap()
+/// Returns once no InnoDB transaction is open besides the connection
+/// `holder`'s (and the one asking), within 5 s, or fails the test as not
+/// `what`. What `innodb_trx` shows is refreshed only when it was not read
+/// for 100 ms: poll slower than that ([`eventually_within`] polls every
+/// 250 ms).
+async fn until_no_transaction_besides(holder: u64, what: &str) {
+    eventually_within(what, Duration::from_secs(5), || async {
+        let open: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM information_schema.innodb_trx \
+             WHERE trx_mysql_thread_id NOT IN (?, CONNECTION_ID())",
+        )
+        .bind(holder)
+        .fetch_one(&mut e2e::database().await)
+        .await
+        .unwrap();
+        (open == 0).then_some(())
+    })
+    .await;
 }
 
 /// A write whose caller gives up while it waits for its page's row (the

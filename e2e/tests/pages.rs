@@ -297,11 +297,12 @@ async fn concurrent_writers_never_deadlock_and_only_one_wins_a_revision() {
 }
 
 /// Writers creating one new page at once. Under READ COMMITTED neither
-/// engine locks a missing row (`store::LockWait`), so they can all get
-/// past the locking read; all but one then fail on the unique slug and
-/// run again, with a row to lock. Every write still lands as a revision
-/// of its own, and exactly one of them creates the page; with
-/// `If-None-Match: *` (create only) exactly one lands at all.
+/// engine locks a missing row (`store::LockWait`), so several can get
+/// past the locking read before any inserts; all but one of those then
+/// fail on the unique slug and run again, with a row to lock. Every
+/// write still lands as a revision of its own, and exactly one of them
+/// creates the page; with `If-None-Match: *` (create only) exactly one
+/// lands at all.
 #[tokio::test]
 async fn writers_creating_one_page_at_once_each_land_once() {
     const WRITERS: usize = 6;
@@ -316,18 +317,21 @@ async fn writers_creating_one_page_at_once_each_land_once() {
         });
         futures::future::join_all(writes).await
     }
+    /// The revision number (under `key`) and the title of a listed
+    /// revision or a write's answer.
+    fn number_and_title(v: &Value, key: &str) -> (i64, String) {
+        (
+            v[key].as_i64().unwrap(),
+            v["title"].as_str().unwrap().into(),
+        )
+    }
     async fn revisions(slug: &str) -> Vec<(i64, String)> {
         let listed: Value = json(http().get(format!("{}/revisions", page_url(slug)))).await;
         listed["items"]
             .as_array()
             .unwrap()
             .iter()
-            .map(|r| {
-                (
-                    r["number"].as_i64().unwrap(),
-                    r["title"].as_str().unwrap().to_owned(),
-                )
-            })
+            .map(|r| number_and_title(r, "number"))
             .collect()
     }
 
@@ -348,12 +352,7 @@ async fn writers_creating_one_page_at_once_each_land_once() {
     );
     let mut landed: Vec<(i64, String)> = answers
         .iter()
-        .map(|(_, b)| {
-            (
-                b["revision"].as_i64().unwrap(),
-                b["title"].as_str().unwrap().to_owned(),
-            )
-        })
+        .map(|(_, b)| number_and_title(b, "revision"))
         .collect();
     landed.sort();
     let mut stored = revisions(&slug).await;
