@@ -439,6 +439,16 @@ struct Load {
     /// wrk, workerd and the stack share the cores, this moves much less
     /// from run to run than requests/s does.
     cpu_us_per_request: f64,
+    /// That CPU time over the load's wall time: the share of one core the
+    /// target's workerd used. Near 1.0 the Worker's process was the
+    /// bottleneck (its JS thread runs one request's code at a time), and
+    /// its requests/s is one core over its CPU per request.
+    core_share: f64,
+    /// Times the workerd's threads went to sleep (voluntary context
+    /// switches) per request: how often it ran out of work and waited for
+    /// I/O. A process with work always queued sleeps a few dozen times a
+    /// second; one that waits on a chain of round trips, per request.
+    sleeps_per_request: f64,
 }
 
 #[derive(Debug, Serialize)]
@@ -1731,7 +1741,7 @@ fn wrk_load(
     let script = scripts.join(format!("{}-{}.lua", case.name, target.name()));
     std::fs::write(&script, wrk_script(case, target))?;
     let url = format!("{}{}", server.url(case.uncached), case_path(case, target));
-    let cpu_before = cpu_micros(server.process.pid());
+    let before = ProcessUse::of(server.process.pid());
     let output = project::output(
         Command::new(wrk)
             .args(["-t1", "--latency", "--timeout", "10s"])
@@ -1743,8 +1753,11 @@ fn wrk_load(
     )?;
     let mut load =
         parse_wrk(&output).with_context(|| format!("reading wrk's output:\n{output}"))?;
-    let cpu = cpu_micros(server.process.pid()).saturating_sub(cpu_before);
-    load.cpu_us_per_request = cpu as f64 / load.requests.max(1) as f64;
+    let used = ProcessUse::of(server.process.pid()).since(&before);
+    let requests = load.requests.max(1) as f64;
+    load.cpu_us_per_request = used.cpu_us as f64 / requests;
+    load.core_share = used.cpu_us as f64 / used.elapsed.as_micros().max(1) as f64;
+    load.sleeps_per_request = used.sleeps as f64 / requests;
     Ok(load)
 }
 
@@ -1877,6 +1890,8 @@ fn parse_wrk(output: &str) -> anyhow::Result<Load> {
         first_unexpected: None,
         socket_errors: 0,
         cpu_us_per_request: f64::NAN,
+        core_share: f64::NAN,
+        sleeps_per_request: f64::NAN,
     };
     for line in output.lines() {
         let words: Vec<&str> = line.split_whitespace().collect();
@@ -1962,6 +1977,10 @@ fn summarise(
                             socket_errors: runs.iter().map(|l| l.socket_errors).sum(),
                             cpu_us_per_request: median(
                                 runs.iter().map(|l| l.cpu_us_per_request).collect(),
+                            ),
+                            core_share: median(runs.iter().map(|l| l.core_share).collect()),
+                            sleeps_per_request: median(
+                                runs.iter().map(|l| l.sleeps_per_request).collect(),
                             ),
                         },
                     ))
@@ -2166,6 +2185,29 @@ fn render(report: &Report) -> String {
             cell(cpu(Target::HelloFixedHeaders)),
             ratio,
             range(&case.cpu_ratio_to_reference_by_round),
+        );
+    }
+    let _ = writeln!(
+        out,
+        "\n  workerd's share of one core during the load, and its sleeps (waits for I/O) per request\n  (medians over rounds; near 100 % the Worker's process was the bottleneck)\n  {:<34} {:>10} {:>10} {:>10} {:>16} {:>16}",
+        "case", "api", "reference", "hello", "api sleeps/req", "ref sleeps/req"
+    );
+    for case in &report.cases {
+        let load = |t: Target| case.targets.get(&t);
+        let share = |t: Target| {
+            load(t).map_or("-".to_owned(), |l| format!("{:.0} %", l.core_share * 100.0))
+        };
+        let sleeps =
+            |t: Target| load(t).map_or("-".to_owned(), |l| format!("{:.2}", l.sleeps_per_request));
+        let _ = writeln!(
+            out,
+            "  {:<34} {:>10} {:>10} {:>10} {:>16} {:>16}",
+            case.case,
+            share(Target::Api),
+            share(Target::Reference),
+            share(Target::Hello),
+            sleeps(Target::Api),
+            sleeps(Target::Reference),
         );
     }
     if report
@@ -2377,19 +2419,60 @@ fn second_half_growth(samples: &[u64]) -> i64 {
     }
 }
 
-/// CPU time (user and system) the process has used so far, in
-/// microseconds, from `/proc/PID/stat` (0 where there is none). Its clock
-/// ticks are USER_HZ, which Linux fixes at 100 per second for user space
-/// on every architecture it runs on.
-fn cpu_micros(pid: u32) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .ok()
-        .and_then(|stat| cpu_ticks(&stat))
-        .map_or(0, |ticks| ticks * 10_000)
+/// What a process has used so far, read at one instant (Linux: /proc; a
+/// process with no /proc entry reads as nothing used).
+#[derive(Debug, Clone, Copy)]
+struct ProcessUse {
+    at: Instant,
+    /// CPU time, user and system, of all its threads, in microseconds.
+    cpu_us: u64,
+    /// Voluntary context switches of all its threads.
+    sleeps: u64,
 }
 
-/// utime + stime from a `/proc/PID/stat` line; the command name in
-/// parentheses may hold spaces, so fields are counted after its `)`.
+/// What a process used between two [`ProcessUse`] readings.
+struct UsedSince {
+    elapsed: Duration,
+    cpu_us: u64,
+    sleeps: u64,
+}
+
+impl ProcessUse {
+    fn of(pid: u32) -> ProcessUse {
+        // The process's `stat` counts its threads' CPU time, its `status`
+        // only the first thread's context switches: those come per thread.
+        let cpu_us = std::fs::read_to_string(format!("/proc/{pid}/stat"))
+            .ok()
+            .and_then(|stat| cpu_ticks(&stat))
+            .map_or(0, |ticks| ticks * 10_000);
+        let sleeps = std::fs::read_dir(format!("/proc/{pid}/task"))
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter_map(|task| std::fs::read_to_string(task.path().join("status")).ok())
+            .filter_map(|status| voluntary_switches(&status))
+            .sum();
+        ProcessUse {
+            at: Instant::now(),
+            cpu_us,
+            sleeps,
+        }
+    }
+
+    fn since(&self, earlier: &ProcessUse) -> UsedSince {
+        UsedSince {
+            elapsed: self.at.duration_since(earlier.at),
+            cpu_us: self.cpu_us.saturating_sub(earlier.cpu_us),
+            // A thread that ended in between takes its count with it.
+            sleeps: self.sleeps.saturating_sub(earlier.sleeps),
+        }
+    }
+}
+
+/// utime + stime from a `/proc/PID/stat` line, in clock ticks: USER_HZ,
+/// which Linux fixes at 100 per second for user space on every
+/// architecture it runs on. The command name in parentheses may hold
+/// spaces, so fields are counted after its `)`.
 fn cpu_ticks(stat: &str) -> Option<u64> {
     let rest = &stat[stat.rfind(')')? + 1..];
     let fields: Vec<&str> = rest.split_whitespace().collect();
@@ -2397,6 +2480,16 @@ fn cpu_ticks(stat: &str) -> Option<u64> {
     let utime: u64 = fields.get(11)?.parse().ok()?;
     let stime: u64 = fields.get(12)?.parse().ok()?;
     Some(utime + stime)
+}
+
+/// `voluntary_ctxt_switches` from a `/proc/PID/task/TID/status` text.
+fn voluntary_switches(status: &str) -> Option<u64> {
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("voluntary_ctxt_switches:"))?
+        .trim()
+        .parse()
+        .ok()
 }
 
 /// Resident memory of a process (Linux: /proc/PID/status).
@@ -2445,6 +2538,36 @@ mod tests {
         );
         assert_eq!(cpu_times("cpu0 1 2 3 4\n"), None);
         assert_eq!(cpu_times("cpu  1 2 3\n"), None);
+    }
+
+    #[test]
+    fn sleeps_are_the_voluntary_switches_of_a_thread_status() {
+        let status = "Name:\tworkerd\nState:\tS (sleeping)\nvoluntary_ctxt_switches:\t4619\nnonvoluntary_ctxt_switches:\t2160\n";
+        assert_eq!(voluntary_switches(status), Some(4619));
+        assert_eq!(voluntary_switches("Name:\tworkerd\n"), None);
+    }
+
+    #[test]
+    fn a_process_reads_its_own_cpu_and_sleeps_and_what_it_used_since() {
+        let pid = std::process::id();
+        let before = ProcessUse::of(pid);
+        // Sleep (a voluntary switch), then burn CPU until /proc shows it
+        // (its clock ticks are 10 ms; a loaded machine may take a while).
+        std::thread::sleep(Duration::from_millis(20));
+        let started = Instant::now();
+        let mut x = 0u64;
+        let used = loop {
+            x = std::hint::black_box(x.wrapping_add(1));
+            let used = ProcessUse::of(pid).since(&before);
+            if used.cpu_us >= 20_000 || started.elapsed() > Duration::from_secs(20) {
+                break used;
+            }
+        };
+        assert!(used.sleeps >= 1, "{} sleeps", used.sleeps);
+        assert!(used.cpu_us >= 20_000, "{} us of CPU", used.cpu_us);
+        assert!(used.elapsed >= Duration::from_millis(20));
+        let gone = ProcessUse::of(u32::MAX);
+        assert_eq!((gone.cpu_us, gone.sleeps), (0, 0));
     }
 
     #[test]
@@ -2672,6 +2795,8 @@ first unexpected: 503 {\"type\":\"about:blank\",\"status\":503}
             first_unexpected: None,
             socket_errors: 0,
             cpu_us_per_request,
+            core_share: 1.0,
+            sleeps_per_request: 0.0,
         };
         let all = cases("token");
         let case = |name: &str| {
