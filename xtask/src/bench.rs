@@ -439,10 +439,11 @@ struct Load {
     /// wrk, workerd and the stack share the cores, this moves much less
     /// from run to run than requests/s does.
     cpu_us_per_request: f64,
-    /// That CPU time over the load's wall time: the share of one core the
-    /// target's workerd used. Near 1.0 the Worker's process was the
-    /// bottleneck (its JS thread runs one request's code at a time), and
-    /// its requests/s is one core over its CPU per request.
+    /// That CPU time over the load's wall time: 1.0 is one core, and
+    /// workerd's helper threads (garbage collection, compiling) add a few
+    /// hundredths. At 1.0 or more the Worker's JS thread, which runs one
+    /// request's code at a time, was the bottleneck, and its requests/s is
+    /// about one core over its CPU per request.
     core_share: f64,
     /// Times the workerd's threads went to sleep (voluntary context
     /// switches) per request: how often it ran out of work and waited for
@@ -2189,7 +2190,7 @@ fn render(report: &Report) -> String {
     }
     let _ = writeln!(
         out,
-        "\n  workerd's share of one core during the load, and its sleeps (waits for I/O) per request\n  (medians over rounds; near 100 % the Worker's process was the bottleneck)\n  {:<34} {:>10} {:>10} {:>10} {:>16} {:>16}",
+        "\n  workerd's CPU time over the load's wall time (100 % is one core; its helper threads add a few),\n  and its sleeps (waits for I/O) per request (medians over rounds; at 100 % or more the Worker's\n  JS thread, which runs one request's code at a time, was the bottleneck)\n  {:<34} {:>10} {:>10} {:>10} {:>16} {:>16}",
         "case", "api", "reference", "hello", "api sleeps/req", "ref sleeps/req"
     );
     for case in &report.cases {
