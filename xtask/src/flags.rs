@@ -46,8 +46,9 @@ pub enum Command {
     Migrate(Migrate),
     /// Load the release Worker and a Hono reference side by side on workerd
     /// (with the local stack behind them) and print requests/s, latencies
-    /// and their ratios, plus bundle size, first-request time and memory,
-    /// and which of the performance targets the run meets.
+    /// and their ratios, each workerd's CPU per request, its share of a
+    /// core and its sleeps per request, plus bundle size, first-request
+    /// time and memory, and which of the performance targets the run meets.
     Bench(Bench),
     /// Run the coverage-guided fuzz targets in fuzz/ (libFuzzer, built by
     /// cargo-fuzz) for a while each, from the committed seeds in fuzz/seeds
