@@ -246,6 +246,28 @@ async fn stalled_body_answer(rest: &str) -> String {
     }
 }
 
+/// A sleep on the isolate's timer (the one readiness checks and
+/// background retries use) ends when it should inside a request. The
+/// Worker polls a request right in the callback that wakes it, and
+/// workers-rs' `Delay` wakes before it marks itself done: the poll saw it
+/// still pending, and the request waited for its deadline instead.
+#[tokio::test]
+async fn a_short_sleep_inside_a_request_ends_on_time() {
+    let started = std::time::Instant::now();
+    let response = http()
+        .get(format!("{}/_test/sleep?ms=300", api()))
+        .send()
+        .await
+        .unwrap();
+    let took = started.elapsed();
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.text().await.unwrap(), "slept");
+    assert!(
+        took >= std::time::Duration::from_millis(300) && took < std::time::Duration::from_secs(3),
+        "took {took:?}"
+    );
+}
+
 #[tokio::test]
 async fn bad_query_parameters_are_400_problems() {
     let response = http()

@@ -12,7 +12,9 @@ use std::time::Duration;
 
 use e2e::access::user_token;
 use e2e::caller::AbortingCaller;
-use e2e::faults::{frozen_sinks, stopped_sinks, until_sinks_ready, until_status, Frozen, Stopped};
+use e2e::faults::{
+    frozen_sinks, listen_address, stopped_sinks, until_sinks_ready, until_status, Frozen, Stopped,
+};
 use e2e::{
     api, eventually, eventually_within, http, missed_invalidations, stack, title_and_cache, unique,
 };
@@ -51,6 +53,7 @@ async fn dependencies_freeze_and_recover() {
     reads_bypass_a_frozen_redis_without_waiting_for_it_and_the_cache_returns_after_it().await;
     a_write_redis_missed_is_invalidated_once_redis_is_back().await;
     a_frozen_database_is_a_503_problem_and_recovery_needs_no_restart().await;
+    readiness_answers_inside_its_own_deadline_while_the_gateway_hangs().await;
     frozen_telemetry_sinks_change_no_answer().await;
     a_stopped_redis_and_database_come_back_after_a_restart().await;
     stopped_telemetry_sinks_change_no_answer_and_are_used_again_once_back().await;
@@ -917,6 +920,37 @@ async fn reads_bypass_a_frozen_redis_without_waiting_for_it_and_the_cache_return
         counted.headers().contains_key("ratelimit-limit"),
         "the limiter counts again"
     );
+}
+
+/// `/readyz` gives each check 2 s (`READINESS_DEADLINE`) on the isolate's
+/// timer. With the gateway frozen, the TiDB check's HTTP call waits for
+/// its own 30 s timeout, so that deadline is what answers: a 503 document
+/// saying which check failed, inside the request's 3 s. It once came only
+/// at the request's deadline, 3 s (a sleep on the isolate's timer did not
+/// end inside a request; see `WorkerTimer`).
+async fn readiness_answers_inside_its_own_deadline_while_the_gateway_hangs() {
+    let url = format!("{}/readyz", api());
+    {
+        let _frozen = Frozen::new("tidb-gateway", &listen_address(&stack().tidb.endpoint));
+        let started = std::time::Instant::now();
+        let response = http().get(&url).send().await.unwrap();
+        let took = started.elapsed();
+        assert_eq!(response.status(), 503);
+        let body: Value = response.json().await.unwrap();
+        assert_eq!(body["checks"]["tidb"]["ok"], false, "{body}");
+        assert!(
+            body["checks"]["tidb"]["error"]
+                .as_str()
+                .is_some_and(|e| e.contains("2000 ms")),
+            "{body}"
+        );
+        assert_eq!(body["checks"]["redis"]["ok"], true, "{body}");
+        assert!(
+            took >= Duration::from_secs(2) && took < Duration::from_millis(2900),
+            "took {took:?}"
+        );
+    }
+    until_status(&url, 200).await;
 }
 
 async fn a_frozen_database_is_a_503_problem_and_recovery_needs_no_restart() {
