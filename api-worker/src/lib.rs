@@ -96,7 +96,9 @@ mod entry {
     /// wasm-bindgen's executor queues one more microtask per wake-up
     /// (`queueMicrotask` and its glue were 3.5 % of the page write's CPU
     /// profile; a write wakes up about ten times by the code's count). A wake-up during a
-    /// poll (a future waking itself) polls once more after it.
+    /// poll (a future waking itself) polls once more after it. So a
+    /// future must be ready by the time it wakes its waker; workers-rs'
+    /// `Delay` is not (see `WorkerTimer`).
     struct Task {
         future: RefCell<Option<Answer>>,
         /// `resolve` and `reject` of the promise handed to JS, once the

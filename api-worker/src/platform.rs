@@ -4,7 +4,7 @@
 //! Worker runs on one thread, so wrapping them in `SendFuture` is sound,
 //! and it is what lets the `api` crate's axum handlers await them.
 
-use std::cell::{Cell, RefCell};
+use std::cell::RefCell;
 use std::future::Future;
 use std::pin::Pin;
 use std::rc::Rc;
@@ -208,9 +208,9 @@ impl access::SignatureCheck for WebCrypto {
     }
 }
 
-/// Timers through `setTimeout`, one per sleep: the isolate's timer, for
-/// what no request's timer covers (readiness checks' deadline, background
-/// retries).
+/// The isolate's timer, for what no request's timer covers (readiness
+/// checks' deadline, background retries): each sleep on a [`RequestTimer`]
+/// of its own, so never shared between requests.
 ///
 /// Not workers-rs' `Delay`: its callback wakes the task and only then
 /// marks the sleep over. A request here is polled right inside its wake
@@ -220,70 +220,7 @@ pub struct WorkerTimer;
 
 impl Timer for WorkerTimer {
     fn sleep(&self, duration: Duration) -> BoxFuture<'static, ()> {
-        Box::pin(SendFuture::new(Sleep {
-            milliseconds: u32::try_from(duration.as_millis()).unwrap_or(u32::MAX),
-            armed: None,
-        }))
-    }
-}
-
-/// One sleep of [`WorkerTimer`], its `setTimeout` armed at the first poll.
-struct Sleep {
-    milliseconds: u32,
-    armed: Option<ArmedSleep>,
-}
-
-struct ArmedSleep {
-    id: JsValue,
-    state: Rc<SleepState>,
-    /// Freed with the sleep; a timer that has not fired is cleared first.
-    _on_fire: Closure<dyn FnMut()>,
-}
-
-#[derive(Default)]
-struct SleepState {
-    over: Cell<bool>,
-    waker: RefCell<Option<Waker>>,
-}
-
-impl Future for Sleep {
-    type Output = ();
-
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
-        let this = self.get_mut();
-        let armed = this.armed.get_or_insert_with(|| {
-            let state = Rc::new(SleepState::default());
-            let fired = state.clone();
-            let on_fire = Closure::<dyn FnMut()>::new(move || {
-                // Over first: the wake may poll the sleep at once.
-                fired.over.set(true);
-                let waker = fired.waker.borrow_mut().take();
-                if let Some(waker) = waker {
-                    waker.wake();
-                }
-            });
-            let id = set_timeout(on_fire.as_ref().unchecked_ref(), this.milliseconds);
-            ArmedSleep {
-                id,
-                state,
-                _on_fire: on_fire,
-            }
-        });
-        if armed.state.over.get() {
-            return Poll::Ready(());
-        }
-        *armed.state.waker.borrow_mut() = Some(cx.waker().clone());
-        Poll::Pending
-    }
-}
-
-impl Drop for Sleep {
-    fn drop(&mut self) {
-        if let Some(armed) = &self.armed {
-            if !armed.state.over.get() {
-                clear_timeout(&armed.id);
-            }
-        }
+        RequestTimer::default().sleep(duration)
     }
 }
 

@@ -267,7 +267,7 @@ async fn a_write_abandoned_while_it_waits_for_its_row_still_ends_and_frees_it(
 }
 
 /// Returns once a transaction waits for a row lock (polled slower than
-/// `innodb_trx` is refreshed, see [`transactions_besides`]). Found after
+/// `innodb_trx` is refreshed, see [`until_no_transaction_besides`]). Found after
 /// the write's own wait (1 s) ended, the abandoned write has given up
 /// instead of waiting, and its test fails on the page's revisions.
 async fn until_a_write_waits_for_a_row_lock() {

@@ -2552,13 +2552,12 @@ mod tests {
     fn a_process_reads_its_own_cpu_and_sleeps_and_what_it_used_since() {
         let pid = std::process::id();
         let before = ProcessUse::of(pid);
-        // Sleep (a voluntary switch), then burn CPU until /proc shows it
-        // (its clock ticks are 10 ms; a loaded machine may take a while).
+        // Sleep (a voluntary switch), then read /proc until the reading
+        // itself has used CPU enough to show (its clock ticks are 10 ms; a
+        // loaded machine may take a while).
         std::thread::sleep(Duration::from_millis(20));
         let started = Instant::now();
-        let mut x = 0u64;
         let used = loop {
-            x = std::hint::black_box(x.wrapping_add(1));
             let used = ProcessUse::of(pid).since(&before);
             if used.cpu_us >= 20_000 || started.elapsed() > Duration::from_secs(20) {
                 break used;
