@@ -641,6 +641,10 @@ fn goals(cases: &[CaseResult], targets: &[TargetFacts], gzip_budget: u64) -> Vec
 }
 
 pub fn run(ui: &Ui, flags: &flags::Bench) -> anyhow::Result<()> {
+    // Said before the long work, not only in the last line of the report.
+    if let Some(warning) = Cores::of_this_process().shortfall() {
+        ui.info(format!("  warning: {warning}"));
+    }
     if let Some(seconds) = flags.soak {
         return soak(ui, flags, seconds);
     }
@@ -2506,7 +2510,8 @@ fn rss_bytes(pid: u32) -> u64 {
         .map_or(0, |kib| kib * 1024)
 }
 
-/// CPU model and count, for the report.
+/// CPU model and count, for the report; and a warning in it when this run
+/// may use fewer cores than the machine has (see [`Cores::shortfall`]).
 fn machine() -> String {
     let model = std::fs::read_to_string("/proc/cpuinfo")
         .ok()
@@ -2517,13 +2522,100 @@ fn machine() -> String {
             })
         })
         .unwrap_or_else(|| "unknown CPU".into());
-    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
-    format!("{cores} x {model}")
+    let cores = Cores::of_this_process();
+    match cores.shortfall() {
+        Some(warning) => format!("{} x {model} ({warning})", cores.open),
+        None => format!("{} x {model}", cores.open),
+    }
+}
+
+/// The cores this process (and every process it starts) may run on, and
+/// the cores the machine has online. They differ when the CPU affinity of
+/// the shell the bench was started from leaves some out (`taskset`, a
+/// cgroup's cpuset): the thirty-first pass in BENCHMARKS.md ran its last
+/// loads on one core of two that way without noticing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Cores {
+    open: usize,
+    online: Option<usize>,
+}
+
+impl Cores {
+    fn of_this_process() -> Cores {
+        Cores {
+            open: std::thread::available_parallelism().map_or(0, |n| n.get()),
+            online: std::fs::read_to_string("/sys/devices/system/cpu/online")
+                .ok()
+                .and_then(|list| cpu_list_len(&list)),
+        }
+    }
+
+    /// What to tell the person running the bench when not every online core
+    /// is open to it.
+    fn shortfall(self) -> Option<String> {
+        let online = self.online?;
+        (self.open < online).then(|| {
+            format!(
+                "only {} of the machine's {online} cores open to this run: its CPU affinity \
+                 (`taskset -p $$`) leaves the others out, so its figures do not compare with \
+                 runs on all of them",
+                self.open
+            )
+        })
+    }
+}
+
+/// How many CPUs a kernel CPU list names (`0-1`, `0,2-3`; as in
+/// /sys/devices/system/cpu/online); `None` when it is not one.
+fn cpu_list_len(list: &str) -> Option<usize> {
+    list.trim()
+        .split(',')
+        .map(|part| match part.split_once('-') {
+            Some((first, last)) => {
+                let (first, last) = (first.parse::<usize>().ok()?, last.parse::<usize>().ok()?);
+                (first <= last).then(|| last - first + 1)
+            }
+            None => part.parse::<usize>().ok().map(|_| 1),
+        })
+        .sum()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_cpu_list_counts_its_ranges_and_single_cpus() {
+        assert_eq!(cpu_list_len("0-1\n"), Some(2));
+        assert_eq!(cpu_list_len("0"), Some(1));
+        assert_eq!(cpu_list_len("0,2-3,8"), Some(4));
+        assert_eq!(cpu_list_len(""), None);
+        assert_eq!(cpu_list_len("3-1"), None);
+        assert_eq!(cpu_list_len("0-x"), None);
+    }
+
+    #[test]
+    fn a_run_on_fewer_cores_than_the_machine_has_says_so() {
+        let pinned = Cores {
+            open: 1,
+            online: Some(2),
+        };
+        let warning = pinned.shortfall().expect("one core of two is a shortfall");
+        assert!(
+            warning.contains("only 1 of the machine's 2 cores"),
+            "{warning}"
+        );
+        let all = Cores {
+            open: 2,
+            online: Some(2),
+        };
+        assert_eq!(all.shortfall(), None);
+        let unknown = Cores {
+            open: 2,
+            online: None,
+        };
+        assert_eq!(unknown.shortfall(), None);
+    }
 
     #[test]
     fn cpu_times_are_the_machine_line_without_guest_time() {
