@@ -25,8 +25,10 @@
 //! off (`CACHE_TTL_SECS=0`), which is how the uncached read is measured.
 //! Every case is checked once per target before any load (status and what
 //! proves the path taken, such as `cache;desc=hit`), then loaded with wrk
-//! in rounds that interleave the targets, so machine drift hits all alike.
-//! Figures are medians over the rounds.
+//! in rounds that interleave the targets, so machine drift hits all alike;
+//! each round starts from the next target (`in_turn`), so no target always
+//! loads first or right after the same one. Figures are medians over the
+//! rounds.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -853,8 +855,10 @@ pub fn run(ui: &Ui, flags: &flags::Bench) -> anyhow::Result<()> {
         warmups.extend(started);
         let progress = ui.spinner("load");
         for round in 1..=flags.rounds {
+            // The n-th round of all starts goes first from the n-th target.
+            let turn = ((start - 1) * flags.rounds + round - 1) as usize;
             for case in &selected {
-                for target in targets_of(case, &targets) {
+                for target in in_turn(targets_of(case, &targets), turn) {
                     if interrupted.load(std::sync::atomic::Ordering::SeqCst) {
                         bail!("interrupted");
                     }
@@ -887,7 +891,8 @@ pub fn run(ui: &Ui, flags: &flags::Bench) -> anyhow::Result<()> {
                 ),
                 || {
                     for case in &selected {
-                        for target in targets_of(case, &targets) {
+                        let turn = (start - 1) as usize;
+                        for target in in_turn(targets_of(case, &targets), turn) {
                             if interrupted.load(std::sync::atomic::Ordering::SeqCst) {
                                 bail!("interrupted");
                             }
@@ -1310,6 +1315,20 @@ fn targets_of(case: &Case, running: &[Target]) -> Vec<Target> {
         .copied()
         .filter(|t| !t.is_ceiling() || case.name == "healthz")
         .collect()
+}
+
+/// `targets` in the order of its `turn`-th load: each turn starts one
+/// target later, so that no target always comes first (after another
+/// case's load) or right after another target's load of the same case,
+/// whose work the local stack may still be doing (a write load leaves the
+/// database its purge and flushing). A fixed order would hand any such
+/// effect to the same target in every round.
+fn in_turn(mut targets: Vec<Target>, turn: usize) -> Vec<Target> {
+    if !targets.is_empty() {
+        let by = turn % targets.len();
+        targets.rotate_left(by);
+    }
+    targets
 }
 
 /// `wrangler deploy --dry-run --outdir DIR`: exactly what an upload of the
@@ -2583,6 +2602,24 @@ fn cpu_list_len(list: &str) -> Option<usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_target_goes_first_in_turn() {
+        let pair = vec![Target::Api, Target::Reference];
+        assert_eq!(in_turn(pair.clone(), 0), [Target::Api, Target::Reference]);
+        assert_eq!(in_turn(pair.clone(), 1), [Target::Reference, Target::Api]);
+        assert_eq!(in_turn(pair, 2), [Target::Api, Target::Reference]);
+        let five = vec![
+            Target::Api,
+            Target::Reference,
+            Target::Hello,
+            Target::HelloHeaders,
+            Target::HelloFixedHeaders,
+        ];
+        let firsts: Vec<Target> = (0..5).map(|turn| in_turn(five.clone(), turn)[0]).collect();
+        assert_eq!(firsts, five);
+        assert_eq!(in_turn(Vec::new(), 3), []);
+    }
 
     #[test]
     fn a_cpu_list_counts_its_ranges_and_single_cpus() {
