@@ -2551,8 +2551,9 @@ fn machine() -> String {
 /// The cores this process (and every process it starts) may run on, and
 /// the cores the machine has online. They differ when the CPU affinity of
 /// the shell the bench was started from leaves some out (`taskset`, a
-/// cgroup's cpuset): the thirty-first pass in BENCHMARKS.md ran its last
-/// loads on one core of two that way without noticing.
+/// cgroup's cpuset) or a cgroup's CPU quota allows fewer (both count in
+/// `available_parallelism`): the thirty-first pass in BENCHMARKS.md ran
+/// its last loads on one core of two that way without noticing.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Cores {
     open: usize,
@@ -2576,8 +2577,8 @@ impl Cores {
         (self.open < online).then(|| {
             format!(
                 "only {} of the machine's {online} cores open to this run: its CPU affinity \
-                 (`taskset -p $$`) leaves the others out, so its figures do not compare with \
-                 runs on all of them",
+                 (`taskset -p $$`) or its cgroup's CPU quota leaves the others out, so its \
+                 figures do not compare with runs on all of them",
                 self.open
             )
         })
