@@ -26,9 +26,9 @@
 //! Every case is checked once per target before any load (status and what
 //! proves the path taken, such as `cache;desc=hit`), then loaded with wrk
 //! in rounds that interleave the targets, so machine drift hits all alike;
-//! each round starts from the next target (`in_turn`), so no target always
-//! loads first or right after the same one. Figures are medians over the
-//! rounds.
+//! each round, and each case in it, starts from the next target (`in_turn`),
+//! so no target always loads first or right after the same one. Figures
+//! are medians over the rounds.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -855,9 +855,8 @@ pub fn run(ui: &Ui, flags: &flags::Bench) -> anyhow::Result<()> {
         warmups.extend(started);
         let progress = ui.spinner("load");
         for round in 1..=flags.rounds {
-            // The n-th round of all starts goes first from the n-th target.
-            let turn = ((start - 1) * flags.rounds + round - 1) as usize;
-            for case in &selected {
+            for (nth_case, case) in selected.iter().enumerate() {
+                let turn = load_turn(start, flags.rounds, round, nth_case);
                 for target in in_turn(targets_of(case, &targets), turn) {
                     if interrupted.load(std::sync::atomic::Ordering::SeqCst) {
                         bail!("interrupted");
@@ -890,8 +889,10 @@ pub fn run(ui: &Ui, flags: &flags::Bench) -> anyhow::Result<()> {
                     flags.timed
                 ),
                 || {
-                    for case in &selected {
-                        let turn = (start - 1) as usize;
+                    // One timed load per case and target in a start: taken as
+                    // the start's one round.
+                    for (nth_case, case) in selected.iter().enumerate() {
+                        let turn = load_turn(start, 1, 1, nth_case);
                         for target in in_turn(targets_of(case, &targets), turn) {
                             if interrupted.load(std::sync::atomic::Ordering::SeqCst) {
                                 bail!("interrupted");
@@ -1315,6 +1316,15 @@ fn targets_of(case: &Case, running: &[Target]) -> Vec<Target> {
         .copied()
         .filter(|t| !t.is_ceiling() || case.name == "healthz")
         .collect()
+}
+
+/// Which turn (see [`in_turn`]) the `nth_case` (from 0) of round `round`
+/// of start `start` (both from 1, `rounds` to a start) takes: one further
+/// with every round, over all starts, and with every case in a round, so
+/// that neither rounds nor the cases of one round always begin with the
+/// same target.
+fn load_turn(start: u32, rounds: u32, round: u32, nth_case: usize) -> usize {
+    ((start - 1) * rounds + round - 1) as usize + nth_case
 }
 
 /// `targets` in the order of its `turn`-th load: each turn starts one
@@ -2620,6 +2630,29 @@ mod tests {
         let firsts: Vec<Target> = (0..5).map(|turn| in_turn(five.clone(), turn)[0]).collect();
         assert_eq!(firsts, five);
         assert_eq!(in_turn(Vec::new(), 3), []);
+    }
+
+    #[test]
+    fn rounds_starts_and_cases_each_move_the_turn_on() {
+        let pair = [Target::Api, Target::Reference];
+        let first = |turn| in_turn(pair.to_vec(), turn)[0];
+        // One start of three rounds: a case's first target alternates.
+        let rounds: Vec<Target> = (1..=3).map(|r| first(load_turn(1, 3, r, 0))).collect();
+        assert_eq!(rounds, [Target::Api, Target::Reference, Target::Api]);
+        // The second start goes on where the first left off.
+        assert_eq!(load_turn(2, 3, 1, 0), 3);
+        // In one round (and in one start's timed loads) neighbouring cases
+        // begin with different targets.
+        let cases: Vec<Target> = (0..4).map(|c| first(load_turn(1, 1, 1, c))).collect();
+        assert_eq!(
+            cases,
+            [
+                Target::Api,
+                Target::Reference,
+                Target::Api,
+                Target::Reference
+            ]
+        );
     }
 
     #[test]

@@ -293,9 +293,9 @@ pub struct Bench {
     pub warmup_max: u64,
 
     /// Rounds; each round loads every case on every target in turn, so
-    /// drift of the machine hits all targets alike, and each round starts
-    /// from the next target, so none always goes first or always follows
-    /// the same one. Figures are medians.
+    /// drift of the machine hits all targets alike, and each round (and
+    /// each case in it) starts from the next target, so none always goes
+    /// first or always follows the same one. Figures are medians.
     #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=50))]
     pub rounds: u32,
 
