@@ -467,6 +467,14 @@ struct CaseResult {
     ratio_to_reference_by_round: Vec<f64>,
     /// The reference's CPU per request over the api's, round by round.
     cpu_ratio_to_reference_by_round: Vec<f64>,
+    /// `ratio_to_reference_by_round`'s median in each workerd start
+    /// (`--isolates`), in start order. Identical code differs by up to
+    /// 10 % between two isolates, steadily over one start's rounds
+    /// (BENCHMARKS.md, twelfth pass): a case under 1.0x in every start has
+    /// a gap, one under in a single start drew a dearer isolate.
+    ratio_to_reference_by_start: Vec<f64>,
+    /// The same for `cpu_ratio_to_reference_by_round`.
+    cpu_ratio_to_reference_by_start: Vec<f64>,
     /// api requests/s over hello requests/s (for `/healthz`).
     ratio_to_hello: Option<f64>,
     /// api requests/s over those of the hello world sending the API's
@@ -967,7 +975,7 @@ pub fn run(ui: &Ui, flags: &flags::Bench) -> anyhow::Result<()> {
             rss_after_load_bytes: rss_bytes(server.process.pid()),
         });
     }
-    let cases = summarise(&selected, &targets, loads);
+    let cases = summarise(&selected, &targets, loads, flags.rounds as usize);
     let timed = selected
         .iter()
         .map(|case| TimedCase {
@@ -1985,10 +1993,14 @@ fn median(mut values: Vec<f64>) -> f64 {
     }
 }
 
+/// Each case's medians over its rounds and its ratios. `loads` holds each
+/// case and target's rounds in the order they ran: `rounds` of them per
+/// workerd start, one start after the other.
 fn summarise(
     cases: &[&Case],
     running: &[Target],
     loads: BTreeMap<(&str, Target), Vec<Load>>,
+    rounds: usize,
 ) -> Vec<CaseResult> {
     cases
         .iter()
@@ -2044,11 +2056,15 @@ fn summarise(
                     })
                     .collect()
             };
+            let ratio_by_round = by_round(|l| l.requests_per_sec, true);
+            let cpu_ratio_by_round = by_round(|l| l.cpu_us_per_request, false);
             CaseResult {
                 case: case.name,
                 ratio_to_reference: ratio(Target::Reference),
-                ratio_to_reference_by_round: by_round(|l| l.requests_per_sec, true),
-                cpu_ratio_to_reference_by_round: by_round(|l| l.cpu_us_per_request, false),
+                ratio_to_reference_by_start: by_start(&ratio_by_round, rounds),
+                cpu_ratio_to_reference_by_start: by_start(&cpu_ratio_by_round, rounds),
+                ratio_to_reference_by_round: ratio_by_round,
+                cpu_ratio_to_reference_by_round: cpu_ratio_by_round,
                 ratio_to_hello: ratio(Target::Hello),
                 ratio_to_hello_headers: ratio(Target::HelloHeaders),
                 ratio_to_hello_fixed_headers: ratio(Target::HelloFixedHeaders),
@@ -2065,6 +2081,14 @@ fn summarise(
                 targets,
             }
         })
+        .collect()
+}
+
+/// The median of each start's `rounds` consecutive values of `by_round`.
+fn by_start(by_round: &[f64], rounds: usize) -> Vec<f64> {
+    by_round
+        .chunks(rounds.max(1))
+        .map(|start| median(start.to_vec()))
         .collect()
 }
 
@@ -2195,6 +2219,7 @@ fn render(report: &Report) -> String {
         }
     }
     let _ = writeln!(out, "  p50/p99: {PERCENTILES_ARE}");
+    render_by_start(report, &mut out);
     render_timed(report, &mut out);
     let _ = writeln!(
         out,
@@ -2343,6 +2368,39 @@ fn render(report: &Report) -> String {
 
 /// The table of responses timed one by one, beside wrk's p99 for the same
 /// case and target.
+/// With several workerd starts, each case's ratios start by start: two
+/// isolates of identical code differ by up to 10 %, so whether a case is
+/// under in every start or in one says more than the median of all.
+fn render_by_start(report: &Report, out: &mut String) {
+    if report.isolates < 2 {
+        return;
+    }
+    let _ = writeln!(
+        out,
+        "\n  api/ref start by start (each start's median over its rounds; isolates of identical code\n  differ by up to 10 %, so a case under 1.0x in every start has a gap, under in one drew a dearer isolate)\n  {:<34} {:>24} {:>24}",
+        "case", "req/s api/ref", "CPU ref/api"
+    );
+    let cells = |ratios: &[f64]| {
+        ratios
+            .iter()
+            .map(|r| format!("{r:.2}x"))
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    for case in &report.cases {
+        if case.ratio_to_reference_by_start.is_empty() {
+            continue;
+        }
+        let _ = writeln!(
+            out,
+            "  {:<34} {:>24} {:>24}",
+            case.case,
+            cells(&case.ratio_to_reference_by_start),
+            cells(&case.cpu_ratio_to_reference_by_start),
+        );
+    }
+}
+
 fn render_timed(report: &Report, out: &mut String) {
     if report.timed.is_empty() {
         return;
@@ -2978,7 +3036,7 @@ first unexpected: 503 {\"type\":\"about:blank\",\"status\":503}
                 vec![load(100.0, 99.0), load(100.0, 104.0), load(90.0, 100.0)],
             ),
         ]);
-        let result = summarise(&[put], &[Target::Api, Target::Reference], loads);
+        let result = summarise(&[put], &[Target::Api, Target::Reference], loads, 3);
         let put = &result[0];
         assert_eq!(put.ratio_to_reference, Some(0.99), "medians 99 / 100");
         assert_eq!(put.ratio_to_reference_by_round, [0.9, 1.0, 1.1]);
@@ -3074,6 +3132,100 @@ first unexpected: 503 {\"type\":\"about:blank\",\"status\":503}
     }
 
     #[test]
+    fn ratios_are_also_given_start_by_start() {
+        let load = |requests_per_sec: f64, cpu_us_per_request: f64| Load {
+            requests_per_sec,
+            p50_ms: 1.0,
+            p99_ms: 2.0,
+            requests: 100,
+            unexpected: 0,
+            first_unexpected: None,
+            socket_errors: 0,
+            cpu_us_per_request,
+            core_share: 1.0,
+            sleeps_per_request: 0.0,
+        };
+        let all = cases("token");
+        let put = all.iter().find(|c| c.name == "pages-put").unwrap();
+        // Two starts of two rounds: the api dearer in the first start's
+        // isolate, cheaper in the second's.
+        let loads = BTreeMap::from([
+            (
+                ("pages-put", Target::Api),
+                vec![
+                    load(90.0, 100.0),
+                    load(100.0, 100.0),
+                    load(110.0, 100.0),
+                    load(120.0, 100.0),
+                ],
+            ),
+            (
+                ("pages-put", Target::Reference),
+                vec![
+                    load(100.0, 90.0),
+                    load(100.0, 100.0),
+                    load(100.0, 110.0),
+                    load(100.0, 120.0),
+                ],
+            ),
+        ]);
+        let result = summarise(&[put], &[Target::Api, Target::Reference], loads, 2);
+        let by_start =
+            |ratios: &[f64]| ratios.iter().map(|r| format!("{r:.2}")).collect::<Vec<_>>();
+        assert_eq!(
+            by_start(&result[0].ratio_to_reference_by_start),
+            ["0.95", "1.15"]
+        );
+        assert_eq!(
+            by_start(&result[0].cpu_ratio_to_reference_by_start),
+            ["0.95", "1.15"]
+        );
+        assert_eq!(
+            by_start(&super::by_start(&[1.0, 0.9, 0.8], 2)),
+            ["0.95", "0.80"]
+        );
+        let report = |isolates| Report {
+            commit: "c".into(),
+            machine: "m".into(),
+            warmup_secs: 1,
+            warmup_requests: 0,
+            warmups: Vec::new(),
+            duration_secs: 1,
+            rounds: 2,
+            isolates,
+            connections: 8,
+            cases: summarise(
+                &[put],
+                &[Target::Api, Target::Reference],
+                BTreeMap::from([
+                    (("pages-put", Target::Api), vec![load(90.0, 100.0); 4]),
+                    (("pages-put", Target::Reference), vec![load(100.0, 90.0); 4]),
+                ]),
+                2,
+            ),
+            timed: Vec::new(),
+            targets: Vec::new(),
+            quiet: None,
+            goals: Vec::new(),
+            statements: None,
+        };
+        let text = render(&report(2));
+        let line = text
+            .lines()
+            .skip_while(|l| !l.contains("api/ref start by start"))
+            .find(|l| l.trim_start().starts_with("pages-put"))
+            .unwrap_or_else(|| panic!("no start-by-start line: {text}"));
+        assert_eq!(
+            line.split_whitespace().collect::<Vec<_>>(),
+            ["pages-put", "0.90x", "0.90x", "0.90x", "0.90x"]
+        );
+        assert!(
+            !render(&report(1)).contains("start by start"),
+            "one start has nothing to set side by side"
+        );
+    }
+
+    #[test]
     fn goals_judge_the_median_as_printed_and_show_the_rounds() {
         let case = |case, ratio, rounds: [f64; 3], hello| CaseResult {
             case,
@@ -3081,6 +3233,8 @@ first unexpected: 503 {\"type\":\"about:blank\",\"status\":503}
             ratio_to_reference: Some(ratio),
             ratio_to_reference_by_round: rounds.to_vec(),
             cpu_ratio_to_reference_by_round: Vec::new(),
+            ratio_to_reference_by_start: Vec::new(),
+            cpu_ratio_to_reference_by_start: Vec::new(),
             ratio_to_hello: hello,
             ratio_to_hello_headers: None,
             ratio_to_hello_fixed_headers: None,

@@ -304,8 +304,10 @@ pub struct Bench {
     /// medians over the rounds of all starts. Identical code differs by up
     /// to 10 % between two isolates, consistently over the rounds of one
     /// start (BENCHMARKS.md, twelfth pass), so one start's ratios carry its
-    /// isolates' few percent; several starts spread that over them. Each
-    /// start costs its warm-ups again.
+    /// isolates' few percent; several starts spread that over them, and
+    /// the report gives each start's own median ratios beside the whole
+    /// run's, so a gap in every start can be told from one isolate's draw.
+    /// Each start costs its warm-ups again.
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=20))]
     pub isolates: u32,
 
