@@ -2366,8 +2366,6 @@ fn render(report: &Report) -> String {
     out
 }
 
-/// The table of responses timed one by one, beside wrk's p99 for the same
-/// case and target.
 /// With several workerd starts, each case's ratios start by start: two
 /// isolates of identical code differ by up to 10 %, so whether a case is
 /// under in every start or in one says more than the median of all.
@@ -2401,6 +2399,8 @@ fn render_by_start(report: &Report, out: &mut String) {
     }
 }
 
+/// The table of responses timed one by one, beside wrk's p99 for the same
+/// case and target.
 fn render_timed(report: &Report, out: &mut String) {
     if report.timed.is_empty() {
         return;
@@ -3005,9 +3005,9 @@ first unexpected: 503 {\"type\":\"about:blank\",\"status\":503}
         assert_eq!(same_origin.headers, without_origin);
     }
 
-    #[test]
-    fn ratios_are_given_round_by_round_beside_their_medians() {
-        let load = |requests_per_sec: f64, cpu_us_per_request: f64| Load {
+    /// One round's load with the given rate and CPU, the rest fixed.
+    fn load(requests_per_sec: f64, cpu_us_per_request: f64) -> Load {
+        Load {
             requests_per_sec,
             p50_ms: 1.0,
             p99_ms: 2.0,
@@ -3018,7 +3018,11 @@ first unexpected: 503 {\"type\":\"about:blank\",\"status\":503}
             cpu_us_per_request,
             core_share: 1.0,
             sleeps_per_request: 0.0,
-        };
+        }
+    }
+
+    #[test]
+    fn ratios_are_given_round_by_round_beside_their_medians() {
         let all = cases("token");
         let case = |name: &str| {
             all.iter()
@@ -3133,18 +3137,6 @@ first unexpected: 503 {\"type\":\"about:blank\",\"status\":503}
 
     #[test]
     fn ratios_are_also_given_start_by_start() {
-        let load = |requests_per_sec: f64, cpu_us_per_request: f64| Load {
-            requests_per_sec,
-            p50_ms: 1.0,
-            p99_ms: 2.0,
-            requests: 100,
-            unexpected: 0,
-            first_unexpected: None,
-            socket_errors: 0,
-            cpu_us_per_request,
-            core_share: 1.0,
-            sleeps_per_request: 0.0,
-        };
         let all = cases("token");
         let put = all.iter().find(|c| c.name == "pages-put").unwrap();
         // Two starts of two rounds: the api dearer in the first start's
