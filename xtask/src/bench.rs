@@ -471,7 +471,8 @@ struct CaseResult {
     /// (`--isolates`), in start order. Identical code differs by up to
     /// 10 % between two isolates, steadily over one start's rounds
     /// (BENCHMARKS.md, twelfth pass): a case under 1.0x in every start has
-    /// a gap, one under in a single start drew a dearer isolate.
+    /// a gap, one under in a single start may only have drawn a dearer
+    /// isolate there.
     ratio_to_reference_by_start: Vec<f64>,
     /// The same for `cpu_ratio_to_reference_by_round`.
     cpu_ratio_to_reference_by_start: Vec<f64>,
@@ -2375,7 +2376,7 @@ fn render_by_start(report: &Report, out: &mut String) {
     }
     let _ = writeln!(
         out,
-        "\n  api/ref start by start (each start's median over its rounds; isolates of identical code\n  differ by up to 10 %, so a case under 1.0x in every start has a gap, under in one drew a dearer isolate)\n  {:<34} {:>24} {:>24}",
+        "\n  api/ref start by start (each start's median over its rounds; isolates of identical code\n  differ by up to 10 %, so a case under 1.0x in every start has a gap; under in one, it may be that start's isolate)\n  {:<34} {:>24} {:>24}",
         "case", "req/s api/ref", "CPU ref/api"
     );
     let cells = |ratios: &[f64]| {
