@@ -6,9 +6,9 @@
 //! JWKS (`<team domain>/cdn-cgi/access/certs`, cached per isolate, see
 //! [`KeyCache`]), was issued by that team domain for one of our Access
 //! applications (`aud`), and is inside its validity window (`exp`/`nbf`
-//! with a small leeway). A token let in once skips only the signature
-//! check on its next requests in the isolate (`checked`); its claims are
-//! checked every time. Users are identified by their email; Access
+//! with a small leeway). A token let in once skips the signature check
+//! and its decoding on its next requests in the isolate (`checked`); its
+//! claims are checked every time. Users are identified by their email; Access
 //! service tokens (health checks, CI) by their client id, and only those
 //! listed in the configuration are let in.
 //!
@@ -216,7 +216,7 @@ pub struct Verifier {
     policy: AccessPolicy,
     keys: KeyCache,
     signatures: Arc<dyn SignatureCheck>,
-    checked: checked::CheckedSignatures,
+    checked: checked::CheckedTokens,
 }
 
 impl Verifier {
@@ -227,7 +227,7 @@ impl Verifier {
             policy,
             keys,
             signatures: Arc::new(RustCrypto),
-            checked: checked::CheckedSignatures::default(),
+            checked: checked::CheckedTokens::default(),
         }
     }
 
@@ -256,14 +256,20 @@ impl Verifier {
         now: u64,
         through_binding: bool,
     ) -> Result<Identity, Rejection> {
+        if let Some(before) = self.checked.get(token) {
+            // Let in before: its signature holds if its kid still names the
+            // key it was checked under. Its claims are checked anew.
+            if self.keys.key(&before.kid, fetch, now).await? == before.key {
+                before.claims.check(&self.policy, now, through_binding)?;
+                return before.claims.identity(&self.policy);
+            }
+        }
         let compact = jwt::Compact::parse(token)?;
         let key = self.keys.key(&compact.header.kid, fetch, now).await?;
-        let checked_before = self.checked.holds(token, &key);
-        if !checked_before
-            && !self
-                .signatures
-                .rs256(&key, compact.signing_input.as_bytes(), &compact.signature)
-                .await
+        if !self
+            .signatures
+            .rs256(&key, compact.signing_input.as_bytes(), &compact.signature)
+            .await
         {
             return Err(Rejection::BadSignature);
         }
@@ -271,9 +277,15 @@ impl Verifier {
         claims.check(&self.policy, now, through_binding)?;
         let identity = claims.identity(&self.policy)?;
         // `check` refused a token without `exp`: every token let in has one.
-        if let (false, Some(exp)) = (checked_before, claims.exp) {
+        if let Some(exp) = claims.exp {
             let useless_after = exp.saturating_add(self.policy.leeway_secs);
-            self.checked.keep(token, key, useless_after, now);
+            let checked = checked::Checked {
+                kid: compact.header.kid.into(),
+                key,
+                claims,
+                useless_after,
+            };
+            self.checked.keep(token, checked, now);
         }
         Ok(identity)
     }
