@@ -19,7 +19,7 @@ use outbound::{
 use slab::Slab;
 use worker::js_sys::{Date, Function, Promise, Uint8Array};
 use worker::send::SendFuture;
-use worker::wasm_bindgen::{self, prelude::wasm_bindgen, prelude::Closure, JsCast, JsValue};
+use worker::wasm_bindgen::{self, prelude::wasm_bindgen, prelude::Closure, JsCast};
 
 use crate::bridge::{push_field, SEPARATOR};
 use crate::promise::Wait;
@@ -228,18 +228,16 @@ impl Timer for WorkerTimer {
 #[wasm_bindgen]
 extern "C" {
     /// `setTimeout(handler, milliseconds, index, generation)`: the handler
-    /// gets the two numbers back, which name the clock that armed it.
+    /// gets the two numbers back, which name the timer in [`Timers`].
     #[wasm_bindgen(js_name = setTimeout)]
-    fn set_timeout(handler: &Function, milliseconds: u32, index: u32, generation: u32) -> JsValue;
-    #[wasm_bindgen(js_name = clearTimeout)]
-    fn clear_timeout(id: &JsValue);
+    fn set_timeout(handler: &Function, milliseconds: u32, index: u32, generation: u32);
 }
 
 /// The deadlines of one request on one `setTimeout` (see
 /// `outbound::Deadlines`): a cached page read waits under three (the
 /// request's limit and two Redis exchanges), which took a timer and a
 /// closure each; now one timer, armed the first time a sleep has to wait,
-/// with the isolate's one callback (see [`Clocks`]). Never shared between
+/// with the isolate's one callback (see [`Timers`]). Never shared between
 /// requests: a timer's callback runs in the request that armed it, and
 /// waking another request's I/O from there is an error in Workers.
 #[derive(Default, Clone)]
@@ -249,9 +247,10 @@ thread_local! {
     /// The timer of the request whose task is being polled (see
     /// [`RequestTimer::enter`]).
     static CURRENT: RefCell<Option<RequestTimer>> = const { RefCell::new(None) };
-    static CLOCKS: RefCell<Clocks> = const { RefCell::new(Clocks::new()) };
+    /// The requests' timers (see [`Timers`]).
+    static CLOCKS: RefCell<Timers<Weak<RefCell<Clock>>>> = const { RefCell::new(Timers::new()) };
     /// The callback every timer is armed with, made once per instance.
-    static ON_FIRE: Closure<dyn FnMut(u32, u32)> = Closure::new(Clocks::fire);
+    static ON_FIRE: Closure<dyn FnMut(u32, u32)> = Closure::new(on_timer);
 }
 
 impl RequestTimer {
@@ -277,95 +276,97 @@ impl RequestTimer {
 unsafe impl Send for RequestTimer {}
 unsafe impl Sync for RequestTimer {}
 
-/// The clocks with a timer armed, by slot and generation, so that every
-/// timer of the isolate is armed with one callback that finds its clock.
+/// The timers armed and still wanted, each by slot and generation, so
+/// that every timer of the isolate is armed with one callback
+/// ([`on_timer`]) that finds its clock. Generic in what a slot holds so
+/// that it is tested natively.
 ///
-/// A clock that goes away with its timer still armed (every request that
-/// waited: its deadline has not passed) leaves the timer be instead of
-/// clearing it. `clearTimeout` was as dear as `setTimeout` in the page
-/// write's CPU profile, about 20 us a request; the runtime cancels a
-/// request's timers when the request is over, and one that still fires
-/// (under `waitUntil`) names a slot whose generation has moved on, and
-/// finds nothing. A closure per clock, as before, could not be left armed:
-/// it is freed with its clock.
-struct Clocks {
-    slots: Slab<(u32, Weak<RefCell<Clock>>)>,
-    /// The generation of the clock registered last.
+/// No timer is ever cleared. `clearTimeout` was as dear as `setTimeout` in
+/// the page write's CPU profile (about 10-20 us each), and a write paid it
+/// twice: once when the Redis exchange's deadline (1 s) came before the
+/// request's (10 s), whose timer was armed while the body was read, and
+/// once when its clock went away. A timer no longer wanted (one for a later
+/// deadline, or one that outlives its clock) loses its slot instead, and
+/// when it fires it finds nothing there, or a slot of a newer generation,
+/// and does nothing; the runtime cancels a request's timers when the
+/// request is over anyway. A closure per clock, as before, could not be
+/// left armed: it was freed with its clock.
+struct Timers<T> {
+    slots: Slab<(u32, T)>,
+    /// The generation of the timer armed last.
     generation: u32,
 }
 
-impl Clocks {
+impl<T> Timers<T> {
     const fn new() -> Self {
-        Clocks {
+        Timers {
             slots: Slab::new(),
             generation: 0,
         }
     }
 
-    /// A slot and generation for `clock`, until [`Clocks::remove`].
-    fn register(clock: &Rc<RefCell<Clock>>) -> (u32, u32) {
-        CLOCKS.with_borrow_mut(|clocks| {
-            clocks.generation = clocks.generation.wrapping_add(1);
-            let generation = clocks.generation;
-            let index = clocks.slots.insert((generation, Rc::downgrade(clock)));
-            (index as u32, generation)
-        })
+    /// A slot and generation for a new timer of `owner`.
+    fn add(&mut self, owner: T) -> (u32, u32) {
+        self.generation = self.generation.wrapping_add(1);
+        let index = self.slots.insert((self.generation, owner));
+        (index as u32, self.generation)
     }
 
-    fn remove(index: u32) {
-        // `try_with`: nothing to do if the instance is going away.
-        let _ = CLOCKS.try_with(|clocks| {
-            clocks.borrow_mut().slots.try_remove(index as usize);
-        });
+    /// The timer in `index` is no longer wanted.
+    fn forget(&mut self, index: u32) {
+        self.slots.try_remove(index as usize);
     }
 
-    /// A timer fired: the clock in `index`, if it is still the one of
-    /// `generation`, wakes the sleeps that are over and arms for the next.
-    fn fire(index: u32, generation: u32) {
-        let clock = CLOCKS.with_borrow(|clocks| {
-            clocks
-                .slots
-                .get(index as usize)
-                .filter(|(registered, _)| *registered == generation)
-                .and_then(|(_, clock)| clock.upgrade())
-        });
-        let Some(clock) = clock else {
-            return;
-        };
-        let woken = {
-            let mut this = clock.borrow_mut();
-            this.armed = None;
-            let (woken, arm) = this.deadlines.fire(Date::now());
-            this.arm(arm, &clock);
-            woken
-        };
-        woken.into_iter().for_each(Waker::wake);
+    /// The owner of timer (`index`, `generation`), which just fired, if it
+    /// was still wanted; the timer is gone after.
+    fn fired(&mut self, index: u32, generation: u32) -> Option<T> {
+        let wanted = self
+            .slots
+            .get(index as usize)
+            .is_some_and(|(armed, _)| *armed == generation);
+        wanted.then(|| self.slots.remove(index as usize).1)
     }
+}
+
+/// The isolate's one timer callback: the clock of a timer still wanted
+/// wakes the sleeps that are over and arms for the next.
+fn on_timer(index: u32, generation: u32) {
+    let clock = CLOCKS
+        .with_borrow_mut(|timers| timers.fired(index, generation))
+        .and_then(|clock| clock.upgrade());
+    let Some(clock) = clock else {
+        return;
+    };
+    let woken = {
+        let mut this = clock.borrow_mut();
+        this.armed = None;
+        let (woken, arm) = this.deadlines.fire(Date::now());
+        this.arm(arm, &clock);
+        woken
+    };
+    woken.into_iter().for_each(Waker::wake);
 }
 
 #[derive(Default)]
 struct Clock {
     deadlines: Deadlines,
-    /// The armed `setTimeout`'s id.
-    armed: Option<JsValue>,
-    /// Its slot and generation in [`Clocks`], from its first timer on.
-    key: Option<(u32, u32)>,
+    /// The slot of its armed timer in [`Timers`].
+    armed: Option<u32>,
 }
 
 impl Clock {
     /// Carries out what `Deadlines` asked for; `clock` is `self`'s cell,
-    /// for [`Clocks`].
+    /// for [`Timers`].
     fn arm(&mut self, arm: Arm, clock: &Rc<RefCell<Clock>>) {
         let Arm::After(milliseconds) = arm else {
             return;
         };
-        if let Some(id) = self.armed.take() {
-            // An earlier deadline came: the later timer would find nothing
-            // due, and arm once more for what the earlier one does.
-            clear_timeout(&id);
+        if let Some(later) = self.armed.take() {
+            // An earlier deadline came: the later timer is not wanted.
+            CLOCKS.with_borrow_mut(|timers| timers.forget(later));
         }
-        let (index, generation) = *self.key.get_or_insert_with(|| Clocks::register(clock));
-        let id = ON_FIRE.with(|on_fire| {
+        let (index, generation) = CLOCKS.with_borrow_mut(|timers| timers.add(Rc::downgrade(clock)));
+        ON_FIRE.with(|on_fire| {
             set_timeout(
                 on_fire.as_ref().unchecked_ref(),
                 milliseconds,
@@ -373,15 +374,16 @@ impl Clock {
                 generation,
             )
         });
-        self.armed = Some(id);
+        self.armed = Some(index);
     }
 }
 
 impl Drop for Clock {
-    /// Leaves its timer armed, if one is (see [`Clocks`]).
+    /// Its timer, if one is armed, is no longer wanted (see [`Timers`]).
     fn drop(&mut self) {
-        if let Some((index, _)) = self.key {
-            Clocks::remove(index);
+        if let Some(index) = self.armed {
+            // `try_with`: nothing to do if the instance is going away.
+            let _ = CLOCKS.try_with(|timers| timers.borrow_mut().forget(index));
         }
     }
 }
@@ -444,5 +446,36 @@ impl Connect for WorkerConnect {
         Box::pin(std::future::ready(
             stream.map(|stream| Box::new(stream) as Box<dyn Stream>),
         ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_timer_still_wanted_finds_its_owner_once() {
+        let mut timers = Timers::new();
+        let (index, generation) = timers.add("clock");
+        assert_eq!(timers.fired(index, generation), Some("clock"));
+        assert_eq!(timers.fired(index, generation), None, "it fires once");
+        assert!(timers.slots.is_empty());
+    }
+
+    #[test]
+    fn a_timer_no_longer_wanted_finds_nothing() {
+        let mut timers = Timers::new();
+        let (later, later_generation) = timers.add("clock");
+        timers.forget(later);
+        let (earlier, earlier_generation) = timers.add("clock");
+        assert_eq!(earlier, later, "the slot is used again");
+        assert_eq!(
+            timers.fired(later, later_generation),
+            None,
+            "the forgotten timer fires into a slot of a newer generation"
+        );
+        assert_eq!(timers.fired(earlier, earlier_generation), Some("clock"));
+        timers.forget(earlier);
+        assert_eq!(timers.fired(earlier, earlier_generation), None);
     }
 }
