@@ -23,8 +23,10 @@ const LONGEST_MS: u32 = i32::MAX as u32;
 pub enum Arm {
     /// Leave it as it is (armed for an earlier time, or not needed).
     Keep,
-    /// Clear the one armed, if any, and arm it to fire after this many
-    /// milliseconds (at least 1).
+    /// Arm a timer to fire after this many milliseconds (at least 1); the
+    /// one armed before, if any, is no longer wanted (the Worker lets it
+    /// fire into nothing rather than clear it, see `api-worker`'s
+    /// `Timers`).
     After(u32),
 }
 
@@ -48,8 +50,7 @@ impl Deadlines {
         Deadlines::default()
     }
 
-    /// Whether the runtime timer is armed (to be cleared when the owner
-    /// goes away).
+    /// Whether the runtime timer is armed.
     pub fn is_armed(&self) -> bool {
         self.armed_for.is_some()
     }
