@@ -30,7 +30,8 @@ use crate::jwt::Claims;
 /// At most this many tokens are kept: far more than one isolate's admins.
 const MAX_ENTRIES: usize = 256;
 /// Longer tokens are checked every time (Access tokens are about 1 KiB),
-/// which bounds the cache's memory at about 1 MiB.
+/// which bounds the cache's memory at about 2 MiB: each entry is the token
+/// and its decoded claims, which are shorter than the token.
 const MAX_CACHED_TOKEN_BYTES: usize = 4 * 1024;
 
 #[derive(Default)]
