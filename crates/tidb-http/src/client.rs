@@ -700,18 +700,22 @@ fn default_trace_id() -> String {
     static COUNTER: AtomicU64 = AtomicU64::new(0);
     let n = COUNTER.fetch_add(1, Ordering::Relaxed);
     let mut state = n ^ 0x9e37_79b9_7f4a_7c15 ^ (&COUNTER as *const AtomicU64 as u64);
-    let mut id = format!("{:014}", n % 100_000_000_000_000);
+    // Laid out by hand: `format!("{:014}")` was most of the id's cost in
+    // a page write's wasm CPU profile, five ids a write (BENCHMARKS.md,
+    // thirty-fifth pass).
+    let mut id = [0u8; 34];
+    crate::time::put_digits(&mut id[..14], n);
     const ALPHABET: &[u8] = b"abcdefghijklmnopqrstuvwxyz0123456789";
-    for _ in 0..20 {
+    for letter in &mut id[14..] {
         // SplitMix64: cheap, well-spread, needs no OS randomness.
         state = state.wrapping_add(0x9e37_79b9_7f4a_7c15);
         let mut z = state;
         z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
         z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
         z ^= z >> 31;
-        id.push(ALPHABET[(z % ALPHABET.len() as u64) as usize] as char);
+        *letter = ALPHABET[(z % ALPHABET.len() as u64) as usize];
     }
-    id
+    String::from_utf8(id.to_vec()).expect("ASCII digits and letters")
 }
 
 #[cfg(test)]

@@ -136,7 +136,34 @@ impl DateTime {
     }
 
     /// Writes `YYYY-MM-DD<sep>HH:MM:SS` plus `digits` fractional digits.
+    ///
+    /// The digits are laid out by hand: the formatter's zero padding
+    /// (`{:02}` five times, and the fraction through a `String` of its
+    /// own) was most of what reading a page write's locked time cost in
+    /// its wasm CPU profile (BENCHMARKS.md, thirty-fifth pass).
     pub(crate) fn write(self, out: &mut impl fmt::Write, sep: char, digits: u8) -> fmt::Result {
+        if !sep.is_ascii() || self.date.year > 9999 {
+            return self.write_padded(out, sep, digits);
+        }
+        let mut text = *b"0000-00-00 00:00:00.000000";
+        put_digits(&mut text[0..4], self.date.year.into());
+        put_digits(&mut text[5..7], self.date.month.into());
+        put_digits(&mut text[8..10], self.date.day.into());
+        text[10] = sep as u8;
+        put_digits(&mut text[11..13], self.hour.into());
+        put_digits(&mut text[14..16], self.minute.into());
+        put_digits(&mut text[17..19], self.second.into());
+        put_digits(&mut text[20..26], self.micros.into());
+        let len = match digits.min(6) {
+            0 => 19,
+            digits => 20 + usize::from(digits),
+        };
+        out.write_str(std::str::from_utf8(&text[..len]).expect("ASCII digits and separators"))
+    }
+
+    /// [`DateTime::write`] through the formatter, for what its layout does
+    /// not hold (a year past 9999, a separator that is not ASCII).
+    fn write_padded(self, out: &mut impl fmt::Write, sep: char, digits: u8) -> fmt::Result {
         write!(
             out,
             "{}{sep}{:02}:{:02}:{:02}",
@@ -147,6 +174,15 @@ impl DateTime {
             write!(out, ".{}", &all[..usize::from(digits.min(6))])?;
         }
         Ok(())
+    }
+}
+
+/// Writes `n` in decimal into all of `out`, zero-padded on the left; only
+/// the lowest digits are kept if it has more than `out` holds.
+pub(crate) fn put_digits(out: &mut [u8], mut n: u64) {
+    for digit in out.iter_mut().rev() {
+        *digit = b'0' + (n % 10) as u8;
+        n /= 10;
     }
 }
 
@@ -332,6 +368,42 @@ mod tests {
         for text in ["1977-01-01", "0000-00-00"] {
             assert_eq!(text.parse::<Date>().unwrap().to_string(), text);
         }
+    }
+
+    #[test]
+    fn digits_laid_out_by_hand_match_the_formatters() {
+        use proptest::prelude::*;
+        let any_time = (
+            (0u16..=10_000, 0u8..=12, 0u8..=31),
+            (0u8..24, 0u8..60, 0u8..60),
+            0u32..1_000_000,
+            0u8..=8,
+        );
+        let any_separator = prop::sample::select(vec![' ', 'T', 'é']);
+        proptest!(|(((year, month, day), (hour, minute, second), micros, digits) in any_time,
+                     sep in any_separator)| {
+            let value = DateTime {
+                date: Date { year, month, day },
+                hour,
+                minute,
+                second,
+                micros,
+                digits,
+            };
+            let (mut by_hand, mut padded) = (String::new(), String::new());
+            value.write(&mut by_hand, sep, digits).unwrap();
+            value.write_padded(&mut padded, sep, digits).unwrap();
+            prop_assert_eq!(by_hand, padded);
+        });
+    }
+
+    #[test]
+    fn put_digits_pads_and_keeps_the_lowest_digits() {
+        let mut out = [0u8; 4];
+        put_digits(&mut out, 7);
+        assert_eq!(&out, b"0007");
+        put_digits(&mut out, 123_456);
+        assert_eq!(&out, b"3456");
     }
 
     #[test]
