@@ -366,3 +366,36 @@ async fn a_lazy_connection_reaches_redis_only_when_first_used() {
     let list = client_list(&mut observer).await;
     assert_eq!(list.matches(&name).count(), 1, "one connection: {list}");
 }
+
+#[tokio::test]
+async fn a_resp2_deferred_handshake_authenticates_and_names_with_the_first_command() {
+    let name = unique("e2e-resp2-");
+    let key = unique("e2e:resp2:");
+    let options = Options {
+        client_name: Some(name.clone()),
+        ..options()
+    };
+    let mut conn = Connection::deferred_resp2(tcp().await, &options, Arc::new(TokioTimer));
+    let counted: i64 = conn.query(cmd("INCR").arg(&key)).await.unwrap();
+    assert_eq!(counted, 1);
+    assert_eq!(conn.protocol(), Protocol::Resp2);
+    let shown: Option<String> = conn.query(cmd("CLIENT").arg("GETNAME")).await.unwrap();
+    assert_eq!(shown.as_deref(), Some(name.as_str()));
+
+    let wrong = Options {
+        password: Some("not-the-stack-password-2718".into()),
+        ..options.clone()
+    };
+    let mut refused = Connection::deferred_resp2(tcp().await, &wrong, Arc::new(TokioTimer));
+    let error = refused
+        .query::<i64>(cmd("INCR").arg(&key))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&error, Error::Auth(e) if e.code() == "WRONGPASS"),
+        "{error:?}"
+    );
+    assert!(!format!("{error:?}").contains("2718"));
+    let after: i64 = conn.query(cmd("GET").arg(&key)).await.unwrap();
+    assert_eq!(after, 1, "the refused connection's INCR never ran");
+}

@@ -182,8 +182,12 @@ impl Shared {
                 Err(outbound::Elapsed(limit)) => return Err(resp::Error::Timeout(limit)),
             };
         // The handshake goes out with the request's first command: one
-        // round trip less for a connection that lives one request.
-        Ok(resp::Connection::deferred(
+        // round trip less for a connection that lives one request. In
+        // RESP2 (`AUTH`, `CLIENT SETNAME`): the API's scripts answer
+        // integers, strings and arrays, which read the same in both
+        // protocols, and `HELLO 3`'s answer is a map of the server's
+        // details that Redis builds and the Worker decodes per request.
+        Ok(resp::Connection::deferred_resp2(
             stream,
             &target.options,
             self.timer.clone(),

@@ -107,6 +107,18 @@ pub struct Connection<S> {
     /// The handshake of a [`Connection::deferred`] connection until it
     /// goes out, in the same write as the first request.
     handshake: Option<Box<Options>>,
+    /// Whether that handshake is `HELLO 3` or RESP2's commands.
+    greeting: Greeting,
+}
+
+/// How a connection introduces itself.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Greeting {
+    /// `HELLO 3 AUTH ... SETNAME ...`: RESP3 where the server has it.
+    Hello,
+    /// `AUTH`, `CLIENT SETNAME` and `SELECT` in RESP2 (see
+    /// [`Connection::deferred_resp2`]).
+    Resp2,
 }
 
 impl<S> fmt::Debug for Connection<S> {
@@ -162,6 +174,22 @@ where
         connection
     }
 
+    /// [`Connection::deferred`] in RESP2 from the start: the handshake is
+    /// `AUTH`, `CLIENT SETNAME` and `SELECT` (those the options ask for),
+    /// each answered `+OK`, instead of `HELLO 3`, whose answer is a map of
+    /// the server's details that the server builds and the client decodes
+    /// on every connection. For a connection that lives one request and
+    /// sends commands whose replies read the same in both protocols (no
+    /// maps, sets, doubles or push frames), as a Worker's are
+    /// (BENCHMARKS.md, thirty-fifth pass).
+    pub fn deferred_resp2(stream: S, options: &Options, timer: Arc<dyn Timer>) -> Self {
+        let mut connection = Connection::new(stream, options, timer);
+        connection.wire.protocol = Protocol::Resp2;
+        connection.greeting = Greeting::Resp2;
+        connection.handshake = Some(Box::new(options.clone()));
+        connection
+    }
+
     fn new(stream: S, options: &Options, timer: Arc<dyn Timer>) -> Self {
         Connection {
             wire: Wire {
@@ -176,6 +204,7 @@ where
             timeout: options.timeout,
             state: State::Ready,
             handshake: None,
+            greeting: Greeting::Hello,
         }
     }
 
@@ -209,37 +238,14 @@ where
     /// message for HELLO may echo its arguments, password included, so it
     /// is never shown.
     async fn fall_back(&mut self, options: &Options) -> Result<(), Error> {
-        let password = options.password.as_deref();
-        let mut second = Pipeline::new();
-        if let Some(password) = password {
-            second.push(match options.username.as_deref() {
-                Some(user) if user != "default" => cmd("AUTH").arg(user).arg(password),
-                _ => cmd("AUTH").arg(password),
-            });
-        }
-        if let Some(name) = &options.client_name {
-            second.push(cmd("CLIENT").arg("SETNAME").arg(name));
-        }
-        if options.database != 0 {
-            second.push(cmd("SELECT").arg(options.database));
-        }
-        if second.is_empty() {
+        let greeting = resp2_pipeline(options);
+        if greeting.is_empty() {
             return Ok(());
         }
         let mut request = BytesMut::new();
-        second.encode(&mut request)?;
-        let replies = self.round_trip_now(&request, second.len(), 0).await?;
-        for (i, reply) in replies.into_iter().enumerate() {
-            if let Reply::Error(e) = reply {
-                let e = e.redacted(password);
-                return Err(if i == 0 && password.is_some() {
-                    Error::Auth(e)
-                } else {
-                    Error::Server(e)
-                });
-            }
-        }
-        Ok(())
+        greeting.encode(&mut request)?;
+        let replies = self.round_trip_now(&request, greeting.len(), 0).await?;
+        check_resp2_greeting(options, replies)
     }
 
     /// The protocol agreed in the handshake.
@@ -373,10 +379,26 @@ where
         if options.database != 0 {
             // A failed SELECT must not leave the first request run on
             // database 0: the handshake gets a round trip of its own.
-            self.handshake_now(&options)
-                .await
-                .map_err(|e| self.lose(e))?;
+            let greeted = match self.greeting {
+                Greeting::Hello => self.handshake_now(&options).await,
+                Greeting::Resp2 => self.fall_back(&options).await,
+            };
+            greeted.map_err(|e| self.lose(e))?;
             return self.round_trip_now(request, count, 0).await;
+        }
+        if self.greeting == Greeting::Resp2 {
+            let greeting = resp2_pipeline(&options);
+            let mut both = BytesMut::new();
+            greeting.encode(&mut both)?;
+            both.extend_from_slice(request);
+            let mut replies = self
+                .round_trip_now(&both, greeting.len() + count, 0)
+                .await?;
+            let own = replies.split_off(greeting.len());
+            return match check_resp2_greeting(&options, replies) {
+                Ok(()) => Ok(own),
+                Err(e) => Err(self.lose(e)),
+            };
         }
         let hello = hello_pipeline(&options);
         let mut both = BytesMut::new();
@@ -441,6 +463,42 @@ where
         self.state = State::Broken(error.clone());
         error
     }
+}
+
+/// RESP2's handshake: `AUTH`, `CLIENT SETNAME` and `SELECT`, each only if
+/// the options ask for it (so possibly none).
+fn resp2_pipeline(options: &Options) -> Pipeline {
+    let mut greeting = Pipeline::new();
+    if let Some(password) = options.password.as_deref() {
+        greeting.push(match options.username.as_deref() {
+            Some(user) if user != "default" => cmd("AUTH").arg(user).arg(password),
+            _ => cmd("AUTH").arg(password),
+        });
+    }
+    if let Some(name) = &options.client_name {
+        greeting.push(cmd("CLIENT").arg("SETNAME").arg(name));
+    }
+    if options.database != 0 {
+        greeting.push(cmd("SELECT").arg(options.database));
+    }
+    greeting
+}
+
+/// The first refusal among the replies to [`resp2_pipeline`], an
+/// authentication error if it was `AUTH`'s; never with the password.
+fn check_resp2_greeting(options: &Options, replies: Vec<Reply>) -> Result<(), Error> {
+    let password = options.password.as_deref();
+    for (i, reply) in replies.into_iter().enumerate() {
+        if let Reply::Error(e) = reply {
+            let e = e.redacted(password);
+            return Err(if i == 0 && password.is_some() {
+                Error::Auth(e)
+            } else {
+                Error::Server(e)
+            });
+        }
+    }
+    Ok(())
 }
 
 /// `HELLO 3 AUTH user password SETNAME name`, and `SELECT` if needed.

@@ -878,3 +878,95 @@ async fn a_deferred_handshake_with_a_database_selects_it_before_the_first_reques
     assert!(!conn.is_usable());
     finish(conn, server).await;
 }
+
+#[tokio::test]
+async fn a_resp2_deferred_handshake_is_auth_and_setname_in_the_first_requests_write() {
+    let options = Options {
+        password: Some("hunter2".into()),
+        client_name: Some("api".into()),
+        ..quick()
+    };
+    let (stream, writes, server) = scripted(vec![
+        expect(
+            [
+                wire(&["AUTH", "hunter2"]),
+                wire(&["CLIENT", "SETNAME", "api"]),
+                wire(&["GET", "k"]),
+            ]
+            .concat(),
+        ),
+        send(b"+OK\r\n+OK\r\n$1\r\nv\r\n"),
+        expect(wire(&["GET", "k"])),
+        // RESP2's null: the connection never asked for RESP3.
+        send(b"$-1\r\n"),
+    ]);
+    let mut conn = Connection::deferred_resp2(stream, &options, timer());
+    assert!(writes.lock().unwrap().is_empty(), "nothing sent before use");
+    let first: Option<String> = conn.query(cmd("GET").arg("k")).await.unwrap();
+    assert_eq!(first.as_deref(), Some("v"));
+    assert_eq!(conn.protocol(), Protocol::Resp2);
+    assert_eq!(
+        writes.lock().unwrap().len(),
+        1,
+        "handshake and request in one write"
+    );
+    let second: Option<String> = conn.query(cmd("GET").arg("k")).await.unwrap();
+    assert_eq!(second, None, "later calls carry no handshake");
+    finish(conn, server).await;
+}
+
+#[tokio::test]
+async fn a_resp2_deferred_handshake_refused_fails_the_first_call_and_the_connection() {
+    let options = Options {
+        username: Some("edge".into()),
+        password: Some("hunter2".into()),
+        ..quick()
+    };
+    let (stream, _, server) = scripted(vec![
+        expect([wire(&["AUTH", "edge", "hunter2"]), wire(&["INCR", "n"])].concat()),
+        send(b"-WRONGPASS invalid username-password pair or user is disabled.\r\n"),
+        send(b"-NOAUTH Authentication required.\r\n"),
+    ]);
+    let mut conn = Connection::deferred_resp2(stream, &options, timer());
+    let error = conn.query::<i64>(cmd("INCR").arg("n")).await.unwrap_err();
+    assert!(
+        matches!(&error, Error::Auth(e) if e.code() == "WRONGPASS"),
+        "{error:?}"
+    );
+    assert!(!format!("{error:?}").contains("hunter2"));
+    assert!(!conn.is_usable());
+    let again = conn.query::<i64>(cmd("INCR").arg("n")).await.unwrap_err();
+    assert!(matches!(again, Error::Unusable(_)), "{again:?}");
+    finish(conn, server).await;
+}
+
+#[tokio::test]
+async fn a_resp2_deferred_handshake_with_nothing_to_say_sends_the_request_alone() {
+    let (stream, writes, server) = scripted(vec![expect(wire(&["GET", "k"])), send(b"$-1\r\n")]);
+    let mut conn = Connection::deferred_resp2(stream, &quick(), timer());
+    let value: Option<String> = conn.query(cmd("GET").arg("k")).await.unwrap();
+    assert_eq!(value, None);
+    assert_eq!(writes.lock().unwrap().len(), 1);
+    finish(conn, server).await;
+}
+
+#[tokio::test]
+async fn a_resp2_deferred_handshake_with_a_database_selects_it_before_the_first_request() {
+    let options = Options {
+        database: 3,
+        ..quick()
+    };
+    let (stream, writes, server) = scripted(vec![
+        expect(wire(&["SELECT", "3"])),
+        send(b"-ERR DB index is out of range\r\n"),
+    ]);
+    let mut conn = Connection::deferred_resp2(stream, &options, timer());
+    let error = conn.query::<i64>(cmd("INCR").arg("n")).await.unwrap_err();
+    assert!(
+        matches!(&error, Error::Server(e) if e.message().contains("out of range")),
+        "{error:?}"
+    );
+    assert_eq!(writes.lock().unwrap().len(), 1, "the INCR never went out");
+    assert!(!conn.is_usable());
+    finish(conn, server).await;
+}
