@@ -1,5 +1,8 @@
-//! Arbitrary bytes from Redis as the answer to the handshake, with and
-//! without a password: opening ends, and no error shows the password.
+//! Arbitrary bytes from Redis as the answer to the handshake, greeted
+//! each way a connection opens (`HELLO` in its own round trip, `HELLO`
+//! or RESP2 `AUTH`/`CLIENT SETNAME`/`SELECT` in the first call's write),
+//! with and without a password: every call ends, none goes on after the
+//! stream was lost, and no error shows the password.
 #![no_main]
 
 use libfuzzer_sys::arbitrary::{self, Arbitrary};
@@ -7,7 +10,9 @@ use libfuzzer_sys::fuzz_target;
 
 #[derive(Arbitrary, Debug)]
 struct Input {
+    opening: u8,
     password: bool,
+    select: bool,
     hang_at_end: bool,
     chunks: Vec<u8>,
     bytes: Vec<u8>,
@@ -19,11 +24,15 @@ fuzz_target!(|input: Input| {
         .iter()
         .map(|&c| usize::from(c).max(1))
         .collect();
+    let openings = resp::testing::Opening::ALL;
+    let opening = openings[usize::from(input.opening) % openings.len()];
     if let Err(broken) = resp::testing::check_arbitrary_handshake(
+        opening,
         &input.bytes,
         chunks,
         input.hang_at_end,
         input.password,
+        input.select,
     ) {
         panic!("{broken}");
     }

@@ -234,32 +234,74 @@ pub fn check_arbitrary_replies(
     Ok(())
 }
 
-/// Arbitrary `bytes` as the answer to the handshake itself, with or
-/// without a password: opening and the first call end in a value or an
-/// error, and no error shows the password.
+/// How a connection greets the server: each way reads the handshake's
+/// answer differently, so each is checked on arbitrary bytes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Opening {
+    /// [`Connection::open`]: `HELLO 3` (and the RESP2 fallback) in round
+    /// trips of its own.
+    Open,
+    /// [`Connection::deferred`]: `HELLO 3` in the first call's write.
+    Deferred,
+    /// [`Connection::deferred_resp2`]: `AUTH`, `CLIENT SETNAME` and
+    /// `SELECT` in the first call's write, as a Worker request greets.
+    DeferredResp2,
+}
+
+impl Opening {
+    /// Every way, for a fuzz target to pick one by index.
+    pub const ALL: [Opening; 3] = [Opening::Open, Opening::Deferred, Opening::DeferredResp2];
+}
+
+/// Arbitrary `bytes` as the answer to the handshake itself, greeted the
+/// `opening` way, with or without a password (and with it a client name),
+/// on database 0 or not (a deferred handshake that selects one takes a
+/// round trip of its own): opening and every call end in a value or an
+/// error, a call after the stream was lost is refused, and no error shows
+/// the password.
 pub fn check_arbitrary_handshake(
+    opening: Opening,
     bytes: &[u8],
     chunks: Vec<usize>,
     hang_at_end: bool,
     password: bool,
+    select: bool,
 ) -> Result<(), String> {
     const PASSWORD: &str = "hunter2";
     let (stream, timer) = scripted(bytes.to_vec(), chunks, hang_at_end);
     let options = Options {
         password: password.then(|| PASSWORD.to_owned()),
-        database: u32::from(password),
+        database: u32::from(select),
+        client_name: password.then(|| "fuzz".to_owned()),
         ..Options::default()
     };
-    let outcome = block_on(async {
-        match Connection::open(stream, &options, timer).await {
-            Ok(mut conn) => calls(&mut conn, 2).await.into_iter().next().unwrap(),
-            Err(e) => Err(e),
-        }
+    let results = block_on(async {
+        let mut conn = match opening {
+            Opening::Open => match Connection::open(stream, &options, timer).await {
+                Ok(conn) => conn,
+                Err(e) => return vec![Err(e)],
+            },
+            Opening::Deferred => Connection::deferred(stream, &options, timer),
+            Opening::DeferredResp2 => Connection::deferred_resp2(stream, &options, timer),
+        };
+        calls(&mut conn, 2).await
     });
-    match outcome {
-        Err(e) if e.to_string().contains(PASSWORD) => {
-            Err(format!("an error shows the password: {e}"))
-        }
-        _ => Ok(()),
+    if let Some(e) = results
+        .iter()
+        .filter_map(|r| r.as_ref().err())
+        .find(|e| e.to_string().contains(PASSWORD) || format!("{e:?}").contains(PASSWORD))
+    {
+        return Err(format!("an error shows the password: {e}"));
     }
+    if let Some(lost) = results.iter().position(loses_the_stream) {
+        if let Some(later) = results[lost + 1..]
+            .iter()
+            .find(|r| !matches!(r, Err(Error::Unusable(_))))
+        {
+            return Err(format!(
+                "a call after the stream was lost got {later:?} ({opening:?})"
+            ));
+        }
+    }
+    Ok(())
 }

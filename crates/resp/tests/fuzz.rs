@@ -12,7 +12,7 @@
 
 use proptest::prelude::*;
 use resp::testing::{
-    block_on, check_arbitrary_handshake, check_arbitrary_replies, hello, scripted,
+    block_on, check_arbitrary_handshake, check_arbitrary_replies, hello, scripted, Opening,
 };
 use resp::{cmd, Connection, Error, Options, Pipeline, Protocol, Reply};
 
@@ -103,15 +103,19 @@ proptest! {
         prop_assert_eq!(checked, Ok(()));
     }
 
-    /// Arbitrary bytes as the answer to the handshake itself.
+    /// Arbitrary bytes as the answer to the handshake itself, greeted
+    /// each way a connection can open.
     #[test]
     fn fuzz_arbitrary_handshake_replies_never_panic_the_client(
+        opening in prop::sample::select(Opening::ALL.to_vec()),
         bytes in noise(),
         chunks in chunks(),
         hang_at_end in any::<bool>(),
         password in any::<bool>(),
+        select in any::<bool>(),
     ) {
-        prop_assert_eq!(check_arbitrary_handshake(&bytes, chunks, hang_at_end, password), Ok(()));
+        let checked = check_arbitrary_handshake(opening, &bytes, chunks, hang_at_end, password, select);
+        prop_assert_eq!(checked, Ok(()));
     }
 }
 
