@@ -780,6 +780,25 @@ async fn a_deferred_handshake_goes_out_with_the_first_request_in_one_write() {
     finish(conn, server).await;
 }
 
+/// After a deferred handshake the server refused (`WRONGPASS` for
+/// `hunter2`): the first call (an `INCR`) fails with the refusal, which
+/// does not show the password, and every later call is refused unsent.
+async fn the_first_incr_is_refused_and_so_is_the_connection(
+    mut conn: Connection<Recorded>,
+    server: JoinHandle<()>,
+) {
+    let error = conn.query::<i64>(cmd("INCR").arg("n")).await.unwrap_err();
+    assert!(
+        matches!(&error, Error::Auth(e) if e.code() == "WRONGPASS"),
+        "{error:?}"
+    );
+    assert!(!format!("{error:?}").contains("hunter2"));
+    assert!(!conn.is_usable());
+    let again = conn.query::<i64>(cmd("INCR").arg("n")).await.unwrap_err();
+    assert!(matches!(again, Error::Unusable(_)), "{again:?}");
+    finish(conn, server).await;
+}
+
 #[tokio::test]
 async fn a_deferred_handshake_refused_fails_the_first_call_and_the_connection() {
     let options = Options {
@@ -797,17 +816,8 @@ async fn a_deferred_handshake_refused_fails_the_first_call_and_the_connection() 
         send(b"-WRONGPASS invalid username-password pair or user is disabled.\r\n"),
         send(b"-NOAUTH Authentication required.\r\n"),
     ]);
-    let mut conn = Connection::deferred(stream, &options, timer());
-    let error = conn.query::<i64>(cmd("INCR").arg("n")).await.unwrap_err();
-    assert!(
-        matches!(&error, Error::Auth(e) if e.code() == "WRONGPASS"),
-        "{error:?}"
-    );
-    assert!(!format!("{error:?}").contains("hunter2"));
-    assert!(!conn.is_usable());
-    let again = conn.query::<i64>(cmd("INCR").arg("n")).await.unwrap_err();
-    assert!(matches!(again, Error::Unusable(_)), "{again:?}");
-    finish(conn, server).await;
+    let conn = Connection::deferred(stream, &options, timer());
+    the_first_incr_is_refused_and_so_is_the_connection(conn, server).await;
 }
 
 #[tokio::test]
@@ -927,17 +937,8 @@ async fn a_resp2_deferred_handshake_refused_fails_the_first_call_and_the_connect
         send(b"-WRONGPASS invalid username-password pair or user is disabled.\r\n"),
         send(b"-NOAUTH Authentication required.\r\n"),
     ]);
-    let mut conn = Connection::deferred_resp2(stream, &options, timer());
-    let error = conn.query::<i64>(cmd("INCR").arg("n")).await.unwrap_err();
-    assert!(
-        matches!(&error, Error::Auth(e) if e.code() == "WRONGPASS"),
-        "{error:?}"
-    );
-    assert!(!format!("{error:?}").contains("hunter2"));
-    assert!(!conn.is_usable());
-    let again = conn.query::<i64>(cmd("INCR").arg("n")).await.unwrap_err();
-    assert!(matches!(again, Error::Unusable(_)), "{again:?}");
-    finish(conn, server).await;
+    let conn = Connection::deferred_resp2(stream, &options, timer());
+    the_first_incr_is_refused_and_so_is_the_connection(conn, server).await;
 }
 
 #[tokio::test]
