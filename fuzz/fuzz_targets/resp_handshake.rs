@@ -2,7 +2,8 @@
 //! each way a connection opens (`HELLO` in its own round trip, `HELLO`
 //! or RESP2 `AUTH`/`CLIENT SETNAME`/`SELECT` in the first call's write),
 //! with and without a password: every call ends, none goes on after the
-//! stream was lost, and no error shows the password.
+//! stream was lost, and no error shows the password, even where the
+//! server quotes it back in its first answer.
 #![no_main]
 
 use libfuzzer_sys::arbitrary::{self, Arbitrary};
@@ -14,6 +15,8 @@ struct Input {
     password: bool,
     select: bool,
     hang_at_end: bool,
+    /// The server's first answer quotes the password back.
+    echo: bool,
     chunks: Vec<u8>,
     bytes: Vec<u8>,
 }
@@ -33,6 +36,7 @@ fuzz_target!(|input: Input| {
         input.hang_at_end,
         input.password,
         input.select,
+        input.echo,
     ) {
         panic!("{broken}");
     }

@@ -113,8 +113,10 @@ proptest! {
         hang_at_end in any::<bool>(),
         password in any::<bool>(),
         select in any::<bool>(),
+        echo in any::<bool>(),
     ) {
-        let checked = check_arbitrary_handshake(opening, &bytes, chunks, hang_at_end, password, select);
+        let checked =
+            check_arbitrary_handshake(opening, &bytes, chunks, hang_at_end, password, select, echo);
         prop_assert_eq!(checked, Ok(()));
     }
 }
