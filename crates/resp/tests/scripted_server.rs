@@ -764,19 +764,31 @@ async fn a_deferred_handshake_goes_out_with_the_first_request_in_one_write() {
         expect(wire(&["GET", "k"])),
         send(b"_\r\n"),
     ]);
-    let mut conn = Connection::deferred(stream, &options, timer());
+    let conn = Connection::deferred(stream, &options, timer());
+    the_handshake_goes_with_the_first_get(conn, writes, server, Protocol::Resp3).await;
+}
+
+/// A deferred connection whose server answers its handshake and a first
+/// `GET k` with `v`, then a second `GET k` with a null: nothing goes out
+/// before the first call, the handshake goes in that call's write, the
+/// connection speaks `protocol`, and the second call carries no handshake.
+async fn the_handshake_goes_with_the_first_get(
+    mut conn: Connection<Recorded>,
+    writes: Writes,
+    server: JoinHandle<()>,
+    protocol: Protocol,
+) {
     assert!(writes.lock().unwrap().is_empty(), "nothing sent before use");
     let first: Option<String> = conn.query(cmd("GET").arg("k")).await.unwrap();
     assert_eq!(first.as_deref(), Some("v"));
-    assert_eq!(conn.protocol(), Protocol::Resp3);
+    assert_eq!(conn.protocol(), protocol);
     assert_eq!(
         writes.lock().unwrap().len(),
         1,
         "handshake and request in one write"
     );
-    // Later calls carry no handshake.
     let second: Option<String> = conn.query(cmd("GET").arg("k")).await.unwrap();
-    assert_eq!(second, None);
+    assert_eq!(second, None, "later calls carry no handshake");
     finish(conn, server).await;
 }
 
@@ -910,19 +922,8 @@ async fn a_resp2_deferred_handshake_is_auth_and_setname_in_the_first_requests_wr
         // RESP2's null: the connection never asked for RESP3.
         send(b"$-1\r\n"),
     ]);
-    let mut conn = Connection::deferred_resp2(stream, &options, timer());
-    assert!(writes.lock().unwrap().is_empty(), "nothing sent before use");
-    let first: Option<String> = conn.query(cmd("GET").arg("k")).await.unwrap();
-    assert_eq!(first.as_deref(), Some("v"));
-    assert_eq!(conn.protocol(), Protocol::Resp2);
-    assert_eq!(
-        writes.lock().unwrap().len(),
-        1,
-        "handshake and request in one write"
-    );
-    let second: Option<String> = conn.query(cmd("GET").arg("k")).await.unwrap();
-    assert_eq!(second, None, "later calls carry no handshake");
-    finish(conn, server).await;
+    let conn = Connection::deferred_resp2(stream, &options, timer());
+    the_handshake_goes_with_the_first_get(conn, writes, server, Protocol::Resp2).await;
 }
 
 #[tokio::test]
