@@ -388,30 +388,18 @@ where
         }
         if self.greeting == Greeting::Resp2 {
             let greeting = resp2_pipeline(&options);
-            let mut both = BytesMut::new();
-            greeting.encode(&mut both)?;
-            both.extend_from_slice(request);
-            let mut replies = self
-                .round_trip_now(&both, greeting.len() + count, 0)
+            let (replies, own) = self
+                .round_trip_greeted(&greeting, request, count, 0)
                 .await?;
-            let own = replies.split_off(greeting.len());
             return match check_resp2_greeting(&options, replies) {
                 Ok(()) => Ok(own),
                 Err(e) => Err(self.lose(e)),
             };
         }
         let hello = hello_pipeline(&options);
-        let mut both = BytesMut::new();
-        hello.encode(&mut both)?;
-        both.extend_from_slice(request);
-        let mut replies = self
-            .round_trip_now(
-                &both,
-                hello.commands().len() + count,
-                hello.commands().len(),
-            )
+        let (replies, own) = self
+            .round_trip_greeted(&hello, request, count, hello.len())
             .await?;
-        let own = replies.split_off(hello.commands().len());
         match self.check_hello(&options, replies) {
             Ok(false) => Ok(own),
             Ok(true) => {
@@ -425,6 +413,28 @@ where
             }
             Err(e) => Err(self.lose(e)),
         }
+    }
+
+    /// `greeting`'s commands and then `request` in one write: the
+    /// greeting's replies, and the request's `count` after them. `hello`
+    /// as for [`Self::round_trip_now`]: how many of the greeting's
+    /// commands agree a protocol for the replies after theirs (0 for a
+    /// RESP2 greeting).
+    async fn round_trip_greeted(
+        &mut self,
+        greeting: &Pipeline,
+        request: &[u8],
+        count: usize,
+        hello: usize,
+    ) -> Result<(Vec<Reply>, Vec<Reply>), Error> {
+        let mut both = BytesMut::new();
+        greeting.encode(&mut both)?;
+        both.extend_from_slice(request);
+        let mut replies = self
+            .round_trip_now(&both, greeting.len() + count, hello)
+            .await?;
+        let own = replies.split_off(greeting.len());
+        Ok((replies, own))
     }
 
     /// [`Self::round_trip`] without the handshake. When the request

@@ -301,13 +301,16 @@ pub fn check_arbitrary_handshake(
     });
     // Without a password the client has none to hide: the server is only
     // quoting itself.
-    if let Some(e) = results
-        .iter()
-        .filter_map(|r| r.as_ref().err())
-        .filter(|_| password)
-        .find(|e| e.to_string().contains(PASSWORD) || format!("{e:?}").contains(PASSWORD))
-    {
-        return Err(format!("an error shows the password: {e}"));
+    let shows_password =
+        |e: &Error| e.to_string().contains(PASSWORD) || format!("{e:?}").contains(PASSWORD);
+    if password {
+        if let Some(e) = results
+            .iter()
+            .filter_map(|r| r.as_ref().err())
+            .find(|e| shows_password(e))
+        {
+            return Err(format!("an error shows the password: {e}"));
+        }
     }
     if let Some(lost) = results.iter().position(loses_the_stream) {
         if let Some(later) = results[lost + 1..]
