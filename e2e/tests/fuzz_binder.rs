@@ -5,6 +5,11 @@
 //! back equal. A value that broke out of its literal would fail the
 //! statement, store something else, or write another row.
 //!
+//! Every kind of value the driver binds goes in: text, bytes, integers,
+//! doubles, booleans, a date and a datetime to the microsecond; the row is
+//! bound value by value or as one list (`VALUES (?)`), and read back by
+//! its key among others in a list (`k IN (:keys)`).
+//!
 //! 64 cases by default (each is two round trips); run long with
 //! `PROPTEST_CASES=5000 cargo xtask test fuzz_`.
 
@@ -15,7 +20,7 @@ use e2e::{stack, unique};
 use proptest::prelude::*;
 use proptest::test_runner::{contextualize_config, Config as ProptestConfig, TestRunner};
 use tidb_gateway::GatewayConfig;
-use tidb_http::{Cell, Client, Config, Statement};
+use tidb_http::{Cell, Client, Config, Date, DateTime, Statement, Value};
 
 /// Starts a gateway in `runtime` and returns a client of it.
 fn gateway(runtime: &tokio::runtime::Runtime) -> Client {
@@ -46,55 +51,93 @@ struct Row {
     uint: u64,
     double: f64,
     flag: bool,
+    date: Date,
+    datetime: DateTime,
+    /// Bound as one list (`VALUES (?)`) rather than value by value.
+    as_list: bool,
+    /// Keys no row has, read for beside the row's own.
+    other_keys: Vec<i64>,
 }
+
+/// Years MariaDB's `DATE` and `DATETIME` take (it documents 1000 to 9999
+/// and stores from 0001 on).
+const YEARS: std::ops::RangeInclusive<u16> = 1..=9999;
 
 fn row() -> impl Strategy<Value = Row> {
     (
-        prop::option::weighted(0.9, tidb_http::testing::sql_text(32)),
-        prop::collection::vec(any::<u8>(), 0..48),
-        any::<i64>(),
-        any::<u64>(),
-        tidb_http::testing::finite_f64(),
+        (
+            prop::option::weighted(0.9, tidb_http::testing::sql_text(32)),
+            prop::collection::vec(any::<u8>(), 0..48),
+            any::<i64>(),
+            any::<u64>(),
+            tidb_http::testing::finite_f64(),
+            any::<bool>(),
+        ),
+        tidb_http::testing::date(YEARS),
+        tidb_http::testing::datetime(YEARS),
         any::<bool>(),
+        prop::collection::vec(i64::MIN..0, 0..4),
     )
-        .prop_map(|(text, bytes, int, uint, double, flag)| Row {
-            text,
-            bytes,
-            int,
-            uint,
-            double,
-            flag,
-        })
+        .prop_map(
+            |((text, bytes, int, uint, double, flag), date, datetime, as_list, other_keys)| Row {
+                text,
+                bytes,
+                int,
+                uint,
+                double,
+                flag,
+                date,
+                datetime,
+                as_list,
+                other_keys,
+            },
+        )
 }
 
 async fn round_trip(db: &Client, table: &str, key: i64, row: &Row) -> Result<(), TestCaseError> {
-    let inserted = db
-        .execute(
+    let values: Vec<Value> = vec![
+        key.into(),
+        row.text.clone().into(),
+        row.bytes.clone().into(),
+        row.int.into(),
+        row.uint.into(),
+        row.double.into(),
+        row.flag.into(),
+        row.date.into(),
+        row.datetime.into(),
+    ];
+    let columns = "k, t_text, t_bytes, t_int, t_uint, t_double, t_flag, t_date, t_datetime";
+    let insert = if row.as_list {
+        Statement::new(format!("INSERT INTO {table} ({columns}) VALUES (?)"))
+            .bind(Value::List(values))
+    } else {
+        let placeholders = vec!["?"; values.len()].join(", ");
+        values.into_iter().fold(
             Statement::new(format!(
-                "INSERT INTO {table} (k, t_text, t_bytes, t_int, t_uint, t_double, t_flag) \
-                 VALUES (?, ?, ?, ?, ?, ?, ?)"
-            ))
-            .bind(key)
-            .bind(row.text.clone())
-            .bind(row.bytes.clone())
-            .bind(row.int)
-            .bind(row.uint)
-            .bind(row.double)
-            .bind(row.flag),
+                "INSERT INTO {table} ({columns}) VALUES ({placeholders})"
+            )),
+            Statement::bind,
         )
+    };
+    let inserted = db
+        .execute(insert)
         .await
         .map_err(|e| TestCaseError::fail(format!("INSERT failed: {e}")))?;
     prop_assert_eq!(inserted.rows_affected(), Some(1));
 
     // Read back by the text too (named this time), so the comparison
-    // happens in the database as well as here.
+    // happens in the database as well as here; and by the key among keys no
+    // row has.
+    let mut keys = row.other_keys.clone();
+    keys.insert(key as usize % (keys.len() + 1), key);
     let read = db
         .execute(
             Statement::new(format!(
                 "SELECT t_text, t_bytes, t_int, t_uint, t_double, t_flag, \
-                 t_text <=> :text AS same_text FROM {table} WHERE k = :k"
+                 t_text <=> :text AS same_text, t_date, t_datetime \
+                 FROM {table} WHERE k IN (:keys)"
             ))
-            .bind_named("k", key)
+            .bind_named("keys", Value::list(keys))
             .bind_named("text", row.text.clone()),
         )
         .await
@@ -128,6 +171,8 @@ async fn round_trip(db: &Client, table: &str, key: i64, row: &Row) -> Result<(),
         &Cell::Int(1),
         "the database compares the text equal too"
     );
+    prop_assert_eq!(&cells[7], &Cell::Date(row.date));
+    prop_assert_eq!(&cells[8], &Cell::DateTime(row.datetime));
     Ok(())
 }
 
@@ -146,7 +191,8 @@ fn fuzz_bound_values_round_trip_through_the_gateway_into_mariadb() {
             "CREATE TABLE {table} (k BIGINT NOT NULL PRIMARY KEY, t_text LONGTEXT NULL, \
              t_bytes LONGBLOB NOT NULL, t_int BIGINT NOT NULL, \
              t_uint BIGINT UNSIGNED NOT NULL, t_double DOUBLE NOT NULL, \
-             t_flag BOOLEAN NOT NULL) DEFAULT CHARSET = utf8mb4 COLLATE = utf8mb4_bin"
+             t_flag BOOLEAN NOT NULL, t_date DATE NOT NULL, \
+             t_datetime DATETIME(6) NOT NULL) DEFAULT CHARSET = utf8mb4 COLLATE = utf8mb4_bin"
         )))
         .unwrap();
 

@@ -2,14 +2,17 @@
 //! SQL sent has each value as exactly one literal that MySQL's lexing
 //! rules (`tidb_http::testing::check_literals`, written independently of
 //! the binder) read back as the value, so nothing in a value can end its
-//! literal, start a comment or become a placeholder; and values SQL has
-//! no literal for (NaN, infinities) are refused, never sent.
+//! literal, start a comment or become a placeholder. A list is its items'
+//! literals joined by `, `; a date or datetime is one string literal that
+//! MySQL reads as the same day and time to the microsecond. Values SQL has
+//! no literal for (NaN, infinities, an empty list at any depth) refuse the
+//! statement, which is never sent.
 #![no_main]
 
 use libfuzzer_sys::arbitrary::{self, Arbitrary};
 use libfuzzer_sys::fuzz_target;
-use tidb_http::testing::check_literals;
-use tidb_http::{Statement, Value};
+use tidb_http::testing::{check_literals, unbindable};
+use tidb_http::{Date, DateTime, Statement, Value};
 
 #[derive(Arbitrary, Debug)]
 enum FuzzValue {
@@ -22,6 +25,29 @@ enum FuzzValue {
     Bytes(Vec<u8>),
     /// JSON text, bound as the document it parses to (else as a string).
     Json(String),
+    /// Year, month and day, folded into a real date (see [`date`]), or, as
+    /// `YYYY-MM-DD` text, one of MySQL's zero dates (zero parts, a day past
+    /// its month) that the driver reads from a server and may send back.
+    Date(u16, u8, u8, bool),
+    /// A date as above and hour, minute, second, microseconds, folded into
+    /// their ranges.
+    DateTime((u16, u8, u8, bool), u8, u8, u8, u32),
+    /// Items joined by `, ` (empty: refused).
+    List(Vec<FuzzValue>),
+}
+
+/// The date `year`, `month`, `day` stand for: a calendar date, or with
+/// `zero` the text MySQL would hold them as with zero parts allowed.
+fn date(year: u16, month: u8, day: u8, zero: bool) -> Date {
+    if zero {
+        let text = format!("{:04}-{:02}-{:02}", year % 10_000, month % 13, day % 32);
+        return text.parse().expect("zero parts are a MySQL date");
+    }
+    let (year, month) = (1 + year % 9999, 1 + month % 12);
+    (1..=1 + day % 31)
+        .rev()
+        .find_map(|day| Date::new(year, month, day))
+        .expect("every month has a first day")
 }
 
 impl From<&FuzzValue> for Value {
@@ -38,6 +64,13 @@ impl From<&FuzzValue> for Value {
                 serde_json::from_str(text)
                     .unwrap_or_else(|_| serde_json::Value::from(text.as_str())),
             ),
+            FuzzValue::Date(y, m, d, zero) => Value::Date(date(*y, *m, *d, *zero)),
+            FuzzValue::DateTime((y, m, d, zero), hour, minute, second, micros) => Value::DateTime(
+                DateTime::new(date(*y, *m, *d, *zero), hour % 24, minute % 60, second % 60)
+                    .and_then(|t| t.with_micros(micros % 1_000_000))
+                    .expect("folded into range"),
+            ),
+            FuzzValue::List(items) => Value::List(items.iter().take(8).map(Value::from).collect()),
         }
     }
 }
@@ -68,9 +101,7 @@ fuzz_target!(|input: Input| {
         }
         statement
     };
-    let unprintable = values
-        .iter()
-        .any(|v| matches!(v, Value::Float(f) if !f.is_finite()));
+    let unprintable = values.iter().any(unbindable);
     match (statement.to_sql(), unprintable) {
         (Ok(sql), false) => {
             if let Err(broken) = check_literals(&sql, "SELECT ", ", ", &values) {
@@ -78,7 +109,7 @@ fuzz_target!(|input: Input| {
             }
         }
         (Err(_), true) => {}
-        (Ok(sql), true) => panic!("a non-finite float was sent: {sql:?}"),
+        (Ok(sql), true) => panic!("a value with no literal was sent: {sql:?}"),
         (Err(e), false) => panic!("printable values were refused: {e}"),
     }
 });

@@ -20,7 +20,10 @@
 //! empty bytes are `x''` instead of the invalid `0x`; JSON values are sent
 //! as a quoted JSON document (serverless-js has no JSON type, so callers
 //! `JSON.stringify` first, which gives the same text); a datetime with
-//! microseconds keeps all six digits (a JS `Date` has only milliseconds).
+//! microseconds keeps all six digits (a JS `Date` has only milliseconds);
+//! an empty list, at any depth, is refused instead of bound as nothing:
+//! `IN ()` is not SQL, and `VALUES (?)` would become `VALUES ()`, a row of
+//! defaults.
 //!
 //! The escaping assumes `NO_BACKSLASH_ESCAPES` is off, as it is on TiDB.
 
@@ -133,6 +136,7 @@ impl Params {
 pub(crate) enum BindError {
     Mixed,
     NotFinite,
+    EmptyList,
 }
 
 impl std::fmt::Display for BindError {
@@ -142,6 +146,9 @@ impl std::fmt::Display for BindError {
                 "a statement takes positional (?) or named (:name) parameters, not both",
             ),
             BindError::NotFinite => f.write_str("NaN and infinite floats have no SQL literal"),
+            BindError::EmptyList => {
+                f.write_str("an empty list binds no value (`IN ()` is not SQL)")
+            }
         }
     }
 }
@@ -231,6 +238,7 @@ fn sanitize(value: &Value, out: &mut String) -> Result<(), BindError> {
             quote(&text, out);
         }
         Value::Json(json) => quote(&json.to_string(), out),
+        Value::List(items) if items.is_empty() => return Err(BindError::EmptyList),
         Value::List(items) => {
             for (i, item) in items.iter().enumerate() {
                 if i > 0 {
@@ -530,6 +538,23 @@ mod tests {
             named: vec![],
         };
         assert_eq!(format("?", &nan), Err(BindError::NotFinite));
+    }
+
+    #[test]
+    fn an_empty_list_is_an_error_at_any_depth() {
+        for list in [
+            Value::List(vec![]),
+            Value::List(vec![1.into(), Value::List(vec![])]),
+        ] {
+            let params = Params {
+                positional: vec![list],
+                named: vec![],
+            };
+            assert_eq!(
+                format("INSERT INTO t VALUES (?)", &params),
+                Err(BindError::EmptyList)
+            );
+        }
     }
 
     #[test]

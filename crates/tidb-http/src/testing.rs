@@ -6,9 +6,11 @@
 //! that those tests and the coverage-guided target in `fuzz/` check the
 //! sent SQL with.
 
+use std::ops::RangeInclusive;
+
 use proptest::prelude::*;
 
-use crate::Value;
+use crate::{Date, DateTime, Value};
 
 /// Fragments that matter to SQL lexing and to the binder: quotes,
 /// backslashes and the characters MySQL escapes, comment starters,
@@ -83,6 +85,83 @@ pub fn finite_f64() -> impl Strategy<Value = f64> {
             f64::MIN_POSITIVE,
         ]),
     ]
+}
+
+/// Calendar dates with years in `years` (within 1..=9999), every day of
+/// every month among them.
+pub fn date(years: RangeInclusive<u16>) -> impl Strategy<Value = Date> {
+    (years, 1..=12u8, 1..=31u8).prop_map(|(year, month, day)| {
+        // The last day of the month where `day` is past it.
+        (28..=day)
+            .rev()
+            .chain(1..28)
+            .find_map(|day| Date::new(year, month, day))
+            .expect("every month has a 28th")
+    })
+}
+
+/// Datetimes on [`date`]s: every time of day, without a fraction, with
+/// whole milliseconds (sent with three digits) or with microseconds (six).
+pub fn datetime(years: RangeInclusive<u16>) -> impl Strategy<Value = DateTime> {
+    let micros = prop_oneof![
+        Just(0u32),
+        (0..1000u32).prop_map(|ms| ms * 1000),
+        0..1_000_000u32,
+    ];
+    (date(years), 0..24u8, 0..60u8, 0..60u8, micros).prop_map(
+        |(date, hour, minute, second, micros)| {
+            DateTime::new(date, hour, minute, second)
+                .and_then(|t| t.with_micros(micros))
+                .expect("a valid time of day")
+        },
+    )
+}
+
+/// A date, or a date and time of day, as MySQL reads one from a string
+/// (`YYYY-MM-DD`, then optionally a space or `T` and `hh:mm:ss` with up to
+/// six fractional digits), as (year, month, day, hour, minute, second,
+/// microseconds); `None` for anything else. Written from MySQL's manual
+/// ("Date and Time Literals"), not from this crate's parser or printer.
+pub fn calendar_text(text: &str) -> Option<(u32, u32, u32, u32, u32, u32, u32)> {
+    fn digits(text: &str, at: usize, n: usize) -> Option<u32> {
+        let part = text.get(at..at + n)?;
+        part.bytes()
+            .all(|b| b.is_ascii_digit())
+            .then(|| part.parse().ok())?
+    }
+    let b = text.as_bytes();
+    let dash = |at: usize| b.get(at) == Some(&b'-');
+    if text.len() < 10 || !dash(4) || !dash(7) {
+        return None;
+    }
+    let (year, month, day) = (
+        digits(text, 0, 4)?,
+        digits(text, 5, 2)?,
+        digits(text, 8, 2)?,
+    );
+    if text.len() == 10 {
+        return Some((year, month, day, 0, 0, 0, 0));
+    }
+    let colon = |at: usize| b.get(at) == Some(&b':');
+    if !matches!(b[10], b' ' | b'T') || text.len() < 19 || !colon(13) || !colon(16) {
+        return None;
+    }
+    let (hour, minute, second) = (
+        digits(text, 11, 2)?,
+        digits(text, 14, 2)?,
+        digits(text, 17, 2)?,
+    );
+    let micros = match &text[19..] {
+        "" => 0,
+        fraction => {
+            let fraction = fraction.strip_prefix('.')?;
+            if !(1..=6).contains(&fraction.len()) {
+                return None;
+            }
+            digits(fraction, 0, fraction.len())? * 10u32.pow(6 - fraction.len() as u32)
+        }
+    };
+    Some((year, month, day, hour, minute, second, micros))
 }
 
 /// A value as MySQL reads its literal back.
@@ -211,13 +290,41 @@ pub fn denotes(lit: &Lit, value: &Value) -> bool {
         // found `7.777777777777778e+40` doing so).
         (Lit::Text(t), Value::Json(j)) => serde_json::to_string(j).is_ok_and(|text| text == *t),
         (Lit::Bytes(a), Value::Bytes(b)) => a == b,
+        (Lit::Text(t), Value::Date(d)) => {
+            t.len() == 10
+                && calendar_text(t)
+                    == Some((
+                        d.year().into(),
+                        d.month().into(),
+                        d.day().into(),
+                        0,
+                        0,
+                        0,
+                        0,
+                    ))
+        }
+        (Lit::Text(t), Value::DateTime(v)) => {
+            let d = v.date();
+            t.len() > 10
+                && calendar_text(t)
+                    == Some((
+                        d.year().into(),
+                        d.month().into(),
+                        d.day().into(),
+                        v.hour().into(),
+                        v.minute().into(),
+                        v.second().into(),
+                        v.micros(),
+                    ))
+        }
         _ => false,
     }
 }
 
 /// Walks `sql` = `prefix` lit (`sep` lit)* ` FROM dual`, checking each
 /// literal against its value in order: `Err` says where the SQL stops
-/// being the values as literals.
+/// being the values as literals. A list is its items' literals joined by
+/// `, ` (nested lists flattened, as `IN (?)` takes them).
 pub fn check_literals(sql: &str, prefix: &str, sep: &str, values: &[Value]) -> Result<(), String> {
     let mut rest = sql
         .strip_prefix(prefix)
@@ -228,14 +335,42 @@ pub fn check_literals(sql: &str, prefix: &str, sep: &str, values: &[Value]) -> R
                 .strip_prefix(sep)
                 .ok_or_else(|| format!("separator {i} lost: {sql:?}"))?;
         }
-        let (lit, after) = literal(rest).map_err(|e| format!("{e} in {sql:?}"))?;
-        if !denotes(&lit, value) {
-            return Err(format!("{value:?} was sent as {lit:?}: {sql:?}"));
-        }
-        rest = after;
+        rest = check_literal(rest, value).map_err(|e| format!("{e} in {sql:?}"))?;
     }
     if rest != " FROM dual" {
         return Err(format!("trailing text {rest:?} in {sql:?}"));
     }
     Ok(())
+}
+
+/// Reads `value`'s literal (a list's, item by item) at the start of `sql`;
+/// returns the rest.
+fn check_literal<'a>(sql: &'a str, value: &Value) -> Result<&'a str, String> {
+    if let Value::List(items) = value {
+        let mut rest = sql;
+        for (i, item) in items.iter().enumerate() {
+            if i > 0 {
+                rest = rest
+                    .strip_prefix(", ")
+                    .ok_or_else(|| format!("list item {i} not after `, `"))?;
+            }
+            rest = check_literal(rest, item)?;
+        }
+        return Ok(rest);
+    }
+    let (lit, rest) = literal(sql)?;
+    if !denotes(&lit, value) {
+        return Err(format!("{value:?} was sent as {lit:?}"));
+    }
+    Ok(rest)
+}
+
+/// Whether binding `value` is refused: NaN and infinities have no SQL
+/// literal, and an empty list binds nothing (at any depth).
+pub fn unbindable(value: &Value) -> bool {
+    match value {
+        Value::Float(f) => !f.is_finite(),
+        Value::List(items) => items.is_empty() || items.iter().any(unbindable),
+        _ => false,
+    }
 }

@@ -43,21 +43,38 @@ impl Fetch for Capture {
     }
 }
 
-/// The SQL text the driver sends for `statement`.
-fn sent_sql(statement: Statement) -> String {
+/// What the driver does with `statement`: the SQL text it sent, or its
+/// error when it sent nothing.
+fn send(statement: Statement) -> Result<String, tidb_http::Error> {
     let capture = Arc::new(Capture::default());
     let client = Client::new(
         Config::new("gateway01.example.com", "u", "p"),
         capture.clone(),
     );
-    tokio::runtime::Builder::new_current_thread()
+    let outcome = tokio::runtime::Builder::new_current_thread()
         .build()
         .unwrap()
-        .block_on(client.execute(statement))
-        .unwrap();
+        .block_on(client.execute(statement));
     let mut sql = capture.sql.lock().unwrap();
-    assert_eq!(sql.len(), 1);
-    sql.pop().unwrap()
+    match outcome {
+        Ok(_) => {
+            assert_eq!(sql.len(), 1);
+            Ok(sql.pop().unwrap())
+        }
+        Err(e) => {
+            assert_eq!(
+                *sql,
+                Vec::<String>::new(),
+                "a refused statement is not sent"
+            );
+            Err(e)
+        }
+    }
+}
+
+/// The SQL text the driver sends for `statement`, which it must send.
+fn sent_sql(statement: Statement) -> String {
+    send(statement).unwrap()
 }
 
 fn text() -> impl Strategy<Value = String> {
@@ -80,7 +97,8 @@ fn json() -> impl Strategy<Value = serde_json::Value> {
     })
 }
 
-fn value() -> impl Strategy<Value = Value> {
+/// A value that is not a list.
+fn scalar() -> impl Strategy<Value = Value> {
     prop_oneof![
         1 => Just(Value::Null),
         1 => any::<bool>().prop_map(Value::Bool),
@@ -90,7 +108,42 @@ fn value() -> impl Strategy<Value = Value> {
         6 => text().prop_map(Value::Text),
         2 => prop::collection::vec(any::<u8>(), 0..32).prop_map(Value::Bytes),
         1 => json().prop_map(Value::Json),
+        1 => tidb_http::testing::date(1..=9999).prop_map(Value::Date),
+        2 => tidb_http::testing::datetime(1..=9999).prop_map(Value::DateTime),
     ]
+}
+
+/// Any value the driver binds: a scalar, or a non-empty list of values
+/// (lists nested, as `IN (?)` flattens them).
+fn value() -> impl Strategy<Value = Value> {
+    scalar().prop_recursive(2, 16, 4, |inner| {
+        prop::collection::vec(inner, 1..5).prop_map(Value::List)
+    })
+}
+
+/// A value the driver must refuse: NaN, an infinity, or an empty list,
+/// alone or anywhere inside a list.
+fn unbindable() -> impl Strategy<Value = Value> {
+    let refused = prop_oneof![
+        Just(Value::Float(f64::NAN)),
+        Just(Value::Float(f64::INFINITY)),
+        Just(Value::Float(f64::NEG_INFINITY)),
+        Just(Value::List(vec![])),
+    ];
+    (
+        refused,
+        prop::collection::vec(value(), 0..3),
+        any::<prop::sample::Index>(),
+        any::<bool>(),
+    )
+        .prop_map(|(refused, mut others, at, nested)| {
+            if !nested {
+                return refused;
+            }
+            let at = at.index(others.len() + 1);
+            others.insert(at, refused);
+            Value::List(others)
+        })
 }
 
 proptest! {
@@ -124,6 +177,89 @@ proptest! {
         }
         prop_assert_eq!(check_literals(&sent_sql(statement), "SELECT ", ", ", &values), Ok(()));
     }
+
+    /// A statement with a value SQL has no literal for is refused as a
+    /// whole, wherever the value is among the others, and nothing is sent.
+    #[test]
+    fn fuzz_an_unbindable_value_refuses_the_statement(
+        mut values in prop::collection::vec(value(), 0..4),
+        refused in unbindable(),
+        at in any::<prop::sample::Index>(),
+        named in any::<bool>(),
+    ) {
+        prop_assert!(tidb_http::testing::unbindable(&refused));
+        values.insert(at.index(values.len() + 1), refused);
+        let statement = if named {
+            let names: Vec<String> = (0..values.len()).map(|i| format!(":p{i}")).collect();
+            let mut statement = Statement::new(format!("SELECT {} FROM dual", names.join(", ")));
+            for (i, v) in values.iter().enumerate() {
+                statement = statement.bind_named(format!("p{i}"), v.clone());
+            }
+            statement
+        } else {
+            let placeholders = vec!["?"; values.len()].join(", ");
+            let mut statement = Statement::new(format!("SELECT {placeholders} FROM dual"));
+            for v in &values {
+                statement = statement.bind(v.clone());
+            }
+            statement
+        };
+        let refusal = send(statement).unwrap_err().to_string();
+        prop_assert!(
+            refusal.contains("no SQL literal") || refusal.contains("empty list"),
+            "{}", refusal
+        );
+    }
+}
+
+/// The calendar reader is what the date properties trust: it reads MySQL's
+/// forms and nothing near them.
+#[test]
+fn the_test_reader_reads_mysql_dates_and_times() {
+    use tidb_http::testing::calendar_text;
+    assert_eq!(calendar_text("2024-02-29"), Some((2024, 2, 29, 0, 0, 0, 0)));
+    assert_eq!(
+        calendar_text("0999-12-31T23:59:58.5"),
+        Some((999, 12, 31, 23, 59, 58, 500_000))
+    );
+    assert_eq!(
+        calendar_text("2024-01-02 03:04:05.000006"),
+        Some((2024, 1, 2, 3, 4, 5, 6))
+    );
+    for broken in [
+        "2024-1-02",
+        "2024-01-02x",
+        "2024-01-02 03:04",
+        "2024-01-02 03:04:05.",
+        "2024-01-02 03:04:05.1234567",
+        "2024-01-02 03:04:05Z",
+        "2024/01/02",
+    ] {
+        assert_eq!(calendar_text(broken), None, "{broken}");
+    }
+}
+
+/// A datetime is sent as one quoted literal with its fraction: three digits
+/// for whole milliseconds, six for more, and a reader that compares the
+/// parts tells a second off from the value.
+#[test]
+fn a_datetime_is_one_literal_to_the_microsecond() {
+    let day = tidb_http::Date::new(2024, 2, 29).unwrap();
+    let at = tidb_http::DateTime::new(day, 23, 59, 59).unwrap();
+    for (micros, text) in [
+        (0, "'2024-02-29T23:59:59.000'"),
+        (7_000, "'2024-02-29T23:59:59.007'"),
+        (7, "'2024-02-29T23:59:59.000007'"),
+    ] {
+        let value = Value::DateTime(at.with_micros(micros).unwrap());
+        let sql = sent_sql(Statement::new("SELECT ? FROM dual").bind(value.clone()));
+        assert_eq!(sql, format!("SELECT {text} FROM dual"));
+        assert_eq!(check_literals(&sql, "SELECT ", ", ", &[value]), Ok(()));
+    }
+    let sql = sent_sql(Statement::new("SELECT ? FROM dual").bind(at));
+    let second_before = tidb_http::DateTime::new(day, 23, 59, 58).unwrap();
+    assert!(check_literals(&sql, "SELECT ", ", ", &[second_before.into()]).is_err());
+    assert!(check_literals(&sql, "SELECT ", ", ", &[day.into()]).is_err());
 }
 
 /// The lexer above is what the properties trust: it must tell a good
