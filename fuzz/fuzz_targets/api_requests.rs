@@ -1,8 +1,9 @@
 //! Any request to the API (method, path from the routes' templates or
-//! raw, query, headers the API reads, body), with the database, Redis and
-//! B2 down: `api::testing::check_any_request` holds: no 500, every refusal
-//! a problem document of at most 2 KiB, and nothing acknowledged that
-//! needed a dependency.
+//! raw, query, headers the API reads, the Access token and the service
+//! binding's secret or not, body), with the database, Redis and B2 down:
+//! `api::testing::check_any_request` holds: no 500, every refusal a
+//! problem document of at most 2 KiB, nothing acknowledged that needed a
+//! dependency, and neither secret shown in an answer.
 #![no_main]
 
 use api::testing::{check_any_request, AnyRequest, HEADER_NAMES, METHODS, PATH_TEMPLATES};
@@ -35,6 +36,7 @@ struct Input {
     query: Option<String>,
     headers: Vec<(HeaderName, String)>,
     token: bool,
+    binding: bool,
     body: Vec<u8>,
 }
 
@@ -69,6 +71,7 @@ fuzz_target!(|input: Input| {
             })
             .collect(),
         token: input.token,
+        binding: input.binding,
         body: input.body,
     };
     // What no client could send never reaches the Worker.

@@ -20,6 +20,8 @@ use tower::ServiceExt;
 use crate::{App, Platform};
 
 pub const AUD: &str = "api-aud";
+/// The secret the fixture shares with its Pages shim (`BINDING_SECRET`).
+pub const BINDING_SECRET: &str = "fuzz-binding-secret-7c1e0d95a4b8f236";
 /// `MAX_REQUEST_BODY_BYTES`: larger requests are 413.
 pub const MAX_REQUEST: usize = crate::layers::MAX_REQUEST_BODY_BYTES;
 pub const MAX_TITLE: usize = crate::pages::MAX_TITLE_CHARS;
@@ -77,6 +79,7 @@ pub fn fixture() -> &'static Fixture {
             ("ALLOWED_ORIGINS", "http://localhost:8788"),
             ("ACCESS_TEAM_DOMAIN", team.as_str()),
             ("ACCESS_AUD", AUD),
+            ("BINDING_SECRET", BINDING_SECRET),
         ]
         .iter()
         .chain(&UNREACHABLE_DEPENDENCIES)
@@ -285,6 +288,7 @@ pub const MAX_PROBLEM_BYTES: usize = 2048;
 pub struct Answer {
     pub status: u16,
     pub content_type: Option<String>,
+    pub headers: http::HeaderMap,
     pub body: bytes::Bytes,
 }
 
@@ -304,8 +308,8 @@ pub fn send(request: Request<Body>) -> Result<Answer, String> {
             .get(header::CONTENT_TYPE)
             .and_then(|v| v.to_str().ok())
             .map(str::to_owned);
-        let body = response
-            .into_body()
+        let (parts, body) = response.into_parts();
+        let body = body
             .collect()
             .await
             .map_err(|e| format!("the body failed: {e}"))?
@@ -313,6 +317,7 @@ pub fn send(request: Request<Body>) -> Result<Answer, String> {
         Ok(Answer {
             status,
             content_type,
+            headers: parts.headers,
             body,
         })
     })
@@ -384,6 +389,8 @@ pub struct AnyRequest {
     pub headers: Vec<(String, String)>,
     /// Add the fixture's genuine Access token.
     pub token: bool,
+    /// Add the binding secret, as the Pages shim does.
+    pub binding: bool,
     pub body: Vec<u8>,
 }
 
@@ -408,21 +415,29 @@ pub const PATH_TEMPLATES: [&str; 10] = [
     "/v1/uploads/{}/complete",
 ];
 
-/// The request headers the API reads, which [`AnyRequest`] generators
-/// name most often.
-pub const HEADER_NAMES: [&str; 14] = [
-    "content-type",
-    "content-length",
+/// The request headers [`AnyRequest`] generators name most often: every
+/// one the API reads ([`crate::request_headers::READ`], a test keeps them
+/// in step), then some it must ignore.
+pub const HEADER_NAMES: [&str; 20] = [
     "origin",
     "access-control-request-method",
     "access-control-request-headers",
+    "content-length",
+    "transfer-encoding",
+    "content-type",
     "if-match",
     "if-none-match",
     "cf-access-jwt-assertion",
     "cookie",
+    "cf-connecting-ip",
+    "x-api-binding-token",
+    "x-api-client-ip",
+    "cf-ray",
+    "user-agent",
+    "referer",
+    // Read by none of the API's code.
     "x-request-id",
     "traceparent",
-    "cf-connecting-ip",
     "accept",
     "authorization",
 ];
@@ -442,6 +457,9 @@ impl AnyRequest {
         if self.token {
             request = request.header("cf-access-jwt-assertion", &fixture().token);
         }
+        if self.binding {
+            request = request.header(crate::trust::BINDING_TOKEN, BINDING_SECRET);
+        }
         request.body(Body::from(self.body.clone())).ok()
     }
 }
@@ -452,8 +470,17 @@ impl AnyRequest {
 const ANSWERABLE_WITHOUT_DEPENDENCIES: [&str; 3] =
     ["/healthz", "/openapi.json", "/v1/admin/whoami"];
 
-/// Any request at all (method, path and query, headers, body), with every
-/// dependency down: the router answers it without a 500; every answer of
+/// Whether `text` holds `secret`.
+fn shows(text: &[u8], secret: &str) -> bool {
+    text.windows(secret.len())
+        .any(|window| window == secret.as_bytes())
+}
+
+/// Any request at all (method, path and query, headers, body, the Access
+/// token and the binding secret or not), with every dependency down: no
+/// answer shows the binding secret or the token (unless the request put it
+/// elsewhere too, where an answer may quote it back to its sender); the
+/// router answers it without a 500; every answer of
 /// 400 or more is a problem document ([`problem_of`]), but for `/readyz`'s
 /// documented report (503, as the database is down); and nothing is
 /// acknowledged that needed a dependency, so only an `OPTIONS` (a
@@ -467,7 +494,46 @@ pub fn check_any_request(request: Request<Body>) -> Result<(), String> {
     if path.starts_with("/_test/") {
         return Ok(());
     }
-    let answer = send(request)?;
+    let (parts, body) = request.into_parts();
+    let body = fixture()
+        .runtime
+        .block_on(body.collect())
+        .map_err(|e| format!("the request body failed: {e}"))?
+        .to_bytes();
+    // A secret the request carries only in its own header is one the
+    // answer must not show; one it also put in its path, another header or
+    // its body may be echoed back to it (a 404 quotes the path).
+    let secrets: Vec<&str> = [
+        (BINDING_SECRET, crate::trust::BINDING_TOKEN.as_str()),
+        (fixture().token.as_str(), "cf-access-jwt-assertion"),
+    ]
+    .into_iter()
+    .filter(|(secret, own_header)| {
+        let elsewhere = shows(parts.uri.to_string().as_bytes(), secret)
+            || shows(&body, secret)
+            || parts
+                .headers
+                .iter()
+                .any(|(name, value)| name != own_header && shows(value.as_bytes(), secret));
+        !elsewhere
+    })
+    .map(|(secret, _)| secret)
+    .collect();
+    let answer = send(Request::from_parts(parts, Body::from(body)))?;
+    for secret in secrets {
+        let named =
+            |what: &str| format!("{method} {path}: its {what} shows a secret the request sent");
+        if shows(&answer.body, secret) {
+            return Err(named("body"));
+        }
+        if let Some((name, _)) = answer
+            .headers
+            .iter()
+            .find(|(_, value)| shows(value.as_bytes(), secret))
+        {
+            return Err(named(&format!("header {name}")));
+        }
+    }
     let status = answer.status;
     if status == 500 {
         return Err(format!(
@@ -475,7 +541,11 @@ pub fn check_any_request(request: Request<Body>) -> Result<(), String> {
             String::from_utf8_lossy(&answer.body)
         ));
     }
-    let readiness = matches!(method, http::Method::GET | http::Method::HEAD) && path == "/readyz";
+    // A refusal before the handler (a wrong binding token, for one) is a
+    // problem document on `/readyz` too.
+    let readiness = matches!(method, http::Method::GET | http::Method::HEAD)
+        && path == "/readyz"
+        && !(400..500).contains(&status);
     if readiness {
         // Documented: a readiness report, 503 when a required check fails.
         if status != 503 || answer.content_type.as_deref() != Some("application/json") {
@@ -495,4 +565,45 @@ pub fn check_any_request(request: Request<Body>) -> Result<(), String> {
         ));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A request header the API reads but the generators never name would
+    /// be reached by no fuzzed input but by chance.
+    #[test]
+    fn the_generators_name_every_request_header_the_api_reads() {
+        let missing: Vec<&str> = crate::request_headers::READ
+            .into_iter()
+            .filter(|name| !HEADER_NAMES.contains(name))
+            .collect();
+        assert_eq!(missing, Vec::<&str>::new());
+    }
+
+    /// Every documented route, and no other path, is a template the
+    /// generators fill in, so a new route is fuzzed from the day it lands.
+    #[test]
+    fn the_generators_start_from_every_documented_route() {
+        let answer = send(
+            Request::get("/openapi.json")
+                .body(Body::empty())
+                .expect("a valid request"),
+        )
+        .expect("the router answers");
+        let document: Value = serde_json::from_slice(&answer.body).expect("a JSON document");
+        let placeholder = regex::Regex::new(r"\{[^}]*\}").expect("a valid pattern");
+        let mut documented: Vec<String> = document["paths"]
+            .as_object()
+            .expect("the document has paths")
+            .keys()
+            .filter(|path| !path.starts_with("/_test/"))
+            .map(|path| placeholder.replace_all(path, "{}").into_owned())
+            .collect();
+        documented.sort();
+        let mut templates: Vec<String> = PATH_TEMPLATES.iter().map(|t| t.to_string()).collect();
+        templates.sort();
+        assert_eq!(templates, documented);
+    }
 }

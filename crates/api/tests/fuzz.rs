@@ -256,30 +256,34 @@ fn any_request() -> impl Strategy<Value = AnyRequest> {
         path,
         query,
         prop::collection::vec(header, 0..5),
-        any::<bool>(),
+        (any::<bool>(), any::<bool>()),
         prop_oneof![
             Just(Vec::new()),
             any_json().prop_map(|d| serde_json::to_vec(&d).unwrap()),
             prop::collection::vec(any::<u8>(), 0..64),
         ],
     )
-        .prop_map(|(method, path, query, headers, token, body)| AnyRequest {
-            method: method.to_owned(),
-            path_and_query: match query {
-                Some(query) => format!("{path}?{query}"),
-                None => path,
+        .prop_map(
+            |(method, path, query, headers, (token, binding), body)| AnyRequest {
+                method: method.to_owned(),
+                path_and_query: match query {
+                    Some(query) => format!("{path}?{query}"),
+                    None => path,
+                },
+                headers,
+                token,
+                binding,
+                body,
             },
-            headers,
-            token,
-            body,
-        })
+        )
 }
 
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(256))]
 
     /// Any request, every dependency down: no 500, every refusal a
-    /// problem document, nothing acknowledged that needed a dependency.
+    /// problem document, nothing acknowledged that needed a dependency,
+    /// neither the binding secret nor the Access token shown.
     #[test]
     fn fuzz_any_request_is_answered_without_a_500(request in any_request()) {
         let http_request = request.to_request();
