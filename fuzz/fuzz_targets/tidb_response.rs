@@ -39,9 +39,15 @@ enum TypeName {
     Other(String),
 }
 
+/// Every name `tidb_http`'s decoder tells apart, and text types it does
+/// not.
 const TYPE_NAMES: &[&str] = &[
     "TINYINT",
+    "UNSIGNED TINYINT",
     "SMALLINT",
+    "UNSIGNED SMALLINT",
+    "MEDIUMINT",
+    "UNSIGNED MEDIUMINT",
     "INT",
     "BIGINT",
     "UNSIGNED BIGINT",
@@ -61,7 +67,10 @@ const TYPE_NAMES: &[&str] = &[
     "TIMESTAMP",
     "BINARY",
     "VARBINARY",
+    "TINYBLOB",
     "BLOB",
+    "MEDIUMBLOB",
+    "LONGBLOB",
     "BIT",
     "JSON",
 ];
