@@ -11,8 +11,8 @@
 
 use libfuzzer_sys::arbitrary::{self, Arbitrary};
 use libfuzzer_sys::fuzz_target;
-use tidb_http::testing::{check_literals, unbindable};
-use tidb_http::{Date, DateTime, Statement, Value};
+use tidb_http::testing::{check_literals, select_of, unbindable};
+use tidb_http::{Date, DateTime, Value};
 
 #[derive(Arbitrary, Debug)]
 enum FuzzValue {
@@ -86,21 +86,7 @@ fuzz_target!(|input: Input| {
     if values.is_empty() {
         return;
     }
-    let statement = if input.named {
-        let names: Vec<String> = (0..values.len()).map(|i| format!(":p{i}")).collect();
-        let mut statement = Statement::new(format!("SELECT {} FROM dual", names.join(", ")));
-        for (i, value) in values.iter().enumerate().rev() {
-            statement = statement.bind_named(format!("p{i}"), value.clone());
-        }
-        statement
-    } else {
-        let placeholders = vec!["?"; values.len()].join(", ");
-        let mut statement = Statement::new(format!("SELECT {placeholders} FROM dual"));
-        for value in &values {
-            statement = statement.bind(value.clone());
-        }
-        statement
-    };
+    let statement = select_of(&values, input.named);
     let unprintable = values.iter().any(unbindable);
     match (statement.to_sql(), unprintable) {
         (Ok(sql), false) => {

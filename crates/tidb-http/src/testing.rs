@@ -10,7 +10,7 @@ use std::ops::RangeInclusive;
 
 use proptest::prelude::*;
 
-use crate::{Date, DateTime, Value};
+use crate::{Date, DateTime, Statement, Value};
 
 /// Fragments that matter to SQL lexing and to the binder: quotes,
 /// backslashes and the characters MySQL escapes, comment starters,
@@ -318,6 +318,28 @@ pub fn denotes(lit: &Lit, value: &Value) -> bool {
                     ))
         }
         _ => false,
+    }
+}
+
+/// `SELECT` of `values` `FROM dual`, bound by position (`?, ?`) or by name
+/// (`:p0, :p1`, bound last to first: the order of binding does not matter
+/// for names): the statement [`check_literals`] reads with prefix
+/// `SELECT ` and separator `, `.
+pub fn select_of(values: &[Value], named: bool) -> Statement {
+    if named {
+        let names: Vec<String> = (0..values.len()).map(|i| format!(":p{i}")).collect();
+        let statement = Statement::new(format!("SELECT {} FROM dual", names.join(", ")));
+        values
+            .iter()
+            .enumerate()
+            .rev()
+            .fold(statement, |statement, (i, value)| {
+                statement.bind_named(format!("p{i}"), value.clone())
+            })
+    } else {
+        let placeholders = vec!["?"; values.len()].join(", ");
+        let statement = Statement::new(format!("SELECT {placeholders} FROM dual"));
+        values.iter().cloned().fold(statement, Statement::bind)
     }
 }
 

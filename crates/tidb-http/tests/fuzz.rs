@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use outbound::{BoxFuture, Bytes, Fetch, FetchError, Request, Response};
 use proptest::prelude::*;
-use tidb_http::testing::{check_literals, literal, Lit};
+use tidb_http::testing::{check_literals, literal, select_of, Lit};
 use tidb_http::{Client, Config, Statement, Value};
 
 /// Records the SQL of each request and answers like an `INSERT` does.
@@ -159,23 +159,14 @@ proptest! {
     /// never replaced (values are not scanned again).
     #[test]
     fn fuzz_positional_values_are_one_literal_each(values in prop::collection::vec(value(), 1..6)) {
-        let placeholders = vec!["?"; values.len()].join(", ");
-        let mut statement = Statement::new(format!("SELECT {placeholders} FROM dual"));
-        for v in &values {
-            statement = statement.bind(v.clone());
-        }
-        prop_assert_eq!(check_literals(&sent_sql(statement), "SELECT ", ", ", &values), Ok(()));
+        let sql = sent_sql(select_of(&values, false));
+        prop_assert_eq!(check_literals(&sql, "SELECT ", ", ", &values), Ok(()));
     }
 
     #[test]
     fn fuzz_named_values_are_one_literal_each(values in prop::collection::vec(value(), 1..6)) {
-        let names: Vec<String> = (0..values.len()).map(|i| format!(":p{i}")).collect();
-        let mut statement = Statement::new(format!("SELECT {} FROM dual", names.join(", ")));
-        // Bound in reverse: order of binding does not matter for names.
-        for (i, v) in values.iter().enumerate().rev() {
-            statement = statement.bind_named(format!("p{i}"), v.clone());
-        }
-        prop_assert_eq!(check_literals(&sent_sql(statement), "SELECT ", ", ", &values), Ok(()));
+        let sql = sent_sql(select_of(&values, true));
+        prop_assert_eq!(check_literals(&sql, "SELECT ", ", ", &values), Ok(()));
     }
 
     /// A statement with a value SQL has no literal for is refused as a
@@ -189,22 +180,7 @@ proptest! {
     ) {
         prop_assert!(tidb_http::testing::unbindable(&refused));
         values.insert(at.index(values.len() + 1), refused);
-        let statement = if named {
-            let names: Vec<String> = (0..values.len()).map(|i| format!(":p{i}")).collect();
-            let mut statement = Statement::new(format!("SELECT {} FROM dual", names.join(", ")));
-            for (i, v) in values.iter().enumerate() {
-                statement = statement.bind_named(format!("p{i}"), v.clone());
-            }
-            statement
-        } else {
-            let placeholders = vec!["?"; values.len()].join(", ");
-            let mut statement = Statement::new(format!("SELECT {placeholders} FROM dual"));
-            for v in &values {
-                statement = statement.bind(v.clone());
-            }
-            statement
-        };
-        let refusal = send(statement).unwrap_err().to_string();
+        let refusal = send(select_of(&values, named)).unwrap_err().to_string();
         prop_assert!(
             refusal.contains("no SQL literal") || refusal.contains("empty list"),
             "{}", refusal
