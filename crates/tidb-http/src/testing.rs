@@ -91,12 +91,11 @@ pub fn finite_f64() -> impl Strategy<Value = f64> {
 /// every month among them.
 pub fn date(years: RangeInclusive<u16>) -> impl Strategy<Value = Date> {
     (years, 1..=12u8, 1..=31u8).prop_map(|(year, month, day)| {
-        // The last day of the month where `day` is past it.
-        (28..=day)
+        // `day`, or the month's last day where `day` is past it.
+        (1..=day)
             .rev()
-            .chain(1..28)
             .find_map(|day| Date::new(year, month, day))
-            .expect("every month has a 28th")
+            .expect("every month has a first day")
     })
 }
 
@@ -117,12 +116,29 @@ pub fn datetime(years: RangeInclusive<u16>) -> impl Strategy<Value = DateTime> {
     )
 }
 
+/// Year, month, day, hour, minute, second and microseconds.
+pub type Calendar = (u32, u32, u32, u32, u32, u32, u32);
+
+/// `date` at `hour`:`minute`:`second`.`micros`, as a [`Calendar`].
+fn calendar(date: Date, hour: u8, minute: u8, second: u8, micros: u32) -> Calendar {
+    let (y, mo, d) = (date.year(), date.month(), date.day());
+    (
+        y.into(),
+        mo.into(),
+        d.into(),
+        hour.into(),
+        minute.into(),
+        second.into(),
+        micros,
+    )
+}
+
 /// A date, or a date and time of day, as MySQL reads one from a string
 /// (`YYYY-MM-DD`, then optionally a space or `T` and `hh:mm:ss` with up to
 /// six fractional digits), as (year, month, day, hour, minute, second,
 /// microseconds); `None` for anything else. Written from MySQL's manual
 /// ("Date and Time Literals"), not from this crate's parser or printer.
-pub fn calendar_text(text: &str) -> Option<(u32, u32, u32, u32, u32, u32, u32)> {
+pub fn calendar_text(text: &str) -> Option<Calendar> {
     fn digits(text: &str, at: usize, n: usize) -> Option<u32> {
         let part = text.get(at..at + n)?;
         part.bytes()
@@ -291,31 +307,11 @@ pub fn denotes(lit: &Lit, value: &Value) -> bool {
         (Lit::Text(t), Value::Json(j)) => serde_json::to_string(j).is_ok_and(|text| text == *t),
         (Lit::Bytes(a), Value::Bytes(b)) => a == b,
         (Lit::Text(t), Value::Date(d)) => {
-            t.len() == 10
-                && calendar_text(t)
-                    == Some((
-                        d.year().into(),
-                        d.month().into(),
-                        d.day().into(),
-                        0,
-                        0,
-                        0,
-                        0,
-                    ))
+            t.len() == 10 && calendar_text(t) == Some(calendar(*d, 0, 0, 0, 0))
         }
         (Lit::Text(t), Value::DateTime(v)) => {
-            let d = v.date();
-            t.len() > 10
-                && calendar_text(t)
-                    == Some((
-                        d.year().into(),
-                        d.month().into(),
-                        d.day().into(),
-                        v.hour().into(),
-                        v.minute().into(),
-                        v.second().into(),
-                        v.micros(),
-                    ))
+            let at = calendar(v.date(), v.hour(), v.minute(), v.second(), v.micros());
+            t.len() > 10 && calendar_text(t) == Some(at)
         }
         _ => false,
     }

@@ -275,3 +275,17 @@ fn a_json_double_is_sent_as_its_documents_text() {
     let other = Value::Json(serde_json::json!(next));
     assert!(check_literals(&sql, "SELECT ", ", ", &[other]).is_err());
 }
+
+/// The date strategy reaches every day of the month (it once folded days
+/// 2 to 27 onto the 1st), and never an invalid date.
+#[test]
+fn the_date_strategy_reaches_every_day_of_the_month() {
+    use proptest::strategy::ValueTree;
+    use proptest::test_runner::TestRunner;
+    let strategy = tidb_http::testing::date(1..=9999);
+    let mut runner = TestRunner::deterministic();
+    let days: std::collections::BTreeSet<u8> = (0..2000)
+        .map(|_| strategy.new_tree(&mut runner).unwrap().current().day())
+        .collect();
+    assert_eq!(days, (1..=31).collect());
+}
