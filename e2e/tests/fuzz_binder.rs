@@ -6,7 +6,8 @@
 //! statement, store something else, or write another row.
 //!
 //! Every kind of value the driver binds goes in: text, bytes, integers,
-//! doubles, booleans, a date and a datetime to the microsecond; the row is
+//! doubles, booleans, a date, a datetime to the microsecond and a JSON
+//! document (into a `JSON` column, which checks it is valid); the row is
 //! bound value by value or as one list (`VALUES (?)`), and read back by
 //! its key among others in a list (`k IN (:keys)`).
 //!
@@ -53,6 +54,7 @@ struct Row {
     flag: bool,
     date: Date,
     datetime: DateTime,
+    json: serde_json::Value,
     /// Bound as one list (`VALUES (?)`) rather than value by value.
     as_list: bool,
     /// Keys no row has, read for beside the row's own.
@@ -73,13 +75,21 @@ fn row() -> impl Strategy<Value = Row> {
             tidb_http::testing::finite_f64(),
             any::<bool>(),
         ),
-        tidb_http::testing::date(YEARS),
-        tidb_http::testing::datetime(YEARS),
+        (
+            tidb_http::testing::date(YEARS),
+            tidb_http::testing::datetime(YEARS),
+            tidb_http::testing::json_document(12),
+        ),
         any::<bool>(),
         prop::collection::vec(i64::MIN..0, 0..4),
     )
         .prop_map(
-            |((text, bytes, int, uint, double, flag), date, datetime, as_list, other_keys)| Row {
+            |(
+                (text, bytes, int, uint, double, flag),
+                (date, datetime, json),
+                as_list,
+                other_keys,
+            )| Row {
                 text,
                 bytes,
                 int,
@@ -88,6 +98,7 @@ fn row() -> impl Strategy<Value = Row> {
                 flag,
                 date,
                 datetime,
+                json,
                 as_list,
                 other_keys,
             },
@@ -105,8 +116,9 @@ async fn round_trip(db: &Client, table: &str, key: i64, row: &Row) -> Result<(),
         row.flag.into(),
         row.date.into(),
         row.datetime.into(),
+        row.json.clone().into(),
     ];
-    let columns = "k, t_text, t_bytes, t_int, t_uint, t_double, t_flag, t_date, t_datetime";
+    let columns = "k, t_text, t_bytes, t_int, t_uint, t_double, t_flag, t_date, t_datetime, t_json";
     let insert = if row.as_list {
         Statement::new(format!("INSERT INTO {table} ({columns}) VALUES (?)"))
             .bind(Value::List(values))
@@ -134,7 +146,7 @@ async fn round_trip(db: &Client, table: &str, key: i64, row: &Row) -> Result<(),
         .execute(
             Statement::new(format!(
                 "SELECT t_text, t_bytes, t_int, t_uint, t_double, t_flag, \
-                 t_text <=> :text AS same_text, t_date, t_datetime \
+                 t_text <=> :text AS same_text, t_date, t_datetime, t_json \
                  FROM {table} WHERE k IN (:keys)"
             ))
             .bind_named("keys", Value::list(keys))
@@ -173,6 +185,7 @@ async fn round_trip(db: &Client, table: &str, key: i64, row: &Row) -> Result<(),
     );
     prop_assert_eq!(&cells[7], &Cell::Date(row.date));
     prop_assert_eq!(&cells[8], &Cell::DateTime(row.datetime));
+    prop_assert_eq!(&cells[9], &Cell::Json(row.json.clone()));
     Ok(())
 }
 
@@ -192,7 +205,7 @@ fn fuzz_bound_values_round_trip_through_the_gateway_into_mariadb() {
              t_bytes LONGBLOB NOT NULL, t_int BIGINT NOT NULL, \
              t_uint BIGINT UNSIGNED NOT NULL, t_double DOUBLE NOT NULL, \
              t_flag BOOLEAN NOT NULL, t_date DATE NOT NULL, \
-             t_datetime DATETIME(6) NOT NULL) DEFAULT CHARSET = utf8mb4 COLLATE = utf8mb4_bin"
+             t_datetime DATETIME(6) NOT NULL, t_json JSON NOT NULL) DEFAULT CHARSET = utf8mb4 COLLATE = utf8mb4_bin"
         )))
         .unwrap();
 

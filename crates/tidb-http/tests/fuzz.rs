@@ -81,22 +81,6 @@ fn text() -> impl Strategy<Value = String> {
     tidb_http::testing::sql_text(24)
 }
 
-fn json() -> impl Strategy<Value = serde_json::Value> {
-    let leaf = prop_oneof![
-        Just(serde_json::Value::Null),
-        any::<bool>().prop_map(serde_json::Value::from),
-        any::<i64>().prop_map(serde_json::Value::from),
-        text().prop_map(serde_json::Value::from),
-    ];
-    leaf.prop_recursive(2, 12, 4, |inner| {
-        prop_oneof![
-            prop::collection::vec(inner.clone(), 0..4).prop_map(serde_json::Value::from),
-            prop::collection::btree_map(text(), inner, 0..4)
-                .prop_map(|m| serde_json::Value::Object(m.into_iter().collect())),
-        ]
-    })
-}
-
 /// A value that is not a list.
 fn scalar() -> impl Strategy<Value = Value> {
     prop_oneof![
@@ -107,7 +91,7 @@ fn scalar() -> impl Strategy<Value = Value> {
         3 => tidb_http::testing::finite_f64().prop_map(Value::Float),
         6 => text().prop_map(Value::Text),
         2 => prop::collection::vec(any::<u8>(), 0..32).prop_map(Value::Bytes),
-        1 => json().prop_map(Value::Json),
+        1 => tidb_http::testing::json_document(24).prop_map(Value::Json),
         1 => tidb_http::testing::date(1..=9999).prop_map(Value::Date),
         2 => tidb_http::testing::datetime(1..=9999).prop_map(Value::DateTime),
     ]
