@@ -11,7 +11,7 @@
 
 use libfuzzer_sys::arbitrary::{self, Arbitrary};
 use libfuzzer_sys::fuzz_target;
-use tidb_http::testing::{check_literals, select_of, unbindable};
+use tidb_http::testing::{calendar_date, check_literals, select_of, unbindable};
 use tidb_http::{Date, DateTime, Value};
 
 #[derive(Arbitrary, Debug)]
@@ -25,7 +25,7 @@ enum FuzzValue {
     Bytes(Vec<u8>),
     /// JSON text, bound as the document it parses to (else as a string).
     Json(String),
-    /// Year, month and day, folded into a real date (see [`date`]), or, as
+    /// Year, month and day, folded into a calendar date (see [`date`]), or, as
     /// `YYYY-MM-DD` text, one of MySQL's zero dates (zero parts, a day past
     /// its month) that the driver reads from a server and may send back.
     Date(u16, u8, u8, bool),
@@ -43,11 +43,7 @@ fn date(year: u16, month: u8, day: u8, zero: bool) -> Date {
         let text = format!("{:04}-{:02}-{:02}", year % 10_000, month % 13, day % 32);
         return text.parse().expect("zero parts are a MySQL date");
     }
-    let (year, month) = (1 + year % 9999, 1 + month % 12);
-    (1..=1 + day % 31)
-        .rev()
-        .find_map(|day| Date::new(year, month, day))
-        .expect("every month has a first day")
+    calendar_date(1 + year % 9999, 1 + month % 12, 1 + day % 31)
 }
 
 impl From<&FuzzValue> for Value {

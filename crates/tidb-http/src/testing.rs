@@ -107,16 +107,19 @@ pub fn json_document(max_parts: usize) -> impl Strategy<Value = serde_json::Valu
     })
 }
 
+/// Day `day` (1 to 31) of `month` (1 to 12) in `year` (1 to 9999), or the
+/// month's last day where `day` is past it.
+pub fn calendar_date(year: u16, month: u8, day: u8) -> Date {
+    (1..=day)
+        .rev()
+        .find_map(|day| Date::new(year, month, day))
+        .expect("a year, month and day in range")
+}
+
 /// Calendar dates with years in `years` (within 1..=9999), every day of
 /// every month among them.
 pub fn date(years: RangeInclusive<u16>) -> impl Strategy<Value = Date> {
-    (years, 1..=12u8, 1..=31u8).prop_map(|(year, month, day)| {
-        // `day`, or the month's last day where `day` is past it.
-        (1..=day)
-            .rev()
-            .find_map(|day| Date::new(year, month, day))
-            .expect("every month has a first day")
-    })
+    (years, 1..=12u8, 1..=31u8).prop_map(|(year, month, day)| calendar_date(year, month, day))
 }
 
 /// Datetimes on [`date`]s: every time of day, without a fraction, with

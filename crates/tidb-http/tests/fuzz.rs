@@ -107,7 +107,7 @@ fn value() -> impl Strategy<Value = Value> {
 
 /// A value the driver must refuse: NaN, an infinity, or an empty list,
 /// alone or anywhere inside a list.
-fn unbindable() -> impl Strategy<Value = Value> {
+fn refused_value() -> impl Strategy<Value = Value> {
     let refused = prop_oneof![
         Just(Value::Float(f64::NAN)),
         Just(Value::Float(f64::INFINITY)),
@@ -158,7 +158,7 @@ proptest! {
     #[test]
     fn fuzz_an_unbindable_value_refuses_the_statement(
         mut values in prop::collection::vec(value(), 0..4),
-        refused in unbindable(),
+        refused in refused_value(),
         at in any::<prop::sample::Index>(),
         named in any::<bool>(),
     ) {
@@ -261,7 +261,7 @@ fn a_json_double_is_sent_as_its_documents_text() {
 }
 
 /// The date strategy reaches every day of the month (it once folded days
-/// 2 to 27 onto the 1st), and never an invalid date.
+/// 2 to 27 onto the 1st).
 #[test]
 fn the_date_strategy_reaches_every_day_of_the_month() {
     use proptest::strategy::ValueTree;
