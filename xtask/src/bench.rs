@@ -42,6 +42,7 @@ use serde::Serialize;
 use stack_manifest::StatementRecord;
 
 mod inspector;
+mod profile;
 mod statements;
 mod timed;
 
@@ -581,6 +582,9 @@ struct Report {
     /// the TiDB gateway.
     #[serde(skip_serializing_if = "Option::is_none")]
     statements: Option<statements::Summary>,
+    /// With `--profile`: where each case and target's time went.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    profile: Option<Vec<profile::Profiled>>,
 }
 
 /// One of the API's performance targets (BENCHMARKS.md, "Against the
@@ -734,6 +738,11 @@ pub fn run(ui: &Ui, flags: &flags::Bench) -> anyhow::Result<()> {
     let mut windows = Vec::new();
     let mut warmups = Vec::new();
     let mut servers: Vec<Server> = Vec::new();
+    let mut profiles = flags
+        .profile
+        .clone()
+        .map(profile::Profiles::new)
+        .transpose()?;
     let mut done = 0;
     let total = (flags.isolates * flags.rounds) as usize
         * selected
@@ -750,12 +759,24 @@ pub fn run(ui: &Ui, flags: &flags::Bench) -> anyhow::Result<()> {
         };
         // The previous start's workerds stop before the next start's begin.
         servers.clear();
+        if let Some(profiles) = &mut profiles {
+            profiles.new_start();
+        }
         servers = ui.step(
             &format!("start the {} targets on workerd{of_starts}", targets.len()),
             || {
                 targets
                     .iter()
                     .map(|&t| {
+                        // `--inspect` names the api's address; profiled,
+                        // every target has an inspector, on a free port.
+                        let inspector = match flags.inspect.as_deref() {
+                            Some(address) if t == Target::Api => Some(address.to_owned()),
+                            _ if profiles.is_some() => {
+                                Some(format!("127.0.0.1:{}", stack::free_port()?))
+                            }
+                            _ => None,
+                        };
                         Server::start(
                             &workerd,
                             t,
@@ -763,7 +784,7 @@ pub fn run(ui: &Ui, flags: &flags::Bench) -> anyhow::Result<()> {
                             &vars[&t],
                             &state,
                             &pid_file,
-                            flags.inspect.as_deref().filter(|_| t == Target::Api),
+                            inspector,
                         )
                     })
                     .collect::<anyhow::Result<Vec<_>>>()
@@ -877,7 +898,24 @@ pub fn run(ui: &Ui, flags: &flags::Bench) -> anyhow::Result<()> {
                         target.name()
                     ));
                     let from_us = StatementRecord::clock_us();
+                    if let Some(profiles) = &mut profiles {
+                        let address = server(target).inspector.as_deref();
+                        profiles.start(
+                            target,
+                            case.uncached,
+                            address.context("a profiled target without an inspector")?,
+                        )?;
+                    }
                     let load = load_case(case, target, flags.duration)?;
+                    if let Some(profiles) = &mut profiles {
+                        profiles.stop(
+                            case.name,
+                            target,
+                            case.uncached,
+                            (start, round),
+                            load.requests,
+                        )?;
+                    }
                     windows.push(statements::Window {
                         case: case.name,
                         target,
@@ -1010,7 +1048,14 @@ pub fn run(ui: &Ui, flags: &flags::Bench) -> anyhow::Result<()> {
         targets: facts,
         quiet,
         statements,
+        profile: profiles.as_ref().map(profile::Profiles::profiled),
     };
+    if let Some(profiles) = &profiles {
+        ui.info(format!(
+            "  CPU profiles written to {}",
+            profiles.dir().display()
+        ));
+    }
     drop(servers);
     drop(hung_sink);
     stack.stop();
@@ -1141,7 +1186,7 @@ fn soak(ui: &Ui, flags: &flags::Bench, seconds: u64) -> anyhow::Result<()> {
             &vars,
             &state,
             &pid_file,
-            Some(&inspect),
+            Some(inspect.clone()),
         )
     })?;
     let cases = cases(&admin_token);
@@ -1466,6 +1511,8 @@ struct Server {
     target: Target,
     ports: [u16; 2],
     process: process::Supervised,
+    /// Where its V8 inspector listens, if it has one.
+    inspector: Option<String>,
 }
 
 impl Server {
@@ -1476,7 +1523,7 @@ impl Server {
         vars: &[(&'static str, String)],
         state: &Path,
         pid_file: &Path,
-        inspector: Option<&str>,
+        inspector: Option<String>,
     ) -> anyhow::Result<Server> {
         let ports = [stack::free_port()?, stack::free_port()?];
         // Targets share the api bundle; each has a config of its own.
@@ -1487,7 +1534,7 @@ impl Server {
             .join(format!("workerd-{}.log", target.name()));
         let mut command = Command::new(workerd);
         command.arg("serve").arg(&config).arg("--experimental");
-        if let Some(address) = inspector {
+        if let Some(address) = &inspector {
             command.arg(format!("--inspector-addr={address}"));
         }
         let mut process = process::spawn(target.name(), &mut command, &log, pid_file)?;
@@ -1517,6 +1564,7 @@ impl Server {
             target,
             ports,
             process,
+            inspector,
         })
     }
 
@@ -2347,6 +2395,9 @@ fn render(report: &Report) -> String {
     if let Some(summary) = &report.statements {
         out.push_str(&statements::render(summary));
     }
+    if let Some(profiled) = &report.profile {
+        profile::render(profiled, &mut out);
+    }
     if !report.goals.is_empty() {
         let _ = writeln!(
             out,
@@ -3095,6 +3146,7 @@ first unexpected: 503 {\"type\":\"about:blank\",\"status\":503}
             quiet: None,
             goals: Vec::new(),
             statements: None,
+            profile: None,
         };
         let text = render(&report);
         assert!(text.contains("0.99x   0.90-1.10"), "{text}");
@@ -3201,6 +3253,7 @@ first unexpected: 503 {\"type\":\"about:blank\",\"status\":503}
             quiet: None,
             goals: Vec::new(),
             statements: None,
+            profile: None,
         };
         let text = render(&report(2));
         let line = text
@@ -3294,6 +3347,7 @@ first unexpected: 503 {\"type\":\"about:blank\",\"status\":503}
             quiet: None,
             goals: judged,
             statements: None,
+            profile: None,
         };
         let text = render(&report);
         assert!(

@@ -368,6 +368,18 @@ pub struct Bench {
     #[arg(long, conflicts_with = "soak")]
     pub trace_statements: bool,
 
+    /// Take V8 CPU profiles of every target's isolate during each round's
+    /// load, write them to this directory (`<case>.<target>.s<start>r<round>
+    /// .cpuprofile`, for Chrome DevTools or speedscope) and print where each
+    /// target's time per request goes: workerd outside JS, the runtime's API
+    /// called from JS, the Worker's JS, its wasm and the garbage collector,
+    /// and the functions with the most time of their own. Each workerd then
+    /// runs with V8's inspector open, and sampling costs the isolates time:
+    /// a profiled run's rates compare with each other, not with other runs.
+    /// Not with `--soak`.
+    #[arg(long, value_name = "DIR", conflicts_with = "soak")]
+    pub profile: Option<std::path::PathBuf>,
+
     /// Only the cases whose name contains this text (e.g. `pages`). The
     /// cases: healthz, pages-get-cached, pages-get-cached-browser (the same
     /// read with a browser's 19 headers), pages-get-cached-browser-no-origin

@@ -7,6 +7,8 @@
 //! collected (it collects lazily while there is room), which says nothing
 //! about a leak. `HeapProfiler.collectGarbage` gets no answer from workerd;
 //! `Runtime.queryObjects` does, and it runs a full collection first.
+//!
+//! The bench's `--profile` also takes CPU profiles through it.
 
 use std::net::TcpStream;
 use std::time::Duration;
@@ -112,5 +114,24 @@ impl Inspector {
             js_used_bytes: usage["usedSize"].as_f64().unwrap_or(0.0) as u64,
             wasm_bytes: sizes["result"]["value"].as_f64().unwrap_or(0.0) as u64,
         })
+    }
+
+    /// Starts V8's sampling profiler, a sample every `interval_us`.
+    pub fn start_profile(&mut self, interval_us: u64) -> anyhow::Result<()> {
+        self.call("Profiler.enable", json!({}))?;
+        // Only taken while the profiler is stopped.
+        self.call(
+            "Profiler.setSamplingInterval",
+            json!({ "interval": interval_us }),
+        )?;
+        self.call("Profiler.start", json!({}))?;
+        Ok(())
+    }
+
+    /// Stops the profiler and returns its profile (`nodes`, `samples`,
+    /// `timeDeltas`, as Chrome DevTools' `.cpuprofile` files hold it).
+    pub fn stop_profile(&mut self) -> anyhow::Result<Value> {
+        let mut result = self.call("Profiler.stop", json!({}))?;
+        Ok(result["profile"].take())
     }
 }

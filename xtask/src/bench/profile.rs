@@ -1,0 +1,475 @@
+//! `--profile DIR`: where each target's isolate spends its time while a
+//! case is loaded, from V8's own sampling profiler (the Chrome DevTools
+//! Protocol's `Profiler` domain, through the inspector each target's
+//! workerd then opens).
+//!
+//! The bench's other figures say how much CPU a request costs each target;
+//! this says what the cost is made of, side by side, in the same run:
+//! workerd's own work outside JS (`(program)`: HTTP, the event loop, the
+//! runtime's C++ when it is not called from JS), the runtime's API called
+//! from JS (`Response`, `Headers.get`, `fetch`...: built-in functions,
+//! which have no script), the Worker's JS, its wasm, and the garbage
+//! collector. Every profile is written to `DIR` as a `.cpuprofile` (Chrome
+//! DevTools and speedscope open it) for the call trees this summary
+//! leaves out.
+//!
+//! V8 does not always give a runtime API call a frame of its own: in the
+//! API's profiles, `fetch()` and `connect()` are time of the JS glue that
+//! calls them, where the reference's show them as `fetch` and `connect`.
+//! So read the JS and runtime API columns together when comparing Workers;
+//! wasm, GC and workerd's own work are attributed exactly.
+//!
+//! Profiling costs the isolate time (a sample every
+//! [`SAMPLING_INTERVAL_US`] us); the rates of a profiled run are not
+//! comparable with those of another run, though they are, roughly, with
+//! each other.
+
+use std::collections::{BTreeMap, HashMap};
+use std::fmt::Write as _;
+use std::path::PathBuf;
+
+use anyhow::Context;
+use serde::Serialize;
+use serde_json::Value;
+
+use super::inspector::Inspector;
+use super::Target;
+
+/// V8's sampling interval: fine enough that a 5 s load of a case served in
+/// 100 us a request gives tens of thousands of samples, coarse enough that
+/// the sampler's own cost stays a few percent.
+pub const SAMPLING_INTERVAL_US: u64 = 100;
+
+/// Functions listed per case and target, by their own (self) time.
+const TOP_FUNCTIONS: usize = 12;
+
+/// What a sample's innermost frame was.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Kind {
+    /// workerd's own work: no JS on the stack (`(program)`), or a built-in
+    /// function workerd called itself, not from the Worker's code.
+    Runtime,
+    /// A built-in function the Worker's code called: the runtime's API
+    /// (`Response`, `Headers.append`, `TextDecoder.decode`...) and V8's own
+    /// builtins.
+    RuntimeApi,
+    /// The Worker's JavaScript (any function with a script).
+    Js,
+    /// The Worker's WebAssembly.
+    Wasm,
+    /// V8's garbage collector.
+    Gc,
+}
+
+impl Kind {
+    const ALL: [Kind; 5] = [
+        Kind::Runtime,
+        Kind::RuntimeApi,
+        Kind::Js,
+        Kind::Wasm,
+        Kind::Gc,
+    ];
+
+    fn label(self) -> &'static str {
+        match self {
+            Kind::Runtime => "workerd",
+            Kind::RuntimeApi => "runtime API",
+            Kind::Js => "JS",
+            Kind::Wasm => "wasm",
+            Kind::Gc => "GC",
+        }
+    }
+
+    /// The kind of a profile node's call frame, `called_by_code` when a
+    /// frame other than the tree's root is its caller; `None` for the idle
+    /// thread and the root, which are not work.
+    fn of(frame: &Value, called_by_code: bool) -> Option<Kind> {
+        let name = frame["functionName"].as_str().unwrap_or_default();
+        let url = frame["url"].as_str().unwrap_or_default();
+        match name {
+            "(idle)" | "(root)" => None,
+            "(program)" => Some(Kind::Runtime),
+            "(garbage collector)" => Some(Kind::Gc),
+            _ if url.starts_with("wasm://") => Some(Kind::Wasm),
+            _ if url.is_empty() && called_by_code => Some(Kind::RuntimeApi),
+            _ if url.is_empty() => Some(Kind::Runtime),
+            _ => Some(Kind::Js),
+        }
+    }
+}
+
+/// A function as the summary names it: its name without a Rust symbol's
+/// hash, and for JS the file it is in.
+fn function_name(frame: &Value, kind: Kind) -> String {
+    let name = frame["functionName"].as_str().unwrap_or_default();
+    let name = strip_symbol_hash(name.trim_start_matches('$'));
+    let name = if name.is_empty() { "(anonymous)" } else { name };
+    match kind {
+        Kind::Js => {
+            let url = frame["url"].as_str().unwrap_or_default();
+            let file = url.rsplit('/').next().unwrap_or(url);
+            format!("{name} ({file})")
+        }
+        _ => name.to_owned(),
+    }
+}
+
+/// `a::b::h0123456789abcdef` as `a::b`: rustc's legacy symbols end in a
+/// hash that says nothing to a reader and differs between builds.
+fn strip_symbol_hash(name: &str) -> &str {
+    match name.rsplit_once("::h") {
+        Some((path, hash)) if hash.len() == 16 && hash.bytes().all(|b| b.is_ascii_hexdigit()) => {
+            path
+        }
+        _ => name,
+    }
+}
+
+/// Samples' time, summed from profiles of one case on one target.
+#[derive(Debug, Default, Clone, Serialize)]
+pub struct Summary {
+    /// Requests served during the profiled loads.
+    pub requests: u64,
+    /// Microseconds of samples that were work (not idle), by kind.
+    pub by_kind: BTreeMap<Kind, u64>,
+    /// Microseconds of samples that were idle.
+    pub idle_us: u64,
+    /// Microseconds of self time by function, with its kind.
+    #[serde(skip)]
+    by_function: HashMap<(Kind, String), u64>,
+    /// The functions with the most self time: name, kind, microseconds.
+    pub top: Vec<(String, Kind, u64)>,
+}
+
+impl Summary {
+    /// Adds one `Profiler.stop` profile, taken while `requests` were served.
+    pub fn add(&mut self, profile: &Value, requests: u64) -> anyhow::Result<()> {
+        let nodes = profile["nodes"]
+            .as_array()
+            .context("a profile without nodes")?;
+        let frames: HashMap<u64, &Value> = nodes
+            .iter()
+            .filter_map(|n| Some((n["id"].as_u64()?, &n["callFrame"])))
+            .collect();
+        // Nodes whose caller is a frame, not the root (whose children are
+        // what workerd itself entered).
+        let root = nodes.first().and_then(|n| n["id"].as_u64());
+        let called_by_code: std::collections::HashSet<u64> = nodes
+            .iter()
+            .filter(|n| n["id"].as_u64() != root)
+            .flat_map(|n| n["children"].as_array().into_iter().flatten())
+            .filter_map(Value::as_u64)
+            .collect();
+        let samples = profile["samples"].as_array().context("no samples")?;
+        let deltas = profile["timeDeltas"].as_array().context("no time deltas")?;
+        // V8's convention (and DevTools'): the delta after a sample is the
+        // time that sample stands for.
+        for (i, sample) in samples.iter().enumerate() {
+            let us = deltas
+                .get(i + 1)
+                .and_then(Value::as_i64)
+                .unwrap_or(0)
+                .max(0) as u64;
+            let Some((id, frame)) = sample.as_u64().and_then(|id| Some((id, frames.get(&id)?)))
+            else {
+                continue;
+            };
+            match Kind::of(frame, called_by_code.contains(&id)) {
+                None => self.idle_us += us,
+                Some(kind) => {
+                    *self.by_kind.entry(kind).or_default() += us;
+                    *self
+                        .by_function
+                        .entry((kind, function_name(frame, kind)))
+                        .or_default() += us;
+                }
+            }
+        }
+        self.requests += requests;
+        let mut top: Vec<_> = self
+            .by_function
+            .iter()
+            .map(|((kind, name), us)| (name.clone(), *kind, *us))
+            .collect();
+        top.sort_by(|a, b| b.2.cmp(&a.2).then_with(|| a.0.cmp(&b.0)));
+        top.truncate(TOP_FUNCTIONS);
+        self.top = top;
+        Ok(())
+    }
+
+    fn busy_us(&self) -> u64 {
+        self.by_kind.values().sum()
+    }
+
+    /// Microseconds of work per request, of one kind or (`None`) all.
+    fn per_request(&self, kind: Option<Kind>) -> f64 {
+        let us = match kind {
+            Some(kind) => self.by_kind.get(&kind).copied().unwrap_or(0),
+            None => self.busy_us(),
+        };
+        us as f64 / self.requests.max(1) as f64
+    }
+}
+
+/// One case on one target, profiled over every round of every start.
+#[derive(Debug, Serialize)]
+pub struct Profiled {
+    pub case: &'static str,
+    pub target: Target,
+    #[serde(flatten)]
+    pub summary: Summary,
+}
+
+/// The profiling of one run: a session with each target's isolates, the
+/// profiles written so far and their summaries.
+pub struct Profiles {
+    dir: PathBuf,
+    /// Sessions of the current start, by target and listener (the cached
+    /// and uncached services are isolates of their own).
+    sessions: BTreeMap<(Target, bool), Inspector>,
+    summaries: BTreeMap<(&'static str, Target), Summary>,
+}
+
+impl Profiles {
+    pub fn new(dir: PathBuf) -> anyhow::Result<Profiles> {
+        std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+        Ok(Profiles {
+            dir,
+            sessions: BTreeMap::new(),
+            summaries: BTreeMap::new(),
+        })
+    }
+
+    /// Forgets the sessions of a start whose workerds have stopped.
+    pub fn new_start(&mut self) {
+        self.sessions.clear();
+    }
+
+    /// Starts sampling `target`'s isolate behind the cached or uncached
+    /// listener, whose workerd's inspector is at `address`.
+    pub fn start(&mut self, target: Target, uncached: bool, address: &str) -> anyhow::Result<()> {
+        let session = match self.sessions.entry((target, uncached)) {
+            std::collections::btree_map::Entry::Occupied(e) => e.into_mut(),
+            std::collections::btree_map::Entry::Vacant(e) => {
+                let service = if uncached { "uncached" } else { "cached" };
+                e.insert(Inspector::connect(address, service)?)
+            }
+        };
+        session.start_profile(SAMPLING_INTERVAL_US)
+    }
+
+    /// Stops the sampling [`Profiles::start`] began, writes the profile as
+    /// `DIR/<case>.<target>.s<start>r<round>.cpuprofile` and adds it to the
+    /// case's summary.
+    pub fn stop(
+        &mut self,
+        case: &'static str,
+        target: Target,
+        uncached: bool,
+        (start, round): (u32, u32),
+        requests: u64,
+    ) -> anyhow::Result<()> {
+        let session = self
+            .sessions
+            .get_mut(&(target, uncached))
+            .context("stopping a profile that was never started")?;
+        let profile = session.stop_profile()?;
+        let file = self.dir.join(format!(
+            "{case}.{}.s{start}r{round}.cpuprofile",
+            target.name()
+        ));
+        std::fs::write(&file, serde_json::to_vec(&profile)?)
+            .with_context(|| format!("writing {}", file.display()))?;
+        self.summaries
+            .entry((case, target))
+            .or_default()
+            .add(&profile, requests)
+    }
+
+    /// Every case and target profiled, in case order then target order.
+    pub fn profiled(&self) -> Vec<Profiled> {
+        self.summaries
+            .iter()
+            .map(|(&(case, target), summary)| Profiled {
+                case,
+                target,
+                summary: summary.clone(),
+            })
+            .collect()
+    }
+
+    pub fn dir(&self) -> &std::path::Path {
+        &self.dir
+    }
+}
+
+/// The profiles as tables: per case, each target's work per request by
+/// kind, then each target's functions with the most time of their own.
+pub fn render(profiled: &[Profiled], out: &mut String) {
+    let mut cases: Vec<&'static str> = profiled.iter().map(|p| p.case).collect();
+    cases.dedup();
+    for case in cases {
+        let targets: Vec<&Profiled> = profiled.iter().filter(|p| p.case == case).collect();
+        let _ = writeln!(
+            out,
+            "\n  {case}: each isolate's work per request, by V8's profiler (us; sampled every {SAMPLING_INTERVAL_US} us)"
+        );
+        let _ = write!(out, "  {:<22} {:>8}", "target", "all");
+        for kind in Kind::ALL {
+            let _ = write!(out, " {:>11}", kind.label());
+        }
+        let _ = writeln!(out, " {:>9}", "requests");
+        let _ = writeln!(
+            out,
+            "  (V8 counts some runtime API calls as time of the JS that made them: read those two columns together)"
+        );
+        for p in &targets {
+            let _ = write!(
+                out,
+                "  {:<22} {:>8.1}",
+                p.target.name(),
+                p.summary.per_request(None)
+            );
+            for kind in Kind::ALL {
+                let _ = write!(out, " {:>11.1}", p.summary.per_request(Some(kind)));
+            }
+            let _ = writeln!(out, " {:>9}", p.summary.requests);
+        }
+        for p in &targets {
+            let _ = writeln!(
+                out,
+                "  {case} on {}: the functions with the most time of their own (us per request, share of its work)",
+                p.target.name()
+            );
+            let busy = p.summary.busy_us().max(1) as f64;
+            for (name, kind, us) in &p.summary.top {
+                let _ = writeln!(
+                    out,
+                    "    {:>7.2} {:>5.1} %  {:<11} {name}",
+                    *us as f64 / p.summary.requests.max(1) as f64,
+                    *us as f64 * 100.0 / busy,
+                    kind.label()
+                );
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn frame(name: &str, url: &str) -> Value {
+        json!({ "functionName": name, "url": url, "scriptId": "0", "lineNumber": 0, "columnNumber": 0 })
+    }
+
+    #[test]
+    fn frames_are_sorted_into_kinds() {
+        assert_eq!(Kind::of(&frame("(idle)", ""), false), None);
+        assert_eq!(Kind::of(&frame("(root)", ""), false), None);
+        assert_eq!(
+            Kind::of(&frame("(program)", ""), false),
+            Some(Kind::Runtime)
+        );
+        assert_eq!(
+            Kind::of(&frame("(garbage collector)", ""), false),
+            Some(Kind::Gc)
+        );
+        assert_eq!(
+            Kind::of(&frame("Response", ""), true),
+            Some(Kind::RuntimeApi)
+        );
+        // A builtin workerd entered itself is its own work.
+        assert_eq!(Kind::of(&frame("", ""), false), Some(Kind::Runtime));
+        assert_eq!(
+            Kind::of(&frame("makeResponse", "file:///worker/bridge.js"), true),
+            Some(Kind::Js)
+        );
+        assert_eq!(
+            Kind::of(
+                &frame("$api::health::healthz", "wasm://wasm/0a1b2c3d"),
+                true
+            ),
+            Some(Kind::Wasm)
+        );
+    }
+
+    #[test]
+    fn rust_symbols_lose_their_hash_and_only_it() {
+        assert_eq!(
+            strip_symbol_hash("api_worker::bridge::request_head::hea74e5ea38150d73"),
+            "api_worker::bridge::request_head"
+        );
+        assert_eq!(strip_symbol_hash("a::hash_map"), "a::hash_map");
+        assert_eq!(strip_symbol_hash("a::h0123"), "a::h0123");
+        assert_eq!(
+            function_name(
+                &frame("$core::fmt::write::h0123456789abcdef", "wasm://wasm/x"),
+                Kind::Wasm
+            ),
+            "core::fmt::write"
+        );
+        assert_eq!(
+            function_name(&frame("", "file:///w/entry.mjs"), Kind::Js),
+            "(anonymous) (entry.mjs)"
+        );
+    }
+
+    /// A profile as `Profiler.stop` gives it: nodes with their frames, the
+    /// node of each sample, and the time before each sample.
+    #[test]
+    fn a_profile_is_summed_by_kind_and_function_per_request() {
+        let profile = json!({
+            "nodes": [
+                { "id": 1, "callFrame": frame("(root)", ""), "children": [2, 3, 4, 5, 7] },
+                { "id": 2, "callFrame": frame("(idle)", "") },
+                { "id": 3, "callFrame": frame("(program)", "") },
+                { "id": 4, "callFrame": frame("fetch", "file:///w/entry.mjs"), "children": [6, 8] },
+                { "id": 5, "callFrame": frame("(garbage collector)", "") },
+                { "id": 6, "callFrame": frame("$api::route::h0123456789abcdef", "wasm://wasm/1") },
+                { "id": 7, "callFrame": frame("", "") },
+                { "id": 8, "callFrame": frame("Response", "") },
+            ],
+            "samples": [3, 4, 6, 6, 2, 5, 7, 8, 3],
+            "timeDeltas": [0, 100, 100, 100, 100, 300, 100, 100, 100],
+        });
+        let mut summary = Summary::default();
+        summary.add(&profile, 4).unwrap();
+        // Each sample stands for the delta after it: 3 -> 100, 4 -> 100,
+        // 6 -> 100 + 100, 2 (idle) -> 300, 5 -> 100, 7 -> 100, 8 -> 100,
+        // and the last none.
+        assert_eq!(summary.idle_us, 300);
+        // `(program)`, and the builtin workerd entered itself.
+        assert_eq!(summary.by_kind[&Kind::Runtime], 200);
+        // The builtin the Worker's `fetch` called.
+        assert_eq!(summary.by_kind[&Kind::RuntimeApi], 100);
+        assert_eq!(summary.by_kind[&Kind::Js], 100);
+        assert_eq!(summary.by_kind[&Kind::Wasm], 200);
+        assert_eq!(summary.by_kind[&Kind::Gc], 100);
+        assert_eq!(summary.per_request(None), 175.0);
+        assert_eq!(summary.per_request(Some(Kind::Wasm)), 50.0);
+        let top: Vec<(&str, Kind, u64)> = summary
+            .top
+            .iter()
+            .map(|(name, kind, us)| (name.as_str(), *kind, *us))
+            .collect();
+        assert_eq!(
+            top,
+            [
+                ("api::route", Kind::Wasm, 200),
+                ("(anonymous)", Kind::Runtime, 100),
+                ("(garbage collector)", Kind::Gc, 100),
+                ("(program)", Kind::Runtime, 100),
+                ("Response", Kind::RuntimeApi, 100),
+                ("fetch (entry.mjs)", Kind::Js, 100),
+            ]
+        );
+        // A second profile adds to the first.
+        summary.add(&profile, 4).unwrap();
+        assert_eq!(summary.requests, 8);
+        assert_eq!(summary.by_kind[&Kind::Wasm], 400);
+        assert_eq!(summary.per_request(None), 175.0);
+    }
+}
