@@ -9,15 +9,19 @@
 //! runtime's C++ when it is not called from JS), the runtime's API called
 //! from JS (`Response`, `Headers.get`, `fetch`...: built-in functions,
 //! which have no script), the Worker's JS, its wasm, and the garbage
-//! collector. Every profile is written to `DIR` as a `.cpuprofile` (Chrome
+//! collector; and, whatever V8 counted each part as, how much of it ran
+//! with the Worker's code on the stack (its code and everything it called)
+//! and how much outside (the runtime's work around each request). Every
+//! profile is written to `DIR` as a `.cpuprofile` (Chrome
 //! DevTools and speedscope open it) for the call trees this summary
 //! leaves out.
 //!
 //! V8 does not always give a runtime API call a frame of its own: in the
 //! API's profiles, `fetch()` and `connect()` are time of the JS glue that
 //! calls them, where the reference's show them as `fetch` and `connect`.
-//! So read the JS and runtime API columns together when comparing Workers;
-//! wasm, GC and workerd's own work are attributed exactly.
+//! So read the JS and runtime API columns together when comparing Workers,
+//! or the split in and outside the Worker's code, which does not depend on
+//! that; wasm, GC and workerd's own work are attributed exactly.
 //!
 //! Profiling costs the isolate time (a sample every
 //! [`SAMPLING_INTERVAL_US`] us); the rates of a profiled run are not
@@ -81,10 +85,10 @@ impl Kind {
         }
     }
 
-    /// The kind of a profile node's call frame, `called_by_code` when a
-    /// frame other than the tree's root is its caller; `None` for the idle
-    /// thread and the root, which are not work.
-    fn of(frame: &Value, called_by_code: bool) -> Option<Kind> {
+    /// The kind of a profile node's call frame, `in_code` when the
+    /// Worker's code is on its stack; `None` for the idle thread and the
+    /// root, which are not work.
+    fn of(frame: &Value, in_code: bool) -> Option<Kind> {
         let name = frame["functionName"].as_str().unwrap_or_default();
         let url = frame["url"].as_str().unwrap_or_default();
         match name {
@@ -92,11 +96,45 @@ impl Kind {
             "(program)" => Some(Kind::Runtime),
             "(garbage collector)" => Some(Kind::Gc),
             _ if url.starts_with("wasm://") => Some(Kind::Wasm),
-            _ if url.is_empty() && called_by_code => Some(Kind::RuntimeApi),
+            _ if url.is_empty() && in_code => Some(Kind::RuntimeApi),
             _ if url.is_empty() => Some(Kind::Runtime),
             _ => Some(Kind::Js),
         }
     }
+}
+
+/// The ids of the profile's nodes with the Worker's code (a function with
+/// a script, or wasm) at or above them in their call stack.
+fn in_workers_code(nodes: &[Value]) -> anyhow::Result<std::collections::HashSet<u64>> {
+    let by_id: HashMap<u64, &Value> = nodes
+        .iter()
+        .filter_map(|n| Some((n["id"].as_u64()?, n)))
+        .collect();
+    let root = nodes
+        .first()
+        .and_then(|n| n["id"].as_u64())
+        .context("a profile without a root")?;
+    let mut in_code = std::collections::HashSet::new();
+    // Depth first from the root, each node with whether its caller's stack
+    // holds the Worker's code.
+    let mut stack = vec![(root, false)];
+    while let Some((id, caller_in_code)) = stack.pop() {
+        let Some(node) = by_id.get(&id) else {
+            continue;
+        };
+        let frame = &node["callFrame"];
+        let url = frame["url"].as_str().unwrap_or_default();
+        let here = caller_in_code || !url.is_empty();
+        if here {
+            in_code.insert(id);
+        }
+        for child in node["children"].as_array().into_iter().flatten() {
+            if let Some(child) = child.as_u64() {
+                stack.push((child, here));
+            }
+        }
+    }
+    Ok(in_code)
 }
 
 /// A function as the summary names it: its name without a Rust symbol's
@@ -135,6 +173,9 @@ pub struct Summary {
     pub by_kind: BTreeMap<Kind, u64>,
     /// Microseconds of samples that were idle.
     pub idle_us: u64,
+    /// Microseconds of samples with the Worker's JS or wasm on the stack:
+    /// its code and all it called, whatever V8 counted each call as.
+    pub in_code_us: u64,
     /// Microseconds of self time by function, with its kind.
     #[serde(skip)]
     by_function: HashMap<(Kind, String), u64>,
@@ -152,15 +193,7 @@ impl Summary {
             .iter()
             .filter_map(|n| Some((n["id"].as_u64()?, &n["callFrame"])))
             .collect();
-        // Nodes whose caller is a frame, not the root (whose children are
-        // what workerd itself entered).
-        let root = nodes.first().and_then(|n| n["id"].as_u64());
-        let called_by_code: std::collections::HashSet<u64> = nodes
-            .iter()
-            .filter(|n| n["id"].as_u64() != root)
-            .flat_map(|n| n["children"].as_array().into_iter().flatten())
-            .filter_map(Value::as_u64)
-            .collect();
+        let in_code = in_workers_code(nodes)?;
         let samples = profile["samples"].as_array().context("no samples")?;
         let deltas = profile["timeDeltas"].as_array().context("no time deltas")?;
         // V8's convention (and DevTools'): the delta after a sample is the
@@ -175,9 +208,13 @@ impl Summary {
             else {
                 continue;
             };
-            match Kind::of(frame, called_by_code.contains(&id)) {
+            let in_code = in_code.contains(&id);
+            match Kind::of(frame, in_code) {
                 None => self.idle_us += us,
                 Some(kind) => {
+                    if in_code {
+                        self.in_code_us += us;
+                    }
                     *self.by_kind.entry(kind).or_default() += us;
                     *self
                         .by_function
@@ -196,6 +233,11 @@ impl Summary {
         top.truncate(TOP_FUNCTIONS);
         self.top = top;
         Ok(())
+    }
+
+    /// Microseconds per request with the Worker's code on the stack.
+    fn in_code_per_request(&self) -> f64 {
+        self.in_code_us as f64 / self.requests.max(1) as f64
     }
 
     fn busy_us(&self) -> u64 {
@@ -315,21 +357,27 @@ pub fn render(profiled: &[Profiled], out: &mut String) {
             out,
             "\n  {case}: each isolate's work per request, by V8's profiler (us; sampled every {SAMPLING_INTERVAL_US} us)"
         );
-        let _ = write!(out, "  {:<22} {:>8}", "target", "all");
+        let _ = write!(
+            out,
+            "  {:<22} {:>8} {:>12} {:>8}",
+            "target", "all", "in its code", "outside"
+        );
         for kind in Kind::ALL {
             let _ = write!(out, " {:>11}", kind.label());
         }
         let _ = writeln!(out, " {:>9}", "requests");
         let _ = writeln!(
             out,
-            "  (V8 counts some runtime API calls as time of the JS that made them: read those two columns together)"
+            "  (in its code: with the Worker's JS or wasm on the stack, whatever it called; V8 counts some runtime API calls\n  as time of the JS that made them, so read the JS and runtime API columns together)"
         );
         for p in &targets {
+            let all = p.summary.per_request(None);
+            let in_code = p.summary.in_code_per_request();
             let _ = write!(
                 out,
-                "  {:<22} {:>8.1}",
+                "  {:<22} {all:>8.1} {in_code:>12.1} {:>8.1}",
                 p.target.name(),
-                p.summary.per_request(None)
+                all - in_code
             );
             for kind in Kind::ALL {
                 let _ = write!(out, " {:>11.1}", p.summary.per_request(Some(kind)));
@@ -417,6 +465,25 @@ mod tests {
         );
     }
 
+    #[test]
+    fn only_what_the_workers_code_called_is_in_it() {
+        let nodes = json!([
+            { "id": 1, "callFrame": frame("(root)", ""), "children": [2, 4] },
+            // A builtin workerd entered, and one that builtin called.
+            { "id": 2, "callFrame": frame("", ""), "children": [3] },
+            { "id": 3, "callFrame": frame("then", "") },
+            // The Worker's JS, a builtin it called and what that called.
+            { "id": 4, "callFrame": frame("fetch", "file:///w/entry.mjs"), "children": [5] },
+            { "id": 5, "callFrame": frame("Response", ""), "children": [6] },
+            { "id": 6, "callFrame": frame("", "") },
+        ]);
+        let in_code = in_workers_code(nodes.as_array().unwrap()).unwrap();
+        let mut ids: Vec<u64> = in_code.into_iter().collect();
+        ids.sort();
+        assert_eq!(ids, [4, 5, 6]);
+        assert_eq!(Kind::of(&frame("then", ""), false), Some(Kind::Runtime));
+    }
+
     /// A profile as `Profiler.stop` gives it: nodes with their frames, the
     /// node of each sample, and the time before each sample.
     #[test]
@@ -450,6 +517,9 @@ mod tests {
         assert_eq!(summary.by_kind[&Kind::Gc], 100);
         assert_eq!(summary.per_request(None), 175.0);
         assert_eq!(summary.per_request(Some(Kind::Wasm)), 50.0);
+        // `fetch`, the wasm it called and the `Response` it made.
+        assert_eq!(summary.in_code_us, 400);
+        assert_eq!(summary.in_code_per_request(), 100.0);
         let top: Vec<(&str, Kind, u64)> = summary
             .top
             .iter()
