@@ -164,6 +164,15 @@ fn strip_symbol_hash(name: &str) -> &str {
     }
 }
 
+/// One function's time of its own, summed over a case's profiles.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct FunctionTime {
+    pub function: String,
+    pub kind: Kind,
+    /// Microseconds, over all the profiles (not per request).
+    pub self_us: u64,
+}
+
 /// Samples' time, summed from profiles of one case on one target.
 #[derive(Debug, Default, Clone, Serialize)]
 pub struct Summary {
@@ -179,8 +188,8 @@ pub struct Summary {
     /// Microseconds of self time by function, with its kind.
     #[serde(skip)]
     by_function: HashMap<(Kind, String), u64>,
-    /// The functions with the most self time: name, kind, microseconds.
-    pub top: Vec<(String, Kind, u64)>,
+    /// The functions with the most time of their own, most first.
+    pub top: Vec<FunctionTime>,
 }
 
 impl Summary {
@@ -227,9 +236,17 @@ impl Summary {
         let mut top: Vec<_> = self
             .by_function
             .iter()
-            .map(|((kind, name), us)| (name.clone(), *kind, *us))
+            .map(|((kind, name), us)| FunctionTime {
+                function: name.clone(),
+                kind: *kind,
+                self_us: *us,
+            })
             .collect();
-        top.sort_by(|a, b| b.2.cmp(&a.2).then_with(|| a.0.cmp(&b.0)));
+        top.sort_by(|a, b| {
+            b.self_us
+                .cmp(&a.self_us)
+                .then_with(|| a.function.cmp(&b.function))
+        });
         top.truncate(TOP_FUNCTIONS);
         self.top = top;
         Ok(())
@@ -391,13 +408,14 @@ pub fn render(profiled: &[Profiled], out: &mut String) {
                 p.target.name()
             );
             let busy = p.summary.busy_us().max(1) as f64;
-            for (name, kind, us) in &p.summary.top {
+            for f in &p.summary.top {
                 let _ = writeln!(
                     out,
-                    "    {:>7.2} {:>5.1} %  {:<11} {name}",
-                    *us as f64 / p.summary.requests.max(1) as f64,
-                    *us as f64 * 100.0 / busy,
-                    kind.label()
+                    "    {:>7.2} {:>5.1} %  {:<11} {}",
+                    f.self_us as f64 / p.summary.requests.max(1) as f64,
+                    f.self_us as f64 * 100.0 / busy,
+                    f.kind.label(),
+                    f.function
                 );
             }
         }
@@ -523,7 +541,7 @@ mod tests {
         let top: Vec<(&str, Kind, u64)> = summary
             .top
             .iter()
-            .map(|(name, kind, us)| (name.as_str(), *kind, *us))
+            .map(|f| (f.function.as_str(), f.kind, f.self_us))
             .collect();
         assert_eq!(
             top,
@@ -541,5 +559,40 @@ mod tests {
         assert_eq!(summary.requests, 8);
         assert_eq!(summary.by_kind[&Kind::Wasm], 400);
         assert_eq!(summary.per_request(None), 175.0);
+    }
+
+    /// `--json` carries the same figures, named.
+    #[test]
+    fn a_profiled_case_reads_well_as_json() {
+        let summary = Summary {
+            requests: 2,
+            idle_us: 10,
+            in_code_us: 30,
+            by_kind: [(Kind::RuntimeApi, 30)].into(),
+            top: vec![FunctionTime {
+                function: "Response".into(),
+                kind: Kind::RuntimeApi,
+                self_us: 30,
+            }],
+            ..Summary::default()
+        };
+        let json = serde_json::to_value(Profiled {
+            case: "healthz",
+            target: Target::Api,
+            summary,
+        })
+        .unwrap();
+        assert_eq!(
+            json,
+            json!({
+                "case": "healthz",
+                "target": "api",
+                "requests": 2,
+                "by_kind": { "runtime-api": 30 },
+                "idle_us": 10,
+                "in_code_us": 30,
+                "top": [{ "function": "Response", "kind": "runtime-api", "self_us": 30 }],
+            })
+        );
     }
 }
