@@ -357,6 +357,14 @@ function rfc3339(stamp) {
 
 const SLUG = /^[a-z0-9](?:[a-z0-9-]{0,126}[a-z0-9])?$/;
 
+/**
+ * What every answer varies by, as the API sends it (tower-http's CORS
+ * layer's default), CORS request or not: a cache must not hand one
+ * origin's answer to another. `cargo xtask bench` checks that both send
+ * the same headers on every case.
+ */
+const VARY = "origin, access-control-request-method, access-control-request-headers";
+
 // ---- The app. ----
 
 const app = new Hono();
@@ -373,7 +381,7 @@ app.use("*", async (c, next) => {
   if (c.req.method === "OPTIONS" && origin) {
     const headers = new Headers(SECURITY_HEADERS);
     headers.set("x-request-id", id);
-    headers.set("vary", "origin, access-control-request-method, access-control-request-headers");
+    headers.set("vary", VARY);
     if (allowed) {
       headers.set("access-control-allow-origin", origin);
       headers.set("access-control-allow-credentials", "true");
@@ -381,6 +389,7 @@ app.use("*", async (c, next) => {
       headers.set("access-control-allow-headers", "content-type,if-match,if-none-match,authorization");
       headers.set("access-control-max-age", "7200");
     }
+    headers.set("server-timing", `total;dur=${Date.now() - started}`);
     return new Response(null, { status: 200, headers });
   }
   const redis = new Redis(c.env.REDIS_URL);
@@ -401,8 +410,8 @@ app.use("*", async (c, next) => {
       "access-control-expose-headers",
       "etag,retry-after,x-request-id,server-timing,ratelimit-limit,ratelimit-remaining,ratelimit-reset",
     );
-    headers.append("vary", "origin");
   }
+  headers.append("vary", VARY);
 });
 
 app.get("/healthz", (c) =>
@@ -631,6 +640,7 @@ app.put("/v1/pages/:slug", async (c) => {
   }
   return c.json(written.page, written.created ? 201 : 200, {
     etag: `"${written.id}.${written.page.revision}"`,
+    location: `/v1/pages/${slug}`,
   });
 });
 

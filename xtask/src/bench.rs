@@ -24,7 +24,9 @@
 //! Each target listens twice: once with the page cache on and once with it
 //! off (`CACHE_TTL_SECS=0`), which is how the uncached read is measured.
 //! Every case is checked once per target before any load (status and what
-//! proves the path taken, such as `cache;desc=hit`), then loaded with wrk
+//! proves the path taken, such as `cache;desc=hit`; and the reference must
+//! send the same headers as the api, or it would do less work per request),
+//! then loaded with wrk
 //! in rounds that interleave the targets, so machine drift hits all alike;
 //! each round, and each case in it, starts from the next target (`in_turn`),
 //! so no target always loads first or right after the same one. Figures
@@ -809,11 +811,24 @@ pub fn run(ui: &Ui, flags: &flags::Bench) -> anyhow::Result<()> {
             Ok(())
         })?;
         ui.step("check every case on every target", || {
+            let mut unlike = Vec::new();
             for case in &selected {
+                let mut names = BTreeMap::new();
                 for target in targets_of(case, &targets) {
-                    check(case, target, server(target))
+                    let sent = check(case, target, server(target))
                         .with_context(|| format!("{} on {}", case.name, target.name()))?;
+                    names.insert(target, sent);
                 }
+                if let (Some(api), Some(reference)) =
+                    (names.get(&Target::Api), names.get(&Target::Reference))
+                {
+                    if let Err(e) = same_headers(case.name, api, reference) {
+                        unlike.push(e.to_string());
+                    }
+                }
+            }
+            if !unlike.is_empty() {
+                bail!("{}", unlike.join("\n"));
             }
             for ceiling in [Target::HelloHeaders, Target::HelloFixedHeaders] {
                 same_answer_shape(&server(Target::Api).url(false), &server(ceiling).url(false))
@@ -1792,7 +1807,9 @@ fn page_path(case: &Case, target: Target, page: u32) -> String {
         .replace("{page}", &page.to_string())
 }
 
-fn check(case: &Case, target: Target, server: &Server) -> anyhow::Result<()> {
+/// Checks `case`'s answer on `target` and returns the names of the headers
+/// it carries (see [`header_names`]).
+fn check(case: &Case, target: Target, server: &Server) -> anyhow::Result<Vec<String>> {
     let client = reqwest::blocking::Client::new();
     let method = reqwest::Method::from_bytes(case.method.as_bytes())?;
     let mut request = client.request(
@@ -1816,7 +1833,37 @@ fn check(case: &Case, target: Target, server: &Server) -> anyhow::Result<()> {
             case.expected_statuses
         );
     }
-    (case.check)(&target, &headers, &body).map_err(anyhow::Error::msg)
+    (case.check)(&target, &headers, &body).map_err(anyhow::Error::msg)?;
+    Ok(header_names(&headers))
+}
+
+/// The names of the headers an answer carries, sorted, without those that
+/// only frame its body or that the runtime adds on its own.
+fn header_names(headers: &HeaderMap) -> Vec<String> {
+    let mut names: Vec<String> = headers
+        .keys()
+        .map(|n| n.as_str().to_owned())
+        .filter(|n| !matches!(n.as_str(), "date" | "content-length" | "transfer-encoding"))
+        .collect();
+    names.sort();
+    names.dedup();
+    names
+}
+
+/// Fails unless the reference answered `case` with the same headers as the
+/// api: a reference that leaves out a header the API must send (DESIGN.md
+/// asks every response for a request id and `server-timing`) does less
+/// work per request, and its ratio flatters it.
+fn same_headers(case: &str, api: &[String], reference: &[String]) -> anyhow::Result<()> {
+    let missing: Vec<&String> = api.iter().filter(|n| !reference.contains(n)).collect();
+    let extra: Vec<&String> = reference.iter().filter(|n| !api.contains(n)).collect();
+    if missing.is_empty() && extra.is_empty() {
+        return Ok(());
+    }
+    bail!(
+        "{case}: the reference's answer lacks {missing:?} and has {extra:?} beyond the api's \
+         headers; both must send the same for their figures to compare"
+    )
 }
 
 /// One wrk run of `case` on `target`.
@@ -2723,6 +2770,35 @@ fn cpu_list_len(list: &str) -> Option<usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use reqwest::header::HeaderValue;
+
+    fn names(names: &[&str]) -> Vec<String> {
+        names.iter().map(|n| n.to_string()).collect()
+    }
+
+    #[test]
+    fn answers_compare_by_the_headers_they_send_not_how_they_frame_them() {
+        let mut headers = HeaderMap::new();
+        headers.insert("vary", HeaderValue::from_static("origin"));
+        headers.append("vary", HeaderValue::from_static("accept"));
+        headers.insert("date", HeaderValue::from_static("now"));
+        headers.insert("content-length", HeaderValue::from_static("2"));
+        headers.insert("transfer-encoding", HeaderValue::from_static("chunked"));
+        headers.insert("etag", HeaderValue::from_static("\"1.1\""));
+        assert_eq!(header_names(&headers), names(&["etag", "vary"]));
+    }
+
+    #[test]
+    fn a_reference_that_leaves_out_a_header_fails_the_check() {
+        let api = names(&["location", "server-timing", "vary"]);
+        assert!(same_headers("pages-put", &api, &api).is_ok());
+        let error = same_headers("pages-put", &api, &names(&["server-timing", "x-extra"]))
+            .unwrap_err()
+            .to_string();
+        assert!(error.starts_with("pages-put:"), "{error}");
+        assert!(error.contains(r#"lacks ["location", "vary"]"#), "{error}");
+        assert!(error.contains(r#"has ["x-extra"]"#), "{error}");
+    }
 
     #[test]
     fn every_target_goes_first_in_turn() {
