@@ -188,8 +188,6 @@ pub struct Summary {
     /// Microseconds of self time by function, with its kind.
     #[serde(skip)]
     by_function: HashMap<(Kind, String), u64>,
-    /// The functions with the most time of their own, most first.
-    pub top: Vec<FunctionTime>,
 }
 
 impl Summary {
@@ -233,6 +231,12 @@ impl Summary {
             }
         }
         self.requests += requests;
+        Ok(())
+    }
+
+    /// The [`TOP_FUNCTIONS`] functions with the most time of their own,
+    /// most first.
+    fn top(&self) -> Vec<FunctionTime> {
         let mut top: Vec<_> = self
             .by_function
             .iter()
@@ -248,8 +252,7 @@ impl Summary {
                 .then_with(|| a.function.cmp(&b.function))
         });
         top.truncate(TOP_FUNCTIONS);
-        self.top = top;
-        Ok(())
+        top
     }
 
     /// Microseconds per request with the Worker's code on the stack.
@@ -278,6 +281,8 @@ pub struct Profiled {
     pub target: Target,
     #[serde(flatten)]
     pub summary: Summary,
+    /// The functions with the most time of their own, most first.
+    pub top: Vec<FunctionTime>,
 }
 
 /// The profiling of one run: a session with each target's isolates, the
@@ -354,6 +359,7 @@ impl Profiles {
                 case,
                 target,
                 summary: summary.clone(),
+                top: summary.top(),
             })
             .collect()
     }
@@ -408,7 +414,7 @@ pub fn render(profiled: &[Profiled], out: &mut String) {
                 p.target.name()
             );
             let busy = p.summary.busy_us().max(1) as f64;
-            for f in &p.summary.top {
+            for f in &p.top {
                 let _ = writeln!(
                     out,
                     "    {:>7.2} {:>5.1} %  {:<11} {}",
@@ -538,8 +544,8 @@ mod tests {
         // `fetch`, the wasm it called and the `Response` it made.
         assert_eq!(summary.in_code_us, 400);
         assert_eq!(summary.in_code_per_request(), 100.0);
-        let top: Vec<(&str, Kind, u64)> = summary
-            .top
+        let top = summary.top();
+        let top: Vec<(&str, Kind, u64)> = top
             .iter()
             .map(|f| (f.function.as_str(), f.kind, f.self_us))
             .collect();
@@ -569,16 +575,12 @@ mod tests {
             idle_us: 10,
             in_code_us: 30,
             by_kind: [(Kind::RuntimeApi, 30)].into(),
-            top: vec![FunctionTime {
-                function: "Response".into(),
-                kind: Kind::RuntimeApi,
-                self_us: 30,
-            }],
-            ..Summary::default()
+            by_function: [((Kind::RuntimeApi, "Response".to_owned()), 30)].into(),
         };
         let json = serde_json::to_value(Profiled {
             case: "healthz",
             target: Target::Api,
+            top: summary.top(),
             summary,
         })
         .unwrap();
