@@ -15,6 +15,7 @@ use libfuzzer_sys::fuzz_target;
 use outbound::{BoxFuture, Bytes, Fetch, FetchError, Request, Response};
 use serde::Deserialize;
 use serde_json::json;
+use tidb_http::testing::DECODED_TYPE_NAMES;
 use tidb_http::{Cell, Client, Config};
 
 /// The answer the gateway gives, whatever it is asked.
@@ -39,46 +40,22 @@ enum TypeName {
     Other(String),
 }
 
-/// Every name `tidb_http`'s decoder tells apart, and text types it does
-/// not.
-const TYPE_NAMES: &[&str] = &[
-    "TINYINT",
-    "UNSIGNED TINYINT",
-    "SMALLINT",
-    "UNSIGNED SMALLINT",
-    "MEDIUMINT",
-    "UNSIGNED MEDIUMINT",
-    "INT",
-    "BIGINT",
-    "UNSIGNED BIGINT",
-    "UNSIGNED INT",
-    "YEAR",
-    "FLOAT",
-    "DOUBLE",
-    "DECIMAL",
-    "CHAR",
-    "VARCHAR",
-    "TEXT",
-    "ENUM",
-    "SET",
-    "TIME",
-    "DATE",
-    "DATETIME",
-    "TIMESTAMP",
-    "BINARY",
-    "VARBINARY",
-    "TINYBLOB",
-    "BLOB",
-    "MEDIUMBLOB",
-    "LONGBLOB",
-    "BIT",
-    "JSON",
-];
+/// Type names the decoder reads as text: the API's text columns among
+/// them, and names close to the ones it decodes.
+const TEXT_TYPE_NAMES: &[&str] = &["CHAR", "VARCHAR", "TEXT", "ENUM", "SET", "TIME"];
 
 impl TypeName {
     fn text(&self) -> String {
         match self {
-            TypeName::Known(i) => TYPE_NAMES[usize::from(*i) % TYPE_NAMES.len()].to_owned(),
+            TypeName::Known(i) => {
+                // Every name the decoder tells apart, then text ones.
+                let i = usize::from(*i) % (DECODED_TYPE_NAMES.len() + TEXT_TYPE_NAMES.len());
+                match DECODED_TYPE_NAMES.get(i) {
+                    Some(name) => name,
+                    None => TEXT_TYPE_NAMES[i - DECODED_TYPE_NAMES.len()],
+                }
+                .to_string()
+            }
             TypeName::Other(name) => name.clone(),
         }
     }

@@ -73,6 +73,59 @@ impl Cell {
     }
 }
 
+/// What a column's cells decode to, by its type name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Decoding {
+    Int,
+    UInt,
+    Float,
+    Decimal,
+    Date,
+    DateTime,
+    Bytes,
+    Json,
+}
+
+/// Every type name the SQL API sends that the decoder reads as something
+/// other than text, and what it reads it as. One table for the decoder and
+/// for the fuzzing that must name every one of them
+/// (`testing::DECODED_TYPE_NAMES`).
+pub(crate) const DECODINGS: [(&str, Decoding); 25] = [
+    ("TINYINT", Decoding::Int),
+    ("UNSIGNED TINYINT", Decoding::Int),
+    ("SMALLINT", Decoding::Int),
+    ("UNSIGNED SMALLINT", Decoding::Int),
+    ("MEDIUMINT", Decoding::Int),
+    ("UNSIGNED MEDIUMINT", Decoding::Int),
+    ("INT", Decoding::Int),
+    ("UNSIGNED INT", Decoding::Int),
+    ("YEAR", Decoding::Int),
+    ("BIGINT", Decoding::Int),
+    ("UNSIGNED BIGINT", Decoding::UInt),
+    ("FLOAT", Decoding::Float),
+    ("DOUBLE", Decoding::Float),
+    ("DECIMAL", Decoding::Decimal),
+    ("DATE", Decoding::Date),
+    ("DATETIME", Decoding::DateTime),
+    ("TIMESTAMP", Decoding::DateTime),
+    ("BLOB", Decoding::Bytes),
+    ("TINYBLOB", Decoding::Bytes),
+    ("MEDIUMBLOB", Decoding::Bytes),
+    ("LONGBLOB", Decoding::Bytes),
+    ("BINARY", Decoding::Bytes),
+    ("VARBINARY", Decoding::Bytes),
+    ("BIT", Decoding::Bytes),
+    ("JSON", Decoding::Json),
+];
+
+/// How cells of type `type_name` decode; `None` for text.
+fn decoding(type_name: &str) -> Option<Decoding> {
+    DECODINGS
+        .iter()
+        .find(|(name, _)| *name == type_name)
+        .map(|&(_, decoding)| decoding)
+}
+
 /// Decodes one raw cell of a column of type `type_name`. The error says
 /// what was wrong, never the whole value.
 pub(crate) fn decode_cell(type_name: &str, raw: Option<&str>) -> Result<Cell, String> {
@@ -80,14 +133,11 @@ pub(crate) fn decode_cell(type_name: &str, raw: Option<&str>) -> Result<Cell, St
         return Ok(Cell::Null);
     };
     let bad = |what: &str| format!("{type_name} cell is not {what}");
-    Ok(match type_name {
-        "TINYINT" | "UNSIGNED TINYINT" | "SMALLINT" | "UNSIGNED SMALLINT" | "MEDIUMINT"
-        | "UNSIGNED MEDIUMINT" | "INT" | "UNSIGNED INT" | "YEAR" | "BIGINT" => {
-            Cell::Int(raw.parse().map_err(|_| bad("an integer"))?)
-        }
-        "UNSIGNED BIGINT" => Cell::UInt(raw.parse().map_err(|_| bad("an unsigned integer"))?),
-        "FLOAT" | "DOUBLE" => Cell::Float(raw.parse().map_err(|_| bad("a number"))?),
-        "DECIMAL" => {
+    Ok(match decoding(type_name) {
+        Some(Decoding::Int) => Cell::Int(raw.parse().map_err(|_| bad("an integer"))?),
+        Some(Decoding::UInt) => Cell::UInt(raw.parse().map_err(|_| bad("an unsigned integer"))?),
+        Some(Decoding::Float) => Cell::Float(raw.parse().map_err(|_| bad("a number"))?),
+        Some(Decoding::Decimal) => {
             let digits = raw.strip_prefix('-').unwrap_or(raw);
             let valid = !digits.is_empty()
                 && digits.bytes().all(|b| b.is_ascii_digit() || b == b'.')
@@ -97,18 +147,18 @@ pub(crate) fn decode_cell(type_name: &str, raw: Option<&str>) -> Result<Cell, St
             }
             Cell::Decimal(raw.to_owned())
         }
-        "DATE" => Cell::Date(raw.parse().map_err(|_| bad("a YYYY-MM-DD date"))?),
-        "DATETIME" | "TIMESTAMP" => Cell::DateTime(
+        Some(Decoding::Date) => Cell::Date(raw.parse().map_err(|_| bad("a YYYY-MM-DD date"))?),
+        Some(Decoding::DateTime) => Cell::DateTime(
             raw.parse()
                 .map_err(|_| bad("a YYYY-MM-DD HH:MM:SS datetime"))?,
         ),
-        "BLOB" | "TINYBLOB" | "MEDIUMBLOB" | "LONGBLOB" | "BINARY" | "VARBINARY" | "BIT" => {
+        Some(Decoding::Bytes) => {
             Cell::Bytes(hex::decode(raw).map_err(|_| bad("hex-encoded bytes"))?)
         }
-        "JSON" => {
+        Some(Decoding::Json) => {
             Cell::Json(serde_json::from_str(raw).map_err(|e| format!("{}: {e}", bad("JSON")))?)
         }
-        _ => Cell::Text(raw.to_owned()),
+        None => Cell::Text(raw.to_owned()),
     })
 }
 
@@ -205,6 +255,15 @@ mod tests {
 
     fn cell(type_name: &str, raw: &str) -> Cell {
         decode_cell(type_name, Some(raw)).unwrap()
+    }
+
+    /// A name twice in the table would shadow its second decoding.
+    #[test]
+    fn each_type_name_has_one_decoding() {
+        let mut names: Vec<&str> = DECODINGS.iter().map(|(name, _)| *name).collect();
+        names.sort();
+        names.dedup();
+        assert_eq!(names.len(), DECODINGS.len());
     }
 
     #[test]
