@@ -16,10 +16,10 @@
 //! DevTools and speedscope open it) for the call trees this summary
 //! leaves out.
 //!
-//! V8 does not always give a runtime API call a frame of its own: in the
-//! API's profiles, `fetch()` and `connect()` are time of the JS glue that
-//! calls them, where the reference's show them as `fetch` and `connect`.
-//! So read the JS and runtime API columns together when comparing Workers,
+//! V8 does not always give a runtime API call a frame of its own, nor the
+//! same way from run to run: the API's `fetch()` was time of its JS glue
+//! in one profiled run and a `fetch` frame in the next (BENCHMARKS.md,
+//! thirty-seventh pass). So read the JS and runtime API columns together when comparing Workers,
 //! or the split in and outside the Worker's code, which does not depend on
 //! that; wasm, GC and workerd's own work are attributed exactly.
 //!
