@@ -25,7 +25,7 @@ use serde::{Deserialize, Serialize};
 use crate::bind::{self, Params, Value};
 use crate::config::{Config, IsolationLevel};
 use crate::de::DecodeError;
-use crate::decode::{decode_cell, Column, QueryResult, Row};
+use crate::decode::{decode_cell_as, decoding, Column, QueryResult, Row};
 use crate::error::{DatabaseError, Error, ErrorCode, ErrorKind};
 
 /// Header carrying the session between statements, both ways.
@@ -620,6 +620,7 @@ impl WireResult {
                 nullable: f.nullable,
             })
             .collect();
+        let decodings: Vec<_> = columns.iter().map(|c| decoding(&c.type_name)).collect();
         let rows = self
             .rows
             .unwrap_or_default()
@@ -635,11 +636,17 @@ impl WireResult {
                 }
                 let cells = columns
                     .iter()
+                    .zip(&decodings)
                     .zip(&raw)
-                    .map(|(column, raw)| {
-                        decode_cell(&column.type_name, raw.as_deref()).map_err(|message| {
-                            ErrorKind::Decode(DecodeError::new(Some(column.name.clone()), message))
-                        })
+                    .map(|((column, &decoding), raw)| {
+                        decode_cell_as(&column.type_name, decoding, raw.as_deref()).map_err(
+                            |message| {
+                                ErrorKind::Decode(DecodeError::new(
+                                    Some(column.name.clone()),
+                                    message,
+                                ))
+                            },
+                        )
                     })
                     .collect::<Result<_, _>>()?;
                 Ok(Row::new(columns.clone(), cells))

@@ -118,8 +118,9 @@ pub(crate) const DECODINGS: [(&str, Decoding); 25] = [
     ("JSON", Decoding::Json),
 ];
 
-/// How cells of type `type_name` decode; `None` for text.
-fn decoding(type_name: &str) -> Option<Decoding> {
+/// How cells of type `type_name` decode; `None` for text. Looked up once
+/// per column of a result ([`decode_cell_as`]), not per cell.
+pub(crate) fn decoding(type_name: &str) -> Option<Decoding> {
     DECODINGS
         .iter()
         .find(|(name, _)| *name == type_name)
@@ -128,12 +129,23 @@ fn decoding(type_name: &str) -> Option<Decoding> {
 
 /// Decodes one raw cell of a column of type `type_name`. The error says
 /// what was wrong, never the whole value.
+#[cfg(test)]
 pub(crate) fn decode_cell(type_name: &str, raw: Option<&str>) -> Result<Cell, String> {
+    decode_cell_as(type_name, decoding(type_name), raw)
+}
+
+/// [`decode_cell`] for a column whose type name was looked up already
+/// (`decoding`, from [`decoding`]).
+pub(crate) fn decode_cell_as(
+    type_name: &str,
+    decoding: Option<Decoding>,
+    raw: Option<&str>,
+) -> Result<Cell, String> {
     let Some(raw) = raw else {
         return Ok(Cell::Null);
     };
     let bad = |what: &str| format!("{type_name} cell is not {what}");
-    Ok(match decoding(type_name) {
+    Ok(match decoding {
         Some(Decoding::Int) => Cell::Int(raw.parse().map_err(|_| bad("an integer"))?),
         Some(Decoding::UInt) => Cell::UInt(raw.parse().map_err(|_| bad("an unsigned integer"))?),
         Some(Decoding::Float) => Cell::Float(raw.parse().map_err(|_| bad("a number"))?),
