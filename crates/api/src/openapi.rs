@@ -123,6 +123,32 @@ pub(crate) enum AdminProblems {
     Forbidden(Problem),
 }
 
+/// The answers of a route that takes a JSON body ([`crate::extract::Json`]
+/// behind the body limit and the request deadline), besides the 400 and
+/// 422 each route words for its own document.
+#[derive(utoipa::IntoResponses)]
+#[allow(dead_code)] // describes responses; never constructed
+pub(crate) enum JsonBodyProblems {
+    #[response(
+        status = 413,
+        description = "Request over 1 MiB",
+        content_type = "application/problem+json"
+    )]
+    TooLarge(Problem),
+    #[response(
+        status = 408,
+        description = "The body did not arrive within the request deadline",
+        content_type = "application/problem+json"
+    )]
+    TooSlow(Problem),
+    #[response(
+        status = 415,
+        description = "Not JSON",
+        content_type = "application/problem+json"
+    )]
+    NotJson(Problem),
+}
+
 /// Some routes' operations and schemas, to merge into the document. Made
 /// with utoipa-axum's `routes!`, the public way to collect a handler's
 /// operation, tags and schemas; the method routers it also makes are
