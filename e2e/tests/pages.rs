@@ -470,11 +470,14 @@ async fn too_many_writes_from_one_client_get_429_with_rate_limit_fields() {
     let secret = &e2e::stack().api.as_ref().unwrap().binding_secret;
     let id = unique("");
     let address = format!("2001:db8:{}:{}::1", &id[..4], &id[4..8]);
+    // From a browser on the site: the refusal must be readable there.
+    let origin = &e2e::stack().api.as_ref().unwrap().allowed_origins[0];
     let send = || {
         http()
             .put(page_url("rate-limited"))
             .header("x-api-binding-token", secret)
             .header("x-api-client-ip", &address)
+            .header("origin", origin)
             .json(&json!({"title": "t", "body": "b"}))
             .send()
     };
@@ -515,6 +518,15 @@ async fn too_many_writes_from_one_client_get_429_with_rate_limit_fields() {
         .parse()
         .unwrap();
     assert!((1..=60).contains(&retry_after), "{retry_after}");
+    // The limiter answers before the routes and their CORS layer.
+    assert_eq!(refused.headers()["access-control-allow-origin"], origin);
+    let exposed = refused.headers()["access-control-expose-headers"]
+        .to_str()
+        .unwrap();
+    assert!(
+        exposed.contains("retry-after") && exposed.contains("ratelimit-remaining"),
+        "{exposed}"
+    );
     problem(refused, 429, "/problems/rate-limited").await;
 
     // Another client is not affected.

@@ -283,9 +283,21 @@ async fn edge(
         request.extensions_mut().insert(seen.notes());
     }
 
+    // For the answers the edge makes itself, which the CORS layer around
+    // the routes never sees ([`through_cors`]); a preflight is the layer's
+    // alone to answer.
+    let actual_origin = match request.method() {
+        &Method::OPTIONS => None,
+        method => request
+            .headers()
+            .get(header::ORIGIN)
+            .map(|origin| (method.clone(), origin.clone())),
+    };
     let secret = app.config.binding_secret.as_deref();
-    let mut response = match trust::classify(request.headers_mut(), secret) {
-        Err(refused) => Problem::from(refused).into_response(),
+    // With whether the answer came from the routes (through CORS, when
+    // the request is a CORS one) or from the edge itself.
+    let (mut response, routed) = match trust::classify(request.headers_mut(), secret) {
+        Err(refused) => (Problem::from(refused).into_response(), false),
         Ok((caller, client_ip)) => {
             if app.missed_drain.is_due() {
                 crate::pages::missed::drain_after_response(
@@ -306,11 +318,11 @@ async fn edge(
             let handled = async {
                 let request = match read_body(request).await {
                     Ok(request) => request,
-                    Err(problem) => return problem.into_response(),
+                    Err(problem) => return (problem.into_response(), false),
                 };
                 body_read.store(true, Ordering::Relaxed);
                 let Some(class) = limits::class(&app.config.rate_limits, &request) else {
-                    return inner_call(inner, request).await;
+                    return (inner_call(inner, request).await, true);
                 };
                 let started = (app.platform.now_millis)();
                 // Boxed: its state (a Redis connection and exchange) would
@@ -319,26 +331,30 @@ async fn edge(
                 let decision = Box::pin(limits::check(&app, &redis, class, &client_ip)).await;
                 timings.record("ratelimit", (app.platform.now_millis)() - started);
                 match decision {
-                    Some(Err(problem)) => problem.into_response(),
+                    Some(Err(problem)) => (problem.into_response(), false),
                     Some(Ok(decision)) => {
                         let mut response = inner_call(inner, request).await;
                         limits::add_headers(response.headers_mut(), &decision);
-                        response
+                        (response, true)
                     }
-                    None => inner_call(inner, request).await,
+                    None => (inner_call(inner, request).await, true),
                 }
             };
             outbound::deadline(timer.as_ref(), limit, handled)
                 .await
                 .unwrap_or_else(|_| {
-                    if body_read.load(Ordering::Relaxed) {
+                    let answer = if body_read.load(Ordering::Relaxed) {
                         timed_out(limit)
                     } else {
                         body_timed_out(limit)
-                    }
+                    };
+                    (answer, false)
                 })
         }
     };
+    if !routed {
+        response = through_cors(&app, actual_origin, response).await;
+    }
 
     if response.status() == StatusCode::METHOD_NOT_ALLOWED
         && response.extensions().get::<Problem>().is_none()
@@ -404,6 +420,41 @@ async fn inner_call(inner: Inner, request: Request) -> Response {
         return response;
     }
     let mut cors: Cors<Router> = tower::Layer::layer(cors.as_ref(), routes);
+    ready_call(&mut cors, request).await
+}
+
+/// An answer the edge made itself (a refused binding token, a body too
+/// large or too slow, a rate limit or a limiter that fails closed, the
+/// deadline), given what the CORS layer gives a routed one: a browser on
+/// an allowed origin must be able to read it (a 429's `Retry-After` and
+/// `RateLimit-*` above all), and it is a network error to the browser
+/// without `Access-Control-Allow-Origin`. `origin` is the request's
+/// method and `Origin`, absent for a request without one and for a
+/// preflight; those get the `Vary` alone, as in [`inner_call`].
+///
+/// The layer itself makes the headers, around a service that hands back
+/// the answer, so that they are the same as on every other answer. These
+/// answers are rare: the layer is built anew for each.
+async fn through_cors(
+    app: &App,
+    origin: Option<(Method, HeaderValue)>,
+    mut answer: Response,
+) -> Response {
+    let Some((method, origin)) = origin else {
+        answer.headers_mut().append(header::VARY, CORS_VARY);
+        return answer;
+    };
+    let mut answer = Some(answer);
+    let made = tower::service_fn(move |_: Request| {
+        let answer = answer
+            .take()
+            .expect("the CORS layer calls its service once");
+        std::future::ready(Ok::<_, Infallible>(answer))
+    });
+    let mut cors = tower::Layer::layer(&cors(app), made);
+    let mut request = Request::new(axum::body::Body::empty());
+    *request.method_mut() = method;
+    request.headers_mut().insert(header::ORIGIN, origin);
     ready_call(&mut cors, request).await
 }
 
@@ -658,6 +709,79 @@ mod tests {
                 .get(header::ACCESS_CONTROL_ALLOW_ORIGIN)
                 .is_some();
             assert_eq!(allowed, origin == Some(ALLOWED), "{what}");
+        }
+    }
+
+    /// What the edge answers itself (here a limiter that fails closed,
+    /// and a body over the limit) never reaches the CORS layer around the
+    /// routes; a browser on an allowed origin must still be able to read
+    /// it, its `Retry-After` included.
+    #[tokio::test]
+    async fn answers_the_edge_makes_itself_carry_cors_for_an_allowed_origin() {
+        use axum::body::Body;
+        use tower::ServiceExt;
+
+        const ALLOWED: &str = "https://www.example.com";
+        let app = App::new(
+            |name| match name {
+                "ALLOWED_ORIGINS" => Some(ALLOWED.to_owned()),
+                // No Redis to count in: every limited request is refused.
+                "RATE_LIMIT_POLICY" => Some("fail-closed".to_owned()),
+                _ => None,
+            },
+            crate::Platform::native(),
+        );
+        let too_large = || vec![b'x'; 2 << 20];
+        let requests = [
+            (
+                "GET",
+                "/v1/pages",
+                Vec::new(),
+                StatusCode::SERVICE_UNAVAILABLE,
+            ),
+            (
+                "PUT",
+                "/v1/pages/a",
+                too_large(),
+                StatusCode::PAYLOAD_TOO_LARGE,
+            ),
+        ];
+        for (method, path, body, status) in requests {
+            for origin in [Some(ALLOWED), Some("https://evil.example"), None] {
+                let mut request = Request::builder().method(method).uri(path);
+                if let Some(origin) = origin {
+                    request = request.header(header::ORIGIN, origin);
+                }
+                let request = request.body(Body::from(body.clone())).unwrap();
+                let response = crate::router(app.clone()).oneshot(request).await.unwrap();
+                let what = format!("{method} {path} from {origin:?}");
+                assert_eq!(response.status(), status, "{what}");
+                let headers = response.headers();
+                let vary: Vec<_> = headers.get_all(header::VARY).iter().collect();
+                assert_eq!(vary, [CORS_VARY], "{what}");
+                let allowed = headers.get(header::ACCESS_CONTROL_ALLOW_ORIGIN);
+                let exposed = headers.get(header::ACCESS_CONTROL_EXPOSE_HEADERS);
+                if origin == Some(ALLOWED) {
+                    assert_eq!(allowed.unwrap(), ALLOWED, "{what}");
+                    assert_eq!(
+                        headers[header::ACCESS_CONTROL_ALLOW_CREDENTIALS],
+                        "true",
+                        "{what}"
+                    );
+                    assert!(
+                        exposed.unwrap().to_str().unwrap().contains("retry-after"),
+                        "{what}"
+                    );
+                } else {
+                    assert!(allowed.is_none() && exposed.is_none(), "{what}");
+                }
+                assert!(headers.contains_key(X_REQUEST_ID), "{what}");
+                assert_eq!(
+                    headers[header::CONTENT_TYPE],
+                    "application/problem+json",
+                    "{what}"
+                );
+            }
         }
     }
 
