@@ -1,6 +1,7 @@
 //! Native tests against a fake `Fetch` that records what would be sent.
 //! The signatures themselves are checked against a real SigV4 server in
-//! `e2e/tests/b2.rs`.
+//! `e2e/tests/b2.rs`, and recomputed here as a server that reads `+` in a
+//! query as a plus sign would (`server_signature`).
 
 use std::sync::Mutex;
 
@@ -239,6 +240,147 @@ fn a_fixed_time_gives_the_same_signature_and_another_time_another() {
 
 const PINNED_GET_SIGNATURE: &str =
     "7bfe9f2bc6fca8daacc63b9e30d26c9a238f35d781378c97c45a77a36389a208";
+
+/// SigV4's `UriEncode` as its definition says: every byte but
+/// `A-Z a-z 0-9 - . _ ~` as `%XX` (written out here, apart from the
+/// client's encoding).
+fn uri_encode(text: &str) -> String {
+    text.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
+                char::from(b).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+/// The canonical query a server rebuilds from a URL's raw query when it
+/// reads it as RFC 3986 does (`%XX` decoded, `+` a plus sign), as
+/// S3-compatible servers may: parameters but the signature, encoded,
+/// sorted by name.
+fn canonical_query(raw: &str) -> String {
+    let decode = |text: &str| {
+        percent_encoding::percent_decode_str(text)
+            .decode_utf8()
+            .unwrap()
+            .into_owned()
+    };
+    let mut pairs: Vec<(String, String)> = raw
+        .split('&')
+        .map(|pair| pair.split_once('=').unwrap_or((pair, "")))
+        .filter(|(name, _)| *name != "X-Amz-Signature")
+        .map(|(name, value)| (uri_encode(&decode(name)), uri_encode(&decode(value))))
+        .collect();
+    pairs.sort();
+    let pairs: Vec<String> = pairs.iter().map(|(n, v)| format!("{n}={v}")).collect();
+    pairs.join("&")
+}
+
+/// The SigV4 signature such a server computes for a presigned GET of
+/// `url` made at [`T`] (host the only signed header, UNSIGNED-PAYLOAD),
+/// independently of rusty-s3.
+fn server_signature(url: &str) -> String {
+    use hmac::{Hmac, Mac as _};
+    use sha2::{Digest as _, Sha256};
+    let hmac = |key: &[u8], data: &str| {
+        let mut mac = Hmac::<Sha256>::new_from_slice(key).unwrap();
+        mac.update(data.as_bytes());
+        mac.finalize().into_bytes().to_vec()
+    };
+    let url = url::Url::parse(url).unwrap();
+    let canonical_request = format!(
+        "GET\n{}\n{}\nhost:{}\n\nhost\nUNSIGNED-PAYLOAD",
+        url.path(),
+        canonical_query(url.query().unwrap()),
+        url.host_str().unwrap()
+    );
+    let string_to_sign = format!(
+        "AWS4-HMAC-SHA256\n20260501T120000Z\n20260501/us-west-004/s3/aws4_request\n{}",
+        hex::encode(Sha256::digest(canonical_request.as_bytes()))
+    );
+    let key = ["20260501", "us-west-004", "s3", "aws4_request"]
+        .into_iter()
+        .fold(format!("AWS4{APP_KEY}").into_bytes(), |key, part| {
+            hmac(&key, part)
+        });
+    hex::encode(hmac(&key, &string_to_sign))
+}
+
+/// What a download link's `response-content-disposition` may hold: spaces
+/// (in every one), and characters that form encoding and SigV4 encode
+/// differently (`*`, `~`, `+`) or that are themselves escapes (`%`).
+const AWKWARD_DISPOSITION: &str =
+    "attachment; filename=\"Q1 report*~+é.pdf\"; filename*=UTF-8''Q1%20report.pdf";
+
+#[test]
+fn a_presigned_query_is_written_exactly_as_it_was_signed() {
+    let b2 = client(FakeFetch::answering(vec![]));
+    let url = b2
+        .presign_get(
+            "f/1",
+            Duration::from_secs(60),
+            Some(AWKWARD_DISPOSITION),
+            at(T),
+        )
+        .unwrap();
+    let parsed = url::Url::parse(&url).unwrap();
+    assert_eq!(parsed.as_str(), url, "the URL is already in normal form");
+    let raw = parsed.query().unwrap();
+    let (signed, signature) = raw.rsplit_once("&X-Amz-Signature=").unwrap();
+    // What SigV4 signs: each parameter but the signature, UriEncoded, in
+    // order of name; the URL carries those very bytes, the signature last.
+    let mut expected: Vec<String> = query(&url)
+        .iter()
+        .filter(|(name, _)| name != "X-Amz-Signature")
+        .map(|(name, value)| format!("{}={}", uri_encode(name), uri_encode(value)))
+        .collect();
+    expected.sort();
+    assert_eq!(signed, expected.join("&"));
+    assert!(
+        signed.contains("response-content-disposition=attachment%3B%20filename%3D%22Q1%20report%2A~%2B%C3%A9.pdf%22%3B%20filename%2A%3DUTF-8%27%27Q1%2520report.pdf"),
+        "{signed}"
+    );
+    assert_eq!(signature, server_signature(&url));
+    assert_eq!(
+        param(&url, "response-content-disposition").as_deref(),
+        Some(AWKWARD_DISPOSITION)
+    );
+}
+
+/// A server that reads the query as RFC 3986 does (`+` is not a space)
+/// computes the signature the URL carries, for every kind of URL.
+#[tokio::test]
+async fn a_strict_server_accepts_every_signed_url() {
+    let fetch = FakeFetch::answering(vec![status(200)]);
+    let b2 = client(fetch.clone());
+    let ten_min = Duration::from_secs(600);
+    // The recomputation itself, against the signature pinned above.
+    let plain = b2.presign_get("a/b.txt", Duration::from_secs(300), None, at(T));
+    assert_eq!(server_signature(&plain.unwrap()), PINNED_GET_SIGNATURE);
+    for disposition in [
+        AWKWARD_DISPOSITION,
+        "inline",
+        "attachment; filename=\"a b.pdf\"",
+    ] {
+        let url = b2
+            .presign_get("dir/x y.pdf", ten_min, Some(disposition), at(T))
+            .unwrap();
+        assert_eq!(
+            param(&url, "X-Amz-Signature"),
+            Some(server_signature(&url)),
+            "{disposition}"
+        );
+    }
+    // The Worker's own requests go out the same way.
+    b2.head_bucket(at(T), ten_min).await.unwrap();
+    let (_, sent, _, _) = &fetch.sent()[0];
+    let raw = url::Url::parse(sent).unwrap().query().unwrap().to_owned();
+    assert_eq!(
+        raw.rsplit_once("&X-Amz-Signature=").unwrap().0,
+        canonical_query(&raw)
+    );
+}
 
 #[test]
 fn presign_put_signs_type_and_length_and_lists_the_type_for_the_browser() {
