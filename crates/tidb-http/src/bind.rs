@@ -271,50 +271,21 @@ fn quote(text: &str, out: &mut String) {
 }
 
 /// `String(n)` for a JavaScript number (ECMAScript Number::toString): the
-/// shortest digits that round-trip, in plain notation for 1e-7 <= |n| <
-/// 1e21 and as `de±x` outside it. `None` for NaN and infinities.
+/// shortest digits that round-trip, the nearest of those (the even one of
+/// two equally near), in plain notation for 1e-7 <= |n| < 1e21 and as
+/// `de±x` outside it. `None` for NaN and infinities.
 pub(crate) fn js_number(n: f64) -> Option<String> {
-    if !n.is_finite() {
-        return None;
-    }
-    if n == 0.0 {
-        return Some("0".into());
-    }
-    // `{:e}` gives the shortest round-trip digits as `d.ddde<exp>`.
-    let sci = format!("{:e}", n.abs());
-    let (mantissa, exp) = sci.split_once('e').expect("{:e} has an exponent");
-    let digits: String = mantissa.chars().filter(|c| *c != '.').collect();
-    let k = digits.len() as i32;
-    let n_exp = exp.parse::<i32>().expect("{:e} exponent is an integer") + 1;
-    let mut out = String::new();
-    if n < 0.0 {
-        out.push('-');
-    }
-    if k <= n_exp && n_exp <= 21 {
-        out.push_str(&digits);
-        out.extend(std::iter::repeat_n('0', (n_exp - k) as usize));
-    } else if 0 < n_exp && n_exp <= 21 {
-        out.push_str(&digits[..n_exp as usize]);
-        out.push('.');
-        out.push_str(&digits[n_exp as usize..]);
-    } else if -6 < n_exp && n_exp <= 0 {
-        out.push_str("0.");
-        out.extend(std::iter::repeat_n('0', (-n_exp) as usize));
-        out.push_str(&digits);
-    } else {
-        out.push_str(&digits[..1]);
-        if k > 1 {
-            out.push('.');
-            out.push_str(&digits[1..]);
-        }
-        let e = n_exp - 1;
-        write!(out, "e{}{}", if e < 0 { '-' } else { '+' }, e.abs()).expect("writing to a String");
-    }
-    Some(out)
+    // ryu-js is Ryu with ECMAScript's layout and tie-breaking (it is Boa's
+    // Number::toString). Rust's own shortest formatting (`{:e}`) does not
+    // take the even one of two equally near shortest decimals.
+    n.is_finite()
+        .then(|| ryu_js::Buffer::new().format_finite(n).to_owned())
 }
 
 #[cfg(test)]
 mod tests {
+    use proptest::prelude::*;
+
     use super::*;
 
     fn positional(sql: &str, values: Vec<Value>) -> String {
@@ -557,6 +528,9 @@ mod tests {
         }
     }
 
+    // The ties are written as the exact doubles they are (clippy sees more
+    // digits than the shortest form, which is the point).
+    #[allow(clippy::excessive_precision)]
     #[test]
     fn numbers_print_as_javascript_prints_them() {
         let cases = [
@@ -575,11 +549,125 @@ mod tests {
             (f64::MAX, "1.7976931348623157e+308"),
             (5e-324, "5e-324"),
             (9007199254740993.0, "9007199254740992"),
+            // Exactly halfway between the two nearest shortest decimals:
+            // ECMAScript takes the even one (Rust's `{:e}` took the other).
+            (1071448249871547.25, "1071448249871547.2"),
+            (-1071448249871547.25, "-1071448249871547.2"),
+            (15418795696846.0625, "15418795696846.062"),
+            (111821286205061.125, "111821286205061.12"),
         ];
         for (n, expected) in cases {
             assert_eq!(js_number(n).as_deref(), Some(expected), "{n:e}");
         }
         assert_eq!(positional("?", vec![0.1f32.into()]), "0.10000000149011612");
         assert_eq!(js_number(f64::INFINITY), None);
+    }
+
+    /// The digits ECMAScript's Number::toString (step 5) picks for `n`,
+    /// worked out exactly and slowly, independently of the formatter:
+    /// of the decimals with the fewest significant digits that read back
+    /// as `n`, the one nearest `n`, and of two equally near, the one whose
+    /// last digit is even. Only for `n = m·2^e` with a normal significand
+    /// `m` and -30 <= e <= 16 (2^22 <= n < 2^69 < 1e21, printed without
+    /// an exponent), whose exact decimal digits fit in a u128.
+    fn ecmascript_digits(n: f64) -> String {
+        let bits = n.to_bits();
+        let m = u128::from(bits & ((1 << 52) - 1) | (1 << 52));
+        let e = ((bits >> 52) & 0x7ff) as i32 - 1075;
+        assert!(n > 0.0 && (-30..=16).contains(&e), "{n:e} out of range");
+        // n = big / 10^scale exactly; one ulp of n is `ulp` in those units.
+        let (big, scale, ulp) = if e >= 0 {
+            (m << e, 0, 1u128 << e)
+        } else {
+            let five = 5u128.pow(e.unsigned_abs());
+            (m * five, e.unsigned_abs(), five)
+        };
+        // A decimal reads back as n when less than half an ulp from it (below
+        // an n that is a power of two, less than a quarter: the next double
+        // down is half an ulp away), or exactly that far when m is even
+        // (reading rounds ties to even). In quarters of a unit:
+        let above = 2 * ulp;
+        let below = if m == 1 << 52 { ulp } else { 2 * ulp };
+        let reads_back = |c: u128| {
+            let (gap, limit) = if c >= big {
+                (c - big, above)
+            } else {
+                (big - c, below)
+            };
+            gap.checked_mul(4)
+                .is_some_and(|g| g < limit || (g == limit && m % 2 == 0))
+        };
+        let width = big.to_string().len() as u32;
+        let chosen = (0..=width)
+            .rev()
+            .find_map(|dropped| {
+                let step = 10u128.pow(dropped);
+                let floor = big / step * step;
+                let candidates = [floor, floor + step]
+                    .into_iter()
+                    .filter(|&c| c > 0 && reads_back(c));
+                candidates.min_by_key(|&c| (c.abs_diff(big), (c / step) % 2))
+            })
+            .expect("n itself reads back");
+        let digits = format!("{chosen:0>w$}", w = scale as usize + 1);
+        let (whole, fraction) = digits.split_at(digits.len() - scale as usize);
+        match fraction.trim_end_matches('0') {
+            "" => whole.to_owned(),
+            fraction => format!("{whole}.{fraction}"),
+        }
+    }
+
+    // The ties are written as the exact doubles they are (clippy sees more
+    // digits than the shortest form, which is the point).
+    #[allow(clippy::excessive_precision)]
+    #[test]
+    fn the_reference_picks_what_javascript_prints() {
+        // `node -e 'console.log(String(n))'` for each.
+        for (n, js) in [
+            (1071448249871547.25, "1071448249871547.2"),
+            (15418795696846.0625, "15418795696846.062"),
+            (111821286205061.125, "111821286205061.12"),
+            (4194304.0, "4194304"),
+            (9007199254740993.0, "9007199254740992"),
+            (2251799813685248.5, "2251799813685248.5"),
+            (123456789.125, "123456789.125"),
+            (18446744073709550000.0, "18446744073709550000"),
+        ] {
+            assert_eq!(ecmascript_digits(n), js, "{n:e}");
+        }
+    }
+
+    /// Doubles of every size [`ecmascript_digits`] takes, and as many
+    /// that lie exactly halfway between two shortest decimals (the ties
+    /// ECMAScript breaks to even): a whole number of 31 to 52 bits plus a
+    /// fraction of one to eight bits (one in twenty is a tie that Rust's
+    /// `{:e}` breaks the other way).
+    fn reference_range() -> impl Strategy<Value = f64> {
+        let any_size = ((1u64 << 52)..(1u64 << 53), 0u32..53, -30i32..=16).prop_map(
+            |(significand, zeros, e)| (significand >> zeros << zeros) as f64 * 2f64.powi(e),
+        );
+        let near_ties = (1u32..=8)
+            .prop_flat_map(|bits| {
+                (
+                    (1u64 << 30)..(1u64 << (53 - bits)),
+                    0..(1u64 << (bits - 1)),
+                    Just(bits),
+                )
+            })
+            .prop_map(|(whole, half, bits)| {
+                whole as f64 + (2 * half + 1) as f64 / (1u64 << bits) as f64
+            });
+        prop_oneof![any_size, near_ties]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(4096))]
+
+        #[test]
+        fn numbers_print_with_ecmascripts_digits(n in reference_range()) {
+            let expected = ecmascript_digits(n);
+            prop_assert_eq!(js_number(n), Some(expected.clone()));
+            prop_assert_eq!(js_number(-n), Some(format!("-{expected}")));
+        }
     }
 }
