@@ -7,9 +7,10 @@
 //!
 //! - **Request**: `POST /v1beta/sql`, body `{"query": "<one statement>"}`,
 //!   `Authorization: Basic` with the database user and password,
-//!   `TiDB-Database`, `TiDB-Session`, `TiDB-Isolation-Level` (on the
-//!   statement that opens a transaction: `READ COMMITTED` or `REPEATABLE
-//!   READ`), `TiDB-Stateful-Action` (`open`/`close`), `X-Debug-Trace-Id`
+//!   `TiDB-Database`, `TiDB-Session`, `TiDB-Isolation-Level` (`READ
+//!   COMMITTED` or `REPEATABLE READ`, for the transaction a `BEGIN` or
+//!   `START TRANSACTION` opens; checked on any statement, ignored on
+//!   others), `TiDB-Stateful-Action` (`open`/`close`), `X-Debug-Trace-Id`
 //!   (echoed back), `Accept-Encoding: gzip` (answers of 1 KiB or more are
 //!   gzipped).
 //! - **Authentication** is MariaDB's: the gateway logs in with the request's
@@ -315,6 +316,8 @@ struct Parsed {
     login: Credentials,
     query: String,
     session: String,
+    /// The isolation level of the transaction the statement opens; `None`
+    /// for a statement that opens none, whatever the header said.
     isolation: Option<&'static str>,
     action: Option<StatefulAction>,
 }
@@ -377,11 +380,31 @@ fn parse(headers: &HeaderMap, body: &[u8]) -> Result<Parsed, GatewayError> {
             password: password.to_owned(),
             database: header_str(headers, DATABASE_HEADER)?.to_owned(),
         },
-        query: request.query,
         session: header_str(headers, SESSION_HEADER)?.to_owned(),
-        isolation,
+        // The header describes the transaction a `BEGIN` opens: serverless-js
+        // sends it with its `begin()`'s `BEGIN` only. On another statement
+        // there is no transaction for it to describe, and applying it there
+        // inside a transaction fails (MySQL error 1568), so it is ignored.
+        isolation: isolation.filter(|_| opens_transaction(&request.query)),
+        query: request.query,
         action,
     })
+}
+
+/// Whether `query` opens a transaction: `BEGIN` or `START TRANSACTION`,
+/// with or without modifiers (the statements the `TiDB-Isolation-Level`
+/// header is for).
+fn opens_transaction(query: &str) -> bool {
+    let mut words = query
+        .split(|c: char| !c.is_ascii_alphabetic())
+        .filter(|w| !w.is_empty());
+    match words.next() {
+        Some(first) if first.eq_ignore_ascii_case("BEGIN") => true,
+        Some(first) if first.eq_ignore_ascii_case("START") => words
+            .next()
+            .is_some_and(|w| w.eq_ignore_ascii_case("TRANSACTION")),
+        _ => false,
+    }
 }
 
 async fn sql(State(app): State<Arc<App>>, headers: HeaderMap, body: Bytes) -> Response {
@@ -762,6 +785,46 @@ mod tests {
         assert_eq!(parsed.session, "habc");
         assert_eq!(parsed.isolation, Some("READ COMMITTED"));
         assert_eq!(parsed.action, Some(StatefulAction::Open));
+    }
+
+    /// serverless-js sends `TiDB-Isolation-Level` with `BEGIN` only; on
+    /// another statement it sets nothing (it did, and a `SELECT 1` in an
+    /// open transaction failed with MySQL error 1568), and a bad level is
+    /// refused on any statement.
+    #[test]
+    fn the_isolation_level_applies_only_to_a_statement_opening_a_transaction() {
+        let auth = basic("u", "p");
+        for (query, applies) in [
+            ("BEGIN", true),
+            ("begin", true),
+            (" BEGIN WORK", true),
+            ("START TRANSACTION", true),
+            ("start transaction read only", true),
+            ("SELECT 1", false),
+            ("COMMIT", false),
+            ("START SLAVE", false),
+            ("SELECT 'BEGIN'", false),
+            ("", false),
+        ] {
+            let h = headers(&[
+                ("authorization", &auth),
+                ("tidb-session", "habc"),
+                ("tidb-isolation-level", "read committed"),
+            ]);
+            let body = serde_json::json!({ "query": query }).to_string();
+            let parsed = parse(&h, body.as_bytes()).unwrap();
+            assert_eq!(
+                parsed.isolation,
+                applies.then_some("READ COMMITTED"),
+                "{query:?}"
+            );
+            let h = headers(&[
+                ("authorization", &auth),
+                ("tidb-isolation-level", "SERIALIZABLE"),
+            ]);
+            let err = parse(&h, body.as_bytes()).err().unwrap();
+            assert_eq!((err.status, err.code), (StatusCode::BAD_REQUEST, 1105));
+        }
     }
 
     #[test]
