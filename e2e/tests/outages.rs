@@ -938,12 +938,9 @@ async fn readiness_answers_inside_its_own_deadline_while_the_gateway_hangs() {
         assert_eq!(response.status(), 503);
         let body: Value = response.json().await.unwrap();
         assert_eq!(body["checks"]["tidb"]["ok"], false, "{body}");
-        assert!(
-            body["checks"]["tidb"]["error"]
-                .as_str()
-                .is_some_and(|e| e.contains("2000 ms")),
-            "{body}"
-        );
+        // A fixed category; the driver's error goes to the Worker's log.
+        assert_eq!(body["checks"]["tidb"]["error"], "timeout", "{body}");
+        assert!(body["checks"]["tidb"]["latency_ms"].is_number(), "{body}");
         assert_eq!(body["checks"]["redis"]["ok"], true, "{body}");
         assert!(
             took >= Duration::from_secs(2) && took < Duration::from_millis(2900),

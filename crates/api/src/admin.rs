@@ -13,6 +13,7 @@ use axum::Json;
 use serde::Serialize;
 use utoipa::ToSchema;
 
+use crate::db::RETRY_AFTER_SECS;
 use crate::layers::Timings;
 use crate::openapi::{documented_routes, DocumentedRoutes};
 use crate::problem::{Problem, ProblemType};
@@ -59,6 +60,21 @@ impl FromRequestParts<Arc<App>> for Admin {
                 503 => ProblemType::Unavailable,
                 _ => ProblemType::Unauthorized,
             };
+            if kind == ProblemType::Unavailable {
+                // Why the keys could not be fetched (the certs URL, what
+                // the fetch said) is for the logs: the detail is fixed.
+                let mut problem = Problem::new(
+                    kind,
+                    "Admin routes are unavailable: the Cloudflare Access signing keys \
+                     cannot be fetched; try again shortly.",
+                )
+                .with_header(
+                    header::RETRY_AFTER,
+                    HeaderValue::from_static(RETRY_AFTER_SECS),
+                );
+                problem.internal = Some(rejection.to_string());
+                return problem;
+            }
             let mut problem = Problem::new(kind, rejection.to_string());
             if kind == ProblemType::Unauthorized {
                 // RFC 9110 §15.5.2: a 401 names how to authenticate.

@@ -527,10 +527,18 @@ fn load_b2(
         });
         return None;
     }
+    let bucket = bucket?;
+    if bucket.contains(['/', '?', '#']) {
+        issues.push(ConfigIssue {
+            name: "B2_BUCKET",
+            problem: "is not a bucket name (no /, ? or #)".into(),
+        });
+        return None;
+    }
     Some(b2::Config {
         endpoint,
         region: region?,
-        bucket: bucket?,
+        bucket,
         credentials: b2::Credentials::new(key_id?, application_key?),
     })
 }
@@ -987,6 +995,21 @@ mod tests {
         ]);
         assert!(!issues.iter().any(|i| i.name == "ALLOWED_ORIGINS"));
         assert_eq!(config.allowed_origins, ["http://localhost:8788"]);
+    }
+
+    /// A bucket name that would change the path of B2 requests is refused
+    /// by its setting's name, without repeating it (`/readyz` shows issues
+    /// and is public in `prd`).
+    #[test]
+    fn a_malformed_bucket_is_named_without_its_value() {
+        let mut vars = COMPLETE.to_vec();
+        vars.retain(|(name, _)| *name != "B2_BUCKET");
+        vars.push(("B2_BUCKET", "private-team/files"));
+        let (config, issues) = load(&vars);
+        assert!(config.b2.is_none());
+        let names: Vec<_> = issues.iter().map(|i| i.name).collect();
+        assert_eq!(names, ["B2_BUCKET"]);
+        assert!(!format!("{issues:?}").contains("private-team"));
     }
 
     #[test]

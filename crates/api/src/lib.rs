@@ -141,9 +141,12 @@ impl App {
         let b2 = config.b2.clone().and_then(|c| {
             b2::Client::new(c, platform.fetch.clone())
                 .map_err(|e| {
+                    // The error quotes the endpoint: for the log only
+                    // (`/readyz` shows issues, and it is public in `prd`).
+                    (platform.log_error)(&format!("B2 client not built: {e}"));
                     config_issues.push(ConfigIssue {
                         name: "B2_ENDPOINT",
-                        problem: e.to_string(),
+                        problem: "is not accepted by the B2 client (see the log)".into(),
                     })
                 })
                 .ok()

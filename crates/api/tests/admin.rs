@@ -211,6 +211,61 @@ async fn without_access_configured_admin_routes_are_503_and_readyz_says_why() {
     );
 }
 
+thread_local! {
+    /// What the app wrote to its error log on this thread (`tokio::test`
+    /// runs each test on its own thread).
+    static LOGGED: std::cell::RefCell<Vec<String>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+fn log_to_thread(line: &str) {
+    LOGGED.with(|logged| logged.borrow_mut().push(line.to_owned()));
+}
+
+/// With the team's certs endpoint down and no keys cached, admin routes
+/// are a 503 to retry: the problem names no URL nor what the fetch said
+/// (`prd` is public), and the cause goes to the log.
+#[tokio::test]
+async fn unreachable_access_keys_are_a_503_to_retry_with_the_cause_logged_only() {
+    // Nothing listens there.
+    let team = "http://127.0.0.1:1";
+    let vars: std::collections::HashMap<String, String> = [
+        ("ENVIRONMENT", "dev"),
+        ("ALLOWED_ORIGINS", "http://localhost:8788"),
+        ("ACCESS_TEAM_DOMAIN", team),
+        ("ACCESS_AUD", AUD),
+        ("BINDING_SECRET", SECRET),
+    ]
+    .iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect();
+    let platform = Platform {
+        log_error: log_to_thread,
+        ..Platform::native()
+    };
+    let router = api::router(App::new(|n| vars.get(n).cloned(), platform));
+    let token = key().sign(&user_claims(team, AUD, "ada@example.com", now()));
+    let request = whoami()
+        .header("cf-access-jwt-assertion", token)
+        .body(Body::empty())
+        .unwrap();
+    let (response, body) = send(&router, request).await;
+    assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE, "{body}");
+    assert_eq!(body["type"], "/problems/unavailable");
+    assert_eq!(response.headers()["retry-after"], "5");
+    let detail = body["detail"].as_str().unwrap();
+    for internal in ["127.0.0.1", "certs", "http", "network", "error sending"] {
+        assert!(!detail.contains(internal), "{internal:?} in {detail:?}");
+    }
+    let id = response.headers()["x-request-id"].to_str().unwrap();
+    let logged = LOGGED.with(|logged| logged.borrow().clone());
+    assert!(
+        logged
+            .iter()
+            .any(|line| line.contains(id) && line.contains("127.0.0.1:1")),
+        "the cause is logged under the request id: {logged:?}"
+    );
+}
+
 /// A client that stops sending its body: the deadline still ends the
 /// request, as a 408 (its body never came, so nothing was done), where the
 /// request once waited for as long as the client stayed connected.

@@ -225,6 +225,21 @@ async fn readyz_names_what_is_missing() {
         body["checks"]["config"]["issues"][0]["name"],
         "ALLOWED_ORIGINS"
     );
+    // Each dependency names the settings it lacks.
+    let checks = &body["checks"];
+    assert_eq!(
+        checks["tidb"]["error"], "not configured: TIDB_DATABASE_URL",
+        "{body}"
+    );
+    assert_eq!(
+        checks["redis"]["error"], "not configured: REDIS_URL",
+        "{body}"
+    );
+    assert_eq!(
+        checks["b2"]["error"],
+        "not configured: B2_ENDPOINT, B2_REGION, B2_BUCKET, B2_KEY_ID, B2_APPLICATION_KEY",
+        "{body}"
+    );
 
     let (response, body) = send(
         configured(),
@@ -241,10 +256,7 @@ async fn readyz_names_what_is_missing() {
     assert!(checks["tidb"]["error"].is_string());
     assert_eq!(checks["redis"]["ok"], false);
     assert_eq!(checks["redis"]["required"], false);
-    assert!(checks["redis"]["error"]
-        .as_str()
-        .unwrap()
-        .contains("cannot connect"));
+    assert_eq!(checks["redis"]["error"], "unreachable", "{body}");
     assert_eq!(checks["b2"]["ok"], false);
     assert_eq!(checks["b2"]["required"], false);
     assert!(!body.to_string().contains("pw@"), "no credentials: {body}");
@@ -252,6 +264,35 @@ async fn readyz_names_what_is_missing() {
         !body.to_string().contains("b2-pw"),
         "no credentials: {body}"
     );
+}
+
+/// `/readyz` is public (in `prd`): a failed check says what kind of
+/// failure it is, never the driver's words, which name the endpoint, the
+/// bucket and what the server said.
+#[tokio::test]
+async fn readyz_reports_failures_as_categories_without_internals() {
+    let (response, body) = send(
+        configured(),
+        Request::get("/readyz").body(Body::empty()).unwrap(),
+    )
+    .await;
+    assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+    // TiDB's endpoint is derived as `https://http-127.0.0.1:1`, which is
+    // no valid URL: no request can be made from that setting.
+    for (dependency, category) in [
+        ("tidb", "misconfigured"),
+        ("redis", "unreachable"),
+        ("b2", "unreachable"),
+    ] {
+        let check = &body["checks"][dependency];
+        assert_eq!(check["ok"], false, "{dependency}: {body}");
+        assert_eq!(check["error"], category, "{dependency}: {body}");
+        assert!(check["latency_ms"].is_number(), "{dependency}: {body}");
+    }
+    let text = body.to_string();
+    for internal in ["127.0.0.1", "/files", "files/", "http", "error sending"] {
+        assert!(!text.contains(internal), "{internal:?} in {body}");
+    }
 }
 
 #[tokio::test]
