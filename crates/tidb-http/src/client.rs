@@ -11,12 +11,17 @@
 //! [`StatefulSession`] sends the session of the previous answer with each
 //! statement and takes the new one from each answer, as serverless-js does.
 
+use std::convert::Infallible;
 use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use base64::Engine as _;
+use futures_channel::oneshot;
 use http::{HeaderMap, HeaderName, HeaderValue};
 use outbound::{Background, Bytes, Fetch};
 use serde::de::DeserializeOwned;
@@ -236,6 +241,7 @@ impl Client {
             session,
             open: true,
             in_flight: None,
+            watchers: Vec::new(),
         })
     }
 
@@ -406,6 +412,28 @@ pub struct Tx {
     /// statement while another of the same transaction runs, and TiDB Cloud
     /// does not say what it does with one.
     in_flight: Option<Exchange>,
+    /// Told when the transaction has ended ([`Tx::ended`]): dropped with
+    /// it, or with the work its drop leaves on the background.
+    watchers: Vec<oneshot::Sender<Infallible>>,
+}
+
+/// Resolves once a transaction has ended ([`Tx::ended`]).
+#[must_use = "a future that does nothing unless awaited"]
+pub struct Ended(oneshot::Receiver<Infallible>);
+
+impl Future for Ended {
+    type Output = ();
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        // Nothing is ever sent: the sender dropped is the signal.
+        Pin::new(&mut self.0).poll(cx).map(|_| ())
+    }
+}
+
+impl fmt::Debug for Ended {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Ended")
+    }
 }
 
 /// A statement's exchange with the service: its result and the session
@@ -423,6 +451,19 @@ impl fmt::Debug for Tx {
 }
 
 impl Tx {
+    /// Resolves once this transaction has ended: committed or rolled back
+    /// here, or, dropped unfinished, once the statement it had in flight
+    /// and the `ROLLBACK` its drop sends on the background are done (at
+    /// once when it has no background to send one on). For work that must
+    /// come after the transaction's outcome at the database whatever
+    /// becomes of its caller: a cache invalidation after a `COMMIT` whose
+    /// caller was cut off while it was on its way.
+    pub fn ended(&mut self) -> Ended {
+        let (sender, receiver) = oneshot::channel();
+        self.watchers.push(sender);
+        Ended(receiver)
+    }
+
     /// The session the next statement will be sent with.
     pub fn session(&self) -> &str {
         &self.session
@@ -506,7 +547,10 @@ impl Drop for Tx {
         let client = self.client.clone();
         let mut session = std::mem::take(&mut self.session);
         let abandoned = self.in_flight.take();
+        let watchers = std::mem::take(&mut self.watchers);
         background.spawn(Box::pin(async move {
+            // Dropped, and so told, when this work is done.
+            let _watchers = watchers;
             // The statement its caller stopped waiting for is answered
             // first (see `in_flight`).
             if let Some(abandoned) = abandoned {

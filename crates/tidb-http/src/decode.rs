@@ -249,6 +249,21 @@ impl QueryResult {
         self.last_insert_id
     }
 
+    /// The `AUTO_INCREMENT` id an `INSERT` of one row generated. An
+    /// error when the answer has none (no `lastInsertID`, or 0): a row
+    /// inserted into a table with such a column always gets one, so the
+    /// answer is not what the service sends, and the row must not be
+    /// referred to by an id made up here.
+    pub fn inserted_id(&self) -> Result<u64, crate::Error> {
+        match self.last_insert_id {
+            Some(id) if id > 0 => Ok(id),
+            _ => Err(crate::Error::new(
+                None,
+                crate::ErrorKind::Protocol("the insert's answer has no lastInsertID".into()),
+            )),
+        }
+    }
+
     /// Deserializes every row (see [`Row::deserialize`]).
     pub fn deserialize<T: DeserializeOwned>(&self) -> Result<Vec<T>, crate::Error> {
         self.rows

@@ -113,6 +113,22 @@ impl Error {
         self.mysql_errno() == Some(1062)
     }
 
+    /// A `COMMIT` that failed here but may have landed at the database:
+    /// any that was sent. Without an answer (the connection failed, the
+    /// timeout passed) it may have; and an error answer does not say it
+    /// did not (the SQL API's own timeout answers while the statement runs
+    /// on, and TiDB's catch-all 1105 says nothing either way). What must
+    /// follow a commit (a cache invalidation) must follow this too: done
+    /// for nothing, it costs little.
+    pub fn may_have_committed(&self) -> bool {
+        let commit = self
+            .statement()
+            .is_some_and(|sql| sql.trim().eq_ignore_ascii_case("COMMIT"));
+        // Bound and built before anything is sent.
+        let sent = !matches!(self.kind, ErrorKind::Bind(_) | ErrorKind::Config(_));
+        commit && sent
+    }
+
     /// No response within the statement's timeout.
     pub fn is_timeout(&self) -> bool {
         matches!(self.kind, ErrorKind::Transport(FetchError::Timeout(_)))
@@ -223,6 +239,39 @@ mod tests {
         );
         assert_eq!(err.mysql_errno(), Some(1062));
         assert!(err.is_duplicate_entry());
+    }
+
+    #[test]
+    fn a_commit_that_was_sent_may_have_landed_whatever_the_answer() {
+        let commit = |kind| Error::new(Some("COMMIT"), kind);
+        let refused = |status, code| {
+            ErrorKind::Database(DatabaseError {
+                status,
+                code,
+                message: "m".into(),
+            })
+        };
+        let timeout =
+            || ErrorKind::Transport(FetchError::Timeout(std::time::Duration::from_secs(1)));
+        assert!(commit(timeout()).may_have_committed());
+        assert!(
+            commit(ErrorKind::Transport(FetchError::Network("reset".into()))).may_have_committed()
+        );
+        assert!(commit(ErrorKind::Protocol("not JSON".into())).may_have_committed());
+        assert!(
+            commit(refused(502, None)).may_have_committed(),
+            "a proxy's 5xx"
+        );
+        assert!(
+            commit(refused(500, Some(ErrorCode::Number(1105)))).may_have_committed(),
+            "the SQL API's own timeout"
+        );
+        assert!(!commit(ErrorKind::Config("header".into())).may_have_committed());
+        assert!(
+            !Error::new(Some("INSERT INTO t VALUES (?)"), timeout()).may_have_committed(),
+            "not a commit"
+        );
+        assert!(!Error::new(None, timeout()).may_have_committed());
     }
 
     fn database_error(status: u16, code: Option<ErrorCode>) -> Error {

@@ -46,8 +46,8 @@ mod time;
 
 pub use bind::Value;
 pub use client::{
-    Client, StatefulSession, Statement, TraceIds, Tx, ABANDONED_ROLLBACK_TIMEOUT, DATABASE_HEADER,
-    ISOLATION_HEADER, SESSION_HEADER, STATEFUL_ACTION_HEADER, TRACE_ID_HEADER,
+    Client, Ended, StatefulSession, Statement, TraceIds, Tx, ABANDONED_ROLLBACK_TIMEOUT,
+    DATABASE_HEADER, ISOLATION_HEADER, SESSION_HEADER, STATEFUL_ACTION_HEADER, TRACE_ID_HEADER,
 };
 pub use config::{Config, ConfigError, IsolationLevel, Password, DEFAULT_TIMEOUT};
 pub use de::DecodeError;

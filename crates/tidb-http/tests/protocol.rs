@@ -346,6 +346,40 @@ async fn a_failed_commit_is_rolled_back_and_a_finished_transaction_is_not() {
     assert_eq!(header(&rollback, "tidb-session"), Some("f1"));
 }
 
+/// Whether `ended` has resolved, without waiting for it.
+fn has_ended(ended: &mut tidb_http::Ended) -> bool {
+    use std::future::Future;
+    let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+    std::pin::Pin::new(ended).poll(&mut cx).is_ready()
+}
+
+#[tokio::test]
+async fn a_transaction_has_ended_once_its_commit_or_its_abandoned_rollback_is_done() {
+    let (db, fake) = client();
+    let (background, kept) = kept_background();
+    let db = db.with_background(background);
+
+    fake.answer(200, Some("c1"), "{}");
+    fake.answer(200, Some("done"), "{}");
+    let mut tx = db.begin(None).await.unwrap();
+    let mut ended = tx.ended();
+    assert!(!has_ended(&mut ended), "open");
+    tx.commit().await.unwrap();
+    assert!(has_ended(&mut ended), "committed");
+
+    fake.answer(200, Some("a1"), "{}");
+    fake.answer(200, Some("done"), "{}");
+    let mut tx = db.begin(None).await.unwrap();
+    let mut ended = tx.ended();
+    // Its caller was cut off: the rollback is still to be sent.
+    drop(tx);
+    assert!(!has_ended(&mut ended), "its ROLLBACK not sent yet");
+    assert_eq!(run_kept(&kept).await, 1);
+    assert!(has_ended(&mut ended), "rolled back on the background");
+    let (rollback, _) = fake.request(3);
+    assert_eq!(body(&rollback), serde_json::json!({"query": "ROLLBACK"}));
+}
+
 #[tokio::test]
 async fn without_a_background_an_abandoned_transaction_sends_nothing() {
     let (db, fake) = client();
