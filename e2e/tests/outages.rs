@@ -65,6 +65,7 @@ async fn dependencies_freeze_and_recover() {
     let caller = AbortingCaller::start().await;
     a_write_abandoned_while_it_waits_for_its_row_still_ends_and_frees_it(&caller).await;
     a_write_abandoned_while_it_commits_still_leaves_no_stale_copy(&caller).await;
+    a_write_cut_off_by_its_deadline_while_it_commits_leaves_no_stale_copy().await;
 }
 
 /// `PUT` of the page at `path` titled `title` through `caller`, which
@@ -336,6 +337,80 @@ async fn a_write_abandoned_while_it_commits_still_leaves_no_stale_copy(caller: &
         (read.1 == json!("abandoned")).then_some(())
     })
     .await;
+}
+
+/// A write whose request deadline passes while its `COMMIT` is on its way
+/// (held by `BACKUP STAGE BLOCK_COMMIT`; its body sent late, so that the
+/// deadline, 3 s here, comes before the gateway's own 2 s statement
+/// timeout): the caller gets a 504, the commit lands once the stage ends,
+/// and readers get the page as written, not the cached copy. The handler
+/// is dropped at its deadline, and its invalidation with it; it now goes
+/// out after the response, once the transaction has ended (sent while the
+/// `COMMIT` was held, a reader could have cached the old page again).
+async fn a_write_cut_off_by_its_deadline_while_it_commits_leaves_no_stale_copy() {
+    let url = cached_page().await;
+    let slug = url.rsplit('/').next().unwrap().to_owned();
+    let deadline = stack().api.as_ref().unwrap().request_deadline_ms;
+    let mut admin = e2e::database().await;
+    for stage in ["START", "BLOCK_COMMIT"] {
+        sqlx::query(&format!("BACKUP STAGE {stage}"))
+            .execute(&mut admin)
+            .await
+            .unwrap();
+    }
+    let late = Duration::from_millis(deadline / 2);
+    let answer = write_with_a_late_body(&slug, "cut off", late).await;
+    sqlx::query("BACKUP STAGE END")
+        .execute(&mut admin)
+        .await
+        .unwrap();
+    assert!(answer.starts_with("http/1.1 504"), "{answer}");
+    eventually("the cut-off write committed", || async {
+        (revisions(&slug).await.len() == 2).then_some(())
+    })
+    .await;
+    assert_eq!(
+        revisions(&slug).await,
+        [(1, "t".into()), (2, "cut off".into())]
+    );
+    eventually("the written title read back", || async {
+        let read = title_and_cache(&url).await;
+        (read.1 == json!("cut off")).then_some(())
+    })
+    .await;
+}
+
+/// The head (lowercase) of the answer to an editor's `PUT` of page `slug`
+/// titled `title`, whose body is sent `late` after its head.
+async fn write_with_a_late_body(slug: &str, title: &str, late: Duration) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    let body = json!({"title": title, "body": "b"}).to_string();
+    let address = api().strip_prefix("http://").unwrap().to_owned();
+    let mut socket = tokio::net::TcpStream::connect(address).await.unwrap();
+    let head = format!(
+        "PUT /v1/pages/{slug} HTTP/1.1\r\nhost: api\r\nconnection: close\r\n\
+         cf-access-jwt-assertion: {}\r\ncontent-type: application/json\r\n\
+         content-length: {}\r\n\r\n",
+        user_token("ops@example.com"),
+        body.len()
+    );
+    socket.write_all(head.as_bytes()).await.unwrap();
+    tokio::time::sleep(late).await;
+    socket.write_all(body.as_bytes()).await.unwrap();
+    let mut answer = Vec::new();
+    let mut buffer = [0u8; 4096];
+    loop {
+        let read = tokio::time::timeout(Duration::from_secs(30), socket.read(&mut buffer))
+            .await
+            .expect("an answer")
+            .unwrap();
+        assert!(read > 0, "closed without an answer: {answer:?}");
+        answer.extend_from_slice(&buffer[..read]);
+        if let Some(end) = answer.windows(4).position(|w| w == b"\r\n\r\n") {
+            return String::from_utf8_lossy(&answer[..end]).to_lowercase();
+        }
+    }
 }
 
 /// MariaDB out of connections (its `Too many connections`, 1040, as TiDB

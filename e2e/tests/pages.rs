@@ -128,6 +128,23 @@ async fn a_page_is_created_read_updated_with_etags_and_deleted() {
     assert_eq!(deleted.status(), 204);
     let gone = http().get(page_url(&slug)).send().await.unwrap();
     problem(gone, 404, "/problems/not-found").await;
+
+    // Written again, it is created anew to its readers, who last got a
+    // 404 (RFC 9110: a PUT that creates a representation answers 201); its
+    // revisions go on from where they were.
+    let again = put(
+        &slug,
+        &json!({"title": "Again", "body": "b"}),
+        &[("if-none-match", "*")],
+    )
+    .await;
+    assert_eq!(again.status(), 201);
+    assert_eq!(again.headers()["location"], format!("/v1/pages/{slug}"));
+    let again: Value = again.json().await.unwrap();
+    assert_eq!(
+        (again["title"].clone(), again["revision"].clone()),
+        (json!("Again"), json!(3))
+    );
 }
 
 #[tokio::test]

@@ -27,10 +27,11 @@
 //! takes a request, at most a minute (the cron's period) otherwise.
 
 use std::collections::HashMap;
+use std::future::Future;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use outbound::Background;
+use outbound::{Background, BoxFuture};
 
 use crate::layers::Timings;
 use crate::redis::RequestRedis;
@@ -189,6 +190,94 @@ impl<'a> PageCache<'a> {
     }
 }
 
+/// A page's invalidation, owed from before its write starts (taken with
+/// [`Owed::new`]) until it is sent ([`Owed::send`]) or nothing was written
+/// ([`Owed::release`]). A handler cut off by the request's deadline is
+/// dropped where it stands, during its `COMMIT` or between the commit and
+/// its invalidation; and a `COMMIT` that failed here may have landed all
+/// the same ([`tidb_http::Error::may_have_committed`]). Either way the
+/// write may be in TiDB with its old copy still in Redis, until its TTL.
+///
+/// Dropped while still owed, this sends the invalidation on the request's
+/// `waitUntil`, once the write's transaction has ended ([`Owed::after`]):
+/// sent while its `COMMIT` is still on its way, a reader could fill the
+/// old page under the new version before the commit lands. Until it lands,
+/// reads of the page in this isolate go past the cache, as after a failed
+/// one ([`Pending`]). One sent for a write that did not land costs the
+/// page's next read a cache miss, nothing more.
+pub struct Owed {
+    app: Arc<App>,
+    slug: String,
+    background: Option<Background>,
+    /// What must be over before the invalidation is sent.
+    after: Option<BoxFuture<'static, ()>>,
+    owed: bool,
+}
+
+impl Owed {
+    pub fn new(app: &Arc<App>, slug: &str, background: Option<&Background>) -> Owed {
+        Owed {
+            app: app.clone(),
+            slug: slug.to_owned(),
+            background: background.cloned(),
+            after: None,
+            owed: true,
+        }
+    }
+
+    /// Sends the invalidation, if it comes to that, only once `ended` has
+    /// resolved (the end of the write's transaction, [`tidb_http::Tx::ended`];
+    /// the last one given counts).
+    pub fn after(&mut self, ended: impl Future<Output = ()> + Send + 'static) {
+        self.after = Some(Box::pin(ended));
+    }
+
+    /// Nothing was written: no invalidation is owed.
+    pub fn release(mut self) {
+        self.owed = false;
+    }
+
+    /// Sends the invalidation now, within the response (see
+    /// [`PageCache::invalidate`]). Still owed if this is dropped before it
+    /// is done.
+    pub async fn send(mut self, cache: &PageCache<'_>) {
+        cache.invalidate(&self.slug, self.background.as_ref()).await;
+        self.owed = false;
+    }
+}
+
+impl Drop for Owed {
+    fn drop(&mut self) {
+        if !self.owed || self.app.config.redis.is_none() {
+            return;
+        }
+        let now = (self.app.platform.now_millis)();
+        let longest_ttl = self.app.config.cache_ttl_secs as f64 * 1000.0 * (1.0 + JITTER);
+        self.app
+            .pending_invalidations
+            .add(&self.slug, now, now + longest_ttl);
+        let Some(background) = self.background.clone() else {
+            (self.app.platform.log_error)(&format!(
+                "page cache invalidation of {:?} was cut off; a cached copy may live until its TTL",
+                self.slug
+            ));
+            return;
+        };
+        let (app, slug) = (self.app.clone(), std::mem::take(&mut self.slug));
+        let after = self.after.take();
+        background.clone().spawn(Box::pin(async move {
+            if let Some(after) = after {
+                after.await;
+            }
+            let redis = RequestRedis::new(&app, app.platform.timer.clone());
+            let timings = Timings::default();
+            PageCache::new(&app, &redis, &timings)
+                .invalidate(&slug, Some(&background))
+                .await;
+        }));
+    }
+}
+
 pub(super) async fn invalidate_on(redis: &RequestRedis, slug: &str) -> Result<u64, resp::Error> {
     match redis.connection().await {
         Ok(mut connection) => cache::invalidate(&mut *connection, &key(slug)).await,
@@ -280,6 +369,84 @@ pub fn decode(bytes: &[u8]) -> Option<Page> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// An app whose Redis is a listener of the test's, and a background
+    /// that keeps the work it is given, to run when the test says.
+    async fn app_with_listening_redis() -> (
+        Arc<App>,
+        tokio::net::TcpListener,
+        Background,
+        Arc<Mutex<Vec<BoxFuture<'static, ()>>>>,
+    ) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!(
+            "redis://127.0.0.1:{}",
+            listener.local_addr().unwrap().port()
+        );
+        let app = App::new(
+            move |name| (name == "REDIS_URL").then(|| url.clone()),
+            crate::Platform::native(),
+        );
+        let kept = Arc::new(Mutex::new(Vec::new()));
+        let keep = kept.clone();
+        let background = Background::new(move |work| keep.lock().unwrap().push(work));
+        (app, listener, background, kept)
+    }
+
+    #[tokio::test]
+    async fn an_invalidation_cut_off_goes_out_after_the_response_once_its_write_has_ended() {
+        use std::time::Duration;
+        use tokio::io::AsyncReadExt;
+        use tokio::time::timeout;
+
+        let (app, listener, background, kept) = app_with_listening_redis().await;
+        let (end, ended) = tokio::sync::oneshot::channel::<()>();
+        let mut owed = Owed::new(&app, "intro", Some(&background));
+        owed.after(async move {
+            let _ = ended.await;
+        });
+        // The handler is dropped (its deadline passed) with it still owed.
+        drop(owed);
+        let now = (app.platform.now_millis)();
+        assert!(
+            app.pending_invalidations.contains("intro", now),
+            "this isolate reads the page past the cache until it lands"
+        );
+        let work = kept.lock().unwrap().pop().expect("left on the background");
+        let sending = tokio::spawn(work);
+        assert!(
+            timeout(Duration::from_millis(300), listener.accept())
+                .await
+                .is_err(),
+            "nothing sent while the write's COMMIT may still be on its way"
+        );
+        end.send(()).unwrap();
+        let (mut redis, _) = timeout(Duration::from_secs(5), listener.accept())
+            .await
+            .expect("sent once the write has ended")
+            .unwrap();
+        let mut sent = Vec::new();
+        while !String::from_utf8_lossy(&sent).contains("EVAL") {
+            let mut chunk = [0; 1024];
+            let n = timeout(Duration::from_secs(5), redis.read(&mut chunk))
+                .await
+                .unwrap()
+                .unwrap();
+            assert!(n > 0, "closed after {:?}", String::from_utf8_lossy(&sent));
+            sent.extend_from_slice(&chunk[..n]);
+        }
+        assert!(String::from_utf8_lossy(&sent).contains("page:intro"));
+        sending.abort();
+    }
+
+    #[tokio::test]
+    async fn nothing_is_owed_for_a_write_that_wrote_nothing() {
+        let (app, _listener, background, kept) = app_with_listening_redis().await;
+        Owed::new(&app, "intro", Some(&background)).release();
+        assert!(kept.lock().unwrap().is_empty());
+        let now = (app.platform.now_millis)();
+        assert!(!app.pending_invalidations.contains("intro", now));
+    }
 
     #[test]
     fn a_pending_page_is_read_past_the_cache_until_it_lands_or_its_entry_expires() {

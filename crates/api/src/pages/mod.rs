@@ -309,7 +309,8 @@ async fn put_page(
 ) -> Result<Response, Problem> {
     draft.validate()?;
     let author = identity.author();
-    let written = timed(
+    let mut owed = cached::Owed::new(&app, &slug, background.as_deref());
+    let saved = timed(
         &app,
         &timings,
         "db",
@@ -323,17 +324,23 @@ async fn put_page(
             },
             &precondition,
             lock_wait(&app, &db),
+            &mut |ended| owed.after(ended),
         ),
     )
-    .await
-    .map_err(db_problem)?;
+    .await;
+    let written = match saved {
+        Ok(written) => written,
+        Err(e) => return Err(failed_write(owed, e)),
+    };
     let (status, page) = match written {
         Written::Created(page) => (StatusCode::CREATED, page),
         Written::Updated(page) => (StatusCode::OK, page),
-        Written::PreconditionFailed => return Err(precondition_failed(&slug)),
+        Written::PreconditionFailed => {
+            owed.release();
+            return Err(precondition_failed(&slug));
+        }
     };
-    cached::PageCache::new(&app, &redis, &timings)
-        .invalidate(&slug, background.as_deref())
+    owed.send(&cached::PageCache::new(&app, &redis, &timings))
         .await;
     let location =
         HeaderValue::from_str(&format!("/v1/pages/{slug}")).expect("slugs are header-safe");
@@ -388,24 +395,50 @@ async fn delete_page(
     Transactional(db): Transactional,
     precondition: Precondition,
 ) -> Result<StatusCode, Problem> {
-    match timed(
+    let mut owed = cached::Owed::new(&app, &slug, background.as_deref());
+    let deleted = timed(
         &app,
         &timings,
         "db",
-        store::delete(&db, &slug, &precondition, lock_wait(&app, &db)),
+        store::delete(
+            &db,
+            &slug,
+            &precondition,
+            lock_wait(&app, &db),
+            &mut |ended| owed.after(ended),
+        ),
     )
-    .await
-    .map_err(db_problem)?
-    {
+    .await;
+    let deleted = match deleted {
+        Ok(deleted) => deleted,
+        Err(e) => return Err(failed_write(owed, e)),
+    };
+    match deleted {
         Deleted::Deleted => {
-            cached::PageCache::new(&app, &redis, &timings)
-                .invalidate(&slug, background.as_deref())
+            owed.send(&cached::PageCache::new(&app, &redis, &timings))
                 .await;
             Ok(StatusCode::NO_CONTENT)
         }
-        Deleted::NotFound => Err(not_found(&slug)),
-        Deleted::PreconditionFailed => Err(precondition_failed(&slug)),
+        Deleted::NotFound => {
+            owed.release();
+            Err(not_found(&slug))
+        }
+        Deleted::PreconditionFailed => {
+            owed.release();
+            Err(precondition_failed(&slug))
+        }
     }
+}
+
+/// The problem for a write that failed, with what it owes the cache: a
+/// `COMMIT` that failed for want of an answer may have landed, and its
+/// invalidation goes out after the response (`owed` dropped still owed);
+/// otherwise nothing was written.
+fn failed_write(owed: cached::Owed, error: tidb_http::Error) -> Problem {
+    if !error.may_have_committed() {
+        owed.release();
+    }
+    db_problem(error)
 }
 
 /// A page's revisions, newest first, with keyset pagination.

@@ -282,6 +282,12 @@ impl Locked {
     }
 }
 
+/// Told the end ([`tidb_http::Tx::ended`]) of each transaction a write
+/// opens, as soon as it is open: for what must follow the write's outcome
+/// at the database even when the write itself is cut off (its page's
+/// cache invalidation).
+pub type WatchTx<'a> = &'a mut (dyn FnMut(tidb_http::Ended) + Send);
+
 /// Creates the page or appends a revision, if `precondition` holds.
 pub async fn save(
     db: &Client,
@@ -289,6 +295,7 @@ pub async fn save(
     draft: &Draft<'_>,
     precondition: &Precondition,
     wait: LockWait,
+    watch: WatchTx<'_>,
 ) -> Result<Written, tidb_http::Error> {
     // Two writers creating the same new page both see no row; the second
     // insert then waits for the first and fails on the unique slug. Once
@@ -296,9 +303,9 @@ pub async fn save(
     // The same once more for a transaction the database rolled back for a
     // conflict (a deadlock, TiDB's write conflicts): it says running it
     // again is safe, and the client should not have to.
-    match try_save(db, slug, draft, precondition, wait).await {
+    match try_save(db, slug, draft, precondition, wait, watch).await {
         Err(e) if e.is_duplicate_entry() || e.is_retryable_transaction() => {
-            try_save(db, slug, draft, precondition, wait).await
+            try_save(db, slug, draft, precondition, wait, watch).await
         }
         other => other,
     }
@@ -310,8 +317,10 @@ async fn try_save(
     draft: &Draft<'_>,
     precondition: &Precondition,
     wait: LockWait,
+    watch: WatchTx<'_>,
 ) -> Result<Written, tidb_http::Error> {
     let mut tx = db.begin(Some(WRITE_ISOLATION)).await?;
+    watch(tx.ended());
     let outcome = async {
         let locked = Locked::lock(&mut tx, slug, wait).await?;
         let current = locked.as_ref().and_then(Locked::live_tag);
@@ -331,7 +340,10 @@ async fn try_save(
                     .bind(row.id),
                 )
                 .await?;
-                (row.id, row.revision + 1, false, row.now)
+                // A deleted page written again is created anew to its
+                // readers, who last got a 404: 201 (RFC 9110, 9.3.4).
+                let created = row.deleted != 0;
+                (row.id, row.revision + 1, created, row.now)
             }
             None => {
                 // Another writer may be inserting this slug (see
@@ -352,7 +364,7 @@ async fn try_save(
                         .bind(now.as_str()),
                     )
                     .await?;
-                let id = inserted.last_insert_id().unwrap_or_default() as i64;
+                let id = inserted.inserted_id()? as i64;
                 (id, 1, true, now)
             }
         };
@@ -410,9 +422,12 @@ pub async fn delete(
     slug: &str,
     precondition: &Precondition,
     wait: LockWait,
+    watch: WatchTx<'_>,
 ) -> Result<Deleted, tidb_http::Error> {
-    match try_delete(db, slug, precondition, wait).await {
-        Err(e) if e.is_retryable_transaction() => try_delete(db, slug, precondition, wait).await,
+    match try_delete(db, slug, precondition, wait, watch).await {
+        Err(e) if e.is_retryable_transaction() => {
+            try_delete(db, slug, precondition, wait, watch).await
+        }
         other => other,
     }
 }
@@ -422,8 +437,10 @@ async fn try_delete(
     slug: &str,
     precondition: &Precondition,
     wait: LockWait,
+    watch: WatchTx<'_>,
 ) -> Result<Deleted, tidb_http::Error> {
     let mut tx = db.begin(Some(WRITE_ISOLATION)).await?;
+    watch(tx.ended());
     let outcome = async {
         let locked = Locked::lock(&mut tx, slug, wait).await?;
         let Some(current) = locked.as_ref().and_then(Locked::live_tag) else {
@@ -527,8 +544,10 @@ mod tests {
     #[tokio::test]
     async fn writes_and_deletes_wait_for_the_row_no_longer_than_told() {
         let api = page_api("none", 0, 0);
-        save(&api.client(), "p", &DRAFT, &ANY, WAIT).await.unwrap();
-        delete(&api.client(), "p", &ANY, LockWait { secs: 2 })
+        save(&api.client(), "p", &DRAFT, &ANY, WAIT, &mut |_| {})
+            .await
+            .unwrap();
+        delete(&api.client(), "p", &ANY, LockWait { secs: 2 }, &mut |_| {})
             .await
             .unwrap();
         let locking_reads = api.sent("SELECT id, revision");
@@ -543,20 +562,56 @@ mod tests {
         );
     }
 
+    /// The SQL API without page `p`: its insert gets id 8.
+    fn no_page(query: &str) -> &'static str {
+        if query.starts_with("INSERT INTO pages") {
+            r#"{"types":[],"rows":[],"rowsAffected":1,"sLastInsertID":"8"}"#
+        } else {
+            no_page_nor_insert_id(query)
+        }
+    }
+
+    /// The same, but the insert's answer says no id.
+    fn no_page_nor_insert_id(query: &str) -> &'static str {
+        if query.starts_with("SELECT id, revision") {
+            r#"{"types":[{"name":"id","type":"BIGINT","nullable":false}],"rows":[]}"#
+        } else if query.starts_with("SELECT UTC_TIMESTAMP") {
+            r#"{"types":[{"name":"now","type":"VARCHAR","nullable":false}],
+                "rows":[["2026-12-04 10:00:00.000"]]}"#
+        } else {
+            DONE
+        }
+    }
+
+    #[tokio::test]
+    async fn a_new_page_gets_the_id_its_insert_generated_and_none_made_up() {
+        let api = ScriptedSql::new(no_page, "none", (400, 0, ""), 0);
+        let written = save(&api.client(), "p", &DRAFT, &ANY, WAIT, &mut |_| {})
+            .await
+            .unwrap();
+        let Written::Created(page) = written else {
+            panic!("{written:?}")
+        };
+        assert_eq!(page.id, 8);
+        let revision = &api.sent("INSERT INTO revisions")[0];
+        assert!(revision.contains("VALUES (8, 1, "), "{revision}");
+
+        // Without an id, nothing is committed under a made-up one (0).
+        let api = ScriptedSql::new(no_page_nor_insert_id, "none", (400, 0, ""), 0);
+        let error = save(&api.client(), "p", &DRAFT, &ANY, WAIT, &mut |_| {})
+            .await
+            .unwrap_err();
+        assert!(error.to_string().contains("lastInsertID"), "{error}");
+        assert_eq!(api.count("INSERT INTO revisions"), 0);
+        assert_eq!(api.count("COMMIT"), 0);
+    }
+
     #[tokio::test]
     async fn a_new_page_waits_for_another_writer_inserting_it_no_longer_than_for_a_row() {
-        fn no_page(query: &str) -> &'static str {
-            if query.starts_with("SELECT id, revision") {
-                r#"{"types":[{"name":"id","type":"BIGINT","nullable":false}],"rows":[]}"#
-            } else if query.starts_with("SELECT UTC_TIMESTAMP") {
-                r#"{"types":[{"name":"now","type":"VARCHAR","nullable":false}],
-                    "rows":[["2026-12-04 10:00:00.000"]]}"#
-            } else {
-                DONE
-            }
-        }
         let api = ScriptedSql::new(no_page, "none", (400, 0, ""), 0);
-        let written = save(&api.client(), "p", &DRAFT, &ANY, WAIT).await.unwrap();
+        let written = save(&api.client(), "p", &DRAFT, &ANY, WAIT, &mut |_| {})
+            .await
+            .unwrap();
         assert!(matches!(written, Written::Created(_)), "{written:?}");
         let sent = api.sent("");
         let position = |prefix: &str| sent.iter().position(|q| q.starts_with(prefix));
@@ -567,7 +622,9 @@ mod tests {
 
         // A page that is there was locked by the read: nothing to set.
         let api = page_api("none", 0, 0);
-        save(&api.client(), "p", &DRAFT, &ANY, WAIT).await.unwrap();
+        save(&api.client(), "p", &DRAFT, &ANY, WAIT, &mut |_| {})
+            .await
+            .unwrap();
         assert_eq!(api.count("SET"), 0);
     }
 
@@ -575,7 +632,9 @@ mod tests {
     async fn a_write_rolled_back_for_a_conflict_is_run_once_more() {
         // TiDB's write conflict at the commit, then a commit that holds.
         let api = page_api("COMMIT", 9007, 1);
-        let Written::Updated(page) = save(&api.client(), "p", &DRAFT, &ANY, WAIT).await.unwrap()
+        let Written::Updated(page) = save(&api.client(), "p", &DRAFT, &ANY, WAIT, &mut |_| {})
+            .await
+            .unwrap()
         else {
             panic!("not an update");
         };
@@ -584,12 +643,16 @@ mod tests {
 
         // A deadlock's victim at the locking read.
         let api = page_api("SELECT id, revision", 1213, 1);
-        let written = save(&api.client(), "p", &DRAFT, &ANY, WAIT).await.unwrap();
+        let written = save(&api.client(), "p", &DRAFT, &ANY, WAIT, &mut |_| {})
+            .await
+            .unwrap();
         assert!(matches!(written, Written::Updated(_)), "{written:?}");
         assert_eq!(api.count("BEGIN"), 2);
 
         let api = page_api("UPDATE pages SET deleted_at", 8022, 1);
-        let deleted = delete(&api.client(), "p", &ANY, WAIT).await.unwrap();
+        let deleted = delete(&api.client(), "p", &ANY, WAIT, &mut |_| {})
+            .await
+            .unwrap();
         assert!(matches!(deleted, Deleted::Deleted), "{deleted:?}");
         assert_eq!((api.count("BEGIN"), api.count("COMMIT")), (2, 1));
     }
@@ -598,7 +661,7 @@ mod tests {
     async fn a_second_conflict_or_a_refusal_for_now_is_the_callers() {
         // Once more only: the second conflict goes to the client (a 503).
         let api = page_api("COMMIT", 9007, 2);
-        let error = save(&api.client(), "p", &DRAFT, &ANY, WAIT)
+        let error = save(&api.client(), "p", &DRAFT, &ANY, WAIT, &mut |_| {})
             .await
             .unwrap_err();
         assert!(error.is_retryable_transaction(), "{error}");
@@ -606,7 +669,7 @@ mod tests {
 
         // Out of connections: not run again here, the database is busy.
         let api = page_api("BEGIN", 1040, 1);
-        let error = save(&api.client(), "p", &DRAFT, &ANY, WAIT)
+        let error = save(&api.client(), "p", &DRAFT, &ANY, WAIT, &mut |_| {})
             .await
             .unwrap_err();
         assert!(
@@ -616,7 +679,9 @@ mod tests {
         assert_eq!(api.count("BEGIN"), 1);
 
         let api = page_api("UPDATE pages SET deleted_at", 1205, 1);
-        let error = delete(&api.client(), "p", &ANY, WAIT).await.unwrap_err();
+        let error = delete(&api.client(), "p", &ANY, WAIT, &mut |_| {})
+            .await
+            .unwrap_err();
         assert_eq!(error.mysql_errno(), Some(1205));
         assert_eq!(api.count("BEGIN"), 1);
     }
