@@ -24,6 +24,11 @@ const ZONE: &str = "example.com";
 /// Secret values: none may ever appear in any output.
 const DATABASE_URL: &str = "mysql://app:db-pa55word-e2e@tidb.example.com:4000/app";
 const BINDING_SECRET: &str = "binding-s3cret-e2e-0123456789abcdef";
+/// The database URL after a rotation, as `(variable, value)`.
+const ROTATED: (&str, &str) = (
+    "EDGE_API_RC_TIDB_DATABASE_URL",
+    "mysql://app:r0tated-pa55word-e2e@tidb.example.com:4000/app",
+);
 
 async fn standin() -> StandIn {
     StandIn::start(Config {
@@ -181,6 +186,11 @@ access = ["admin"]
     }
 
     fn deploy(&self, standin: &StandIn, extra: &[&str]) -> Run {
+        self.deploy_with(standin, extra, &[])
+    }
+
+    /// A deploy with `env` set on top of the usual secrets.
+    fn deploy_with(&self, standin: &StandIn, extra: &[&str], env: &[(&str, &str)]) -> Run {
         let bundle = self.dir.join("bundle");
         let mut args = vec![
             "deploy",
@@ -191,7 +201,7 @@ access = ["admin"]
             bundle.to_str().unwrap(),
         ];
         args.extend_from_slice(extra);
-        self.xtask(standin, &args)
+        self.xtask_with(standin, &args, env)
     }
 
     fn plan(&self, standin: &StandIn) -> Run {
@@ -234,7 +244,14 @@ impl Run {
         self.no_secrets()
     }
     fn no_secrets(self) -> Self {
-        for secret in [DATABASE_URL, BINDING_SECRET, "db-pa55word-e2e", TOKEN] {
+        for secret in [
+            DATABASE_URL,
+            BINDING_SECRET,
+            "db-pa55word-e2e",
+            ROTATED.1,
+            "r0tated-pa55word-e2e",
+            TOKEN,
+        ] {
             assert!(
                 !self.stdout().contains(secret) && !self.stderr().contains(secret),
                 "a secret was printed: {}{}",
@@ -297,6 +314,23 @@ fn current_version(standin: &StandIn) -> String {
     versions[0]["version_id"].as_str().unwrap().to_owned()
 }
 
+/// The current deployment's versions and their shares of traffic.
+fn current_shares(standin: &StandIn) -> Vec<(String, f64)> {
+    standin
+        .current_deployment("edge-api-rc")
+        .expect("the Worker is deployed")["versions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| {
+            (
+                v["version_id"].as_str().unwrap().to_owned(),
+                v["percentage"].as_f64().unwrap(),
+            )
+        })
+        .collect()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_fresh_deploy_creates_everything_and_a_second_writes_nothing() {
     let standin = standin().await;
@@ -331,6 +365,8 @@ async fn a_fresh_deploy_creates_everything_and_a_second_writes_nothing() {
 
     standin.reset_counters();
     let fresh = project.deploy(&standin, &[]).ok().json();
+    // One report on stdout, saying the migrations were left out.
+    assert_eq!(fresh.get("migrations"), Some(&Value::Null), "{fresh}");
     let fresh_calls = standin.request_count();
     let fresh_writes = standin.write_count();
     eprintln!(
@@ -635,9 +671,11 @@ async fn failed_health_checks_roll_the_worker_back() {
     project.deploy(&standin, &[]).ok();
     let good = current_version(&standin);
 
+    // With a rotated secret too: going back to the version before it is
+    // what the API refuses without `force`.
     project.describe("rc-broken");
     standin.set_host_healthy("rc-api.example.com", false);
-    let run = project.deploy(&standin, &[]).no_secrets();
+    let run = project.deploy_with(&standin, &[], &[ROTATED]).no_secrets();
     assert_eq!(run.code(), Some(1), "{}", run.stderr());
     assert!(run.stderr().contains("rolled back"), "{}", run.stderr());
     assert_eq!(
@@ -645,6 +683,43 @@ async fn failed_health_checks_roll_the_worker_back() {
         good,
         "serving the previous version"
     );
+    assert_eq!(
+        standin
+            .secret_value("edge-api-rc", "TIDB_DATABASE_URL")
+            .as_deref(),
+        Some(DATABASE_URL)
+    );
+    assert_every_request_valid(&standin);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_deploy_during_a_canary_restores_the_split() {
+    let standin = standin().await;
+    let project = Project::new("canary-health");
+    project.deploy(&standin, &[]).ok();
+    project.describe("rc-canary");
+    project
+        .deploy_with(&standin, &["--percent", "10"], &[ROTATED])
+        .ok();
+    let canary = current_shares(&standin);
+    assert_eq!(canary.len(), 2, "{canary:?}");
+
+    // Promoting the canary fails: the split comes back, not the canary
+    // alone at 100%.
+    standin.set_host_healthy("rc-api.example.com", false);
+    let run = project.deploy_with(&standin, &[], &[ROTATED]).no_secrets();
+    assert_eq!(run.code(), Some(1), "{}", run.stderr());
+    assert!(run.stderr().contains("rolled back"), "{}", run.stderr());
+    assert_eq!(current_shares(&standin), canary);
+
+    // New code during the canary fails: the same split comes back, not
+    // the canary at 100%.
+    project.describe("rc-next");
+    let run = project
+        .deploy_with(&standin, &["--percent", "10"], &[ROTATED])
+        .no_secrets();
+    assert_eq!(run.code(), Some(1), "{}", run.stderr());
+    assert_eq!(current_shares(&standin), canary);
     assert_every_request_valid(&standin);
 }
 
@@ -833,16 +908,23 @@ async fn rollback_and_destroy() {
     project.deploy(&standin, &[]).ok();
     let first = current_version(&standin);
     project.describe("rc-second");
-    project.deploy(&standin, &[]).ok();
+    project.deploy_with(&standin, &[], &[ROTATED]).ok();
     let second = current_version(&standin);
     assert_ne!(first, second);
 
+    // Back to before the secret's rotation, which the API allows forced.
     let run = project
         .xtask(&standin, &["rollback", "--health-timeout", "5"])
         .ok()
         .json();
     assert_eq!(run["to"], first.as_str());
     assert_eq!(current_version(&standin), first);
+    assert_eq!(
+        standin
+            .secret_value("edge-api-rc", "TIDB_DATABASE_URL")
+            .as_deref(),
+        Some(DATABASE_URL)
+    );
 
     let refused = Run(project
         .command(&["destroy", "--yes"], "prd")
@@ -988,22 +1070,20 @@ async fn a_gradual_deploy_splits_traffic_and_the_next_one_completes_it() {
 
     project.describe("rc-canary");
     project.deploy(&standin, &["--percent", "10"]).ok();
-    let split = standin.current_deployment("edge-api-rc").unwrap();
-    let shares: Vec<(String, f64)> = split["versions"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|v| {
-            (
-                v["version_id"].as_str().unwrap().to_owned(),
-                v["percentage"].as_f64().unwrap(),
-            )
-        })
-        .collect();
-    assert_eq!(shares.len(), 2, "{split}");
+    let shares = current_shares(&standin);
+    assert_eq!(shares.len(), 2, "{shares:?}");
     let new = shares.iter().find(|(id, _)| *id != old).unwrap().clone();
     assert_eq!(new.1, 10.0);
     assert!(shares.contains(&(old.clone(), 90.0)), "{shares:?}");
+
+    // Raising its share keeps the split with the old version, and settles.
+    project.deploy(&standin, &["--percent", "20"]).ok();
+    assert_eq!(
+        current_shares(&standin),
+        [(new.0.clone(), 20.0), (old.clone(), 80.0)]
+    );
+    let again = project.deploy(&standin, &["--percent", "20"]).ok().json();
+    assert_eq!(again["api_writes"], 0, "{again}");
 
     // The plan of a plain deploy now is to move the new version to 100%,
     // without uploading anything again.
@@ -1025,4 +1105,144 @@ async fn a_gradual_deploy_splits_traffic_and_the_next_one_completes_it() {
     );
     assert_eq!(current_version(&standin), new.0);
     assert_every_request_valid(&standin);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deploy_that_loses_its_lock_during_the_health_checks_does_not_roll_back() {
+    let standin = standin().await;
+    let project = Project::new("lost");
+    project.deploy(&standin, &[]).ok();
+    let good = current_version(&standin);
+
+    project.describe("rc-broken");
+    standin.set_host_healthy("rc-api.example.com", false);
+    standin.reset_counters();
+    let renew_every_step = [("EDGE_API_DEPLOY_LOCK_RENEW_SECS", "0")];
+    let bundle = project.dir.join("bundle");
+    let deploy_args = [
+        "deploy",
+        "--skip-migrations",
+        "--health-timeout",
+        "5",
+        "--bundle",
+        bundle.to_str().unwrap(),
+    ];
+    let client = reqwest::Client::new();
+    let stopped = std::thread::scope(|scope| {
+        let run = scope.spawn(|| project.xtask_with(&standin, &deploy_args, &renew_every_step));
+        tokio::task::block_in_place(|| {
+            tokio::runtime::Handle::current().block_on(async {
+                // The eighth renewal comes before the health checks (see
+                // a_running_deploy_renews_its_lock_and_stops_when_it_is_taken_away);
+                // the lock is broken while they wait on the unhealthy API.
+                let renewals = || {
+                    standin
+                        .requests()
+                        .iter()
+                        .filter(|r| {
+                            r.operation.as_deref()
+                                == Some("dns-records-for-a-zone-patch-dns-record")
+                        })
+                        .count()
+                };
+                let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+                while renewals() < 8 {
+                    assert!(
+                        std::time::Instant::now() < deadline,
+                        "{:#?}",
+                        standin.requests()
+                    );
+                    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+                }
+                let taken = lock_records(&standin)
+                    .pop()
+                    .expect("the deploy holds the lock");
+                let deleted = client
+                    .delete(format!(
+                        "{}/zones/{ZONE_ID}/dns_records/{}",
+                        standin.base_url(),
+                        taken["id"].as_str().unwrap()
+                    ))
+                    .bearer_auth(TOKEN)
+                    .send()
+                    .await
+                    .unwrap();
+                assert!(deleted.status().is_success());
+            })
+        });
+        run.join().unwrap()
+    });
+    let stopped = stopped.no_secrets();
+    assert_eq!(stopped.code(), Some(1), "{}", stopped.stderr());
+    for says in [
+        "health checks failed",
+        "the Worker was not rolled back",
+        "the deploy lock was taken from this deploy",
+    ] {
+        assert!(
+            stopped.stderr().contains(says),
+            "{says}: {}",
+            stopped.stderr()
+        );
+    }
+    // The Worker is as the deploy left it: the broken version, not the
+    // previous one (another deploy may hold the environment now).
+    assert_ne!(current_version(&standin), good);
+    assert!(lock_records(&standin).is_empty());
+    assert_every_request_valid(&standin);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pages_rollback_behind_the_tools_back_is_drift() {
+    let standin = standin().await;
+    let project = Project::new("pages-rollback");
+    project.deploy(&standin, &[]).ok();
+    let canonical = |standin: &StandIn| {
+        standin.pages_project("edge-web-rc").unwrap()["canonical_deployment"]["id"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    };
+    let first = canonical(&standin);
+    std::fs::write(
+        project.dir.join("sites/web/index.html"),
+        "<!doctype html><title>web, second</title>\n",
+    )
+    .unwrap();
+    project.deploy(&standin, &[]).ok();
+    let second = canonical(&standin);
+    assert_ne!(first, second);
+    assert_eq!(changes(&project.plan(&standin).ok().json()), []);
+
+    // Someone rolls production back to the first site: the newest
+    // deployment is still the second, but production serves the first.
+    let rolled = reqwest::Client::new()
+        .post(format!(
+            "{}/accounts/{ACCOUNT}/pages/projects/edge-web-rc/deployments/{first}/rollback",
+            standin.base_url()
+        ))
+        .bearer_auth(TOKEN)
+        .json(&Value::Null)
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        rolled.status().is_success(),
+        "{}",
+        rolled.text().await.unwrap()
+    );
+    let project_view = standin.pages_project("edge-web-rc").unwrap();
+    assert_eq!(project_view["latest_deployment"]["id"], second.as_str());
+    assert_eq!(project_view["canonical_deployment"]["id"], first.as_str());
+
+    let drift = project.plan(&standin);
+    assert_eq!(drift.code(), Some(2), "{}", drift.stderr());
+    assert_eq!(
+        changes(&drift.json()),
+        [("update".into(), "pages-site".into(), "edge-web-rc".into())]
+    );
+    project.deploy(&standin, &[]).ok();
+    let third = canonical(&standin);
+    assert!(third != first && third != second, "a new upload serves");
+    assert_converged(&project, &standin);
 }

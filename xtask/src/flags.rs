@@ -151,10 +151,21 @@ pub struct Deploy {
     pub edge_url: Option<String>,
 
     /// Seconds the health checks may take to pass before the Worker is
-    /// rolled back.
-    #[arg(long, value_name = "SECONDS", default_value_t = 60, value_parser = seconds(1, 3600))]
+    /// rolled back (at most 20 minutes: the deploy lock must outlive them).
+    #[arg(
+        long,
+        value_name = "SECONDS",
+        default_value_t = 60,
+        value_parser = seconds(1, DEPLOY_HEALTH_TIMEOUT_MAX)
+    )]
     pub health_timeout: u64,
 }
+
+/// The longest `deploy --health-timeout`, in seconds: the deploy lock
+/// (30 minutes, deploy/lock.rs) is renewed just before the checks and
+/// must still be this deploy's when they fail and the Worker is rolled
+/// back.
+pub const DEPLOY_HEALTH_TIMEOUT_MAX: u64 = 20 * 60;
 
 #[derive(Debug, Args)]
 pub struct Rollback {
@@ -583,6 +594,24 @@ mod tests {
             panic!("not fuzz");
         };
         assert_eq!(fuzz.time, 3600);
+    }
+
+    #[test]
+    fn deploy_health_checks_end_well_within_the_lock() {
+        let timeout = |text: &str| {
+            let args = ["xtask", "deploy", "--env", "rc", "--health-timeout", text];
+            Xtask::try_parse_from(args).map(|parsed| {
+                let Command::Deploy(deploy) = parsed.command else {
+                    panic!("not deploy");
+                };
+                deploy.health_timeout
+            })
+        };
+        assert_eq!(timeout("20m").unwrap(), 1200);
+        for text in ["1h", "3600", "1201"] {
+            let error = timeout(text).unwrap_err().to_string();
+            assert!(error.contains("outside 1 to 1200 s"), "{text}: {error}");
+        }
     }
 
     #[test]

@@ -9,6 +9,7 @@
 //! "dirty" and refuse every later run, while running it again, once fixed,
 //! is safe.
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::time::{Duration, Instant};
@@ -23,7 +24,7 @@ use crate::project;
 use crate::ui::Ui;
 
 #[derive(Debug, Serialize)]
-struct Report {
+pub struct Report {
     /// Where, without credentials.
     target: String,
     applied: usize,
@@ -31,33 +32,71 @@ struct Report {
     version: Option<i64>,
 }
 
+impl Report {
+    /// The report for a person.
+    pub fn summary(&self) -> String {
+        format!(
+            "applied {} migration(s); {} is at version {}",
+            self.applied,
+            self.target,
+            self.version
+                .map_or_else(|| "none".to_owned(), |v| v.to_string())
+        )
+    }
+}
+
 pub fn run(ui: &Ui, flags: &flags::Migrate) -> anyhow::Result<()> {
-    let (url, tls, target) = target(flags)?;
-    let source = flags
-        .source
-        .clone()
-        .unwrap_or_else(|| project::root().join("migrations"));
-    let (applied, version) = ui.step(&format!("apply {} to {target}", source.display()), || {
-        apply_from(&url, &source, tls)
-    })?;
-    let report = Report {
-        target,
-        applied,
-        version,
-    };
+    let report = apply_to_target(ui, flags)?;
     if ui.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {
-        eprintln!(
-            "  applied {} migration(s); {} is at version {}",
-            report.applied,
-            report.target,
-            report
-                .version
-                .map_or_else(|| "none".to_owned(), |v| v.to_string())
-        );
+        eprintln!("  {}", report.summary());
     }
     Ok(())
+}
+
+/// Applies what `flags`' target lacks, as one step, and reports it without
+/// printing: `deploy` puts the report in its own, so that its `--json`
+/// output stays one document.
+pub fn apply_to_target(ui: &Ui, flags: &flags::Migrate) -> anyhow::Result<Report> {
+    let (url, tls, target) = target(flags)?;
+    let source = source(flags);
+    let (applied, version) = ui.step(&format!("apply {} to {target}", source.display()), || {
+        apply_from(&url, &source, tls)
+    })?;
+    Ok(Report {
+        target,
+        applied,
+        version,
+    })
+}
+
+/// How many migrations `flags`' target lacks (or holds otherwise than the
+/// source: applying stops on those), read without writing anything, and
+/// where the target is: `deploy` takes its lock, and migrates under it,
+/// only when there is something to do.
+pub fn pending(ui: &Ui, flags: &flags::Migrate) -> anyhow::Result<(usize, Report)> {
+    let (url, tls, target) = target(flags)?;
+    let source = source(flags);
+    let (pending, version) = ui.step(
+        &format!("compare {} with {target}", source.display()),
+        || pending_from(&url, &source, tls),
+    )?;
+    Ok((
+        pending,
+        Report {
+            target,
+            applied: 0,
+            version,
+        },
+    ))
+}
+
+fn source(flags: &flags::Migrate) -> PathBuf {
+    flags
+        .source
+        .clone()
+        .unwrap_or_else(|| project::root().join("migrations"))
 }
 
 /// The database URL, whether to require TLS, and a printable name.
@@ -108,17 +147,7 @@ fn apply_from(url: &str, source: &Path, tls: bool) -> anyhow::Result<(usize, Opt
         let migrator = Migrator::new(source.as_path())
             .await
             .with_context(|| format!("reading {}", source.display()))?;
-        let mut options = MySqlConnectOptions::from_str(url)
-            .map_err(|_| anyhow::anyhow!("the database URL is not a mysql:// URL"))?;
-        if tls {
-            options = options.ssl_mode(MySqlSslMode::VerifyIdentity);
-        }
-        let pool = MySqlPoolOptions::new()
-            .max_connections(1)
-            .acquire_timeout(Duration::from_secs(10))
-            .connect_with(options)
-            .await
-            .context("connecting to the database")?;
+        let pool = connect(url, tls).await?;
         let interrupted = clear_failed(&pool).await;
         if !interrupted.is_empty() {
             eprintln!(
@@ -142,6 +171,65 @@ fn apply_from(url: &str, source: &Path, tls: bool) -> anyhow::Result<(usize, Opt
         pool.close().await;
         Ok((applied_after.saturating_sub(applied_before), version))
     })
+}
+
+/// [`pending`] from `source`: how many, and the newest applied version.
+fn pending_from(url: &str, source: &Path, tls: bool) -> anyhow::Result<(usize, Option<i64>)> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async {
+        let migrator = Migrator::new(source)
+            .await
+            .with_context(|| format!("reading {}", source.display()))?;
+        let pool = connect(url, tls).await?;
+        // No table yet: nothing is applied.
+        let applied: BTreeMap<i64, Vec<u8>> = sqlx::query_as::<_, (i64, Vec<u8>)>(
+            "SELECT version, checksum FROM _sqlx_migrations WHERE success",
+        )
+        .fetch_all(&pool)
+        .await
+        .map(|rows| rows.into_iter().collect())
+        .unwrap_or_default();
+        pool.close().await;
+        let wanted = migrator
+            .iter()
+            .filter(|m| !m.migration_type.is_down_migration())
+            .map(|m| (m.version, m.checksum.as_ref()));
+        Ok((lacking(wanted, &applied), applied.keys().max().copied()))
+    })
+}
+
+/// Of `source`'s migrations (version, checksum), those not in `applied` or
+/// applied with another checksum, plus the applied ones `source` does not
+/// have: what a run would apply, or stop on.
+fn lacking<'a>(
+    source: impl IntoIterator<Item = (i64, &'a [u8])>,
+    applied: &BTreeMap<i64, Vec<u8>>,
+) -> usize {
+    let mut known = BTreeSet::new();
+    let mut count = 0;
+    for (version, checksum) in source {
+        known.insert(version);
+        if applied.get(&version).map(Vec::as_slice) != Some(checksum) {
+            count += 1;
+        }
+    }
+    count + applied.keys().filter(|v| !known.contains(*v)).count()
+}
+
+async fn connect(url: &str, tls: bool) -> anyhow::Result<sqlx::MySqlPool> {
+    let mut options = MySqlConnectOptions::from_str(url)
+        .map_err(|_| anyhow::anyhow!("the database URL is not a mysql:// URL"))?;
+    if tls {
+        options = options.ssl_mode(MySqlSslMode::VerifyIdentity);
+    }
+    MySqlPoolOptions::new()
+        .max_connections(1)
+        .acquire_timeout(Duration::from_secs(10))
+        .connect_with(options)
+        .await
+        .context("connecting to the database")
 }
 
 async fn applied_count(pool: &sqlx::MySqlPool) -> usize {
@@ -206,6 +294,23 @@ fn is_connection_error(e: &anyhow::Error) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn pending_counts_what_a_run_would_apply_or_stop_on() {
+        let applied = |rows: &[(i64, &[u8])]| -> BTreeMap<i64, Vec<u8>> {
+            rows.iter().map(|(v, c)| (*v, c.to_vec())).collect()
+        };
+        let source: [(i64, &[u8]); 2] = [(1, b"one"), (2, b"two")];
+        assert_eq!(lacking(source, &applied(&source)), 0);
+        assert_eq!(lacking(source, &applied(&[])), 2);
+        assert_eq!(lacking(source, &applied(&[(1, b"one")])), 1);
+        // Edited after it was applied, and applied but no longer shipped.
+        assert_eq!(lacking(source, &applied(&[(1, b"0ne"), (2, b"two")])), 1);
+        assert_eq!(
+            lacking(source, &applied(&[(1, b"one"), (2, b"two"), (3, b"x")])),
+            1
+        );
+    }
 
     #[test]
     fn printed_targets_carry_no_credentials() {

@@ -387,6 +387,94 @@ async fn the_current_version_is_the_newest_of_the_current_deployment() {
     api.assert_clean();
 }
 
+/// `{strategy, versions}` for `(version_id, percentage)` pairs.
+fn split(versions: &[(&str, f64)]) -> Value {
+    let versions: Vec<Value> = versions
+        .iter()
+        .map(|(id, p)| json!({"version_id": id, "percentage": p}))
+        .collect();
+    json!({"strategy": "percentage", "versions": versions})
+}
+
+#[tokio::test]
+async fn going_back_to_a_version_older_than_a_secret_change_needs_force() {
+    let api = start().await;
+    upload(&api).await;
+    let first = current_version_id(&api);
+    let (status, body) = api
+        .put(
+            &script_path("/secrets"),
+            json!({"name": "API_KEY", "text": "rotated", "type": "secret_text"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let rotated = current_version_id(&api);
+
+    let (status, body) = api
+        .post(&script_path("/deployments"), split(&[(&first, 100.0)]))
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert_error(&body, 10220);
+    let message = body["errors"][0]["message"].as_str().unwrap();
+    assert!(
+        message.ends_with("The following secrets have changed: API_KEY"),
+        "{message}"
+    );
+    assert!(!body.to_string().contains("rotated"), "no secret value");
+    assert_eq!(current_version_id(&api), rotated, "nothing deployed");
+
+    let (status, body) = api
+        .post(
+            &script_path("/deployments?force=true"),
+            split(&[(&first, 100.0)]),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(current_version_id(&api), first);
+    // A refusal of the state, not of the request: no violation.
+    api.assert_clean();
+}
+
+#[tokio::test]
+async fn a_split_with_a_serving_version_is_no_rollback() {
+    let api = start().await;
+    upload(&api).await;
+    let stable = current_version_id(&api);
+    let mut meta = metadata();
+    meta["bindings"][1]["text"] = json!("canary-secret");
+    let (status, body) = api
+        .multipart(
+            Method::POST,
+            &script_path("/versions"),
+            worker_form(meta, "worker.js", "export default {}"),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let canary = body["result"]["id"].as_str().unwrap().to_owned();
+    // The stable version serves, so keeping and resizing its share is
+    // allowed although the canary's secret differs.
+    for share in [10.0, 20.0, 100.0] {
+        let mut versions = vec![(canary.as_str(), share)];
+        if share < 100.0 {
+            versions.push((stable.as_str(), 100.0 - share));
+        }
+        let (status, body) = api
+            .post(&script_path("/deployments"), split(&versions))
+            .await;
+        assert_eq!(status, StatusCode::OK, "{share}: {body}");
+    }
+    // Once it no longer serves, bringing it back is a rollback.
+    let back = split(&[(&canary, 10.0), (&stable, 90.0)]);
+    let (status, body) = api.post(&script_path("/deployments"), back.clone()).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert_error(&body, 10220);
+    let (status, body) = api
+        .post(&script_path("/deployments?force=true"), back)
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    api.assert_clean();
+}
+
 #[tokio::test]
 async fn a_bad_deployment_body_is_a_violation() {
     let api = start().await;

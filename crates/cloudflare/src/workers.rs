@@ -653,8 +653,29 @@ impl Workers<'_> {
         script: &str,
         deployment: &CreateDeployment,
     ) -> Result<Deployment> {
+        self.send_deployment(script, deployment, false).await
+    }
+
+    /// [`Self::create_deployment`] with `?force=true`, which the API needs
+    /// to go back to a version older than a secret change (else 400, code
+    /// 10220).
+    pub async fn create_deployment_forced(
+        &self,
+        script: &str,
+        deployment: &CreateDeployment,
+    ) -> Result<Deployment> {
+        self.send_deployment(script, deployment, true).await
+    }
+
+    async fn send_deployment(
+        &self,
+        script: &str,
+        deployment: &CreateDeployment,
+        force: bool,
+    ) -> Result<Deployment> {
         deployment.validate()?;
         let request = Request::post(format!("{}/deployments", self.script_path(script)))
+            .query_opt("force", force.then_some(true))
             .json(deployment)?
             .idempotent(true);
         self.client.send(request).await

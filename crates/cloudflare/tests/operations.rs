@@ -420,9 +420,16 @@ async fn workers_deployments_list_and_gradual_create() {
             let created = workers.create_deployment("api", &split).await.unwrap();
             assert_eq!(created.id, "d1");
             workers.create_deployment("api", &CreateDeployment::single(v2)).await.unwrap();
+            workers.create_deployment_forced("api", &CreateDeployment::single(v1)).await.unwrap();
         },
     )
     .await;
+    assert_eq!(requests[2].query("force"), None);
+    assert_eq!(requests[3].query("force"), Some("true"));
+    assert_eq!(
+        requests[3].json(),
+        json!({"strategy": "percentage", "versions": [{"version_id": v1, "percentage": 100.0}]})
+    );
     assert_eq!(
         requests[1].json(),
         json!({"strategy": "percentage",

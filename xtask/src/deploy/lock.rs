@@ -10,7 +10,8 @@
 //! the next deploy; a live one only with `--break-lock`, for a holder that
 //! is known to be gone (a killed CI job).
 //!
-//! Only a deploy with something to apply takes the lock: a deploy that
+//! Only a deploy with something to apply (a pending migration counts)
+//! takes the lock, and applies all of it under the lock: a deploy that
 //! finds nothing to change makes no write call at all.
 //!
 //! A deploy holds its lock between steps ([`Lock::hold`]): once a third of
@@ -137,6 +138,13 @@ impl Lock {
         if self.renewed.elapsed() < renew_every() {
             return Ok(());
         }
+        self.renew(client).await
+    }
+
+    /// Renews the expiry now, before a wait that [`Lock::hold`] cannot
+    /// interrupt (health checks) and after it, before acting on its
+    /// outcome; fails if the lock is no longer this deploy's.
+    pub async fn renew(&mut self, client: &Client) -> anyhow::Result<()> {
         let input = DnsRecordInput::new("TXT", &self.name, CONTENT)
             .ttl(TTL_AUTO)
             .comment(comment(&self.holder, self.since));
@@ -193,6 +201,12 @@ mod tests {
             tags: vec![],
             priority: None,
         }
+    }
+
+    #[test]
+    fn the_longest_health_check_leaves_time_to_roll_back_under_the_lock() {
+        let longest = Duration::from_secs(crate::flags::DEPLOY_HEALTH_TIMEOUT_MAX);
+        assert!(longest + Duration::from_secs(10 * 60) <= EXPIRY);
     }
 
     #[test]

@@ -5,10 +5,11 @@
 //! description (`plan.rs`); `deploy` then applies the difference in
 //! dependency order: migrations, Access (the Worker needs its audience
 //! tag), the Worker (version, deployment, custom domain), DNS, Pages
-//! (project, domain, site). A deploy that finds nothing to change makes no
-//! write call. One that does takes the environment's lock (`lock.rs`),
-//! plans again under it, applies, checks health and rolls the Worker back
-//! if the checks fail. Each step converges: a deploy interrupted anywhere
+//! (project, domain, site). A deploy that finds nothing to change (no
+//! pending migration, an empty plan) makes no write call. One that does
+//! takes the environment's lock (`lock.rs`), migrates and plans again
+//! under it, applies, checks health and rolls the Worker back if the
+//! checks fail. Each step converges: a deploy interrupted anywhere
 //! is finished by running it again.
 //!
 //! One module per kind of resource (`access`, `worker`, `dns`, `pages`),
@@ -466,6 +467,8 @@ pub fn plan(ui: &Ui, flags: &flags::Plan) -> anyhow::Result<i32> {
 #[derive(Serialize)]
 struct DeployReport<'a> {
     env: &'a str,
+    /// `None` with `--skip-migrations`.
+    migrations: Option<crate::migrate::Report>,
     changes: &'a [plan::Change],
     deployed_version: Option<String>,
     api_calls: u64,
@@ -479,36 +482,48 @@ pub fn deploy(ui: &Ui, flags: &flags::Deploy) -> anyhow::Result<()> {
     let env = flags.target.env;
     let mut session = Session::open(ui, &flags.target, true)?;
     let bundle = worker_bundle(ui, env, flags.bundle.as_deref())?;
-    if flags.skip_migrations {
-        ui.info("  skip  migrations (--skip-migrations)");
-    } else {
-        crate::migrate::run(
-            ui,
-            &flags::Migrate {
-                local: false,
-                env: Some(env),
-                url: None,
-                source: None,
-            },
-        )?;
-    }
+    let migrations = (!flags.skip_migrations).then_some(flags::Migrate {
+        local: false,
+        env: Some(env),
+        url: None,
+        source: None,
+    });
+    // Only compared here: migrations are applied under the lock, like
+    // every other step.
+    let pending = match &migrations {
+        Some(migrations) => Some(crate::migrate::pending(ui, migrations)?),
+        None => {
+            ui.info("  skip  migrations (--skip-migrations)");
+            None
+        }
+    };
     let percent = flags.percent.unwrap_or(100.0);
     let live = session.read_live(ui)?;
     let first_plan = session.plan(&live, &bundle, percent, flags.adopt)?;
-    if first_plan.is_empty() {
+    if first_plan.is_empty() && pending.as_ref().is_none_or(|(n, _)| *n == 0) {
         eprint!("{}", first_plan.render());
-        return finish_deploy(ui, &session, &first_plan, None, started);
+        let migrated = pending.map(|(_, report)| report);
+        return finish_deploy(ui, &session, &first_plan, None, migrated, started);
     }
 
     let mut lock = session.take_lock(ui, flags.break_lock)?;
-    let result = apply_under_lock(ui, &mut session, &mut lock, &bundle, percent, flags);
+    let mut under_lock = || {
+        let migrated = match &migrations {
+            Some(migrations) => Some(crate::migrate::apply_to_target(ui, migrations)?),
+            None => None,
+        };
+        let (plan, deployed) =
+            apply_under_lock(ui, &mut session, &mut lock, &bundle, percent, flags)?;
+        anyhow::Ok((plan, deployed, migrated))
+    };
+    let result = under_lock();
     let released = session
         .runtime
         .block_on(lock.release(&session.client))
         .context("releasing the deploy lock");
-    let (plan, deployed) = result?;
+    let (plan, deployed, migrated) = result?;
     released?;
-    finish_deploy(ui, &session, &plan, deployed, started)
+    finish_deploy(ui, &session, &plan, deployed, migrated, started)
 }
 
 fn finish_deploy(
@@ -516,6 +531,7 @@ fn finish_deploy(
     session: &Session,
     plan: &Plan,
     deployed: Option<String>,
+    migrations: Option<crate::migrate::Report>,
     started: Instant,
 ) -> anyhow::Result<()> {
     let stats = session.client.stats();
@@ -524,6 +540,7 @@ fn finish_deploy(
             "{}",
             serde_json::to_string_pretty(&DeployReport {
                 env: session.resolved.env.name(),
+                migrations,
                 changes: &plan.changes,
                 deployed_version: deployed,
                 api_calls: stats.requests,
@@ -533,6 +550,9 @@ fn finish_deploy(
             })?
         );
     } else {
+        if let Some(migrations) = &migrations {
+            eprintln!("  {}", migrations.summary());
+        }
         eprintln!(
             "  deployed {} in {} ({})",
             session.resolved.env.name(),
@@ -641,7 +661,9 @@ fn apply_under_lock(
     }
 
     if applied.deployed.is_some() || !plan.is_empty() {
-        session.runtime.block_on(lock.hold(&session.client))?;
+        // Renewed now, not when due: the checks may take up to
+        // `--health-timeout` without a step in between.
+        session.runtime.block_on(lock.renew(&session.client))?;
         let outcome = session.check_health(
             ui,
             session.health_checks(),
@@ -652,20 +674,31 @@ fn apply_under_lock(
             let Some(previous) = applied.previous.filter(|_| applied.deployed.is_some()) else {
                 bail!("health checks failed after the deploy: {failure:#}");
             };
+            // A lock lost during the checks may be another deploy's now:
+            // rolling back would undo its work.
+            session
+                .runtime
+                .block_on(lock.renew(&session.client))
+                .with_context(|| {
+                    format!(
+                        "health checks failed after the deploy ({failure:#}); the Worker was not rolled back"
+                    )
+                })?;
+            let previous_shares = worker::describe(&previous);
             ui.step(
-                &format!("roll the Worker back to version {previous}"),
+                &format!("roll the Worker back to {previous_shares}"),
                 || {
-                    session.runtime.block_on(worker::deploy_version(
+                    session.runtime.block_on(worker::roll_back(
                         &session.client,
                         &account,
                         &session.resolved.worker.script,
-                        &previous,
+                        previous,
                         "rollback by cargo xtask deploy: health checks failed",
                     ))
                 },
             )?;
             bail!(
-                "health checks failed after the deploy ({failure:#}); the Worker was rolled back to version {previous}"
+                "health checks failed after the deploy ({failure:#}); the Worker was rolled back to its previous deployment, {previous_shares}"
             );
         }
     }
@@ -710,11 +743,11 @@ pub fn rollback(ui: &Ui, flags: &flags::Rollback) -> anyhow::Result<()> {
     let result = ui.step(
         &format!("deploy version {target} of {script} at 100%"),
         || {
-            session.runtime.block_on(worker::deploy_version(
+            session.runtime.block_on(worker::roll_back(
                 &session.client,
                 session.account(),
                 &script,
-                &target,
+                vec![(target.clone(), 100.0)],
                 &format!("cargo xtask rollback from {current}"),
             ))
         },

@@ -14,7 +14,7 @@ use std::process::Command;
 use anyhow::Context;
 use cloudflare::pages::{
     CreateProject, DeploymentConfig, DeploymentConfigs, EnvVar, PagesDeployment, PagesDomain,
-    PagesEnvironment, PagesProject, ServiceBinding, UpdateProject,
+    PagesProject, ServiceBinding, UpdateProject,
 };
 use cloudflare::{Client, Sensitive};
 use sha2::{Digest, Sha256};
@@ -43,11 +43,12 @@ pub struct Desired {
     pub site_digest: Option<String>,
 }
 
+/// A project as read; what production serves is the project's
+/// `canonical_deployment`.
 #[derive(Debug, Clone, Default)]
 pub struct Live {
     pub project: Option<PagesProject>,
     pub domains: Vec<PagesDomain>,
-    pub production: Option<PagesDeployment>,
 }
 
 /// A digest of every file under `dir` (paths and bytes), or `None` when
@@ -96,16 +97,9 @@ pub async fn read(client: &Client, account: &str, project: &str) -> anyhow::Resu
         Err(e) => return Err(e.into()),
     };
     let domains = api.list_domains(&project.name).await?;
-    let production = api
-        .list_deployments(&project.name, Some(PagesEnvironment::Production), 1, 1)
-        .await?
-        .items
-        .into_iter()
-        .next();
     Ok(Live {
         project: Some(project),
         domains,
-        production,
     })
 }
 
@@ -212,9 +206,12 @@ pub fn plan(plan: &mut Plan, desired: &Desired, live: &Live) {
         // Deployed by someone else: whatever is there is theirs.
         return;
     };
+    // What production serves: the canonical deployment, not the newest one
+    // (which may have failed, or been rolled back from).
     let live_site = live
-        .production
+        .project
         .as_ref()
+        .and_then(|p| p.canonical_deployment.as_ref())
         .map(|d| deployed_site(d).unwrap_or_else(|| "(not deployed by this tool)".into()));
     let want = desired
         .site_digest
@@ -412,4 +409,93 @@ pub async fn destroy(client: &Client, account: &str, live: &Live) -> anyhow::Res
         api.delete_project(&project.name).await?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn desired(site_digest: &str) -> Desired {
+        Desired {
+            project: "web-rc".into(),
+            hostname: "rc-www.example.com".into(),
+            production_branch: "main".into(),
+            compatibility_date: "2026-04-01".into(),
+            script: None,
+            vars: BTreeMap::new(),
+            secrets: BTreeMap::new(),
+            site: Some(PathBuf::from("sites/web")),
+            site_digest: Some(site_digest.into()),
+        }
+    }
+
+    /// A production deployment of site `digest` whose deploy stage ended
+    /// with `status`.
+    fn deployment(id: &str, digest: &str, status: &str) -> serde_json::Value {
+        serde_json::json!({
+            "id": id,
+            "environment": "production",
+            "latest_stage": {"name": "deploy", "status": status},
+            "deployment_trigger": {"type": "ad_hoc", "metadata": {
+                "branch": "main", "commit_message": site_message(digest),
+            }},
+        })
+    }
+
+    /// The project as Cloudflare returns it, with its newest deployment
+    /// and the one production serves.
+    fn live(latest: serde_json::Value, canonical: serde_json::Value) -> Live {
+        let desired = desired("unused");
+        let project = serde_json::json!({
+            "name": desired.project,
+            "production_branch": desired.production_branch,
+            "deployment_configs": {
+                "preview": config(&desired, &[]),
+                "production": config(&desired, &[]),
+            },
+            "latest_deployment": latest,
+            "canonical_deployment": canonical,
+        });
+        let mut live = Live::default();
+        live.domains.push(PagesDomain {
+            id: None,
+            name: desired.hostname,
+            status: Some("active".into()),
+            zone_tag: None,
+            created_on: None,
+        });
+        live.project = Some(serde_json::from_value(project).unwrap());
+        live
+    }
+
+    fn site_change(live: &Live, want: &str) -> Option<(Action, Option<String>)> {
+        let mut p = Plan::default();
+        plan(&mut p, &desired(want), live);
+        p.change("pages-site", "web-rc")
+            .map(|c| (c.action, c.fields[0].before.clone()))
+    }
+
+    #[test]
+    fn the_site_is_compared_with_what_production_serves() {
+        let old = deployment("d1", "0ld", "success");
+        let new = deployment("d2", "n3w", "success");
+        // Deployed and serving: nothing to do.
+        assert_eq!(site_change(&live(new.clone(), new.clone()), "n3w"), None);
+        // Rolled back to an older deployment by someone: drift.
+        assert_eq!(
+            site_change(&live(new.clone(), old.clone()), "n3w"),
+            Some((Action::Update, Some("\"0ld\"".into())))
+        );
+        // The newest deployment failed: production still serves the old.
+        let failed = deployment("d3", "n3w", "failure");
+        assert_eq!(
+            site_change(&live(failed.clone(), old), "n3w"),
+            Some((Action::Update, Some("\"0ld\"".into())))
+        );
+        // Nothing serves yet (the only deployment failed).
+        assert_eq!(
+            site_change(&live(failed, serde_json::Value::Null), "n3w"),
+            Some((Action::Create, None))
+        );
+    }
 }

@@ -78,14 +78,23 @@ impl Secrets {
     /// readable by its owner only), for what the deploy itself creates,
     /// such as an Access service token's secret, shown by Cloudflare once.
     pub fn remember(&mut self, name: &str, value: Sensitive) -> anyhow::Result<()> {
-        use std::io::Write as _;
+        use std::io::{Read as _, Seek as _, SeekFrom, Write as _};
         use std::os::unix::fs::OpenOptionsExt as _;
         let mut file = std::fs::OpenOptions::new()
             .create(true)
+            .read(true)
             .append(true)
             .mode(0o600)
             .open(&self.env_file)?;
-        writeln!(file, "{name}={}", value.expose())?;
+        // A file edited by hand may not end its last line: the new line
+        // must not run on from it.
+        let mut last = [b'\n'];
+        if file.metadata()?.len() > 0 {
+            file.seek(SeekFrom::End(-1))?;
+            file.read_exact(&mut last)?;
+        }
+        let separator = if last[0] == b'\n' { "" } else { "\n" };
+        writeln!(file, "{separator}{name}={}", value.expose())?;
         self.values
             .insert(name.to_owned(), (value, Source::EnvFile));
         Ok(())
@@ -285,6 +294,63 @@ mod tests {
         assert_eq!(parsed["A"], "1");
         assert_eq!(parsed["B"], "two words");
         assert_eq!(parse_env_file("A=1\nnot a line s3cret\n"), Err(2));
+    }
+
+    #[test]
+    fn remembered_values_start_a_line_of_their_own() {
+        let dir = std::env::temp_dir().join(format!("remember-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let env_file = dir.join(".env.rc");
+        let names = ["B2_KEY_ID", "ACCESS_CLIENT_ID", "ACCESS_CLIENT_SECRET"];
+        for (before, after) in [
+            // A last line without its newline, as editors may leave it.
+            (
+                Some("B2_KEY_ID=keyid123"),
+                "B2_KEY_ID=keyid123\nACCESS_CLIENT_ID=cid.access\n",
+            ),
+            (
+                Some("B2_KEY_ID=keyid123\n"),
+                "B2_KEY_ID=keyid123\nACCESS_CLIENT_ID=cid.access\n",
+            ),
+            (Some(""), "ACCESS_CLIENT_ID=cid.access\n"),
+            (None, "ACCESS_CLIENT_ID=cid.access\n"),
+        ] {
+            let _ = std::fs::remove_file(&env_file);
+            if let Some(before) = before {
+                std::fs::write(&env_file, before).unwrap();
+            }
+            let mut secrets = Secrets::load(&dir, Environment::Rc, &names).unwrap();
+            secrets
+                .remember("ACCESS_CLIENT_ID", Sensitive::from("cid.access"))
+                .unwrap();
+            assert_eq!(
+                std::fs::read_to_string(&env_file).unwrap(),
+                after,
+                "{before:?}"
+            );
+            let reloaded = Secrets::load(&dir, Environment::Rc, &names).unwrap();
+            assert_eq!(
+                reloaded
+                    .get("ACCESS_CLIENT_ID")
+                    .map(|v| v.expose().to_owned()),
+                Some("cid.access".to_owned())
+            );
+            if before.is_some_and(|b| !b.is_empty()) {
+                assert_eq!(
+                    reloaded.get("B2_KEY_ID").map(|v| v.expose().to_owned()),
+                    Some("keyid123".to_owned())
+                );
+            }
+            // A second value follows on its own line too.
+            secrets
+                .remember("ACCESS_CLIENT_SECRET", Sensitive::from("s3cret"))
+                .unwrap();
+            assert_eq!(
+                std::fs::read_to_string(&env_file).unwrap(),
+                format!("{after}ACCESS_CLIENT_SECRET=s3cret\n")
+            );
+        }
+        std::fs::remove_dir_all(dir).unwrap();
     }
 
     #[test]

@@ -10,7 +10,8 @@
 //!
 //! The script is created with one upload (which also deploys it); later
 //! changes are a new version and then a deployment, at 100% or, with
-//! `--percent`, split with the version serving now.
+//! `--percent`, split with the stable version serving now (see
+//! [`shares`]).
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -295,8 +296,54 @@ fn needs_upload(plan: &Plan, script: &str) -> bool {
 pub struct Applied {
     /// The version now deployed, if this run deployed one.
     pub deployed: Option<String>,
-    /// The version serving before, to roll back to.
-    pub previous: Option<String>,
+    /// The deployment serving before, to roll back to: its versions and
+    /// shares as they were (its newest version alone may be the canary, or
+    /// the very version that failed).
+    pub previous: Option<Vec<(String, f64)>>,
+}
+
+impl Applied {
+    fn before(live: &Live) -> Applied {
+        Applied {
+            deployed: None,
+            previous: live.deployment.as_ref().map(|d| {
+                d.versions
+                    .iter()
+                    .map(|v| (v.version_id.clone(), v.percentage))
+                    .collect()
+            }),
+        }
+    }
+}
+
+/// The shares of a deployment giving `version` `percent` of traffic. The
+/// rest goes to the stable version of the live deployment: the one that is
+/// not its newest (the canary), else its only one. So raising a canary's
+/// share keeps its split with the same stable version, and new code during
+/// a canary replaces the canary.
+fn shares(live: &Live, version: &str, percent: f64) -> Vec<(String, f64)> {
+    let newest = live.version.as_ref().map(|(v, _)| v.id.as_str());
+    let serving = live.deployment.iter().flat_map(|d| &d.versions);
+    let stable = serving
+        .map(|v| v.version_id.as_str())
+        .find(|id| Some(*id) != newest)
+        .or(newest);
+    match stable {
+        Some(stable) if percent < 100.0 && stable != version => vec![
+            (version.to_owned(), percent),
+            (stable.to_owned(), 100.0 - percent),
+        ],
+        _ => vec![(version.to_owned(), 100.0)],
+    }
+}
+
+/// A deployment's shares for a message: `a (10%), b (90%)`.
+pub fn describe(shares: &[(String, f64)]) -> String {
+    shares
+        .iter()
+        .map(|(id, percent)| format!("{id} ({percent}%)"))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 pub async fn apply(
@@ -309,10 +356,7 @@ pub async fn apply(
     env: &str,
 ) -> anyhow::Result<Applied> {
     let api = client.workers(account);
-    let mut applied = Applied {
-        deployed: None,
-        previous: live.version.as_ref().map(|(v, _)| v.id.clone()),
-    };
+    let mut applied = Applied::before(live);
     if changes.change("worker", &desired.script).is_some() {
         let vars: Vec<(String, String)> = desired
             .vars
@@ -370,16 +414,8 @@ pub async fn apply(
                     .map(|(v, _)| v.id.clone())
                     .context("no version to shift traffic to")?
             };
-            let deployment = match (&applied.previous, desired.percent) {
-                (Some(previous), p) if p < 100.0 && previous != &version_id => {
-                    CreateDeployment::split(vec![
-                        (version_id.clone(), p),
-                        (previous.clone(), 100.0 - p),
-                    ])
-                }
-                _ => CreateDeployment::single(&version_id),
-            }
-            .message(format!("cargo xtask deploy --env {env}"));
+            let deployment = CreateDeployment::split(shares(live, &version_id, desired.percent))
+                .message(format!("cargo xtask deploy --env {env}"));
             api.create_deployment(&desired.script, &deployment).await?;
             version_id
         };
@@ -403,17 +439,20 @@ pub async fn apply(
     Ok(applied)
 }
 
-/// Sends all traffic to `version` (a rollback).
-pub async fn deploy_version(
+/// Deploys `versions` at their shares (a rollback). Forced: the API
+/// refuses to go back to a version older than a secret change without it
+/// (code 10220), and going back, old secrets included, is what a rollback
+/// is for.
+pub async fn roll_back(
     client: &Client,
     account: &str,
     script: &str,
-    version: &str,
+    versions: Vec<(String, f64)>,
     why: &str,
 ) -> anyhow::Result<()> {
     client
         .workers(account)
-        .create_deployment(script, &CreateDeployment::single(version).message(why))
+        .create_deployment_forced(script, &CreateDeployment::split(versions).message(why))
         .await?;
     Ok(())
 }
@@ -450,6 +489,103 @@ pub fn plan_destroy(plan: &mut Plan, script: &str, live: &Live) {
             script,
             Some(&live_fields(version, *percent)),
             None,
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A live Worker whose current deployment is `shares`, each version
+    /// numbered by its place in `numbers`.
+    fn live(shares: &[(&str, f64)], numbers: &[&str]) -> Live {
+        let number = |id: &str| numbers.iter().position(|n| *n == id).unwrap() + 1;
+        let deployment: Deployment = serde_json::from_value(serde_json::json!({
+            "id": "d",
+            "versions": shares
+                .iter()
+                .map(|(id, p)| serde_json::json!({"version_id": id, "percentage": p}))
+                .collect::<Vec<_>>(),
+        }))
+        .unwrap();
+        let (newest, percent) = shares
+            .iter()
+            .max_by_key(|(id, _)| number(id))
+            .copied()
+            .unwrap();
+        let version: WorkerVersion =
+            serde_json::from_value(serde_json::json!({"id": newest, "number": number(newest)}))
+                .unwrap();
+        Live {
+            deployment: Some(deployment),
+            version: Some((version, percent)),
+            ..Live::default()
+        }
+    }
+
+    fn owned(shares: &[(&str, f64)]) -> Vec<(String, f64)> {
+        shares.iter().map(|(id, p)| (id.to_string(), *p)).collect()
+    }
+
+    #[test]
+    fn a_canary_is_split_with_the_version_serving() {
+        let live = live(&[("stable", 100.0)], &["stable", "canary"]);
+        assert_eq!(
+            shares(&live, "canary", 10.0),
+            owned(&[("canary", 10.0), ("stable", 90.0)])
+        );
+        assert_eq!(shares(&live, "canary", 100.0), owned(&[("canary", 100.0)]));
+    }
+
+    #[test]
+    fn raising_a_canarys_share_keeps_it_split_with_the_stable_version() {
+        // In the order this tool deploys, and in the other.
+        for order in [
+            [("canary", 10.0), ("stable", 90.0)],
+            [("stable", 90.0), ("canary", 10.0)],
+        ] {
+            let live = live(&order, &["stable", "canary"]);
+            assert_eq!(
+                shares(&live, "canary", 20.0),
+                owned(&[("canary", 20.0), ("stable", 80.0)])
+            );
+            assert_eq!(shares(&live, "canary", 100.0), owned(&[("canary", 100.0)]));
+        }
+    }
+
+    #[test]
+    fn new_code_during_a_canary_is_split_with_the_stable_version() {
+        let live = live(
+            &[("canary", 10.0), ("stable", 90.0)],
+            &["stable", "canary", "next"],
+        );
+        assert_eq!(
+            shares(&live, "next", 10.0),
+            owned(&[("next", 10.0), ("stable", 90.0)])
+        );
+    }
+
+    #[test]
+    fn a_rollback_restores_the_previous_deployment_as_it_was() {
+        let canary = live(&[("canary", 10.0), ("stable", 90.0)], &["stable", "canary"]);
+        assert_eq!(
+            Applied::before(&canary).previous,
+            Some(owned(&[("canary", 10.0), ("stable", 90.0)]))
+        );
+        let single = live(&[("stable", 100.0)], &["stable"]);
+        assert_eq!(
+            Applied::before(&single).previous,
+            Some(owned(&[("stable", 100.0)]))
+        );
+        assert_eq!(Applied::before(&Live::default()).previous, None);
+    }
+
+    #[test]
+    fn shares_are_described_with_their_percentages() {
+        assert_eq!(
+            describe(&owned(&[("a", 10.0), ("b", 90.0)])),
+            "a (10%), b (90%)"
         );
     }
 }

@@ -15,8 +15,11 @@
 //! Secret values are never returned. Codes: 10007 script not found, 10020
 //! duplicate route pattern, 10005 route not found, 10056 secret not found,
 //! 10217 version not found, 10216 percentages not summing to 100, 10021
-//! unresolvable inherit binding in a strict upload, 100114 custom domain
-//! not found. Cron Triggers belong to the script: `PUT .../schedules`
+//! unresolvable inherit binding in a strict upload, 10220 a deployment
+//! going back to a version older than a secret change without
+//! `?force=true` (as the published document describes the `force`
+//! parameter; see [`secrets_changed_since`]), 100114 custom domain not
+//! found. Cron Triggers belong to the script: `PUT .../schedules`
 //! replaces them all and uploads or deployments never touch them; an
 //! expression without five fields is refused with 400 (code 10100 is this
 //! stand-in's choice: Cloudflare does not document that one).
@@ -765,6 +768,16 @@ fn create_deployment(script: &mut Script, call: &Call) -> ApiResult {
             "A deployment can split traffic between at most two versions.",
         ));
     }
+    let changed = secrets_changed_since(script, &versions);
+    if !changed.is_empty() && call.query("force") != Some("true") {
+        return Err(ApiError::bad_request(
+            10220,
+            format!(
+                "A secret has changed since this version was active. If you are sure this is ok, add a ?force=true query parameter to allow the rollback. The following secrets have changed: {}",
+                changed.join(", ")
+            ),
+        ));
+    }
     let mut annotations = body["annotations"].clone();
     if !annotations.is_object() {
         annotations = json!({});
@@ -775,6 +788,52 @@ fn create_deployment(script: &mut Script, call: &Call) -> ApiResult {
         annotations,
         "api",
     )))
+}
+
+/// The secrets that differ between the current version and a version of
+/// `entries` that goes back to before it: one older than the current
+/// version and not serving now (a share of the current deployment is
+/// still active, so keeping or resizing it is no rollback).
+fn secrets_changed_since(script: &Script, entries: &[Value]) -> Vec<String> {
+    let Some(current) = script.current_version() else {
+        return Vec::new();
+    };
+    let serving = script.deployments.first().map_or(Vec::new(), |d| {
+        d["versions"].as_array().cloned().unwrap_or_default()
+    });
+    let is_secret = |b: &&Value| b["type"] == "secret_text" || b["type"] == "secret_key";
+    let secret = |version: &Version, name: &Value| -> Option<Value> {
+        version
+            .bindings
+            .iter()
+            .filter(is_secret)
+            .find(|b| b["name"] == *name)
+            .cloned()
+    };
+    let mut changed = Vec::new();
+    for entry in entries {
+        let id = &entry["version_id"];
+        let Some(target) = script.versions.iter().find(|v| v.id == *id) else {
+            continue;
+        };
+        if target.number >= current.number || serving.iter().any(|e| e["version_id"] == *id) {
+            continue;
+        }
+        for binding in current
+            .bindings
+            .iter()
+            .chain(&target.bindings)
+            .filter(is_secret)
+        {
+            let name = &binding["name"];
+            if secret(current, name) != secret(target, name) {
+                changed.push(name.as_str().unwrap_or_default().to_owned());
+            }
+        }
+    }
+    changed.sort();
+    changed.dedup();
+    changed
 }
 
 fn upsert_route(store: &mut Store, call: &Call) -> ApiResult {
