@@ -196,7 +196,7 @@ impl Client {
     /// Runs one statement in autocommit mode.
     pub async fn execute(&self, statement: impl Into<Statement>) -> Result<QueryResult, Error> {
         let (result, _session) = self.send(&statement.into(), Outgoing::default()).await?;
-        Ok(result)
+        result
     }
 
     /// Runs a query and deserializes every row into `T`.
@@ -235,7 +235,8 @@ impl Client {
             isolation,
             ..Outgoing::default()
         };
-        let (_, session) = self.send(&Statement::new("BEGIN"), send).await?;
+        let (result, session) = self.send(&Statement::new("BEGIN"), send).await?;
+        result?;
         Ok(Tx {
             client: self.clone(),
             session,
@@ -253,20 +254,24 @@ impl Client {
             stateful_action: Some("open"),
             ..Outgoing::default()
         };
-        let (_, session) = self.send(&Statement::new(""), send).await?;
+        let (result, session) = self.send(&Statement::new(""), send).await?;
+        result?;
         Ok(StatefulSession {
             client: self.clone(),
             session,
         })
     }
 
-    /// Sends one statement and returns its result and the session the
-    /// answer carried.
+    /// Sends one statement and returns its decoded result and the session
+    /// the answer carried. An answer with a session whose cells do not
+    /// decode still hands over its session (as serverless-js takes the
+    /// session before it parses the rows): the transaction's next
+    /// statement, its `ROLLBACK` among them, must go out with it.
     async fn send(
         &self,
         statement: &Statement,
         send: Outgoing<'_>,
-    ) -> Result<(QueryResult, String), Error> {
+    ) -> Result<(Result<QueryResult, Error>, String), Error> {
         let template = statement.sql();
         let sql = statement.to_sql()?;
         let err = |kind| Error::new(Some(template), kind);
@@ -301,8 +306,7 @@ impl Client {
                 "no {SESSION_HEADER} header in the answer"
             ))));
         }
-        let result = wire.into_result(template).map_err(err)?;
-        Ok((result, session))
+        Ok((wire.into_result(template).map_err(err), session))
     }
 
     fn request(&self, sql: &str, send: &Outgoing<'_>) -> Result<outbound::Request, ErrorKind> {
@@ -438,7 +442,7 @@ impl fmt::Debug for Ended {
 
 /// A statement's exchange with the service: its result and the session
 /// token to send next.
-type Exchange = outbound::BoxFuture<'static, Result<(QueryResult, String), Error>>;
+type Exchange = outbound::BoxFuture<'static, Result<(Result<QueryResult, Error>, String), Error>>;
 
 impl fmt::Debug for Tx {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -490,7 +494,7 @@ impl Tx {
         self.in_flight = None;
         let (result, session) = outcome?;
         self.session = session;
-        Ok(result)
+        result
     }
 
     pub async fn query_as<T: DeserializeOwned>(
@@ -591,7 +595,7 @@ impl StatefulSession {
         };
         let (result, session) = self.client.send(&statement.into(), send).await?;
         self.session = session;
-        Ok(result)
+        result
     }
 
     pub async fn query_as<T: DeserializeOwned>(
@@ -608,7 +612,7 @@ impl StatefulSession {
             stateful_action: Some("close"),
             ..Outgoing::default()
         };
-        self.client.send(&Statement::new(""), send).await?;
+        self.client.send(&Statement::new(""), send).await?.0?;
         Ok(())
     }
 }

@@ -346,6 +346,28 @@ async fn a_failed_commit_is_rolled_back_and_a_finished_transaction_is_not() {
     assert_eq!(header(&rollback, "tidb-session"), Some("f1"));
 }
 
+#[tokio::test]
+async fn an_answer_that_does_not_decode_still_hands_over_its_session() {
+    let (db, fake) = client();
+    fake.answer(200, Some("s1"), "{}");
+    // A BIGINT column whose cell is no number.
+    fake.answer(
+        200,
+        Some("s2"),
+        r#"{"types":[{"name":"n","type":"BIGINT","nullable":false}],"rows":[["x"]]}"#,
+    );
+    fake.answer(200, Some("done"), "{}");
+    let mut tx = db.begin(None).await.unwrap();
+    let error = tx.execute("SELECT n FROM t").await.unwrap_err();
+    assert!(
+        matches!(error.kind(), tidb_http::ErrorKind::Decode(_)),
+        "{error}"
+    );
+    tx.rollback().await.unwrap();
+    let (rollback, _) = fake.request(2);
+    assert_eq!(header(&rollback, "tidb-session"), Some("s2"));
+}
+
 /// Whether `ended` has resolved, without waiting for it.
 fn has_ended(ended: &mut tidb_http::Ended) -> bool {
     use std::future::Future;
