@@ -272,6 +272,25 @@ fn lock_records(standin: &StandIn) -> Vec<Value> {
         .collect()
 }
 
+/// Deletes the deploy lock's record behind the running deploy's back, as
+/// another deploy breaking an expired lock would.
+async fn take_the_lock_away(standin: &StandIn, client: &reqwest::Client) {
+    let taken = lock_records(standin)
+        .pop()
+        .expect("the deploy holds the lock");
+    let deleted = client
+        .delete(format!(
+            "{}/zones/{ZONE_ID}/dns_records/{}",
+            standin.base_url(),
+            taken["id"].as_str().unwrap()
+        ))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert!(deleted.status().is_success());
+}
+
 /// Nothing is left to change, and every request the tool sent matched
 /// Cloudflare's published schema.
 fn assert_converged(project: &Project, standin: &StandIn) {
@@ -860,20 +879,7 @@ async fn a_running_deploy_renews_its_lock_and_stops_when_it_is_taken_away() {
                 while !standin.requests().iter().any(held) {
                     tokio::time::sleep(std::time::Duration::from_millis(20)).await;
                 }
-                let taken = lock_records(&standin)
-                    .pop()
-                    .expect("the deploy holds the lock");
-                let deleted = client
-                    .delete(format!(
-                        "{}/zones/{ZONE_ID}/dns_records/{}",
-                        standin.base_url(),
-                        taken["id"].as_str().unwrap()
-                    ))
-                    .bearer_auth(TOKEN)
-                    .send()
-                    .await
-                    .unwrap();
-                assert!(deleted.status().is_success());
+                take_the_lock_away(&standin, &client).await;
             })
         });
         run.join().unwrap()
@@ -1154,20 +1160,7 @@ async fn a_deploy_that_loses_its_lock_during_the_health_checks_does_not_roll_bac
                     );
                     tokio::time::sleep(std::time::Duration::from_millis(20)).await;
                 }
-                let taken = lock_records(&standin)
-                    .pop()
-                    .expect("the deploy holds the lock");
-                let deleted = client
-                    .delete(format!(
-                        "{}/zones/{ZONE_ID}/dns_records/{}",
-                        standin.base_url(),
-                        taken["id"].as_str().unwrap()
-                    ))
-                    .bearer_auth(TOKEN)
-                    .send()
-                    .await
-                    .unwrap();
-                assert!(deleted.status().is_success());
+                take_the_lock_away(&standin, &client).await;
             })
         });
         run.join().unwrap()
