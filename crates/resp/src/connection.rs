@@ -19,13 +19,8 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use crate::cmd::{cmd, Cmd, Pipeline};
 use crate::error::{from_io, Error, ServerError};
 use crate::reply::{self, Frame, FromReply, Replies, Reply};
-use crate::scan::{self, Scan, Scanner, MAX_NESTING};
+use crate::scan::{self, Scan, Scanner, MAX_NESTING, MAX_REPLY_BYTES};
 use crate::script::ScriptCall;
-
-/// The most a single reply may take in memory before the connection gives
-/// up on it: a Worker isolate has 128 MB in all, and nothing this project
-/// stores comes near this.
-const MAX_REPLY_BYTES: usize = 64 * 1024 * 1024;
 
 /// How much to grow the read buffer by when a reply is incomplete.
 const READ_CHUNK: usize = 8 * 1024;
@@ -195,7 +190,7 @@ where
             wire: Wire {
                 stream,
                 buffer: BytesMut::new(),
-                scanner: Scanner::new(MAX_NESTING),
+                scanner: Scanner::new(MAX_NESTING, MAX_REPLY_BYTES),
                 // The HELLO reply is read with the RESP3 decoder: a map if
                 // HELLO worked, an error line (the same in both) if not.
                 protocol: Protocol::Resp3,
@@ -609,10 +604,11 @@ where
                     Frame::Push => continue,
                 }
             }
+            // The scan refuses a reply whose headers announce too much;
+            // this catches one that gets there otherwise (a line without
+            // its CRLF, many elements each larger than the least).
             if self.buffer.len() > MAX_REPLY_BYTES {
-                return Err(Error::Protocol(format!(
-                    "reply larger than {MAX_REPLY_BYTES} bytes"
-                )));
+                return Err(too_large());
             }
             self.buffer.reserve(READ_CHUNK);
             let read = self
@@ -640,6 +636,7 @@ where
                     "reply nested deeper than {MAX_NESTING} levels"
                 )))
             }
+            Scan::TooLarge => return Err(too_large()),
             Scan::Invalid(why) => return Err(Error::Protocol(format!("undecodable reply: {why}"))),
             Scan::Complete { len, attributes } => (len, attributes),
         };
@@ -659,6 +656,11 @@ where
         self.buffer.advance(len);
         Ok(Some(frame))
     }
+}
+
+/// A reply over the size limit, found by the scan or by the buffer.
+fn too_large() -> Error {
+    Error::Protocol(format!("reply larger than {MAX_REPLY_BYTES} bytes"))
 }
 
 /// The frame redis-protocol decoded from a whole reply of `len` bytes.

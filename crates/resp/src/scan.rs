@@ -8,6 +8,10 @@
 //! stack. The scan itself keeps its place between reads, so a reply that
 //! arrives in many small reads is still read in linear time.
 //!
+//! It holds a reply to [`MAX_REPLY_BYTES`] too, from its headers:
+//! a length or an element count that cannot fit is refused as soon as
+//! its header is read, not after the body has been buffered up to the limit.
+//!
 //! The scan also finds RESP3 attributes (`|`, metadata in front of a
 //! frame) wherever they are, so they can be dropped before decoding:
 //! redis-protocol refuses some (in front of a null: "Null cannot have
@@ -22,6 +26,16 @@ use crate::connection::Protocol;
 /// as deep as its Lua tables, which nothing here comes near.
 pub(crate) const MAX_NESTING: usize = 128;
 
+/// The most a single reply may take in memory before the connection gives
+/// up on it: a Worker isolate has 128 MB in all, and nothing this project
+/// stores comes near this.
+pub(crate) const MAX_REPLY_BYTES: usize = 64 * 1024 * 1024;
+
+/// The fewest bytes an element can take: a type byte and a CRLF (`_\r\n`,
+/// `+\r\n`). An aggregate announcing `n` elements needs at least `n`
+/// times this.
+const MIN_ELEMENT_BYTES: u64 = 3;
+
 /// Where the first reply in the buffer stands.
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) enum Scan {
@@ -29,6 +43,9 @@ pub(crate) enum Scan {
     Incomplete,
     /// It opens more aggregates inside one another than the limit allows.
     TooDeep,
+    /// Its headers announce more bytes (a blob's length, an aggregate's
+    /// count) than the size limit allows, body read or not.
+    TooLarge,
     /// A header no reply can have (an unknown type, a length that is not
     /// one) or that this client does not take (a streamed string or
     /// aggregate, which redis-protocol's complete decoder refuses too and
@@ -45,7 +62,8 @@ pub(crate) enum Scan {
 /// The scan of the reply at the start of the buffer, kept between reads.
 #[derive(Debug)]
 pub(crate) struct Scanner {
-    limit: usize,
+    max_depth: usize,
+    max_bytes: usize,
     /// Start of the next header to read.
     at: usize,
     /// Where the search for the CRLF that ends the header at `at` resumes
@@ -55,6 +73,10 @@ pub(crate) struct Scanner {
     open: Vec<Open>,
     /// How many of `open` are attributes.
     open_attributes: usize,
+    /// Elements `open` still expect besides those being read (one per
+    /// aggregate), each [`MIN_ELEMENT_BYTES`] at least after the current
+    /// frame.
+    unstarted: u64,
     /// Outermost attributes closed so far.
     attributes: Vec<Range<usize>>,
 }
@@ -80,13 +102,17 @@ enum Header {
 }
 
 impl Scanner {
-    pub(crate) fn new(limit: usize) -> Self {
+    /// A scan that refuses replies nested deeper than `max_depth` or
+    /// longer than `max_bytes`.
+    pub(crate) fn new(max_depth: usize, max_bytes: usize) -> Self {
         Scanner {
-            limit,
+            max_depth,
+            max_bytes,
             at: 0,
             line_from: 0,
             open: Vec::new(),
             open_attributes: 0,
+            unstarted: 0,
             attributes: Vec::new(),
         }
     }
@@ -101,6 +127,7 @@ impl Scanner {
             self.line_from = 0;
             self.open.clear();
             self.open_attributes = 0;
+            self.unstarted = 0;
         }
         outcome
     }
@@ -121,14 +148,31 @@ impl Scanner {
                 Err(why) => return Scan::Invalid(why),
             };
             let mut end = line_end + 2;
+            // The reply starts at `buf[0]`: it takes at least this frame's
+            // header and blob, then the least each element still expected
+            // (this aggregate's and the open ones') can take.
+            let (own_end, elements) = match header {
+                Header::Line => (Some(end), 0),
+                Header::Blob(len) => (end.checked_add(len).and_then(|e| e.checked_add(2)), 0),
+                Header::Aggregate(n) | Header::Attribute(n) => (Some(end), n),
+            };
+            let reaches = elements
+                .checked_add(self.unstarted)
+                .and_then(|n| n.checked_mul(MIN_ELEMENT_BYTES))
+                .and_then(|bytes| usize::try_from(bytes).ok())
+                .zip(own_end)
+                .and_then(|(bytes, own_end)| own_end.checked_add(bytes));
+            match reaches {
+                Some(reaches) if reaches <= self.max_bytes => {}
+                _ => return Scan::TooLarge,
+            }
             if let Header::Blob(len) = header {
-                match end.checked_add(len).and_then(|e| e.checked_add(2)) {
-                    Some(blob_end) if blob_end <= buf.len() => end = blob_end,
-                    _ => {
-                        self.line_from = line_end;
-                        return Scan::Incomplete;
-                    }
+                let blob_end = end + len + 2;
+                if blob_end > buf.len() {
+                    self.line_from = line_end;
+                    return Scan::Incomplete;
                 }
+                end = blob_end;
                 if &buf[end - 2..end] != b"\r\n" {
                     return Scan::Invalid("a blob not followed by CRLF");
                 }
@@ -168,8 +212,10 @@ impl Scanner {
     /// Opens an aggregate; false if that is one level too many.
     fn enter(&mut self, left: u64, attribute: Option<usize>) -> bool {
         self.open_attributes += usize::from(attribute.is_some());
+        // One of them is read next; the size check bounds the sum.
+        self.unstarted += left - 1;
         self.open.push(Open { left, attribute });
-        self.open.len() <= self.limit
+        self.open.len() <= self.max_depth
     }
 
     /// One element ended at `self.at`: closes the aggregates it completes.
@@ -178,6 +224,8 @@ impl Scanner {
         while let Some(innermost) = self.open.last_mut() {
             innermost.left -= 1;
             if innermost.left > 0 {
+                // The next of them is read next.
+                self.unstarted -= 1;
                 return false;
             }
             let closed = self.open.pop().expect("just seen");
@@ -295,7 +343,7 @@ mod tests {
     use super::*;
 
     fn scan(buf: &[u8], protocol: Protocol, limit: usize) -> Scan {
-        Scanner::new(limit).scan(buf, protocol)
+        Scanner::new(limit, MAX_REPLY_BYTES).scan(buf, protocol)
     }
 
     fn complete(len: usize) -> Scan {
@@ -348,11 +396,10 @@ mod tests {
         for incomplete in [&b"*1\r\n*1"[..], b"", b"*1\r", b"$3\r\nab", b"$3\r\nabc\r"] {
             assert_eq!(scan(incomplete, Protocol::Resp3, 1), Scan::Incomplete);
         }
-        // A length past any buffer is incomplete for ever (the size limit
-        // ends the wait).
+        // A length past the size limit is refused without waiting.
         assert_eq!(
             scan(b"$9223372036854775807\r\n", Protocol::Resp3, 1),
-            Scan::Incomplete
+            Scan::TooLarge
         );
         // Unparsable: refused at once, whatever follows.
         for invalid in [
@@ -428,6 +475,104 @@ mod tests {
         );
     }
 
+    /// Only headers, no body: a length or count that cannot fit in the
+    /// size limit is refused at once; one that can is waited for.
+    #[test]
+    fn sizes_past_the_limit_are_refused_at_their_header() {
+        for protocol in [Protocol::Resp2, Protocol::Resp3] {
+            for header in [
+                &b"$100000000\r\n"[..],
+                b"*100000000\r\n",
+                b"*1\r\n$100000000\r\n",
+            ] {
+                assert_eq!(
+                    scan(header, protocol, 3),
+                    Scan::TooLarge,
+                    "{:?}",
+                    String::from_utf8_lossy(header)
+                );
+            }
+        }
+        for header in [
+            &b"=100000000\r\n"[..],
+            b"!100000000\r\n",
+            b"%50000000\r\n",
+            b"~100000000\r\n",
+            b">100000000\r\n",
+            b"|50000000\r\n",
+            b"%9223372036854775807\r\n",
+            b"*9223372036854775807\r\n",
+        ] {
+            assert_eq!(
+                scan(header, Protocol::Resp3, 3),
+                Scan::TooLarge,
+                "{:?}",
+                String::from_utf8_lossy(header)
+            );
+        }
+
+        // At the limit: the reply, header and CRLF included, takes exactly
+        // MAX_REPLY_BYTES.
+        let header_len = |n: usize| format!("${n}\r\n").len();
+        let fits = MAX_REPLY_BYTES - header_len(MAX_REPLY_BYTES) - 2;
+        for (len, expected) in [(fits, Scan::Incomplete), (fits + 1, Scan::TooLarge)] {
+            let header = format!("${len}\r\n");
+            assert_eq!(
+                scan(header.as_bytes(), Protocol::Resp3, 3),
+                expected,
+                "{header:?}"
+            );
+        }
+        let count = (MAX_REPLY_BYTES - "*22369617\r\n".len()) / 3;
+        assert_eq!(count, 22369617);
+        assert_eq!(scan(b"*22369617\r\n", Protocol::Resp2, 3), Scan::Incomplete);
+        assert_eq!(scan(b"*22369618\r\n", Protocol::Resp2, 3), Scan::TooLarge);
+
+        // The same with the body sent, on a small limit: a reply of exactly
+        // the limit is whole; a blob a byte longer is refused at its header,
+        // counting the least the element after it can take (`_\r\n`).
+        let at_limit = b"*2\r\n$4\r\nabcd\r\n_\r\n";
+        let limit = at_limit.len();
+        assert_eq!(
+            Scanner::new(3, limit).scan(at_limit, Protocol::Resp3),
+            complete(limit)
+        );
+        assert_eq!(
+            Scanner::new(3, limit).scan(b"*2\r\n$5\r\n", Protocol::Resp3),
+            Scan::TooLarge
+        );
+        // Each element takes 3 bytes at least, nested ones included.
+        let nulls = b"*3\r\n_\r\n_\r\n_\r\n";
+        assert_eq!(
+            Scanner::new(3, nulls.len()).scan(nulls, Protocol::Resp3),
+            complete(nulls.len())
+        );
+        assert_eq!(
+            Scanner::new(3, nulls.len()).scan(b"*4\r\n", Protocol::Resp3),
+            Scan::TooLarge
+        );
+        assert_eq!(
+            Scanner::new(3, nulls.len()).scan(b"*2\r\n*2\r\n", Protocol::Resp3),
+            Scan::TooLarge
+        );
+        let nested = b"*2\r\n*1\r\n_\r\n_\r\n";
+        assert_eq!(
+            Scanner::new(3, nested.len()).scan(nested, Protocol::Resp3),
+            complete(nested.len())
+        );
+
+        // Fed a byte at a time, refused once the header line is whole.
+        let mut scanner = Scanner::new(3, MAX_REPLY_BYTES);
+        let header = b"$100000000\r\n";
+        for end in 0..header.len() {
+            assert_eq!(
+                scanner.scan(&header[..end], Protocol::Resp3),
+                Scan::Incomplete
+            );
+        }
+        assert_eq!(scanner.scan(header, Protocol::Resp3), Scan::TooLarge);
+    }
+
     /// Fed a byte at a time, the scan finds what it finds in one go, and
     /// resumes where it stopped (the position it keeps never goes back).
     #[test]
@@ -440,7 +585,7 @@ mod tests {
         ];
         for reply in replies {
             let whole = scan(reply, Protocol::Resp3, 3);
-            let mut scanner = Scanner::new(3);
+            let mut scanner = Scanner::new(3, MAX_REPLY_BYTES);
             let mut last_at = 0;
             for end in 0..reply.len() {
                 let got = scanner.scan(&reply[..end], Protocol::Resp3);

@@ -533,6 +533,28 @@ async fn garbage_from_the_server_is_a_protocol_error() {
     finish(conn, server).await;
 }
 
+/// Only the header of a 100 MB bulk string, and then nothing: refused at
+/// once as too large (not a timeout after waiting for the body), and the
+/// connection is lost as with any protocol error.
+#[tokio::test]
+async fn a_reply_announcing_more_than_the_limit_is_refused_at_its_header() {
+    for header in [&b"$100000000\r\n"[..], b"*100000000\r\n", b"=100000000\r\n"] {
+        let (mut conn, _, server) =
+            resp3(vec![expect(wire(&["GET", "k"])), send(header), Step::Stall]).await;
+        let error = conn
+            .query::<Option<String>>(cmd("GET").arg("k"))
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(&error, Error::Protocol(m) if m.contains("larger than")),
+            "{error:?}"
+        );
+        assert!(!conn.is_usable());
+        assert_eq!(conn.lost_to(), Some(error));
+        finish(conn, server).await;
+    }
+}
+
 #[tokio::test]
 async fn a_call_dropped_midway_leaves_the_connection_unusable() {
     let (mut conn, writes, server) = resp3(vec![expect(wire(&["GET", "k"])), Step::Stall]).await;
