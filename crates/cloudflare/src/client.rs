@@ -28,6 +28,29 @@ const MAX_PAGES: u64 = 10_000;
 /// How much of a non-JSON error body is kept in the error.
 const SNIPPET_CHARS: usize = 300;
 
+/// Waits at least this long are announced through [`WaitNotices`], so a
+/// rate-limit lockout does not look like a hang.
+const ANNOUNCED_WAIT: Duration = Duration::from_secs(10);
+
+/// Where the client tells the person running it that it is about to wait
+/// a long time (a `Retry-After` lockout, a full request budget): one line
+/// per wait. Lines go to stderr unless the caller routes them elsewhere
+/// with [`ClientConfig::on_wait`].
+#[derive(Clone)]
+pub struct WaitNotices(Arc<dyn Fn(&str) + Send + Sync>);
+
+impl Default for WaitNotices {
+    fn default() -> Self {
+        Self(Arc::new(|line| eprintln!("{line}")))
+    }
+}
+
+impl fmt::Debug for WaitNotices {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("WaitNotices")
+    }
+}
+
 /// Everything needed to build a [`Client`].
 #[derive(Debug, Clone)]
 pub struct ClientConfig {
@@ -42,6 +65,8 @@ pub struct ClientConfig {
     /// Source of time for backoff and the budget; [`TokioClock`] by default.
     pub clock: Arc<dyn Clock>,
     pub user_agent: String,
+    /// Receives a line before each long wait; stderr by default.
+    pub wait_notices: WaitNotices,
 }
 
 impl ClientConfig {
@@ -56,6 +81,7 @@ impl ClientConfig {
             budget: RequestBudget::default(),
             clock: Arc::new(TokioClock),
             user_agent: concat!("edge-deploy-cloudflare/", env!("CARGO_PKG_VERSION")).to_string(),
+            wait_notices: WaitNotices::default(),
         }
     }
 
@@ -81,6 +107,12 @@ impl ClientConfig {
 
     pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
         self.clock = clock;
+        self
+    }
+
+    /// Sends the lines announcing long waits to `notice` instead of stderr.
+    pub fn on_wait(mut self, notice: impl Fn(&str) + Send + Sync + 'static) -> Self {
+        self.wait_notices = WaitNotices(Arc::new(notice));
         self
     }
 }
@@ -420,15 +452,48 @@ impl Client {
             {
                 return Err(failure.error);
             }
-            let delay = failure
-                .retry_after
-                .unwrap_or_else(|| policy.backoff(attempt));
-            if waited + delay > policy.max_total_delay {
+            let delay = match failure.retry_after {
+                Some(asked) => {
+                    let left = policy.max_total_delay.saturating_sub(waited);
+                    let allowed = policy.max_retry_after.min(left);
+                    if asked > allowed {
+                        return Err(Error::RetryAfterTooLong {
+                            method: request.method.to_string(),
+                            path: request.path.clone(),
+                            asked,
+                            allowed,
+                            last: Box::new(failure.error),
+                        });
+                    }
+                    asked
+                }
+                None => policy.backoff(attempt),
+            };
+            if waited.saturating_add(delay) > policy.max_total_delay {
                 return Err(failure.error);
+            }
+            if delay >= ANNOUNCED_WAIT {
+                let reason = match (failure.retry_after, failure.error.status()) {
+                    (Some(_), Some(status)) => {
+                        format!("the API answered HTTP {status} with Retry-After")
+                    }
+                    (Some(_), None) => "the API asked for it with Retry-After".to_string(),
+                    (None, _) => format!("backing off after: {}", failure.error),
+                };
+                self.notice(format!(
+                    "  waiting {}s before retrying {} {} ({reason})",
+                    delay.as_secs(),
+                    request.method,
+                    request.path
+                ));
             }
             clock.sleep(delay).await;
             waited += delay;
         }
+    }
+
+    fn notice(&self, line: String) {
+        (self.inner.config.wait_notices.0)(&line);
     }
 
     /// Waits until the sliding window has room, or fails at the hard cap.
@@ -440,6 +505,14 @@ impl Client {
                 Admission::Send => return Ok(()),
                 Admission::Exhausted(cap) => return Err(Error::BudgetExhausted { cap }),
                 Admission::Wait(delay) => {
+                    if delay >= ANNOUNCED_WAIT {
+                        self.notice(format!(
+                            "  waiting {}s for room in the request budget ({} per {}s)",
+                            delay.as_secs(),
+                            config.budget.max_requests,
+                            config.budget.window.as_secs()
+                        ));
+                    }
                     {
                         let mut stats = lock(&self.inner.stats);
                         stats.throttled += 1;

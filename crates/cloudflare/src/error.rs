@@ -106,6 +106,23 @@ pub enum Error {
     /// serialize); nothing was sent.
     #[error("invalid request: {0}")]
     InvalidRequest(String),
+
+    /// The API answered with a `Retry-After` longer than the client will
+    /// wait (more than [`crate::RetryPolicy::max_retry_after`], or more
+    /// than is left of the call's `max_total_delay`). `last` is the answer
+    /// that carried it; [`Error::status`] and the `is_*` helpers look
+    /// through to it.
+    #[error(
+        "{method} {path}: the Cloudflare API asked to wait {asked:?} (Retry-After) before \
+         retrying, more than the {allowed:?} this client will wait; giving up: {last}"
+    )]
+    RetryAfterTooLong {
+        method: String,
+        path: String,
+        asked: Duration,
+        allowed: Duration,
+        last: Box<Error>,
+    },
 }
 
 fn join_errors(errors: &[ApiError]) -> String {
@@ -124,6 +141,7 @@ impl Error {
     pub fn status(&self) -> Option<u16> {
         match self {
             Error::Api { status, .. } | Error::UnexpectedBody { status, .. } => Some(*status),
+            Error::RetryAfterTooLong { last, .. } => last.status(),
             _ => None,
         }
     }
@@ -132,6 +150,7 @@ impl Error {
     pub fn codes(&self) -> Vec<u64> {
         match self {
             Error::Api { errors, .. } => errors.iter().map(|e| e.code).collect(),
+            Error::RetryAfterTooLong { last, .. } => last.codes(),
             _ => Vec::new(),
         }
     }

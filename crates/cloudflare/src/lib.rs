@@ -61,9 +61,11 @@ pub mod workers;
 pub mod zones;
 
 pub use budget::{CallStats, RequestBudget};
-pub use client::{Client, ClientConfig, Method, MultipartPart, Request, DEFAULT_BASE_URL};
+pub use client::{
+    Client, ClientConfig, Method, MultipartPart, Request, WaitNotices, DEFAULT_BASE_URL,
+};
 pub use clock::{Clock, TokioClock, VirtualClock};
 pub use envelope::{Envelope, Page, ResultInfo};
 pub use error::{ApiError, Error, Result};
-pub use retry::RetryPolicy;
+pub use retry::{RetryPolicy, RATE_LIMIT_LOCKOUT};
 pub use secret::Sensitive;

@@ -25,13 +25,22 @@
 //! Exponential backoff with full jitter: before retry `n` (1-based) the
 //! client sleeps a uniformly random duration in
 //! `[0, min(max_delay, base_delay * 2^(n-1))]`. A `Retry-After` header
-//! (seconds or HTTP date) overrides that: the client waits at least the
-//! requested time. The sum of all waits for one call never exceeds
-//! `max_total_delay`; when the next wait would, the last error is returned.
+//! (seconds or HTTP date) overrides that: the client waits the requested
+//! time, up to `max_retry_after`. Cloudflare's global rate limit (1,200
+//! requests per 5 minutes) locks a client out for up to 5 minutes after a
+//! 429, so the default honours 300 s; a longer (or absurd) `Retry-After` is
+//! not waited out but returned at once as [`crate::Error::RetryAfterTooLong`].
+//! The sum of all waits for one call never exceeds `max_total_delay`; when
+//! the next wait would, the last error is returned (as `RetryAfterTooLong`
+//! when that wait was a `Retry-After`, so the message says what was asked).
 
 use std::time::{Duration, SystemTime};
 
 use rand::Rng;
+
+/// How long Cloudflare's global rate limit blocks a client after a 429
+/// (its documented lockout), and so the longest `Retry-After` worth waiting.
+pub const RATE_LIMIT_LOCKOUT: Duration = Duration::from_secs(300);
 
 /// Retry settings; see the module docs for the rules.
 #[derive(Debug, Clone, PartialEq)]
@@ -44,6 +53,8 @@ pub struct RetryPolicy {
     pub max_delay: Duration,
     /// Cap on the sum of all waits of one call.
     pub max_total_delay: Duration,
+    /// The longest single `Retry-After` honoured; a longer one ends the call.
+    pub max_retry_after: Duration,
     /// Full jitter (true) or the deterministic ceiling (false, for tests).
     pub jitter: bool,
 }
@@ -54,7 +65,9 @@ impl Default for RetryPolicy {
             max_attempts: 5,
             base_delay: Duration::from_millis(500),
             max_delay: Duration::from_secs(30),
-            max_total_delay: Duration::from_secs(120),
+            // Room for one full rate-limit lockout plus other retries.
+            max_total_delay: Duration::from_secs(420),
+            max_retry_after: RATE_LIMIT_LOCKOUT,
             jitter: true,
         }
     }
@@ -86,7 +99,8 @@ impl RetryPolicy {
 }
 
 /// Parses a `Retry-After` value: delay-seconds or an HTTP date (a date in
-/// the past means "now").
+/// the past means "now"). A number too large for a `Duration` saturates,
+/// so the caller sees an absurd wait rather than none.
 pub fn parse_retry_after(value: &str, now: SystemTime) -> Option<Duration> {
     let value = value.trim();
     if let Ok(seconds) = value.parse::<u64>() {
@@ -94,7 +108,7 @@ pub fn parse_retry_after(value: &str, now: SystemTime) -> Option<Duration> {
     }
     if let Ok(seconds) = value.parse::<f64>() {
         if seconds.is_finite() && seconds >= 0.0 {
-            return Some(Duration::from_secs_f64(seconds));
+            return Some(Duration::try_from_secs_f64(seconds).unwrap_or(Duration::MAX));
         }
     }
     let at = httpdate::parse_http_date(value).ok()?;
@@ -150,6 +164,12 @@ mod tests {
         let earlier = httpdate::fmt_http_date(now - Duration::from_secs(42));
         assert_eq!(parse_retry_after(&earlier, now), Some(Duration::ZERO));
         assert_eq!(parse_retry_after("soon", now), None);
+        // Too large for u64 seconds: parsed as a float, which must not panic.
+        assert_eq!(
+            parse_retry_after("100000000000000000000", now),
+            Some(Duration::MAX)
+        );
+        assert_eq!(parse_retry_after("1e300", now), Some(Duration::MAX));
     }
 
     #[test]

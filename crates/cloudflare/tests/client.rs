@@ -3,6 +3,7 @@
 
 mod common;
 
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use cloudflare::{Error, Request, RequestBudget, RetryPolicy};
@@ -351,6 +352,105 @@ async fn total_delay_cap_stops_retrying_early() {
     assert!(error.is_rate_limited());
     assert_eq!(server.requests().len(), 2);
     assert_eq!(clock.sleeps(), [Duration::from_secs(40)]);
+}
+
+/// A client whose retry budget has room for a full rate-limit lockout, and
+/// whose wait announcements are collected instead of printed.
+fn lockout_client(
+    server: &MockServer,
+    max_retry_after: Duration,
+) -> (
+    cloudflare::Client,
+    cloudflare::VirtualClock,
+    Arc<Mutex<Vec<String>>>,
+) {
+    let notices = Arc::new(Mutex::new(Vec::new()));
+    let sink = notices.clone();
+    let (client, clock) = server.client_with(|c| {
+        let retry = RetryPolicy {
+            max_total_delay: Duration::from_secs(420),
+            max_retry_after,
+            ..c.retry.clone()
+        };
+        c.retry(retry)
+            .on_wait(move |line| sink.lock().unwrap().push(line.to_string()))
+    });
+    (client, clock, notices)
+}
+
+#[tokio::test]
+async fn a_full_rate_limit_lockout_is_waited_out_and_announced() {
+    let server = MockServer::start(|_, n| {
+        if n == 0 {
+            Reply::error(429, 971, "rate limited").header("retry-after", "300")
+        } else {
+            Reply::ok(json!("done"))
+        }
+    })
+    .await;
+    // The virtual clock makes the five minutes free.
+    let (client, clock, notices) = lockout_client(&server, cloudflare::RATE_LIMIT_LOCKOUT);
+    let result: String = client.get("/zones").await.unwrap();
+    assert_eq!(result, "done");
+    assert_eq!(clock.sleeps(), [Duration::from_secs(300)]);
+    let notices = notices.lock().unwrap().clone();
+    assert_eq!(notices.len(), 1, "{notices:?}");
+    assert!(
+        notices[0].contains("waiting 300s") && notices[0].contains("GET /zones"),
+        "{notices:?}"
+    );
+}
+
+#[tokio::test]
+async fn the_default_policy_honours_the_documented_lockout() {
+    let policy = RetryPolicy::default();
+    assert_eq!(policy.max_retry_after, Duration::from_secs(300));
+    assert!(policy.max_total_delay >= policy.max_retry_after);
+}
+
+#[tokio::test]
+async fn a_retry_after_beyond_the_maximum_fails_at_once_naming_the_wait() {
+    let server =
+        MockServer::start(|_, _| Reply::error(429, 971, "rate limited").header("retry-after", "6"))
+            .await;
+    // An injected 5 s maximum keeps the test's waits short.
+    let (client, clock, notices) = lockout_client(&server, Duration::from_secs(5));
+    let error = client.get::<Value>("/zones").await.unwrap_err();
+    assert!(
+        matches!(
+            error,
+            Error::RetryAfterTooLong { asked, allowed, .. }
+                if asked == Duration::from_secs(6) && allowed == Duration::from_secs(5)
+        ),
+        "{error:?}"
+    );
+    let message = error.to_string();
+    assert!(
+        message.contains("6s") && message.contains("GET /zones"),
+        "{message}"
+    );
+    // Still a rate-limit answer to callers that branch on it.
+    assert!(error.is_rate_limited());
+    assert_eq!(error.codes(), [971]);
+    assert_eq!(server.requests().len(), 1);
+    assert!(clock.sleeps().is_empty());
+    assert!(notices.lock().unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn an_absurd_retry_after_fails_at_once() {
+    let server = MockServer::start(|_, _| {
+        Reply::error(429, 971, "rate limited").header("retry-after", "100000000000000000000")
+    })
+    .await;
+    let (client, clock, _) = lockout_client(&server, cloudflare::RATE_LIMIT_LOCKOUT);
+    let error = client.get::<Value>("/zones").await.unwrap_err();
+    assert!(
+        matches!(error, Error::RetryAfterTooLong { asked, .. } if asked > Duration::from_secs(300)),
+        "{error:?}"
+    );
+    assert_eq!(server.requests().len(), 1);
+    assert!(clock.sleeps().is_empty());
 }
 
 #[tokio::test]

@@ -215,7 +215,99 @@ pub fn load(path: &Path) -> anyhow::Result<Description> {
 
 /// The description for `env`, or every issue found (all at once, so one
 /// edit fixes them all).
+///
+/// Among the issues: a resource `env` shares with another environment of
+/// the description (see [`shared_resources`]). Checked here, where every
+/// command starts, rather than in `destroy` alone: a deploy of stg under
+/// prd's Worker name would overwrite production just as surely as a
+/// destroy of stg would delete it.
 pub fn resolve(description: &Description, env: Environment) -> Result<Resolved, Vec<Issue>> {
+    let resolved = resolve_alone(description, env)?;
+    let mut issues = Vec::new();
+    for other in [Environment::Rc, Environment::Stg, Environment::Prd] {
+        if other == env || !description.env.contains_key(other.name()) {
+            continue;
+        }
+        // An environment that does not resolve reports its own issues when
+        // it is used; it cannot be compared with here.
+        if let Ok(other) = resolve_alone(description, other) {
+            issues.extend(shared_resources(&resolved, &other));
+        }
+    }
+    if issues.is_empty() {
+        Ok(resolved)
+    } else {
+        Err(issues)
+    }
+}
+
+/// What `deploy` creates and `destroy` deletes in one environment, found by
+/// name: `(where in deploy.toml, what it is, its name)`. The Worker script
+/// name also names the Access application, its policies and the comment on
+/// the environment's DNS records; a Pages project name also names its
+/// `*.pages.dev` hostnames.
+fn claims(resolved: &Resolved) -> Vec<(String, &'static str, &str)> {
+    let mut claims = vec![
+        (
+            "worker.name".to_owned(),
+            "Worker script",
+            resolved.worker.script.as_str(),
+        ),
+        (
+            "worker.service".to_owned(),
+            "hostname",
+            resolved.worker.hostname.as_str(),
+        ),
+    ];
+    for pages in &resolved.pages {
+        let at = format!("pages.{}", pages.key);
+        claims.push((format!("{at}.project"), "Pages project", &pages.project));
+        claims.push((format!("{at}.service"), "hostname", &pages.hostname));
+    }
+    if let Some(access) = &resolved.access {
+        claims.push((
+            "access.service_token".to_owned(),
+            "Access service token",
+            &access.service_token,
+        ));
+    }
+    claims
+}
+
+/// Every resource of `resolved` that `other` (another environment) has
+/// under the same name: deploying or destroying `resolved` would change or
+/// delete `other`'s.
+pub fn shared_resources(resolved: &Resolved, other: &Resolved) -> Vec<Issue> {
+    let theirs = claims(other);
+    let mut issues: Vec<Issue> = Vec::new();
+    for (at, what, name) in claims(resolved) {
+        if !theirs.iter().any(|&(_, w, n)| w == what && n == name) {
+            continue;
+        }
+        let issue = Issue {
+            at,
+            problem: format!(
+                "{what} {name:?} is also {}'s: environments must not share resources \
+                 (a deploy or destroy of {} would change {}'s){}",
+                other.env.name(),
+                resolved.env.name(),
+                other.env.name(),
+                if what == "hostname" {
+                    ""
+                } else {
+                    "; put {env} in the name"
+                }
+            ),
+        };
+        if !issues.contains(&issue) {
+            issues.push(issue);
+        }
+    }
+    issues
+}
+
+/// [`resolve`] without comparing `env` with the other environments.
+fn resolve_alone(description: &Description, env: Environment) -> Result<Resolved, Vec<Issue>> {
     let mut issues = Vec::new();
     let mut issue = |at: &str, problem: String| {
         issues.push(Issue {
@@ -815,6 +907,108 @@ mod tests {
             issues.iter().any(|i| i.problem.contains("used twice")),
             "{issues:?}"
         );
+    }
+
+    #[test]
+    fn the_repository_environments_share_no_resource() {
+        let d = description();
+        let all = [Environment::Rc, Environment::Stg, Environment::Prd]
+            .map(|env| resolve_alone(&d, env).unwrap());
+        for a in &all {
+            for b in all.iter().filter(|b| b.env != a.env) {
+                assert_eq!(shared_resources(a, b), [], "{:?} and {:?}", a.env, b.env);
+            }
+        }
+    }
+
+    /// The issues of `env`, as `at` and the environment named in the problem.
+    fn shared(d: &Description, env: Environment) -> Vec<Issue> {
+        resolve(d, env).expect_err("a shared resource is an issue")
+    }
+
+    #[test]
+    fn a_worker_name_without_env_is_shared_with_prd() {
+        let mut d = description();
+        d.worker.name = "edge-api".into();
+        for env in [Environment::Rc, Environment::Stg] {
+            let issues = shared(&d, env);
+            assert!(
+                issues.iter().any(|i| i.at == "worker.name"
+                    && i.problem
+                        .contains("Worker script \"edge-api\" is also prd's")),
+                "{issues:?}"
+            );
+        }
+        // prd itself is refused too: deploying it would take over rc's.
+        assert!(shared(&d, Environment::Prd)
+            .iter()
+            .any(|i| i.at == "worker.name"));
+    }
+
+    #[test]
+    fn a_prd_name_equal_to_another_environments_is_shared() {
+        let mut d = description();
+        d.worker.name_prd = Some("edge-api-stg".into());
+        let issues = shared(&d, Environment::Stg);
+        assert_eq!(issues.len(), 1, "{issues:?}");
+        assert_eq!(issues[0].at, "worker.name");
+        assert!(issues[0].problem.contains("prd"), "{issues:?}");
+        assert!(resolve(&d, Environment::Rc).is_ok());
+    }
+
+    #[test]
+    fn a_pages_project_without_env_is_shared() {
+        let mut d = description();
+        d.pages[0].project = "edge-web".into();
+        let issues = shared(&d, Environment::Stg);
+        assert!(
+            issues.iter().any(|i| i.at == "pages.web.project"
+                && i.problem
+                    .contains("Pages project \"edge-web\" is also prd's")),
+            "{issues:?}"
+        );
+    }
+
+    #[test]
+    fn a_hostname_of_one_environment_may_not_be_anothers() {
+        // rc puts "rc-" before each service: the API's service named
+        // "rc-www" gives prd the hostname rc's web site has.
+        let mut d = description();
+        d.worker.service = "rc-www".into();
+        let issues = shared(&d, Environment::Rc);
+        assert!(
+            issues.iter().any(|i| i.at == "pages.web.service"
+                && i.problem
+                    .contains("hostname \"rc-www.example.com\" is also prd's")),
+            "{issues:?}"
+        );
+        assert!(shared(&d, Environment::Prd)
+            .iter()
+            .any(|i| i.at == "worker.service"));
+        assert!(resolve(&d, Environment::Stg).is_ok());
+    }
+
+    #[test]
+    fn an_access_service_token_without_env_is_shared() {
+        let mut d = description();
+        d.access.service_token = "edge-api-health".into();
+        let issues = shared(&d, Environment::Stg);
+        assert!(
+            issues
+                .iter()
+                .any(|i| i.at == "access.service_token" && i.problem.contains("prd's")),
+            "{issues:?}"
+        );
+    }
+
+    #[test]
+    fn environments_missing_from_the_description_are_not_compared() {
+        let mut d = description();
+        d.worker.name = "edge-api".into();
+        d.worker.name_prd = None;
+        d.env.remove("rc");
+        d.env.remove("prd");
+        assert!(resolve(&d, Environment::Stg).is_ok());
     }
 
     #[test]

@@ -112,8 +112,12 @@ impl Session {
                 );
             }
         }
+        // A rate-limit lockout can hold a call for minutes: say so.
+        let notices = *ui;
         let client = Client::new(
-            ClientConfig::new(token.clone()).base_url(target.api_url.trim_end_matches('/')),
+            ClientConfig::new(token.clone())
+                .base_url(target.api_url.trim_end_matches('/'))
+                .on_wait(move |line| notices.info(line)),
         )?;
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
@@ -777,6 +781,10 @@ pub fn destroy(ui: &Ui, flags: &flags::Destroy) -> anyhow::Result<()> {
     if flags.target.env == Environment::Prd {
         bail!("destroy is refused for prd: production is removed by hand, if ever");
     }
+    // Refusing prd by name is not enough when rc or stg resolve to prd's
+    // names (a Worker name without {env}): resolving the description (in
+    // `Session::open`, before any API call) refuses any resource one
+    // environment shares with another.
     let session = Session::open(ui, &flags.target, false)?;
     let live = session.read_live(ui)?;
     let r = &session.resolved;
@@ -911,4 +919,39 @@ pub fn secrets(ui: &Ui, flags: &flags::Secrets) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn destroy_refuses_before_any_call_when_stg_shares_prds_worker() {
+        let text = std::fs::read_to_string(project::root().join("deploy.toml")).unwrap();
+        let shared = text.replace("name = \"edge-api-{env}\"", "name = \"edge-api\"");
+        assert_ne!(
+            shared, text,
+            "deploy.toml no longer has the line this test edits"
+        );
+        let config =
+            std::env::temp_dir().join(format!("xtask-destroy-shared-{}.toml", std::process::id()));
+        std::fs::write(&config, shared).unwrap();
+        let flags = flags::Destroy {
+            target: flags::DeployTarget {
+                env: Environment::Stg,
+                config: config.clone(),
+                // Nothing listens there: an API call would fail differently.
+                api_url: "http://127.0.0.1:9/client/v4".into(),
+            },
+            yes: true,
+            break_lock: true,
+        };
+        let error = destroy(&Ui { json: true }, &flags).unwrap_err();
+        std::fs::remove_file(&config).ok();
+        let message = format!("{error:#}");
+        assert!(
+            message.contains("worker.name") && message.contains("\"edge-api\" is also prd's"),
+            "{message}"
+        );
+    }
 }

@@ -169,6 +169,7 @@ impl MockServer {
                 base_delay: Duration::from_millis(100),
                 max_delay: Duration::from_secs(2),
                 max_total_delay: Duration::from_secs(60),
+                max_retry_after: cloudflare::RATE_LIMIT_LOCKOUT,
                 jitter: false,
             })
             .budget(RequestBudget::default())
