@@ -4,15 +4,22 @@
 //! it, and keeps the previous one for a while). The cache therefore
 //! refetches when it is older than `max_age`, and also when a token names a
 //! key it does not hold, but at most once per `cooldown`, so a stream of
-//! tokens with made-up `kid`s cannot turn into a stream of fetches. When a
-//! refetch fails, the keys already held keep working.
+//! tokens with made-up `kid`s cannot turn into a stream of fetches. The
+//! cooldown runs from the last attempt, successful or not: once a cold
+//! isolate's first fetch has failed (the certs endpoint down, or the team
+//! domain wrong), it would otherwise fetch, and wait up to the timeout, for
+//! every token it is shown. When a refetch fails, the keys already held
+//! keep working; without any, the answer is "unavailable" (503).
 //!
 //! No request ever waits for another request's fetch: in Workers, a
 //! request blocked on a promise that belongs to another request is
 //! cancelled as hung, and its I/O cannot be shared. So the state sits
-//! behind a plain mutex that is never held across an `await`; concurrent
-//! requests of a cold isolate each fetch the set once, and later ones use
-//! what the first to finish stored.
+//! behind a plain mutex that is never held across an `await`, and there
+//! is no coalescing: until a cold isolate's first fetch has ended, each
+//! request fetches the set itself (the admin site's first calls after a
+//! deploy come together, and must not be refused); later ones use what
+//! the first to finish stored, or, after a failure, wait out the
+//! cooldown.
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -58,7 +65,11 @@ pub struct KeyCache {
 struct State {
     keys: HashMap<String, RsaPublicKey>,
     fetched_at: Option<u64>,
+    /// When the last fetch started, successful or not: the cooldown runs
+    /// from here.
     attempted_at: Option<u64>,
+    /// Why the last fetch failed; `None` once one succeeds.
+    failure: Option<String>,
     fetches: u64,
 }
 
@@ -106,7 +117,11 @@ impl KeyCache {
                 .attempted_at
                 .is_none_or(|at| now >= at.saturating_add(self.settings.cooldown_secs));
             let missing = !state.keys.contains_key(kid);
-            let fetch = (stale || missing) && (cooled_down || state.fetched_at.is_none());
+            // Until the first attempt has ended, every request may fetch;
+            // after it, a failed attempt holds the next one off like a
+            // successful one does.
+            let first_under_way = state.fetched_at.is_none() && state.failure.is_none();
+            let fetch = (stale || missing) && (cooled_down || first_under_way);
             if fetch {
                 state.attempted_at = Some(now);
                 state.fetches += 1;
@@ -120,18 +135,23 @@ impl KeyCache {
                 Ok(keys) => {
                     state.keys = keys;
                     state.fetched_at = Some(now);
+                    state.failure = None;
                 }
                 // Keep what we have: a blip at the certs endpoint must not
                 // lock every admin out.
-                Err(why) if state.keys.is_empty() => return Err(Rejection::KeysUnavailable(why)),
-                Err(_) => {}
+                Err(why) => state.failure = Some(why),
             }
         }
-        self.lock()
-            .keys
-            .get(kid)
-            .cloned()
-            .ok_or(Rejection::UnknownKey)
+        let state = self.lock();
+        if state.keys.is_empty() {
+            // Never fetched: we cannot tell a made-up kid from a real one.
+            let why = state
+                .failure
+                .clone()
+                .unwrap_or_else(|| "the key set had no usable key".to_owned());
+            return Err(Rejection::KeysUnavailable(why));
+        }
+        state.keys.get(kid).cloned().ok_or(Rejection::UnknownKey)
     }
 
     async fn fetch_set(

@@ -298,6 +298,137 @@ async fn cached_keys_outlive_a_failing_refresh() {
     assert_eq!(certs.fetches(), 2, "the refresh was tried");
 }
 
+/// A token whose header names a key nobody publishes (only the header is
+/// decoded before the keys are asked for).
+fn made_up_kid_token(signer: &SigningKey, i: u64) -> String {
+    signer.sign_with_header(
+        &json!({"alg": "RS256", "kid": format!("made-up-{i}"), "typ": "JWT"}),
+        &user_claims(TEAM, AUD, "ada@example.com", NOW),
+    )
+}
+
+#[tokio::test]
+async fn a_down_endpoint_is_tried_once_per_cooldown_even_before_any_success() {
+    let (a, b) = keys();
+    let certs = Certs::serving(&[a]);
+    certs.set_down(true);
+    let v = verifier();
+    // A cold isolate shown a stream of tokens with made-up kids.
+    for i in 0..100 {
+        let err = verify(&v, &certs, &made_up_kid_token(b, i), NOW)
+            .await
+            .unwrap_err();
+        assert!(matches!(err, Rejection::KeysUnavailable(_)), "{err:?}");
+    }
+    let err = verify(&v, &certs, &user_token(a), NOW + 29)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Rejection::KeysUnavailable(_)), "{err:?}");
+    assert_eq!(
+        certs.fetches(),
+        1,
+        "the failed attempt started the cooldown"
+    );
+    assert_eq!(v.keys().fetches(), 1);
+
+    // The cooldown has passed: one more attempt, which fails again.
+    for i in 0..10 {
+        verify(&v, &certs, &made_up_kid_token(b, i), NOW + 30)
+            .await
+            .unwrap_err();
+    }
+    assert_eq!(certs.fetches(), 2);
+
+    // The endpoint is back: the next attempt after the cooldown succeeds,
+    // and made-up kids are then unknown, not a reason to fetch.
+    certs.set_down(false);
+    let identity = verify(&v, &certs, &user_token(a), NOW + 60).await.unwrap();
+    assert_eq!(
+        identity,
+        Identity::User {
+            email: "ada@example.com".into()
+        }
+    );
+    for i in 0..10 {
+        let err = verify(&v, &certs, &made_up_kid_token(b, i), NOW + 61)
+            .await
+            .unwrap_err();
+        assert_eq!(err, Rejection::UnknownKey);
+    }
+    assert_eq!(certs.fetches(), 3);
+}
+
+/// The certs endpoint, answering only after `delay`.
+struct Slow {
+    certs: Certs,
+    delay: std::time::Duration,
+}
+
+impl outbound::Fetch for Slow {
+    fn fetch(
+        &self,
+        request: outbound::Request,
+        timeout: std::time::Duration,
+    ) -> BoxFuture<'_, Result<outbound::Response, outbound::FetchError>> {
+        Box::pin(async move {
+            tokio::time::sleep(self.delay).await;
+            self.certs.fetch(request, timeout).await
+        })
+    }
+}
+
+#[tokio::test]
+async fn requests_during_a_cold_isolates_first_fetch_are_not_refused() {
+    let (a, _) = keys();
+    let slow = Slow {
+        certs: Certs::serving(&[a]),
+        delay: std::time::Duration::from_millis(50),
+    };
+    let v = verifier();
+    // The admin site's first calls after a deploy, all at once: no request
+    // can wait for another's fetch, so each fetches for itself.
+    let tokens: Vec<String> = (0..5).map(|_| user_token(a)).collect();
+    let answers = futures_join_all(tokens.iter().map(|t| v.verify(t, &slow, NOW, false))).await;
+    for answer in answers {
+        answer.unwrap();
+    }
+    assert_eq!(slow.certs.fetches(), 5);
+    // Once the keys are stored, everyone uses them.
+    verify(&v, &slow.certs, &user_token(a), NOW + 1)
+        .await
+        .unwrap();
+    assert_eq!(slow.certs.fetches(), 5);
+}
+
+/// Runs `futures` concurrently on this task, in order of their results.
+async fn futures_join_all<F: std::future::Future>(
+    futures: impl Iterator<Item = F>,
+) -> Vec<F::Output> {
+    let mut pending: Vec<_> = futures.map(|f| Some(Box::pin(f))).collect();
+    let mut outputs: Vec<Option<F::Output>> = pending.iter().map(|_| None).collect();
+    std::future::poll_fn(|cx| {
+        let mut done = true;
+        for (slot, output) in pending.iter_mut().zip(outputs.iter_mut()) {
+            if let Some(future) = slot {
+                match future.as_mut().poll(cx) {
+                    std::task::Poll::Ready(value) => {
+                        *output = Some(value);
+                        *slot = None;
+                    }
+                    std::task::Poll::Pending => done = false,
+                }
+            }
+        }
+        if done {
+            std::task::Poll::Ready(())
+        } else {
+            std::task::Poll::Pending
+        }
+    })
+    .await;
+    outputs.into_iter().map(Option::unwrap).collect()
+}
+
 #[tokio::test]
 async fn garbage_is_malformed_and_never_fetches() {
     let (a, _) = keys();
