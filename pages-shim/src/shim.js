@@ -23,6 +23,13 @@
 // - the request id is the edge's `cf-ray` (or a new one), sent on to the
 //   API as its `cf-ray`, which the API uses as its request id, so one id
 //   names the request in the browser, the shim and the API's logs.
+// - `/api` is for the site's own pages only, so CORS ends here: the
+//   browser's `Origin` and CORS request headers are not sent on, and no
+//   `access-control-*` header of the API's answer is passed back. The API
+//   allows the sites' origins with credentials for calls to its own
+//   hostname; passed through, that grant would let a script on another
+//   allowed origin (www) read what the admin site's `/api` answers with
+//   the admin's Access session.
 
 /** Prefix of the paths that go to the API; it is removed on the way. */
 export const API_PREFIX = '/api';
@@ -66,6 +73,13 @@ const SPOOFABLE = new Set([
   // absent; the shim forwards identity only as the header Access set.
   'cookie',
 ]);
+
+/** CORS ends at the shim (see the top of this file): request headers that
+ * start a CORS exchange with the API, and answer headers that would grant
+ * one to the browser. */
+function isCors(name) {
+  return name === 'origin' || name.startsWith('access-control-');
+}
 
 const ACCESS_JWT = 'cf-access-jwt-assertion';
 const CONNECTING_IP = 'cf-connecting-ip';
@@ -213,7 +227,7 @@ export async function toApi(request, url, env, { forwardAccessIdentity }) {
   }
   const responseHeaders = new Headers();
   for (const [name, value] of answer.headers) {
-    if (!HOP_BY_HOP.has(name)) {
+    if (!HOP_BY_HOP.has(name) && !isCors(name)) {
       responseHeaders.append(name, value);
     }
   }
@@ -227,8 +241,8 @@ export async function toApi(request, url, env, { forwardAccessIdentity }) {
   });
 }
 
-/** The browser's headers minus hop-by-hop, spoofable and (unless asked)
- * identity headers. */
+/** The browser's headers minus hop-by-hop, spoofable, CORS and (unless
+ * asked) identity headers. */
 export function forwardedHeaders(incoming, { forwardAccessIdentity }) {
   const named = new Set(
     (incoming.get('connection') ?? '')
@@ -247,7 +261,7 @@ export function forwardedHeaders(incoming, { forwardAccessIdentity }) {
       }
       continue;
     }
-    if (isSpoofable(name)) {
+    if (isSpoofable(name) || isCors(name)) {
       continue;
     }
     headers.append(name, value);

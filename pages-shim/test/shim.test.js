@@ -223,6 +223,58 @@ describe('trust', () => {
     assert.equal(sameOrigin.status, 200);
     assert.equal(api.calls.length, 1);
   });
+
+  it('grants no CORS: Origin is not sent on and access-control-* does not come back', async () => {
+    // What the API answers an allowed origin with credentials: passed
+    // through, www's scripts could read the admin's answers.
+    const api = recordingBinding(
+      (request) =>
+        new Response('{"slug":"secret-draft"}', {
+          headers: {
+            'content-type': 'application/json',
+            'access-control-allow-origin': request.headers.get('origin') ?? 'https://www.example.com',
+            'access-control-allow-credentials': 'true',
+            'access-control-expose-headers': 'etag, x-request-id',
+            'access-control-allow-methods': 'GET, PUT',
+            'access-control-max-age': '7200',
+            vary: 'origin',
+            etag: '"3.1"',
+          },
+        }),
+    );
+    const crossOrigin = await admin.fetch(
+      new Request(`${SITE}/api/v1/pages/draft`, {
+        headers: {
+          origin: 'https://www.example.com',
+          'sec-fetch-site': 'same-site',
+          'sec-fetch-mode': 'cors',
+          'access-control-request-method': 'PUT',
+          'access-control-request-headers': 'if-match',
+        },
+      }),
+      env(api),
+    );
+    const sent = api.calls[0].request.headers;
+    assert.equal(sent.get('origin'), null);
+    assert.equal(sent.get('access-control-request-method'), null);
+    assert.equal(sent.get('access-control-request-headers'), null);
+    assert.equal(sent.get('sec-fetch-mode'), 'cors', 'other headers still pass');
+    for (const [name] of crossOrigin.headers) {
+      assert.ok(!name.startsWith('access-control-'), `${name} reached the browser`);
+    }
+    assert.equal(crossOrigin.headers.get('etag'), '"3.1"');
+
+    // The site's own pages are unaffected.
+    const sameOrigin = await admin.fetch(
+      new Request(`${SITE}/api/v1/pages/draft`, {
+        headers: { origin: SITE, 'sec-fetch-site': 'same-origin' },
+      }),
+      env(api),
+    );
+    assert.equal(sameOrigin.status, 200);
+    assert.equal(await sameOrigin.text(), '{"slug":"secret-draft"}');
+    assert.equal(api.calls[1].request.headers.get('origin'), null);
+  });
 });
 
 describe('request id', () => {
