@@ -158,7 +158,7 @@ async fn a_file_goes_from_grant_to_storage_to_completion_to_download() {
 }
 
 #[tokio::test]
-async fn a_stored_file_unlike_its_declaration_is_deleted_and_refused() {
+async fn a_stored_file_unlike_its_declaration_is_deleted_and_refused_and_the_upload_stays_open() {
     let grant = granted(
         "uploader@example.com",
         &json!({"file_name": "notes.txt", "content_type": "text/plain", "size_bytes": 10}),
@@ -195,11 +195,13 @@ async fn a_stored_file_unlike_its_declaration_is_deleted_and_refused() {
         "{detail}"
     );
     assert!(stored(&id).await.is_none(), "the object is deleted");
-    assert_eq!(row_status(&id).await, None, "and its row");
+    // Its row stays pending: the upload URL is still valid, and whatever
+    // is put there next is tracked (completed, or swept with the row).
+    assert_eq!(row_status(&id).await.as_deref(), Some("pending"));
     problem(
         complete(&id, "uploader@example.com").await,
-        404,
-        "/problems/not-found",
+        409,
+        "/problems/conflict",
     )
     .await;
     problem(
@@ -212,6 +214,10 @@ async fn a_stored_file_unlike_its_declaration_is_deleted_and_refused() {
         "/problems/not-found",
     )
     .await;
+    assert_eq!(send(&grant, vec![b'y'; 10]).await, 200);
+    let completed = complete(&id, "uploader@example.com").await;
+    assert_eq!(completed.status(), 200);
+    assert_eq!(row_status(&id).await.as_deref(), Some("complete"));
 }
 
 #[tokio::test]

@@ -246,14 +246,16 @@ async fn complete_upload(
         )
         .await
         .map_err(b2_problem)?;
-        timed(&app, &timings, "db", store::discard(db, &id))
-            .await
-            .map_err(db_problem)?;
+        // The row stays pending: the upload URL may still be used while
+        // it is valid, and an object put there is then either the declared
+        // file, completed by the next call, or removed with the row by the
+        // sweep (never an object in B2 without a row).
         return Err(Problem::new(
             ProblemType::ValidationFailed,
             format!(
                 "The stored file is {} bytes of type {stored_type:?}, but {declared_size} bytes \
-                 of type {:?} were declared. It has been deleted; request a new upload.",
+                 of type {:?} were declared. It has been deleted; send the declared file to the \
+                 upload URL while it is valid, or request a new upload.",
                 stored.size, upload.content_type
             ),
         ));

@@ -126,19 +126,6 @@ pub async fn complete(db: &Client, id: &str, size: u64) -> Result<bool, tidb_htt
     Ok(result.rows_affected() == Some(1))
 }
 
-/// Removes a pending upload's row (after its object was rejected and
-/// deleted). `false` when it was no longer pending.
-pub async fn discard(db: &Client, id: &str) -> Result<bool, tidb_http::Error> {
-    let result = db
-        .execute(
-            Statement::new("DELETE FROM uploads WHERE id = ? AND status = ?")
-                .bind(id)
-                .bind(PENDING),
-        )
-        .await?;
-    Ok(result.rows_affected() == Some(1))
-}
-
 /// Moves uploads pending for more than `older_than_secs` to `expired`, and
 /// returns every expired upload (these and any an earlier sweep did not
 /// finish), at most `limit`.
