@@ -98,10 +98,14 @@ function reportTrap(request, env, ctx, id, error) {
   } catch {
     return;
   }
-  const project = dsn.pathname.split("/").filter(Boolean).pop();
+  // The project id is the path's last segment and what comes before it a
+  // prefix, read as `sentry_types::Dsn` reads them (the Rust reporter's
+  // URL): slashes at either end do not count, so `/42/` is project 42.
+  const path = dsn.pathname.replace(/^\/+|\/+$/g, "");
+  const project = path.slice(path.lastIndexOf("/") + 1);
   if (!dsn.username || !project) return;
   const base = `${dsn.protocol}//${dsn.host}`;
-  const prefix = dsn.pathname.slice(0, dsn.pathname.lastIndexOf("/"));
+  const prefix = path.includes("/") ? `/${path.slice(0, path.lastIndexOf("/"))}` : "";
   const url = `${base}${prefix}/api/${project}/envelope/`;
   const eventId = crypto.randomUUID().replaceAll("-", "");
   const headers = {};

@@ -40,7 +40,9 @@ pub const READ: [&str; 16] = [
     "x-api-client-ip",
     // The request id and the data center (`cf-ray`).
     "cf-ray",
-    // Request context for Sentry events (scrubbed there).
+    // Request context for Sentry events, scrubbed there: the referer is a
+    // URL whose query (a same-origin page's, tokens included) is filtered
+    // like the request's (`sentry_report::scrub_headers`).
     "user-agent",
     "referer",
 ];

@@ -11,9 +11,9 @@
 //!
 //! What leaves the Worker is decided here, not by callers: request headers
 //! pass through [`scrub_headers`] (cookies, `authorization`, Access and
-//! binding tokens removed), URLs through [`scrub_url`] (values of query
-//! parameters that look like credentials replaced), and no body is ever
-//! sent.
+//! binding tokens removed, the `referer` scrubbed as a URL), URLs through
+//! [`scrub_url`] (the values of all query parameters but the API's own
+//! replaced), and no body is ever sent.
 //!
 //! Not for: performance traces, sessions, or retrying: a report that
 //! cannot be sent is dropped (the request it describes has long been
@@ -319,12 +319,16 @@ mod tests {
             message: "tidb: syntax error".into(),
             request: Some(RequestInfo {
                 method: "PUT".into(),
-                url: "https://api.example.com/v1/pages/a?token=s3cret&x=1".into(),
+                url: "https://api.example.com/v1/pages/a?token=s3cret&limit=1&jwt=s3cret".into(),
                 route: Some("/v1/pages/{slug}".into()),
                 headers: vec![
                     ("cookie".into(), "CF_Authorization=jwt-s3cret".into()),
                     ("cf-access-jwt-assertion".into(), "jwt-s3cret".into()),
                     ("user-agent".into(), "test".into()),
+                    (
+                        "referer".into(),
+                        "https://admin.example.com/edit?sig=s3cret&cursor=c1".into(),
+                    ),
                 ],
             }),
             request_id: Some("req-1".into()),
@@ -387,7 +391,11 @@ mod tests {
         let text = String::from_utf8(reporter.envelope(&event(), 0.0)).unwrap();
         assert!(!text.contains("s3cret"), "{text}");
         assert!(text.contains("user-agent"));
-        assert!(text.contains("x=1"));
+        assert!(text.contains("limit=1&jwt=%5BFiltered%5D"), "{text}");
+        assert!(
+            text.contains("https://admin.example.com/edit?sig=%5BFiltered%5D&cursor=c1"),
+            "{text}"
+        );
     }
 
     #[test]
