@@ -6,7 +6,10 @@
 //! Prometheus sees ordinary counters per isolate and `rate()`/`sum()` work
 //! across isolates. At most one push per isolate is in flight: a request
 //! finishing meanwhile is included in the next push, so the load on the
-//! sink stays bounded however busy the isolate is.
+//! sink stays bounded however busy the isolate is. The push in flight makes
+//! that next push itself (after the interval) when anything was counted
+//! while it was sent: such a request claims no push, and if it was the
+//! isolate's last, nothing else would send it.
 
 use std::collections::BTreeMap;
 use std::sync::Mutex;
@@ -14,10 +17,15 @@ use std::sync::Mutex;
 use outbound::Bytes;
 use prom_remote_write::{TimeSeries, WriteRequest};
 
-use super::schedule::SendSchedule;
+use super::schedule::{SendSchedule, MIN_INTERVAL_MS};
 use super::Finished;
 use crate::config::SinkTarget;
 use crate::Platform;
+
+/// Pushes one task makes at most: what is counted during the last of them
+/// waits for the next request's push, so a sink slower than the requests
+/// arrive does not keep one request's background task alive for ever.
+const MAX_PUSHES_PER_TASK: usize = 4;
 
 /// Upper bounds of the duration buckets, in seconds.
 const BUCKETS: [f64; 11] = [
@@ -46,6 +54,8 @@ impl Histogram {
 struct Registry {
     requests: BTreeMap<(String, String, &'static str), Histogram>,
     dependencies: BTreeMap<&'static str, Histogram>,
+    /// Requests observed so far: a push whose snapshot has fewer is stale.
+    observed: u64,
 }
 
 pub struct MetricsSink {
@@ -92,6 +102,7 @@ impl MetricsSink {
         let Ok(mut registry) = self.registry.lock() else {
             return;
         };
+        registry.observed += 1;
         registry
             .requests
             .entry((
@@ -117,22 +128,53 @@ impl MetricsSink {
     }
 
     /// Pushes everything counted so far (cumulative, so a push that fails
-    /// loses nothing the next one does not carry), after a [`claim`].
+    /// loses nothing the next one does not carry), after a [`claim`]; then,
+    /// while requests were counted during the push, pushes again once the
+    /// interval is over (at most [`MAX_PUSHES_PER_TASK`] in all), since
+    /// those requests claimed no push of their own.
     ///
     /// [`claim`]: MetricsSink::claim
     pub async fn push(&self, platform: &Platform) {
-        let now_ms = (platform.now_millis)();
-        self.schedule.started(now_ms);
-        let instance = self.instance(platform);
-        let body = match self.registry.lock() {
-            Ok(registry) => self
-                .snapshot(&registry, &instance, now_ms as i64)
-                .encode_body(),
-            Err(_) => {
+        let mut outcome = Ok(());
+        let mut last_start_ms = None;
+        for _ in 0..MAX_PUSHES_PER_TASK {
+            if let Some(last_start_ms) = last_start_ms {
+                let since = (platform.now_millis)() - last_start_ms;
+                super::wait(platform, MIN_INTERVAL_MS - since).await;
+            }
+            let now_ms = (platform.now_millis)();
+            last_start_ms = Some(now_ms);
+            self.schedule.started(now_ms);
+            let Some((body, observed)) = self.body(platform, now_ms) else {
                 self.schedule.release();
                 return;
+            };
+            outcome = self.send(platform, body).await;
+            let counted_since = self
+                .registry
+                .lock()
+                .is_ok_and(|registry| registry.observed > observed);
+            if outcome.is_err() || !counted_since {
+                break;
             }
-        };
+        }
+        let notice = self
+            .schedule
+            .finished((platform.now_millis)(), outcome.is_ok());
+        super::tell_console(platform, "metrics push", notice, outcome.err());
+    }
+
+    /// The encoded snapshot at `now_ms`, and how many requests it counts.
+    fn body(&self, platform: &Platform, now_ms: f64) -> Option<(Vec<u8>, u64)> {
+        let instance = self.instance(platform);
+        let registry = self.registry.lock().ok()?;
+        let body = self
+            .snapshot(&registry, &instance, now_ms as i64)
+            .encode_body();
+        Some((body, registry.observed))
+    }
+
+    async fn send(&self, platform: &Platform, body: Vec<u8>) -> Result<(), String> {
         let mut request = http::Request::builder()
             .method(http::Method::POST)
             .uri(&self.target.url)
@@ -145,11 +187,7 @@ impl MetricsSink {
         if let Some(auth) = self.target.authorization() {
             request = request.header("authorization", auth);
         }
-        let outcome = super::post(platform, request.body(Bytes::from(body))).await;
-        let notice = self
-            .schedule
-            .finished((platform.now_millis)(), outcome.is_ok());
-        super::tell_console(platform, "metrics push", notice, outcome.err());
+        super::post(platform, request.body(Bytes::from(body))).await
     }
 
     fn instance(&self, platform: &Platform) -> String {
@@ -318,5 +356,109 @@ mod tests {
             sorted.sort();
             assert_eq!(names, sorted, "labels sorted, as remote write requires");
         }
+    }
+
+    /// Records the snapshots it is sent; the first send waits until
+    /// released, like a slow Prometheus.
+    struct SlowPrometheus {
+        bodies: Mutex<Vec<WriteRequest>>,
+        release: tokio::sync::Semaphore,
+    }
+
+    impl outbound::Fetch for SlowPrometheus {
+        fn fetch(
+            &self,
+            request: outbound::Request,
+            _timeout: std::time::Duration,
+        ) -> outbound::BoxFuture<'_, Result<outbound::Response, outbound::FetchError>> {
+            Box::pin(async move {
+                let body = WriteRequest::decode_body(request.body()).unwrap();
+                let first = {
+                    let mut bodies = self.bodies.lock().unwrap();
+                    bodies.push(body);
+                    bodies.len() == 1
+                };
+                if first {
+                    let _ = self.release.acquire().await.unwrap();
+                }
+                Ok(http::Response::builder()
+                    .status(204)
+                    .body(Bytes::new())
+                    .unwrap())
+            })
+        }
+    }
+
+    /// Sleeps not at all, and records how long it was asked to.
+    #[derive(Default)]
+    struct NoWait(Mutex<Vec<std::time::Duration>>);
+
+    impl outbound::Timer for NoWait {
+        fn sleep(&self, duration: std::time::Duration) -> outbound::BoxFuture<'static, ()> {
+            self.0.lock().unwrap().push(duration);
+            Box::pin(async {})
+        }
+    }
+
+    fn requests_counted(body: &WriteRequest) -> f64 {
+        body.timeseries
+            .iter()
+            .find(|s| label(s, "__name__") == Some("edge_api_request_duration_seconds_count"))
+            .map_or(0.0, |s| s.samples[0].value)
+    }
+
+    #[tokio::test]
+    async fn requests_counted_during_a_push_go_in_one_more_push() {
+        use std::sync::Arc;
+
+        let prometheus = Arc::new(SlowPrometheus {
+            bodies: Default::default(),
+            release: tokio::sync::Semaphore::new(0),
+        });
+        let timer = Arc::new(NoWait::default());
+        let mut platform = Platform::native();
+        platform.fetch = prometheus.clone();
+        platform.timer = timer.clone();
+        let sink = Arc::new(MetricsSink::new(
+            SinkTarget {
+                url: "http://127.0.0.1:1/api/v1/write".into(),
+                user: None,
+                password: None,
+            },
+            "dev",
+        ));
+        sink.observe("/v1/pages", &finished(200, 7.0));
+        assert!(sink.claim((platform.now_millis)()).is_some());
+        let task = tokio::spawn({
+            let (sink, platform) = (sink.clone(), platform.clone());
+            async move { sink.push(&platform).await }
+        });
+        while prometheus.bodies.lock().unwrap().is_empty() {
+            tokio::task::yield_now().await;
+        }
+        // The isolate's last request finishes while the push hangs: it
+        // claims nothing, so the push in flight must carry it.
+        sink.observe("/v1/pages", &finished(200, 8.0));
+        assert!(sink.claim((platform.now_millis)()).is_none());
+        prometheus.release.add_permits(1);
+        task.await.unwrap();
+        let counted: Vec<f64> = prometheus
+            .bodies
+            .lock()
+            .unwrap()
+            .iter()
+            .map(requests_counted)
+            .collect();
+        assert_eq!(counted, [1.0, 2.0], "a second push with the late request");
+        let waits = timer.0.lock().unwrap().clone();
+        assert_eq!(waits.len(), 1, "{waits:?}");
+        assert!(
+            waits[0].as_millis() as f64 <= MIN_INTERVAL_MS,
+            "the second push waits out what is left of the interval: {waits:?}"
+        );
+        // Nothing counted during a push: it is the only one.
+        assert!(sink.claim((platform.now_millis)()).is_some(), "slot freed");
+        sink.push(&platform).await;
+        assert_eq!(prometheus.bodies.lock().unwrap().len(), 3);
     }
 }
