@@ -337,17 +337,7 @@ async fn the_current_version_is_the_newest_of_the_current_deployment() {
     let api = start().await;
     upload(&api).await;
     let old = current_version_id(&api);
-    let mut meta = metadata();
-    meta["bindings"][0]["text"] = json!("canary");
-    let (status, body) = api
-        .multipart(
-            Method::POST,
-            &script_path("/versions"),
-            worker_form(meta, "worker.js", "export default {}"),
-        )
-        .await;
-    assert_eq!(status, StatusCode::OK, "{body}");
-    let new = body["result"]["id"].as_str().unwrap().to_owned();
+    let new = new_version(&api, 0, "canary").await;
     // The old version keeps most traffic and is listed first.
     let (status, body) = api
         .post(
@@ -385,6 +375,22 @@ async fn the_current_version_is_the_newest_of_the_current_deployment() {
         .clone();
     assert_eq!(env["text"], "canary");
     api.assert_clean();
+}
+
+/// Uploads a version (not deployed) whose binding `binding` has `text`
+/// instead of the one in [`metadata`]; its id.
+async fn new_version(api: &Api, binding: usize, text: &str) -> String {
+    let mut meta = metadata();
+    meta["bindings"][binding]["text"] = json!(text);
+    let (status, body) = api
+        .multipart(
+            Method::POST,
+            &script_path("/versions"),
+            worker_form(meta, "worker.js", "export default {}"),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    body["result"]["id"].as_str().unwrap().to_owned()
 }
 
 /// `{strategy, versions}` for `(version_id, percentage)` pairs.
@@ -440,17 +446,7 @@ async fn a_split_with_a_serving_version_is_no_rollback() {
     let api = start().await;
     upload(&api).await;
     let stable = current_version_id(&api);
-    let mut meta = metadata();
-    meta["bindings"][1]["text"] = json!("canary-secret");
-    let (status, body) = api
-        .multipart(
-            Method::POST,
-            &script_path("/versions"),
-            worker_form(meta, "worker.js", "export default {}"),
-        )
-        .await;
-    assert_eq!(status, StatusCode::OK, "{body}");
-    let canary = body["result"]["id"].as_str().unwrap().to_owned();
+    let canary = new_version(&api, 1, "canary-secret").await;
     // The stable version serves, so keeping and resizing its share is
     // allowed although the canary's secret differs.
     for share in [10.0, 20.0, 100.0] {
