@@ -123,7 +123,14 @@ function reportTrap(request, env, ctx, id, error) {
     release: RELEASE,
     environment: String(env.ENVIRONMENT ?? "unknown"),
     tags: { request_id: id, status: "500" },
-    exception: { values: [{ type: "WasmTrap", value: String(error) }] },
+    exception: {
+      values: [
+        {
+          type: error instanceof WebAssembly.RuntimeError ? "WasmTrap" : String(error?.name ?? "Error"),
+          value: String(error),
+        },
+      ],
+    },
     request: { method: request.method, url: `${requestUrl.origin}${requestUrl.pathname}`, headers },
   };
   const payload = JSON.stringify(event);
@@ -174,9 +181,17 @@ function failed(request, env, ctx, error) {
   const id = requestId(request);
   const what = error instanceof WebAssembly.RuntimeError ? "a wasm trap" : "an error";
   console.error(`request failed with ${what}`, id, String(error));
-  reportTrap(request, env, ctx, id, error);
+  // One event per trap, with the request that met it first: a trap fails
+  // every request in flight, and each would otherwise send the same one.
+  if (error !== reported) {
+    reported = error;
+    reportTrap(request, env, ctx, id, error);
+  }
   return internalError(request, env, id);
 }
+
+/** The trap or error last reported to Sentry (see `failed`). */
+let reported;
 
 /**
  * Waits for an answer still on its way, unless the instance traps first:

@@ -18,6 +18,7 @@ const ENTRY = new URL('../../api-worker/entry.mjs', import.meta.url);
 describe('the API Worker trap report', () => {
   let dir;
   let worker;
+  let trapListener;
   const sent = [];
   const saved = {};
 
@@ -28,15 +29,21 @@ describe('the API Worker trap report', () => {
     writeFileSync(
       join(dir, 'build/index.js'),
       'export default class Api {\n' +
-        '  fetch() { throw new WebAssembly.RuntimeError("unreachable"); }\n' +
+        '  fetch() {\n' +
+        '    if (globalThis.__hang) return new Promise(() => {});\n' +
+        '    throw new WebAssembly.RuntimeError("unreachable");\n' +
+        '  }\n' +
         '}\n',
     );
     writeFileSync(join(dir, 'build/release.js'), 'export const RELEASE = "test";\n');
     copyFileSync(ENTRY, join(dir, 'entry.mjs'));
     for (const name of ['fetch', 'addEventListener']) saved[name] = globalThis[name];
     saved.consoleError = console.error;
-    // The Workers global the entry listens on; node has none.
-    globalThis.addEventListener = () => {};
+    // The Workers global the entry listens on; node has none. Kept, to
+    // report a trap the way the runtime does.
+    globalThis.addEventListener = (type, listener) => {
+      if (type === 'error') trapListener = listener;
+    };
     globalThis.fetch = async (url, init) => {
       sent.push({ url: String(url), init });
       return new Response(null, { status: 200 });
@@ -82,6 +89,27 @@ describe('the API Worker trap report', () => {
     for (const [dsn, expected] of cases) {
       assert.equal(await envelopeUrl(dsn), expected, dsn);
     }
+  });
+
+  it('reports a trap that fails every request in flight once', async () => {
+    sent.length = 0;
+    const waited = [];
+    const ctx = { waitUntil: (promise) => waited.push(promise) };
+    const env = { SENTRY_DSN: 'https://key@o1.ingest.sentry.io/42', ENVIRONMENT: 'test' };
+    globalThis.__hang = true;
+    try {
+      const answers = [1, 2, 3].map((n) =>
+        worker.fetch(new Request(`https://api.example.com/v1/pages/p${n}`), env, ctx),
+      );
+      trapListener({ error: new WebAssembly.RuntimeError('unreachable') });
+      for (const answer of await Promise.all(answers)) assert.equal(answer.status, 500);
+    } finally {
+      delete globalThis.__hang;
+    }
+    await Promise.all(waited);
+    assert.equal(sent.length, 1, JSON.stringify(sent.map((s) => s.url)));
+    const event = JSON.parse(sent[0].init.body.split('\n')[2]);
+    assert.equal(event.exception.values[0].type, 'WasmTrap');
   });
 
   it('sends nothing without a project or a key', async () => {
