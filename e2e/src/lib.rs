@@ -84,6 +84,27 @@ pub fn api() -> &'static str {
         .url
 }
 
+/// The head (lowercase, without its blank line) of the HTTP answer read
+/// from `socket`, within `limit`: for the tests that write a request by
+/// hand (a body sent late, or never).
+pub async fn answer_head(socket: &mut tokio::net::TcpStream, limit: Duration) -> String {
+    use tokio::io::AsyncReadExt;
+
+    let mut answer = Vec::new();
+    let mut buffer = [0u8; 4096];
+    loop {
+        let read = tokio::time::timeout(limit, socket.read(&mut buffer))
+            .await
+            .expect("an answer within the limit")
+            .unwrap();
+        assert!(read > 0, "closed without an answer: {answer:?}");
+        answer.extend_from_slice(&buffer[..read]);
+        if let Some(end) = answer.windows(4).position(|w| w == b"\r\n\r\n") {
+            return String::from_utf8_lossy(&answer[..end]).to_lowercase();
+        }
+    }
+}
+
 /// The status, the page's title and what the cache did for the read
 /// (`server-timing`'s `cache;desc`: `hit`, `miss`, `unavailable`,
 /// `pending`) of the page at `url`.

@@ -218,7 +218,7 @@ async fn a_body_that_stops_arriving_is_a_408_problem() {
 /// with `rest` (its body's framing and the start of the body) and then
 /// sends nothing more.
 async fn stalled_body_answer(rest: &str) -> String {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::io::AsyncWriteExt;
 
     let deadline = stack().api.as_ref().unwrap().request_deadline_ms;
     let address = api().strip_prefix("http://").unwrap();
@@ -228,22 +228,12 @@ async fn stalled_body_answer(rest: &str) -> String {
          content-type: application/json\r\n{rest}"
     );
     socket.write_all(request.as_bytes()).await.unwrap();
-    let mut answer = Vec::new();
-    let mut buffer = [0u8; 4096];
-    loop {
-        let read = tokio::time::timeout(
-            std::time::Duration::from_millis(deadline + 10_000),
-            socket.read(&mut buffer),
-        )
-        .await
-        .expect("an answer after the deadline")
-        .unwrap();
-        assert!(read > 0, "closed without an answer: {answer:?}");
-        answer.extend_from_slice(&buffer[..read]);
-        if let Some(end) = answer.windows(4).position(|w| w == b"\r\n\r\n") {
-            return String::from_utf8_lossy(&answer[..end]).to_lowercase();
-        }
-    }
+    // An answer after the deadline.
+    e2e::answer_head(
+        &mut socket,
+        std::time::Duration::from_millis(deadline + 10_000),
+    )
+    .await
 }
 
 /// A sleep on the isolate's timer (the one readiness checks and

@@ -296,14 +296,7 @@ async fn until_a_write_waits_for_a_row_lock() {
 async fn a_write_abandoned_while_it_commits_still_leaves_no_stale_copy(caller: &AbortingCaller) {
     let url = cached_page().await;
     let path = url.strip_prefix(api()).unwrap().to_owned();
-    let slug = path.rsplit('/').next().unwrap().to_owned();
-    let mut admin = e2e::database().await;
-    for stage in ["START", "BLOCK_COMMIT"] {
-        sqlx::query(&format!("BACKUP STAGE {stage}"))
-            .execute(&mut admin)
-            .await
-            .unwrap();
-    }
+    let mut admin = hold_commits().await;
     // The caller gives up once the write's `COMMIT` waits.
     let (abandoned, ()) = tokio::join!(
         abandoned_write(caller, &path, "abandoned", Duration::from_millis(1000)),
@@ -324,17 +317,34 @@ async fn a_write_abandoned_while_it_commits_still_leaves_no_stale_copy(caller: &
         .unwrap();
 
     assert_eq!(abandoned, 599, "the caller gave up");
-    eventually("the abandoned write committed", || async {
-        (revisions(&slug).await.len() == 2).then_some(())
+    the_second_revision_is_read_back(&url, "abandoned").await;
+}
+
+/// MariaDB holding every `COMMIT` (`BACKUP STAGE BLOCK_COMMIT`) until the
+/// returned connection runs `BACKUP STAGE END`.
+async fn hold_commits() -> sqlx::MySqlConnection {
+    let mut admin = e2e::database().await;
+    for stage in ["START", "BLOCK_COMMIT"] {
+        sqlx::query(&format!("BACKUP STAGE {stage}"))
+            .execute(&mut admin)
+            .await
+            .unwrap();
+    }
+    admin
+}
+
+/// The page at `url` (created titled `t`) gets its second revision,
+/// titled `title`, and readers get that title, not a cached copy of `t`.
+async fn the_second_revision_is_read_back(url: &str, title: &str) {
+    let slug = url.rsplit('/').next().unwrap();
+    eventually("the write committed", || async {
+        (revisions(slug).await.len() == 2).then_some(())
     })
     .await;
-    assert_eq!(
-        revisions(&slug).await,
-        [(1, "t".into()), (2, "abandoned".into())]
-    );
+    assert_eq!(revisions(slug).await, [(1, "t".into()), (2, title.into())]);
     eventually("the written title read back", || async {
-        let read = title_and_cache(&url).await;
-        (read.1 == json!("abandoned")).then_some(())
+        let read = title_and_cache(url).await;
+        (read.1 == json!(title)).then_some(())
     })
     .await;
 }
@@ -351,13 +361,7 @@ async fn a_write_cut_off_by_its_deadline_while_it_commits_leaves_no_stale_copy()
     let url = cached_page().await;
     let slug = url.rsplit('/').next().unwrap().to_owned();
     let deadline = stack().api.as_ref().unwrap().request_deadline_ms;
-    let mut admin = e2e::database().await;
-    for stage in ["START", "BLOCK_COMMIT"] {
-        sqlx::query(&format!("BACKUP STAGE {stage}"))
-            .execute(&mut admin)
-            .await
-            .unwrap();
-    }
+    let mut admin = hold_commits().await;
     let late = Duration::from_millis(deadline / 2);
     let answer = write_with_a_late_body(&slug, "cut off", late).await;
     sqlx::query("BACKUP STAGE END")
@@ -365,25 +369,13 @@ async fn a_write_cut_off_by_its_deadline_while_it_commits_leaves_no_stale_copy()
         .await
         .unwrap();
     assert!(answer.starts_with("http/1.1 504"), "{answer}");
-    eventually("the cut-off write committed", || async {
-        (revisions(&slug).await.len() == 2).then_some(())
-    })
-    .await;
-    assert_eq!(
-        revisions(&slug).await,
-        [(1, "t".into()), (2, "cut off".into())]
-    );
-    eventually("the written title read back", || async {
-        let read = title_and_cache(&url).await;
-        (read.1 == json!("cut off")).then_some(())
-    })
-    .await;
+    the_second_revision_is_read_back(&url, "cut off").await;
 }
 
 /// The head (lowercase) of the answer to an editor's `PUT` of page `slug`
 /// titled `title`, whose body is sent `late` after its head.
 async fn write_with_a_late_body(slug: &str, title: &str, late: Duration) -> String {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::io::AsyncWriteExt;
 
     let body = json!({"title": title, "body": "b"}).to_string();
     let address = api().strip_prefix("http://").unwrap().to_owned();
@@ -398,19 +390,7 @@ async fn write_with_a_late_body(slug: &str, title: &str, late: Duration) -> Stri
     socket.write_all(head.as_bytes()).await.unwrap();
     tokio::time::sleep(late).await;
     socket.write_all(body.as_bytes()).await.unwrap();
-    let mut answer = Vec::new();
-    let mut buffer = [0u8; 4096];
-    loop {
-        let read = tokio::time::timeout(Duration::from_secs(30), socket.read(&mut buffer))
-            .await
-            .expect("an answer")
-            .unwrap();
-        assert!(read > 0, "closed without an answer: {answer:?}");
-        answer.extend_from_slice(&buffer[..read]);
-        if let Some(end) = answer.windows(4).position(|w| w == b"\r\n\r\n") {
-            return String::from_utf8_lossy(&answer[..end]).to_lowercase();
-        }
-    }
+    e2e::answer_head(&mut socket, Duration::from_secs(30)).await
 }
 
 /// MariaDB out of connections (its `Too many connections`, 1040, as TiDB
