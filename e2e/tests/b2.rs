@@ -234,3 +234,71 @@ async fn delete_object_removes_it_and_deleting_again_succeeds() {
         .await
         .unwrap();
 }
+
+#[tokio::test]
+async fn copy_object_copies_only_the_version_that_was_checked() {
+    let b2 = client(config());
+    let now = SystemTime::now;
+    let source = unique("uploads/copy source ");
+    let destination = unique("files/copy-");
+    let put = b2
+        .presign_put(&source, "text/plain", None, Duration::from_secs(300), now())
+        .unwrap();
+    assert_eq!(upload(&put, b"first").await, 200);
+    let checked = b2
+        .head_object(&source, now(), TIMEOUT)
+        .await
+        .unwrap()
+        .unwrap();
+    let etag = checked.etag.clone().unwrap();
+
+    let copied = b2
+        .copy_object(&source, &destination, &etag, now(), TIMEOUT)
+        .await
+        .unwrap();
+    let b2::Copy::Copied {
+        etag: Some(copy_etag),
+    } = copied
+    else {
+        panic!("{copied:?}");
+    };
+    assert!(b2::same_etag(&copy_etag, &etag), "{copy_etag} vs {etag}");
+    let copy = b2
+        .head_object(&destination, now(), TIMEOUT)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (copy.size, copy.content_type.as_deref()),
+        (5, Some("text/plain"))
+    );
+    let get = b2
+        .presign_get(&destination, Duration::from_secs(60), None, now())
+        .unwrap();
+    assert_eq!(
+        http().get(&get).send().await.unwrap().text().await.unwrap(),
+        "first"
+    );
+
+    // The source replaced after the check: nothing is copied.
+    assert_eq!(upload(&put, b"other").await, 200);
+    assert_eq!(
+        b2.copy_object(&source, &destination, &etag, now(), TIMEOUT)
+            .await,
+        Ok(b2::Copy::SourceChanged)
+    );
+    assert_eq!(
+        http().get(&get).send().await.unwrap().text().await.unwrap(),
+        "first"
+    );
+
+    b2.delete_object(&source, now(), TIMEOUT).await.unwrap();
+    assert_eq!(
+        b2.copy_object(&source, &destination, &etag, now(), TIMEOUT)
+            .await,
+        Ok(b2::Copy::SourceMissing)
+    );
+    b2.delete_object(&destination, now(), TIMEOUT)
+        .await
+        .unwrap();
+}

@@ -1,7 +1,8 @@
 //! A small Backblaze B2 client over B2's S3-compatible API, for the Worker:
 //! `head_bucket` for `/readyz`, presigned PUT and GET URLs that browsers use
-//! to upload and download files directly, and `head_object` /
-//! `delete_object` to check and clean up uploads.
+//! to upload and download files directly, `head_object` / `delete_object`
+//! to check and clean up uploads, and `copy_object` to move a checked
+//! upload where its upload URL cannot write.
 //!
 //! Signing is rusty-s3 (SigV4, query-string auth, path-style addressing);
 //! HTTP goes through [`outbound::Fetch`], so the same code runs in the
@@ -97,6 +98,19 @@ pub struct ObjectInfo {
     pub content_type: Option<String>,
     /// The `ETag` header as sent, quotes included.
     pub etag: Option<String>,
+}
+
+/// What [`Client::copy_object`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Copy {
+    /// The destination now holds the source's bytes and metadata; the
+    /// copy's ETag as B2 reported it (quotes included), when it did.
+    Copied { etag: Option<String> },
+    /// There is no source object (any more).
+    SourceMissing,
+    /// The source's ETag is no longer the one the copy was made on: it was
+    /// replaced after it was checked.
+    SourceChanged,
 }
 
 /// A client for one bucket.
@@ -281,18 +295,82 @@ impl Client {
         }
     }
 
+    /// Copies `source` to `destination` inside the bucket, server-side
+    /// (S3 `CopyObject`, which B2 implements for objects up to 5 GB), with
+    /// the source's content type, and only if the source's ETag is still
+    /// `source_etag`: what is copied is exactly what the caller checked.
+    pub async fn copy_object(
+        &self,
+        source: &str,
+        destination: &str,
+        source_etag: &str,
+        now: SystemTime,
+        timeout: Duration,
+    ) -> Result<Copy, Error> {
+        check_key(source)?;
+        check_key(destination)?;
+        http::HeaderValue::from_str(source_etag)
+            .map_err(|_| Error::Invalid(format!("ETag {source_etag:?}")))?;
+        // `x-amz-copy-source` is `/bucket/key`, URL-encoded; both headers
+        // are signed (S3 refuses `x-amz-*` headers outside the signature).
+        let copy_source = format!(
+            "/{}/{}",
+            utf8_percent_encode(self.bucket.name(), COPY_SOURCE),
+            utf8_percent_encode(source, COPY_SOURCE)
+        );
+        let headers = [
+            ("x-amz-copy-source", copy_source.as_str()),
+            ("x-amz-copy-source-if-match", source_etag),
+        ];
+        let mut action = PutObject::new(&self.bucket, Some(&self.credentials), destination);
+        for (name, value) in headers {
+            action.headers_mut().insert(name, value);
+        }
+        let url = signed(action, OWN_REQUEST_EXPIRY, now)?;
+        let response = self
+            .send_with(http::Method::PUT, url, &headers, timeout)
+            .await?;
+        let status = response.status().as_u16();
+        let code = error::error_code(response.body());
+        match status {
+            // S3 may answer 200 and report a failure in the body, once the
+            // copy has started.
+            200..=299 if code.is_none() => Ok(Copy::Copied {
+                etag: copied_etag(response.body()),
+            }),
+            404 if code.as_deref() == Some("NoSuchKey") => Ok(Copy::SourceMissing),
+            412 => Ok(Copy::SourceChanged),
+            200..=299 => Err(Error::Unexpected { status, code }),
+            status => Err(Error::from_status(status, response.body())),
+        }
+    }
+
     async fn send(
         &self,
         method: http::Method,
         url: url::Url,
         timeout: Duration,
     ) -> Result<outbound::Response, Error> {
+        self.send_with(method, url, &[], timeout).await
+    }
+
+    /// Sends a request signed in its query with the `headers` that were
+    /// signed with it.
+    async fn send_with(
+        &self,
+        method: http::Method,
+        url: url::Url,
+        headers: &[(&str, &str)],
+        timeout: Duration,
+    ) -> Result<outbound::Response, Error> {
         let secrets = [self.credentials.key(), self.credentials.secret()];
-        // The signature is in the query (UNSIGNED-PAYLOAD, host the only
-        // signed header), so the request carries no auth or checksum headers.
-        let request = http::Request::builder()
-            .method(method)
-            .uri(url.as_str())
+        // The signature is in the query (UNSIGNED-PAYLOAD), so the request
+        // carries no auth or checksum headers.
+        let mut request = http::Request::builder().method(method).uri(url.as_str());
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        let request = request
             .body(Bytes::new())
             .map_err(|e| Error::Invalid(error::redact(&e.to_string(), &secrets)))?;
         self.fetch
@@ -309,6 +387,29 @@ const SIGV4_QUERY: &AsciiSet = &NON_ALPHANUMERIC
     .remove(b'.')
     .remove(b'_')
     .remove(b'~');
+
+/// `x-amz-copy-source`'s encoding: a key's `/` stay, everything else that
+/// is not unreserved is `%XX`.
+const COPY_SOURCE: &AsciiSet = &SIGV4_QUERY.remove(b'/');
+
+/// The `<ETag>` of a `CopyObjectResult`, quotes included as in a header
+/// (XML escapes them as `&quot;`).
+fn copied_etag(body: &[u8]) -> Option<String> {
+    let text = std::str::from_utf8(body).ok()?;
+    let start = text.find("<ETag>")? + "<ETag>".len();
+    let len = text[start..].find("</ETag>")?;
+    let etag = text[start..start + len]
+        .trim()
+        .replace("&quot;", "\"")
+        .replace("&#34;", "\"");
+    (!etag.is_empty() && etag.len() <= 256).then_some(etag)
+}
+
+/// Whether two ETags name the same bytes: equal once their quotes are
+/// taken off (servers differ on quoting an ETag in XML).
+pub fn same_etag(a: &str, b: &str) -> bool {
+    a.trim_matches('"') == b.trim_matches('"')
+}
 
 /// `action` signed for `expires` from `now`, with its query written the way
 /// it was signed. rusty-s3 signs the query SigV4-encoded (`%20`, `%2A`) but

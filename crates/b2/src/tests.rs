@@ -599,3 +599,90 @@ fn bad_endpoints_are_refused_at_construction() {
         assert!(!format!("{err}").contains(APP_KEY));
     }
 }
+
+fn xml_ok(body: &str) -> Result<Response, FetchError> {
+    Ok(http::Response::builder()
+        .status(200)
+        .body(Bytes::from(body.to_owned()))
+        .unwrap())
+}
+
+#[tokio::test]
+async fn copy_object_signs_its_source_and_condition_and_tells_each_outcome() {
+    let fetch = FakeFetch::answering(vec![
+        xml_ok(
+            "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<CopyObjectResult>\
+             <LastModified>2026-05-01T12:00:00.000Z</LastModified>\
+             <ETag>&quot;9b2cf535f27731c974343645a3985328&quot;</ETag></CopyObjectResult>",
+        ),
+        xml_error(404, "NoSuchKey"),
+        xml_error(412, "PreconditionFailed"),
+        // A copy that failed after S3 had started answering.
+        xml_ok("<Error><Code>InternalError</Code><Message>x</Message></Error>"),
+        xml_error(404, "NoSuchBucket"),
+    ]);
+    let b2 = client(fetch.clone());
+    let t = Duration::from_secs(4);
+    let etag = "\"9b2cf535f27731c974343645a3985328\"";
+    assert_eq!(
+        b2.copy_object("uploads/a b", "files/1", etag, at(T), t)
+            .await,
+        Ok(Copy::Copied {
+            etag: Some(etag.into())
+        })
+    );
+    assert_eq!(
+        b2.copy_object("uploads/2", "files/2", etag, at(T), t).await,
+        Ok(Copy::SourceMissing)
+    );
+    assert_eq!(
+        b2.copy_object("uploads/3", "files/3", etag, at(T), t).await,
+        Ok(Copy::SourceChanged)
+    );
+    assert_eq!(
+        b2.copy_object("uploads/4", "files/4", etag, at(T), t).await,
+        Err(Error::Unexpected {
+            status: 200,
+            code: Some("InternalError".into())
+        })
+    );
+    assert_eq!(
+        b2.copy_object("uploads/5", "files/5", etag, at(T), t).await,
+        Err(Error::NotFound {
+            code: Some("NoSuchBucket".into())
+        })
+    );
+    let sent = fetch.sent();
+    let (method, url, headers, timeout) = &sent[0];
+    assert_eq!(method, http::Method::PUT);
+    assert_eq!(*timeout, t);
+    assert!(
+        url.starts_with("https://s3.us-west-004.backblazeb2.com/files/files/1?"),
+        "{url}"
+    );
+    assert_eq!(headers["x-amz-copy-source"], "/files/uploads/a%20b");
+    assert_eq!(headers["x-amz-copy-source-if-match"], etag);
+    assert_eq!(
+        param(url, "X-Amz-SignedHeaders").as_deref(),
+        Some("host;x-amz-copy-source;x-amz-copy-source-if-match")
+    );
+    for (_, url, headers, _) in &sent {
+        assert_no_checksum(url, headers);
+    }
+    assert!(matches!(
+        b2.copy_object("../x", "files/1", etag, at(T), t).await,
+        Err(Error::Invalid(_))
+    ));
+    assert!(matches!(
+        b2.copy_object("uploads/1", "files/1", "\"a\nb\"", at(T), t)
+            .await,
+        Err(Error::Invalid(_))
+    ));
+}
+
+#[test]
+fn etags_compare_without_their_quotes() {
+    assert!(same_etag("\"abc\"", "abc"));
+    assert!(same_etag("\"abc\"", "\"abc\""));
+    assert!(!same_etag("\"abc\"", "\"abd\""));
+}
