@@ -63,11 +63,34 @@ async fn problem(response: reqwest::Response, status: u16, kind: &str) -> Value 
     body
 }
 
+/// The object the upload URL wrote.
 async fn stored(id: &str) -> Option<b2::ObjectInfo> {
     e2e::storage()
         .head_object(&format!("uploads/{id}"), SystemTime::now(), TIMEOUT)
         .await
         .unwrap()
+}
+
+/// The completed file's own copy.
+async fn stored_file(id: &str) -> Option<b2::ObjectInfo> {
+    e2e::storage()
+        .head_object(&format!("files/{id}"), SystemTime::now(), TIMEOUT)
+        .await
+        .unwrap()
+}
+
+/// The file's bytes, through the API's redirect.
+async fn downloaded(id: &str) -> Vec<u8> {
+    let redirect = http()
+        .get(format!("{}/v1/files/{id}", api()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(redirect.status(), 302);
+    let location = redirect.headers()["location"].to_str().unwrap().to_owned();
+    let download = http().get(&location).send().await.unwrap();
+    assert_eq!(download.status(), 200);
+    download.bytes().await.unwrap().to_vec()
 }
 
 async fn row_status(id: &str) -> Option<String> {
@@ -155,6 +178,87 @@ async fn a_file_goes_from_grant_to_storage_to_completion_to_download() {
          filename*=UTF-8''Quarterly%20report%20%28final%29.pdf"
     );
     assert_eq!(download.bytes().await.unwrap().to_vec(), contents);
+}
+
+#[tokio::test]
+async fn a_completed_file_cannot_be_replaced_through_its_still_valid_upload_url() {
+    let grant = granted(
+        "uploader@example.com",
+        &json!({"file_name": "logo.png", "content_type": "image/png", "size_bytes": 8}),
+    )
+    .await;
+    let id = grant["id"].as_str().unwrap().to_owned();
+    assert_eq!(send(&grant, b"original".to_vec()).await, 200);
+    assert_eq!(complete(&id, "uploader@example.com").await.status(), 200);
+    assert_eq!(downloaded(&id).await, b"original");
+
+    // Whoever holds the URL (it was in a browser's history, a proxy's log)
+    // can still PUT the same size and type to it while it is valid.
+    assert_eq!(send(&grant, b"replaced".to_vec()).await, 200);
+    assert_eq!(downloaded(&id).await, b"original");
+    let again: Value = complete(&id, "uploader@example.com")
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(again["size_bytes"], 8);
+    assert_eq!(downloaded(&id).await, b"original");
+}
+
+#[tokio::test]
+async fn a_completion_whose_copy_already_landed_keeps_it_and_completes() {
+    let grant = granted(
+        "uploader@example.com",
+        &json!({"file_name": "big.txt", "content_type": "text/plain", "size_bytes": 5}),
+    )
+    .await;
+    let id = grant["id"].as_str().unwrap().to_owned();
+    assert_eq!(send(&grant, b"hello".to_vec()).await, 200);
+    // An earlier completion's copy landed after its answer was lost.
+    let storage = e2e::storage();
+    let etag = stored(&id).await.unwrap().etag.unwrap();
+    let copy = storage
+        .copy_object(
+            &format!("uploads/{id}"),
+            &format!("files/{id}"),
+            &etag,
+            SystemTime::now(),
+            TIMEOUT,
+        )
+        .await
+        .unwrap();
+    assert!(matches!(copy, b2::Copy::Copied { .. }), "{copy:?}");
+    assert_eq!(row_status(&id).await.as_deref(), Some("pending"));
+
+    assert_eq!(complete(&id, "uploader@example.com").await.status(), 200);
+    assert_eq!(downloaded(&id).await, b"hello");
+
+    // A copy of other bytes (the upload replaced before completion) is
+    // not taken for the checked object: the completion copies again.
+    let other = granted(
+        "uploader@example.com",
+        &json!({"file_name": "b.txt", "content_type": "text/plain", "size_bytes": 5}),
+    )
+    .await;
+    let other_id = other["id"].as_str().unwrap().to_owned();
+    assert_eq!(send(&other, b"first".to_vec()).await, 200);
+    let first = stored(&other_id).await.unwrap().etag.unwrap();
+    storage
+        .copy_object(
+            &format!("uploads/{other_id}"),
+            &format!("files/{other_id}"),
+            &first,
+            SystemTime::now(),
+            TIMEOUT,
+        )
+        .await
+        .unwrap();
+    assert_eq!(send(&other, b"final".to_vec()).await, 200);
+    assert_eq!(
+        complete(&other_id, "uploader@example.com").await.status(),
+        200
+    );
+    assert_eq!(downloaded(&other_id).await, b"final");
 }
 
 #[tokio::test]
@@ -315,11 +419,23 @@ async fn unknown_and_malformed_ids_are_not_found() {
 }
 
 #[tokio::test]
-async fn the_cron_sweep_removes_abandoned_uploads_from_both_stores() {
+async fn the_cron_sweep_removes_abandoned_uploads_and_settles_completed_ones() {
     let request = json!({"file_name": "draft.txt", "content_type": "text/plain", "size_bytes": 5});
     let abandoned = granted("uploader@example.com", &request).await;
     let abandoned_id = abandoned["id"].as_str().unwrap().to_owned();
     assert_eq!(send(&abandoned, b"hello".to_vec()).await, 200);
+    // A completion that copied the file and never recorded it.
+    let etag = stored(&abandoned_id).await.unwrap().etag.unwrap();
+    e2e::storage()
+        .copy_object(
+            &format!("uploads/{abandoned_id}"),
+            &format!("files/{abandoned_id}"),
+            &etag,
+            SystemTime::now(),
+            TIMEOUT,
+        )
+        .await
+        .unwrap();
     let fresh = granted("uploader@example.com", &request).await;
     let fresh_id = fresh["id"].as_str().unwrap().to_owned();
     let kept = granted("uploader@example.com", &request).await;
@@ -329,10 +445,34 @@ async fn the_cron_sweep_removes_abandoned_uploads_from_both_stores() {
         complete(&kept_id, "uploader@example.com").await.status(),
         200
     );
-
-    // Two days old: past UPLOAD_ABANDON_AFTER_SECS (one day by default).
+    let recent = granted("uploader@example.com", &request).await;
+    let recent_id = recent["id"].as_str().unwrap().to_owned();
+    assert_eq!(send(&recent, b"hello".to_vec()).await, 200);
+    assert_eq!(
+        complete(&recent_id, "uploader@example.com").await.status(),
+        200
+    );
+    // Granted by a Worker from before files were copied: served from the
+    // object its URL wrote, which must stay.
+    let legacy = granted("uploader@example.com", &request).await;
+    let legacy_id = legacy["id"].as_str().unwrap().to_owned();
     let mut db = database().await;
-    for id in [&abandoned_id, &kept_id] {
+    sqlx::query("UPDATE uploads SET file_key = NULL WHERE id = ?")
+        .bind(&legacy_id)
+        .execute(&mut db)
+        .await
+        .unwrap();
+    assert_eq!(send(&legacy, b"older".to_vec()).await, 200);
+    assert_eq!(
+        complete(&legacy_id, "uploader@example.com").await.status(),
+        200
+    );
+    assert!(stored_file(&legacy_id).await.is_none(), "not copied");
+    assert_eq!(downloaded(&legacy_id).await, b"older");
+
+    // Two days old: past UPLOAD_ABANDON_AFTER_SECS (one day by default),
+    // and past any upload URL's life.
+    for id in [&abandoned_id, &kept_id, &legacy_id] {
         sqlx::query("UPDATE uploads SET created_at = created_at - INTERVAL 2 DAY WHERE id = ?")
             .bind(id)
             .execute(&mut db)
@@ -343,9 +483,16 @@ async fn the_cron_sweep_removes_abandoned_uploads_from_both_stores() {
     run_cron().await;
     assert_eq!(row_status(&abandoned_id).await, None, "row removed");
     assert!(stored(&abandoned_id).await.is_none(), "object removed");
+    assert!(stored_file(&abandoned_id).await.is_none(), "copy removed");
     assert_eq!(row_status(&fresh_id).await.as_deref(), Some("pending"));
-    assert_eq!(row_status(&kept_id).await.as_deref(), Some("complete"));
-    assert!(stored(&kept_id).await.is_some());
+    assert_eq!(row_status(&kept_id).await.as_deref(), Some("settled"));
+    assert!(stored(&kept_id).await.is_none(), "uploaded object removed");
+    assert!(stored_file(&kept_id).await.is_some(), "the file stays");
+    // Its URL may still be valid: nothing it writes is taken away.
+    assert_eq!(row_status(&recent_id).await.as_deref(), Some("complete"));
+    assert!(stored(&recent_id).await.is_some());
+    assert_eq!(row_status(&legacy_id).await.as_deref(), Some("settled"));
+    assert!(stored(&legacy_id).await.is_some(), "a legacy file stays");
     problem(
         complete(&abandoned_id, "uploader@example.com").await,
         404,
@@ -353,13 +500,14 @@ async fn the_cron_sweep_removes_abandoned_uploads_from_both_stores() {
     )
     .await;
 
-    // A second run (or one racing the first) finds nothing more to do.
+    // A second run (or one racing the first) finds nothing more to do, and
+    // settled files are still served and completed as before.
     run_cron().await;
-    assert_eq!(row_status(&kept_id).await.as_deref(), Some("complete"));
-    let redirect = http()
-        .get(format!("{}/v1/files/{kept_id}", api()))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(redirect.status(), 302);
+    assert_eq!(row_status(&kept_id).await.as_deref(), Some("settled"));
+    assert_eq!(downloaded(&kept_id).await, b"hello");
+    assert_eq!(downloaded(&legacy_id).await, b"older");
+    let again = complete(&kept_id, "uploader@example.com").await;
+    assert_eq!(again.status(), 200);
+    let file: Value = again.json().await.unwrap();
+    assert_eq!(file["size_bytes"], 5);
 }

@@ -116,6 +116,9 @@ pub const DEFAULT_UPLOAD_CONTENT_TYPES: [&str; 6] = [
     "text/plain",
 ];
 
+/// The longest `UPLOAD_URL_TTL_SECS` allowed.
+pub const MAX_UPLOAD_URL_TTL_SECS: u64 = 1800;
+
 /// S3's (and B2's) largest single `PUT`: 5 GiB.
 pub const MAX_UPLOAD_BYTES: u64 = 5 * 1024 * 1024 * 1024;
 
@@ -577,7 +580,7 @@ fn load_uploads(get: &impl Fn(&str) -> Option<String>, issues: &mut Vec<ConfigIs
         url_ttl_secs: parse_number(
             get,
             "UPLOAD_URL_TTL_SECS",
-            60..=1800,
+            60..=MAX_UPLOAD_URL_TTL_SECS,
             defaults.url_ttl_secs,
             issues,
         ),

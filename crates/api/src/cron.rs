@@ -21,8 +21,8 @@ pub async fn run(app: &Arc<App>) -> Vec<Result<String, String>> {
             .await
             .map(|report| {
                 format!(
-                    "upload sweep: {} removed, {} left for the next run",
-                    report.removed, report.failed
+                    "upload sweep: {} removed, {} settled, {} left for the next run",
+                    report.removed, report.settled, report.failed
                 )
             })
             .map_err(|e| format!("upload sweep failed: {e}"))

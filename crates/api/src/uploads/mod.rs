@@ -7,11 +7,15 @@
 //! 2. The browser `PUT`s the file to B2.
 //! 3. `POST /v1/uploads/{id}/complete` (admin) `HEAD`s the object: the
 //!    declared size and type make it `complete`; anything else deletes the
-//!    object and answers 422.
-//! 4. `GET /v1/files/{id}` redirects to a presigned `GET` that makes B2
-//!    answer with the file's name in `Content-Disposition`.
+//!    object and answers 422. The checked object is copied (server-side,
+//!    on its ETag) to the file's own key, which no upload URL can write:
+//!    the URL is still valid after completion, and would otherwise let
+//!    whoever holds it replace the file's bytes.
+//! 4. `GET /v1/files/{id}` redirects to a presigned `GET` of the file that
+//!    makes B2 answer with its name in `Content-Disposition`.
 //!
-//! Uploads never completed are swept by [`sweep`] (the Worker's cron).
+//! [`sweep`] (the Worker's cron) removes uploads never completed, and the
+//! uploaded object of completed ones once their URL has expired.
 
 pub mod store;
 
@@ -44,6 +48,10 @@ const B2_TIMEOUT: Duration = Duration::from_secs(5);
 /// Expired uploads cleaned up per sweep: bounded so a cron run always
 /// fits its time; the next run takes the rest.
 const SWEEP_BATCH: u32 = 100;
+/// How long after its grant a completed upload's URL has surely expired,
+/// whatever `UPLOAD_URL_TTL_SECS` was when it was signed, with room for the
+/// clocks of the Worker and B2 to differ.
+const SETTLE_AFTER: Duration = Duration::from_secs(crate::config::MAX_UPLOAD_URL_TTL_SECS + 5 * 60);
 /// Types shown inline by browsers; everything else is downloaded.
 const INLINE_TYPES: [&str; 4] = ["image/png", "image/jpeg", "image/gif", "image/webp"];
 
@@ -130,6 +138,7 @@ async fn create_upload(
     let db = database(&app)?;
     let id = new_id();
     let object_key = object_key(&id);
+    let file_key = file_key(&id);
     let ttl = Duration::from_secs(app.config.uploads.url_ttl_secs);
     let presigned = b2
         .presign_put(
@@ -152,6 +161,7 @@ async fn create_upload(
             &NewUpload {
                 id: &id,
                 object_key: &object_key,
+                file_key: &file_key,
                 file_name: request.file_name.trim(),
                 content_type: &content_type,
                 size_bytes: request.size_bytes,
@@ -184,7 +194,7 @@ async fn create_upload(
 
 /// Finishes an upload: the object must be in storage with the declared
 /// size and type. A mismatch deletes the object (422); completing twice
-/// answers the same file.
+/// answers the same file. The object checked is copied to the file's key.
 #[utoipa::path(post, path = "/v1/uploads/{id}/complete", tag = "uploads",
     security(("cloudflare_access" = [])),
     params(("id" = String, Path, description = "The upload's id", pattern = "^[0-9a-f]{32}$")),
@@ -193,8 +203,8 @@ async fn create_upload(
         crate::openapi::AdminProblems,
         (status = 404, description = "No such upload (or it expired)", body = crate::openapi::Problem,
          content_type = "application/problem+json"),
-        (status = 409, description = "The file has not been sent yet", body = crate::openapi::Problem,
-         content_type = "application/problem+json"),
+        (status = 409, description = "The file has not been sent yet, or was replaced while it was being completed",
+         body = crate::openapi::Problem, content_type = "application/problem+json"),
         (status = 422, description = "The stored file is not what was declared; it was deleted",
          body = crate::openapi::Problem, content_type = "application/problem+json"),
         crate::openapi::V1Problems,
@@ -260,17 +270,100 @@ async fn complete_upload(
             ),
         ));
     }
-    timed(&app, &timings, "db", store::complete(db, &id, stored.size))
+    if upload.is_copied() {
+        let etag = stored.etag.as_deref().ok_or_else(|| {
+            b2_problem(b2::Error::Unexpected {
+                status: 200,
+                code: Some("MissingETag".into()),
+            })
+        })?;
+        copy_checked(&app, &timings, b2, &upload, etag).await?;
+    }
+    let completed = timed(&app, &timings, "db", store::complete(db, &id, stored.size))
         .await
         .map_err(db_problem)?;
     // Completed now or by a concurrent call: either way, read what is stored.
-    let upload = timed(&app, &timings, "db", store::get(db, &id))
+    let current = timed(&app, &timings, "db", store::get(db, &id))
         .await
         .map_err(db_problem)?;
-    upload
-        .and_then(|u| u.file())
-        .map(axum::Json)
-        .ok_or_else(|| no_upload(&id))
+    if let Some(file) = current.as_ref().and_then(|u| u.file()) {
+        return Ok(axum::Json(file));
+    }
+    if !completed && upload.is_copied() {
+        // Expired by the sweep meanwhile, which may have deleted the file's
+        // key before this copy landed: no object is left without its row.
+        let key = upload.file_key();
+        if let Err(e) = b2.delete_object(key, app.platform.now(), B2_TIMEOUT).await {
+            (app.platform.log_error)(&format!(
+                "upload {id}: the copy made for an upload expired meanwhile is left: {e}"
+            ));
+        }
+    }
+    Err(no_upload(&id))
+}
+
+/// Makes the file's key hold the object that was checked (ETag `etag`).
+/// A copy already there from an earlier try (one whose answer was lost, as
+/// a large copy can outlast the request) is kept, so retries converge.
+async fn copy_checked(
+    app: &App,
+    timings: &Timings,
+    b2: &b2::Client,
+    upload: &store::Upload,
+    etag: &str,
+) -> Result<(), Problem> {
+    let (source, destination) = (&upload.object_key, upload.file_key());
+    let existing = timed(
+        app,
+        timings,
+        "b2",
+        b2.head_object(destination, app.platform.now(), B2_TIMEOUT),
+    )
+    .await
+    .map_err(b2_problem)?;
+    if existing
+        .and_then(|o| o.etag)
+        .is_some_and(|e| b2::same_etag(&e, etag))
+    {
+        return Ok(());
+    }
+    let copy = timed(
+        app,
+        timings,
+        "b2",
+        b2.copy_object(source, destination, etag, app.platform.now(), B2_TIMEOUT),
+    )
+    .await
+    .map_err(b2_problem)?;
+    match copy {
+        b2::Copy::Copied { etag: copied } => {
+            if copied.is_some_and(|c| !b2::same_etag(&c, etag)) {
+                // A store that ignored the condition copied other bytes.
+                timed(
+                    app,
+                    timings,
+                    "b2",
+                    b2.delete_object(destination, app.platform.now(), B2_TIMEOUT),
+                )
+                .await
+                .map_err(b2_problem)?;
+                return Err(replaced());
+            }
+            Ok(())
+        }
+        b2::Copy::SourceChanged => Err(replaced()),
+        b2::Copy::SourceMissing => Err(Problem::new(
+            ProblemType::Conflict,
+            "The file is no longer in storage: PUT it to the upload URL again, then complete.",
+        )),
+    }
+}
+
+fn replaced() -> Problem {
+    Problem::new(
+        ProblemType::Conflict,
+        "The file was replaced in storage while it was being completed; complete again.",
+    )
 }
 
 /// Downloads a file: a redirect to a short-lived presigned URL on storage,
@@ -306,7 +399,7 @@ async fn download_file(
     let (upload, file) = file;
     let url = b2
         .presign_get(
-            &upload.object_key,
+            upload.file_key(),
             DOWNLOAD_URL_TTL,
             Some(&content_disposition(&file.file_name, &file.content_type)),
             app.platform.now(),
@@ -331,8 +424,11 @@ async fn download_file(
 /// What one sweep did.
 #[derive(Debug, Default, PartialEq, Eq, Serialize)]
 pub struct SweepReport {
-    /// Abandoned uploads whose object and row are gone now.
+    /// Abandoned uploads whose objects and row are gone now.
     pub removed: u32,
+    /// Completed uploads whose uploaded object is gone now, their URL
+    /// having expired: only the file is left.
+    pub settled: u32,
     /// Uploads left for the next run because storage or the database
     /// failed for them (each logged).
     pub failed: u32,
@@ -340,36 +436,79 @@ pub struct SweepReport {
 
 /// Removes uploads left `pending` for longer than `UPLOAD_ABANDON_AFTER_SECS`:
 /// the row is marked `expired` first (so a late `complete` cannot win), then
-/// the object is deleted, then the row. Safe to run twice or concurrently.
+/// the objects are deleted, then the row. Then settles completed uploads
+/// whose URL has expired: their uploaded object (which the URL could still
+/// write until then) is deleted, the file stays. Safe to run twice or
+/// concurrently.
 pub async fn sweep(app: &App) -> Result<SweepReport, String> {
     let db = app.tidb.as_ref().ok_or("TiDB is not configured")?;
     let b2 = app.b2.as_ref().ok_or("B2 is not configured")?;
+    let mut report = SweepReport::default();
     let expired = store::expire_abandoned(db, app.config.uploads.abandon_after_secs, SWEEP_BATCH)
         .await
         .map_err(|e| format!("listing abandoned uploads: {e}"))?;
-    let mut report = SweepReport::default();
     for upload in expired {
-        let removed = match b2
-            .delete_object(&upload.object_key, app.platform.now(), B2_TIMEOUT)
-            .await
-        {
+        // The file's key too: a completion may have copied the object
+        // before the sweep expired its row.
+        let mut keys = vec![upload.object_key.as_str()];
+        if upload.is_copied() {
+            keys.push(upload.file_key());
+        }
+        let removed = match delete_objects(app, b2, &keys).await {
             Ok(()) => store::forget_expired(db, &upload.id)
                 .await
                 .map_err(|e| e.to_string()),
-            Err(e) => Err(e.to_string()),
+            Err(e) => Err(e),
         };
-        match removed {
-            Ok(()) => report.removed += 1,
-            Err(e) => {
-                report.failed += 1;
-                (app.platform.log_error)(&format!(
-                    "upload sweep: {} left for the next run: {e}",
-                    upload.id
-                ));
-            }
-        }
+        tally(app, &mut report, &upload.id, removed, |r| &mut r.removed);
+    }
+    let unsettled = store::unsettled(db, SETTLE_AFTER.as_secs(), SWEEP_BATCH)
+        .await
+        .map_err(|e| format!("listing completed uploads to settle: {e}"))?;
+    for upload in unsettled {
+        // An upload from before files were copied is served from the
+        // object its URL wrote: that one stays.
+        let keys = if upload.is_copied() {
+            vec![upload.object_key.as_str()]
+        } else {
+            Vec::new()
+        };
+        let settled = match delete_objects(app, b2, &keys).await {
+            Ok(()) => store::settle(db, &upload.id)
+                .await
+                .map_err(|e| e.to_string()),
+            Err(e) => Err(e),
+        };
+        tally(app, &mut report, &upload.id, settled, |r| &mut r.settled);
     }
     Ok(report)
+}
+
+async fn delete_objects(app: &App, b2: &b2::Client, keys: &[&str]) -> Result<(), String> {
+    for key in keys {
+        b2.delete_object(key, app.platform.now(), B2_TIMEOUT)
+            .await
+            .map_err(|e| e.to_string())?;
+    }
+    Ok(())
+}
+
+/// Counts one upload's outcome in `report`; a failure is logged and left
+/// for the next run.
+fn tally(
+    app: &App,
+    report: &mut SweepReport,
+    id: &str,
+    outcome: Result<(), String>,
+    done: fn(&mut SweepReport) -> &mut u32,
+) {
+    match outcome {
+        Ok(()) => *done(report) += 1,
+        Err(e) => {
+            report.failed += 1;
+            (app.platform.log_error)(&format!("upload sweep: {id} left for the next run: {e}"));
+        }
+    }
 }
 
 /// Checks a request against the configured limits; the content type as
@@ -494,9 +633,14 @@ fn valid_id(id: &str) -> bool {
 }
 
 /// Objects are named by id only: the file name (user input) never becomes
-/// part of a key.
+/// part of a key. The upload URL writes here.
 fn object_key(id: &str) -> String {
     format!("uploads/{id}")
+}
+
+/// Where a completed file is kept: no upload URL is ever signed for it.
+fn file_key(id: &str) -> String {
+    format!("files/{id}")
 }
 
 /// `inline` for images, `attachment` otherwise, with the name as an ASCII
@@ -583,5 +727,6 @@ mod tests {
     #[test]
     fn keys_never_hold_the_file_name() {
         assert_eq!(object_key("00ff"), "uploads/00ff");
+        assert_eq!(file_key("00ff"), "files/00ff");
     }
 }

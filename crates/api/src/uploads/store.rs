@@ -1,7 +1,9 @@
 //! Upload rows in TiDB. A row is written when an upload is granted
-//! (`pending`), moved to `complete` once the object in B2 has been checked,
-//! and to `expired` by the sweep before it deletes the object and then the
-//! row. Every state change is a single conditional `UPDATE ... WHERE status
+//! (`pending`), moved to `complete` once the object in B2 has been checked
+//! and copied to the file's own key, to `settled` by the sweep once the
+//! upload URL has expired and the uploaded object is deleted (only the file
+//! is left), and to `expired` by the sweep when it was never completed,
+//! before it deletes the objects and then the row. Every state change is a single conditional `UPDATE ... WHERE status
 //! = ...`, so a late `complete` racing the sweep can never revive an upload
 //! whose object is being deleted, and running the sweep twice is harmless.
 //!
@@ -16,12 +18,20 @@ use crate::db::rfc3339;
 pub const PENDING: &str = "pending";
 pub const COMPLETE: &str = "complete";
 pub const EXPIRED: &str = "expired";
+/// Complete, and the object its upload URL wrote is gone: only the file is
+/// left in B2.
+pub const SETTLED: &str = "settled";
 
 /// An upload as stored.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 pub struct Upload {
     pub id: String,
+    /// Where the upload URL writes.
     pub object_key: String,
+    /// Where the file is served from once complete: a copy of the checked
+    /// object that no upload URL can write. `None` for uploads granted
+    /// before files were copied, which are served from `object_key`.
+    pub file_key: Option<String>,
     pub file_name: String,
     pub content_type: String,
     /// The size the client declared, which the presigned URL pins.
@@ -54,7 +64,7 @@ pub struct File {
 impl Upload {
     /// The client's view, if the upload is complete.
     pub fn file(&self) -> Option<File> {
-        if self.status != COMPLETE {
+        if self.status != COMPLETE && self.status != SETTLED {
             return None;
         }
         Some(File {
@@ -68,29 +78,43 @@ impl Upload {
             download_url: format!("/v1/files/{}", self.id),
         })
     }
+
+    /// The key the file is (or will be) stored under.
+    pub fn file_key(&self) -> &str {
+        self.file_key.as_deref().unwrap_or(&self.object_key)
+    }
+
+    /// Whether the upload URL writes somewhere other than the file, so that
+    /// its object is a leftover once the file is copied.
+    pub fn is_copied(&self) -> bool {
+        self.file_key() != self.object_key
+    }
 }
 
 /// What a new upload row holds.
 pub struct NewUpload<'a> {
     pub id: &'a str,
     pub object_key: &'a str,
+    pub file_key: &'a str,
     pub file_name: &'a str,
     pub content_type: &'a str,
     pub size_bytes: u64,
     pub author: &'a str,
 }
 
-const COLUMNS: &str = "id, object_key, file_name, content_type, max_bytes, size_bytes, \
+const COLUMNS: &str = "id, object_key, file_key, file_name, content_type, max_bytes, size_bytes, \
                        status, author, created_at, completed_at";
 
 pub async fn insert(db: &Client, upload: &NewUpload<'_>) -> Result<(), tidb_http::Error> {
     db.execute(
         Statement::new(
-            "INSERT INTO uploads (id, object_key, file_name, content_type, max_bytes, \
-             status, author, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, UTC_TIMESTAMP(3))",
+            "INSERT INTO uploads (id, object_key, file_key, file_name, content_type, \
+             max_bytes, status, author, created_at) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, UTC_TIMESTAMP(3))",
         )
         .bind(upload.id)
         .bind(upload.object_key)
+        .bind(upload.file_key)
         .bind(upload.file_name)
         .bind(upload.content_type)
         .bind(upload.size_bytes)
@@ -154,7 +178,39 @@ pub async fn expire_abandoned(
     .await
 }
 
-/// Deletes an expired upload's row, once its object is gone.
+/// Completed uploads granted more than `older_than_secs` ago, whose upload
+/// URL has expired by then but whose uploaded object may still be there,
+/// oldest first, at most `limit`.
+pub async fn unsettled(
+    db: &Client,
+    older_than_secs: u64,
+    limit: u32,
+) -> Result<Vec<Upload>, tidb_http::Error> {
+    db.query_as(
+        Statement::new(format!(
+            "SELECT {COLUMNS} FROM uploads WHERE status = ? \
+             AND created_at < UTC_TIMESTAMP(3) - INTERVAL ? SECOND ORDER BY created_at LIMIT ?"
+        ))
+        .bind(COMPLETE)
+        .bind(older_than_secs)
+        .bind(limit),
+    )
+    .await
+}
+
+/// Marks a complete upload settled, once its uploaded object is gone.
+pub async fn settle(db: &Client, id: &str) -> Result<(), tidb_http::Error> {
+    db.execute(
+        Statement::new("UPDATE uploads SET status = ? WHERE id = ? AND status = ?")
+            .bind(SETTLED)
+            .bind(id)
+            .bind(COMPLETE),
+    )
+    .await
+    .map(|_| ())
+}
+
+/// Deletes an expired upload's row, once its objects are gone.
 pub async fn forget_expired(db: &Client, id: &str) -> Result<(), tidb_http::Error> {
     db.execute(
         Statement::new("DELETE FROM uploads WHERE id = ? AND status = ?")
