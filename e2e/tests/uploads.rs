@@ -93,6 +93,17 @@ async fn downloaded(id: &str) -> Vec<u8> {
     download.bytes().await.unwrap().to_vec()
 }
 
+/// Whether the sweep has removed the completed upload's uploaded object.
+async fn settled(id: &str) -> bool {
+    let settled_at: Option<Option<String>> =
+        sqlx::query_scalar("SELECT CAST(settled_at AS CHAR) FROM upload_files WHERE upload_id = ?")
+            .bind(id)
+            .fetch_optional(&mut database().await)
+            .await
+            .unwrap();
+    settled_at.expect("a copied file has its row").is_some()
+}
+
 async fn row_status(id: &str) -> Option<String> {
     sqlx::query_scalar("SELECT CONVERT(status USING utf8mb4) FROM uploads WHERE id = ?")
         .bind(id)
@@ -206,6 +217,43 @@ async fn a_completed_file_cannot_be_replaced_through_its_still_valid_upload_url(
 }
 
 #[tokio::test]
+async fn a_completion_checks_and_copies_only_while_it_holds_the_uploads_row() {
+    let grant = granted(
+        "uploader@example.com",
+        &json!({"file_name": "held.txt", "content_type": "text/plain", "size_bytes": 4}),
+    )
+    .await;
+    let id = grant["id"].as_str().unwrap().to_owned();
+    assert_eq!(send(&grant, b"held".to_vec()).await, 200);
+    // Another completion (or the sweep) holds the row.
+    let mut db = database().await;
+    let mut held = sqlx::Connection::begin(&mut db).await.unwrap();
+    sqlx::query("SELECT status FROM uploads WHERE id = ? FOR UPDATE")
+        .bind(&id)
+        .execute(&mut *held)
+        .await
+        .unwrap();
+    let completing = tokio::spawn({
+        let id = id.clone();
+        async move { complete(&id, "uploader@example.com").await.status() }
+    });
+    // Shorter than the wait the Worker allows (half the local stack's
+    // 3 s request deadline, in whole seconds: 1 s).
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(
+        !completing.is_finished(),
+        "the completion waits for the row"
+    );
+    assert!(
+        stored_file(&id).await.is_none(),
+        "nothing is copied before the row is held"
+    );
+    held.commit().await.unwrap();
+    assert_eq!(completing.await.unwrap(), 200);
+    assert_eq!(downloaded(&id).await, b"held");
+}
+
+#[tokio::test]
 async fn a_completion_whose_copy_already_landed_keeps_it_and_completes() {
     let grant = granted(
         "uploader@example.com",
@@ -227,7 +275,7 @@ async fn a_completion_whose_copy_already_landed_keeps_it_and_completes() {
         )
         .await
         .unwrap();
-    assert!(matches!(copy, b2::Copy::Copied { .. }), "{copy:?}");
+    assert_eq!(copy, b2::Copy::Copied);
     assert_eq!(row_status(&id).await.as_deref(), Some("pending"));
 
     assert_eq!(complete(&id, "uploader@example.com").await.status(), 200);
@@ -452,21 +500,21 @@ async fn the_cron_sweep_removes_abandoned_uploads_and_settles_completed_ones() {
         complete(&recent_id, "uploader@example.com").await.status(),
         200
     );
-    // Granted by a Worker from before files were copied: served from the
-    // object its URL wrote, which must stay.
+    // Completed by a Worker from before files were copied (a rollback, or a
+    // canary split with the old version): served from the object its URL
+    // wrote, which must stay.
     let legacy = granted("uploader@example.com", &request).await;
     let legacy_id = legacy["id"].as_str().unwrap().to_owned();
-    let mut db = database().await;
-    sqlx::query("UPDATE uploads SET file_key = NULL WHERE id = ?")
-        .bind(&legacy_id)
-        .execute(&mut db)
-        .await
-        .unwrap();
     assert_eq!(send(&legacy, b"older".to_vec()).await, 200);
-    assert_eq!(
-        complete(&legacy_id, "uploader@example.com").await.status(),
-        200
-    );
+    let mut db = database().await;
+    sqlx::query(
+        "UPDATE uploads SET status = 'complete', size_bytes = 5, \
+         completed_at = UTC_TIMESTAMP(3) WHERE id = ?",
+    )
+    .bind(&legacy_id)
+    .execute(&mut db)
+    .await
+    .unwrap();
     assert!(stored_file(&legacy_id).await.is_none(), "not copied");
     assert_eq!(downloaded(&legacy_id).await, b"older");
 
@@ -478,6 +526,13 @@ async fn the_cron_sweep_removes_abandoned_uploads_and_settles_completed_ones() {
             .execute(&mut db)
             .await
             .unwrap();
+        sqlx::query(
+            "UPDATE upload_files SET copied_at = copied_at - INTERVAL 2 DAY WHERE upload_id = ?",
+        )
+        .bind(id)
+        .execute(&mut db)
+        .await
+        .unwrap();
     }
 
     run_cron().await;
@@ -485,13 +540,16 @@ async fn the_cron_sweep_removes_abandoned_uploads_and_settles_completed_ones() {
     assert!(stored(&abandoned_id).await.is_none(), "object removed");
     assert!(stored_file(&abandoned_id).await.is_none(), "copy removed");
     assert_eq!(row_status(&fresh_id).await.as_deref(), Some("pending"));
-    assert_eq!(row_status(&kept_id).await.as_deref(), Some("settled"));
+    // Still `complete` to every Worker version; only the file is left.
+    assert_eq!(row_status(&kept_id).await.as_deref(), Some("complete"));
+    assert!(settled(&kept_id).await, "settled");
     assert!(stored(&kept_id).await.is_none(), "uploaded object removed");
     assert!(stored_file(&kept_id).await.is_some(), "the file stays");
     // Its URL may still be valid: nothing it writes is taken away.
     assert_eq!(row_status(&recent_id).await.as_deref(), Some("complete"));
+    assert!(!settled(&recent_id).await);
     assert!(stored(&recent_id).await.is_some());
-    assert_eq!(row_status(&legacy_id).await.as_deref(), Some("settled"));
+    assert_eq!(row_status(&legacy_id).await.as_deref(), Some("complete"));
     assert!(stored(&legacy_id).await.is_some(), "a legacy file stays");
     problem(
         complete(&abandoned_id, "uploader@example.com").await,
@@ -503,7 +561,7 @@ async fn the_cron_sweep_removes_abandoned_uploads_and_settles_completed_ones() {
     // A second run (or one racing the first) finds nothing more to do, and
     // settled files are still served and completed as before.
     run_cron().await;
-    assert_eq!(row_status(&kept_id).await.as_deref(), Some("settled"));
+    assert!(settled(&kept_id).await);
     assert_eq!(downloaded(&kept_id).await, b"hello");
     assert_eq!(downloaded(&legacy_id).await, b"older");
     let again = complete(&kept_id, "uploader@example.com").await;

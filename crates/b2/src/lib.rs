@@ -103,9 +103,8 @@ pub struct ObjectInfo {
 /// What [`Client::copy_object`] did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Copy {
-    /// The destination now holds the source's bytes and metadata; the
-    /// copy's ETag as B2 reported it (quotes included), when it did.
-    Copied { etag: Option<String> },
+    /// The destination now holds the source's bytes and metadata.
+    Copied,
     /// There is no source object (any more).
     SourceMissing,
     /// The source's ETag is no longer the one the copy was made on: it was
@@ -311,10 +310,11 @@ impl Client {
         check_key(destination)?;
         http::HeaderValue::from_str(source_etag)
             .map_err(|_| Error::Invalid(format!("ETag {source_etag:?}")))?;
-        // `x-amz-copy-source` is `/bucket/key`, URL-encoded; both headers
-        // are signed (S3 refuses `x-amz-*` headers outside the signature).
+        // `x-amz-copy-source` is `bucket/key`, URL-encoded, as B2 documents
+        // it; both headers are signed (S3 refuses `x-amz-*` headers outside
+        // the signature).
         let copy_source = format!(
-            "/{}/{}",
+            "{}/{}",
             utf8_percent_encode(self.bucket.name(), COPY_SOURCE),
             utf8_percent_encode(source, COPY_SOURCE)
         );
@@ -335,9 +335,7 @@ impl Client {
         match status {
             // S3 may answer 200 and report a failure in the body, once the
             // copy has started.
-            200..=299 if code.is_none() => Ok(Copy::Copied {
-                etag: copied_etag(response.body()),
-            }),
+            200..=299 if code.is_none() => Ok(Copy::Copied),
             404 if code.as_deref() == Some("NoSuchKey") => Ok(Copy::SourceMissing),
             412 => Ok(Copy::SourceChanged),
             200..=299 => Err(Error::Unexpected { status, code }),
@@ -391,19 +389,6 @@ const SIGV4_QUERY: &AsciiSet = &NON_ALPHANUMERIC
 /// `x-amz-copy-source`'s encoding: a key's `/` stay, everything else that
 /// is not unreserved is `%XX`.
 const COPY_SOURCE: &AsciiSet = &SIGV4_QUERY.remove(b'/');
-
-/// The `<ETag>` of a `CopyObjectResult`, quotes included as in a header
-/// (XML escapes them as `&quot;`).
-fn copied_etag(body: &[u8]) -> Option<String> {
-    let text = std::str::from_utf8(body).ok()?;
-    let start = text.find("<ETag>")? + "<ETag>".len();
-    let len = text[start..].find("</ETag>")?;
-    let etag = text[start..start + len]
-        .trim()
-        .replace("&quot;", "\"")
-        .replace("&#34;", "\"");
-    (!etag.is_empty() && etag.len() <= 256).then_some(etag)
-}
 
 /// Whether two ETags name the same bytes: equal once their quotes are
 /// taken off (servers differ on quoting an ETag in XML).

@@ -355,9 +355,9 @@ async fn put_page(
         .into_response())
 }
 
-/// How long a write waits for its page's row lock: inside the request's
-/// deadline and the database client's statement timeout.
-fn lock_wait(app: &App, db: &tidb_http::Client) -> LockWait {
+/// How long a write waits for its row lock (a page's, an upload's): inside
+/// the request's deadline and the database client's statement timeout.
+pub(crate) fn lock_wait(app: &App, db: &tidb_http::Client) -> LockWait {
     LockWait::within(
         Duration::from_millis(app.config.request_deadline_ms),
         db.config().timeout(),

@@ -72,6 +72,11 @@ impl LockWait {
         }
     }
 
+    /// The clause ending a locking read that waits this long.
+    pub fn for_update(self) -> String {
+        format!("FOR UPDATE WAIT {}", self.secs)
+    }
+
     /// Time left between the database giving up and the driver giving up.
     const MARGIN: Duration = Duration::from_secs(5);
 
@@ -268,8 +273,8 @@ impl Locked {
         tx.query_optional_as(
             Statement::new(format!(
                 "SELECT id, revision, deleted_at IS NOT NULL AS deleted, UTC_TIMESTAMP(3) AS now \
-                 FROM pages WHERE slug = ? FOR UPDATE WAIT {}",
-                wait.secs
+                 FROM pages WHERE slug = ? {}",
+                wait.for_update()
             ))
             .bind(slug),
         )

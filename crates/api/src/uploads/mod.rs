@@ -31,7 +31,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use crate::admin::Admin;
-use crate::db::{database, db_problem, timed, RETRY_AFTER_SECS};
+use crate::db::{database, db_problem, timed, Transactional, RETRY_AFTER_SECS};
 use crate::extract::{Json, Path};
 use crate::layers::Timings;
 use crate::openapi::{documented_routes, DocumentedRoutes};
@@ -45,6 +45,11 @@ pub const MAX_FILE_NAME_CHARS: usize = 255;
 const DOWNLOAD_URL_TTL: Duration = Duration::from_secs(300);
 /// How long each B2 call may take.
 const B2_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long a server-side copy may take: a large file's copy takes longer
+/// than a `HEAD`; the request's deadline bounds it anyway.
+const B2_COPY_TIMEOUT: Duration = Duration::from_secs(30);
+/// Completions lock their upload's row and nothing else (no gap locks).
+const LOCK_ISOLATION: tidb_http::IsolationLevel = tidb_http::IsolationLevel::ReadCommitted;
 /// Expired uploads cleaned up per sweep: bounded so a cron run always
 /// fits its time; the next run takes the rest.
 const SWEEP_BATCH: u32 = 100;
@@ -138,7 +143,6 @@ async fn create_upload(
     let db = database(&app)?;
     let id = new_id();
     let object_key = object_key(&id);
-    let file_key = file_key(&id);
     let ttl = Duration::from_secs(app.config.uploads.url_ttl_secs);
     let presigned = b2
         .presign_put(
@@ -161,7 +165,6 @@ async fn create_upload(
             &NewUpload {
                 id: &id,
                 object_key: &object_key,
-                file_key: &file_key,
                 file_name: request.file_name.trim(),
                 content_type: &content_type,
                 size_bytes: request.size_bytes,
@@ -215,10 +218,12 @@ async fn complete_upload(
     State(app): State<Arc<App>>,
     Extension(timings): Extension<Timings>,
     Admin(_identity): Admin,
+    Transactional(db): Transactional,
     Path(id): Path<String>,
 ) -> Result<axum::Json<File>, Problem> {
-    let db = database(&app)?;
+    let db = &db;
     let b2 = storage(&app)?;
+    // Answered without a lock when already complete or unknown.
     let upload = find(&app, &timings, db, &id).await?;
     let upload = upload.ok_or_else(|| no_upload(&id))?;
     if let Some(file) = upload.file() {
@@ -227,9 +232,87 @@ async fn complete_upload(
     if upload.status != store::PENDING {
         return Err(no_upload(&id));
     }
-    let stored = timed(
+    // The row stays locked from the check to the commit: a second
+    // completion waits and then finds the file, so no copy is made after
+    // the upload is complete; and the sweep cannot expire it meanwhile.
+    let mut tx = timed(&app, &timings, "db", db.begin(Some(LOCK_ISOLATION)))
+        .await
+        .map_err(db_problem)?;
+    let wait = crate::pages::lock_wait(&app, db);
+    let locked = timed(&app, &timings, "db", store::lock(&mut tx, &id, wait))
+        .await
+        .map_err(db_problem)?;
+    let upload = match locked {
+        Some(upload) if upload.status == store::PENDING => upload,
+        other => {
+            // Completed or expired while this call waited for the lock.
+            timed(&app, &timings, "db", tx.rollback())
+                .await
+                .map_err(db_problem)?;
+            return other
+                .and_then(|u| u.file())
+                .map(axum::Json)
+                .ok_or_else(|| no_upload(&id));
+        }
+    };
+    let file_key = file_key(&id);
+    let checked = async {
+        let checked = check_stored(&app, &timings, b2, &upload).await?;
+        copy_checked(&app, &timings, b2, &upload.object_key, &file_key, &checked).await?;
+        Ok::<_, Problem>(checked)
+    }
+    .await;
+    let size = match checked {
+        Ok(checked) => checked,
+        Err(problem) => {
+            // Storage's answer (or silence), not the database's: the row is
+            // released before the client is told, so its retry finds it free.
+            // Should the rollback fail, `tx`'s drop rolls back on the
+            // request's background (`Transactional`); nothing was written.
+            let _ = timed(&app, &timings, "db", tx.rollback()).await;
+            return Err(problem);
+        }
+    };
+    let completed = timed(
         &app,
         &timings,
+        "db",
+        store::complete(&mut tx, &id, size.bytes, Some(&file_key)),
+    )
+    .await
+    .map_err(db_problem)?;
+    if !completed {
+        return Err(no_upload(&id));
+    }
+    timed(&app, &timings, "db", tx.commit())
+        .await
+        .map_err(db_problem)?;
+    let upload = timed(&app, &timings, "db", store::get(db, &id))
+        .await
+        .map_err(db_problem)?;
+    upload
+        .and_then(|u| u.file())
+        .map(axum::Json)
+        .ok_or_else(|| no_upload(&id))
+}
+
+/// What `HEAD` found for an upload's object that matches its declaration.
+struct Checked {
+    bytes: u64,
+    etag: String,
+}
+
+/// The upload's object, if it is what was declared; otherwise it is
+/// deleted (422) or not there yet (409).
+async fn check_stored(
+    app: &App,
+    timings: &Timings,
+    b2: &b2::Client,
+    upload: &store::Upload,
+) -> Result<Checked, Problem> {
+    let stored = timed(
+        app,
+        timings,
         "b2",
         b2.head_object(&upload.object_key, app.platform.now(), B2_TIMEOUT),
     )
@@ -249,8 +332,8 @@ async fn complete_upload(
     let declared_size = u64::try_from(upload.max_bytes).unwrap_or_default();
     if stored.size != declared_size || stored_type != upload.content_type {
         timed(
-            &app,
-            &timings,
+            app,
+            timings,
             "b2",
             b2.delete_object(&upload.object_key, app.platform.now(), B2_TIMEOUT),
         )
@@ -270,49 +353,29 @@ async fn complete_upload(
             ),
         ));
     }
-    if upload.is_copied() {
-        let etag = stored.etag.as_deref().ok_or_else(|| {
-            b2_problem(b2::Error::Unexpected {
-                status: 200,
-                code: Some("MissingETag".into()),
-            })
-        })?;
-        copy_checked(&app, &timings, b2, &upload, etag).await?;
-    }
-    let completed = timed(&app, &timings, "db", store::complete(db, &id, stored.size))
-        .await
-        .map_err(db_problem)?;
-    // Completed now or by a concurrent call: either way, read what is stored.
-    let current = timed(&app, &timings, "db", store::get(db, &id))
-        .await
-        .map_err(db_problem)?;
-    if let Some(file) = current.as_ref().and_then(|u| u.file()) {
-        return Ok(axum::Json(file));
-    }
-    if !completed && upload.is_copied() {
-        // Expired by the sweep meanwhile, which may have deleted the file's
-        // key before this copy landed: no object is left without its row.
-        let key = upload.file_key();
-        if let Err(e) = b2.delete_object(key, app.platform.now(), B2_TIMEOUT).await {
-            (app.platform.log_error)(&format!(
-                "upload {id}: the copy made for an upload expired meanwhile is left: {e}"
-            ));
-        }
-    }
-    Err(no_upload(&id))
+    let etag = stored.etag.ok_or_else(|| {
+        b2_problem(b2::Error::Unexpected {
+            status: 200,
+            code: Some("MissingETag".into()),
+        })
+    })?;
+    Ok(Checked {
+        bytes: stored.size,
+        etag,
+    })
 }
 
-/// Makes the file's key hold the object that was checked (ETag `etag`).
-/// A copy already there from an earlier try (one whose answer was lost, as
+/// Makes `destination` hold the object at `source` that was checked. A
+/// copy already there from an earlier try (one cut off by its deadline, as
 /// a large copy can outlast the request) is kept, so retries converge.
 async fn copy_checked(
     app: &App,
     timings: &Timings,
     b2: &b2::Client,
-    upload: &store::Upload,
-    etag: &str,
+    source: &str,
+    destination: &str,
+    checked: &Checked,
 ) -> Result<(), Problem> {
-    let (source, destination) = (&upload.object_key, upload.file_key());
     let existing = timed(
         app,
         timings,
@@ -323,7 +386,7 @@ async fn copy_checked(
     .map_err(b2_problem)?;
     if existing
         .and_then(|o| o.etag)
-        .is_some_and(|e| b2::same_etag(&e, etag))
+        .is_some_and(|e| b2::same_etag(&e, &checked.etag))
     {
         return Ok(());
     }
@@ -331,39 +394,27 @@ async fn copy_checked(
         app,
         timings,
         "b2",
-        b2.copy_object(source, destination, etag, app.platform.now(), B2_TIMEOUT),
+        b2.copy_object(
+            source,
+            destination,
+            &checked.etag,
+            app.platform.now(),
+            B2_COPY_TIMEOUT,
+        ),
     )
     .await
     .map_err(b2_problem)?;
     match copy {
-        b2::Copy::Copied { etag: copied } => {
-            if copied.is_some_and(|c| !b2::same_etag(&c, etag)) {
-                // A store that ignored the condition copied other bytes.
-                timed(
-                    app,
-                    timings,
-                    "b2",
-                    b2.delete_object(destination, app.platform.now(), B2_TIMEOUT),
-                )
-                .await
-                .map_err(b2_problem)?;
-                return Err(replaced());
-            }
-            Ok(())
-        }
-        b2::Copy::SourceChanged => Err(replaced()),
+        b2::Copy::Copied => Ok(()),
+        b2::Copy::SourceChanged => Err(Problem::new(
+            ProblemType::Conflict,
+            "The file was replaced in storage while it was being completed; complete again.",
+        )),
         b2::Copy::SourceMissing => Err(Problem::new(
             ProblemType::Conflict,
             "The file is no longer in storage: PUT it to the upload URL again, then complete.",
         )),
     }
-}
-
-fn replaced() -> Problem {
-    Problem::new(
-        ProblemType::Conflict,
-        "The file was replaced in storage while it was being completed; complete again.",
-    )
 }
 
 /// Downloads a file: a redirect to a short-lived presigned URL on storage,
@@ -399,7 +450,7 @@ async fn download_file(
     let (upload, file) = file;
     let url = b2
         .presign_get(
-            upload.file_key(),
+            upload.served_key(),
             DOWNLOAD_URL_TTL,
             Some(&content_disposition(&file.file_name, &file.content_type)),
             app.platform.now(),
@@ -448,13 +499,10 @@ pub async fn sweep(app: &App) -> Result<SweepReport, String> {
         .await
         .map_err(|e| format!("listing abandoned uploads: {e}"))?;
     for upload in expired {
-        // The file's key too: a completion may have copied the object
-        // before the sweep expired its row.
-        let mut keys = vec![upload.object_key.as_str()];
-        if upload.is_copied() {
-            keys.push(upload.file_key());
-        }
-        let removed = match delete_objects(app, b2, &keys).await {
+        // The file's key too: a completion cut off after its copy leaves
+        // the copy behind with the row still pending.
+        let copy = file_key(&upload.id);
+        let removed = match delete_objects(app, b2, &[&upload.object_key, &copy]).await {
             Ok(()) => store::forget_expired(db, &upload.id)
                 .await
                 .map_err(|e| e.to_string()),
@@ -466,14 +514,7 @@ pub async fn sweep(app: &App) -> Result<SweepReport, String> {
         .await
         .map_err(|e| format!("listing completed uploads to settle: {e}"))?;
     for upload in unsettled {
-        // An upload from before files were copied is served from the
-        // object its URL wrote: that one stays.
-        let keys = if upload.is_copied() {
-            vec![upload.object_key.as_str()]
-        } else {
-            Vec::new()
-        };
-        let settled = match delete_objects(app, b2, &keys).await {
+        let settled = match delete_objects(app, b2, &[&upload.object_key]).await {
             Ok(()) => store::settle(db, &upload.id)
                 .await
                 .map_err(|e| e.to_string()),

@@ -1,26 +1,29 @@
 //! Upload rows in TiDB. A row is written when an upload is granted
 //! (`pending`), moved to `complete` once the object in B2 has been checked
-//! and copied to the file's own key, to `settled` by the sweep once the
-//! upload URL has expired and the uploaded object is deleted (only the file
-//! is left), and to `expired` by the sweep when it was never completed,
-//! before it deletes the objects and then the row. Every state change is a single conditional `UPDATE ... WHERE status
-//! = ...`, so a late `complete` racing the sweep can never revive an upload
-//! whose object is being deleted, and running the sweep twice is harmless.
+//! and copied to the file's own key (recorded in `upload_files` in the same
+//! transaction), and to `expired` by the sweep when it was never completed,
+//! before it deletes the objects and then the row. Once a completed
+//! upload's URL has expired, the sweep deletes the object the URL wrote and
+//! marks its `upload_files` row settled: only the file is left.
+//!
+//! Every state change of `uploads` is a single conditional `UPDATE ...
+//! WHERE status = ...`, and a completion holds the row's lock from its check
+//! to its commit, so a late `complete` racing the sweep can never revive an
+//! upload whose objects are being deleted, two completions never both copy,
+//! and running the sweep twice is harmless.
 //!
 //! Not for: talking to B2 or HTTP concerns; see `uploads/mod.rs`.
 
 use serde::{Deserialize, Serialize};
-use tidb_http::{Client, Statement};
+use tidb_http::{Client, Statement, Tx};
 use utoipa::ToSchema;
 
 use crate::db::rfc3339;
+use crate::pages::store::LockWait;
 
 pub const PENDING: &str = "pending";
 pub const COMPLETE: &str = "complete";
 pub const EXPIRED: &str = "expired";
-/// Complete, and the object its upload URL wrote is gone: only the file is
-/// left in B2.
-pub const SETTLED: &str = "settled";
 
 /// An upload as stored.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
@@ -28,9 +31,9 @@ pub struct Upload {
     pub id: String,
     /// Where the upload URL writes.
     pub object_key: String,
-    /// Where the file is served from once complete: a copy of the checked
-    /// object that no upload URL can write. `None` for uploads granted
-    /// before files were copied, which are served from `object_key`.
+    /// Where the file is served from, once it has been copied there (a key
+    /// no upload URL can write). `None` for a file completed without a copy
+    /// (by a Worker from before copies), served from `object_key`.
     pub file_key: Option<String>,
     pub file_name: String,
     pub content_type: String,
@@ -64,7 +67,7 @@ pub struct File {
 impl Upload {
     /// The client's view, if the upload is complete.
     pub fn file(&self) -> Option<File> {
-        if self.status != COMPLETE && self.status != SETTLED {
+        if self.status != COMPLETE {
             return None;
         }
         Some(File {
@@ -79,42 +82,43 @@ impl Upload {
         })
     }
 
-    /// The key the file is (or will be) stored under.
-    pub fn file_key(&self) -> &str {
+    /// The key the complete file is served from.
+    pub fn served_key(&self) -> &str {
         self.file_key.as_deref().unwrap_or(&self.object_key)
     }
+}
 
-    /// Whether the upload URL writes somewhere other than the file, so that
-    /// its object is a leftover once the file is copied.
-    pub fn is_copied(&self) -> bool {
-        self.file_key() != self.object_key
-    }
+/// A completed upload whose uploaded object may still be in B2.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct Unsettled {
+    pub id: String,
+    pub object_key: String,
 }
 
 /// What a new upload row holds.
 pub struct NewUpload<'a> {
     pub id: &'a str,
     pub object_key: &'a str,
-    pub file_key: &'a str,
     pub file_name: &'a str,
     pub content_type: &'a str,
     pub size_bytes: u64,
     pub author: &'a str,
 }
 
-const COLUMNS: &str = "id, object_key, file_key, file_name, content_type, max_bytes, size_bytes, \
-                       status, author, created_at, completed_at";
+/// An upload's columns, and its file's key when it was copied: from
+/// `uploads u LEFT JOIN upload_files f`.
+const COLUMNS: &str = "u.id, u.object_key, f.file_key, u.file_name, u.content_type, \
+                       u.max_bytes, u.size_bytes, u.status, u.author, u.created_at, u.completed_at";
+const FROM: &str = "uploads u LEFT JOIN upload_files f ON f.upload_id = u.id";
 
 pub async fn insert(db: &Client, upload: &NewUpload<'_>) -> Result<(), tidb_http::Error> {
     db.execute(
         Statement::new(
-            "INSERT INTO uploads (id, object_key, file_key, file_name, content_type, \
-             max_bytes, status, author, created_at) \
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, UTC_TIMESTAMP(3))",
+            "INSERT INTO uploads (id, object_key, file_name, content_type, max_bytes, \
+             status, author, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, UTC_TIMESTAMP(3))",
         )
         .bind(upload.id)
         .bind(upload.object_key)
-        .bind(upload.file_key)
         .bind(upload.file_name)
         .bind(upload.content_type)
         .bind(upload.size_bytes)
@@ -127,15 +131,38 @@ pub async fn insert(db: &Client, upload: &NewUpload<'_>) -> Result<(), tidb_http
 
 pub async fn get(db: &Client, id: &str) -> Result<Option<Upload>, tidb_http::Error> {
     db.query_optional_as(
-        Statement::new(format!("SELECT {COLUMNS} FROM uploads WHERE id = ?")).bind(id),
+        Statement::new(format!("SELECT {COLUMNS} FROM {FROM} WHERE u.id = ?")).bind(id),
     )
     .await
 }
 
-/// Marks a pending upload complete with the object's size. `false` when it
-/// was no longer pending (completed meanwhile, or expired by the sweep).
-pub async fn complete(db: &Client, id: &str, size: u64) -> Result<bool, tidb_http::Error> {
-    let result = db
+/// The upload `id`, locked until `tx` ends: completions of one upload run
+/// one after the other, and the sweep cannot expire it meanwhile.
+pub async fn lock(
+    tx: &mut Tx,
+    id: &str,
+    wait: LockWait,
+) -> Result<Option<Upload>, tidb_http::Error> {
+    tx.query_optional_as(
+        Statement::new(format!(
+            "SELECT {COLUMNS} FROM {FROM} WHERE u.id = ? {}",
+            wait.for_update()
+        ))
+        .bind(id),
+    )
+    .await
+}
+
+/// Marks the pending upload `id` complete with the object's size, and
+/// records its file's key when it was copied, in `tx`. `false` when it was
+/// no longer pending (completed meanwhile, or expired by the sweep).
+pub async fn complete(
+    tx: &mut Tx,
+    id: &str,
+    size: u64,
+    file_key: Option<&str>,
+) -> Result<bool, tidb_http::Error> {
+    let result = tx
         .execute(
             Statement::new(
                 "UPDATE uploads SET status = ?, size_bytes = ?, completed_at = UTC_TIMESTAMP(3) \
@@ -147,7 +174,21 @@ pub async fn complete(db: &Client, id: &str, size: u64) -> Result<bool, tidb_htt
             .bind(PENDING),
         )
         .await?;
-    Ok(result.rows_affected() == Some(1))
+    if result.rows_affected() != Some(1) {
+        return Ok(false);
+    }
+    if let Some(file_key) = file_key {
+        tx.execute(
+            Statement::new(
+                "INSERT INTO upload_files (upload_id, file_key, copied_at) \
+                 VALUES (?, ?, UTC_TIMESTAMP(3))",
+            )
+            .bind(id)
+            .bind(file_key),
+        )
+        .await?;
+    }
+    Ok(true)
 }
 
 /// Moves uploads pending for more than `older_than_secs` to `expired`, and
@@ -170,7 +211,7 @@ pub async fn expire_abandoned(
     .await?;
     db.query_as(
         Statement::new(format!(
-            "SELECT {COLUMNS} FROM uploads WHERE status = ? ORDER BY created_at LIMIT ?"
+            "SELECT {COLUMNS} FROM {FROM} WHERE u.status = ? ORDER BY u.created_at LIMIT ?"
         ))
         .bind(EXPIRED)
         .bind(limit),
@@ -178,33 +219,34 @@ pub async fn expire_abandoned(
     .await
 }
 
-/// Completed uploads granted more than `older_than_secs` ago, whose upload
-/// URL has expired by then but whose uploaded object may still be there,
-/// oldest first, at most `limit`.
+/// Copied files whose upload was completed more than `older_than_secs`
+/// ago and whose uploaded object may still be in B2, oldest first, at most
+/// `limit`.
 pub async fn unsettled(
     db: &Client,
     older_than_secs: u64,
     limit: u32,
-) -> Result<Vec<Upload>, tidb_http::Error> {
+) -> Result<Vec<Unsettled>, tidb_http::Error> {
     db.query_as(
-        Statement::new(format!(
-            "SELECT {COLUMNS} FROM uploads WHERE status = ? \
-             AND created_at < UTC_TIMESTAMP(3) - INTERVAL ? SECOND ORDER BY created_at LIMIT ?"
-        ))
-        .bind(COMPLETE)
+        Statement::new(
+            "SELECT u.id, u.object_key FROM upload_files f JOIN uploads u ON u.id = f.upload_id \
+             WHERE f.settled_at IS NULL AND f.copied_at < UTC_TIMESTAMP(3) - INTERVAL ? SECOND \
+             ORDER BY f.copied_at LIMIT ?",
+        )
         .bind(older_than_secs)
         .bind(limit),
     )
     .await
 }
 
-/// Marks a complete upload settled, once its uploaded object is gone.
+/// Marks a copied file settled, once its uploaded object is gone.
 pub async fn settle(db: &Client, id: &str) -> Result<(), tidb_http::Error> {
     db.execute(
-        Statement::new("UPDATE uploads SET status = ? WHERE id = ? AND status = ?")
-            .bind(SETTLED)
-            .bind(id)
-            .bind(COMPLETE),
+        Statement::new(
+            "UPDATE upload_files SET settled_at = UTC_TIMESTAMP(3) \
+             WHERE upload_id = ? AND settled_at IS NULL",
+        )
+        .bind(id),
     )
     .await
     .map(|_| ())
