@@ -2,9 +2,27 @@
 //! on a terminal, plain lines otherwise, and every line on stderr so that
 //! stdout stays free for `--json` documents.
 
+use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-use indicatif::{ProgressBar, ProgressStyle};
+use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
+
+/// Every spinner of the process draws through this, so that a line said
+/// while one spins (a rate-limit wait announced in the middle of a deploy
+/// step) is printed above it instead of through it.
+fn bars() -> &'static MultiProgress {
+    static BARS: OnceLock<MultiProgress> = OnceLock::new();
+    BARS.get_or_init(MultiProgress::new)
+}
+
+/// Prints `line` on stderr, above the spinners of `bars` when they show.
+fn say(bars: &MultiProgress, line: &str) {
+    if bars.is_hidden() {
+        eprintln!("{line}");
+    } else if bars.println(line).is_err() {
+        eprintln!("{line}");
+    }
+}
 
 #[derive(Clone, Copy)]
 pub struct Ui {
@@ -26,8 +44,8 @@ impl Ui {
         spinner.finish_and_clear();
         let elapsed = format_duration(started.elapsed());
         match &result {
-            Ok(_) => eprintln!("  ok    {title} ({elapsed})"),
-            Err(_) => eprintln!("  FAIL  {title} ({elapsed})"),
+            Ok(_) => say(bars(), &format!("  ok    {title} ({elapsed})")),
+            Err(_) => say(bars(), &format!("  FAIL  {title} ({elapsed})")),
         }
         result
     }
@@ -38,7 +56,7 @@ impl Ui {
         let spinner = if self.json {
             ProgressBar::hidden()
         } else {
-            ProgressBar::new_spinner()
+            bars().add(ProgressBar::new_spinner())
         };
         spinner.set_style(
             ProgressStyle::with_template("  {spinner} {msg} {elapsed}").expect("static template"),
@@ -48,9 +66,10 @@ impl Ui {
         spinner
     }
 
-    /// A line of information for the person running the command.
+    /// A line of information for the person running the command, above
+    /// any spinner showing.
     pub fn info(&self, line: impl AsRef<str>) {
-        eprintln!("{}", line.as_ref());
+        say(bars(), line.as_ref());
     }
 }
 
@@ -77,6 +96,33 @@ pub fn format_bytes(n: u64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_line_said_while_a_spinner_shows_is_printed_above_it_whole() {
+        use indicatif::{InMemoryTerm, ProgressDrawTarget};
+
+        let term = InMemoryTerm::new(10, 80);
+        let bars =
+            MultiProgress::with_draw_target(ProgressDrawTarget::term_like(Box::new(term.clone())));
+        let spinner = bars.add(ProgressBar::new_spinner());
+        spinner.set_message("find the zone example.com");
+        spinner.tick();
+        say(&bars, "Cloudflare asked to wait 42 s (rate limit); waiting");
+        spinner.tick();
+        let screen = term.contents();
+        let lines: Vec<&str> = screen.lines().map(str::trim_end).collect();
+        assert_eq!(
+            lines.first().copied(),
+            Some("Cloudflare asked to wait 42 s (rate limit); waiting"),
+            "{screen}"
+        );
+        assert!(
+            lines
+                .get(1)
+                .is_some_and(|l| l.ends_with("find the zone example.com")),
+            "{screen}"
+        );
+    }
 
     #[test]
     fn durations_and_sizes_read_well() {
