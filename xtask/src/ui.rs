@@ -17,9 +17,8 @@ fn bars() -> &'static MultiProgress {
 
 /// Prints `line` on stderr, above the spinners of `bars` when they show.
 fn say(bars: &MultiProgress, line: &str) {
-    if bars.is_hidden() {
-        eprintln!("{line}");
-    } else if bars.println(line).is_err() {
+    // `println` prints nothing when the spinners are hidden (not a terminal).
+    if bars.is_hidden() || bars.println(line).is_err() {
         eprintln!("{line}");
     }
 }
