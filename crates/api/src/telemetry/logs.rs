@@ -1,15 +1,16 @@
 //! One structured JSON line per request, pushed to Loki
 //! (`/loki/api/v1/push`, JSON body). Stream labels are few and bounded
 //! (`job`, `environment`, `level`); everything else is in the line:
-//! request id, method, route template, path (never the query), status,
-//! duration, colo and dependency timings. No headers, no bodies.
+//! request id, method, route template, path (never the query; cut at
+//! 1 KiB), status, duration, colo and dependency timings. No headers, no
+//! bodies.
 //!
 //! Lines are batched per isolate: a request adds its line to a bounded
 //! buffer, and pushes follow the sink's [`SendSchedule`] (one in flight, at
-//! most one a second, pauses after failures), each carrying every line
-//! buffered so far. Under load that is one push per second instead of one
-//! per request, and a slow, hung or stopped Loki costs a request nothing
-//! but adding its line to the buffer.
+//! most one a second, pauses after failures), each carrying the lines
+//! buffered so far (up to 500 lines and 1 MiB). Under load that is one push
+//! per second instead of one per request, and a slow, hung or stopped Loki
+//! costs a request nothing but adding its line to the buffer.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -27,9 +28,16 @@ use crate::Platform;
 /// Lines kept while a push is in flight; more are dropped (and counted)
 /// rather than growing the isolate's memory while Loki is down.
 const MAX_BUFFERED_LINES: usize = 2_000;
-/// Lines per push: Loki's default push limit is far above this many lines
-/// of a few hundred bytes.
+/// Lines per push.
 const MAX_LINES_PER_PUSH: usize = 500;
+/// Bytes of lines per push, too: Loki refuses a whole push over its
+/// ingestion burst (6 MB by default), whatever the lines hold.
+const MAX_BYTES_PER_PUSH: usize = 1 << 20;
+/// Bytes of a logged path at most: the client chooses the path, and a few
+/// long ones must not make lines, or pushes, large.
+const MAX_PATH_BYTES: usize = 1_024;
+/// Ends a path that was cut.
+const CUT_MARK: &str = "…";
 /// Pushes one background task makes before it leaves the rest to the next
 /// request's task: bounds how long one request's `wait_until` runs.
 const MAX_PUSHES_PER_TASK: usize = 4;
@@ -80,7 +88,7 @@ pub fn line(finished: &Finished, route: &str) -> String {
         request_id: &finished.request_id,
         method: &finished.method,
         route,
-        path: finished.path.clone(),
+        path: capped_path(&finished.path),
         status: finished.status,
         duration_ms: round(finished.duration_ms),
         colo: finished.colo.as_deref(),
@@ -92,6 +100,16 @@ pub fn line(finished: &Finished, route: &str) -> String {
         problem: finished.problem,
     };
     serde_json::to_string(&line).unwrap_or_default()
+}
+
+/// `path`, or its first bytes up to a char boundary and [`CUT_MARK`], at
+/// most [`MAX_PATH_BYTES`] in all.
+fn capped_path(path: &str) -> String {
+    if path.len() <= MAX_PATH_BYTES {
+        return path.to_owned();
+    }
+    let end = path.floor_char_boundary(MAX_PATH_BYTES - CUT_MARK.len());
+    format!("{}{CUT_MARK}", &path[..end])
 }
 
 impl LogSink {
@@ -151,12 +169,23 @@ impl LogSink {
         super::tell_console(platform, "log push", notice, outcome.err());
     }
 
-    /// Up to [`MAX_LINES_PER_PUSH`] buffered lines, oldest first, plus a
-    /// warning line when lines were dropped since the last batch.
+    /// Up to [`MAX_LINES_PER_PUSH`] buffered lines and [`MAX_BYTES_PER_PUSH`]
+    /// of them, oldest first, plus a warning line when lines were dropped
+    /// since the last batch.
     fn take_batch(&self, platform: &Platform) -> Vec<Entry> {
         let mut batch = match self.buffered.lock() {
             Ok(mut buffered) => {
-                let n = buffered.len().min(MAX_LINES_PER_PUSH);
+                let mut bytes = 0;
+                let fit = buffered
+                    .iter()
+                    .take(MAX_LINES_PER_PUSH)
+                    .take_while(|entry| {
+                        bytes += entry.line.len();
+                        bytes <= MAX_BYTES_PER_PUSH
+                    })
+                    .count();
+                // One line at least, so that no line can stop the buffer.
+                let n = fit.max(1).min(buffered.len());
                 buffered.drain(..n).collect::<Vec<_>>()
             }
             Err(_) => Vec::new(),
@@ -247,6 +276,79 @@ mod tests {
         assert_eq!(value["duration_ms"], 12.3);
         assert_eq!(value["dependencies_ms"]["db"], 4.0);
         assert_eq!(value["colo"], "SJC");
+    }
+
+    fn finished_at(path: &str) -> Finished {
+        Finished {
+            request_id: "req-1".into(),
+            method: "GET".into(),
+            url: format!("https://api.example.com{path}"),
+            path: path.into(),
+            headers: None,
+            status: 404,
+            started_ms: 1_000.0,
+            duration_ms: 1.0,
+            dependencies: Vec::new(),
+            problem: None,
+            cause: None,
+            colo: None,
+        }
+    }
+
+    #[test]
+    fn long_paths_are_cut_on_a_char_boundary_and_marked() {
+        let logged = |path: &str| {
+            let text = line(&finished_at(path), "unmatched");
+            let value: serde_json::Value = serde_json::from_str(&text).unwrap();
+            value["path"].as_str().unwrap().to_owned()
+        };
+        let whole = format!("/{}", "a".repeat(MAX_PATH_BYTES - 1));
+        assert_eq!(logged(&whole), whole, "a path of the cap is kept whole");
+        let one_over = logged(&format!("{whole}a"));
+        assert_eq!(one_over.len(), MAX_PATH_BYTES);
+        assert!(one_over.ends_with(CUT_MARK), "{one_over}");
+        // Three-byte chars, so that the cap minus the mark falls inside one.
+        let long = format!("/v1/pages/x{}", "€".repeat(2_000));
+        assert!(!long.is_char_boundary(MAX_PATH_BYTES - CUT_MARK.len()));
+        let cut = logged(&long);
+        assert!(cut.len() <= MAX_PATH_BYTES, "{}", cut.len());
+        assert!(cut.len() > MAX_PATH_BYTES - "€".len(), "{}", cut.len());
+        let kept = cut.strip_suffix(CUT_MARK).expect("the cut is marked");
+        assert!(long.starts_with(kept));
+    }
+
+    #[test]
+    fn a_push_carries_at_most_a_mebibyte_of_lines() {
+        let sink = LogSink::new(
+            SinkTarget {
+                url: "http://127.0.0.1:1/loki/api/v1/push".into(),
+                user: None,
+                password: None,
+            },
+            "rc",
+        );
+        let platform = Platform::native();
+        let filler = "x".repeat(100 * 1024);
+        for i in 0..25 {
+            sink.record(0.0, f64::from(i), "info", format!("{i} {filler}"));
+        }
+        let batches: Vec<Vec<Entry>> = std::iter::from_fn(|| {
+            Some(sink.take_batch(&platform)).filter(|batch| !batch.is_empty())
+        })
+        .collect();
+        let counts: Vec<usize> = batches.iter().map(Vec::len).collect();
+        assert_eq!(counts, [10, 10, 5], "ten lines of 100 KiB fit in 1 MiB");
+        for batch in &batches {
+            let bytes: usize = batch.iter().map(|e| e.line.len()).sum();
+            assert!(bytes <= MAX_BYTES_PER_PUSH, "{bytes}");
+        }
+        let order: Vec<f64> = batches.iter().flatten().map(|e| e.timestamp_ms).collect();
+        assert_eq!(order, (0..25).map(f64::from).collect::<Vec<_>>());
+        // A line over the cap on its own still goes, alone.
+        sink.record(0.0, 0.0, "info", "y".repeat(MAX_BYTES_PER_PUSH + 1));
+        sink.record(0.0, 1.0, "info", "z".into());
+        assert_eq!(sink.take_batch(&platform).len(), 1);
+        assert_eq!(sink.take_batch(&platform)[0].line, "z");
     }
 
     #[test]

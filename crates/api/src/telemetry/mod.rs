@@ -29,6 +29,10 @@ pub use routes::RouteTemplates;
 /// How long one telemetry send may take.
 pub const SEND_TIMEOUT: Duration = Duration::from_secs(3);
 
+/// Sent with every push: remote write requires a `User-Agent`, and it lets
+/// the sinks' operators tell this Worker's pushes apart.
+const USER_AGENT: &str = concat!("edge-api/", env!("CARGO_PKG_VERSION"));
+
 /// The sinks, built once per isolate from the configuration.
 #[derive(Debug, Default)]
 pub struct Telemetry {
@@ -173,12 +177,17 @@ pub struct Finished {
     pub colo: Option<String>,
 }
 
-/// Sends one telemetry request; any answer but a 2xx is a failure.
+/// Sends one telemetry request, with [`USER_AGENT`]; any answer but a 2xx
+/// is a failure.
 async fn post(
     platform: &Platform,
     request: Result<http::Request<outbound::Bytes>, http::Error>,
 ) -> Result<(), String> {
-    let request = request.map_err(|e| e.to_string())?;
+    let mut request = request.map_err(|e| e.to_string())?;
+    request.headers_mut().insert(
+        http::header::USER_AGENT,
+        http::HeaderValue::from_static(USER_AGENT),
+    );
     let response = platform
         .fetch
         .fetch(request, SEND_TIMEOUT)
@@ -359,6 +368,80 @@ mod tests {
         assert_eq!(colo_from_ray("8c1f2e3d4c5b6a79"), None);
         assert_eq!(colo_from_ray("x-sjc"), None);
         assert_eq!(colo_from_ray("x-TOOLONG"), None);
+    }
+
+    /// Answers 204 to every request and keeps its URL and `user-agent`.
+    #[derive(Default)]
+    struct Recorder(Mutex<Vec<(String, Option<String>)>>);
+
+    impl outbound::Fetch for Recorder {
+        fn fetch(
+            &self,
+            request: outbound::Request,
+            _timeout: Duration,
+        ) -> outbound::BoxFuture<'_, Result<outbound::Response, outbound::FetchError>> {
+            let user_agent = request
+                .headers()
+                .get(http::header::USER_AGENT)
+                .map(|v| v.to_str().unwrap().to_owned());
+            self.0
+                .lock()
+                .unwrap()
+                .push((request.uri().to_string(), user_agent));
+            Box::pin(async {
+                Ok(http::Response::builder()
+                    .status(204)
+                    .body(outbound::Bytes::new())
+                    .unwrap())
+            })
+        }
+    }
+
+    #[tokio::test]
+    async fn both_sinks_send_a_user_agent() {
+        let recorder = Arc::new(Recorder::default());
+        let mut platform = Platform::native();
+        platform.fetch = recorder.clone();
+        let target = |url: &str| crate::config::SinkTarget {
+            url: url.into(),
+            user: None,
+            password: None,
+        };
+        let finished = Finished {
+            request_id: "r".into(),
+            method: "GET".into(),
+            url: "https://api.example.com/healthz".into(),
+            path: "/healthz".into(),
+            headers: None,
+            status: 200,
+            started_ms: (platform.now_millis)(),
+            duration_ms: 1.0,
+            dependencies: Vec::new(),
+            problem: None,
+            cause: None,
+            colo: None,
+        };
+        let now = (platform.now_millis)();
+        let metrics = MetricsSink::new(target("http://127.0.0.1:1/api/v1/write"), "dev");
+        metrics.observe("/healthz", &finished);
+        assert!(metrics.claim(now).is_some());
+        metrics.push(&platform).await;
+        let logs = LogSink::new(target("http://127.0.0.1:1/loki/api/v1/push"), "dev");
+        assert!(logs
+            .record(now, now, "info", logs::line(&finished, "/healthz"))
+            .is_some());
+        logs.push_buffered(&platform).await;
+        let expected = Some(format!("edge-api/{}", env!("CARGO_PKG_VERSION")));
+        assert_eq!(
+            *recorder.0.lock().unwrap(),
+            [
+                (
+                    "http://127.0.0.1:1/api/v1/write".to_owned(),
+                    expected.clone()
+                ),
+                ("http://127.0.0.1:1/loki/api/v1/push".to_owned(), expected),
+            ]
+        );
     }
 
     #[test]
