@@ -42,6 +42,21 @@ impl ApiError {
         ApiError::new(StatusCode::NOT_FOUND, code, message)
     }
 
+    /// What Cloudflare answers for a path it has no route for: 400/7000.
+    pub fn no_route() -> ApiError {
+        ApiError::bad_request(7000, "No route for that URI")
+    }
+
+    /// What Cloudflare answers when an identifier in the path leads nowhere
+    /// (an account the token cannot reach, a malformed id): 400/7003 naming
+    /// the path below `/client/v4`.
+    pub fn unroutable(path: &str) -> ApiError {
+        ApiError::bad_request(
+            7003,
+            format!("Could not route to {path}, perhaps your object identifier is invalid?"),
+        )
+    }
+
     pub fn conflict(code: u32, message: impl Into<String>) -> ApiError {
         ApiError::new(StatusCode::CONFLICT, code, message)
     }

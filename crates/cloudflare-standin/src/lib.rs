@@ -10,12 +10,15 @@
 //!   (unknown names included) and JSON body, or the JSON part of a multipart
 //!   upload (`metadata` of script and version uploads, `settings` of the
 //!   settings PATCH, plus the module parts the metadata names), are validated
-//!   against the operation's schemas. A failing request is answered 400 with
+//!   against the operation's schemas, and so are path parameters
+//!   (identifiers, UUIDs) and the `Content-Type` of each multipart part (the
+//!   operation's `encoding`). A failing request is answered 400 with
 //!   code 9207 (`Request body is invalid: <validator message>`, or `Invalid
-//!   query parameter: ...`) and recorded as a [`Violation`]; a path/method
-//!   the document lacks is answered 404 with code 7000 (`No route for that
-//!   URI`) and recorded as `unknown operation`, except the three asset
-//!   endpoints of `wrangler pages deploy`. The stand-in checks its own answers
+//!   query parameter: ...`; a path parameter: 7003, below) and recorded as
+//!   a [`Violation`]; a path/method the document lacks is answered 400 with
+//!   code 7000 (`No route for that URI`, as Cloudflare answers) and recorded
+//!   as `unknown operation`, except the three asset endpoints of `wrangler
+//!   pages deploy`. The stand-in checks its own answers
 //!   against the response schemas too
 //!   ([`StandInHandle::response_mismatches`]). The document is applied as
 //!   published: e.g. a DNS PATCH must carry `name`, `type` and `ttl`.
@@ -34,8 +37,10 @@
 //!   missing → 400/9106, malformed (not `Bearer` + token characters) →
 //!   400/6003 "Invalid request headers" (6111 in Cloudflare's chain), wrong
 //!   → 403/10000 "Authentication error", or 401/9109 "Invalid access token"
-//!   on `tokens/verify`. An account the config lacks → 403/10000; a zone →
-//!   400/7003 "Could not route to ...".
+//!   on `tokens/verify`. An account the config lacks → 400/7003 "Could not
+//!   route to /accounts/<id>/..., perhaps your object identifier is
+//!   invalid?" (what Cloudflare answers for a wrong `account_id`); a zone →
+//!   400/7003 "Could not route to /zones/<id>, ...".
 //! - **Faults and inspection** ([`faults`], [`StandInHandle`], over HTTP in
 //!   [`control`]): 429 with `Retry-After` and code 971, 5xx as envelope
 //!   (code 10013) or the edge's HTML page, hangs, the Nth call from now, and
@@ -512,7 +517,7 @@ async fn api(
                     operation: "unknown operation".into(),
                     message: format!("{method} {path} is not in Cloudflare's published schema"),
                 });
-                Err(ApiError::not_found(7000, "No route for that URI"))
+                Err(ApiError::no_route())
             }
         },
     };
@@ -577,6 +582,13 @@ async fn call_operation(
             message,
         });
     };
+    // An identifier that breaks its schema (an account id of 33
+    // characters, a deployment id that is no UUID) leads nowhere: Cloudflare
+    // answers 7003 for it.
+    if let Err(message) = spec.validate_path(op, &params) {
+        violation(message);
+        return Err(ApiError::unroutable(path));
+    }
     let query_pairs = form_pairs(query.as_bytes());
     if let Err(message) = spec.validate_query(op, &query_pairs) {
         violation(message.clone());
@@ -592,6 +604,7 @@ async fn call_operation(
         .to_owned();
     let mut call = Call {
         op_id: op.id.clone(),
+        path: path.to_owned(),
         params,
         query: query_pairs,
         json: None,
@@ -619,6 +632,13 @@ async fn call_operation(
                 let parts = multipart::parse(&content_type, body.clone())
                     .await
                     .map_err(invalid)?;
+                spec.validate_part_types(
+                    op,
+                    parts
+                        .iter()
+                        .map(|p| (p.name.as_str(), p.content_type.as_deref())),
+                )
+                .map_err(invalid)?;
                 if let Some(name) = json_part {
                     let part = parts
                         .iter()

@@ -9,6 +9,13 @@
 //! validated with `jsonschema` in draft-4 mode after one conversion:
 //! `nullable: true` becomes a `null` alternative. `readOnly`, `writeOnly`,
 //! `example`, `discriminator` and `x-*` are annotations the validator ignores.
+//! Draft 4 knows no `format: uuid` (the validator checks it from draft
+//! 2019-09 on and passes formats it does not know), so `uuid` is registered
+//! here; `binary` (multipart parts) stays an annotation.
+//!
+//! Path parameters are checked against their schemas too (identifiers of at
+//! most 32 characters, UUIDs), and each multipart part's `Content-Type`
+//! against the operation's `encoding`.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock};
@@ -41,6 +48,63 @@ const REQUIRED_OUTPUT_ONLY: &[(&str, &str)] = &[
     ("worker-deployments-create-deployment", "id"),
     ("worker-deployments-create-deployment", "source"),
     ("worker-deployments-create-deployment", "created_on"),
+];
+
+/// Path parameters whose published schema is narrower than the ids
+/// Cloudflare hands out, so a request naming a real one must not be refused:
+/// (operation, parameter, why). Only a `maxLength` error is let through;
+/// the type and every other constraint still hold.
+const PATH_PARAM_QUIRKS: &[(&str, &str, &str)] = &[
+    (
+        "pages-deployment-get-deployment-info",
+        "deployment_id",
+        "Pages deployment ids are UUIDs (36 characters, as in wrangler's own tests; the document's pages_deployment.id example is dashed too), the shared identifier schema says maxLength 32",
+    ),
+    (
+        "pages-deployment-delete-deployment",
+        "deployment_id",
+        "as above",
+    ),
+    (
+        "pages-deployment-rollback-deployment",
+        "deployment_id",
+        "as above",
+    ),
+];
+
+/// Parts whose `Content-Type` Cloudflare accepts beyond the document's
+/// `encoding`: (operation, part, type, why).
+const ENCODING_QUIRKS: &[(&str, &str, &str, &str)] = &[
+    (
+        "pages-deployment-create-deployment",
+        "_headers",
+        "application/octet-stream",
+        "wrangler pages deploy appends its files as File objects without a type, which FormData labels application/octet-stream",
+    ),
+    (
+        "pages-deployment-create-deployment",
+        "_redirects",
+        "application/octet-stream",
+        "as above",
+    ),
+    (
+        "pages-deployment-create-deployment",
+        "_routes.json",
+        "application/octet-stream",
+        "as above",
+    ),
+    (
+        "pages-deployment-create-deployment",
+        "_worker.bundle",
+        "application/octet-stream",
+        "as above",
+    ),
+    (
+        "pages-deployment-create-deployment",
+        "functions-filepath-routing-config.json",
+        "application/octet-stream",
+        "as above",
+    ),
 ];
 
 /// Places where Cloudflare's real answers differ from the document's
@@ -170,12 +234,28 @@ pub struct Operation {
     segments: Vec<Segment>,
     /// Query parameter name → JSON pointer to its schema.
     query: Vec<(String, String, Option<Value>)>,
+    /// Path parameter name → JSON pointer to its schema, where it has one.
+    path: Vec<(String, String, Option<Value>)>,
     pub body: BodyKind,
+    /// The `encoding` of a multipart body, by part.
+    part_types: Vec<PartTypes>,
     /// JSON pointer of the request body schema (the JSON part's schema for multipart).
     body_schema: Option<String>,
     body_required: bool,
     /// Status code → JSON pointer of the success response schema.
     responses: Vec<(u16, String)>,
+}
+
+/// The content types the document allows for a multipart property.
+#[derive(Debug)]
+struct PartTypes {
+    property: String,
+    /// Media types (`type/subtype`, lowercase; `type/*` and `*/*` match
+    /// any subtype or type).
+    types: Vec<String>,
+    /// An array of binary strings (`files` of Worker uploads): the parts it
+    /// stands for are named by their file names, not by the property.
+    collection: bool,
 }
 
 #[derive(Debug)]
@@ -306,6 +386,7 @@ impl Spec {
         let validator = jsonschema::options()
             .with_draft(Draft::Draft4)
             .should_validate_formats(true)
+            .with_format("uuid", is_uuid)
             .build(&root)
             .map_err(|e| format!("schema at {pointer} does not compile: {e}"))?;
         let validator = Arc::new(validator);
@@ -316,30 +397,25 @@ impl Spec {
         Ok(validator)
     }
 
+    /// Checks a request value (body, query or path parameter).
     fn check(&self, op_id: &str, pointer: &str, instance: &Value) -> Result<(), String> {
-        self.check_with(op_id, pointer, instance, false)
+        self.check_with(pointer, instance, |error| {
+            !is_allowed_output_only(op_id, error.kind(), error.instance_path())
+        })
     }
 
+    /// Checks `instance` against the schema at `pointer`, reporting the
+    /// errors `keep` keeps.
     fn check_with(
         &self,
-        op_id: &str,
         pointer: &str,
         instance: &Value,
-        response: bool,
+        keep: impl Fn(&jsonschema::ValidationError<'_>) -> bool,
     ) -> Result<(), String> {
         let validator = self.validator(pointer)?;
         let messages: Vec<String> = validator
             .iter_errors(instance)
-            .filter(|error| {
-                if response {
-                    let at = error.instance_path().to_string();
-                    !RESPONSE_QUIRKS
-                        .iter()
-                        .any(|(op, pattern, _)| *op == op_id && path_matches(pattern, &at))
-                } else {
-                    !is_allowed_output_only(op_id, error.kind(), error.instance_path())
-                }
-            })
+            .filter(|error| keep(error))
             .map(|error| {
                 let at = error.instance_path().to_string();
                 if at.is_empty() {
@@ -370,6 +446,81 @@ impl Spec {
         Ok(())
     }
 
+    /// Checks the path parameters [`Spec::find`] bound against their
+    /// schemas (e.g. identifiers of at most 32 characters, `format: uuid`),
+    /// except the `maxLength` of the [`PATH_PARAM_QUIRKS`].
+    pub fn validate_path(
+        &self,
+        op: &Operation,
+        params: &HashMap<String, String>,
+    ) -> Result<(), String> {
+        for (name, pointer, schema) in &op.path {
+            let Some(value) = params.get(name) else {
+                continue;
+            };
+            let typed = coerce_query_value(value, schema.as_ref());
+            let too_long_allowed = PATH_PARAM_QUIRKS
+                .iter()
+                .any(|(id, param, _)| *id == op.id && param == name);
+            self.check_with(pointer, &typed, |error| {
+                !(too_long_allowed && matches!(error.kind(), ValidationErrorKind::MaxLength { .. }))
+            })
+            .map_err(|e| format!("path parameter `{name}`: {e}"))?;
+        }
+        Ok(())
+    }
+
+    /// Checks each multipart part's `Content-Type` (name, type) against the
+    /// operation's `encoding`: a part named like a property takes that
+    /// property's types, any other part those of the array of files
+    /// (`files` of Worker uploads, whose parts are named by file name).
+    ///
+    /// A part without a `Content-Type` is not checked: wrangler sends the
+    /// `metadata` of Worker uploads and the `manifest` of Pages deployments
+    /// as plain form fields, and Cloudflare accepts them. A part that says
+    /// its type must say one the document lists (or an [`ENCODING_QUIRKS`]
+    /// one); parameters such as `charset` are ignored.
+    pub fn validate_part_types<'a>(
+        &self,
+        op: &Operation,
+        parts: impl IntoIterator<Item = (&'a str, Option<&'a str>)>,
+    ) -> Result<(), String> {
+        for (name, content_type) in parts {
+            let Some(content_type) = content_type else {
+                continue;
+            };
+            let encoding = op
+                .part_types
+                .iter()
+                .find(|p| p.property == name)
+                .or_else(|| op.part_types.iter().find(|p| p.collection));
+            let Some(encoding) = encoding else {
+                continue;
+            };
+            let essence = content_type
+                .split(';')
+                .next()
+                .unwrap_or_default()
+                .trim()
+                .to_ascii_lowercase();
+            let listed = encoding
+                .types
+                .iter()
+                .any(|t| media_type_matches(t, &essence));
+            let quirk = ENCODING_QUIRKS
+                .iter()
+                .any(|(id, part, t, _)| *id == op.id && *part == name && *t == essence);
+            if !listed && !quirk {
+                return Err(format!(
+                    "part `{name}` has Content-Type `{content_type}`; `{}` allows {}",
+                    encoding.property,
+                    encoding.types.join(", ")
+                ));
+            }
+        }
+        Ok(())
+    }
+
     /// Checks a JSON body (or a multipart body's JSON part) against the
     /// operation's request schema.
     pub fn validate_body(&self, op: &Operation, body: Option<&Value>) -> Result<(), String> {
@@ -392,7 +543,12 @@ impl Spec {
             Some((_, pointer)) => {
                 let mut body = normalize_dns_answer(&op.id, body);
                 fill_write_only_secret_text(&mut body);
-                self.check_with(&op.id, pointer, &body, true)
+                self.check_with(pointer, &body, |error| {
+                    let at = error.instance_path().to_string();
+                    !RESPONSE_QUIRKS
+                        .iter()
+                        .any(|(id, pattern, _)| *id == op.id && path_matches(pattern, &at))
+                })
             }
             None => Ok(()),
         }
@@ -564,6 +720,37 @@ fn coerce_query_value(value: &str, schema: Option<&Value>) -> Value {
     }
 }
 
+/// `format: uuid`: the hyphenated form, 8-4-4-4-12 hex digits (either
+/// case), as JSON Schema 2019-09 defines it.
+fn is_uuid(text: &str) -> bool {
+    let groups: Vec<&str> = text.split('-').collect();
+    groups.len() == 5
+        && groups
+            .iter()
+            .zip([8, 4, 4, 4, 12])
+            .all(|(group, len)| group.len() == len && group.bytes().all(|b| b.is_ascii_hexdigit()))
+}
+
+/// Whether `essence` (`type/subtype`, lowercase) is the media `range`
+/// (`type/subtype`, `type/*` or `*/*`).
+fn media_type_matches(range: &str, essence: &str) -> bool {
+    match range.split_once('/') {
+        Some(("*", "*")) => true,
+        Some((kind, "*")) => essence.split_once('/').is_some_and(|(k, _)| k == kind),
+        _ => range == essence,
+    }
+}
+
+/// The media types of an `encoding` entry's `contentType`: a comma-separated
+/// list, which in the published document once wraps one in backticks
+/// (`` `text/x-python` `` in the version upload).
+fn content_types(list: &str) -> Vec<String> {
+    list.split(',')
+        .map(|t| t.trim().trim_matches('`').trim().to_ascii_lowercase())
+        .filter(|t| !t.is_empty())
+        .collect()
+}
+
 fn resolve<'a>(doc: &'a Value, mut node: &'a Value, pointer: &mut String) -> &'a Value {
     while let Some(reference) = node.get("$ref").and_then(Value::as_str) {
         let target = reference.trim_start_matches('#');
@@ -597,6 +784,7 @@ impl Operation {
             })
             .collect();
         let mut query = Vec::new();
+        let mut path = Vec::new();
         for (i, param) in op
             .get("parameters")
             .and_then(Value::as_array)
@@ -606,14 +794,19 @@ impl Operation {
         {
             let mut pointer = format!("{base}/parameters/{i}");
             let param = resolve(doc, param, &mut pointer);
-            if param.get("in").and_then(Value::as_str) == Some("query") {
-                let name = param["name"].as_str().unwrap_or_default().to_owned();
-                let mut schema_pointer = format!("{pointer}/schema");
-                let schema = resolve(doc, &param["schema"], &mut schema_pointer).clone();
-                query.push((name, schema_pointer, Some(schema)));
+            let name = param["name"].as_str().unwrap_or_default().to_owned();
+            let mut schema_pointer = format!("{pointer}/schema");
+            let schema = resolve(doc, &param["schema"], &mut schema_pointer).clone();
+            match param.get("in").and_then(Value::as_str) {
+                Some("query") => query.push((name, schema_pointer, Some(schema))),
+                Some("path") if param.get("schema").is_some() => {
+                    path.push((name, schema_pointer, Some(schema)))
+                }
+                _ => {}
             }
         }
         let mut body = BodyKind::None;
+        let mut part_types = Vec::new();
         let mut body_schema = None;
         let mut body_required = false;
         if let Some(request) = op.get("requestBody") {
@@ -634,6 +827,22 @@ impl Operation {
                 body = BodyKind::Multipart {
                     json_part: json_part.map(str::to_owned),
                 };
+                for (property, encoding) in multipart["encoding"].as_object().into_iter().flatten()
+                {
+                    let Some(list) = encoding.get("contentType").and_then(Value::as_str) else {
+                        continue;
+                    };
+                    let mut at = String::new();
+                    let declared = resolve(doc, &schema["properties"][property], &mut at);
+                    let collection = declared.get("type").and_then(Value::as_str) == Some("array")
+                        && declared.pointer("/items/format").and_then(Value::as_str)
+                            == Some("binary");
+                    part_types.push(PartTypes {
+                        property: property.clone(),
+                        types: content_types(list),
+                        collection,
+                    });
+                }
             }
         }
         let mut responses = Vec::new();
@@ -659,7 +868,9 @@ impl Operation {
             template: template.to_owned(),
             segments,
             query,
+            path,
             body,
+            part_types,
             body_schema,
             body_required,
             responses,
@@ -877,6 +1088,59 @@ mod tests {
             problems[0].starts_with("/bindings/1/servise:"),
             "{problems:?}"
         );
+    }
+
+    #[test]
+    fn uuids_are_the_hyphenated_form() {
+        assert!(is_uuid("6b2a2d6c-8d3b-4e0f-9a43-2b1f5b7c0d11"));
+        assert!(is_uuid("6B2A2D6C-8D3B-4E0F-9A43-2B1F5B7C0D11"));
+        assert!(!is_uuid("6b2a2d6c8d3b4e0f9a432b1f5b7c0d11"));
+        assert!(!is_uuid("6b2a2d6c-8d3b-4e0f-9a43-2b1f5b7c0d1g"));
+        assert!(!is_uuid("6b2a2d6c-8d3b-4e0f-9a432-b1f5b7c0d11"));
+        assert!(!is_uuid("v1"));
+    }
+
+    #[test]
+    fn part_types_follow_the_encoding() {
+        let spec = spec();
+        let (upload, _) = spec
+            .find("POST", "/accounts/a/workers/scripts/s/versions")
+            .unwrap();
+        let ok = [
+            ("metadata", Some("application/json")),
+            ("worker.js", Some("application/javascript+module")),
+            ("module.wasm", Some("application/wasm")),
+            // Listed in backticks in the published document.
+            ("main.py", Some("text/x-python")),
+            ("data.bin", Some("Application/Octet-Stream; x=y")),
+            ("untyped", None),
+        ];
+        assert_eq!(spec.validate_part_types(upload, ok), Ok(()));
+        for bad in [
+            ("metadata", Some("text/plain")),
+            ("module.wasm", Some("application/x-wasm")),
+        ] {
+            assert!(spec.validate_part_types(upload, [bad]).is_err(), "{bad:?}");
+        }
+
+        // Pages deployments: by property, with wrangler's octet-stream files.
+        let (pages, _) = spec
+            .find("POST", "/accounts/a/pages/projects/p/deployments")
+            .unwrap();
+        let ok = [
+            ("manifest", None),
+            ("manifest", Some("application/json")),
+            ("_headers", Some("text/plain")),
+            ("_headers", Some("application/octet-stream")),
+            ("branch", Some("text/plain")),
+        ];
+        assert_eq!(spec.validate_part_types(pages, ok), Ok(()));
+        for bad in [
+            ("manifest", Some("application/octet-stream")),
+            ("_routes.json", Some("text/plain")),
+        ] {
+            assert!(spec.validate_part_types(pages, [bad]).is_err(), "{bad:?}");
+        }
     }
 
     #[test]

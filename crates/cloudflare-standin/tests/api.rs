@@ -105,15 +105,91 @@ async fn auth_is_refused_like_cloudflare() {
 #[tokio::test]
 async fn unknown_operations_are_refused_and_recorded() {
     let api = start().await;
+    // Cloudflare's answer: 400, not 404, so nobody takes it for absence.
     let (status, body) = api.get(&format!("/accounts/{ACCOUNT}/r2/buckets")).await;
-    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert_eq!(status, StatusCode::BAD_REQUEST);
     assert_error(&body, 7000);
+    assert_eq!(body["errors"][0]["message"], "No route for that URI");
     let violations = api.standin.violations();
     assert_eq!(violations.len(), 1);
     assert_eq!(violations[0].operation, "unknown operation");
     // A known path with a method the document lacks.
-    let (status, _) = api.post(&format!("/zones/{ZONE}"), json!({})).await;
-    assert_eq!(status, StatusCode::NOT_FOUND);
+    let (status, body) = api.post(&format!("/zones/{ZONE}"), json!({})).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_error(&body, 7000);
+    assert_eq!(api.standin.violations().len(), 2);
+}
+
+#[tokio::test]
+async fn an_unknown_account_is_not_routed() {
+    let api = start().await;
+    let wrong = "99999999999999999999999999999999";
+    for path in [
+        format!("/accounts/{wrong}/workers/scripts/api-worker/deployments"),
+        format!("/accounts/{wrong}/pages/projects/web"),
+        format!("/accounts/{wrong}/access/apps"),
+    ] {
+        let (status, body) = api.get(&path).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{path}: {body}");
+        assert_error(&body, 7003);
+        assert_eq!(
+            body["errors"][0]["message"],
+            format!("Could not route to {path}, perhaps your object identifier is invalid?")
+        );
+    }
+    // Well-formed requests to an account the token cannot reach: no
+    // violation, and the answers match the document.
+    api.assert_clean();
+}
+
+#[tokio::test]
+async fn path_parameters_are_checked_against_their_schemas() {
+    let api = start().await;
+    // `account_id` is an identifier of at most 32 characters.
+    let (status, body) = api
+        .get(&format!("/accounts/{ACCOUNT}0/workers/scripts"))
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert_error(&body, 7003);
+    // A Worker deployment id is a UUID.
+    let (status, body) = api
+        .get(&format!(
+            "/accounts/{ACCOUNT}/workers/scripts/api-worker/deployments/not-a-uuid"
+        ))
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert_error(&body, 7003);
+    let violations = api.standin.violations();
+    assert_eq!(violations.len(), 2, "{violations:#?}");
+    assert!(
+        violations[0]
+            .message
+            .contains("path parameter `account_id`"),
+        "{violations:#?}"
+    );
+    assert_eq!(violations[1].operation, "worker-deployments-get-deployment");
+    assert!(
+        violations[1]
+            .message
+            .contains("path parameter `deployment_id`")
+            && violations[1].message.contains("uuid"),
+        "{violations:#?}"
+    );
+    // A well-formed one passes the check and finds nothing.
+    let (status, body) = api
+        .get(&format!(
+            "/accounts/{ACCOUNT}/workers/scripts/api-worker/deployments/6b2a2d6c-8d3b-4e0f-9a43-2b1f5b7c0d11"
+        ))
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
+    // Pages deployment ids are UUIDs, longer than the 32 characters the
+    // document's shared identifier schema allows: not refused for that.
+    let (status, body) = api
+        .get(&format!(
+            "/accounts/{ACCOUNT}/pages/projects/web/deployments/6b2a2d6c-8d3b-4e0f-9a43-2b1f5b7c0d11"
+        ))
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
     assert_eq!(api.standin.violations().len(), 2);
 }
 

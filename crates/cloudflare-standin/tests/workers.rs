@@ -489,6 +489,128 @@ async fn a_bad_deployment_body_is_a_violation() {
 }
 
 #[tokio::test]
+async fn a_deployment_of_a_version_id_that_is_no_uuid_is_refused() {
+    let api = start().await;
+    upload(&api).await;
+    let (status, body) = api
+        .post(
+            &script_path("/deployments"),
+            split(&[("not-a-uuid", 100.0)]),
+        )
+        .await;
+    // Cloudflare refuses it with a 400, not as an unknown version (404).
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert_error(&body, 9207);
+    let violations = api.standin.violations();
+    assert_eq!(violations.len(), 1, "{violations:#?}");
+    assert!(
+        violations[0].message.contains("/versions/0/version_id")
+            && violations[0].message.contains("uuid"),
+        "{violations:#?}"
+    );
+    // 32 hex digits without the dashes are no UUID either.
+    let (status, _) = api
+        .post(&script_path("/deployments"), split(&[(ACCOUNT, 100.0)]))
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(api.standin.violations().len(), 2);
+}
+
+/// A version upload whose metadata binds the wasm module `module.wasm`,
+/// sent with `wasm_type` as that part's Content-Type.
+fn wasm_version_form(wasm_type: &str) -> reqwest::multipart::Form {
+    let meta = json!({"main_module": "worker.js", "bindings": [
+        {"type": "wasm_module", "name": "WASM", "part": "module.wasm"},
+    ]});
+    worker_form(meta, "worker.js", "export default {}").part(
+        "module.wasm",
+        reqwest::multipart::Part::bytes(b"\0asm\x01\0\0\0".to_vec())
+            .file_name("module.wasm")
+            .mime_str(wasm_type)
+            .unwrap(),
+    )
+}
+
+#[tokio::test]
+async fn multipart_parts_must_carry_a_type_the_encoding_lists() {
+    let api = start().await;
+    upload(&api).await;
+    // `application/x-wasm` is not among the types the version upload's
+    // `encoding` lists for its files.
+    let (status, body) = api
+        .multipart(
+            Method::POST,
+            &script_path("/versions"),
+            wasm_version_form("application/x-wasm"),
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert_error(&body, 9207);
+    let message = body["errors"][0]["message"].as_str().unwrap();
+    assert!(
+        message.contains("module.wasm") && message.contains("application/x-wasm"),
+        "{message}"
+    );
+    let violations = api.standin.violations();
+    assert_eq!(violations.len(), 1, "{violations:#?}");
+    assert_eq!(violations[0].operation, "worker-versions-upload-version");
+
+    // The metadata must be JSON when it says its type.
+    let form = reqwest::multipart::Form::new()
+        .part(
+            "metadata",
+            reqwest::multipart::Part::text(json!({"main_module": "worker.js"}).to_string())
+                .mime_str("text/plain")
+                .unwrap(),
+        )
+        .part(
+            "worker.js",
+            reqwest::multipart::Part::text("export default {}")
+                .file_name("worker.js")
+                .mime_str("application/javascript+module")
+                .unwrap(),
+        );
+    let (status, body) = api
+        .multipart(Method::POST, &script_path("/versions"), form)
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert!(
+        body["errors"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("`metadata`"),
+        "{body}"
+    );
+    assert_eq!(api.standin.violations().len(), 2);
+
+    // Labelled `application/wasm`, the same upload is taken; so is a
+    // metadata part without a type, as wrangler sends it.
+    let (status, body) = api
+        .multipart(
+            Method::POST,
+            &script_path("/versions"),
+            wasm_version_form("application/wasm"),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let form = reqwest::multipart::Form::new()
+        .text("metadata", json!({"main_module": "worker.js"}).to_string())
+        .part(
+            "worker.js",
+            reqwest::multipart::Part::text("export default {}")
+                .file_name("worker.js")
+                .mime_str("application/javascript+module; charset=utf-8")
+                .unwrap(),
+        );
+    let (status, body) = api
+        .multipart(Method::POST, &script_path("/versions"), form)
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(api.standin.violations().len(), 2);
+    assert!(api.standin.response_mismatches().is_empty());
+}
+
+#[tokio::test]
 async fn secrets_create_versions_and_never_show_values() {
     let api = start().await;
     upload(&api).await;

@@ -41,6 +41,10 @@ async fn wrangler_pages_deploy_uploads_assets_and_creates_a_deployment() {
     std::fs::create_dir_all(site.join("assets")).unwrap();
     std::fs::write(site.join("index.html"), "<h1>rc</h1>\n").unwrap();
     std::fs::write(site.join("assets/app.css"), "body { margin: 0 }\n").unwrap();
+    // Sent as their own parts of the deployment, typed as wrangler types
+    // them (see ENCODING_QUIRKS in openapi.rs), not as assets.
+    std::fs::write(site.join("_headers"), "/*\n  X-Frame-Options: DENY\n").unwrap();
+    std::fs::write(site.join("_redirects"), "/old /new 301\n").unwrap();
     let home = site.with_extension("home");
     std::fs::create_dir_all(&home).unwrap();
 

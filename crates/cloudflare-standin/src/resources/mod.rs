@@ -23,6 +23,8 @@ pub(crate) use pages::wrangler_assets;
 /// One validated API call, as the resource code sees it.
 pub(crate) struct Call {
     pub op_id: String,
+    /// The request path below `/client/v4`, for routing errors.
+    pub path: String,
     pub params: HashMap<String, String>,
     pub query: Vec<(String, String)>,
     /// The JSON body, or a multipart body's JSON part.
@@ -175,8 +177,11 @@ impl Store {
     /// Runs one operation, by operation id.
     pub fn dispatch(&mut self, config: &Config, call: &Call) -> ApiResult {
         let op = call.op_id.as_str();
+        // An account the stand-in lacks is one the token cannot reach:
+        // Cloudflare does not route the request at all.
         if let Some(account) = call.params.get("account_id") {
-            self.account(account)?;
+            self.account(account)
+                .map_err(|_| ApiError::unroutable(&call.path))?;
         }
         if let Some(kind) = call.params.get("accounts_or_zones") {
             if kind != "accounts" {
@@ -185,7 +190,8 @@ impl Store {
                     "zone-level Access is not supported by the stand-in",
                 ));
             }
-            self.account(call.param("account_or_zone_id"))?;
+            self.account(call.param("account_or_zone_id"))
+                .map_err(|_| ApiError::unroutable(&call.path))?;
         }
         if op != "zones-0-delete" && op != "zones-0-get" && op != "zones-0-patch" {
             if let Some(zone) = call.params.get("zone_id") {
