@@ -15,7 +15,7 @@ use serde::Serialize;
 use crate::budget::{is_write, Admission, BudgetState, CallStats, RequestBudget};
 use crate::clock::{Clock, TokioClock};
 use crate::envelope::{Envelope, Page, ResultInfo};
-use crate::error::{Error, Result};
+use crate::error::{ApiError, Error, Result, UNROUTABLE_CODES};
 use crate::retry::{parse_retry_after, Failure, RetryPolicy};
 use crate::secret::Sensitive;
 
@@ -596,10 +596,7 @@ impl Client {
         let wait_hint = || retry_after(&headers, config.clock.system_now());
         match envelope {
             Ok(envelope) => Err(AttemptFailure {
-                error: Error::Api {
-                    status,
-                    errors: envelope.errors,
-                },
+                error: api_error(request, status, envelope.errors),
                 failure: failure_for_status,
                 retry_after: wait_hint(),
             }),
@@ -706,6 +703,22 @@ fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
         source = cause.source();
     }
     message
+}
+
+/// An error envelope as an [`Error`]: [`Error::Unroutable`] when it carries
+/// a routing code (7000, 7003), so that no caller takes a wrong account or
+/// zone for a missing object, else [`Error::Api`].
+fn api_error(request: &Request, status: u16, errors: Vec<ApiError>) -> Error {
+    if errors.iter().any(|e| UNROUTABLE_CODES.contains(&e.code)) {
+        Error::Unroutable {
+            method: request.method.to_string(),
+            path: request.path.clone(),
+            status,
+            errors,
+        }
+    } else {
+        Error::Api { status, errors }
+    }
 }
 
 fn multipart_form(parts: &[MultipartPart]) -> Result<reqwest::multipart::Form> {

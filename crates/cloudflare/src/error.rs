@@ -26,14 +26,28 @@ impl fmt::Display for ApiError {
 /// Codes meaning "the thing you addressed does not exist".
 ///
 /// Collected from the API's behaviour for the resources the deploy tool
-/// manages; an HTTP 404 counts too, whatever the code.
+/// manages; an HTTP 404 counts too, whatever the code, unless the answer
+/// carries one of the [`UNROUTABLE_CODES`].
 pub const NOT_FOUND_CODES: &[u64] = &[
-    7000,    // no route for that URI
-    7003,    // could not route to the path (unknown object identifier)
     10007,   // workers: script (or one of its versions/deployments) not found
     8000007, // pages: project not found
     81044,   // dns: record does not exist
 ];
+
+/// Codes meaning "the API could not route the request": 7000 "No route for
+/// that URI" (a path the API does not have) and 7003 "Could not route to
+/// /accounts/<id>/..., perhaps your object identifier is invalid?" (an
+/// account or zone id the token cannot reach, or a malformed id).
+///
+/// They say nothing about whether the object exists: with a wrong
+/// `account_id` every read of a Worker or a Pages project answers 7003, so
+/// taking these for "not found" made a wrong account look like an empty one
+/// (a plan of creations, a lock taken before the first write failed).
+/// They become [`Error::Unroutable`] instead. The objects the deploy tool
+/// reads by a name it chose answer their own codes when missing (10007,
+/// 8000007, 81044); only `GET /zones/{id}` answers 7003 for an unknown zone
+/// id, and the deploy tool finds zones by name, never by id.
+pub const UNROUTABLE_CODES: &[u64] = &[7000, 7003];
 
 /// Codes meaning "what you tried to create is already there".
 ///
@@ -58,6 +72,21 @@ pub enum Error {
     /// an HTTP error status.
     #[error("Cloudflare API error (HTTP {status}): {}", join_errors(.errors))]
     Api { status: u16, errors: Vec<ApiError> },
+
+    /// The API could not route the request (codes 7000, 7003; see
+    /// [`UNROUTABLE_CODES`]): the account or zone id in the path is wrong,
+    /// or the path is not one the API has. Never "not found".
+    #[error(
+        "the Cloudflare API could not route {method} {path} (HTTP {status}): {}; check the \
+         account_id and zone this request names",
+        join_errors(.errors)
+    )]
+    Unroutable {
+        method: String,
+        path: String,
+        status: u16,
+        errors: Vec<ApiError>,
+    },
 
     /// The API (or the edge in front of it) answered with a body that is not
     /// an envelope, such as an HTML 502 page.
@@ -140,7 +169,9 @@ impl Error {
     /// The HTTP status, when a response was received.
     pub fn status(&self) -> Option<u16> {
         match self {
-            Error::Api { status, .. } | Error::UnexpectedBody { status, .. } => Some(*status),
+            Error::Api { status, .. }
+            | Error::Unroutable { status, .. }
+            | Error::UnexpectedBody { status, .. } => Some(*status),
             Error::RetryAfterTooLong { last, .. } => last.status(),
             _ => None,
         }
@@ -149,7 +180,9 @@ impl Error {
     /// The Cloudflare error codes carried by the response, if any.
     pub fn codes(&self) -> Vec<u64> {
         match self {
-            Error::Api { errors, .. } => errors.iter().map(|e| e.code).collect(),
+            Error::Api { errors, .. } | Error::Unroutable { errors, .. } => {
+                errors.iter().map(|e| e.code).collect()
+            }
             Error::RetryAfterTooLong { last, .. } => last.codes(),
             _ => Vec::new(),
         }
@@ -160,9 +193,18 @@ impl Error {
         self.codes().contains(&code)
     }
 
-    /// The addressed resource does not exist (HTTP 404 or a known code).
+    /// The addressed resource does not exist (HTTP 404 or a known code),
+    /// and the API did route the request to where it would be.
     pub fn is_not_found(&self) -> bool {
-        self.status() == Some(404) || self.codes().iter().any(|c| NOT_FOUND_CODES.contains(c))
+        !self.is_unroutable()
+            && (self.status() == Some(404)
+                || self.codes().iter().any(|c| NOT_FOUND_CODES.contains(c)))
+    }
+
+    /// The API could not route the request (codes 7000, 7003): a wrong
+    /// account or zone id, not a missing object.
+    pub fn is_unroutable(&self) -> bool {
+        self.codes().iter().any(|c| UNROUTABLE_CODES.contains(c))
     }
 
     /// The resource to create already exists (HTTP 409 or a known code).

@@ -30,7 +30,8 @@
 //!   methods), a sliding-window [`RequestBudget`], and [`CallStats`]
 //!   accounting (requests, writes, retries, throttling).
 //! * [`Error`] is typed by Cloudflare's codes: [`Error::is_not_found`],
-//!   [`Error::is_already_exists`].
+//!   [`Error::is_already_exists`]; a request the API could not route (a
+//!   wrong account or zone id) is [`Error::Unroutable`], never "not found".
 //! * Resource handles: [`Client::zones`], [`Client::dns`],
 //!   [`Client::workers`], [`Client::worker_routes`], [`Client::pages`],
 //!   [`Client::access`], [`Client::tokens`].

@@ -61,7 +61,9 @@ impl Zones<'_> {
             .await
     }
 
-    /// `GET /zones/{zone_id}`.
+    /// `GET /zones/{zone_id}`. An id the token cannot see answers 7003
+    /// ([`crate::Error::Unroutable`]), as a mistyped one does: the API does
+    /// not tell the two apart, so neither is reported as "not found".
     pub async fn get(&self, zone_id: &str) -> Result<Zone> {
         self.client.get(format!("/zones/{}", seg(zone_id))).await
     }

@@ -77,8 +77,9 @@ async fn typed_error_helpers_know_the_codes() {
     // (code, is_not_found, is_already_exists) with status 400, so only the
     // code decides.
     let expected = [
-        (7000, true, false),
-        (7003, true, false),
+        // Routing failures (a wrong account or zone id), not absence.
+        (7000, false, false),
+        (7003, false, false),
         (10007, true, false),
         (8000007, true, false),
         (81044, true, false),
@@ -108,6 +109,55 @@ async fn typed_error_helpers_know_the_codes() {
     assert!(!api(409, 1).is_not_found());
     assert!(api(403, 9109).is_unauthorized());
     assert!(api(429, 1).is_rate_limited());
+    // A routing code outweighs the status: a 404 "No route" is no absence.
+    assert!(api(400, 7003).is_unroutable());
+    assert!(api(404, 7000).is_unroutable());
+    assert!(!api(404, 7000).is_not_found());
+    assert!(!api(404, 10007).is_unroutable());
+}
+
+#[tokio::test]
+async fn a_routing_failure_is_its_own_error_naming_the_request() {
+    // What Cloudflare answers for a Worker read under a wrong account_id.
+    let server = MockServer::start(|_, _| {
+        Reply::error(
+            400,
+            7003,
+            "Could not route to /accounts/wrong/workers/scripts/api/deployments, perhaps your object identifier is invalid?",
+        )
+    })
+    .await;
+    let (client, _) = server.client();
+    let error = client
+        .get::<Value>("/accounts/wrong/workers/scripts/api/deployments")
+        .await
+        .unwrap_err();
+    match &error {
+        Error::Unroutable {
+            method,
+            path,
+            status,
+            errors,
+        } => {
+            assert_eq!(method, "GET");
+            assert_eq!(path, "/accounts/wrong/workers/scripts/api/deployments");
+            assert_eq!(*status, 400);
+            assert_eq!(errors[0].code, 7003);
+        }
+        other => panic!("expected Unroutable, got {other:?}"),
+    }
+    assert!(error.is_unroutable());
+    assert!(!error.is_not_found());
+    assert_eq!(error.status(), Some(400));
+    assert!(error.has_code(7003));
+    let message = error.to_string();
+    assert!(
+        message.contains("could not route GET /accounts/wrong/workers/scripts/api/deployments")
+            && message.contains("check the account_id and zone"),
+        "{message}"
+    );
+    // Not retried: the same request would be routed no better.
+    assert_eq!(server.requests().len(), 1);
 }
 
 #[tokio::test]

@@ -1,6 +1,7 @@
 //! Checks requests the client sent against Cloudflare's published OpenAPI
 //! document with the stand-in's validator (the same vendored document and
-//! the same quirks), plus the stand-in's strict checks that Cloudflare
+//! the same quirks: path parameters, query, body and the types of multipart
+//! parts), plus the stand-in's strict checks that Cloudflare
 //! itself does not make: fields no schema declares (likely misspellings)
 //! and output-only (`readOnly`) fields sent.
 
@@ -12,10 +13,11 @@ use super::{parse_multipart, Recorded};
 /// Every problem with `request`; empty when it matches its operation.
 pub fn problems(request: &Recorded) -> Vec<String> {
     let spec = spec();
-    let Some((op, _)) = spec.find(&request.method, &request.path) else {
+    let Some((op, params)) = spec.find(&request.method, &request.path) else {
         return vec![format!("no operation {} {}", request.method, request.path)];
     };
     let mut problems = Vec::new();
+    problems.extend(spec.validate_path(op, &params).err());
     problems.extend(spec.validate_query(op, &request.query).err());
     let content_type = request.header("content-type").unwrap_or_default();
     let body: Result<Option<Value>, String> = match &op.body {
@@ -28,6 +30,15 @@ pub fn problems(request: &Recorded) -> Vec<String> {
         }
         BodyKind::Multipart { json_part } if content_type.starts_with("multipart/form-data") => {
             let parts = parse_multipart(content_type, &request.body);
+            problems.extend(
+                spec.validate_part_types(
+                    op,
+                    parts
+                        .iter()
+                        .map(|p| (p.name.as_str(), p.content_type.as_deref())),
+                )
+                .err(),
+            );
             match json_part
                 .as_ref()
                 .map(|name| parts.iter().find(|p| &p.name == name))
