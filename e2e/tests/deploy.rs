@@ -1239,3 +1239,40 @@ async fn a_pages_rollback_behind_the_tools_back_is_drift() {
     assert!(third != first && third != second, "a new upload serves");
     assert_converged(&project, &standin);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wrong_account_is_reported_as_such_and_nothing_is_written() {
+    let standin = standin().await;
+    let project = Project::new("wrong-account");
+    let path = project.dir.join("deploy.toml");
+    let wrong = "0123456789abcdef0123456789abcdef";
+    let good = std::fs::read_to_string(&path).unwrap();
+    std::fs::write(&path, good.replace(ACCOUNT, wrong)).unwrap();
+
+    // Cloudflare answers 7003 for every path under an account the token
+    // cannot reach: that is no empty account to plan creations into.
+    let plan = project.plan(&standin).no_secrets();
+    assert_eq!(plan.code(), Some(1), "{}", plan.stderr());
+    assert!(
+        plan.stderr().contains("could not route") && plan.stderr().contains("account_id"),
+        "{}",
+        plan.stderr()
+    );
+    assert!(!plan.stdout().contains("\"create\""), "{}", plan.stdout());
+
+    let deploy = project.deploy(&standin, &[]).no_secrets();
+    assert_eq!(deploy.code(), Some(1), "{}", deploy.stderr());
+    assert!(
+        deploy.stderr().contains("could not route"),
+        "{}",
+        deploy.stderr()
+    );
+    let writes: Vec<String> = standin
+        .requests()
+        .into_iter()
+        .filter(|r| r.write)
+        .map(|r| format!("{} {}", r.method, r.path))
+        .collect();
+    assert_eq!(writes, Vec::<String>::new(), "no lock, nothing created");
+    assert!(lock_records(&standin).is_empty());
+}
