@@ -6,9 +6,10 @@
 //   its fetch is pointed at the local gateway (TIDB_HTTP_ENDPOINT) exactly
 //   as the Rust driver's endpoint override is.
 // - Redis over `cloudflare:sockets`, one connection per request opened on
-//   first use, running the same Lua scripts as the Rust crates (GCRA rate
-//   limit, versioned cache-aside), so both implementations make the same
-//   round trips and leave the same keys.
+//   first use, its greeting (AUTH, CLIENT SETNAME) sent with the first
+//   commands as the Rust client sends it, running the same Lua scripts as
+//   the Rust crates (GCRA rate limit, versioned cache-aside), so both
+//   implementations make the same round trips and leave the same keys.
 // - Access JWTs (RS256) against the team's JWKS, cached per isolate, and
 //   the tokens let in remembered, as the API does.
 //
@@ -124,22 +125,31 @@ class Redis {
     this.buffer = new Uint8Array(0);
   }
 
-  async open() {
+  /** Connects; the greeting waits to go out with the first commands. */
+  open() {
     this.socket = tcpConnect({ hostname: this.hostname, port: this.port });
     this.writer = this.socket.writable.getWriter();
     this.reader = this.socket.readable.getReader();
-    const hello = [];
+    // As the Rust client does: AUTH, the client's name and SELECT go in
+    // the same write as the first commands, and their replies are read
+    // (and checked) before those commands' replies.
+    this.greeting = [];
     if (this.password) {
-      hello.push(this.username ? ["AUTH", this.username, this.password] : ["AUTH", this.password]);
+      this.greeting.push(
+        this.username ? ["AUTH", this.username, this.password] : ["AUTH", this.password],
+      );
     }
-    if (this.db && this.db !== "0") hello.push(["SELECT", this.db]);
-    if (hello.length) await this.pipeline(hello);
+    this.greeting.push(["CLIENT", "SETNAME", "edge-api-reference"]);
+    if (this.db && this.db !== "0") this.greeting.push(["SELECT", this.db]);
   }
 
   /** Sends every command in one write and reads the replies in order. */
   async pipeline(commands) {
-    if (!this.socket) await this.open();
-    const encoded = commands.map(encodeCommand);
+    if (!this.socket) this.open();
+    const greeting = this.greeting;
+    this.greeting = [];
+    const all = greeting.concat(commands);
+    const encoded = all.map(encodeCommand);
     const total = encoded.reduce((n, p) => n + p.length, 0);
     const buffer = new Uint8Array(total);
     let offset = 0;
@@ -149,8 +159,11 @@ class Redis {
     }
     await this.writer.write(buffer);
     const replies = [];
-    for (let i = 0; i < commands.length; i++) replies.push(await this.reply());
-    return replies;
+    for (let i = 0; i < all.length; i++) replies.push(await this.reply());
+    for (const reply of replies.slice(0, greeting.length)) {
+      if (reply instanceof RedisError) throw reply;
+    }
+    return replies.slice(greeting.length);
   }
 
   async command(...args) {

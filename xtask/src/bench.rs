@@ -506,8 +506,9 @@ struct TargetFacts {
     /// Median time of the first request after workerd started listening
     /// (measured for the bundled targets only).
     first_request_ms: Option<f64>,
-    /// Median time from starting workerd to the first answer (loading and
-    /// compiling the modules, listening, the first request).
+    /// Median time from starting workerd to the first answer (loading,
+    /// compiling and instantiating the modules, listening, the first
+    /// request), with the Worker as the only service.
     start_to_answer_ms: Option<f64>,
     /// Resident memory of the workerd process after every load.
     rss_after_load_bytes: u64,
@@ -620,9 +621,13 @@ fn goals(cases: &[CaseResult], targets: &[TargetFacts], gzip_budget: u64) -> Vec
             measured: format_bytes(api.bundle_gzip_bytes),
             met: api.bundle_gzip_bytes <= gzip_budget,
         });
-        if let Some(ms) = api.first_request_ms {
+        // From workerd's start: it compiles and instantiates the wasm
+        // before it listens, so the first request alone would leave that out.
+        if let Some(ms) = api.start_to_answer_ms {
             goals.push(Goal {
-                goal: format!("first request under {FIRST_REQUEST_LIMIT_MS:.0} ms"),
+                goal: format!(
+                    "first request under {FIRST_REQUEST_LIMIT_MS:.0} ms from workerd's start"
+                ),
                 measured: format!("{ms:.1} ms"),
                 met: ms < FIRST_REQUEST_LIMIT_MS,
             });
@@ -1537,7 +1542,7 @@ impl Server {
         let ports = [stack::free_port()?, stack::free_port()?];
         // Targets share the api bundle; each has a config of its own.
         let config = bundle.join(format!("workerd-{}.capnp", target.name()));
-        std::fs::write(&config, workerd_config(bundle, vars, ports)?)?;
+        std::fs::write(&config, workerd_config(bundle, vars, &ports)?)?;
         let log = state
             .join("logs")
             .join(format!("workerd-{}.log", target.name()));
@@ -1589,33 +1594,39 @@ impl Drop for Server {
 }
 
 /// A workerd config (Cap'n Proto text) with one service per listener: the
-/// same modules, with the cache on (`CACHE_TTL_SECS` as configured) and off.
-/// workerd embeds files relative to the config, so it goes into `bundle`.
+/// same modules, with the cache on (`CACHE_TTL_SECS` as configured) and,
+/// given a second port, off. workerd embeds files relative to the config,
+/// so it goes into `bundle`.
 fn workerd_config(
     bundle: &Path,
     vars: &[(&'static str, String)],
-    ports: [u16; 2],
+    ports: &[u16],
 ) -> anyhow::Result<String> {
+    let services: Vec<(&str, Option<&str>)> = [("cached", None), ("uncached", Some("0"))]
+        .into_iter()
+        .take(ports.len())
+        .collect();
     let files = build::bundle_modules(bundle)?;
     // Every bench Worker runs with the API Worker's compatibility date.
     let compatibility_date = project::ApiWorker::read()?.compatibility_date;
     let mut out = String::from("using Workerd = import \"/workerd/workerd.capnp\";\n\n");
     out.push_str("const config :Workerd.Config = (\n  services = [\n");
-    out.push_str("    (name = \"cached\", worker = .cached),\n");
-    out.push_str("    (name = \"uncached\", worker = .uncached),\n");
+    for (name, _) in &services {
+        let _ = writeln!(out, "    (name = \"{name}\", worker = .{name}),");
+    }
     // Outbound fetches and sockets go to the stack on 127.0.0.1.
     out.push_str(
         "    (name = \"internet\", network = (allow = [\"public\", \"private\", \"local\"])),\n  ],\n",
     );
     out.push_str("  sockets = [\n");
-    for (name, port) in ["cached", "uncached"].iter().zip(ports) {
+    for ((name, _), port) in services.iter().zip(ports) {
         let _ = writeln!(
             out,
             "    (name = \"{name}\", address = \"127.0.0.1:{port}\", http = (), service = \"{name}\"),"
         );
     }
     out.push_str("  ],\n);\n");
-    for (name, ttl) in [("cached", None), ("uncached", Some("0"))] {
+    for &(name, ttl) in &services {
         let _ = writeln!(out, "\nconst {name} :Workerd.Worker = (\n  modules = [");
         for (module, kind) in &files {
             let _ = writeln!(
@@ -1666,8 +1677,9 @@ fn capnp_string(text: &str) -> String {
     out
 }
 
-/// Starts `target` once and times its first request (module instantiation
-/// included) once workerd listens, and the whole start to that answer.
+/// Starts `target` once and times its first request once workerd listens,
+/// and the whole start to that answer. workerd compiles and instantiates
+/// the modules before it listens, so only the second includes them.
 fn time_first_request(
     workerd: &Path,
     target: Target,
@@ -1678,10 +1690,9 @@ fn time_first_request(
 ) -> anyhow::Result<(f64, f64)> {
     let port = stack::free_port()?;
     let config = bundle.join("workerd-start.capnp");
-    std::fs::write(
-        &config,
-        workerd_config(bundle, vars, [port, stack::free_port()?])?,
-    )?;
+    // One service: the start compiles and instantiates the modules once,
+    // as a deployed Worker's isolate does.
+    std::fs::write(&config, workerd_config(bundle, vars, &[port])?)?;
     let log = state
         .join("logs")
         .join(format!("workerd-start-{}.log", target.name()));
@@ -3414,12 +3425,13 @@ first unexpected: 503 {\"type\":\"about:blank\",\"status\":503}
             case("not-found", 0.996, [0.99, 1.0, 1.01], None),
             case("pages-put", 0.994, [0.95, 0.99, 1.03], None),
         ];
-        let facts = |target, gzip, first| TargetFacts {
+        let facts = |target, gzip, from_start| TargetFacts {
             target,
             bundle_raw_bytes: 2 * gzip,
             bundle_gzip_bytes: gzip,
-            first_request_ms: first,
-            start_to_answer_ms: None,
+            // Judged from workerd's start, not from its listening.
+            first_request_ms: Some(1.0),
+            start_to_answer_ms: from_start,
             rss_after_load_bytes: 0,
         };
         let targets = [
@@ -3435,7 +3447,11 @@ first unexpected: 503 {\"type\":\"about:blank\",\"status\":503}
             verdicts,
             [
                 ("bundle at most 1.00 MiB gzip", "825.2 KiB", true),
-                ("first request under 100 ms", "100.0 ms", false),
+                (
+                    "first request under 100 ms from workerd's start",
+                    "100.0 ms",
+                    false
+                ),
                 ("healthz at 0.9x the hello world or more", "0.54x", false),
                 (
                     "healthz at 1.0x the reference or more",
@@ -3576,7 +3592,11 @@ first unexpected: 503 {\"type\":\"about:blank\",\"status\":503}
             ("CACHE_TTL_SECS", "300".to_owned()),
             ("X", "a\"b".to_owned()),
         ];
-        let config = workerd_config(&dir, &vars, [1001, 1002]).unwrap();
+        let alone = workerd_config(&dir, &vars, &[1001]).unwrap();
+        assert_eq!(alone.matches("worker = .").count(), 1, "{alone}");
+        assert_eq!(alone.matches("Workerd.Worker = (").count(), 1, "{alone}");
+        assert!(!alone.contains("uncached"), "{alone}");
+        let config = workerd_config(&dir, &vars, &[1001, 1002]).unwrap();
         assert!(config.contains("address = \"127.0.0.1:1001\""));
         assert!(config.contains("address = \"127.0.0.1:1002\""));
         assert_eq!(
