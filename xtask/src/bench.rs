@@ -1099,10 +1099,12 @@ pub fn run(ui: &Ui, flags: &flags::Bench) -> anyhow::Result<()> {
         }))
         .collect();
     if !unexpected.is_empty() {
-        bail!(
+        // The report above is the run's one document.
+        return Err(crate::DocumentPrinted(anyhow::anyhow!(
             "unexpected answers under load (the figures above are not comparable): {}",
             unexpected.join(", ")
-        );
+        ))
+        .into());
     }
     Ok(())
 }
@@ -1371,7 +1373,12 @@ fn soak(ui: &Ui, flags: &flags::Bench, seconds: u64) -> anyhow::Result<()> {
         .filter_map(|c| Some(format!("{}: {}", c.case, c.timed.errors()?)))
         .collect();
     if !failed.is_empty() {
-        bail!("errors during the soak: {}", failed.join(", "));
+        // The report above is the run's one document.
+        return Err(crate::DocumentPrinted(anyhow::anyhow!(
+            "errors during the soak: {}",
+            failed.join(", ")
+        ))
+        .into());
     }
     Ok(())
 }

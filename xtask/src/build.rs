@@ -98,7 +98,8 @@ pub fn run(ui: &Ui, flags: &flags::Build) -> anyhow::Result<()> {
     } else {
         print_report(&report);
     }
-    check_budget(&report)
+    // The report above is the run's one document.
+    check_budget(&report).map_err(|e| crate::DocumentPrinted(e).into())
 }
 
 /// Builds the Worker unless it is up to date, and measures it.

@@ -1,20 +1,33 @@
 //! `cargo xtask dev`: installs what is missing, builds the Worker, starts
 //! the local stack, the Worker and the web and admin Pages sites bound to
 //! it, prints where everything is, and stops it all on Ctrl-C or SIGTERM.
+//!
+//! One per clone: its state directory and ports are fixed, so a second one
+//! refuses to start while the first lives (see [`claim`]).
+//!
+//! With `--json`, stdout gets one document: `{"ready": true, ...}` once
+//! every server answers, or `{"ok": false, "error": ...}` if it never gets
+//! there. A server that dies after `ready` is said on stderr only, and the
+//! command exits 1 having stopped the rest.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use anyhow::{bail, Context};
 use serde_json::json;
 use stack_manifest::StackManifest;
 
+use crate::stack::process::OwnerLock;
 use crate::stack::{Stack, StackOptions};
 use crate::ui::{format_duration, Ui};
 use crate::{build, flags, install, project};
 
 pub fn run(ui: &Ui, flags: &flags::Dev) -> anyhow::Result<()> {
     let started = Instant::now();
+    // First: a second dev must not rebuild the bundle the first serves, nor
+    // stop its servers and delete its state (Stack::start does both).
+    let _owner = claim(&project::local_dir())?;
     let interrupted = interrupt_flag()?;
     let build_tools = install::build_tools(ui)?;
     let stack_tools = install::stack_tools(ui)?;
@@ -64,7 +77,34 @@ pub fn run(ui: &Ui, flags: &flags::Dev) -> anyhow::Result<()> {
         stack.stop();
         Ok(())
     })?;
-    outcome
+    // Under `--json` the one document, `ready`, is out already.
+    outcome.map_err(|e| crate::DocumentPrinted(e).into())
+}
+
+/// Makes this process the clone's one `cargo xtask dev` for as long as the
+/// returned lock lives, or fails naming the one that is. The lock file sits
+/// beside the state directory (which the stack deletes and makes again),
+/// and the kernel drops the lock when its holder dies: a stack whose xtask
+/// was killed is still cleaned up by the next start, as before.
+fn claim(local: &std::path::Path) -> anyhow::Result<OwnerLock> {
+    std::fs::create_dir_all(local).with_context(|| format!("cannot create {}", local.display()))?;
+    let holder = match OwnerLock::acquire(&local.join("dev.lock"))? {
+        Ok(lock) => return Ok(lock),
+        Err(holder) => holder,
+    };
+    let state = local.join("dev");
+    let (who, stop) = match holder {
+        Some(pid) => (
+            format!(" (pid {pid})"),
+            format!("Ctrl-C in its terminal or `kill {pid}`"),
+        ),
+        None => (String::new(), "Ctrl-C in its terminal".to_owned()),
+    };
+    bail!(
+        "another `cargo xtask dev`{who} is running on {}; stop it first ({stop}), \
+         or run `cargo xtask test`, which starts a stack of its own beside it",
+        state.display()
+    )
 }
 
 /// Where `cargo xtask dev` keeps its state (one per clone).
@@ -162,4 +202,36 @@ fn print_table(stack: &StackManifest) {
         eprintln!("  {name:<18} {url:<40} {how}");
     }
     eprintln!("  logs: {state}/logs/");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_second_dev_is_refused_before_it_touches_the_first() {
+        let local = std::env::temp_dir().join(format!("xtask-dev-claim-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&local);
+        let state = local.join("dev");
+        std::fs::create_dir_all(&state).unwrap();
+        std::fs::write(state.join("pids"), "mariadb 1\n").unwrap();
+
+        let first = claim(&local).unwrap();
+        let refused = format!("{:#}", claim(&local).unwrap_err());
+        let pid = std::process::id();
+        assert!(
+            refused.contains(&format!("`cargo xtask dev` (pid {pid}) is running")),
+            "{refused}"
+        );
+        assert!(refused.contains(&format!("kill {pid}")), "{refused}");
+        assert_eq!(
+            std::fs::read_to_string(state.join("pids")).unwrap(),
+            "mariadb 1\n",
+            "the first dev's state is left alone"
+        );
+        drop(first);
+        // The first has ended: the next one starts (and cleans up after it).
+        claim(&local).unwrap();
+        std::fs::remove_dir_all(local).unwrap();
+    }
 }

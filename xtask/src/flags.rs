@@ -37,6 +37,12 @@ pub enum Command {
     /// Build the Worker bundle and check its size against the budget.
     Build(Build),
     /// Start the local stack of real servers and the Worker; Ctrl-C stops all.
+    ///
+    /// One per clone: a second `dev` refuses to start while the first runs.
+    /// With --json, stdout gets one document: {"ready": true, ...} once every
+    /// server answers, or {"ok": false, "error": ...} if it never does. A
+    /// server that dies after "ready" is reported on stderr only, and the
+    /// command exits 1.
     Dev(Dev),
     /// Run formatting and lint checks, native tests, and end-to-end tests
     /// against a local stack of their own.

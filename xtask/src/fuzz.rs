@@ -3,7 +3,8 @@
 //! corpus kept in `.local/fuzz/corpus/<target>` (so a long run picks up
 //! where the last one stopped); a failing input is saved in
 //! `.local/fuzz/artifacts/<target>/` and the command fails naming it and
-//! the broken property. `cargo xtask test` runs every target briefly.
+//! the broken property. `cargo xtask test` runs every target briefly, from
+//! the seeds alone (see [`Corpus::SeedsOnly`]).
 //!
 //! Every run also reads the committed seeds in `fuzz/seeds/<target>`: a
 //! small set of inputs that reaches every code edge the long runs reached
@@ -73,7 +74,7 @@ pub fn run(ui: &Ui, flags: &flags::Fuzz) -> anyhow::Result<()> {
     let time = Duration::from_secs(flags.time);
     let runs: Vec<TargetRun> = chosen
         .iter()
-        .map(|name| run_target(ui, &binaries, name, time))
+        .map(|name| run_target(ui, &binaries, name, time, Corpus::Kept))
         .collect::<anyhow::Result<_>>()?;
     let ok = runs.iter().all(|r| r.ok);
     if ui.json {
@@ -82,12 +83,33 @@ pub fn run(ui: &Ui, flags: &flags::Fuzz) -> anyhow::Result<()> {
         print_table(&runs);
     }
     if !ok {
-        bail!(
+        // The document above names the input: main prints no second one.
+        return Err(crate::DocumentPrinted(anyhow::anyhow!(
             "a fuzz target broke its property; replay the input with the command above{}",
             if ui.json { " (see `targets`)" } else { "" }
-        );
+        ))
+        .into());
     }
     Ok(())
+}
+
+/// What a run starts from and where the inputs it finds go.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Corpus {
+    /// The committed seeds and `.local/fuzz/corpus/<target>`, which keeps
+    /// what the run finds: `cargo xtask fuzz`, whose long runs build on
+    /// each other and feed `--update-seeds`.
+    Kept,
+    /// The committed seeds alone, and what the run finds stays in
+    /// libFuzzer's memory (`-seed_inputs`, no corpus directory):
+    /// `cargo xtask test`. Its few seconds are a check that must mean the
+    /// same on every machine, so each run starts where a fresh clone in CI
+    /// does. Sharing the long-run corpus made a laptop's check differ from
+    /// CI's and spend its seconds replaying tens of thousands of inputs
+    /// (which it grew with every run); capping that corpus would still
+    /// leave each machine with its own. What is worth keeping reaches the
+    /// seeds through `cargo xtask fuzz` and `--update-seeds`.
+    SeedsOnly,
 }
 
 /// The fuzz targets, by the names of their files in fuzz/fuzz_targets.
@@ -132,28 +154,31 @@ fn host_triple() -> anyhow::Result<String> {
         .context("`rustc -vV` names no host")
 }
 
-/// Runs target `name` for `time` on its corpus, under a spinner that shows
+/// Runs target `name` for `time` on `corpus`, under a spinner that shows
 /// libFuzzer's progress.
 pub fn run_target(
     ui: &Ui,
     binaries: &Path,
     name: &str,
     time: Duration,
+    corpus: Corpus,
 ) -> anyhow::Result<TargetRun> {
     let local = project::local_dir().join("fuzz");
-    let corpus = local.join("corpus").join(name);
     let artifacts = local.join("artifacts").join(name);
-    for dir in [&corpus, &artifacts] {
+    let kept = local.join("corpus").join(name);
+    let mut dirs = vec![&artifacts];
+    if corpus == Corpus::Kept {
+        dirs.push(&kept);
+    }
+    for dir in dirs {
         std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     }
-    let binary = binaries.join(name);
-    let mut cmd = Command::new(&binary);
-    // New inputs go to the first directory; the seeds are only read.
-    cmd.arg(&corpus);
-    let seeds = seeds_dir(name);
-    if seeds.is_dir() {
-        cmd.arg(&seeds);
-    }
+    // libFuzzer reads the list of seed files from a file (the list is too
+    // long for one argument).
+    let seed_list =
+        std::env::temp_dir().join(format!("xtask-fuzz-{}-{name}.seeds", std::process::id()));
+    let binary = std::path::absolute(binaries.join(name))?;
+    let mut cmd = fuzz_command(&binary, &seeds_dir(name), &kept, &seed_list, corpus)?;
     cmd.arg(format!("-max_total_time={}", time.as_secs()))
         .arg(format!("-artifact_prefix={}/", artifacts.display()))
         .arg("-rss_limit_mb=2048")
@@ -161,7 +186,62 @@ pub fn run_target(
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::piped());
-    ui.info(format!("== fuzz {name}: {}", project::describe(&cmd)));
+    let result = watch(ui, &binary, name, &mut cmd);
+    let _ = std::fs::remove_file(&seed_list);
+    result
+}
+
+/// The fuzz target `binary` started on its inputs as `corpus` says: for
+/// [`Corpus::Kept`] the kept corpus first (libFuzzer writes new inputs to
+/// the first directory) and the seeds after it; for [`Corpus::SeedsOnly`]
+/// no directory, the seeds' names written to `seed_list` (run from the
+/// seeds' directory, so a comma in the checkout's path cannot split a name:
+/// libFuzzer separates the names by commas).
+fn fuzz_command(
+    binary: &Path,
+    seeds: &Path,
+    kept: &Path,
+    seed_list: &Path,
+    corpus: Corpus,
+) -> anyhow::Result<Command> {
+    let mut cmd = Command::new(binary);
+    match corpus {
+        Corpus::Kept => {
+            cmd.arg(kept);
+            if seeds.is_dir() {
+                cmd.arg(seeds);
+            }
+        }
+        Corpus::SeedsOnly => {
+            let mut names = Vec::new();
+            if seeds.is_dir() {
+                for entry in std::fs::read_dir(seeds)
+                    .with_context(|| format!("cannot list {}", seeds.display()))?
+                {
+                    let entry = entry?;
+                    let name = entry.file_name().to_string_lossy().into_owned();
+                    if entry.file_type()?.is_file() && !name.contains(',') {
+                        names.push(name);
+                    }
+                }
+            }
+            // No seeds: it starts from nothing (libFuzzer refuses an
+            // empty list).
+            if !names.is_empty() {
+                names.sort();
+                std::fs::write(seed_list, names.join(","))
+                    .with_context(|| format!("cannot write {}", seed_list.display()))?;
+                cmd.arg(format!("-seed_inputs=@{}", seed_list.display()))
+                    .current_dir(seeds);
+            }
+        }
+    }
+    Ok(cmd)
+}
+
+/// Runs the fuzz target `cmd` to its end, reading its report.
+fn watch(ui: &Ui, binary: &Path, name: &str, cmd: &mut Command) -> anyhow::Result<TargetRun> {
+    ui.info(format!("== fuzz {name}: {}", project::describe(cmd)));
     let started = Instant::now();
     let mut child = cmd
         .spawn()
@@ -457,6 +537,45 @@ mod tests {
             Some("Json(Number(7.7e40)) was sent as Text(\"7.7e40\")")
         );
         assert_eq!(run.artifact, Some(PathBuf::from("/x/crash-7ab6")));
+    }
+
+    #[test]
+    fn the_bounded_run_reads_the_seeds_alone_and_keeps_nothing() {
+        let dir = std::env::temp_dir().join(format!("xtask-fuzz-corpus-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let (seeds, kept, list) = (dir.join("seeds"), dir.join("kept"), dir.join("list"));
+        std::fs::create_dir_all(&seeds).unwrap();
+        for name in ["b1", "a0", "c,2"] {
+            std::fs::write(seeds.join(name), name).unwrap();
+        }
+        let binary = Path::new("/fuzz/target");
+        let args = |cmd: &Command| -> Vec<String> {
+            cmd.get_args()
+                .map(|a| a.to_string_lossy().into_owned())
+                .collect()
+        };
+
+        let bounded = fuzz_command(binary, &seeds, &kept, &list, Corpus::SeedsOnly).unwrap();
+        assert_eq!(
+            args(&bounded),
+            [format!("-seed_inputs=@{}", list.display())],
+            "no corpus directory: nothing it finds is written"
+        );
+        assert_eq!(bounded.get_current_dir(), Some(seeds.as_path()));
+        // A name with a comma would be read as two; seeds are hashes.
+        assert_eq!(std::fs::read_to_string(&list).unwrap(), "a0,b1");
+
+        let long = fuzz_command(binary, &seeds, &kept, &list, Corpus::Kept).unwrap();
+        assert_eq!(
+            args(&long),
+            [kept.display().to_string(), seeds.display().to_string()],
+            "the long run writes to its kept corpus and reads the seeds"
+        );
+
+        let unseeded = dir.join("none");
+        let bare = fuzz_command(binary, &unseeded, &kept, &list, Corpus::SeedsOnly).unwrap();
+        assert!(args(&bare).is_empty(), "an empty list would stop libFuzzer");
+        std::fs::remove_dir_all(dir).unwrap();
     }
 
     #[test]

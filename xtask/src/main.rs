@@ -41,15 +41,33 @@ fn main() {
         flags::Command::Secrets(flags) => deploy::secrets(&ui, flags),
     };
     if let Err(e) = result {
-        if ui.json {
-            println!(
-                "{}",
-                serde_json::json!({ "ok": false, "error": format!("{e:#}") })
-            );
+        if let Some(document) = error_document(ui.json, &e) {
+            println!("{document}");
         }
         eprintln!("error: {e:#}");
         std::process::exit(1);
     }
+}
+
+/// A command's failure after it printed its `--json` document (`test`'s
+/// `"ok": false` with every suite, `dev`'s `"ready"` before a server died):
+/// xtask still says the error on stderr and exits 1, but prints no second
+/// document, so that stdout always parses as exactly one.
+#[derive(Debug)]
+pub struct DocumentPrinted(pub anyhow::Error);
+
+impl std::fmt::Display for DocumentPrinted {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:#}", self.0)
+    }
+}
+
+impl std::error::Error for DocumentPrinted {}
+
+/// The `--json` document for a failed command, unless it printed its own.
+fn error_document(json: bool, error: &anyhow::Error) -> Option<String> {
+    (json && !error.is::<DocumentPrinted>())
+        .then(|| serde_json::json!({ "ok": false, "error": format!("{error:#}") }).to_string())
 }
 
 /// `cargo run` gives xtask the variables of its own package
@@ -84,4 +102,31 @@ fn setup(ui: &ui::Ui) -> anyhow::Result<()> {
     install::browser_tools(ui)?;
     ui.info("every tool is installed");
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_failure_gets_one_json_document_whoever_prints_it() {
+        let plain = anyhow::anyhow!("boom").context("starting mariadb");
+        let document = error_document(true, &plain).expect("main prints the document");
+        let parsed: serde_json::Value = serde_json::from_str(&document).unwrap();
+        assert_eq!(parsed["ok"], false);
+        assert_eq!(parsed["error"], "starting mariadb: boom");
+        assert_eq!(
+            error_document(false, &plain),
+            None,
+            "no document without --json"
+        );
+
+        let printed: anyhow::Error = DocumentPrinted(anyhow::anyhow!("failed: e2e")).into();
+        assert_eq!(error_document(true, &printed), None);
+        assert_eq!(
+            format!("{printed:#}"),
+            "failed: e2e",
+            "stderr still says it"
+        );
+    }
 }

@@ -2,13 +2,13 @@
 //! every coverage-guided fuzz target, the Pages shim's own tests, then the end-to-end suite, the browser suite and
 //! schemathesis against a stack of their own (own ports, own state
 //! directory, so it can run beside `cargo xtask dev`). Every suite runs
-//! even after one fails; the command prints one summary line per suite and
-//! fails if any did.
+//! even after one fails, but none starts after Ctrl-C; the command prints
+//! one summary line per suite and fails if any did.
 
 use std::io::{BufRead, BufReader, Write};
 use std::os::fd::AsFd;
 use std::process::{Command, Stdio};
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
@@ -139,20 +139,10 @@ pub fn run(ui: &Ui, flags: &flags::Test) -> anyhow::Result<()> {
     let started = Instant::now();
     let interrupted = dev::interrupt_flag()?;
     let filter: Vec<String> = flags.filter.iter().cloned().collect();
-    // Ctrl-C reaches the running cargo too, which then fails its suite;
-    // the flag keeps the remaining suites from starting.
-    let stop_if_interrupted = || {
-        if interrupted.load(Ordering::SeqCst) {
-            bail!("interrupted");
-        }
-        Ok(())
-    };
-    let mut suites = vec![check(
-        ui,
-        "fmt",
-        cargo().args(["fmt", "--all", "--", "--check"]),
-    )];
-    stop_if_interrupted()?;
+    let mut run = Run::new(ui, &interrupted);
+    run.suite("fmt", || {
+        check(ui, "fmt", cargo().args(["fmt", "--all", "--", "--check"]))
+    });
     let clippy = [
         "clippy",
         "--workspace",
@@ -162,8 +152,7 @@ pub fn run(ui: &Ui, flags: &flags::Test) -> anyhow::Result<()> {
         "-D",
         "warnings",
     ];
-    suites.push(check(ui, "clippy", cargo().args(clippy)));
-    stop_if_interrupted()?;
+    run.suite("clippy", || check(ui, "clippy", cargo().args(clippy)));
     let unit = [
         "test",
         "--no-fail-fast",
@@ -172,57 +161,145 @@ pub fn run(ui: &Ui, flags: &flags::Test) -> anyhow::Result<()> {
         "e2e",
         "--",
     ];
-    // The stand-in's wrangler test runs the real `wrangler pages deploy`
-    // from node_modules: install it first (a fresh clone has none yet). A
-    // laptop without npm still runs the rest; that test then says SKIPPED,
-    // and fails under CI=true.
-    if let Err(error) = install::wrangler(ui) {
-        ui.info(format!("wrangler could not be installed: {error:#}"));
-    }
-    suites.push(counted_suite(
-        ui,
-        "unit",
-        cargo().args(unit).args(&filter),
-        Counts::add_line,
-        &filter,
-    ));
-    stop_if_interrupted()?;
-    suites.push(fuzz_targets(ui, &filter));
-    stop_if_interrupted()?;
-    suites.push(shim_tests(ui, &filter));
-    stop_if_interrupted()?;
+    run.suite("unit", || {
+        // The stand-in's wrangler test runs the real `wrangler pages deploy`
+        // from node_modules: install it first (a fresh clone has none yet).
+        // A laptop without npm still runs the rest; that test then says
+        // SKIPPED, and fails under CI=true.
+        if let Err(error) = install::wrangler(ui) {
+            ui.info(format!("wrangler could not be installed: {error:#}"));
+        }
+        counted_suite(
+            ui,
+            "unit",
+            cargo().args(unit).args(&filter),
+            Counts::add_line,
+            &filter,
+        )
+    });
+    run.suite("fuzz", || fuzz_targets(ui, &filter, &interrupted));
+    run.suite("shim", || shim_tests(ui, &filter));
     if !flags.no_e2e {
-        suites.extend(end_to_end(ui, flags, &filter, &interrupted));
+        end_to_end(ui, flags, &filter, &mut run);
     }
 
-    let total = Counts {
-        passed: suites.iter().map(|s| s.passed).sum(),
-        failed: suites.iter().map(|s| s.failed).sum(),
-        ignored: suites.iter().map(|s| s.ignored).sum(),
-    };
-    let nothing_ran = nothing_selected(&filter, &suites);
-    let ok = suites.iter().all(|s| s.ok) && !nothing_ran;
-    if ui.json {
-        println!(
-            "{}",
-            serde_json::json!({ "ok": ok, "suites": suites, "seconds": started.elapsed().as_secs_f64() })
+    run.finish(&filter, started)
+}
+
+/// The suites of one run, in order. Ctrl-C reaches the running command
+/// too, which then fails its suite; the flag keeps every later suite from
+/// starting (the browser suite alone could spend minutes installing
+/// Chromium), and the run ends with the summary of what did run.
+struct Run<'a> {
+    ui: &'a Ui,
+    interrupted: &'a AtomicBool,
+    suites: Vec<Suite>,
+    /// The suites Ctrl-C kept from starting.
+    not_run: Vec<&'static str>,
+}
+
+impl<'a> Run<'a> {
+    fn new(ui: &'a Ui, interrupted: &'a AtomicBool) -> Run<'a> {
+        Run {
+            ui,
+            interrupted,
+            suites: Vec::new(),
+            not_run: Vec::new(),
+        }
+    }
+
+    fn interrupted(&self) -> bool {
+        self.interrupted.load(Ordering::SeqCst)
+    }
+
+    /// Runs suite `name` unless Ctrl-C came first.
+    fn suite(&mut self, name: &'static str, suite: impl FnOnce() -> Suite) {
+        if self.interrupted() {
+            self.skip(&[name]);
+        } else {
+            self.suites.push(suite());
+        }
+    }
+
+    /// Prints the result (the `--json` document, then one line per suite
+    /// on stderr); the error, if the run failed, is one main does not print
+    /// again as a document.
+    fn finish(self, filter: &[String], started: Instant) -> anyhow::Result<()> {
+        let interrupted = self.interrupted();
+        let Run {
+            ui,
+            suites,
+            not_run,
+            ..
+        } = self;
+        let total = Counts {
+            passed: suites.iter().map(|s| s.passed).sum(),
+            failed: suites.iter().map(|s| s.failed).sum(),
+            ignored: suites.iter().map(|s| s.ignored).sum(),
+        };
+        let outcome = verdict(&suites, &not_run, interrupted, filter);
+        if ui.json {
+            println!(
+                "{}",
+                serde_json::json!({
+                    "ok": outcome.is_ok(),
+                    "suites": suites,
+                    "interrupted": interrupted,
+                    "not_run": not_run,
+                    "seconds": started.elapsed().as_secs_f64(),
+                })
+            );
+        }
+        eprintln!();
+        for suite in &suites {
+            eprintln!("{}", suite.summary());
+        }
+        eprintln!(
+            "total: {} passed, {} failed ({})",
+            total.passed,
+            total.failed,
+            format_duration(started.elapsed())
         );
+        outcome.map_err(|e| crate::DocumentPrinted(e).into())
     }
-    eprintln!();
-    for suite in &suites {
-        eprintln!("{}", suite.summary());
+
+    /// Records `names` as not run, saying so when the first is.
+    fn skip(&mut self, names: &[&'static str]) {
+        if self.not_run.is_empty() {
+            if let Some(first) = names.first() {
+                self.ui.info(format!(
+                    "interrupted (Ctrl-C): {first} and every suite after it will not start"
+                ));
+            }
+        }
+        self.not_run.extend(names);
     }
-    eprintln!(
-        "total: {} passed, {} failed ({})",
-        total.passed,
-        total.failed,
-        format_duration(started.elapsed())
-    );
+}
+
+/// The outcome of a run: it fails when a suite failed, when Ctrl-C cut it
+/// short, or when its filter selected no test anywhere.
+fn verdict(
+    suites: &[Suite],
+    not_run: &[&str],
+    interrupted: bool,
+    filter: &[String],
+) -> anyhow::Result<()> {
     let failed: Vec<&str> = suites.iter().filter(|s| !s.ok).map(|s| s.name).collect();
-    if !failed.is_empty() {
-        bail!("failed: {}", failed.join(", "));
+    let mut reasons = Vec::new();
+    if interrupted {
+        reasons.push(if not_run.is_empty() {
+            "interrupted (Ctrl-C)".to_owned()
+        } else {
+            format!("interrupted (Ctrl-C); not run: {}", not_run.join(", "))
+        });
     }
-    if nothing_ran {
+    if !failed.is_empty() {
+        reasons.push(format!("failed: {}", failed.join(", ")));
+    }
+    if !reasons.is_empty() {
+        bail!("{}", reasons.join("; "));
+    }
+    if nothing_selected(filter, suites) {
         bail!(
             "no test in any suite has a name containing {:?}",
             filter.join(" ")
@@ -303,8 +380,9 @@ const FUZZ_SECONDS: u64 = 15;
 
 /// The coverage-guided fuzz targets (`cargo xtask fuzz`), each one test
 /// named after it that passes when its property held for
-/// [`FUZZ_SECONDS`] of fuzzing.
-fn fuzz_targets(ui: &Ui, filter: &[String]) -> Suite {
+/// [`FUZZ_SECONDS`] of fuzzing from the committed seeds alone
+/// ([`fuzz::Corpus::SeedsOnly`]: every machine runs what CI runs).
+fn fuzz_targets(ui: &Ui, filter: &[String], interrupted: &AtomicBool) -> Suite {
     const NAME: &str = "fuzz";
     let started = Instant::now();
     let chosen: Vec<String> = match fuzz::targets() {
@@ -326,19 +404,40 @@ fn fuzz_targets(ui: &Ui, filter: &[String]) -> Suite {
             return Suite::counted(NAME, Counts::default(), started, Some(format!("{e:#}")));
         }
     };
+    let (counts, error) = fuzz_each(&chosen, interrupted, |target| {
+        let time = Duration::from_secs(FUZZ_SECONDS);
+        fuzz::run_target(ui, &binaries, target, time, fuzz::Corpus::SeedsOnly).map(|run| run.ok)
+    });
+    Suite::counted(NAME, counts, started, error)
+}
+
+/// Runs `fuzz` on each target, each unless Ctrl-C came first; the counts,
+/// and the first error (or which targets Ctrl-C kept from running).
+fn fuzz_each(
+    targets: &[String],
+    interrupted: &AtomicBool,
+    mut fuzz: impl FnMut(&str) -> anyhow::Result<bool>,
+) -> (Counts, Option<String>) {
     let mut counts = Counts::default();
     let mut error = None;
-    for target in &chosen {
-        match fuzz::run_target(ui, &binaries, target, Duration::from_secs(FUZZ_SECONDS)) {
-            Ok(run) if run.ok => counts.passed += 1,
-            Ok(_) => counts.failed += 1,
+    for (i, target) in targets.iter().enumerate() {
+        if interrupted.load(Ordering::SeqCst) {
+            error.get_or_insert(format!(
+                "interrupted (Ctrl-C); not run: {}",
+                targets[i..].join(", ")
+            ));
+            break;
+        }
+        match fuzz(target) {
+            Ok(true) => counts.passed += 1,
+            Ok(false) => counts.failed += 1,
             Err(e) => {
                 counts.failed += 1;
                 error.get_or_insert(format!("{target}: {e:#}"));
             }
         }
     }
-    Suite::counted(NAME, counts, started, error)
+    (counts, error)
 }
 
 /// Whether a filtered run ran no test in any suite: a misspelt filter must
@@ -381,19 +480,19 @@ fn run_counting(
 }
 
 /// Builds the Worker and the e2e tests, starts a private stack, runs the
-/// e2e suite and then schemathesis against it, and stops the stack
-/// whatever happened.
-fn end_to_end(
-    ui: &Ui,
-    flags: &flags::Test,
-    filter: &[String],
-    interrupted: &std::sync::atomic::AtomicBool,
-) -> Vec<Suite> {
+/// e2e suite, the browser suite and then schemathesis against it (each
+/// unless Ctrl-C came first), and stops the stack whatever happened.
+fn end_to_end(ui: &Ui, flags: &flags::Test, filter: &[String], run: &mut Run) {
+    const SUITES: [&str; 3] = ["e2e", "browser", "schema"];
+    if run.interrupted() {
+        run.skip(&SUITES);
+        return;
+    }
     let started = Instant::now();
+    let first = run.suites.len();
     ui.info("== e2e: local stack + cargo test -p e2e");
     let state_dir = project::local_dir().join(format!("test-{}", std::process::id()));
     let prepared = (|| -> anyhow::Result<(Stack, std::path::PathBuf)> {
-        sweep_abandoned_test_stacks(ui);
         let build_tools = install::build_tools(ui)?;
         let stack_tools = install::stack_tools(ui)?;
         let schemathesis = install::schemathesis(ui)?;
@@ -408,51 +507,64 @@ fn end_to_end(
             optimised_stand_ins: false,
             trace_statements: None,
         };
+        // Also stops what dead test runs left running, and deletes their
+        // state once it is old (`stack::sweep_abandoned_runs`).
         let stack = ui.step("start a private local stack", || {
-            Stack::start(ui, &stack_tools, Some(&build_tools), &options, interrupted)
+            Stack::start(
+                ui,
+                &stack_tools,
+                Some(&build_tools),
+                &options,
+                run.interrupted,
+            )
         })?;
         std::fs::write(state_dir.join("owner"), std::process::id().to_string())?;
         Ok((stack, schemathesis))
     })();
-    let suites = match prepared {
+    match prepared {
         Ok((mut stack, schemathesis)) => {
             let manifest = state_dir.join(stack_manifest::FILE_NAME);
-            let mut e2e = counted_suite(
-                ui,
-                "e2e",
-                cargo()
-                    .args(["test", "--no-fail-fast", "--package", "e2e", "--"])
-                    .args(filter)
-                    .env(stack_manifest::ENV_VAR, &manifest)
-                    // This very binary, for tests of xtask's own commands
-                    // (`cargo run` would wait on the build lock this
-                    // `cargo test` holds, and rebuild xtask's dependencies).
-                    .env(XTASK_ENV_VAR, std::env::current_exe().unwrap_or_default()),
-                Counts::add_line,
-                filter,
-            );
-            e2e.seconds = started.elapsed().as_secs_f64();
-            let browser = browser_tests(ui, &manifest, filter);
-            let api = stack
-                .manifest
-                .api
-                .as_ref()
-                .map(|a| a.url.clone())
-                .unwrap_or_default();
-            let token = crate::stack::admin_token(&stack.manifest, "schemathesis@example.com");
-            // Schemathesis has no test names to filter by: a filter runs it
-            // only when it names the suite (`cargo xtask test schema`).
-            let schema = if schema_selected(filter) {
+            run.suite("e2e", || {
+                let mut e2e = counted_suite(
+                    ui,
+                    "e2e",
+                    cargo()
+                        .args(["test", "--no-fail-fast", "--package", "e2e", "--"])
+                        .args(filter)
+                        .env(stack_manifest::ENV_VAR, &manifest)
+                        // This very binary, for tests of xtask's own
+                        // commands (`cargo run` would wait on the build
+                        // lock this `cargo test` holds, and rebuild
+                        // xtask's dependencies).
+                        .env(XTASK_ENV_VAR, std::env::current_exe().unwrap_or_default()),
+                    Counts::add_line,
+                    filter,
+                );
+                e2e.seconds = started.elapsed().as_secs_f64();
+                e2e
+            });
+            run.suite("browser", || browser_tests(ui, &manifest, filter));
+            run.suite("schema", || {
+                // Schemathesis has no test names to filter by: a filter
+                // runs it only when it names the suite (`cargo xtask test
+                // schema`).
+                if !schema_selected(filter) {
+                    return Suite::filtered_out("schema", filter, Instant::now());
+                }
+                let api = stack
+                    .manifest
+                    .api
+                    .as_ref()
+                    .map(|a| a.url.clone())
+                    .unwrap_or_default();
+                let token = crate::stack::admin_token(&stack.manifest, "schemathesis@example.com");
                 schema_conformance(ui, &schemathesis, &api, &token)
-            } else {
-                Suite::filtered_out("schema", filter, Instant::now())
-            };
+            });
             stack.stop();
-            vec![e2e, browser, schema]
         }
         Err(e) => {
             ui.info(format!("  e2e could not start: {e:#}"));
-            vec![Suite {
+            run.suites.push(Suite {
                 name: "e2e",
                 ok: false,
                 passed: 0,
@@ -461,10 +573,14 @@ fn end_to_end(
                 seconds: started.elapsed().as_secs_f64(),
                 error: Some(format!("{e:#}")),
                 note: None,
-            }]
+            });
+            if run.interrupted() {
+                run.skip(&SUITES[1..]);
+            }
         }
-    };
-    if suites.iter().all(|s| s.ok) && !flags.keep_state {
+    }
+    let passed = run.suites[first..].iter().all(|s| s.ok) && !run.interrupted();
+    if passed && !flags.keep_state {
         // A server's last writes can still land while its group dies.
         for _ in 0..5 {
             if std::fs::remove_dir_all(&state_dir).is_ok() || !state_dir.exists() {
@@ -478,7 +594,6 @@ fn end_to_end(
             state_dir.display()
         ));
     }
-    suites
 }
 
 /// The Pages shim's unit tests (`node --test pages-shim/test/`: the shim
@@ -618,38 +733,101 @@ fn schemathesis_counts(output: &str) -> Counts {
     counts
 }
 
-/// Stops servers of test runs whose xtask died without cleaning up (their
-/// state directories are kept for inspection).
-fn sweep_abandoned_test_stacks(ui: &Ui) {
-    let Ok(entries) = std::fs::read_dir(project::local_dir()) else {
-        return;
-    };
-    for entry in entries.flatten() {
-        let dir = entry.path();
-        let name = entry.file_name().to_string_lossy().into_owned();
-        let Some(pid) = name
-            .strip_prefix("test-")
-            .and_then(|p| p.parse::<i32>().ok())
-        else {
-            continue;
-        };
-        // SAFETY: signal 0 only checks whether the process exists.
-        let owner_alive = pid != std::process::id() as i32 && unsafe { libc::kill(pid, 0) } == 0;
-        if !owner_alive {
-            let stopped = crate::stack::stop_recorded(&dir.join("pids"));
-            if stopped > 0 {
-                ui.info(format!(
-                    "  stopped {stopped} server(s) of an abandoned test run in {}",
-                    dir.display()
-                ));
-            }
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn passed(name: &'static str) -> Suite {
+        Suite::counted(
+            name,
+            Counts {
+                passed: 1,
+                ..Counts::default()
+            },
+            Instant::now(),
+            None,
+        )
+    }
+
+    #[test]
+    fn no_suite_starts_after_ctrl_c() {
+        let ui = Ui { json: true };
+        let interrupted = AtomicBool::new(false);
+        let mut run = Run::new(&ui, &interrupted);
+        run.suite("fmt", || passed("fmt"));
+        run.suite("e2e", || {
+            // Ctrl-C while the suite runs: it ends (failing, as cargo
+            // does), and what follows does not start.
+            interrupted.store(true, Ordering::SeqCst);
+            Suite::counted(
+                "e2e",
+                Counts::default(),
+                Instant::now(),
+                Some("killed".into()),
+            )
+        });
+        run.suite("browser", || unreachable!("the browser suite started"));
+        run.suite("schema", || unreachable!("schemathesis started"));
+        let names: Vec<_> = run.suites.iter().map(|s| s.name).collect();
+        assert_eq!(names, ["fmt", "e2e"]);
+        assert_eq!(run.not_run, ["browser", "schema"]);
+
+        let error = verdict(&run.suites, &run.not_run, true, &[]).unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            "interrupted (Ctrl-C); not run: browser, schema; failed: e2e"
+        );
+        let suites = [passed("fmt")];
+        let error = verdict(&suites, &[], true, &[]).unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            "interrupted (Ctrl-C)",
+            "even when all passed"
+        );
+        assert!(verdict(&suites, &[], false, &[]).is_ok());
+    }
+
+    #[test]
+    fn no_fuzz_target_starts_after_ctrl_c() {
+        let interrupted = AtomicBool::new(false);
+        let targets = ["a", "b", "c"].map(String::from);
+        let mut started = Vec::new();
+        let (counts, error) = fuzz_each(&targets, &interrupted, |target| {
+            started.push(target.to_owned());
+            interrupted.store(true, Ordering::SeqCst);
+            Ok(false)
+        });
+        assert_eq!(started, ["a"]);
+        assert_eq!(counts.failed, 1);
+        assert_eq!(
+            error.as_deref(),
+            Some("interrupted (Ctrl-C); not run: b, c")
+        );
+
+        let calm = AtomicBool::new(false);
+        let (counts, error) = fuzz_each(&targets, &calm, |t| match t {
+            "b" => anyhow::bail!("cannot start"),
+            _ => Ok(true),
+        });
+        assert_eq!((counts.passed, counts.failed), (2, 1));
+        assert_eq!(error.as_deref(), Some("b: cannot start"));
+    }
+
+    #[test]
+    fn a_failed_run_is_reported_in_its_own_document_only() {
+        let ui = Ui { json: true };
+        let interrupted = AtomicBool::new(false);
+        let mut run = Run::new(&ui, &interrupted);
+        run.suite("unit", || {
+            Suite::counted("unit", Counts::default(), Instant::now(), Some("x".into()))
+        });
+        let error = run.finish(&[], Instant::now()).unwrap_err();
+        assert_eq!(format!("{error:#}"), "failed: unit");
+        assert!(
+            error.is::<crate::DocumentPrinted>(),
+            "main would print a second document"
+        );
+    }
 
     #[test]
     fn libtest_result_lines_are_counted() {

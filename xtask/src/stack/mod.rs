@@ -27,7 +27,7 @@ use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::{bail, Context};
 use stack_manifest::StackManifest;
@@ -189,6 +189,9 @@ impl Stack {
         interrupted: &AtomicBool,
     ) -> anyhow::Result<Stack> {
         let state = options.state_dir.clone();
+        if let Some(local) = state.parent() {
+            sweep_abandoned_runs(ui, local);
+        }
         let pid_file = state.join("pids");
         let stale = stop_recorded(&pid_file);
         if stale > 0 {
@@ -388,6 +391,119 @@ impl Drop for Stack {
     }
 }
 
+/// The kinds of per-run state directory, `<kind>-<pid>` in `.local`:
+/// `cargo xtask test`'s and `cargo xtask bench`'s (and its soak's). A run
+/// deletes its own when it succeeds and keeps it when it fails, for its
+/// logs. (`dev` has one directory, reused by every start.)
+const PER_RUN_KINDS: [&str; 3] = ["test", "bench", "soak"];
+
+/// How long the state of a failed run is kept for inspection.
+const KEEP_FAILED_RUNS: Duration = Duration::from_secs(7 * 24 * 3600);
+
+/// A per-run state directory whose run has ended without deleting it.
+#[derive(Debug)]
+struct Abandoned {
+    dir: PathBuf,
+    kind: &'static str,
+    /// When the run last wrote to it (see [`last_touched`]).
+    touched: SystemTime,
+}
+
+/// Cleans up after runs that ended without doing so (failed, or killed):
+/// stops the servers still running from their state directories, then
+/// deletes those directories older than [`KEEP_FAILED_RUNS`], except the
+/// newest of each kind, so the last failure can always be looked at. A
+/// directory whose run is alive, such as a test run beside this one, is
+/// left alone.
+pub fn sweep_abandoned_runs(ui: &Ui, local: &Path) {
+    sweep(ui, local, process::pid_alive, SystemTime::now());
+}
+
+/// [`sweep_abandoned_runs`] with whether a pid is `alive` and the time
+/// given.
+fn sweep(ui: &Ui, local: &Path, alive: impl Fn(i32) -> bool, now: SystemTime) {
+    let abandoned = abandoned_runs(local, alive);
+    for run in &abandoned {
+        let stopped = PID_FILES
+            .iter()
+            .map(|file| stop_recorded(&run.dir.join(file)))
+            .sum::<usize>();
+        if stopped > 0 {
+            ui.info(format!(
+                "  stopped {stopped} server(s) of an abandoned {} run in {}",
+                run.kind,
+                run.dir.display()
+            ));
+        }
+    }
+    for dir in expired(&abandoned, now, KEEP_FAILED_RUNS) {
+        if std::fs::remove_dir_all(dir).is_ok() {
+            ui.info(format!(
+                "  deleted {}, the state of a run that failed over {} days ago",
+                dir.display(),
+                KEEP_FAILED_RUNS.as_secs() / (24 * 3600)
+            ));
+        }
+    }
+}
+
+/// The pid files in a per-run state directory: the stack's and the bench's
+/// own servers'.
+const PID_FILES: [&str; 2] = ["pids", "bench-pids"];
+
+/// The per-run state directories in `local` whose run's process is not
+/// `alive`.
+fn abandoned_runs(local: &Path, alive: impl Fn(i32) -> bool) -> Vec<Abandoned> {
+    let Ok(entries) = std::fs::read_dir(local) else {
+        return Vec::new();
+    };
+    entries
+        .flatten()
+        .filter_map(|entry| {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let (kind, pid) = name.split_once('-')?;
+            let kind = *PER_RUN_KINDS.iter().find(|k| **k == kind)?;
+            let pid = pid.parse::<i32>().ok()?;
+            let dir = entry.path();
+            if alive(pid) || !dir.is_dir() {
+                return None;
+            }
+            let touched = last_touched(&dir)?;
+            Some(Abandoned { dir, kind, touched })
+        })
+        .collect()
+}
+
+/// The latest modification time of the entries of `dir`, or of `dir` when
+/// it has none. Not the directory's own time otherwise, nor its pid files':
+/// the sweep removes those, which would make a dead run's state look new.
+fn last_touched(dir: &Path) -> Option<SystemTime> {
+    let entries = std::fs::read_dir(dir).ok()?;
+    entries
+        .flatten()
+        .filter(|e| !PID_FILES.iter().any(|f| e.file_name() == *f))
+        .filter_map(|e| e.metadata().and_then(|m| m.modified()).ok())
+        .max()
+        .or_else(|| dir.metadata().and_then(|m| m.modified()).ok())
+}
+
+/// Of `abandoned`, the directories to delete at `now`: those not touched
+/// for `keep`, except the newest of each kind.
+fn expired(abandoned: &[Abandoned], now: SystemTime, keep: Duration) -> Vec<&Path> {
+    abandoned
+        .iter()
+        .filter(|run| {
+            let newest_of_its_kind = abandoned
+                .iter()
+                .filter(|other| other.kind == run.kind)
+                .all(|other| other.touched <= run.touched);
+            let old = now.duration_since(run.touched).unwrap_or_default() > keep;
+            old && !newest_of_its_kind
+        })
+        .map(|run| run.dir.as_path())
+        .collect()
+}
+
 /// The result of a preparation thread; a panic there becomes an error.
 fn join<T>(handle: std::thread::ScopedJoinHandle<'_, anyhow::Result<T>>) -> anyhow::Result<T> {
     handle
@@ -461,6 +577,8 @@ fn copy_tree(src: &Path, dest: &Path) -> anyhow::Result<()> {
 mod tests {
     use super::*;
 
+    use std::fs::File;
+
     #[test]
     fn a_token_can_outlive_ten_minutes_and_is_otherwise_as_access_issues_it() {
         let day = std::time::Duration::from_secs(24 * 3600);
@@ -490,6 +608,90 @@ mod tests {
         assert!(Probe::Tcp(port).ready(&client));
         drop(listener);
         assert!(!Probe::Tcp(port).ready(&client));
+    }
+
+    #[test]
+    fn dead_runs_state_is_deleted_after_a_week_but_the_newest_failure_is_kept() {
+        let local = std::env::temp_dir().join(format!("xtask-sweep-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&local);
+        let day = Duration::from_secs(24 * 3600);
+        let now = SystemTime::now();
+        // name, days since its run last wrote to it
+        let dirs = [
+            ("test-101", 30),
+            ("test-102", 20),
+            ("test-103", 1),
+            ("bench-201", 40),
+            ("soak-301", 9),
+            ("soak-302", 8),
+            ("test-999", 50),
+            ("dev", 60),
+            ("fuzz", 60),
+            ("test-notapid", 60),
+        ];
+        for (name, age) in dirs {
+            let dir = local.join(name);
+            std::fs::create_dir_all(dir.join("logs")).unwrap();
+            std::fs::write(dir.join("pids"), "").unwrap();
+            for path in [dir.join("logs"), dir.join("pids"), dir] {
+                File::open(path)
+                    .unwrap()
+                    .set_modified(now - day * age)
+                    .unwrap();
+            }
+        }
+        // What the run wrote last counts, not the directory's own time.
+        let written_today = local.join("test-102/logs");
+        File::open(written_today)
+            .unwrap()
+            .set_modified(now)
+            .unwrap();
+        let alive = |pid| pid == 999;
+        let names = |runs: &[Abandoned]| {
+            let mut names: Vec<_> = runs
+                .iter()
+                .map(|run| run.dir.file_name().unwrap().to_string_lossy().into_owned())
+                .collect();
+            names.sort();
+            names
+        };
+        let abandoned = abandoned_runs(&local, alive);
+        assert_eq!(
+            names(&abandoned),
+            [
+                "bench-201",
+                "soak-301",
+                "soak-302",
+                "test-101",
+                "test-102",
+                "test-103"
+            ],
+            "a live run's, dev's and other directories are no dead run's"
+        );
+        let mut deleted: Vec<_> = expired(&abandoned, now, 7 * day)
+            .into_iter()
+            .map(|dir| dir.file_name().unwrap().to_string_lossy().into_owned())
+            .collect();
+        deleted.sort();
+        // test-103 and test-102 were written to this week; bench-201 and
+        // soak-302 are the newest of their kinds.
+        assert_eq!(deleted, ["soak-301", "test-101"]);
+
+        let ui = Ui { json: true };
+        sweep(&ui, &local, alive, now);
+        for (name, _) in dirs {
+            let deleted = ["soak-301", "test-101"].contains(&name);
+            assert_eq!(!local.join(name).exists(), deleted, "{name}");
+        }
+        // The sweep removed the pid files; that does not make them new.
+        let again = abandoned_runs(&local, alive);
+        assert_eq!(
+            names(&again),
+            ["bench-201", "soak-302", "test-102", "test-103"]
+        );
+        let bench = again.iter().find(|run| run.kind == "bench").unwrap();
+        assert!(now.duration_since(bench.touched).unwrap() > 30 * day);
+        std::fs::remove_dir_all(local).unwrap();
     }
 
     #[test]
