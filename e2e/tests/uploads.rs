@@ -79,6 +79,23 @@ async fn stored_file(id: &str) -> Option<b2::ObjectInfo> {
         .unwrap()
 }
 
+/// Copies the upload's object to the file's key, as a completion does (one
+/// cut off before it recorded the copy, here).
+async fn copy_to_file_key(id: &str) {
+    let etag = stored(id).await.unwrap().etag.unwrap();
+    let copy = e2e::storage()
+        .copy_object(
+            &format!("uploads/{id}"),
+            &format!("files/{id}"),
+            &etag,
+            SystemTime::now(),
+            TIMEOUT,
+        )
+        .await
+        .unwrap();
+    assert_eq!(copy, b2::Copy::Copied);
+}
+
 /// The file's bytes, through the API's redirect.
 async fn downloaded(id: &str) -> Vec<u8> {
     let redirect = http()
@@ -237,13 +254,30 @@ async fn a_completion_checks_and_copies_only_while_it_holds_the_uploads_row() {
         let id = id.clone();
         async move { complete(&id, "uploader@example.com").await.status() }
     });
-    // Shorter than the wait the Worker allows (half the local stack's
-    // 3 s request deadline, in whole seconds: 1 s).
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    assert!(
-        !completing.is_finished(),
-        "the completion waits for the row"
-    );
+    // The completion is waiting for the row (its locking read is in
+    // MariaDB's process list until it gets the row), well
+    // inside the wait the Worker allows (half the local stack's 3 s
+    // request deadline, in whole seconds: 1 s).
+    let waiting = async {
+        loop {
+            let waits: i64 = sqlx::query_scalar(
+                "SELECT COUNT(*) FROM information_schema.PROCESSLIST \
+                 WHERE INFO LIKE 'SELECT % FROM uploads u % FOR UPDATE WAIT %' \
+                 AND ID <> CONNECTION_ID()",
+            )
+            .fetch_one(&mut database().await)
+            .await
+            .unwrap();
+            if waits > 0 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    };
+    tokio::time::timeout(Duration::from_millis(800), waiting)
+        .await
+        .expect("the completion waits for the row");
+    assert!(!completing.is_finished());
     assert!(
         stored_file(&id).await.is_none(),
         "nothing is copied before the row is held"
@@ -254,7 +288,7 @@ async fn a_completion_checks_and_copies_only_while_it_holds_the_uploads_row() {
 }
 
 #[tokio::test]
-async fn a_completion_whose_copy_already_landed_keeps_it_and_completes() {
+async fn a_completion_after_an_earlier_copy_landed_serves_the_checked_bytes() {
     let grant = granted(
         "uploader@example.com",
         &json!({"file_name": "big.txt", "content_type": "text/plain", "size_bytes": 5}),
@@ -263,19 +297,7 @@ async fn a_completion_whose_copy_already_landed_keeps_it_and_completes() {
     let id = grant["id"].as_str().unwrap().to_owned();
     assert_eq!(send(&grant, b"hello".to_vec()).await, 200);
     // An earlier completion's copy landed after its answer was lost.
-    let storage = e2e::storage();
-    let etag = stored(&id).await.unwrap().etag.unwrap();
-    let copy = storage
-        .copy_object(
-            &format!("uploads/{id}"),
-            &format!("files/{id}"),
-            &etag,
-            SystemTime::now(),
-            TIMEOUT,
-        )
-        .await
-        .unwrap();
-    assert_eq!(copy, b2::Copy::Copied);
+    copy_to_file_key(&id).await;
     assert_eq!(row_status(&id).await.as_deref(), Some("pending"));
 
     assert_eq!(complete(&id, "uploader@example.com").await.status(), 200);
@@ -290,17 +312,7 @@ async fn a_completion_whose_copy_already_landed_keeps_it_and_completes() {
     .await;
     let other_id = other["id"].as_str().unwrap().to_owned();
     assert_eq!(send(&other, b"first".to_vec()).await, 200);
-    let first = stored(&other_id).await.unwrap().etag.unwrap();
-    storage
-        .copy_object(
-            &format!("uploads/{other_id}"),
-            &format!("files/{other_id}"),
-            &first,
-            SystemTime::now(),
-            TIMEOUT,
-        )
-        .await
-        .unwrap();
+    copy_to_file_key(&other_id).await;
     assert_eq!(send(&other, b"final".to_vec()).await, 200);
     assert_eq!(
         complete(&other_id, "uploader@example.com").await.status(),
@@ -473,17 +485,7 @@ async fn the_cron_sweep_removes_abandoned_uploads_and_settles_completed_ones() {
     let abandoned_id = abandoned["id"].as_str().unwrap().to_owned();
     assert_eq!(send(&abandoned, b"hello".to_vec()).await, 200);
     // A completion that copied the file and never recorded it.
-    let etag = stored(&abandoned_id).await.unwrap().etag.unwrap();
-    e2e::storage()
-        .copy_object(
-            &format!("uploads/{abandoned_id}"),
-            &format!("files/{abandoned_id}"),
-            &etag,
-            SystemTime::now(),
-            TIMEOUT,
-        )
-        .await
-        .unwrap();
+    copy_to_file_key(&abandoned_id).await;
     let fresh = granted("uploader@example.com", &request).await;
     let fresh_id = fresh["id"].as_str().unwrap().to_owned();
     let kept = granted("uploader@example.com", &request).await;
@@ -518,16 +520,30 @@ async fn the_cron_sweep_removes_abandoned_uploads_and_settles_completed_ones() {
     assert!(stored_file(&legacy_id).await.is_none(), "not copied");
     assert_eq!(downloaded(&legacy_id).await, b"older");
 
-    // Two days old: past UPLOAD_ABANDON_AFTER_SECS (one day by default),
-    // and past any upload URL's life.
-    for id in [&abandoned_id, &kept_id, &legacy_id] {
-        sqlx::query("UPDATE uploads SET created_at = created_at - INTERVAL 2 DAY WHERE id = ?")
+    // A copied file whose copy went missing: its uploaded object, the
+    // only copy left, must stay.
+    let lost = granted("uploader@example.com", &request).await;
+    let lost_id = lost["id"].as_str().unwrap().to_owned();
+    assert_eq!(send(&lost, b"alone".to_vec()).await, 200);
+    assert_eq!(
+        complete(&lost_id, "uploader@example.com").await.status(),
+        200
+    );
+    e2e::storage()
+        .delete_object(&format!("files/{lost_id}"), SystemTime::now(), TIMEOUT)
+        .await
+        .unwrap();
+
+    // Eight days old: past UPLOAD_ABANDON_AFTER_SECS (one day by default),
+    // and past the week a copied file's uploaded object is kept for.
+    for id in [&abandoned_id, &kept_id, &legacy_id, &lost_id] {
+        sqlx::query("UPDATE uploads SET created_at = created_at - INTERVAL 8 DAY WHERE id = ?")
             .bind(id)
             .execute(&mut db)
             .await
             .unwrap();
         sqlx::query(
-            "UPDATE upload_files SET copied_at = copied_at - INTERVAL 2 DAY WHERE upload_id = ?",
+            "UPDATE upload_files SET copied_at = copied_at - INTERVAL 8 DAY WHERE upload_id = ?",
         )
         .bind(id)
         .execute(&mut db)
@@ -545,12 +561,15 @@ async fn the_cron_sweep_removes_abandoned_uploads_and_settles_completed_ones() {
     assert!(settled(&kept_id).await, "settled");
     assert!(stored(&kept_id).await.is_none(), "uploaded object removed");
     assert!(stored_file(&kept_id).await.is_some(), "the file stays");
-    // Its URL may still be valid: nothing it writes is taken away.
+    // A week has not passed: a rollback to a Worker from before copies
+    // still finds what it serves, the uploaded object.
     assert_eq!(row_status(&recent_id).await.as_deref(), Some("complete"));
     assert!(!settled(&recent_id).await);
     assert!(stored(&recent_id).await.is_some());
     assert_eq!(row_status(&legacy_id).await.as_deref(), Some("complete"));
     assert!(stored(&legacy_id).await.is_some(), "a legacy file stays");
+    assert!(!settled(&lost_id).await, "not settled without its copy");
+    assert!(stored(&lost_id).await.is_some(), "the only copy left stays");
     problem(
         complete(&abandoned_id, "uploader@example.com").await,
         404,

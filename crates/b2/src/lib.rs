@@ -335,7 +335,7 @@ impl Client {
         match status {
             // S3 may answer 200 and report a failure in the body, once the
             // copy has started.
-            200..=299 if code.is_none() => Ok(Copy::Copied),
+            200..=299 if code.is_none() && copied(response.body()) => Ok(Copy::Copied),
             404 if code.as_deref() == Some("NoSuchKey") => Ok(Copy::SourceMissing),
             412 => Ok(Copy::SourceChanged),
             200..=299 => Err(Error::Unexpected { status, code }),
@@ -389,6 +389,13 @@ const SIGV4_QUERY: &AsciiSet = &NON_ALPHANUMERIC
 /// `x-amz-copy-source`'s encoding: a key's `/` stay, everything else that
 /// is not unreserved is `%XX`.
 const COPY_SOURCE: &AsciiSet = &SIGV4_QUERY.remove(b'/');
+
+/// Whether a 2xx body is the `CopyObjectResult` of a finished copy: S3
+/// may answer 200 before the copy ends and report its failure, or nothing
+/// readable, in the body.
+fn copied(body: &[u8]) -> bool {
+    std::str::from_utf8(body).is_ok_and(|text| text.contains("<CopyObjectResult"))
+}
 
 /// Whether two ETags name the same bytes: equal once their quotes are
 /// taken off (servers differ on quoting an ETag in XML).

@@ -619,6 +619,8 @@ async fn copy_object_signs_its_source_and_condition_and_tells_each_outcome() {
         xml_error(412, "PreconditionFailed"),
         // A copy that failed after S3 had started answering.
         xml_ok("<Error><Code>InternalError</Code><Message>x</Message></Error>"),
+        // A 200 whose body says nothing (cut off): not a finished copy.
+        xml_ok("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"),
         xml_error(404, "NoSuchBucket"),
     ]);
     let b2 = client(fetch.clone());
@@ -642,6 +644,13 @@ async fn copy_object_signs_its_source_and_condition_and_tells_each_outcome() {
         Err(Error::Unexpected {
             status: 200,
             code: Some("InternalError".into())
+        })
+    );
+    assert_eq!(
+        b2.copy_object("uploads/4", "files/4", etag, at(T), t).await,
+        Err(Error::Unexpected {
+            status: 200,
+            code: None
         })
     );
     assert_eq!(

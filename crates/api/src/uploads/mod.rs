@@ -46,17 +46,19 @@ const DOWNLOAD_URL_TTL: Duration = Duration::from_secs(300);
 /// How long each B2 call may take.
 const B2_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long a server-side copy may take: a large file's copy takes longer
-/// than a `HEAD`; the request's deadline bounds it anyway.
+/// than a `HEAD`. The request's deadline (`REQUEST_DEADLINE_MS`, 10 s by
+/// default) ends it sooner; a retry then keeps a copy B2 finished meanwhile.
 const B2_COPY_TIMEOUT: Duration = Duration::from_secs(30);
 /// Completions lock their upload's row and nothing else (no gap locks).
 const LOCK_ISOLATION: tidb_http::IsolationLevel = tidb_http::IsolationLevel::ReadCommitted;
 /// Expired uploads cleaned up per sweep: bounded so a cron run always
 /// fits its time; the next run takes the rest.
 const SWEEP_BATCH: u32 = 100;
-/// How long after its grant a completed upload's URL has surely expired,
-/// whatever `UPLOAD_URL_TTL_SECS` was when it was signed, with room for the
-/// clocks of the Worker and B2 to differ.
-const SETTLE_AFTER: Duration = Duration::from_secs(crate::config::MAX_UPLOAD_URL_TTL_SECS + 5 * 60);
+/// How long after its completion a copied file's uploaded object is
+/// deleted: long past the upload URL's life (at most 30 minutes), and past
+/// any rollback or gradual deploy that puts a Worker from before copies
+/// back in front of the files, which serves them from that object.
+const SETTLE_AFTER: Duration = Duration::from_secs(7 * 24 * 3600);
 /// Types shown inline by browsers; everything else is downloaded.
 const INLINE_TYPES: [&str; 4] = ["image/png", "image/jpeg", "image/gif", "image/webp"];
 
@@ -249,10 +251,7 @@ async fn complete_upload(
             timed(&app, &timings, "db", tx.rollback())
                 .await
                 .map_err(db_problem)?;
-            return other
-                .and_then(|u| u.file())
-                .map(axum::Json)
-                .ok_or_else(|| no_upload(&id));
+            return file_of(other, &id);
         }
     };
     let file_key = file_key(&id);
@@ -290,10 +289,15 @@ async fn complete_upload(
     let upload = timed(&app, &timings, "db", store::get(db, &id))
         .await
         .map_err(db_problem)?;
+    file_of(upload, &id)
+}
+
+/// The completed file `upload` is, or 404.
+fn file_of(upload: Option<store::Upload>, id: &str) -> Result<axum::Json<File>, Problem> {
     upload
         .and_then(|u| u.file())
         .map(axum::Json)
-        .ok_or_else(|| no_upload(&id))
+        .ok_or_else(|| no_upload(id))
 }
 
 /// What `HEAD` found for an upload's object that matches its declaration.
@@ -487,10 +491,11 @@ pub struct SweepReport {
 
 /// Removes uploads left `pending` for longer than `UPLOAD_ABANDON_AFTER_SECS`:
 /// the row is marked `expired` first (so a late `complete` cannot win), then
-/// the objects are deleted, then the row. Then settles completed uploads
-/// whose URL has expired: their uploaded object (which the URL could still
-/// write until then) is deleted, the file stays. Safe to run twice or
-/// concurrently.
+/// the objects are deleted, then the row. Then settles copied files whose
+/// upload was completed [`SETTLE_AFTER`] ago: their uploaded object is
+/// deleted once the copy is seen in storage. Safe to run twice or
+/// concurrently. Storage timing out or unreachable ends the run: the rest
+/// waits for the next one, instead of each upload waiting out its timeout.
 pub async fn sweep(app: &App) -> Result<SweepReport, String> {
     let db = app.tidb.as_ref().ok_or("TiDB is not configured")?;
     let b2 = app.b2.as_ref().ok_or("B2 is not configured")?;
@@ -505,49 +510,116 @@ pub async fn sweep(app: &App) -> Result<SweepReport, String> {
         let removed = match delete_objects(app, b2, &[&upload.object_key, &copy]).await {
             Ok(()) => store::forget_expired(db, &upload.id)
                 .await
-                .map_err(|e| e.to_string()),
+                .map_err(|e| Left::Database(e.to_string())),
             Err(e) => Err(e),
         };
-        tally(app, &mut report, &upload.id, removed, |r| &mut r.removed);
+        if tally(app, &mut report, &upload.id, removed, |r| &mut r.removed) {
+            return Ok(report);
+        }
     }
     let unsettled = store::unsettled(db, SETTLE_AFTER.as_secs(), SWEEP_BATCH)
         .await
         .map_err(|e| format!("listing completed uploads to settle: {e}"))?;
     for upload in unsettled {
-        let settled = match delete_objects(app, b2, &[&upload.object_key]).await {
+        let settled = match settle(app, b2, &upload).await {
             Ok(()) => store::settle(db, &upload.id)
                 .await
-                .map_err(|e| e.to_string()),
+                .map_err(|e| Left::Database(e.to_string())),
             Err(e) => Err(e),
         };
-        tally(app, &mut report, &upload.id, settled, |r| &mut r.settled);
+        if tally(app, &mut report, &upload.id, settled, |r| &mut r.settled) {
+            return Ok(report);
+        }
     }
     Ok(report)
 }
 
-async fn delete_objects(app: &App, b2: &b2::Client, keys: &[&str]) -> Result<(), String> {
+/// Why the sweep left an upload for the next run.
+enum Left {
+    /// Storage timed out or could not be reached: the run stops.
+    Unreachable(b2::Error),
+    Storage(b2::Error),
+    Database(String),
+    /// The file's copy is not in storage as recorded: its uploaded object,
+    /// maybe the only copy left, is kept, and the row stays for someone to
+    /// look at (logged every run).
+    CopyMissing(String),
+}
+
+impl From<b2::Error> for Left {
+    fn from(error: b2::Error) -> Self {
+        match error {
+            b2::Error::Timeout(_) | b2::Error::Network(_) => Left::Unreachable(error),
+            other => Left::Storage(other),
+        }
+    }
+}
+
+impl std::fmt::Display for Left {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Left::Unreachable(e) | Left::Storage(e) => write!(f, "{e}"),
+            Left::Database(e) => write!(f, "{e}"),
+            Left::CopyMissing(e) => write!(f, "the file's copy {e}; its uploaded object is kept"),
+        }
+    }
+}
+
+async fn delete_objects(app: &App, b2: &b2::Client, keys: &[&str]) -> Result<(), Left> {
     for key in keys {
         b2.delete_object(key, app.platform.now(), B2_TIMEOUT)
-            .await
-            .map_err(|e| e.to_string())?;
+            .await?;
     }
     Ok(())
 }
 
+/// Deletes a copied file's uploaded object, once the copy is seen in
+/// storage with the file's size.
+async fn settle(app: &App, b2: &b2::Client, upload: &store::Unsettled) -> Result<(), Left> {
+    let copy = b2
+        .head_object(&upload.file_key, app.platform.now(), B2_TIMEOUT)
+        .await?;
+    match copy {
+        Some(copy) if i64::try_from(copy.size).ok() == Some(upload.size_bytes) => {
+            delete_objects(app, b2, &[&upload.object_key]).await
+        }
+        Some(copy) => Err(Left::CopyMissing(format!(
+            "{} is {} bytes, not {}",
+            upload.file_key, copy.size, upload.size_bytes
+        ))),
+        None => Err(Left::CopyMissing(format!(
+            "{} is not there",
+            upload.file_key
+        ))),
+    }
+}
+
 /// Counts one upload's outcome in `report`; a failure is logged and left
-/// for the next run.
+/// for the next run. Whether the run should stop (storage unreachable).
 fn tally(
     app: &App,
     report: &mut SweepReport,
     id: &str,
-    outcome: Result<(), String>,
+    outcome: Result<(), Left>,
     done: fn(&mut SweepReport) -> &mut u32,
-) {
+) -> bool {
     match outcome {
-        Ok(()) => *done(report) += 1,
+        Ok(()) => {
+            *done(report) += 1;
+            false
+        }
         Err(e) => {
             report.failed += 1;
-            (app.platform.log_error)(&format!("upload sweep: {id} left for the next run: {e}"));
+            let stop = matches!(e, Left::Unreachable(_));
+            let rest = if stop {
+                "; storage is unreachable, the rest waits for the next run too"
+            } else {
+                ""
+            };
+            (app.platform.log_error)(&format!(
+                "upload sweep: {id} left for the next run: {e}{rest}"
+            ));
+            stop
         }
     }
 }

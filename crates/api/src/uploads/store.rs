@@ -88,11 +88,13 @@ impl Upload {
     }
 }
 
-/// A completed upload whose uploaded object may still be in B2.
+/// A copied file whose uploaded object may still be in B2.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 pub struct Unsettled {
     pub id: String,
     pub object_key: String,
+    pub file_key: String,
+    pub size_bytes: i64,
 }
 
 /// What a new upload row holds.
@@ -229,7 +231,8 @@ pub async fn unsettled(
 ) -> Result<Vec<Unsettled>, tidb_http::Error> {
     db.query_as(
         Statement::new(
-            "SELECT u.id, u.object_key FROM upload_files f JOIN uploads u ON u.id = f.upload_id \
+            "SELECT u.id, u.object_key, f.file_key, u.size_bytes \
+             FROM upload_files f JOIN uploads u ON u.id = f.upload_id \
              WHERE f.settled_at IS NULL AND f.copied_at < UTC_TIMESTAMP(3) - INTERVAL ? SECOND \
              ORDER BY f.copied_at LIMIT ?",
         )
