@@ -189,8 +189,10 @@ impl Stack {
         interrupted: &AtomicBool,
     ) -> anyhow::Result<Stack> {
         let state = options.state_dir.clone();
-        if let Some(local) = state.parent() {
-            sweep_abandoned_runs(ui, local);
+        // Only the project's own state: never the siblings of a state
+        // directory given elsewhere.
+        if state.parent() == Some(project::local_dir().as_path()) {
+            sweep_abandoned_runs(ui, &project::local_dir());
         }
         let pid_file = state.join("pids");
         let stale = stop_recorded(&pid_file);

@@ -313,6 +313,7 @@ mod tests {
         std::fs::remove_dir_all(dir).unwrap();
     }
 
+    #[cfg(target_os = "linux")]
     #[test]
     fn the_portable_checks_agree_with_proc() {
         let dir = temp_dir("portable");
