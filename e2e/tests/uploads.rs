@@ -79,6 +79,15 @@ async fn stored_file(id: &str) -> Option<b2::ObjectInfo> {
         .unwrap()
 }
 
+/// A completed upload of `bytes` (of the size `request` declares): its id.
+async fn completed(request: &Value, bytes: &[u8]) -> String {
+    let grant = granted("uploader@example.com", request).await;
+    let id = grant["id"].as_str().unwrap().to_owned();
+    assert_eq!(send(&grant, bytes.to_vec()).await, 200);
+    assert_eq!(complete(&id, "uploader@example.com").await.status(), 200);
+    id
+}
+
 /// Copies the upload's object to the file's key, as a completion does (one
 /// cut off before it recorded the copy, here).
 async fn copy_to_file_key(id: &str) {
@@ -488,20 +497,8 @@ async fn the_cron_sweep_removes_abandoned_uploads_and_settles_completed_ones() {
     copy_to_file_key(&abandoned_id).await;
     let fresh = granted("uploader@example.com", &request).await;
     let fresh_id = fresh["id"].as_str().unwrap().to_owned();
-    let kept = granted("uploader@example.com", &request).await;
-    let kept_id = kept["id"].as_str().unwrap().to_owned();
-    assert_eq!(send(&kept, b"hello".to_vec()).await, 200);
-    assert_eq!(
-        complete(&kept_id, "uploader@example.com").await.status(),
-        200
-    );
-    let recent = granted("uploader@example.com", &request).await;
-    let recent_id = recent["id"].as_str().unwrap().to_owned();
-    assert_eq!(send(&recent, b"hello".to_vec()).await, 200);
-    assert_eq!(
-        complete(&recent_id, "uploader@example.com").await.status(),
-        200
-    );
+    let kept_id = completed(&request, b"hello").await;
+    let recent_id = completed(&request, b"hello").await;
     // Completed by a Worker from before files were copied (a rollback, or a
     // canary split with the old version): served from the object its URL
     // wrote, which must stay.
@@ -522,13 +519,7 @@ async fn the_cron_sweep_removes_abandoned_uploads_and_settles_completed_ones() {
 
     // A copied file whose copy went missing: its uploaded object, the
     // only copy left, must stay.
-    let lost = granted("uploader@example.com", &request).await;
-    let lost_id = lost["id"].as_str().unwrap().to_owned();
-    assert_eq!(send(&lost, b"alone".to_vec()).await, 200);
-    assert_eq!(
-        complete(&lost_id, "uploader@example.com").await.status(),
-        200
-    );
+    let lost_id = completed(&request, b"alone").await;
     e2e::storage()
         .delete_object(&format!("files/{lost_id}"), SystemTime::now(), TIMEOUT)
         .await

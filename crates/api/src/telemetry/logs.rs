@@ -278,6 +278,18 @@ mod tests {
         assert_eq!(value["colo"], "SJC");
     }
 
+    /// A sink for environment `rc` whose Loki is never reached.
+    fn unreachable_sink() -> LogSink {
+        LogSink::new(
+            SinkTarget {
+                url: "http://127.0.0.1:1/loki/api/v1/push".into(),
+                user: None,
+                password: None,
+            },
+            "rc",
+        )
+    }
+
     fn finished_at(path: &str) -> Finished {
         Finished {
             request_id: "req-1".into(),
@@ -319,14 +331,7 @@ mod tests {
 
     #[test]
     fn a_push_carries_at_most_a_mebibyte_of_lines() {
-        let sink = LogSink::new(
-            SinkTarget {
-                url: "http://127.0.0.1:1/loki/api/v1/push".into(),
-                user: None,
-                password: None,
-            },
-            "rc",
-        );
+        let sink = unreachable_sink();
         let platform = Platform::native();
         let filler = "x".repeat(100 * 1024);
         for i in 0..25 {
@@ -353,14 +358,7 @@ mod tests {
 
     #[test]
     fn pushes_carry_nanosecond_string_timestamps_and_bounded_labels() {
-        let sink = LogSink::new(
-            SinkTarget {
-                url: "http://127.0.0.1:1/loki/api/v1/push".into(),
-                user: None,
-                password: None,
-            },
-            "rc",
-        );
+        let sink = unreachable_sink();
         let entry = |ms: f64, level, line: &str| Entry {
             timestamp_ms: ms,
             level,
