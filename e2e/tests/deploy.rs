@@ -13,7 +13,7 @@
 use std::path::PathBuf;
 use std::process::{Command, Output};
 
-use cloudflare_standin::{Account, Config, Fault, FaultKind, StandIn, Zone};
+use cloudflare_standin::{Config, Fault, FaultKind, StandIn};
 use e2e::xtask;
 use serde_json::Value;
 
@@ -31,20 +31,9 @@ const ROTATED: (&str, &str) = (
 );
 
 async fn standin() -> StandIn {
-    StandIn::start(Config {
-        token: TOKEN.into(),
-        accounts: vec![Account {
-            id: ACCOUNT.into(),
-            name: "Edge API".into(),
-        }],
-        zones: vec![Zone {
-            id: ZONE_ID.into(),
-            name: ZONE.into(),
-            account_id: ACCOUNT.into(),
-        }],
-    })
-    .await
-    .expect("the stand-in starts")
+    StandIn::start(Config::single(TOKEN, ACCOUNT, ZONE_ID, ZONE))
+        .await
+        .expect("the stand-in starts")
 }
 
 /// A description, two sites and a Worker bundle in a fresh directory.

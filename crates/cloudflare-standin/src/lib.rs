@@ -120,6 +120,25 @@ pub struct Config {
     pub zones: Vec<Zone>,
 }
 
+impl Config {
+    /// One account and one zone in it: what every test of the deploy tool
+    /// and of its client starts from.
+    pub fn single(token: &str, account_id: &str, zone_id: &str, zone_name: &str) -> Config {
+        Config {
+            token: token.into(),
+            accounts: vec![Account {
+                id: account_id.into(),
+                name: "Test account".into(),
+            }],
+            zones: vec![Zone {
+                id: zone_id.into(),
+                name: zone_name.into(),
+                account_id: account_id.into(),
+            }],
+        }
+    }
+}
+
 /// One API call (under `/client/v4`) as the stand-in saw it; control API
 /// and edge requests are not logged.
 #[derive(Debug, Clone, Serialize)]

@@ -6,7 +6,7 @@
 
 use cloudflare::dns::{DnsRecordInput, TTL_AUTO};
 use cloudflare::{Client, ClientConfig, Error, RetryPolicy};
-use cloudflare_standin::{Account, Config, StandIn, Zone};
+use cloudflare_standin::{Config, StandIn};
 use serde_json::Value;
 
 const TOKEN: &str = "routing-test-token-0123456789";
@@ -17,20 +17,9 @@ const WRONG_ACCOUNT: &str = "99999999999999999999999999999999";
 const WRONG_ZONE: &str = "88888888888888888888888888888888";
 
 async fn standin() -> StandIn {
-    StandIn::start(Config {
-        token: TOKEN.into(),
-        accounts: vec![Account {
-            id: ACCOUNT.into(),
-            name: "Test account".into(),
-        }],
-        zones: vec![Zone {
-            id: ZONE.into(),
-            name: "example.com".into(),
-            account_id: ACCOUNT.into(),
-        }],
-    })
-    .await
-    .expect("the stand-in starts")
+    StandIn::start(Config::single(TOKEN, ACCOUNT, ZONE, "example.com"))
+        .await
+        .expect("the stand-in starts")
 }
 
 fn client(standin: &StandIn) -> Client {

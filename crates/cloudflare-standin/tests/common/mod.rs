@@ -2,7 +2,7 @@
 //! small client for its API.
 #![allow(dead_code)]
 
-use cloudflare_standin::{Account, Config, StandIn, Zone};
+use cloudflare_standin::{Config, StandIn};
 use reqwest::{Method, StatusCode};
 use serde_json::Value;
 
@@ -12,18 +12,7 @@ pub const ZONE: &str = "fedcba9876543210fedcba9876543210";
 pub const ZONE_NAME: &str = "example.com";
 
 pub fn config() -> Config {
-    Config {
-        token: TOKEN.into(),
-        accounts: vec![Account {
-            id: ACCOUNT.into(),
-            name: "Test account".into(),
-        }],
-        zones: vec![Zone {
-            id: ZONE.into(),
-            name: ZONE_NAME.into(),
-            account_id: ACCOUNT.into(),
-        }],
-    }
+    Config::single(TOKEN, ACCOUNT, ZONE, ZONE_NAME)
 }
 
 pub struct Api {
