@@ -348,25 +348,13 @@ fn label_string(labels: &Labels) -> String {
     format!("{{{}}}", pairs.join(", "))
 }
 
-/// `ns` since the epoch as Go's `time.RFC3339` in UTC, as in Loki's messages.
+/// `ns` since the epoch as Go's `time.RFC3339` in UTC, as in Loki's messages
+/// (whole seconds, the fraction dropped).
 fn rfc3339(ns: i64) -> String {
-    let secs = ns.div_euclid(1_000_000_000);
-    let (days, sod) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
-    // Days to a proleptic Gregorian date (Howard Hinnant's civil_from_days).
-    let z = days + 719_468;
-    let (era, doe) = (z.div_euclid(146_097), z.rem_euclid(146_097));
-    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
-        sod / 3_600,
-        sod % 3_600 / 60,
-        sod % 60
-    )
+    // Every i64 of nanoseconds (1677-2262) is within jiff's range.
+    jiff::Timestamp::from_nanosecond(i128::from(ns))
+        .map(|t| t.strftime("%Y-%m-%dT%H:%M:%SZ").to_string())
+        .unwrap_or_else(|_| format!("{ns}ns"))
 }
 
 #[derive(Debug, PartialEq)]
