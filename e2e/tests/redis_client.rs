@@ -287,6 +287,51 @@ async fn a_script_new_to_the_server_is_loaded_by_eval_then_run_by_sha() {
     assert!(conn.is_usable());
 }
 
+#[tokio::test]
+async fn scripts_invoked_together_each_run_once_and_answer_in_order() {
+    let mut conn = open().await;
+    let marker = unique("");
+    let counter = Script::new(format!(
+        "-- {marker}\nlocal n = redis.call('INCR', KEYS[1])\n\
+         redis.call('EXPIRE', KEYS[1], 60)\nreturn n"
+    ));
+    let reader = Script::new(format!("-- {marker}\nreturn redis.call('GET', KEYS[1])"));
+    let failing = Script::new(format!("-- {marker}\nreturn redis.call('NO-SUCH-COMMAND')"));
+    let (count, value) = (unique("e2e:resp:all:n:"), unique("e2e:resp:all:v:"));
+    let () = conn
+        .query(cmd("SET").arg(&value).arg("held").arg("EX").arg(60))
+        .await
+        .unwrap();
+    // Loaded, so one script is known and the other two are not.
+    let _: Vec<u8> = conn.invoke(reader.call().key(&value)).await.unwrap();
+    assert_eq!(cached(&mut conn, &counter).await, vec![false]);
+
+    for expected in [1, 2] {
+        let results = conn
+            .invoke_all(&[
+                counter.call().key(&count),
+                failing.call(),
+                reader.call().key(&value),
+            ])
+            .await
+            .unwrap();
+        let [counted, failed, read] = <[_; 3]>::try_from(results).unwrap();
+        assert_eq!(
+            counted.unwrap().convert::<i64>().unwrap(),
+            expected,
+            "ran once each time"
+        );
+        assert!(matches!(failed, Err(Error::Server(_))), "{failed:?}");
+        assert_eq!(read.unwrap().convert::<String>().unwrap(), "held");
+    }
+    assert_eq!(
+        cached(&mut conn, &counter).await,
+        vec![true],
+        "EVAL cached it"
+    );
+    assert!(conn.is_usable());
+}
+
 async fn cached(conn: &mut Connection<TcpStream>, script: &Script) -> Vec<bool> {
     let query = cmd("SCRIPT").arg("EXISTS").arg(script.sha1());
     conn.query(query).await.unwrap()

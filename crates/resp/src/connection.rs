@@ -357,6 +357,41 @@ where
         }
     }
 
+    /// Runs several Lua scripts in one write (`EVALSHA` each) and, only
+    /// for those the server does not have cached (`NOSCRIPT`, which ran
+    /// nothing), sends their source (`EVAL`) in a second write. One result
+    /// per call, in order: a script's error reply is its own result, so
+    /// one script refused (a full Redis refusing a write) does not lose
+    /// the others' answers. The outer error is for the connection.
+    ///
+    /// For calls that do not depend on each other's outcome: a request's
+    /// rate limit count and its cache lookup, say, in one round trip
+    /// instead of two.
+    pub async fn invoke_all(
+        &mut self,
+        calls: &[ScriptCall<'_>],
+    ) -> Result<Vec<Result<Reply, Error>>, Error> {
+        let mut pipeline = Pipeline::new();
+        for call in calls {
+            pipeline.push(call.command("EVALSHA"));
+        }
+        let mut replies = self.exchange(&pipeline).await?;
+        let missing: Vec<usize> = (0..replies.len())
+            .filter(|&i| matches!(&replies[i], Reply::Error(e) if e.code() == "NOSCRIPT"))
+            .collect();
+        if !missing.is_empty() {
+            let mut sources = Pipeline::new();
+            for &i in &missing {
+                sources.push(calls[i].command("EVAL"));
+            }
+            let evaluated = self.exchange(&sources).await?;
+            for (i, reply) in missing.into_iter().zip(evaluated) {
+                replies[i] = reply;
+            }
+        }
+        Ok(replies.into_iter().map(Reply::into_result).collect())
+    }
+
     /// One pipeline's worth of replies, error replies included as values.
     async fn exchange(&mut self, pipeline: &Pipeline) -> Result<Vec<Reply>, Error> {
         let mut request = BytesMut::new();

@@ -131,4 +131,12 @@ where
     pub async fn invoke<T: FromReply>(&mut self, call: ScriptCall<'_>) -> Result<T, Error> {
         self.connection().await?.invoke(call).await
     }
+
+    /// [`Connection::invoke_all`], opening the connection first if needed.
+    pub async fn invoke_all(
+        &mut self,
+        calls: &[ScriptCall<'_>],
+    ) -> Result<Vec<Result<crate::Reply, Error>>, Error> {
+        self.connection().await?.invoke_all(calls).await
+    }
 }

@@ -45,8 +45,9 @@ impl Script {
 
 /// One call of a [`Script`]: its `KEYS` and `ARGV`. Keys are kept apart
 /// from arguments because Redis (and Redis Cloud's clustering) needs to
-/// know which arguments name keys.
-#[derive(Debug, Clone)]
+/// know which arguments name keys. Equal calls are the same script with
+/// the same keys and arguments: the same command on the wire.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ScriptCall<'a> {
     script: &'a Script,
     keys: Vec<Vec<u8>>,

@@ -656,6 +656,79 @@ async fn a_script_unknown_to_the_server_is_sent_once_with_eval() {
 }
 
 #[tokio::test]
+async fn scripts_invoked_together_go_in_one_write_and_only_unknown_ones_are_sent_again() {
+    let counter = Script::new("return redis.call('INCR', KEYS[1])");
+    let reader = Script::new("return redis.call('GET', KEYS[1])");
+    let (counter_sha, reader_sha) = (counter.sha1().to_owned(), reader.sha1().to_owned());
+    let (mut conn, writes, server) = resp3(vec![
+        expect(
+            [
+                wire(&["EVALSHA", &counter_sha, "1", "n"]),
+                wire(&["EVALSHA", &reader_sha, "1", "v"]),
+            ]
+            .concat(),
+        ),
+        // The reader is cached, the counter is not: only its source goes
+        // again, and the reader's reply is not asked for twice.
+        send(b"-NOSCRIPT No matching script. Please use EVAL.\r\n$3\r\nold\r\n"),
+        expect(wire(&["EVAL", counter.source(), "1", "n"])),
+        send(b":1\r\n"),
+    ])
+    .await;
+    let calls = [counter.call().key("n"), reader.call().key("v")];
+    let results = conn.invoke_all(&calls).await.unwrap();
+    assert_eq!(
+        results.into_iter().map(|r| r.unwrap()).collect::<Vec<_>>(),
+        vec![Reply::Integer(1), Reply::Bulk(b"old".to_vec())]
+    );
+    let writes = writes.lock().unwrap().clone();
+    assert_eq!(
+        writes[1..],
+        [
+            [
+                wire(&["EVALSHA", &counter_sha, "1", "n"]),
+                wire(&["EVALSHA", &reader_sha, "1", "v"]),
+            ]
+            .concat(),
+            wire(&["EVAL", counter.source(), "1", "n"]),
+        ],
+        "after the handshake: both EVALSHAs in one write, then the unknown one's source"
+    );
+    finish(conn, server).await;
+}
+
+#[tokio::test]
+async fn a_script_refused_among_scripts_invoked_together_is_its_own_result() {
+    let writer = Script::new("return redis.call('SET', KEYS[1], 'x')");
+    let reader = Script::new("return redis.call('GET', KEYS[1])");
+    let (mut conn, _, server) = resp3(vec![
+        expect(
+            [
+                wire(&["EVALSHA", writer.sha1(), "1", "w"]),
+                wire(&["EVALSHA", reader.sha1(), "1", "r"]),
+            ]
+            .concat(),
+        ),
+        send(b"-OOM command not allowed when used memory > 'maxmemory'.\r\n$1\r\nv\r\n"),
+    ])
+    .await;
+    let mut results = conn
+        .invoke_all(&[writer.call().key("w"), reader.call().key("r")])
+        .await
+        .unwrap()
+        .into_iter();
+    let refused = results.next().unwrap().unwrap_err();
+    assert_eq!(refused.server_code(), Some("OOM"), "{refused:?}");
+    assert_eq!(results.next().unwrap().unwrap(), Reply::Bulk(b"v".to_vec()));
+    assert!(results.next().is_none());
+    assert!(
+        conn.is_usable(),
+        "a script's refusal leaves the connection in step"
+    );
+    finish(conn, server).await;
+}
+
+#[tokio::test]
 async fn a_lazy_connection_connects_only_when_used_and_only_once() {
     let (stream, _, server) = scripted(vec![
         expect(wire(&["HELLO", "3"])),
