@@ -63,7 +63,7 @@ mod ttl;
 use std::sync::LazyLock;
 use std::time::Duration;
 
-use resp::{Reply, Script};
+use resp::{Reply, Script, ScriptCall};
 
 pub use key::{Group, Key, PREFIX};
 pub use ttl::{Ttl, MAX_JITTER};
@@ -163,29 +163,40 @@ pub struct Lookup {
 /// Reads `key`'s version and its data at that version, in one round trip.
 /// An entry with no version yet gets one (from Redis' clock).
 pub async fn lookup<R: Redis + ?Sized>(redis: &mut R, key: &Key) -> Result<Lookup, resp::Error> {
-    let call = LOOKUP
-        .call()
-        .key(key.version_key())
-        .key(key.data_prefix())
-        .arg(millis(VERSION_TTL));
-    parse_lookup(redis.run_script(call).await?)
+    Lookup::from_reply(redis.run_script(Lookup::call(key)).await?)
 }
 
-/// The lookup script's `{version}` or `{version, data}`.
-fn parse_lookup(reply: Reply) -> Result<Lookup, resp::Error> {
-    let mut parts: Vec<Reply> = reply.convert()?;
-    if parts.is_empty() || parts.len() > 2 {
-        return Err(resp::Error::Type {
-            expected: "the lookup script's version and optional data",
-            found: format!("{} values", parts.len()),
-        });
+impl Lookup {
+    /// [`lookup`]'s script call, to send in one write with other scripts
+    /// (`resp::Connection::invoke_all`); its reply goes to
+    /// [`Lookup::from_reply`]. Only a key with no version yet is written
+    /// (its version, as every lookup does), so it may go out before the
+    /// caller knows whether it will use the answer.
+    pub fn call(key: &Key) -> ScriptCall<'static> {
+        LOOKUP
+            .call()
+            .key(key.version_key())
+            .key(key.data_prefix())
+            .arg(millis(VERSION_TTL))
     }
-    let value = match parts.len() {
-        2 => Some(parts.pop().expect("two parts").convert::<Vec<u8>>()?),
-        _ => None,
-    };
-    let version = parts.pop().expect("one part").convert::<u64>()?;
-    Ok(Lookup { version, value })
+
+    /// The reply to [`Lookup::call`]: the script's `{version}` or
+    /// `{version, data}`.
+    pub fn from_reply(reply: Reply) -> Result<Lookup, resp::Error> {
+        let mut parts: Vec<Reply> = reply.convert()?;
+        if parts.is_empty() || parts.len() > 2 {
+            return Err(resp::Error::Type {
+                expected: "the lookup script's version and optional data",
+                found: format!("{} values", parts.len()),
+            });
+        }
+        let value = match parts.len() {
+            2 => Some(parts.pop().expect("two parts").convert::<Vec<u8>>()?),
+            _ => None,
+        };
+        let version = parts.pop().expect("one part").convert::<u64>()?;
+        Ok(Lookup { version, value })
+    }
 }
 
 /// Stores `value` as `key`'s data at `version` (from the [`lookup`] made
@@ -246,7 +257,7 @@ mod tests {
 
     #[test]
     fn a_lookup_reply_is_a_version_and_maybe_data() {
-        let hit = parse_lookup(Reply::Array(vec![
+        let hit = Lookup::from_reply(Reply::Array(vec![
             bulk(b"1700000000000123"),
             bulk(b"\0page"),
         ]));
@@ -257,7 +268,7 @@ mod tests {
                 value: Some(b"\0page".to_vec()),
             }
         );
-        let miss = parse_lookup(Reply::Array(vec![bulk(b"42")])).unwrap();
+        let miss = Lookup::from_reply(Reply::Array(vec![bulk(b"42")])).unwrap();
         assert_eq!((miss.version, miss.value), (42, None));
     }
 
@@ -269,7 +280,7 @@ mod tests {
             Reply::Array(vec![bulk(b"not a version")]),
             Reply::Nil,
         ] {
-            assert!(parse_lookup(reply.clone()).is_err(), "{reply:?}");
+            assert!(Lookup::from_reply(reply.clone()).is_err(), "{reply:?}");
         }
     }
 }

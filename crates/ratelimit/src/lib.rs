@@ -30,7 +30,7 @@ mod policy;
 use std::sync::LazyLock;
 use std::time::Duration;
 
-use resp::{Reply, Script};
+use resp::{Reply, Script, ScriptCall};
 
 pub use gcra::{step, Decision, Limit, MAX_WINDOW};
 pub use key::{key, PREFIX};
@@ -111,19 +111,26 @@ async fn run<R: Redis + ?Sized>(
     limit: &Limit,
     now: Option<Duration>,
 ) -> Result<Decision, resp::Error> {
-    let mut call = SCRIPT
-        .call()
-        .key(key)
-        .arg(limit.interval_us())
-        .arg(limit.burst());
+    let mut call = call(key, limit);
     if let Some(now) = now {
         call = call.arg(u64::try_from(now.as_micros()).unwrap_or(u64::MAX));
     }
     decision(limit, redis.run_script(call).await?)
 }
 
-/// The script's reply as a [`Decision`].
-fn decision(limit: &Limit, reply: Reply) -> Result<Decision, resp::Error> {
+/// [`check`]'s script call, to send in one write with other scripts
+/// (`resp::Connection::invoke_all`): a request's count and its first read
+/// in one round trip. Its reply goes to [`decision`].
+pub fn call(key: &str, limit: &Limit) -> ScriptCall<'static> {
+    SCRIPT
+        .call()
+        .key(key)
+        .arg(limit.interval_us())
+        .arg(limit.burst())
+}
+
+/// The script's reply ([`call`]) as a [`Decision`].
+pub fn decision(limit: &Limit, reply: Reply) -> Result<Decision, resp::Error> {
     let unexpected = |found: String| resp::Error::Type {
         expected: "the rate limit script's four non-negative integers",
         found,
