@@ -4,8 +4,9 @@
 //! Written here instead of using `worker::Socket` because that one makes
 //! five or six calls into JS for every read and write (take a reader or
 //! writer lock, read, release it, and read `done` and `value` through
-//! `Reflect`), which a CPU profile of the cached page read showed; a
-//! request that hits the cache makes two exchanges with Redis. Here the
+//! `Reflect`), which a CPU profile of the cached page read showed (then
+//! two exchanges with Redis a read; one since its cache lookup goes out
+//! with its rate limit count). Here the
 //! JS half (`js/socket.js`) takes the socket's reader and writer once.
 //! A read is one call, and its outcome comes back through one callback
 //! made with the stream (awaiting a promise from wasm makes two closures

@@ -328,7 +328,9 @@ async fn edge(
                 // Boxed: its state (a Redis connection and exchange) would
                 // otherwise make every request's future larger, /healthz's
                 // and preflights' too.
-                let decision = Box::pin(limits::check(&app, &redis, class, &client_ip)).await;
+                let ahead = crate::pages::cached::lookup_ahead(&app, &request);
+                let decision =
+                    Box::pin(limits::check(&app, &redis, class, &client_ip, ahead)).await;
                 timings.record("ratelimit", (app.platform.now_millis)() - started);
                 match decision {
                     Some(Err(problem)) => (problem.into_response(), false),

@@ -9,6 +9,7 @@
 
 use axum::extract::Request;
 use axum::http::{HeaderMap, HeaderName, HeaderValue, Method};
+use resp::ScriptCall;
 
 use crate::config::RateLimits;
 use crate::problem::{Problem, ProblemType};
@@ -32,17 +33,38 @@ pub fn class(limits: &RateLimits, request: &Request) -> Option<(&'static str, ra
 /// Counts a request of `class` ([`class`]). `None`: Redis is down and the
 /// policy is fail-open. `Some(Err)`: refused (429), or Redis is down under
 /// fail-closed (503).
+///
+/// `ahead`: a script call the request's handler will make whatever the
+/// count says (a page read's cache lookup), sent in the same write and
+/// kept in `redis` for the handler ([`RequestRedis::take_ahead`]), so the
+/// read makes one round trip to Redis instead of two. It must be one that
+/// may run for a request that is then refused.
 pub async fn check(
     app: &App,
     redis: &RequestRedis,
     (class, limit): (&'static str, ratelimit::Limit),
     client: &ClientIp,
+    ahead: Option<ScriptCall<'static>>,
 ) -> Option<Result<ratelimit::Decision, Problem>> {
     let key = ratelimit::key(class, client.0.as_deref().unwrap_or(""));
     let counted = match redis.connection().await {
-        Ok(mut connection) => ratelimit::check(&mut *connection, &key, &limit)
-            .await
-            .map_err(|e| e.to_string()),
+        Ok(mut connection) => match ahead {
+            None => ratelimit::check(&mut *connection, &key, &limit).await,
+            Some(ahead) => {
+                let started = (app.platform.now_millis)();
+                let calls = [ratelimit::call(&key, &limit), ahead];
+                let answered = connection.invoke_all(&calls).await;
+                let millis = (app.platform.now_millis)() - started;
+                answered.and_then(|replies| {
+                    let [count, read] =
+                        <[_; 2]>::try_from(replies).expect("invoke_all answers each call");
+                    let [_, ahead] = calls;
+                    redis.keep_ahead(ahead, read, millis);
+                    ratelimit::decision(&limit, count?)
+                })
+            }
+        }
+        .map_err(|e| e.to_string()),
         Err(e) => Err(e.to_string()),
     };
     Some(match counted {

@@ -9,6 +9,11 @@
 //! While a connection to Redis failed lately, requests do not open one at
 //! all ([`Skip`], per isolate).
 //!
+//! A script call the request will make can go out ahead, in the same write
+//! as its rate limit count ([`crate::limits::check`]): its reply is kept
+//! here ([`RequestRedis::keep_ahead`]) until the code that would have made
+//! the call takes it ([`RequestRedis::take_ahead`]), one round trip saved.
+//!
 //! (This is `resp::LazyConnection`'s idea with the connector as a trait
 //! object instead of a closure: rustc cannot yet prove the closure form's
 //! futures `Send` inside axum's middleware.)
@@ -19,6 +24,7 @@ use std::ops::{Deref, DerefMut};
 use std::sync::Arc;
 
 use futures_util::lock::{MappedMutexGuard, Mutex, MutexGuard};
+use resp::{Reply, ScriptCall};
 
 use crate::config::RedisTarget;
 use crate::App;
@@ -41,6 +47,16 @@ struct Shared {
     app: Arc<App>,
     timer: Arc<dyn outbound::Timer>,
     state: Mutex<State>,
+    /// A reply that came ahead of its use (see the module's doc).
+    ahead: std::sync::Mutex<Option<Ahead>>,
+}
+
+/// A script call answered ahead of its use, and how long the round trip
+/// that carried it took (ms).
+struct Ahead {
+    call: ScriptCall<'static>,
+    reply: Result<Reply, resp::Error>,
+    millis: f64,
 }
 
 /// Where the request's connection stands (opaque to callers).
@@ -60,8 +76,44 @@ impl RequestRedis {
                 app: app.clone(),
                 timer,
                 state: Mutex::new(State(Inner::NotOpened)),
+                ahead: std::sync::Mutex::new(None),
             })
         }))
+    }
+
+    /// Keeps `reply`, the answer to `call` sent ahead of its use in a
+    /// round trip of `millis`, for [`RequestRedis::take_ahead`].
+    pub fn keep_ahead(
+        &self,
+        call: ScriptCall<'static>,
+        reply: Result<Reply, resp::Error>,
+        millis: f64,
+    ) {
+        if let Some(shared) = &self.0 {
+            *shared.ahead.lock().unwrap_or_else(|e| e.into_inner()) = Some(Ahead {
+                call,
+                reply,
+                millis,
+            });
+        }
+    }
+
+    /// The reply to `call` and the time of the round trip that carried it,
+    /// if it was sent ahead (and not taken yet); otherwise the caller
+    /// sends it.
+    pub fn take_ahead(&self, call: &ScriptCall<'_>) -> Option<(Result<Reply, resp::Error>, f64)> {
+        let mut ahead = self
+            .0
+            .as_ref()?
+            .ahead
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        if ahead.as_ref()?.call != *call {
+            return None;
+        }
+        ahead
+            .take()
+            .map(|Ahead { reply, millis, .. }| (reply, millis))
     }
 
     /// The connection, opened now if this is the first use, for one

@@ -31,6 +31,7 @@ use std::future::Future;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use axum::http::Method;
 use outbound::{Background, BoxFuture};
 
 use crate::layers::Timings;
@@ -85,6 +86,30 @@ impl Pending {
     }
 }
 
+/// The cache lookup a page read's handler ([`PageCache::lookup`]) will
+/// make, to go out ahead with the request's rate limit count
+/// ([`crate::limits::check`]): for `GET` and `HEAD` of `/v1/pages/{slug}`
+/// with a valid slug, while the cache is on and the page is not waiting
+/// for an invalidation. A lookup only ever writes a version for a page
+/// that has none, so it may run for a request that is then refused.
+pub fn lookup_ahead(
+    app: &App,
+    request: &axum::extract::Request,
+) -> Option<resp::ScriptCall<'static>> {
+    if !matches!(*request.method(), Method::GET | Method::HEAD) || app.config.cache_ttl_secs == 0 {
+        return None;
+    }
+    let slug = request.uri().path().strip_prefix("/v1/pages/")?;
+    if !super::valid_slug(slug)
+        || app
+            .pending_invalidations
+            .contains(slug, (app.platform.now_millis)())
+    {
+        return None;
+    }
+    Some(cache::Lookup::call(&key(slug)))
+}
+
 pub struct PageCache<'a> {
     app: &'a Arc<App>,
     redis: &'a RequestRedis,
@@ -113,20 +138,28 @@ impl<'a> PageCache<'a> {
             self.timings.record_described("cache", Some("pending"), 0.0);
             return None;
         }
-        let looked_up = match self.redis.connection().await {
-            Ok(mut connection) => cache::lookup(&mut *connection, &key(slug)).await,
-            Err(e) => Err(e),
+        let call = cache::Lookup::call(&key(slug));
+        let (looked_up, millis) = match self.redis.take_ahead(&call) {
+            // Its round trip was the rate limit count's too.
+            Some((reply, millis)) => (reply.and_then(cache::Lookup::from_reply), millis),
+            None => {
+                let looked_up = match self.redis.connection().await {
+                    Ok(mut connection) => connection
+                        .invoke(call)
+                        .await
+                        .and_then(cache::Lookup::from_reply),
+                    Err(e) => Err(e),
+                };
+                (looked_up, (self.app.platform.now_millis)() - started)
+            }
         };
         let outcome = match &looked_up {
             Ok(cache::Lookup { value: Some(_), .. }) => "hit",
             Ok(_) => "miss",
             Err(_) => "unavailable",
         };
-        self.timings.record_described(
-            "cache",
-            Some(outcome),
-            (self.app.platform.now_millis)() - started,
-        );
+        self.timings
+            .record_described("cache", Some(outcome), millis);
         looked_up
             .map_err(|e| (self.app.platform.log_error)(&format!("page cache lookup: {e}")))
             .ok()
@@ -391,6 +424,162 @@ mod tests {
         let keep = kept.clone();
         let background = Background::new(move |work| keep.lock().unwrap().push(work));
         (app, listener, background, kept)
+    }
+
+    #[tokio::test]
+    async fn only_a_page_read_that_will_look_up_the_cache_sends_its_lookup_ahead() {
+        let (app, _listener, _, _) = app_with_listening_redis().await;
+        let ahead = |app: &App, method: &str, path: &str| {
+            let request = axum::http::Request::builder()
+                .method(method)
+                .uri(path)
+                .body(axum::body::Body::empty())
+                .unwrap();
+            lookup_ahead(app, &request)
+        };
+        let intro = cache::Lookup::call(&key("intro"));
+        assert_eq!(ahead(&app, "GET", "/v1/pages/intro"), Some(intro.clone()));
+        assert_eq!(ahead(&app, "HEAD", "/v1/pages/intro?x=1"), Some(intro));
+        for (method, path) in [
+            ("PUT", "/v1/pages/intro"),
+            ("DELETE", "/v1/pages/intro"),
+            ("GET", "/v1/pages"),
+            ("GET", "/v1/pages/"),
+            ("GET", "/v1/pages/intro/revisions"),
+            ("GET", "/v1/pages/Intro"),
+            ("GET", "/v1/pages/%69ntro"),
+            ("GET", "/v1/uploads/intro"),
+        ] {
+            assert_eq!(ahead(&app, method, path), None, "{method} {path}");
+        }
+        let now = (app.platform.now_millis)();
+        app.pending_invalidations.add("intro", now, now + 60_000.0);
+        assert_eq!(
+            ahead(&app, "GET", "/v1/pages/intro"),
+            None,
+            "read past the cache"
+        );
+
+        let off = App::new(
+            |name| match name {
+                "REDIS_URL" => Some("redis://127.0.0.1:1".to_owned()),
+                "CACHE_TTL_SECS" => Some("0".to_owned()),
+                _ => None,
+            },
+            crate::Platform::native(),
+        );
+        assert_eq!(ahead(&off, "GET", "/v1/pages/intro"), None, "cache off");
+    }
+
+    /// The RESP commands in `bytes` while they are all whole, or `None`.
+    fn commands(mut bytes: &[u8]) -> Option<Vec<Vec<String>>> {
+        fn line(bytes: &mut &[u8], mark: u8) -> Option<usize> {
+            let end = bytes.windows(2).position(|w| w == b"\r\n")?;
+            assert_eq!(bytes[0], mark, "{:?}", String::from_utf8_lossy(bytes));
+            let n = std::str::from_utf8(&bytes[1..end]).ok()?.parse().ok()?;
+            *bytes = &bytes[end + 2..];
+            Some(n)
+        }
+        let mut all = Vec::new();
+        while !bytes.is_empty() {
+            let mut command = Vec::new();
+            for _ in 0..line(&mut bytes, b'*')? {
+                let len = line(&mut bytes, b'$')?;
+                let arg = bytes.get(..len)?;
+                command.push(String::from_utf8_lossy(arg).into_owned());
+                bytes = bytes.get(len + 2..)?;
+            }
+            all.push(command);
+        }
+        Some(all)
+    }
+
+    /// A page read's cache lookup goes out in the same write as its rate
+    /// limit count: the Redis below answers nothing until it has both, so
+    /// a read that waited for the count's answer before it looked up
+    /// would time out. The page is then served from that one round trip,
+    /// without a database (none is configured: a miss would be a 503).
+    #[tokio::test]
+    async fn a_page_read_sends_its_lookup_with_its_count_and_is_served_from_that_round_trip() {
+        use axum::body::Body;
+        use http_body_util::BodyExt;
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        use tower::ServiceExt;
+
+        let (app, listener, _, _) = app_with_listening_redis().await;
+        let page = Page {
+            slug: "intro".into(),
+            title: "Intro".into(),
+            body: "cached body".into(),
+            revision: 3,
+            author: "a@example.com".into(),
+            updated_at: "2026-12-07T00:00:00Z".into(),
+            id: 41,
+        };
+        let entry = serde_json::to_string(&(page.id, &page)).unwrap();
+        let redis = tokio::spawn(async move {
+            let (mut redis, _) = listener.accept().await.unwrap();
+            let mut sent = Vec::new();
+            let request = loop {
+                let mut chunk = [0; 4096];
+                let n = redis.read(&mut chunk).await.unwrap();
+                assert!(n > 0, "closed after {:?}", String::from_utf8_lossy(&sent));
+                sent.extend_from_slice(&chunk[..n]);
+                match commands(&sent) {
+                    Some(all) if all.iter().filter(|c| c[0] == "EVALSHA").count() == 2 => {
+                        break all;
+                    }
+                    _ => continue,
+                }
+            };
+            let mut answer = String::new();
+            for command in &request {
+                answer.push_str(&match (command[0].as_str(), command.get(3)) {
+                    ("EVALSHA", Some(key)) if key.starts_with(ratelimit::PREFIX) => {
+                        "*4\r\n:1\r\n:59\r\n:1000000\r\n:0\r\n".to_owned()
+                    }
+                    ("EVALSHA", Some(key)) if key.contains("page") => {
+                        format!("*2\r\n$2\r\n77\r\n${}\r\n{entry}\r\n", entry.len())
+                    }
+                    _ => "+OK\r\n".to_owned(),
+                });
+            }
+            redis.write_all(answer.as_bytes()).await.unwrap();
+            let mut rest = Vec::new();
+            let _ = redis.read_to_end(&mut rest).await;
+            (request, rest)
+        });
+
+        let request = axum::http::Request::get("/v1/pages/intro")
+            .body(Body::empty())
+            .unwrap();
+        let response = crate::router(app).oneshot(request).await.unwrap();
+        assert_eq!(response.status(), axum::http::StatusCode::OK);
+        let headers = response.headers().clone();
+        assert_eq!(headers["ratelimit-remaining"], "59");
+        let timing = headers["server-timing"].to_str().unwrap().to_owned();
+        assert!(timing.contains("cache;desc=\"hit\""), "{timing}");
+        let body = response.into_body().collect().await.unwrap().to_bytes();
+        let served: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(served["body"], "cached body");
+        assert_eq!(served["revision"], 3);
+
+        let (request, rest) = redis.await.unwrap();
+        let scripts: Vec<&str> = request
+            .iter()
+            .filter(|c| c[0] == "EVALSHA")
+            .map(|c| c[3].as_str())
+            .collect();
+        assert!(
+            scripts[0].starts_with(ratelimit::PREFIX),
+            "counted first: {scripts:?}"
+        );
+        assert_eq!(scripts[1], key("intro").version_key());
+        assert!(
+            rest.is_empty(),
+            "nothing more was asked: {:?}",
+            String::from_utf8_lossy(&rest)
+        );
     }
 
     #[tokio::test]
