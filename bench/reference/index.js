@@ -477,6 +477,10 @@ app.get("/v1/pages/:slug", async (c) => {
       console.error("page cache lookup", String(e));
     }
   }
+  // As the API's does, the answer says whether the cache served it, so
+  // the bench can check that the reference's cached reads hit as well.
+  const cached = ttl === 0 ? "off" : !lookup ? "unavailable" : lookup.length === 2 ? "hit" : "miss";
+  c.header("server-timing", `cache;desc="${cached}"`, { append: true });
   let id;
   let page;
   if (lookup && lookup.length === 2) {

@@ -312,7 +312,8 @@ pub struct Bench {
     /// Rounds; each round loads every case on every target in turn, so
     /// drift of the machine hits all targets alike, and each round (and
     /// each case in it) starts from the next target, so none always goes
-    /// first or always follows the same one. Figures are medians.
+    /// first or always follows the same one. Figures are medians; a ratio
+    /// to the reference is the median of the rounds' own ratios.
     #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=50))]
     pub rounds: u32,
 
