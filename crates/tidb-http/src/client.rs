@@ -241,6 +241,7 @@ impl Client {
             client: self.clone(),
             session,
             open: true,
+            ended_by_database: None,
             in_flight: None,
             watchers: Vec::new(),
         })
@@ -408,6 +409,15 @@ pub struct Tx {
     /// Until a `COMMIT` or `ROLLBACK` succeeded: dropped while open, it is
     /// rolled back in the background.
     open: bool,
+    /// The error with which the database ended the transaction itself (a
+    /// deadlock's victim, a TiDB conflict:
+    /// [`Error::is_retryable_transaction`]). Its session is then in no
+    /// transaction, so a statement sent on it would run and commit on its
+    /// own, and a `COMMIT` would succeed with the statements before it
+    /// undone: nothing more is sent, and every later statement and the
+    /// commit fail with this error. A rollback is still sent (it finds
+    /// nothing to undo).
+    ended_by_database: Option<Error>,
     /// The exchange of the statement being sent, kept here and not in the
     /// caller's future: a caller that stops waiting (a request's deadline
     /// dropping it) leaves it here, still running at the database, and the
@@ -449,6 +459,7 @@ impl fmt::Debug for Tx {
         f.debug_struct("Tx")
             .field("session", &self.session)
             .field("open", &self.open)
+            .field("ended_by_database", &self.ended_by_database.is_some())
             .field("in_flight", &self.in_flight.is_some())
             .finish()
     }
@@ -474,6 +485,13 @@ impl Tx {
     }
 
     pub async fn execute(&mut self, statement: impl Into<Statement>) -> Result<QueryResult, Error> {
+        if let Some(cause) = &self.ended_by_database {
+            return Err(cause.clone());
+        }
+        self.send(statement.into()).await
+    }
+
+    async fn send(&mut self, statement: Statement) -> Result<QueryResult, Error> {
         if let Some(abandoned) = self.in_flight.as_mut() {
             if let Ok((_, session)) = abandoned.as_mut().await {
                 self.session = session;
@@ -482,7 +500,6 @@ impl Tx {
         }
         let client = self.client.clone();
         let session = self.session.clone();
-        let statement = statement.into();
         let exchange = self.in_flight.insert(Box::pin(async move {
             let send = Outgoing {
                 session: &session,
@@ -492,8 +509,15 @@ impl Tx {
         }));
         let outcome = exchange.as_mut().await;
         self.in_flight = None;
-        let (result, session) = outcome?;
-        self.session = session;
+        let result = outcome.and_then(|(result, session)| {
+            self.session = session;
+            result
+        });
+        if let Err(e) = &result {
+            if e.is_retryable_transaction() {
+                self.ended_by_database = Some(e.clone());
+            }
+        }
         result
     }
 
@@ -529,7 +553,7 @@ impl Tx {
 
     /// Sends `ROLLBACK` (sent again in the background if this one fails).
     pub async fn rollback(mut self) -> Result<QueryResult, Error> {
-        let result = self.execute("ROLLBACK").await;
+        let result = self.send(Statement::new("ROLLBACK")).await;
         self.open = result.is_err();
         result
     }

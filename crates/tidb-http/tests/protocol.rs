@@ -346,6 +346,48 @@ async fn a_failed_commit_is_rolled_back_and_a_finished_transaction_is_not() {
     assert_eq!(header(&rollback, "tidb-session"), Some("f1"));
 }
 
+/// MySQL's answer to a deadlock's victim: the whole transaction is rolled
+/// back, and the session goes on with none, committing each statement on
+/// its own.
+const DEADLOCK: &str = r#"{"code":1213,"message":"Error 1213 (40001): Deadlock found when trying to get lock; try restarting transaction"}"#;
+
+#[tokio::test]
+async fn once_the_database_rolled_a_transaction_back_nothing_more_is_sent_in_it() {
+    let (db, fake) = client();
+    fake.answer(200, Some("d1"), "{}");
+    fake.answer(200, Some("d2"), r#"{"rowsAffected":1}"#);
+    fake.answer(400, Some("d3"), DEADLOCK);
+    let mut tx = db.begin(None).await.unwrap();
+    tx.execute("UPDATE a SET x = 1").await.unwrap();
+    let victim = tx.execute("UPDATE b SET y = 2").await.unwrap_err();
+    assert!(victim.is_retryable_transaction(), "{victim}");
+
+    // Sent, this insert would commit alone, and the COMMIT would succeed
+    // with the first update undone.
+    let later = tx.execute("INSERT INTO c VALUES (1)").await.unwrap_err();
+    assert_eq!(later, victim, "the error that ended the transaction");
+    let committed = tx.commit().await.unwrap_err();
+    assert!(committed.is_retryable_transaction(), "{committed}");
+    assert_eq!(
+        fake.requests.lock().unwrap().len(),
+        3,
+        "BEGIN and two updates only"
+    );
+
+    // A rollback still goes out: it finds nothing to undo.
+    fake.answer(200, Some("e1"), "{}");
+    fake.answer(400, Some("e2"), DEADLOCK);
+    fake.answer(200, Some("done"), "{}");
+    let mut tx = db.begin(None).await.unwrap();
+    tx.execute("UPDATE a SET x = 1").await.unwrap_err();
+    tx.rollback().await.unwrap();
+    let (rollback, _) = fake.request(5);
+    assert_eq!(body(&rollback), serde_json::json!({"query": "ROLLBACK"}));
+    // An error answer hands over no session (serverless-js throws on it
+    // too): the rollback goes on the last one handed over.
+    assert_eq!(header(&rollback, "tidb-session"), Some("e1"));
+}
+
 #[tokio::test]
 async fn an_answer_that_does_not_decode_still_hands_over_its_session() {
     let (db, fake) = client();
