@@ -3606,9 +3606,7 @@ first unexpected: 503 {\"type\":\"about:blank\",\"status\":503}
 
     #[test]
     fn configs_serve_the_bundle_twice_and_escape_values() {
-        let dir = std::env::temp_dir().join(format!("xtask-bench-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
+        let dir = project::scratch_dir("bench");
         std::fs::write(dir.join("index.js"), "export default {}").unwrap();
         std::fs::write(dir.join("abc-index_bg.wasm"), "\0asm").unwrap();
         std::fs::write(dir.join("README.md"), "not a module").unwrap();

@@ -392,9 +392,7 @@ mod tests {
 
     #[test]
     fn test_only_routes_are_found_in_a_bundle() {
-        let dir = std::env::temp_dir().join(format!("xtask-marker-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
+        let dir = project::scratch_dir("marker");
         std::fs::write(dir.join("a.wasm"), b"\0asm routes /v1/pages").unwrap();
         assert_eq!(test_only_code_in(&dir).unwrap(), None);
         std::fs::write(dir.join("b.wasm"), b"\0asm /_test/panic").unwrap();
@@ -409,8 +407,7 @@ mod tests {
 
     #[test]
     fn sizes_are_measured_for_shipped_files_only() {
-        let dir = std::env::temp_dir().join(format!("xtask-measure-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
+        let dir = project::scratch_dir("measure");
         std::fs::create_dir_all(dir.join("worker")).unwrap();
         std::fs::write(dir.join("index.js"), "x".repeat(10_000)).unwrap();
         std::fs::write(dir.join("worker/shim.mjs"), "export {}").unwrap();

@@ -210,8 +210,7 @@ mod tests {
 
     #[test]
     fn a_second_dev_is_refused_before_it_touches_the_first() {
-        let local = std::env::temp_dir().join(format!("xtask-dev-claim-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&local);
+        let local = project::scratch_dir("dev-claim");
         let state = local.join("dev");
         std::fs::create_dir_all(&state).unwrap();
         std::fs::write(state.join("pids"), "mariadb 1\n").unwrap();

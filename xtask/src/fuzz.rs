@@ -541,8 +541,7 @@ mod tests {
 
     #[test]
     fn the_bounded_run_reads_the_seeds_alone_and_keeps_nothing() {
-        let dir = std::env::temp_dir().join(format!("xtask-fuzz-corpus-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
+        let dir = project::scratch_dir("fuzz-corpus");
         let (seeds, kept, list) = (dir.join("seeds"), dir.join("kept"), dir.join("list"));
         std::fs::create_dir_all(&seeds).unwrap();
         for name in ["b1", "a0", "c,2"] {

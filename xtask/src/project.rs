@@ -53,6 +53,16 @@ pub fn local_dir() -> PathBuf {
     root().join(".local")
 }
 
+/// An empty directory of the system's temp dir for one test, named after
+/// it and this process (what an earlier run of the test left is deleted).
+#[cfg(test)]
+pub fn scratch_dir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("xtask-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
 /// Runs `cmd` to completion with its output captured; on failure the error
 /// names the command and carries the end of its output.
 pub fn run(cmd: &mut Command) -> anyhow::Result<()> {

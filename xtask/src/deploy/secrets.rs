@@ -298,8 +298,7 @@ mod tests {
 
     #[test]
     fn remembered_values_start_a_line_of_their_own() {
-        let dir = std::env::temp_dir().join(format!("remember-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
+        let dir = crate::project::scratch_dir("remember");
         let env_file = dir.join(".env.rc");
         let names = ["B2_KEY_ID", "ACCESS_CLIENT_ID", "ACCESS_CLIENT_SECRET"];
         for (before, after) in [
@@ -413,8 +412,7 @@ mod tests {
 
     #[test]
     fn a_planted_secret_is_found_by_key_without_its_value() {
-        let dir = std::env::temp_dir().join(format!("scan-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
+        let dir = crate::project::scratch_dir("scan");
         let file = dir.join("deploy.toml");
         std::fs::write(
             &file,

@@ -614,8 +614,7 @@ mod tests {
 
     #[test]
     fn dead_runs_state_is_deleted_after_a_week_but_the_newest_failure_is_kept() {
-        let local = std::env::temp_dir().join(format!("xtask-sweep-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&local);
+        let local = project::scratch_dir("sweep");
         let day = Duration::from_secs(24 * 3600);
         let now = SystemTime::now();
         // name, days since its run last wrote to it
@@ -699,9 +698,7 @@ mod tests {
     #[test]
     fn templates_are_built_once_and_atomically() {
         let ui = Ui { json: true };
-        let base = std::env::temp_dir().join(format!("xtask-template-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&base);
-        std::fs::create_dir_all(&base).unwrap();
+        let base = project::scratch_dir("template");
         let path = base.join("t");
         let failed = cached_template(&ui, "failing", path.clone(), |_| bail!("boom"));
         assert!(failed.is_err());
