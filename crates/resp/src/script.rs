@@ -45,14 +45,27 @@ impl Script {
 
 /// One call of a [`Script`]: its `KEYS` and `ARGV`. Keys are kept apart
 /// from arguments because Redis (and Redis Cloud's clustering) needs to
-/// know which arguments name keys. Equal calls are the same script with
-/// the same keys and arguments: the same command on the wire.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// know which arguments name keys.
+#[derive(Debug, Clone)]
 pub struct ScriptCall<'a> {
     script: &'a Script,
     keys: Vec<Vec<u8>>,
     args: Vec<Vec<u8>>,
 }
+
+/// Equal calls are the same script with the same keys and arguments: the
+/// same command on the wire. Calls of one `static` script (the usual case,
+/// compared per request) are told apart by its address, without comparing
+/// its source.
+impl PartialEq for ScriptCall<'_> {
+    fn eq(&self, other: &Self) -> bool {
+        (std::ptr::eq(self.script, other.script) || self.script == other.script)
+            && self.keys == other.keys
+            && self.args == other.args
+    }
+}
+
+impl Eq for ScriptCall<'_> {}
 
 impl ScriptCall<'_> {
     /// Appends to `KEYS`.
@@ -136,6 +149,27 @@ mod tests {
             Script::new("return 1").sha1(),
             "e0e1f9fabfc9d4800c877a703b823ac0578ff8db"
         );
+    }
+
+    #[test]
+    fn calls_are_equal_when_their_script_keys_and_arguments_are() {
+        let script = Script::new("return 1");
+        let twin = Script::new("return 1");
+        let call = || script.call().key("k").arg(1);
+        assert_eq!(call(), call());
+        assert_eq!(
+            call(),
+            twin.call().key("k").arg(1),
+            "the same source elsewhere"
+        );
+        assert_ne!(call(), script.call().key("other").arg(1));
+        assert_ne!(call(), script.call().key("k").arg(2));
+        assert_ne!(
+            call(),
+            script.call().arg("k").arg(1),
+            "a key is not an argument"
+        );
+        assert_ne!(call(), Script::new("return 2").call().key("k").arg(1));
     }
 
     #[test]
