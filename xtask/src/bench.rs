@@ -46,6 +46,7 @@ use stack_manifest::StatementRecord;
 
 mod inspector;
 mod profile;
+mod soak;
 mod statements;
 mod timed;
 
@@ -671,7 +672,7 @@ pub fn run(ui: &Ui, flags: &flags::Bench) -> anyhow::Result<()> {
         ui.info(format!("  warning: {warning}"));
     }
     if let Some(seconds) = flags.soak {
-        return soak(ui, flags, seconds);
+        return soak::soak(ui, flags, seconds);
     }
     let interrupted = dev::interrupt_flag()?;
     let build_tools = install::build_tools(ui)?;
@@ -720,7 +721,7 @@ pub fn run(ui: &Ui, flags: &flags::Bench) -> anyhow::Result<()> {
                 Target::ApiSinksHung => Sinks::At(hung_sink.port),
                 _ => Sinks::Off,
             };
-            let mut vars = worker_vars(&manifest, sinks)?;
+            let mut vars = worker_vars(&manifest, sinks, UNREACHABLE_LIMIT)?;
             match t {
                 Target::HelloHeaders => vars.push(("ANSWER", "api-healthz".to_owned())),
                 Target::HelloFixedHeaders => vars.push(("ANSWER", "api-healthz-fixed".to_owned())),
@@ -1112,280 +1113,6 @@ pub fn run(ui: &Ui, flags: &flags::Bench) -> anyhow::Result<()> {
     Ok(())
 }
 
-#[derive(Debug, Serialize)]
-struct SoakCase {
-    case: &'static str,
-    /// The case's responses, each timed with no correction.
-    #[serde(flatten)]
-    timed: timed::Timed,
-}
-
-#[derive(Debug, Serialize)]
-struct SoakReport {
-    commit: String,
-    machine: String,
-    seconds: u64,
-    cases: Vec<SoakCase>,
-    rss_start_bytes: u64,
-    rss_end_bytes: u64,
-    rss_max_bytes: u64,
-    /// One sample a second during the load.
-    rss_samples_bytes: Vec<u64>,
-    /// Every 10 s from the start: memory right after a full garbage
-    /// collection of both isolates, what the Worker actually keeps.
-    settled: Vec<Settled>,
-}
-
-/// The memory kept after a full garbage collection, `second`s into the soak.
-#[derive(Debug, Serialize)]
-struct Settled {
-    second: u64,
-    rss_bytes: u64,
-    /// Summed over the isolates (the cached and the uncached service).
-    js_used_bytes: u64,
-    wasm_bytes: u64,
-}
-
-/// Collects every isolate's garbage, then reads what is left.
-fn settle(
-    inspectors: &mut [inspector::Inspector],
-    pid: u32,
-    second: u64,
-) -> anyhow::Result<Settled> {
-    let mut settled = Settled {
-        second,
-        rss_bytes: 0,
-        js_used_bytes: 0,
-        wasm_bytes: 0,
-    };
-    for inspector in inspectors {
-        let heap = inspector.heap_after_gc()?;
-        settled.js_used_bytes += heap.js_used_bytes;
-        settled.wasm_bytes += heap.wasm_bytes;
-    }
-    settled.rss_bytes = rss_bytes(pid);
-    Ok(settled)
-}
-
-/// `--soak SECONDS`: every case at once against the api with its sinks
-/// live (so telemetry buffers are part of what is measured), one wrk per
-/// case, while workerd's memory is sampled every second.
-fn soak(ui: &Ui, flags: &flags::Bench, seconds: u64) -> anyhow::Result<()> {
-    let interrupted = dev::interrupt_flag()?;
-    let build_tools = install::build_tools(ui)?;
-    let stack_tools = install::stack_tools(ui)?;
-    let install::BenchTools { workerd, .. } = install::bench_tools(ui)?;
-    build::worker(ui, &build_tools, Variant::Deploy)?;
-    let bundle_dir = ui.step("bundle api (wrangler --dry-run)", || {
-        bundle(&build_tools, Target::Api, &root().join("target/bench/soak"))
-    })?;
-    let state = project::local_dir().join(format!("soak-{}", std::process::id()));
-    let options = StackOptions {
-        state_dir: state.clone(),
-        api_port: 0,
-        keep_data: false,
-        optimised_stand_ins: true,
-        trace_statements: None,
-    };
-    let mut stack = Stack::start(ui, &stack_tools, None, &options, &interrupted)?;
-    let admin_token =
-        stack::admin_token_valid_for(&stack.manifest, "bench@example.com", TOKEN_LIFETIME);
-    let vars = worker_vars(&stack.manifest, Sinks::Live)?;
-    let pid_file = state.join("bench-pids");
-    // The inspector is always on: the soak collects garbage through it.
-    let inspect = match &flags.inspect {
-        Some(address) => address.clone(),
-        None => format!("127.0.0.1:{}", stack::free_port()?),
-    };
-    let server = ui.step("start the api on workerd (sinks live)", || {
-        Server::start(
-            &workerd,
-            Target::ApiSinksLive,
-            &bundle_dir,
-            &vars,
-            &state,
-            &pid_file,
-            Some(inspect.clone()),
-        )
-    })?;
-    let cases = cases(&admin_token);
-    let selected: Vec<&Case> = cases
-        .iter()
-        .filter(|c| flags.filter.as_deref().is_none_or(|f| c.name.contains(f)))
-        .collect();
-    ui.step("seed, check and warm up every case", || {
-        seed(&server.url(false), &admin_token)?;
-        reqwest::blocking::get(format!("{}/v1/pages/{READ_SLUG}", server.url(false)))?;
-        for case in &selected {
-            check(case, Target::ApiSinksLive, &server)
-                .with_context(|| format!("{} on the api", case.name))?;
-            timed_load(case, Target::ApiSinksLive, server.ports, 2, 2);
-        }
-        Ok(())
-    })?;
-
-    let pid = server.process.pid();
-    let mut inspectors = ui.step("open V8's inspector on both isolates", || {
-        ["cached", "uncached"]
-            .into_iter()
-            .map(|service| inspector::Inspector::connect(&inspect, service))
-            .collect::<anyhow::Result<Vec<_>>>()
-    })?;
-    let mut settled = vec![settle(&mut inspectors, pid, 0)?];
-    let rss_start = rss_bytes(pid);
-    let per_case = (flags.connections / selected.len() as u32).max(1);
-    let progress = ui.spinner(&format!(
-        "soak: {} cases at once for {seconds} s",
-        selected.len()
-    ));
-    // Each case on threads of its own, which end with the soak's time (or
-    // with xtask, if it stops early).
-    let runs: Vec<_> = selected
-        .iter()
-        .map(|&case| {
-            let case = case.clone();
-            let ports = server.ports;
-            std::thread::spawn(move || {
-                let samples = timed_load(&case, Target::ApiSinksLive, ports, per_case, seconds);
-                (case.name, samples)
-            })
-        })
-        .collect();
-    let mut samples = Vec::new();
-    let started = Instant::now();
-    let deadline = started + Duration::from_secs(seconds);
-    while Instant::now() < deadline {
-        if interrupted.load(std::sync::atomic::Ordering::SeqCst) {
-            bail!("interrupted");
-        }
-        samples.push(rss_bytes(pid));
-        let second = started.elapsed().as_secs();
-        if second >= settled.last().map_or(0, |s| s.second) + 10 {
-            settled.push(settle(&mut inspectors, pid, second)?);
-        }
-        std::thread::sleep(Duration::from_secs(1));
-    }
-    let mut results = Vec::new();
-    for run in runs {
-        let (case, samples) = run
-            .join()
-            .map_err(|_| anyhow::anyhow!("a soak load panicked"))?;
-        results.push(SoakCase {
-            case,
-            timed: samples.summary(),
-        });
-    }
-    progress.finish_and_clear();
-    let rss_end = rss_bytes(pid);
-    settled.push(settle(&mut inspectors, pid, seconds)?);
-    let report = SoakReport {
-        commit: project::git_commit(),
-        machine: machine(),
-        seconds,
-        cases: results,
-        rss_start_bytes: rss_start,
-        rss_end_bytes: rss_end,
-        rss_max_bytes: samples
-            .iter()
-            .copied()
-            .max()
-            .unwrap_or(rss_end)
-            .max(rss_end),
-        rss_samples_bytes: samples,
-        settled,
-    };
-    drop(server);
-    stack.stop();
-    let _ = std::fs::remove_dir_all(&state);
-    if ui.json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
-    } else {
-        eprintln!(
-            "\n  soak: {} s, every case at once ({per_case} connection{} each), api with sinks live; \
-             every response timed, no correction\n",
-            report.seconds,
-            if per_case == 1 { "" } else { "s" }
-        );
-        eprintln!(
-            "  {:<34} {:>10} {:>8} {:>7} {:>7} {:>8} {:>8} {:>11} {:>14}",
-            "case",
-            "responses",
-            "per s",
-            "p50 ms",
-            "p99 ms",
-            "p99.9 ms",
-            "max ms",
-            "unexpected",
-            "socket errors"
-        );
-        for c in &report.cases {
-            let t = &c.timed;
-            eprintln!(
-                "  {:<34} {:>10} {:>8.0} {:>7.2} {:>7.2} {:>8.2} {:>8.1} {:>11} {:>14}",
-                c.case,
-                t.responses,
-                t.responses_per_sec,
-                t.p50_ms,
-                t.p99_ms,
-                t.p999_ms,
-                t.max_ms,
-                t.unexpected,
-                t.socket_errors
-            );
-        }
-        let every_ten: Vec<String> = report
-            .rss_samples_bytes
-            .iter()
-            .step_by(10)
-            .map(|b| format!("{:.0}", *b as f64 / (1024.0 * 1024.0)))
-            .collect();
-        eprintln!(
-            "\n  workerd RSS: {} at the start, {} at the end, {} at most\n  \
-             every 10 s (MiB): {}\n  over the second half: {:+.1} MiB\n  {} at {}",
-            format_bytes(report.rss_start_bytes),
-            format_bytes(report.rss_end_bytes),
-            format_bytes(report.rss_max_bytes),
-            every_ten.join(", "),
-            second_half_growth(&report.rss_samples_bytes) as f64 / (1024.0 * 1024.0),
-            report.machine,
-            report.commit
-        );
-        let mib = |bytes: u64| format!("{:.1}", bytes as f64 / (1024.0 * 1024.0));
-        let column = |value: fn(&Settled) -> u64| -> Vec<String> {
-            report.settled.iter().map(|s| mib(value(s))).collect()
-        };
-        let growth = |value: fn(&Settled) -> u64| -> f64 {
-            let values: Vec<u64> = report.settled.iter().map(value).collect();
-            second_half_growth(&values) as f64 / (1024.0 * 1024.0)
-        };
-        eprintln!(
-            "\n  after a full garbage collection, every 10 s (MiB; JS heap and wasm memory of both isolates):\n  \
-             RSS:     {}\n  JS heap: {}\n  wasm:    {}\n  \
-             over the second half: RSS {:+.1} MiB, JS heap {:+.1} MiB, wasm {:+.1} MiB",
-            column(|s| s.rss_bytes).join(", "),
-            column(|s| s.js_used_bytes).join(", "),
-            column(|s| s.wasm_bytes).join(", "),
-            growth(|s| s.rss_bytes),
-            growth(|s| s.js_used_bytes),
-            growth(|s| s.wasm_bytes),
-        );
-    }
-    let failed: Vec<String> = report
-        .cases
-        .iter()
-        .filter_map(|c| Some(format!("{}: {}", c.case, c.timed.errors()?)))
-        .collect();
-    if !failed.is_empty() {
-        // The report above is the run's one document.
-        return Err(crate::DocumentPrinted(anyhow::anyhow!(
-            "errors during the soak: {}",
-            failed.join(", ")
-        ))
-        .into());
-    }
-    Ok(())
-}
-
 /// Which of the running targets load a case: the hello-world Worker only
 /// answers the one route it has.
 fn targets_of(case: &Case, running: &[Target]) -> Vec<Target> {
@@ -1449,10 +1176,12 @@ enum Sinks {
 }
 
 /// The Worker settings for the local stack (as `cargo xtask dev` writes
-/// them), with limits the load never reaches and telemetry as `sinks` says.
+/// them), with `limit` for both rate limit classes and telemetry as
+/// `sinks` says.
 fn worker_vars(
     manifest: &stack_manifest::StackManifest,
     sinks: Sinks,
+    limit: &str,
 ) -> anyhow::Result<Vec<(&'static str, String)>> {
     let api = stack_manifest::Api {
         url: String::new(),
@@ -1465,7 +1194,7 @@ fn worker_vars(
     apply_sinks(&mut vars, sinks)?;
     for (name, value) in &mut vars {
         if matches!(*name, "RATE_LIMIT_READ" | "RATE_LIMIT_WRITE") {
-            *value = UNREACHABLE_LIMIT.into();
+            *value = limit.into();
         }
     }
     // As under `cargo xtask dev`: loopback origins are allowed in dev only.
@@ -2642,16 +2371,6 @@ fn cpu_times(stat: &str) -> Option<CpuTimes> {
     })
 }
 
-/// How much the samples' second half ends above where it starts (negative
-/// for a shrink): the first half is when V8 and workerd size their heaps;
-/// growth after it is what a leak looks like.
-fn second_half_growth(samples: &[u64]) -> i64 {
-    match samples {
-        [] => 0,
-        _ => samples[samples.len() - 1] as i64 - samples[samples.len() / 2] as i64,
-    }
-}
-
 /// What a process has used so far, read at one instant (Linux: /proc; a
 /// process with no /proc entry reads as nothing used).
 #[derive(Debug, Clone, Copy)]
@@ -3004,17 +2723,6 @@ mod tests {
         assert_eq!(cpu_ticks("garbage"), None);
     }
 
-    #[test]
-    fn second_half_growth_is_from_the_middle_sample_to_the_last() {
-        assert_eq!(second_half_growth(&[]), 0);
-        assert_eq!(second_half_growth(&[5]), 0);
-        // Heaps sized in the first half, level in the second.
-        assert_eq!(second_half_growth(&[100, 300, 400, 401, 400, 403]), 2);
-        // Still growing.
-        assert_eq!(second_half_growth(&[100, 200, 300, 400]), 100);
-        assert_eq!(second_half_growth(&[100, 500, 400]), -100);
-    }
-
     const WRK_OUTPUT: &str = "Running 5s test @ http://127.0.0.1:1/healthz
   1 threads and 8 connections
   Thread Stats   Avg      Stdev     Max   +/- Stdev
@@ -3295,6 +3003,7 @@ first unexpected: 503 {\"type\":\"about:blank\",\"status\":503}
                         max_ms: 152.34,
                         over_10ms: 7,
                         unexpected: 0,
+                        rate_limited: 0,
                         socket_errors: 0,
                     },
                 )]),

@@ -357,7 +357,13 @@ pub struct Bench {
     /// the api (telemetry sinks live) for this long (60, 60s or 1m), every
     /// response timed with no correction. Reports each case's responses,
     /// p50, p99, p99.9, longest and errors (any wrong answer fails the run) and
-    /// workerd's memory at the start, at the end and at its highest; and
+    /// 429s. The load comes from 4,096 client addresses, each far under the
+    /// soak's rate limit (20/1s), plus one greedy client reading as fast
+    /// as it can from an address of its own: its 429s are the only
+    /// intended errors, one of them is checked as a problem document with
+    /// `Retry-After`, and a greedy client never refused fails the run. Also
+    /// reports workerd's memory at the start, at the end and at its
+    /// highest; and
     /// every 10 s, right after a full garbage collection of both isolates
     /// (asked for through V8's inspector), its RSS, JS heap and wasm memory:
     /// what the Worker keeps, without garbage not yet collected.

@@ -59,6 +59,7 @@ pub(super) struct Samples {
     /// Each response's time, in microseconds, in no particular order.
     micros: Vec<u32>,
     unexpected: u64,
+    rate_limited: u64,
     socket_errors: u64,
     seconds: f64,
 }
@@ -68,6 +69,7 @@ impl Samples {
     pub(super) fn merge(&mut self, other: Samples) {
         self.micros.extend(other.micros);
         self.unexpected += other.unexpected;
+        self.rate_limited += other.rate_limited;
         self.socket_errors += other.socket_errors;
         self.seconds += other.seconds;
     }
@@ -96,6 +98,7 @@ impl Samples {
                 .filter(|&&m| u128::from(m) >= SLOW.as_micros())
                 .count() as u64,
             unexpected: self.unexpected,
+            rate_limited: self.rate_limited,
             socket_errors: self.socket_errors,
         }
     }
@@ -117,6 +120,8 @@ pub(super) struct Timed {
     pub(super) over_10ms: u64,
     /// Answers with a status other than the case's expected ones.
     pub(super) unexpected: u64,
+    /// Answers refused by the rate limit (429), expected or not.
+    pub(super) rate_limited: u64,
     /// Connections that failed, broke or waited past [`ANSWER_TIMEOUT`].
     pub(super) socket_errors: u64,
 }
@@ -204,6 +209,9 @@ fn connection(
                 samples.micros.push(u32::try_from(took).unwrap_or(u32::MAX));
                 if !expected.contains(&status) {
                     samples.unexpected += 1;
+                }
+                if status == 429 {
+                    samples.rate_limited += 1;
                 }
             }
             Err(_) => {
@@ -504,6 +512,7 @@ mod tests {
         let samples = Samples {
             micros: (1..=1000).rev().map(|m| m * 100).collect(),
             unexpected: 0,
+            rate_limited: 0,
             socket_errors: 0,
             seconds: 2.0,
         };
