@@ -18,9 +18,11 @@
 //!   scripts/*-requirements.txt;
 //! - `cargo-fuzz` from crates.io and Debian's g++ (libFuzzer is C++), for
 //!   the fuzz targets in fuzz/;
-//! - for the browser suite, Debian's `chromium`, driven by `playwright-core`
-//!   from package.json (which drives an installed browser and downloads
-//!   none).
+//! - for the browser suite, a Chromium driven by `playwright-core` from
+//!   package.json: one already installed, else Debian's `chromium` on
+//!   Debian, else the build Playwright downloads for its version (Ubuntu
+//!   packages Chromium only as a snap, which does not run in a container,
+//!   and macOS has no apt).
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -69,15 +71,83 @@ pub struct BrowserTools {
     pub chromium: PathBuf,
 }
 
-/// Debian's Chromium (the tests use playwright-core from the root
-/// package.json, installed by `npm ci` with the build tools).
+/// Node and a Chromium (the tests use playwright-core from the root
+/// package.json, installed by `npm ci` with the build tools): a `chromium`
+/// on the PATH that is not a snap's, else as [`chromium_source`] says.
 pub fn browser_tools(ui: &Ui) -> anyhow::Result<BrowserTools> {
-    debian_programs(ui, &[("chromium", "chromium")])?;
     node_modules(ui)?;
-    Ok(BrowserTools {
-        node: find_program("node").context("node is not installed")?,
-        chromium: find_program("chromium").context("chromium is not installed")?,
-    })
+    let node = find_program("node").context("node is not installed")?;
+    let installed = find_program("chromium")
+        .filter(|path| !std::fs::canonicalize(path).is_ok_and(|real| real.starts_with("/snap")));
+    let chromium = match installed {
+        Some(path) => path,
+        None => match chromium_source(std::fs::read_to_string("/etc/os-release").ok().as_deref()) {
+            ChromiumSource::Debian => {
+                debian_programs(ui, &[("chromium", "chromium")])?;
+                find_program("chromium").context("chromium is not installed")?
+            }
+            ChromiumSource::Playwright => playwright_chromium(ui, &node)?,
+        },
+    };
+    Ok(BrowserTools { node, chromium })
+}
+
+/// Where the browser suite's Chromium comes from when none is installed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ChromiumSource {
+    /// Debian's `chromium` package.
+    Debian,
+    /// The build of Chromium that playwright-core's version was made for,
+    /// downloaded by its own installer into `~/.cache/ms-playwright`.
+    Playwright,
+}
+
+/// Debian's package on Debian (by `/etc/os-release`); anywhere else
+/// Playwright's build: Ubuntu's `chromium` packages are stubs that
+/// install a snap, which needs snapd (absent in containers), and a
+/// machine without `/etc/os-release` (macOS) has no apt.
+fn chromium_source(os_release: Option<&str>) -> ChromiumSource {
+    let debian = os_release.is_some_and(|text| {
+        text.lines()
+            .filter_map(|line| line.trim().strip_prefix("ID="))
+            .any(|id| id.trim_matches('"') == "debian")
+    });
+    if debian {
+        ChromiumSource::Debian
+    } else {
+        ChromiumSource::Playwright
+    }
+}
+
+/// Playwright's Chromium, downloaded once by playwright-core's installer
+/// (which skips a browser it already has) and found where playwright-core
+/// says its build lives.
+fn playwright_chromium(ui: &Ui, node: &Path) -> anyhow::Result<PathBuf> {
+    let root = project::root();
+    let path = PathBuf::from(output(Command::new(node).current_dir(&root).args([
+        "-e",
+        "process.stdout.write(require('playwright-core').chromium.executablePath())",
+    ]))?);
+    if !is_executable(&path) {
+        ui.step(
+            "download Playwright's Chromium (no Debian package here)",
+            || {
+                run(Command::new(node).current_dir(&root).args([
+                    "node_modules/playwright-core/cli.js",
+                    "install",
+                    "--no-shell",
+                    "chromium",
+                ]))
+            },
+        )?;
+    }
+    if !is_executable(&path) {
+        bail!(
+            "playwright-core installed Chromium, but {} is not there",
+            path.display()
+        );
+    }
+    Ok(path)
 }
 
 pub fn build_tools(ui: &Ui) -> anyhow::Result<BuildTools> {
@@ -583,6 +653,22 @@ impl CargoLock {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn chromium_comes_from_debian_only_on_debian() {
+        let debian = "PRETTY_NAME=\"Debian GNU/Linux 12 (bookworm)\"\nNAME=\"Debian GNU/Linux\"\n\
+                      VERSION_ID=\"12\"\nID=debian\n";
+        assert_eq!(chromium_source(Some(debian)), ChromiumSource::Debian);
+        // Ubuntu names Debian only as its kin; its chromium is a snap.
+        let ubuntu = "NAME=\"Ubuntu\"\nVERSION_ID=\"24.04\"\nID=ubuntu\nID_LIKE=debian\n";
+        assert_eq!(chromium_source(Some(ubuntu)), ChromiumSource::Playwright);
+        assert_eq!(
+            chromium_source(Some("ID=\"debian\"\n")),
+            ChromiumSource::Debian
+        );
+        // No /etc/os-release (macOS).
+        assert_eq!(chromium_source(None), ChromiumSource::Playwright);
+    }
 
     #[test]
     fn lock_versions_are_found() {
