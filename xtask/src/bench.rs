@@ -422,7 +422,11 @@ const PERCENTILES_ARE: &str =
 struct Load {
     requests_per_sec: f64,
     /// wrk's median and 99th percentile, corrected for coordinated
-    /// omission (see [`PERCENTILES_ARE`]).
+    /// omission (see [`PERCENTILES_ARE`]); of several rounds, the median
+    /// of the rounds' own. Percentiles of every response of the rounds
+    /// pooled are the timed client's (`--timed`, [`timed`]): wrk 4.1.0,
+    /// Debian's, gives a script its percentiles but not its histogram
+    /// (indexing its latency stats returns the index, as a string).
     p50_ms: f64,
     p99_ms: f64,
     requests: u64,
