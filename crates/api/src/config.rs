@@ -122,6 +122,19 @@ pub const MAX_UPLOAD_URL_TTL_SECS: u64 = 1800;
 /// S3's (and B2's) largest single `PUT`: 5 GiB.
 pub const MAX_UPLOAD_BYTES: u64 = 5 * 1024 * 1024 * 1024;
 
+/// The slowest upload the sweep waits for: 256 KiB/s, about a slow mobile
+/// uplink. A 5 GiB file takes 5.7 hours at it.
+pub const SLOWEST_UPLOAD_BYTES_PER_SEC: u64 = 256 * 1024;
+
+impl Uploads {
+    /// The shortest `UPLOAD_ABANDON_AFTER_SECS` that sweeps no upload still
+    /// arriving: its URL's life, then the largest file at
+    /// [`SLOWEST_UPLOAD_BYTES_PER_SEC`], and never under an hour.
+    pub fn least_abandon_after_secs(&self) -> u64 {
+        (self.url_ttl_secs + self.max_bytes.div_ceil(SLOWEST_UPLOAD_BYTES_PER_SEC)).max(3600)
+    }
+}
+
 impl Default for Uploads {
     fn default() -> Self {
         Uploads {
@@ -566,7 +579,7 @@ fn load_uploads(get: &impl Fn(&str) -> Option<String>, issues: &mut Vec<ConfigIs
             }
         }
     };
-    Uploads {
+    let mut uploads = Uploads {
         content_types,
         max_bytes: parse_number(
             get,
@@ -584,8 +597,6 @@ fn load_uploads(get: &impl Fn(&str) -> Option<String>, issues: &mut Vec<ConfigIs
             defaults.url_ttl_secs,
             issues,
         ),
-        // Longer than any upload URL lives, so no upload still under way
-        // is swept.
         abandon_after_secs: parse_number(
             get,
             "UPLOAD_ABANDON_AFTER_SECS",
@@ -593,7 +604,23 @@ fn load_uploads(get: &impl Fn(&str) -> Option<String>, issues: &mut Vec<ConfigIs
             defaults.abandon_after_secs,
             issues,
         ),
+    };
+    // A presigned PUT is checked when it starts, and may go on sending
+    // long after its URL expired. An upload swept while still under way
+    // would land after its row is gone, an object nothing ever deletes.
+    let least = uploads.least_abandon_after_secs();
+    if uploads.abandon_after_secs < least {
+        issues.push(ConfigIssue {
+            name: "UPLOAD_ABANDON_AFTER_SECS",
+            problem: format!(
+                "must leave the largest upload (UPLOAD_MAX_BYTES) time to arrive after its URL \
+                 expires (UPLOAD_URL_TTL_SECS), at {} KiB/s: at least {least} with these settings",
+                SLOWEST_UPLOAD_BYTES_PER_SEC / 1024
+            ),
+        });
+        uploads.abandon_after_secs = least;
     }
+    uploads
 }
 
 fn load_telemetry(
@@ -871,6 +898,48 @@ mod tests {
             ]
         );
         assert_eq!(config.uploads, Uploads::default());
+    }
+
+    #[test]
+    fn pending_uploads_are_not_swept_before_the_largest_could_have_arrived() {
+        // The defaults, and the largest uploads under them, leave room.
+        let (config, issues) = load(&COMPLETE);
+        assert_eq!(issues, []);
+        assert_eq!(config.uploads.least_abandon_after_secs(), 3600);
+        let mut vars = COMPLETE.to_vec();
+        vars.extend([
+            ("UPLOAD_MAX_BYTES", "5368709120"),
+            ("UPLOAD_URL_TTL_SECS", "1800"),
+        ]);
+        let (config, issues) = load(&vars);
+        assert_eq!(issues, []);
+        // 1800 s of URL, then 5 GiB at 256 KiB/s.
+        assert_eq!(config.uploads.least_abandon_after_secs(), 1800 + 20_480);
+        assert_eq!(config.uploads.abandon_after_secs, 86_400);
+
+        // An hour is enough for 25 MiB, not for 5 GiB: said, and the
+        // sweep waits as long as it must.
+        let mut vars = COMPLETE.to_vec();
+        vars.push(("UPLOAD_ABANDON_AFTER_SECS", "3600"));
+        let (config, issues) = load(&vars);
+        assert_eq!(issues, []);
+        assert_eq!(config.uploads.abandon_after_secs, 3600);
+        vars.extend([
+            ("UPLOAD_MAX_BYTES", "5368709120"),
+            ("UPLOAD_URL_TTL_SECS", "1800"),
+        ]);
+        let (config, issues) = load(&vars);
+        assert_eq!(
+            issues,
+            [ConfigIssue {
+                name: "UPLOAD_ABANDON_AFTER_SECS",
+                problem: "must leave the largest upload (UPLOAD_MAX_BYTES) time to arrive after \
+                          its URL expires (UPLOAD_URL_TTL_SECS), at 256 KiB/s: at least 22280 \
+                          with these settings"
+                    .into(),
+            }]
+        );
+        assert_eq!(config.uploads.abandon_after_secs, 22_280);
     }
 
     #[test]
