@@ -483,11 +483,18 @@ fn load_access(
             }
         },
     };
+    // Empty where no Access application covers the API's own hostname
+    // (prd, where only the admin site is behind Access): its tokens are
+    // then let in through the service binding only.
     let audiences = list(get("ACCESS_AUD"));
-    if audiences.is_empty() {
+    let binding_audiences = list(get("ACCESS_BINDING_AUD"));
+    let no_audience = audiences.is_empty() && binding_audiences.is_empty();
+    if no_audience {
         issues.push(ConfigIssue {
             name: "ACCESS_AUD",
-            problem: "is not set (the AUD tags of the API's Access applications)".into(),
+            problem: "is not set, nor is ACCESS_BINDING_AUD (the AUD tags of the Access \
+                      applications whose tokens admin routes let in)"
+                .into(),
         });
     }
     let cooldown_secs = parse_number(
@@ -497,11 +504,14 @@ fn load_access(
         access::CacheSettings::default().cooldown_secs,
         issues,
     );
+    if no_audience {
+        return None;
+    }
     Some(AccessConfig {
         policy: access::AccessPolicy {
             team_domain: team_domain?,
-            audiences: (!audiences.is_empty()).then_some(audiences)?,
-            binding_audiences: list(get("ACCESS_BINDING_AUD")),
+            audiences,
+            binding_audiences,
             service_tokens: list(get("ACCESS_SERVICE_TOKENS")),
             leeway_secs: access::DEFAULT_LEEWAY_SECS,
         },
@@ -1043,6 +1053,29 @@ mod tests {
                 "B2_APPLICATION_KEY"
             ]
         );
+    }
+
+    #[test]
+    fn admin_tokens_may_be_let_in_through_the_binding_only() {
+        let without = |names: &[&str]| {
+            let mut vars = COMPLETE.to_vec();
+            vars.push(("ACCESS_BINDING_AUD", "aud-admin"));
+            vars.retain(|(name, _)| !names.contains(name));
+            vars.extend(names.iter().map(|&name| (name, "")));
+            load(&vars)
+        };
+        // prd: the API's hostname has no Access application of its own.
+        let (config, issues) = without(&["ACCESS_AUD"]);
+        assert_eq!(issues, []);
+        let policy = config.access.expect("Access configured").policy;
+        assert!(policy.audiences.is_empty());
+        assert_eq!(policy.binding_audiences, ["aud-admin"]);
+        // Neither: no admin token could ever be let in.
+        let (config, issues) = without(&["ACCESS_AUD", "ACCESS_BINDING_AUD"]);
+        let names: Vec<_> = issues.iter().map(|i| i.name).collect();
+        assert_eq!(names, ["ACCESS_AUD"]);
+        assert!(issues[0].problem.contains("nor is ACCESS_BINDING_AUD"));
+        assert!(config.access.is_none());
     }
 
     #[test]

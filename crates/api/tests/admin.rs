@@ -178,6 +178,40 @@ async fn the_admin_sites_token_counts_only_with_the_binding_secret() {
     assert!(!body.to_string().contains("guess"));
 }
 
+/// prd: no Access application covers the API's hostname, so `ACCESS_AUD`
+/// is empty and the admin site's tokens count only through the binding.
+#[tokio::test]
+async fn with_no_audience_of_its_own_the_api_lets_admin_tokens_in_through_the_binding_only() {
+    let team = team().await;
+    // (`dev`: the local team domain is plain http.)
+    let router = app(&team, &[("ACCESS_AUD", "")]).await;
+    let site = key().sign(&user_claims(&team, SITE_AUD, "ada@example.com", now()));
+    let direct = whoami()
+        .header("cf-access-jwt-assertion", &site)
+        .body(Body::empty())
+        .unwrap();
+    let (response, body) = send(&router, direct).await;
+    assert_eq!(response.status(), StatusCode::FORBIDDEN, "{body}");
+    // A token of what was the API's audience counts nowhere now.
+    let api = key().sign(&user_claims(&team, AUD, "ada@example.com", now()));
+    for binding in [None, Some(SECRET)] {
+        let mut request = whoami().header("cf-access-jwt-assertion", &api);
+        if let Some(secret) = binding {
+            request = request.header("x-api-binding-token", secret);
+        }
+        let (response, body) = send(&router, request.body(Body::empty()).unwrap()).await;
+        assert_eq!(response.status(), StatusCode::FORBIDDEN, "{body}");
+    }
+    let through_binding = whoami()
+        .header("cf-access-jwt-assertion", &site)
+        .header("x-api-binding-token", SECRET)
+        .body(Body::empty())
+        .unwrap();
+    let (response, body) = send(&router, through_binding).await;
+    assert_eq!(response.status(), StatusCode::OK, "{body}");
+    assert_eq!(body["via"], "binding");
+}
+
 #[tokio::test]
 async fn service_tokens_are_identified_by_client_id() {
     let team = team().await;

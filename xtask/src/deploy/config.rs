@@ -120,8 +120,9 @@ pub struct ResolvedWorker {
     pub compatibility_date: String,
     /// Sorted, each once: Cloudflare keeps a script's triggers as a set.
     pub crons: Vec<String>,
-    /// Values may still hold `{access:aud}` / `{access:client_id}`, known
-    /// only once Access is provisioned (see [`Resolved::worker_vars`]).
+    /// Values may still hold `{access:aud}`, `{access:api_aud}` and
+    /// `{access:client_id}`, known only once Access is provisioned (see
+    /// [`Resolved::worker_vars`]).
     pub vars: BTreeMap<String, String>,
     pub secrets: Vec<String>,
 }
@@ -167,22 +168,55 @@ impl Resolved {
         names
     }
 
-    /// Worker settings with the Access placeholders filled in (the
-    /// application's audience tag and the health token's client id), or
-    /// `None` for a value that waits on what is not created yet.
+    /// Whether the Access application covers the Worker's own hostname.
+    pub fn api_behind_access(&self) -> bool {
+        self.access
+            .as_ref()
+            .is_some_and(|a| a.hostnames.contains(&self.worker.hostname))
+    }
+
+    /// The Worker settings that take the Access application's audience
+    /// tag (see [`Resolved::worker_vars`]).
+    pub fn vars_with_aud(&self) -> Vec<&str> {
+        self.worker
+            .vars
+            .iter()
+            .filter(|(_, value)| {
+                value.contains("{access:aud}")
+                    || (self.api_behind_access() && value.contains("{access:api_aud}"))
+            })
+            .map(|(name, _)| name.as_str())
+            .collect()
+    }
+
+    /// Worker settings with the Access placeholders filled in, or `None`
+    /// for a value that waits on what is not created yet:
+    /// - `{access:aud}`: the application's audience tag;
+    /// - `{access:api_aud}`: the same where the application covers the
+    ///   Worker's own hostname, else nothing (prd, where only the admin
+    ///   site is behind Access: a token issued for it must not be let in
+    ///   at the API's public hostname, only through the service binding);
+    /// - `{access:client_id}`: the health token's client id.
     pub fn worker_vars(
         &self,
         aud: Option<&str>,
         client_id: Option<&str>,
     ) -> BTreeMap<String, Option<String>> {
+        let api_aud = if self.api_behind_access() {
+            aud
+        } else {
+            Some("")
+        };
         self.worker
             .vars
             .iter()
             .map(|(name, value)| {
                 let mut value = Some(value.clone());
-                for (placeholder, filled) in
-                    [("{access:aud}", aud), ("{access:client_id}", client_id)]
-                {
+                for (placeholder, filled) in [
+                    ("{access:aud}", aud),
+                    ("{access:api_aud}", api_aud),
+                    ("{access:client_id}", client_id),
+                ] {
                     if value.as_deref().is_some_and(|v| v.contains(placeholder)) {
                         value = filled.and_then(|f| value.map(|v| v.replace(placeholder, f)));
                     }
@@ -878,7 +912,26 @@ mod tests {
         assert!(unknown["ENVIRONMENT"].is_some());
         let known = rc.worker_vars(Some("aud-1"), Some("id.access"));
         assert_eq!(known["ACCESS_AUD"].as_deref(), Some("aud-1"));
+        assert_eq!(known["ACCESS_BINDING_AUD"].as_deref(), Some("aud-1"));
         assert_eq!(known["ACCESS_SERVICE_TOKENS"].as_deref(), Some("id.access"));
+        assert_eq!(rc.vars_with_aud(), ["ACCESS_AUD", "ACCESS_BINDING_AUD"]);
+    }
+
+    #[test]
+    fn in_prd_the_admin_sites_tokens_are_let_in_through_the_binding_only() {
+        let d = description();
+        let prd = resolve(&d, Environment::Prd).unwrap();
+        // Known before Access is: no application covers api.<zone>.
+        let unknown = prd.worker_vars(None, None);
+        assert_eq!(unknown["ACCESS_AUD"].as_deref(), Some(""));
+        assert_eq!(unknown["ACCESS_BINDING_AUD"], None);
+        let known = prd.worker_vars(Some("aud-admin"), Some("id.access"));
+        assert_eq!(known["ACCESS_AUD"].as_deref(), Some(""));
+        assert_eq!(known["ACCESS_BINDING_AUD"].as_deref(), Some("aud-admin"));
+        assert_eq!(prd.vars_with_aud(), ["ACCESS_BINDING_AUD"]);
+        // The Worker's config takes an empty ACCESS_AUD beside a binding
+        // audience as binding-only (api::config's
+        // admin_tokens_may_be_let_in_through_the_binding_only).
     }
 
     #[test]

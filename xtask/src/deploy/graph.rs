@@ -64,7 +64,7 @@ pub fn mermaid(r: &Resolved) -> String {
         edge(&mut out, "token", "health", "");
         edge(&mut out, "team", "app", "");
         edge(&mut out, "health", "app", "");
-        edge(&mut out, "app", "worker", "ACCESS_AUD");
+        edge(&mut out, "app", "worker", &r.vars_with_aud().join(", "));
     }
     for p in &r.pages {
         let id = |what: &str| format!("{}_{what}", p.key.replace('-', "_"));
@@ -110,7 +110,16 @@ mod tests {
         let text = mermaid(&rc);
         assert!(text.starts_with("flowchart LR\n"));
         assert!(text.contains("worker[\"Worker edge-api-rc\"]"), "{text}");
-        assert!(text.contains("app -->|ACCESS_AUD| worker"), "{text}");
+        assert!(
+            text.contains("app -->|ACCESS_AUD, ACCESS_BINDING_AUD| worker"),
+            "{text}"
+        );
+        let prd = super::super::config::resolve(&d, Environment::Prd).unwrap();
+        assert!(
+            mermaid(&prd).contains("app -->|ACCESS_BINDING_AUD| worker"),
+            "{}",
+            mermaid(&prd)
+        );
         assert!(
             text.contains("worker_crons[\"Cron Triggers * * * * *\"]")
                 && text.contains("worker --> worker_crons"),
