@@ -72,6 +72,21 @@ fn whoami() -> axum::http::request::Builder {
     Request::get("/v1/admin/whoami")
 }
 
+/// `whoami` with `token` in the Access header, and `binding_token` as the
+/// Pages shim sends its secret; the status and the body.
+async fn whoami_with(
+    router: &api::Api,
+    token: &str,
+    binding_token: Option<&str>,
+) -> (StatusCode, serde_json::Value) {
+    let mut request = whoami().header("cf-access-jwt-assertion", token);
+    if let Some(secret) = binding_token {
+        request = request.header("x-api-binding-token", secret);
+    }
+    let (response, body) = send(router, request.body(Body::empty()).unwrap()).await;
+    (response.status(), body)
+}
+
 #[tokio::test]
 async fn a_user_token_in_the_header_or_cookie_identifies_the_caller() {
     let team = team().await;
@@ -150,31 +165,15 @@ async fn the_admin_sites_token_counts_only_with_the_binding_secret() {
     let router = app(&team, &[]).await;
     let token = key().sign(&user_claims(&team, SITE_AUD, "ada@example.com", now()));
 
-    let direct = whoami()
-        .header("cf-access-jwt-assertion", &token)
-        .body(Body::empty())
-        .unwrap();
-    assert_eq!(
-        send(&router, direct).await.0.status(),
-        StatusCode::FORBIDDEN
-    );
+    let (status, _) = whoami_with(&router, &token, None).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
 
-    let through_binding = whoami()
-        .header("cf-access-jwt-assertion", &token)
-        .header("x-api-binding-token", SECRET)
-        .body(Body::empty())
-        .unwrap();
-    let (response, body) = send(&router, through_binding).await;
-    assert_eq!(response.status(), StatusCode::OK, "{body}");
+    let (status, body) = whoami_with(&router, &token, Some(SECRET)).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(body["via"], "binding");
 
-    let forged = whoami()
-        .header("cf-access-jwt-assertion", &token)
-        .header("x-api-binding-token", "guess")
-        .body(Body::empty())
-        .unwrap();
-    let (response, body) = send(&router, forged).await;
-    assert_eq!(response.status(), StatusCode::FORBIDDEN);
+    let (status, body) = whoami_with(&router, &token, Some("guess")).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
     assert!(!body.to_string().contains("guess"));
 }
 
@@ -186,29 +185,16 @@ async fn with_no_audience_of_its_own_the_api_lets_admin_tokens_in_through_the_bi
     // (`dev`: the local team domain is plain http.)
     let router = app(&team, &[("ACCESS_AUD", "")]).await;
     let site = key().sign(&user_claims(&team, SITE_AUD, "ada@example.com", now()));
-    let direct = whoami()
-        .header("cf-access-jwt-assertion", &site)
-        .body(Body::empty())
-        .unwrap();
-    let (response, body) = send(&router, direct).await;
-    assert_eq!(response.status(), StatusCode::FORBIDDEN, "{body}");
+    let (status, body) = whoami_with(&router, &site, None).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
     // A token of what was the API's audience counts nowhere now.
     let api = key().sign(&user_claims(&team, AUD, "ada@example.com", now()));
     for binding in [None, Some(SECRET)] {
-        let mut request = whoami().header("cf-access-jwt-assertion", &api);
-        if let Some(secret) = binding {
-            request = request.header("x-api-binding-token", secret);
-        }
-        let (response, body) = send(&router, request.body(Body::empty()).unwrap()).await;
-        assert_eq!(response.status(), StatusCode::FORBIDDEN, "{body}");
+        let (status, body) = whoami_with(&router, &api, binding).await;
+        assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
     }
-    let through_binding = whoami()
-        .header("cf-access-jwt-assertion", &site)
-        .header("x-api-binding-token", SECRET)
-        .body(Body::empty())
-        .unwrap();
-    let (response, body) = send(&router, through_binding).await;
-    assert_eq!(response.status(), StatusCode::OK, "{body}");
+    let (status, body) = whoami_with(&router, &site, Some(SECRET)).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(body["via"], "binding");
 }
 
