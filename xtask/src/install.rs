@@ -77,8 +77,7 @@ pub struct BrowserTools {
 pub fn browser_tools(ui: &Ui) -> anyhow::Result<BrowserTools> {
     node_modules(ui)?;
     let node = find_program("node").context("node is not installed")?;
-    let installed = find_program("chromium")
-        .filter(|path| !std::fs::canonicalize(path).is_ok_and(|real| real.starts_with("/snap")));
+    let installed = find_program("chromium").filter(|path| !is_snap(path));
     let chromium = match installed {
         Some(path) => path,
         None => match chromium_source(std::fs::read_to_string("/etc/os-release").ok().as_deref()) {
@@ -90,6 +89,15 @@ pub fn browser_tools(ui: &Ui) -> anyhow::Result<BrowserTools> {
         },
     };
     Ok(BrowserTools { node, chromium })
+}
+
+/// Whether `program` runs through snap: snap's commands are links in
+/// `/snap/bin` to `/usr/bin/snap`, which needs snapd to start anything.
+fn is_snap(program: &Path) -> bool {
+    program.starts_with("/snap")
+        || std::fs::canonicalize(program).is_ok_and(|real| {
+            real.starts_with("/snap") || real.file_name() == Some("snap".as_ref())
+        })
 }
 
 /// Where the browser suite's Chromium comes from when none is installed.
@@ -653,6 +661,21 @@ impl CargoLock {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_snaps_command_is_told_from_a_program() {
+        let dir = crate::project::scratch_dir("snap");
+        let snap = dir.join("snap");
+        std::fs::write(&snap, "").unwrap();
+        let link = dir.join("chromium");
+        std::os::unix::fs::symlink(&snap, &link).unwrap();
+        assert!(is_snap(&link), "a link to snap");
+        assert!(is_snap(Path::new("/snap/bin/chromium")));
+        let program = dir.join("chromium-real");
+        std::fs::write(&program, "").unwrap();
+        assert!(!is_snap(&program));
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 
     #[test]
     fn chromium_comes_from_debian_only_on_debian() {
