@@ -55,6 +55,19 @@ pub const RETRY_WINDOW: Duration = Duration::from_secs(20);
 const FIRST_RETRY_WAIT: Duration = Duration::from_millis(250);
 const MAX_RETRY_WAIT: Duration = Duration::from_secs(4);
 
+/// How long after an owed invalidation landed ([`Owed`]: a write cut off,
+/// or whose `COMMIT` failed, its outcome never heard) it is sent once more.
+/// The first goes out once the write's transaction ended as this client
+/// saw it, its `ROLLBACK` answered. A service that answered that while the
+/// `COMMIT` still ran could land the commit after the invalidation, and a
+/// read in between would fill the old page under the new version; the
+/// second invalidation ends that copy's life. Well inside the 30 s the
+/// runtime gives `waitUntil` after the response.
+#[cfg(not(test))]
+const LATE_COMMIT_WINDOW: Duration = Duration::from_secs(5);
+#[cfg(test)]
+const LATE_COMMIT_WINDOW: Duration = Duration::from_millis(300);
+
 /// The pages whose invalidation has not landed yet, in this isolate: for
 /// each, when its failed invalidation was noted and until when an entry
 /// filled before it may still be cached (ms since the epoch: the write,
@@ -236,8 +249,10 @@ impl<'a> PageCache<'a> {
 /// sent while its `COMMIT` is still on its way, a reader could fill the
 /// old page under the new version before the commit lands. Until it lands,
 /// reads of the page in this isolate go past the cache, as after a failed
-/// one ([`Pending`]). One sent for a write that did not land costs the
-/// page's next read a cache miss, nothing more.
+/// one ([`Pending`]); once it landed, it is sent again
+/// [`LATE_COMMIT_WINDOW`] later, for a commit that landed later still. One
+/// sent for a write that did not land costs the page's next read a cache
+/// miss, nothing more.
 pub struct Owed {
     app: Arc<App>,
     slug: String,
@@ -302,11 +317,25 @@ impl Drop for Owed {
             if let Some(after) = after {
                 after.await;
             }
-            let redis = RequestRedis::new(&app, app.platform.timer.clone());
-            let timings = Timings::default();
-            PageCache::new(&app, &redis, &timings)
-                .invalidate(&slug, Some(&background))
-                .await;
+            let invalidate = || async {
+                let redis = RequestRedis::new(&app, app.platform.timer.clone());
+                let timings = Timings::default();
+                PageCache::new(&app, &redis, &timings)
+                    .invalidate(&slug, Some(&background))
+                    .await;
+            };
+            invalidate().await;
+            let now = (app.platform.now_millis)();
+            if app.pending_invalidations.contains(&slug, now) {
+                // It failed: its tries after the response go on, each later.
+                return;
+            }
+            // Read past the cache here until the second one lands.
+            let window = LATE_COMMIT_WINDOW.as_secs_f64() * 1000.0;
+            app.pending_invalidations
+                .add(&slug, now, now + window + longest_ttl);
+            app.platform.timer.sleep(LATE_COMMIT_WINDOW).await;
+            invalidate().await;
         }));
     }
 }
@@ -626,6 +655,77 @@ mod tests {
         }
         assert!(String::from_utf8_lossy(&sent).contains("page:intro"));
         sending.abort();
+    }
+
+    /// Reads one connection's commands until the page's invalidation
+    /// (`EVALSHA`), and answers them.
+    async fn answer_invalidation(redis: &mut tokio::net::TcpStream) -> String {
+        use std::time::Duration;
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        use tokio::time::timeout;
+
+        let mut sent = Vec::new();
+        while !String::from_utf8_lossy(&sent).contains("page:intro") {
+            let mut chunk = [0; 1024];
+            let n = timeout(Duration::from_secs(5), redis.read(&mut chunk))
+                .await
+                .unwrap()
+                .unwrap();
+            assert!(n > 0, "closed after {:?}", String::from_utf8_lossy(&sent));
+            sent.extend_from_slice(&chunk[..n]);
+        }
+        let sent = String::from_utf8_lossy(&sent).into_owned();
+        // The connection's greeting (`CLIENT SETNAME`) comes in the same
+        // write.
+        if sent.contains("CLIENT") {
+            redis.write_all(b"+OK\r\n").await.unwrap();
+        }
+        redis.write_all(b":1\r\n").await.unwrap();
+        sent
+    }
+
+    #[tokio::test]
+    async fn an_owed_invalidation_goes_out_again_after_a_late_commit_could_have_landed() {
+        use std::time::{Duration, Instant};
+        use tokio::time::timeout;
+
+        let (app, listener, background, kept) = app_with_listening_redis().await;
+        // Cut off with the write's transaction already over.
+        drop(Owed::new(&app, "intro", Some(&background)));
+        let work = kept.lock().unwrap().pop().expect("left on the background");
+        let sending = tokio::spawn(work);
+        let (mut first, _) = timeout(Duration::from_secs(5), listener.accept())
+            .await
+            .expect("sent at once")
+            .unwrap();
+        let landed = Instant::now();
+        assert!(answer_invalidation(&mut first).await.contains("EVAL"));
+        // Landed; this isolate still reads past the cache until the second.
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let now = (app.platform.now_millis)();
+        assert!(app.pending_invalidations.contains("intro", now));
+        let (mut second, _) = timeout(Duration::from_secs(5), listener.accept())
+            .await
+            .expect("sent again")
+            .unwrap();
+        assert!(
+            landed.elapsed() >= LATE_COMMIT_WINDOW,
+            "not before the window: {:?}",
+            landed.elapsed()
+        );
+        assert!(answer_invalidation(&mut second).await.contains("EVAL"));
+        timeout(Duration::from_secs(5), sending)
+            .await
+            .expect("done after the second")
+            .unwrap();
+        let now = (app.platform.now_millis)();
+        assert!(!app.pending_invalidations.contains("intro", now));
+        assert!(
+            timeout(Duration::from_millis(400), listener.accept())
+                .await
+                .is_err(),
+            "twice, not more"
+        );
     }
 
     #[tokio::test]
