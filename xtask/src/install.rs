@@ -572,6 +572,7 @@ fn debian_packages(ui: &Ui, packages: &[&str]) -> anyhow::Result<()> {
             missing.join(" ")
         );
     }
+    ask_for_sudo(ui, &missing)?;
     ui.step(&format!("apt-get install {}", missing.join(" ")), || {
         as_root(Command::new("apt-get").args(["update", "-qq"]))?;
         as_root(
@@ -581,6 +582,41 @@ fn debian_packages(ui: &Ui, packages: &[&str]) -> anyhow::Result<()> {
                 .env("DEBIAN_FRONTEND", "noninteractive"),
         )
     })
+}
+
+/// When not root and sudo needs a password, asks for it now, on the
+/// terminal, before a spinner takes the line: a prompt under a spinner is
+/// overwritten as it is typed. sudo remembers it for the steps after.
+fn ask_for_sudo(ui: &Ui, packages: &[&str]) -> anyhow::Result<()> {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } == 0 {
+        return Ok(());
+    }
+    let cached = Command::new("sudo")
+        .args(["-n", "true"])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .is_ok_and(|status| status.success());
+    if cached {
+        return Ok(());
+    }
+    ui.info(format!(
+        "  apt-get install {} needs root: sudo asks for your password",
+        packages.join(" ")
+    ));
+    let status = Command::new("sudo")
+        .arg("-v")
+        .status()
+        .context("cannot run sudo")?;
+    if !status.success() {
+        bail!(
+            "sudo refused: run as root, or install these yourself: {}",
+            packages.join(" ")
+        );
+    }
+    Ok(())
 }
 
 /// Runs `cmd` as root: directly when we are root, through sudo otherwise.
