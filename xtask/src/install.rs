@@ -137,16 +137,21 @@ fn playwright_chromium(ui: &Ui, node: &Path) -> anyhow::Result<PathBuf> {
         "process.stdout.write(require('playwright-core').chromium.executablePath())",
     ]))?);
     if !is_executable(&path) {
+        let mut args = vec![
+            "node_modules/playwright-core/cli.js",
+            "install",
+            "--no-shell",
+        ];
+        // Where apt is (Ubuntu), the libraries the build links against
+        // come with it: a fresh machine lacks some (libnss3, for one).
+        if find_program("apt-get").is_some() {
+            ask_for_sudo(ui, &["Chromium's libraries"])?;
+            args.push("--with-deps");
+        }
+        args.push("chromium");
         ui.step(
             "download Playwright's Chromium (no Debian package here)",
-            || {
-                run(Command::new(node).current_dir(&root).args([
-                    "node_modules/playwright-core/cli.js",
-                    "install",
-                    "--no-shell",
-                    "chromium",
-                ]))
-            },
+            || run(Command::new(node).current_dir(&root).args(&args)),
         )?;
     }
     if !is_executable(&path) {
