@@ -614,7 +614,6 @@ mod tests {
     #[tokio::test]
     async fn an_invalidation_cut_off_goes_out_after_the_response_once_its_write_has_ended() {
         use std::time::Duration;
-        use tokio::io::AsyncReadExt;
         use tokio::time::timeout;
 
         let (app, listener, background, kept) = app_with_listening_redis().await;
@@ -643,8 +642,19 @@ mod tests {
             .await
             .expect("sent once the write has ended")
             .unwrap();
+        let sent = read_until(&mut redis, "EVAL").await;
+        assert!(sent.contains("page:intro"));
+        sending.abort();
+    }
+
+    /// What a connection sends, read until it holds `needle`.
+    async fn read_until(redis: &mut tokio::net::TcpStream, needle: &str) -> String {
+        use std::time::Duration;
+        use tokio::io::AsyncReadExt;
+        use tokio::time::timeout;
+
         let mut sent = Vec::new();
-        while !String::from_utf8_lossy(&sent).contains("EVAL") {
+        while !String::from_utf8_lossy(&sent).contains(needle) {
             let mut chunk = [0; 1024];
             let n = timeout(Duration::from_secs(5), redis.read(&mut chunk))
                 .await
@@ -653,28 +663,15 @@ mod tests {
             assert!(n > 0, "closed after {:?}", String::from_utf8_lossy(&sent));
             sent.extend_from_slice(&chunk[..n]);
         }
-        assert!(String::from_utf8_lossy(&sent).contains("page:intro"));
-        sending.abort();
+        String::from_utf8_lossy(&sent).into_owned()
     }
 
     /// Reads one connection's commands until the page's invalidation
     /// (`EVALSHA`), and answers them.
     async fn answer_invalidation(redis: &mut tokio::net::TcpStream) -> String {
-        use std::time::Duration;
-        use tokio::io::{AsyncReadExt, AsyncWriteExt};
-        use tokio::time::timeout;
+        use tokio::io::AsyncWriteExt;
 
-        let mut sent = Vec::new();
-        while !String::from_utf8_lossy(&sent).contains("page:intro") {
-            let mut chunk = [0; 1024];
-            let n = timeout(Duration::from_secs(5), redis.read(&mut chunk))
-                .await
-                .unwrap()
-                .unwrap();
-            assert!(n > 0, "closed after {:?}", String::from_utf8_lossy(&sent));
-            sent.extend_from_slice(&chunk[..n]);
-        }
-        let sent = String::from_utf8_lossy(&sent).into_owned();
+        let sent = read_until(redis, "page:intro").await;
         // The connection's greeting (`CLIENT SETNAME`) comes in the same
         // write.
         if sent.contains("CLIENT") {
