@@ -202,10 +202,10 @@ impl<'a> PageCache<'a> {
     /// Makes every cached copy of the page unreachable; call after commit.
     /// If Redis cannot take it now, tries again on `background` after the
     /// response (see the module's doc); without one (a bare test harness)
-    /// it only logs.
-    pub async fn invalidate(&self, slug: &str, background: Option<&Background>) {
+    /// it only logs. Whether it landed now (so with no cache, too).
+    pub async fn invalidate(&self, slug: &str, background: Option<&Background>) -> bool {
         if self.app.config.redis.is_none() {
-            return;
+            return true;
         }
         let started = (self.app.platform.now_millis)();
         let invalidated = invalidate_on(self.redis, slug).await;
@@ -213,7 +213,7 @@ impl<'a> PageCache<'a> {
         self.timings.record("cache", now - started);
         let Err(e) = invalidated else {
             self.app.pending_invalidations.landed(slug, started);
-            return;
+            return true;
         };
         let longest_ttl = self.app.config.cache_ttl_secs as f64 * 1000.0 * (1.0 + JITTER);
         self.app
@@ -233,6 +233,7 @@ impl<'a> PageCache<'a> {
                 "page cache invalidation of {slug:?} failed; a cached copy may live until its TTL: {e}"
             )),
         }
+        false
     }
 }
 
@@ -322,15 +323,14 @@ impl Drop for Owed {
                 let timings = Timings::default();
                 PageCache::new(&app, &redis, &timings)
                     .invalidate(&slug, Some(&background))
-                    .await;
+                    .await
             };
-            invalidate().await;
-            let now = (app.platform.now_millis)();
-            if app.pending_invalidations.contains(&slug, now) {
-                // It failed: its tries after the response go on, each later.
+            if !invalidate().await {
+                // Its tries after the response go on, each later.
                 return;
             }
             // Read past the cache here until the second one lands.
+            let now = (app.platform.now_millis)();
             let window = LATE_COMMIT_WINDOW.as_secs_f64() * 1000.0;
             app.pending_invalidations
                 .add(&slug, now, now + window + longest_ttl);
