@@ -168,24 +168,13 @@ impl Resolved {
         names
     }
 
-    /// Whether the Access application covers the Worker's own hostname.
-    pub fn api_behind_access(&self) -> bool {
-        self.access
-            .as_ref()
-            .is_some_and(|a| a.hostnames.contains(&self.worker.hostname))
-    }
-
     /// The Worker settings that take the Access application's audience
-    /// tag (see [`Resolved::worker_vars`]).
-    pub fn vars_with_aud(&self) -> Vec<&str> {
-        self.worker
-            .vars
-            .iter()
-            .filter(|(_, value)| {
-                value.contains("{access:aud}")
-                    || (self.api_behind_access() && value.contains("{access:api_aud}"))
-            })
-            .map(|(name, _)| name.as_str())
+    /// tag: those [`Resolved::worker_vars`] leaves waiting while only the
+    /// tag is unknown.
+    pub fn vars_with_aud(&self) -> Vec<String> {
+        self.worker_vars(None, Some(""))
+            .into_iter()
+            .filter_map(|(name, value)| value.is_none().then_some(name))
             .collect()
     }
 
@@ -202,11 +191,11 @@ impl Resolved {
         aud: Option<&str>,
         client_id: Option<&str>,
     ) -> BTreeMap<String, Option<String>> {
-        let api_aud = if self.api_behind_access() {
-            aud
-        } else {
-            Some("")
-        };
+        let api_behind_access = self
+            .access
+            .as_ref()
+            .is_some_and(|a| a.hostnames.contains(&self.worker.hostname));
+        let api_aud = if api_behind_access { aud } else { Some("") };
         self.worker
             .vars
             .iter()
