@@ -593,8 +593,7 @@ fn debian_packages(ui: &Ui, packages: &[&str]) -> anyhow::Result<()> {
 /// terminal, before a spinner takes the line: a prompt under a spinner is
 /// overwritten as it is typed. sudo remembers it for the steps after.
 fn ask_for_sudo(ui: &Ui, packages: &[&str]) -> anyhow::Result<()> {
-    // SAFETY: geteuid has no preconditions.
-    if unsafe { libc::geteuid() } == 0 {
+    if is_root() {
         return Ok(());
     }
     let cached = Command::new("sudo")
@@ -624,10 +623,16 @@ fn ask_for_sudo(ui: &Ui, packages: &[&str]) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Whether xtask runs as root (CI, a container): then it installs and
+/// starts servers without sudo.
+pub fn is_root() -> bool {
+    // SAFETY: geteuid has no preconditions.
+    unsafe { libc::geteuid() == 0 }
+}
+
 /// Runs `cmd` as root: directly when we are root, through sudo otherwise.
 fn as_root(cmd: &mut Command) -> anyhow::Result<()> {
-    // SAFETY: geteuid has no preconditions.
-    if unsafe { libc::geteuid() } == 0 {
+    if is_root() {
         return run(cmd);
     }
     let mut sudo = Command::new("sudo");

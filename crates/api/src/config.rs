@@ -122,6 +122,9 @@ pub const MAX_UPLOAD_URL_TTL_SECS: u64 = 1800;
 /// S3's (and B2's) largest single `PUT`: 5 GiB.
 pub const MAX_UPLOAD_BYTES: u64 = 5 * 1024 * 1024 * 1024;
 
+/// The shortest `UPLOAD_ABANDON_AFTER_SECS` allowed at all: an hour.
+pub const MIN_UPLOAD_ABANDON_AFTER_SECS: u64 = 3600;
+
 /// The slowest upload the sweep waits for: 256 KiB/s, about a slow mobile
 /// uplink. A 5 GiB file takes 5.7 hours at it.
 pub const SLOWEST_UPLOAD_BYTES_PER_SEC: u64 = 256 * 1024;
@@ -129,9 +132,11 @@ pub const SLOWEST_UPLOAD_BYTES_PER_SEC: u64 = 256 * 1024;
 impl Uploads {
     /// The shortest `UPLOAD_ABANDON_AFTER_SECS` that sweeps no upload still
     /// arriving: its URL's life, then the largest file at
-    /// [`SLOWEST_UPLOAD_BYTES_PER_SEC`], and never under an hour.
+    /// [`SLOWEST_UPLOAD_BYTES_PER_SEC`], and never under
+    /// [`MIN_UPLOAD_ABANDON_AFTER_SECS`].
     pub fn least_abandon_after_secs(&self) -> u64 {
-        (self.url_ttl_secs + self.max_bytes.div_ceil(SLOWEST_UPLOAD_BYTES_PER_SEC)).max(3600)
+        (self.url_ttl_secs + self.max_bytes.div_ceil(SLOWEST_UPLOAD_BYTES_PER_SEC))
+            .max(MIN_UPLOAD_ABANDON_AFTER_SECS)
     }
 }
 
@@ -610,7 +615,7 @@ fn load_uploads(get: &impl Fn(&str) -> Option<String>, issues: &mut Vec<ConfigIs
         abandon_after_secs: parse_number(
             get,
             "UPLOAD_ABANDON_AFTER_SECS",
-            3600..=30 * 24 * 3600,
+            MIN_UPLOAD_ABANDON_AFTER_SECS..=30 * 24 * 3600,
             defaults.abandon_after_secs,
             issues,
         ),

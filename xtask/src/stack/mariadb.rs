@@ -81,8 +81,7 @@ pub(super) fn prepare(
             "--character-set-server=utf8mb4",
             "--collation-server=utf8mb4_bin",
         ]);
-    // SAFETY: geteuid has no preconditions.
-    if unsafe { libc::geteuid() } == 0 {
+    if crate::install::is_root() {
         command.arg("--user=root");
     }
     Ok(Prepared {
