@@ -1677,23 +1677,30 @@ fn timed_load(
     connections: u32,
     seconds: u64,
 ) -> timed::Samples {
+    timed_load_of(case, ports, connections, seconds, |host| {
+        request_paths(case, target)
+            .iter()
+            .map(|path| {
+                timed::request(case.method, path, host, &case.headers, case.body.as_deref())
+            })
+            .collect()
+    })
+}
+
+/// A load of `case` at the one of `ports` that serves it, for `seconds`
+/// over `connections`, sending `requests(host)` in turn and timing each
+/// response.
+fn timed_load_of(
+    case: &Case,
+    ports: [u16; 2],
+    connections: u32,
+    seconds: u64,
+    requests: impl FnOnce(&str) -> Vec<Vec<u8>>,
+) -> timed::Samples {
     let port = ports[usize::from(case.uncached)];
-    let host = format!("127.0.0.1:{port}");
-    let requests: Vec<Vec<u8>> = request_paths(case, target)
-        .iter()
-        .map(|path| {
-            timed::request(
-                case.method,
-                path,
-                &host,
-                &case.headers,
-                case.body.as_deref(),
-            )
-        })
-        .collect();
     timed::load(
         std::net::SocketAddr::from(([127, 0, 0, 1], port)),
-        &requests,
+        &requests(&format!("127.0.0.1:{port}")),
         case.expected_statuses,
         connections,
         Duration::from_secs(seconds),

@@ -19,7 +19,7 @@ use serde::Serialize;
 
 use super::{
     bundle, cases, check, contains, header, inspector, machine, request_paths, rss_bytes, seed,
-    timed, worker_vars, Case, Server, Sinks, Target, READ_SLUG, TOKEN_LIFETIME,
+    timed, timed_load_of, worker_vars, Case, Server, Sinks, Target, READ_SLUG, TOKEN_LIFETIME,
 };
 use crate::build::{self, Variant};
 use crate::project::{self, root};
@@ -109,14 +109,9 @@ fn requests(case: &Case, host: &str) -> Vec<Vec<u8>> {
 
 /// Loads `case` on the soak's api for `seconds` over `connections`.
 fn load(case: &Case, ports: [u16; 2], connections: u32, seconds: u64) -> timed::Samples {
-    let port = ports[usize::from(case.uncached)];
-    timed::load(
-        std::net::SocketAddr::from(([127, 0, 0, 1], port)),
-        &requests(case, &format!("127.0.0.1:{port}")),
-        case.expected_statuses,
-        connections,
-        Duration::from_secs(seconds),
-    )
+    timed_load_of(case, ports, connections, seconds, |host| {
+        requests(case, host)
+    })
 }
 
 /// Asks as the greedy client until refused (it is, most of the time,
