@@ -37,9 +37,9 @@ const CLIENTS: u32 = 4096;
 /// per client, in bursts of up to 20. The ordinary load spread over
 /// [`CLIENTS`] addresses stays far under it: a soak of 20,000 requests a
 /// second would ask about 5 a second of each address (the soaks so far
-/// served about 1,600 a second in all). One connection from one address is
+/// served 1,350-1,800 a second in all). One connection from one address is
 /// refused whenever it asks for more than 20 a second, which every case's
-/// one connection did in the soaks so far (140-160 a second for a cached
+/// one connection did in the soaks so far (140-180 a second for a cached
 /// read, on this project's 2-core VMs), so most of its answers are 429s.
 const LIMIT: &str = "20/1s";
 
