@@ -19,6 +19,7 @@ use clap::Parser;
 
 fn main() {
     forget_cargo_run_environment();
+    build_without_incremental_on_ci();
     let args = flags::Xtask::parse();
     let ui = ui::Ui { json: args.json };
     let result = match &args.command {
@@ -96,6 +97,24 @@ fn forget_cargo_run_environment() {
     }
 }
 
+/// On CI (`CI=true`) every cargo command xtask runs builds without
+/// incremental compilation: a clean clone gains nothing from it, and its
+/// caches about double the disk the workspace's own crates take, which a
+/// clean `cargo xtask test` ran out of. A `CARGO_INCREMENTAL` already set
+/// is left alone. Called before any thread exists.
+fn build_without_incremental_on_ci() {
+    if incremental_off_for(
+        std::env::var("CI").ok(),
+        std::env::var_os("CARGO_INCREMENTAL"),
+    ) {
+        std::env::set_var("CARGO_INCREMENTAL", "0");
+    }
+}
+
+fn incremental_off_for(ci: Option<String>, incremental: Option<std::ffi::OsString>) -> bool {
+    ci.as_deref() == Some("true") && incremental.is_none()
+}
+
 fn setup(ui: &ui::Ui) -> anyhow::Result<()> {
     install::build_tools(ui)?;
     install::stack_tools(ui)?;
@@ -107,6 +126,17 @@ fn setup(ui: &ui::Ui) -> anyhow::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ci_builds_without_incremental_unless_told_otherwise() {
+        assert!(incremental_off_for(Some("true".into()), None));
+        assert!(!incremental_off_for(None, None), "a developer keeps it");
+        assert!(!incremental_off_for(Some("false".into()), None));
+        assert!(
+            !incremental_off_for(Some("true".into()), Some("1".into())),
+            "an explicit CARGO_INCREMENTAL wins"
+        );
+    }
 
     #[test]
     fn a_failure_gets_one_json_document_whoever_prints_it() {
