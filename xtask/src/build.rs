@@ -1,10 +1,15 @@
 //! `cargo xtask build`: the Worker bundle with worker-build, its sizes, and
 //! the size budget from api-worker/Cargo.toml.
 //!
-//! The build is skipped when nothing that goes into it changed since the
-//! last one (sources, manifests, lock file, commit, toolchain): worker-build
-//! always reruns wasm-bindgen and wasm-opt, which costs seconds even when
-//! cargo has nothing to do.
+//! Each variant (deployed, local with test routes) is built into a
+//! directory of its own under `target/wasm/bundle/`, and skipped when
+//! nothing that goes into it changed since its last build (sources,
+//! manifests, lock file, commit, toolchain): worker-build always reruns
+//! wasm-bindgen and wasm-opt, which costs seconds even when cargo has
+//! nothing to do. `api-worker/build/`, which `api-worker/entry.mjs`
+//! imports, holds a copy of the variant last asked for, so going from
+//! `cargo xtask test` to `cargo xtask bench` and back copies a bundle
+//! instead of building one.
 
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
@@ -23,10 +28,19 @@ use crate::ui::{format_bytes, Ui};
 /// knows its release, is gone by then).
 const RELEASE_MODULE: &str = "release.js";
 
-/// worker-build's output directory.
+/// The bundle `api-worker/entry.mjs` imports: the variant last asked for.
 pub fn bundle_dir() -> PathBuf {
     root().join("api-worker/build")
 }
+
+/// Where worker-build writes one variant's bundle, and its input stamp.
+fn variant_dir(variant: Variant) -> PathBuf {
+    wasm_target_dir().join("bundle").join(variant.name())
+}
+
+/// The stamp of the bundle in `bundle_dir()`: the variant's input stamp,
+/// copied with it. A dot file, so neither measured nor shipped.
+const INSTALLED_STAMP: &str = ".inputs.stamp";
 
 /// Cargo target directory of the wasm build, apart from the native one so
 /// that the two toolchains never invalidate each other's artifacts.
@@ -47,6 +61,13 @@ pub enum Variant {
 }
 
 impl Variant {
+    fn name(self) -> &'static str {
+        match self {
+            Variant::Deploy => "deploy",
+            Variant::Local => "local",
+        }
+    }
+
     fn cargo_features(self) -> &'static [&'static str] {
         match self {
             Variant::Deploy => &[],
@@ -102,25 +123,34 @@ pub fn run(ui: &Ui, flags: &flags::Build) -> anyhow::Result<()> {
     check_budget(&report).map_err(|e| crate::DocumentPrinted(e).into())
 }
 
-/// Builds the Worker unless it is up to date, and measures it.
+/// Builds the variant unless its own bundle is up to date, puts it in
+/// `api-worker/build/` unless it is there already, and measures it.
 pub fn worker(ui: &Ui, tools: &BuildTools, variant: Variant) -> anyhow::Result<BundleReport> {
     let commit = project::git_commit();
-    let stamp_path = wasm_target_dir().join("edge-api-inputs.stamp");
+    let built = variant_dir(variant);
+    let stamp_path = wasm_target_dir()
+        .join("bundle")
+        .join(format!("{}.stamp", variant.name()));
     let stamp = format!("variant {variant:?}\n{}", inputs_stamp(&commit, tools)?);
     let up_to_date = std::fs::read_to_string(&stamp_path).is_ok_and(|s| s == stamp)
-        && bundle_dir().join("index.js").exists()
-        && bundle_dir().join("index_bg.wasm").exists()
-        && bundle_dir().join(RELEASE_MODULE).exists();
+        && ["index.js", "index_bg.wasm", RELEASE_MODULE]
+            .iter()
+            .all(|file| built.join(file).exists());
     if up_to_date {
-        ui.info("  ok    Worker bundle is up to date");
+        ui.info(format!(
+            "  ok    {} Worker bundle is up to date",
+            variant.name()
+        ));
     } else {
         let title = match variant {
             Variant::Deploy => "build the Worker (worker-build --release)",
             Variant::Local => "build the local Worker (worker-build --release, test-routes)",
         };
         ui.step(title, || {
+            // A build that fails halfway must not pass for the last good one.
+            let _ = std::fs::remove_file(&stamp_path);
             let mut cmd = Command::new(&tools.worker_build);
-            cmd.arg("--release");
+            cmd.arg("--release").arg("--out-dir").arg(&built);
             if !variant.cargo_features().is_empty() {
                 cmd.arg("--").args(variant.cargo_features());
             }
@@ -139,15 +169,24 @@ pub fn worker(ui: &Ui, tools: &BuildTools, variant: Variant) -> anyhow::Result<B
             }
             project::run(&mut cmd)?;
             std::fs::write(
-                bundle_dir().join(RELEASE_MODULE),
+                built.join(RELEASE_MODULE),
                 format!(
                     "export const RELEASE = {};\n",
                     serde_json::to_string(&commit)?
                 ),
             )?;
-            std::fs::create_dir_all(wasm_target_dir())?;
             std::fs::write(&stamp_path, &stamp)?;
             Ok(())
+        })?;
+    }
+    let installed = bundle_dir().join(INSTALLED_STAMP);
+    if !std::fs::read_to_string(&installed).is_ok_and(|s| s == stamp) {
+        install(&built, &stamp, &bundle_dir()).with_context(|| {
+            format!(
+                "putting the {} bundle in {}",
+                variant.name(),
+                bundle_dir().display()
+            )
         })?;
     }
     let files = measure(&bundle_dir())?;
@@ -161,6 +200,45 @@ pub fn worker(ui: &Ui, tools: &BuildTools, variant: Variant) -> anyhow::Result<B
         gzip_budget_bytes: gzip_budget()?,
         deploy_bundle: None,
     })
+}
+
+/// Replaces `into` (`api-worker/build/`) with a copy of `built`, stamped.
+/// The copy is made beside `built` and swapped in by two renames, so a
+/// `wrangler dev` watching the directory reloads once, on a whole bundle.
+fn install(built: &Path, stamp: &str, into: &Path) -> anyhow::Result<()> {
+    let staging = built.with_file_name(".installing");
+    let replaced = built.with_file_name(".replaced");
+    for dir in [&staging, &replaced] {
+        if dir.exists() {
+            std::fs::remove_dir_all(dir)?;
+        }
+    }
+    copy_dir(built, &staging)?;
+    std::fs::write(staging.join(INSTALLED_STAMP), stamp)?;
+    if into.exists() {
+        std::fs::rename(into, &replaced)?;
+    }
+    std::fs::rename(&staging, into)?;
+    if replaced.exists() {
+        std::fs::remove_dir_all(&replaced)?;
+    }
+    Ok(())
+}
+
+/// Copies a directory tree of plain files (worker-build's output).
+fn copy_dir(from: &Path, to: &Path) -> anyhow::Result<()> {
+    std::fs::create_dir_all(to)?;
+    for entry in std::fs::read_dir(from).with_context(|| format!("reading {}", from.display()))? {
+        let entry = entry?;
+        let target = to.join(entry.file_name());
+        if entry.file_type()?.is_dir() {
+            copy_dir(&entry.path(), &target)?;
+        } else {
+            std::fs::copy(entry.path(), &target)
+                .with_context(|| format!("copying {}", entry.path().display()))?;
+        }
+    }
+    Ok(())
 }
 
 fn print_report(report: &BundleReport) {
@@ -398,6 +476,63 @@ mod tests {
         std::fs::write(dir.join("b.wasm"), b"\0asm /_test/panic").unwrap();
         assert_eq!(test_only_code_in(&dir).unwrap(), Some(dir.join("b.wasm")));
         std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn a_bundle_is_put_in_place_whole_with_its_stamp() {
+        let dir = project::scratch_dir("install");
+        let built = dir.join("bundle/local");
+        std::fs::create_dir_all(built.join("snippets/x")).unwrap();
+        std::fs::write(built.join("index.js"), "new").unwrap();
+        std::fs::write(built.join("snippets/x/a.js"), "a").unwrap();
+        let into = dir.join("build");
+        std::fs::create_dir_all(&into).unwrap();
+        std::fs::write(into.join("index.js"), "old").unwrap();
+        std::fs::write(into.join("stale.js"), "from the other variant").unwrap();
+
+        install(&built, "stamp 1", &into).unwrap();
+        assert_eq!(
+            std::fs::read_to_string(into.join("index.js")).unwrap(),
+            "new"
+        );
+        assert_eq!(
+            std::fs::read_to_string(into.join("snippets/x/a.js")).unwrap(),
+            "a"
+        );
+        assert!(
+            !into.join("stale.js").exists(),
+            "nothing of the old bundle stays"
+        );
+        assert_eq!(
+            std::fs::read_to_string(into.join(INSTALLED_STAMP)).unwrap(),
+            "stamp 1"
+        );
+        let names: Vec<_> = measure(&into)
+            .unwrap()
+            .into_iter()
+            .map(|f| f.path)
+            .collect();
+        assert_eq!(
+            names,
+            ["index.js", "snippets/x/a.js"],
+            "the stamp is not shipped"
+        );
+        assert_eq!(
+            std::fs::read_dir(dir.join("bundle")).unwrap().count(),
+            1,
+            "no staging left beside the built bundle"
+        );
+        assert!(built.join("index.js").exists(), "the built bundle is kept");
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn each_variant_builds_into_its_own_directory() {
+        assert_ne!(variant_dir(Variant::Deploy), variant_dir(Variant::Local));
+        for variant in [Variant::Deploy, Variant::Local] {
+            assert!(variant_dir(variant).starts_with(wasm_target_dir()));
+            assert!(!variant_dir(variant).starts_with(bundle_dir()));
+        }
     }
 
     #[test]
