@@ -179,15 +179,22 @@ pub fn worker(ui: &Ui, tools: &BuildTools, variant: Variant) -> anyhow::Result<B
             Ok(())
         })?;
     }
-    let installed = bundle_dir().join(INSTALLED_STAMP);
-    if !std::fs::read_to_string(&installed).is_ok_and(|s| s == stamp) {
-        install(&built, &stamp, &bundle_dir()).with_context(|| {
-            format!(
-                "putting the {} bundle in {}",
-                variant.name(),
-                bundle_dir().display()
-            )
-        })?;
+    let installed =
+        || std::fs::read_to_string(bundle_dir().join(INSTALLED_STAMP)).is_ok_and(|s| s == stamp);
+    if !installed() {
+        // A `dev` and a `test` starting together may both get here: one
+        // puts the bundle in place while the other waits, then finds it.
+        let lock = std::fs::File::create(built.with_file_name(".install.lock"))?;
+        lock.lock()?;
+        if !installed() {
+            install(&built, &stamp, &bundle_dir()).with_context(|| {
+                format!(
+                    "putting the {} bundle in {}",
+                    variant.name(),
+                    bundle_dir().display()
+                )
+            })?;
+        }
     }
     let files = measure(&bundle_dir())?;
     Ok(BundleReport {

@@ -116,6 +116,21 @@ pub fn is_executable(path: &Path) -> bool {
         .unwrap_or(false)
 }
 
+/// Bytes an unprivileged user may still write on the filesystem that
+/// holds `path`.
+pub fn free_bytes(path: &Path) -> std::io::Result<u64> {
+    use std::os::unix::ffi::OsStrExt;
+    let c_path = std::ffi::CString::new(path.as_os_str().as_bytes())
+        .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
+    // SAFETY: a valid NUL-terminated path and a zeroed struct statvfs fills.
+    let mut stats: libc::statvfs = unsafe { std::mem::zeroed() };
+    if unsafe { libc::statvfs(c_path.as_ptr(), &mut stats) } != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    #[allow(clippy::unnecessary_cast)] // the fields' types differ by platform
+    Ok(stats.f_bavail as u64 * stats.f_frsize as u64)
+}
+
 /// A random lowercase hex string of `bytes` random bytes, for local-only
 /// passwords and keys.
 pub fn random_hex(bytes: usize) -> String {
@@ -155,6 +170,14 @@ pub fn git_commit() -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn free_space_is_read_off_the_filesystem() {
+        let free = free_bytes(&root()).unwrap();
+        assert!(free > 0, "this test wrote its binary there");
+        let missing = free_bytes(&root().join("no such directory")).unwrap_err();
+        assert_eq!(missing.kind(), std::io::ErrorKind::NotFound);
+    }
 
     #[test]
     fn failed_commands_carry_their_output() {

@@ -87,8 +87,10 @@ pub fn format_bytes(n: u64) -> String {
         format!("{n} B")
     } else if n < 1024 * 1024 {
         format!("{:.1} KiB", n as f64 / 1024.0)
-    } else {
+    } else if n < 1 << 30 {
         format!("{:.2} MiB", n as f64 / (1024.0 * 1024.0))
+    } else {
+        format!("{:.2} GiB", n as f64 / f64::from(1u32 << 30))
     }
 }
 
@@ -131,5 +133,6 @@ mod tests {
         assert_eq!(format_bytes(512), "512 B");
         assert_eq!(format_bytes(2048), "2.0 KiB");
         assert_eq!(format_bytes(3 * 1024 * 1024 / 2), "1.50 MiB");
+        assert_eq!(format_bytes(6 << 30), "6.00 GiB");
     }
 }
