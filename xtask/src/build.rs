@@ -8,8 +8,8 @@
 //! wasm-bindgen and wasm-opt, which costs seconds even when cargo has
 //! nothing to do. `api-worker/build/`, which `api-worker/entry.mjs`
 //! imports, holds a copy of the variant last asked for, so going from
-//! `cargo xtask test` to `cargo xtask bench` and back copies a bundle
-//! instead of building one.
+//! `cargo xtask test` to `cargo xtask bench` and back on one commit
+//! copies a bundle instead of building one.
 
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
