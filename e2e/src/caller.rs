@@ -37,14 +37,15 @@ impl AbortingCaller {
         let dir = stack().state_dir.join("abort-caller");
         // workerd embeds files relative to its config (absolute paths are
         // refused), so the config and copies of the files sit together.
-        let worker = repository().join("api-worker");
+        // The stack's own Worker: its entry with its bundle in `build/`.
+        let worker = api.entry.parent().expect("the entry's directory");
         std::fs::create_dir_all(dir.join("build")).expect("caller directory");
         for (from, to) in [
             (
                 repository().join("e2e/workers/abort-caller.js"),
                 "caller.js",
             ),
-            (worker.join("entry.mjs"), "entry.mjs"),
+            (api.entry.clone(), "entry.mjs"),
             (worker.join("build/index.js"), "build/index.js"),
             (worker.join("build/release.js"), "build/release.js"),
             (worker.join("build/index_bg.wasm"), "build/index_bg.wasm"),

@@ -1,15 +1,16 @@
 //! `cargo xtask build`: the Worker bundle with worker-build, its sizes, and
 //! the size budget from api-worker/Cargo.toml.
 //!
-//! Each variant (deployed, local with test routes) is built into a
-//! directory of its own under `target/wasm/bundle/`, and skipped when
-//! nothing that goes into it changed since its last build (sources,
-//! manifests, lock file, commit, toolchain): worker-build always reruns
-//! wasm-bindgen and wasm-opt, which costs seconds even when cargo has
-//! nothing to do. `api-worker/build/`, which `api-worker/entry.mjs`
-//! imports, holds a copy of the variant last asked for, so going from
-//! `cargo xtask test` to `cargo xtask bench` and back on one commit
-//! copies a bundle instead of building one.
+//! Each variant (deployed, local with test routes) is built where it is
+//! run from, and skipped when nothing that goes into it changed since its
+//! last build (sources, manifests, lock file, commit, toolchain):
+//! worker-build always reruns wasm-bindgen and wasm-opt, which costs
+//! seconds even when cargo has nothing to do. The deployed bundle is
+//! `api-worker/build/`, which `api-worker/entry.mjs` (wrangler.toml's
+//! `main`) imports. The local one is `target/wasm/bundle/local/build/`,
+//! beside a copy of that entry which `wrangler dev` runs: a `dev` or `test`
+//! keeps its test routes while `build` or `bench` rebuild the other, and
+//! going between them on one commit builds neither again.
 
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
@@ -28,19 +29,17 @@ use crate::ui::{format_bytes, Ui};
 /// knows its release, is gone by then).
 const RELEASE_MODULE: &str = "release.js";
 
-/// The bundle `api-worker/entry.mjs` imports: the variant last asked for.
+/// The deployed bundle: what `api-worker/entry.mjs` imports.
 pub fn bundle_dir() -> PathBuf {
     root().join("api-worker/build")
 }
 
-/// Where worker-build writes one variant's bundle, and its input stamp.
-fn variant_dir(variant: Variant) -> PathBuf {
-    wasm_target_dir().join("bundle").join(variant.name())
+/// The entry module of the local Worker, which `wrangler dev` runs: a
+/// copy of `api-worker/entry.mjs`, with the local bundle in `build/` beside
+/// it as the deployed one is beside the original.
+pub fn local_entry() -> PathBuf {
+    wasm_target_dir().join("bundle/local/entry.mjs")
 }
-
-/// The stamp of the bundle in `bundle_dir()`: the variant's input stamp,
-/// copied with it. A dot file, so neither measured nor shipped.
-const INSTALLED_STAMP: &str = ".inputs.stamp";
 
 /// Cargo target directory of the wasm build, apart from the native one so
 /// that the two toolchains never invalidate each other's artifacts.
@@ -48,8 +47,7 @@ pub fn wasm_target_dir() -> PathBuf {
     root().join("target/wasm")
 }
 
-/// Which Worker to build. The two differ only in cargo features, and the
-/// input stamp records which one `api-worker/build/` holds.
+/// Which Worker to build. The two differ only in cargo features.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Variant {
@@ -65,6 +63,14 @@ impl Variant {
         match self {
             Variant::Deploy => "deploy",
             Variant::Local => "local",
+        }
+    }
+
+    /// Where worker-build writes this variant's bundle.
+    fn out_dir(self) -> PathBuf {
+        match self {
+            Variant::Deploy => bundle_dir(),
+            Variant::Local => local_entry().with_file_name("build"),
         }
     }
 
@@ -123,11 +129,10 @@ pub fn run(ui: &Ui, flags: &flags::Build) -> anyhow::Result<()> {
     check_budget(&report).map_err(|e| crate::DocumentPrinted(e).into())
 }
 
-/// Builds the variant unless its own bundle is up to date, puts it in
-/// `api-worker/build/` unless it is there already, and measures it.
+/// Builds the variant unless its bundle is up to date, and measures it.
 pub fn worker(ui: &Ui, tools: &BuildTools, variant: Variant) -> anyhow::Result<BundleReport> {
     let commit = project::git_commit();
-    let built = variant_dir(variant);
+    let built = variant.out_dir();
     let stamp_path = wasm_target_dir()
         .join("bundle")
         .join(format!("{}.stamp", variant.name()));
@@ -179,24 +184,10 @@ pub fn worker(ui: &Ui, tools: &BuildTools, variant: Variant) -> anyhow::Result<B
             Ok(())
         })?;
     }
-    let installed =
-        || std::fs::read_to_string(bundle_dir().join(INSTALLED_STAMP)).is_ok_and(|s| s == stamp);
-    if !installed() {
-        // A `dev` and a `test` starting together may both get here: one
-        // puts the bundle in place while the other waits, then finds it.
-        let lock = std::fs::File::create(built.with_file_name(".install.lock"))?;
-        lock.lock()?;
-        if !installed() {
-            install(&built, &stamp, &bundle_dir()).with_context(|| {
-                format!(
-                    "putting the {} bundle in {}",
-                    variant.name(),
-                    bundle_dir().display()
-                )
-            })?;
-        }
+    if variant == Variant::Local {
+        refresh_local_entry()?;
     }
-    let files = measure(&bundle_dir())?;
+    let files = measure(&built)?;
     Ok(BundleReport {
         commit,
         variant,
@@ -209,43 +200,19 @@ pub fn worker(ui: &Ui, tools: &BuildTools, variant: Variant) -> anyhow::Result<B
     })
 }
 
-/// Replaces `into` (`api-worker/build/`) with a copy of `built`, stamped.
-/// The copy is made beside `built` and swapped in by two renames, so a
-/// `wrangler dev` watching the directory reloads once, on a whole bundle.
-fn install(built: &Path, stamp: &str, into: &Path) -> anyhow::Result<()> {
-    let staging = built.with_file_name(".installing");
-    let replaced = built.with_file_name(".replaced");
-    for dir in [&staging, &replaced] {
-        if dir.exists() {
-            std::fs::remove_dir_all(dir)?;
-        }
-    }
-    copy_dir(built, &staging)?;
-    std::fs::write(staging.join(INSTALLED_STAMP), stamp)?;
-    if into.exists() {
-        std::fs::rename(into, &replaced)?;
-    }
-    std::fs::rename(&staging, into)?;
-    if replaced.exists() {
-        std::fs::remove_dir_all(&replaced)?;
-    }
-    Ok(())
+/// Copies `api-worker/entry.mjs` beside the local bundle, unless the copy
+/// is already the same (a rewrite would make a running `wrangler dev`
+/// reload for nothing).
+fn refresh_local_entry() -> anyhow::Result<()> {
+    copy_if_changed(&root().join("api-worker/entry.mjs"), &local_entry())
 }
 
-/// Copies a directory tree of plain files (worker-build's output).
-fn copy_dir(from: &Path, to: &Path) -> anyhow::Result<()> {
-    std::fs::create_dir_all(to)?;
-    for entry in std::fs::read_dir(from).with_context(|| format!("reading {}", from.display()))? {
-        let entry = entry?;
-        let target = to.join(entry.file_name());
-        if entry.file_type()?.is_dir() {
-            copy_dir(&entry.path(), &target)?;
-        } else {
-            std::fs::copy(entry.path(), &target)
-                .with_context(|| format!("copying {}", entry.path().display()))?;
-        }
+fn copy_if_changed(from: &Path, to: &Path) -> anyhow::Result<()> {
+    let text = std::fs::read(from).with_context(|| format!("reading {}", from.display()))?;
+    if std::fs::read(to).is_ok_and(|old| old == text) {
+        return Ok(());
     }
-    Ok(())
+    std::fs::write(to, text).with_context(|| format!("writing {}", to.display()))
 }
 
 fn print_report(report: &BundleReport) {
@@ -486,60 +453,39 @@ mod tests {
     }
 
     #[test]
-    fn a_bundle_is_put_in_place_whole_with_its_stamp() {
-        let dir = project::scratch_dir("install");
-        let built = dir.join("bundle/local");
-        std::fs::create_dir_all(built.join("snippets/x")).unwrap();
-        std::fs::write(built.join("index.js"), "new").unwrap();
-        std::fs::write(built.join("snippets/x/a.js"), "a").unwrap();
-        let into = dir.join("build");
-        std::fs::create_dir_all(&into).unwrap();
-        std::fs::write(into.join("index.js"), "old").unwrap();
-        std::fs::write(into.join("stale.js"), "from the other variant").unwrap();
+    fn the_local_entry_is_rewritten_only_when_it_changed() {
+        let dir = project::scratch_dir("entry");
+        let (from, to) = (dir.join("entry.mjs"), dir.join("copy.mjs"));
+        std::fs::write(&from, "import Api from \"./build/index.js\";").unwrap();
+        copy_if_changed(&from, &to).unwrap();
+        assert_eq!(std::fs::read(&to).unwrap(), std::fs::read(&from).unwrap());
 
-        install(&built, "stamp 1", &into).unwrap();
+        let written = std::fs::metadata(&to).unwrap().modified().unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        copy_if_changed(&from, &to).unwrap();
         assert_eq!(
-            std::fs::read_to_string(into.join("index.js")).unwrap(),
-            "new"
+            std::fs::metadata(&to).unwrap().modified().unwrap(),
+            written,
+            "the same text is not written again"
         );
-        assert_eq!(
-            std::fs::read_to_string(into.join("snippets/x/a.js")).unwrap(),
-            "a"
-        );
-        assert!(
-            !into.join("stale.js").exists(),
-            "nothing of the old bundle stays"
-        );
-        assert_eq!(
-            std::fs::read_to_string(into.join(INSTALLED_STAMP)).unwrap(),
-            "stamp 1"
-        );
-        let names: Vec<_> = measure(&into)
-            .unwrap()
-            .into_iter()
-            .map(|f| f.path)
-            .collect();
-        assert_eq!(
-            names,
-            ["index.js", "snippets/x/a.js"],
-            "the stamp is not shipped"
-        );
-        assert_eq!(
-            std::fs::read_dir(dir.join("bundle")).unwrap().count(),
-            1,
-            "no staging left beside the built bundle"
-        );
-        assert!(built.join("index.js").exists(), "the built bundle is kept");
+
+        std::fs::write(&from, "export default {};").unwrap();
+        copy_if_changed(&from, &to).unwrap();
+        assert_eq!(std::fs::read_to_string(&to).unwrap(), "export default {};");
         std::fs::remove_dir_all(dir).unwrap();
     }
 
     #[test]
-    fn each_variant_builds_into_its_own_directory() {
-        assert_ne!(variant_dir(Variant::Deploy), variant_dir(Variant::Local));
-        for variant in [Variant::Deploy, Variant::Local] {
-            assert!(variant_dir(variant).starts_with(wasm_target_dir()));
-            assert!(!variant_dir(variant).starts_with(bundle_dir()));
-        }
+    fn the_local_bundle_sits_beside_its_entry_as_the_deployed_one_does() {
+        assert_eq!(Variant::Deploy.out_dir(), root().join("api-worker/build"));
+        assert_eq!(
+            Variant::Local.out_dir(),
+            local_entry().parent().unwrap().join("build"),
+            "entry.mjs imports ./build/index.js"
+        );
+        assert!(Variant::Local.out_dir().starts_with(wasm_target_dir()));
+        let entry = std::fs::read_to_string(root().join("api-worker/entry.mjs")).unwrap();
+        assert!(entry.contains("from \"./build/index.js\""), "{entry}");
     }
 
     #[test]

@@ -142,10 +142,12 @@ pub struct Api {
     /// The Worker's `REQUEST_DEADLINE_MS`.
     pub request_deadline_ms: u64,
     /// The Worker's variables and secrets, in the dotenv file `wrangler
-    /// dev` reads, and its compatibility date (wrangler.toml's): what it
-    /// takes to run the same Worker on workerd without wrangler.
+    /// dev` reads, its compatibility date (wrangler.toml's) and the entry
+    /// module `wrangler dev` runs, with its bundle in `build/` beside it:
+    /// what it takes to run the same Worker on workerd without wrangler.
     pub env_file: PathBuf,
     pub compatibility_date: String,
+    pub entry: PathBuf,
     /// The workerd binary wrangler runs it on.
     pub workerd: PathBuf,
 }

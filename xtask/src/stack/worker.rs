@@ -1,6 +1,7 @@
 //! The API Worker under `wrangler dev` (workerd), configured through an env
-//! file that points it at the stack's servers. wrangler runs from the
-//! repository root with the root wrangler.toml; its local state and its own
+//! file that points it at the stack's servers. wrangler runs the local
+//! bundle's entry (`build::local_entry`) from the repository root with the
+//! root wrangler.toml; its local state and its own
 //! logs stay in the stack's state directory, so a test stack and a dev stack
 //! never share anything.
 
@@ -39,12 +40,18 @@ pub(super) fn prepare(
         request_deadline_ms: LOCAL_REQUEST_DEADLINE_MS,
         env_file: vars.clone(),
         compatibility_date: project::ApiWorker::read()?.compatibility_date,
+        entry: crate::build::local_entry(),
         workerd: crate::install::workerd()?,
     };
     std::fs::write(&vars, dev_vars(stack, &api))?;
     let mut command = Command::new(&build.wrangler);
     command
-        .args(["dev", "--config", "wrangler.toml", "--ip", "127.0.0.1"])
+        // The local bundle's own entry in place of wrangler.toml's `main`:
+        // a `cargo xtask build` while this runs rebuilds the deployed
+        // bundle, not this one.
+        .args(["dev", "--config", "wrangler.toml"])
+        .arg(&api.entry)
+        .args(["--ip", "127.0.0.1"])
         .args([
             "--port",
             &port.to_string(),
