@@ -348,6 +348,11 @@ mod tests {
             .unwrap();
         assert_eq!(label(dependency, "dependency"), Some("db"));
         assert_eq!(dependency.samples[0].value, 3.0);
+        // Two request histograms (2xx, 5xx) and one dependency's, each its
+        // buckets, `+Inf`, `_sum` and `_count`: what README's "Metrics"
+        // says an isolate costs in series.
+        assert_eq!(snapshot.timeseries.len(), 3 * (BUCKETS.len() + 3));
+        assert_eq!(BUCKETS.len() + 3, 14);
         for series in &snapshot.timeseries {
             assert_eq!(label(series, "instance"), Some("i1"));
             assert_eq!(label(series, "job"), Some("edge-api"));
