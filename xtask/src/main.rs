@@ -98,10 +98,10 @@ fn forget_cargo_run_environment() {
 }
 
 /// On CI (`CI=true`) every cargo command xtask runs builds without
-/// incremental compilation: a clean clone gains nothing from it, and its
-/// caches about double the disk the workspace's own crates take, which a
-/// clean `cargo xtask test` ran out of. A `CARGO_INCREMENTAL` already set
-/// is left alone. Called before any thread exists.
+/// incremental compilation: a clean clone gains nothing from its caches,
+/// which only add to the disk a clean `cargo xtask test` once ran out of.
+/// A `CARGO_INCREMENTAL` already set is left alone. Called before any
+/// thread exists.
 fn build_without_incremental_on_ci() {
     if incremental_off_for(
         std::env::var("CI").ok(),
