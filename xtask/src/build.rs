@@ -38,7 +38,12 @@ pub fn bundle_dir() -> PathBuf {
 /// copy of `api-worker/entry.mjs`, with the local bundle in `build/` beside
 /// it as the deployed one is beside the original.
 pub fn local_entry() -> PathBuf {
-    wasm_target_dir().join("bundle/local/entry.mjs")
+    bundles_dir().join("local/entry.mjs")
+}
+
+/// The variants' stamps, and the local bundle with its entry.
+fn bundles_dir() -> PathBuf {
+    wasm_target_dir().join("bundle")
 }
 
 /// Cargo target directory of the wasm build, apart from the native one so
@@ -72,6 +77,11 @@ impl Variant {
             Variant::Deploy => bundle_dir(),
             Variant::Local => local_entry().with_file_name("build"),
         }
+    }
+
+    /// What the variant's last build was built from (`inputs_stamp`).
+    fn stamp_path(self) -> PathBuf {
+        bundles_dir().join(format!("{}.stamp", self.name()))
     }
 
     fn cargo_features(self) -> &'static [&'static str] {
@@ -133,9 +143,7 @@ pub fn run(ui: &Ui, flags: &flags::Build) -> anyhow::Result<()> {
 pub fn worker(ui: &Ui, tools: &BuildTools, variant: Variant) -> anyhow::Result<BundleReport> {
     let commit = project::git_commit();
     let built = variant.out_dir();
-    let stamp_path = wasm_target_dir()
-        .join("bundle")
-        .join(format!("{}.stamp", variant.name()));
+    let stamp_path = variant.stamp_path();
     let stamp = format!("variant {variant:?}\n{}", inputs_stamp(&commit, tools)?);
     let up_to_date = std::fs::read_to_string(&stamp_path).is_ok_and(|s| s == stamp)
         && ["index.js", "index_bg.wasm", RELEASE_MODULE]
@@ -460,12 +468,19 @@ mod tests {
         copy_if_changed(&from, &to).unwrap();
         assert_eq!(std::fs::read(&to).unwrap(), std::fs::read(&from).unwrap());
 
-        let written = std::fs::metadata(&to).unwrap().modified().unwrap();
-        std::thread::sleep(std::time::Duration::from_millis(20));
+        // Dated far back, so a rewrite shows whatever the filesystem's
+        // clock granularity.
+        let long_ago = std::time::UNIX_EPOCH + std::time::Duration::from_secs(1_000_000);
+        std::fs::File::options()
+            .write(true)
+            .open(&to)
+            .unwrap()
+            .set_modified(long_ago)
+            .unwrap();
         copy_if_changed(&from, &to).unwrap();
         assert_eq!(
             std::fs::metadata(&to).unwrap().modified().unwrap(),
-            written,
+            long_ago,
             "the same text is not written again"
         );
 

@@ -145,7 +145,7 @@ fn playwright_chromium(ui: &Ui, node: &Path) -> anyhow::Result<PathBuf> {
         // Where apt is (Ubuntu), the libraries the build links against
         // come with it: a fresh machine lacks some (libnss3, for one).
         if find_program("apt-get").is_some() {
-            ask_for_sudo(ui, &["Chromium's libraries"])?;
+            ask_for_sudo(ui, "installing Chromium's libraries with apt-get")?;
             args.push("--with-deps");
         }
         args.push("chromium");
@@ -577,8 +577,9 @@ fn debian_packages(ui: &Ui, packages: &[&str]) -> anyhow::Result<()> {
             missing.join(" ")
         );
     }
-    ask_for_sudo(ui, &missing)?;
-    ui.step(&format!("apt-get install {}", missing.join(" ")), || {
+    let step = format!("apt-get install {}", missing.join(" "));
+    ask_for_sudo(ui, &step)?;
+    ui.step(&step, || {
         as_root(Command::new("apt-get").args(["update", "-qq"]))?;
         as_root(
             Command::new("apt-get")
@@ -592,7 +593,8 @@ fn debian_packages(ui: &Ui, packages: &[&str]) -> anyhow::Result<()> {
 /// When not root and sudo needs a password, asks for it now, on the
 /// terminal, before a spinner takes the line: a prompt under a spinner is
 /// overwritten as it is typed. sudo remembers it for the steps after.
-fn ask_for_sudo(ui: &Ui, packages: &[&str]) -> anyhow::Result<()> {
+/// `what` names the step that needs root.
+fn ask_for_sudo(ui: &Ui, what: &str) -> anyhow::Result<()> {
     if is_root() {
         return Ok(());
     }
@@ -606,19 +608,13 @@ fn ask_for_sudo(ui: &Ui, packages: &[&str]) -> anyhow::Result<()> {
     if cached {
         return Ok(());
     }
-    ui.info(format!(
-        "  apt-get install {} needs root: sudo asks for your password",
-        packages.join(" ")
-    ));
+    ui.info(format!("  {what} needs root: sudo asks for your password"));
     let status = Command::new("sudo")
         .arg("-v")
         .status()
         .context("cannot run sudo")?;
     if !status.success() {
-        bail!(
-            "sudo refused: run as root, or install these yourself: {}",
-            packages.join(" ")
-        );
+        bail!("sudo refused: run as root, or do this yourself first: {what}");
     }
     Ok(())
 }

@@ -312,7 +312,7 @@ fn verdict(
 }
 
 /// What a run from a clean clone writes: 4.2 GiB of build output and
-/// 0.4 GiB besides, measured (BENCHMARKS.md, "Developer loop"), with
+/// 0.3 GiB besides, measured (BENCHMARKS.md, "Developer loop"), with
 /// room to spare.
 const CLEAN_RUN_DISK_BYTES: u64 = 6 << 30;
 

@@ -179,8 +179,8 @@ fn port_is_free(port: u16) -> bool {
 
 impl Stack {
     /// Starts every server and, when `build` is given, the API Worker from
-    /// the local bundle already built (`build::Variant::Local`). Returns once every
-    /// service answers its probe and the migrations are applied.
+    /// the local bundle already built (`build::Variant::Local`). Returns
+    /// once every service answers its probe and the migrations are applied.
     pub fn start(
         ui: &Ui,
         tools: &StackTools,
