@@ -22,19 +22,24 @@ fuzz_target!(|input: Input| {
     } else {
         Protocol::Resp2
     };
-    let chunks = input
+    let chunks: Vec<usize> = input
         .chunks
         .iter()
         .map(|&c| usize::from(c).max(1))
         .collect();
     let pipeline_len = usize::from(input.pipeline_len % 4) + 1;
-    if let Err(broken) = resp::testing::check_arbitrary_replies(
-        protocol,
-        &input.bytes,
-        chunks,
-        input.hang_at_end,
-        pipeline_len,
-    ) {
-        panic!("{broken}");
+    // Both orders on every input: the scripts' replies after the other
+    // calls' and in their place, where most inputs' bytes go.
+    for scripts_first in [false, true] {
+        if let Err(broken) = resp::testing::check_arbitrary_replies(
+            protocol,
+            &input.bytes,
+            chunks.clone(),
+            input.hang_at_end,
+            pipeline_len,
+            scripts_first,
+        ) {
+            panic!("{broken}");
+        }
     }
 });

@@ -20,7 +20,7 @@ use std::time::Duration;
 use outbound::{BoxFuture, Timer};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
-use crate::{cmd, Connection, Error, Options, Pipeline, Protocol, Reply};
+use crate::{cmd, Connection, Error, Options, Pipeline, Protocol, Reply, Script};
 
 /// The server side: `data` in reads of `chunks` sizes (cycled), then the
 /// end of the stream or a stall. Writes are accepted and ignored.
@@ -147,13 +147,20 @@ pub fn hello(protocol: Protocol) -> &'static [u8] {
 }
 
 /// One call of each kind against the server, each call's outcome in
-/// order. Panics when a pipeline or transaction answers with a number of
-/// replies other than its number of commands.
+/// order: a command, a pipeline, a transaction, [`script_calls`], and a
+/// command; with `scripts_first`, the script calls before the rest (the
+/// calls after a lost stream are only refused, so arbitrary bytes reach
+/// deepest into the first ones). Panics when a pipeline or transaction
+/// answers with a number of replies other than its number of commands.
 pub async fn calls(
     conn: &mut Connection<ScriptedServer>,
     pipeline_len: usize,
+    scripts_first: bool,
 ) -> Vec<Result<(), Error>> {
     let mut results = Vec::new();
+    if scripts_first {
+        results.extend(script_calls(conn).await);
+    }
     results.push(conn.query::<Reply>(cmd("GET").arg("k")).await.map(drop));
     let mut pipeline = Pipeline::new();
     for i in 0..pipeline_len {
@@ -167,11 +174,38 @@ pub async fn calls(
             assert_eq!(replies.len(), pipeline_len, "one result per command");
         }
     }));
+    if !scripts_first {
+        results.extend(script_calls(conn).await);
+    }
     results.push(
         conn.query::<Option<String>>(cmd("GET").arg("k"))
             .await
             .map(drop),
     );
+    results
+}
+
+/// Two scripts invoked together (their `NOSCRIPT` answers send the
+/// sources in a second write), then one script alone. Panics when the
+/// scripts invoked together answer with a number of results other than
+/// theirs, or when one of them has the connection's error as its own.
+async fn script_calls(conn: &mut Connection<ScriptedServer>) -> Vec<Result<(), Error>> {
+    let script = Script::new("return 1");
+    let other = Script::new("return 2");
+    let together = [script.call().key("k"), other.call().arg(1)];
+    let mut results = Vec::new();
+    results.push(conn.invoke_all(&together).await.map(|each| {
+        assert_eq!(each.len(), together.len(), "one result per script");
+        for result in each {
+            // A script's own result is a value or the server's error for
+            // it; the connection's error is the outer result.
+            assert!(
+                matches!(result, Ok(_) | Err(Error::Server(_))),
+                "a script's own result claims the connection: {result:?}"
+            );
+        }
+    }));
+    results.push(conn.invoke::<Reply>(script.call().key("k")).await.map(drop));
     results
 }
 
@@ -195,6 +229,7 @@ pub fn check_arbitrary_replies(
     chunks: Vec<usize>,
     hang_at_end: bool,
     pipeline_len: usize,
+    scripts_first: bool,
 ) -> Result<(), String> {
     let mut data = hello(protocol).to_vec();
     data.extend_from_slice(bytes);
@@ -204,7 +239,7 @@ pub fn check_arbitrary_replies(
             .await
             .map_err(|e| format!("the well-formed handshake failed: {e}"))?;
         let protocol_seen = conn.protocol();
-        let results = calls(&mut conn, pipeline_len).await;
+        let results = calls(&mut conn, pipeline_len, scripts_first).await;
         Ok::<_, String>((results, protocol_seen, conn.is_usable()))
     })?;
     if protocol_seen != protocol {
@@ -297,7 +332,7 @@ pub fn check_arbitrary_handshake(
             Opening::Deferred => Connection::deferred(stream, &options, timer),
             Opening::DeferredResp2 => Connection::deferred_resp2(stream, &options, timer),
         };
-        calls(&mut conn, 2).await
+        calls(&mut conn, 2, false).await
     });
     // Without a password the client has none to hide: the server is only
     // quoting itself.

@@ -63,6 +63,8 @@ fn noise() -> impl Strategy<Value = Vec<u8>> {
             "(12345678901234567890\r\n",
             "+OK\r\n",
             "-ERR x\r\n",
+            // What sends scripts' sources in a second write.
+            "-NOSCRIPT No matching script\r\n",
             "\r\n",
             "\r",
             "\n",
@@ -98,8 +100,11 @@ proptest! {
         chunks in chunks(),
         hang_at_end in any::<bool>(),
         pipeline_len in 1..4usize,
+        scripts_first in any::<bool>(),
     ) {
-        let checked = check_arbitrary_replies(protocol, &bytes, chunks, hang_at_end, pipeline_len);
+        let checked = check_arbitrary_replies(
+            protocol, &bytes, chunks, hang_at_end, pipeline_len, scripts_first,
+        );
         prop_assert_eq!(checked, Ok(()));
     }
 
@@ -427,6 +432,77 @@ proptest! {
         let expected: Vec<Reply> = replies.into_iter().map(canonical).collect();
         let got: Vec<Reply> = got.into_iter().map(canonical).collect();
         prop_assert_eq!(got, expected);
+    }
+}
+
+/// How the server answers one script of several invoked together: its
+/// `EVALSHA` reply, and when that is `NOSCRIPT`, its `EVAL` reply.
+#[derive(Debug, Clone)]
+struct ScriptAnswer {
+    evalsha: Reply,
+    eval: Option<Reply>,
+}
+
+fn noscript() -> Reply {
+    Reply::Error(server_error(
+        "NOSCRIPT No matching script. Please use EVAL.",
+    ))
+}
+
+/// A script's answer: a value or an error at once, or `NOSCRIPT` and then
+/// a value or an error (Redis' answers to a script: whatever it returns,
+/// or the error it raised or hit).
+fn script_answer() -> impl Strategy<Value = ScriptAnswer> {
+    prop_oneof![
+        resp2_reply().prop_map(|evalsha| ScriptAnswer {
+            evalsha,
+            eval: None,
+        }),
+        resp2_reply().prop_map(|eval| ScriptAnswer {
+            evalsha: noscript(),
+            eval: Some(eval),
+        }),
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    /// Scripts invoked together, whatever each one's answer and in any
+    /// chunking: one result per script, in order, each its `EVAL` reply
+    /// where its `EVALSHA` was `NOSCRIPT` (sent in one second write, in
+    /// order), a script's error reply its own result; the connection
+    /// stays usable.
+    #[test]
+    fn fuzz_scripts_invoked_together_each_get_their_own_answer(
+        protocol in protocol(),
+        answers in prop::collection::vec(script_answer(), 1..5),
+        chunks in chunks(),
+    ) {
+        let mut data = hello(protocol).to_vec();
+        for answer in &answers {
+            encode(&answer.evalsha, protocol, &mut data);
+        }
+        for answer in &answers {
+            if let Some(eval) = &answer.eval {
+                encode(eval, protocol, &mut data);
+            }
+        }
+        let scripts: Vec<resp::Script> =
+            (0..answers.len()).map(|i| resp::Script::new(format!("return {i}"))).collect();
+        let calls: Vec<_> = scripts.iter().map(|script| script.call().key("k")).collect();
+        let (stream, timer) = scripted(data, chunks, true);
+        let (got, usable) = block_on(async {
+            let mut conn = Connection::open(stream, &Options::default(), timer).await.unwrap();
+            let got = conn.invoke_all(&calls).await;
+            (got, conn.is_usable())
+        });
+        let expected: Vec<Result<Reply, Error>> = answers
+            .into_iter()
+            .map(|answer| answer.eval.unwrap_or(answer.evalsha).into_result())
+            .collect();
+        prop_assert_eq!(got, Ok(expected));
+        prop_assert!(usable);
     }
 }
 
