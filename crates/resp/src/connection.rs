@@ -104,6 +104,11 @@ pub struct Connection<S> {
     handshake: Option<Box<Options>>,
     /// Whether that handshake is `HELLO 3` or RESP2's commands.
     greeting: Greeting,
+    /// The password, masked in every reply and error the connection
+    /// hands out: a server may quote it in its answer to the command that
+    /// carried it (`AUTH`, `HELLO`), and an answer read out of step (a
+    /// server that answered the handshake short) reaches a later call.
+    secret: Option<Box<str>>,
 }
 
 /// How a connection introduces itself.
@@ -200,6 +205,11 @@ where
             state: State::Ready,
             handshake: None,
             greeting: Greeting::Hello,
+            secret: options
+                .password
+                .as_deref()
+                .filter(|p| !p.is_empty())
+                .map(Box::from),
         }
     }
 
@@ -487,10 +497,21 @@ where
         }
         self.state = State::InFlight;
         let exchange = self.wire.round_trip(request, count, hello);
-        let result = match deadline(self.timer.as_ref(), self.timeout, exchange).await {
+        let mut result = match deadline(self.timer.as_ref(), self.timeout, exchange).await {
             Ok(result) => result,
             Err(Elapsed(limit)) => Err(Error::Timeout(limit)),
         };
+        if let Some(secret) = self.secret.as_deref() {
+            result = match result {
+                Ok(mut replies) => {
+                    for reply in &mut replies {
+                        reply.redact(secret);
+                    }
+                    Ok(replies)
+                }
+                Err(e) => Err(e.redacted(secret)),
+            };
+        }
         self.state = match &result {
             Err(e) if e.breaks_connection() => State::Broken(e.clone()),
             _ => State::Ready,

@@ -121,6 +121,31 @@ impl Error {
         )
     }
 
+    /// The same error with `secret` masked wherever it carries text that
+    /// came from the server.
+    pub(crate) fn redacted(self, secret: &str) -> Self {
+        let mask = |text: String| {
+            if text.contains(secret) {
+                text.replace(secret, "<redacted>")
+            } else {
+                text
+            }
+        };
+        match self {
+            Error::Server(e) => Error::Server(e.redacted(Some(secret))),
+            Error::Auth(e) => Error::Auth(e.redacted(Some(secret))),
+            Error::Protocol(why) => Error::Protocol(mask(why)),
+            Error::Io(why) => Error::Io(mask(why)),
+            Error::Type { expected, found } => Error::Type {
+                expected,
+                found: mask(found),
+            },
+            Error::Unusable(cause) => Error::Unusable(Box::new(cause.redacted(secret))),
+            Error::Closed => Error::Closed,
+            Error::Timeout(limit) => Error::Timeout(limit),
+        }
+    }
+
     pub(crate) fn type_mismatch(expected: &'static str, found: impl Into<String>) -> Self {
         Error::Type {
             expected,

@@ -66,6 +66,28 @@ impl Reply {
         }
     }
 
+    /// Masks `secret` in every error reply in this one, nested ones
+    /// included (an `EXEC`'s results, a script's array).
+    pub(crate) fn redact(&mut self, secret: &str) {
+        match self {
+            Reply::Error(e) if e.message().contains(secret) => {
+                *e = e.clone().redacted(Some(secret));
+            }
+            Reply::Array(items) | Reply::Set(items) => {
+                for item in items {
+                    item.redact(secret);
+                }
+            }
+            Reply::Map(pairs) => {
+                for (key, value) in pairs {
+                    key.redact(secret);
+                    value.redact(secret);
+                }
+            }
+            _ => {}
+        }
+    }
+
     /// An error reply becomes [`Error::Server`]; anything else is kept.
     pub fn into_result(self) -> Result<Reply, Error> {
         match self {

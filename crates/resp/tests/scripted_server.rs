@@ -288,6 +288,55 @@ async fn a_wrong_password_is_an_auth_error_that_never_shows_the_password() {
     server.await.unwrap();
 }
 
+/// An answer after the handshake may quote the password too: one read out
+/// of step with the requests (after a server or proxy answered the
+/// handshake short) is the refusal of the `AUTH` that carried it. Found by
+/// `cargo xtask fuzz resp_handshake` once its bytes reached the client
+/// whole: the handshake's own answers were masked, later ones were not.
+#[tokio::test]
+async fn a_password_quoted_in_a_reply_read_after_the_handshake_is_masked() {
+    let options = Options {
+        password: Some("hunter2".into()),
+        client_name: Some("api".into()),
+        ..quick()
+    };
+    let (stream, _, server) = scripted(vec![
+        expect(wire(&[
+            "HELLO", "3", "AUTH", "default", "hunter2", "SETNAME", "api",
+        ])),
+        send(NO_HELLO),
+        expect(
+            [
+                wire(&["AUTH", "hunter2"]),
+                wire(&["CLIENT", "SETNAME", "api"]),
+            ]
+            .concat(),
+        ),
+        send(b"+OK\r\n+OK\r\n"),
+        expect(wire(&["GET", "k"])),
+        send(b"-ERR wrong number of arguments, with args beginning with: 'hunter2'\r\n"),
+        expect(wire(&["MGET", "a", "b"])),
+        send(b"*2\r\n$1\r\nx\r\n-ERR no 'hunter2' here\r\n"),
+        Step::Close,
+    ]);
+    let mut conn = Connection::open(stream, &options, timer()).await.unwrap();
+    let error = conn
+        .query::<Option<String>>(cmd("GET").arg("k"))
+        .await
+        .unwrap_err();
+    let shown = format!("{error} {error:?}");
+    assert!(!shown.contains("hunter2"), "password shown in {shown}");
+    assert!(shown.contains("wrong number of arguments"), "{shown}");
+    // Nested in an array, an error reply is a value: masked there too.
+    let reply: Reply = conn.query(cmd("MGET").arg("a").arg("b")).await.unwrap();
+    assert!(!format!("{reply:?}").contains("hunter2"), "{reply:?}");
+    assert!(
+        format!("{reply:?}").contains("no '<redacted>' here"),
+        "{reply:?}"
+    );
+    server.await.unwrap();
+}
+
 #[tokio::test]
 async fn a_refused_auth_on_a_resp2_server_hides_an_echoed_password() {
     let options = Options {
