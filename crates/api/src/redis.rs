@@ -64,7 +64,9 @@ pub struct State(Inner);
 
 enum Inner {
     NotOpened,
-    Open(Connection),
+    /// Boxed: a connection is a few hundred bytes, the other states a
+    /// few dozen.
+    Open(Box<Connection>),
     Failed(resp::Error),
 }
 
@@ -131,7 +133,7 @@ impl RequestRedis {
                     skipped.for_millis
                 ))),
                 Ok(()) => match shared.open().await {
-                    Ok(connection) => Inner::Open(connection),
+                    Ok(connection) => Inner::Open(Box::new(connection)),
                     Err(e) => {
                         shared.failed(&e);
                         Inner::Failed(e)
@@ -152,7 +154,7 @@ impl RequestRedis {
         }
         Ok(ConnectionGuard {
             connection: MutexGuard::map(state, |state| match &mut state.0 {
-                Inner::Open(connection) => connection,
+                Inner::Open(connection) => &mut **connection,
                 _ => unreachable!("open, or returned above"),
             }),
             shared,
