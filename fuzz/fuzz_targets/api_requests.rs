@@ -30,21 +30,24 @@ enum HeaderName {
 }
 
 #[derive(Arbitrary, Debug)]
-struct Input {
+struct Input<'a> {
     method: Method,
     path: PathInput,
     query: Option<String>,
     headers: Vec<(HeaderName, String)>,
     token: bool,
     binding: bool,
-    body: Vec<u8>,
+    /// The rest of the input as it is: arbitrary 1.5 puts a continuation
+    /// byte before every element of a `Vec`, so JSON that libFuzzer
+    /// inserts from a traced comparison never arrived whole.
+    body: &'a [u8],
 }
 
 fn pick<T: Copy>(items: &[T], i: u8) -> T {
     items[usize::from(i) % items.len()]
 }
 
-fuzz_target!(|input: Input| {
+fuzz_target!(|input: Input<'_>| {
     let path = match input.path {
         PathInput::Template(i, segment) => pick(&PATH_TEMPLATES, i).replace("{}", &segment),
         PathInput::Raw(path) => path,
@@ -72,7 +75,7 @@ fuzz_target!(|input: Input| {
             .collect(),
         token: input.token,
         binding: input.binding,
-        body: input.body,
+        body: input.body.to_vec(),
     };
     // What no client could send never reaches the Worker.
     let Some(http_request) = request.to_request() else {

@@ -20,17 +20,18 @@ const CONTENT_TYPES: [(&str, bool); 5] = [
 ];
 
 #[derive(Arbitrary, Debug)]
-struct Input {
+struct Input<'a> {
     upload: bool,
     slug: String,
     /// None: the fixture's genuine token; Some: this text as the token.
     token: Option<Option<String>>,
     content_type: Option<u8>,
     precondition: Option<(bool, String)>,
-    body: Vec<u8>,
+    /// The rest of the input as it is (see `api_requests`' input).
+    body: &'a [u8],
 }
 
-fuzz_target!(|input: Input| {
+fuzz_target!(|input: Input<'_>| {
     let route = if input.upload {
         Route::Upload
     } else {
@@ -69,7 +70,7 @@ fuzz_target!(|input: Input| {
             .content_type
             .map(|i| CONTENT_TYPES[usize::from(i) % CONTENT_TYPES.len()]),
         precondition,
-        body: input.body,
+        body: input.body.to_vec(),
     };
     if let Err(broken) = check_write(&case) {
         panic!("{broken}\ncase: {case:?}");

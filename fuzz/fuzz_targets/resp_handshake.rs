@@ -10,7 +10,7 @@ use libfuzzer_sys::arbitrary::{self, Arbitrary};
 use libfuzzer_sys::fuzz_target;
 
 #[derive(Arbitrary, Debug)]
-struct Input {
+struct Input<'a> {
     opening: u8,
     password: bool,
     select: bool,
@@ -18,10 +18,11 @@ struct Input {
     /// The server's first answer quotes the password back.
     echo: bool,
     chunks: Vec<u8>,
-    bytes: Vec<u8>,
+    /// The rest of the input as it is (see `resp_replies`' input).
+    bytes: &'a [u8],
 }
 
-fuzz_target!(|input: Input| {
+fuzz_target!(|input: Input<'_>| {
     let chunks = input
         .chunks
         .iter()
@@ -31,7 +32,7 @@ fuzz_target!(|input: Input| {
     let opening = openings[usize::from(input.opening) % openings.len()];
     if let Err(broken) = resp::testing::check_arbitrary_handshake(
         opening,
-        &input.bytes,
+        input.bytes,
         chunks,
         input.hang_at_end,
         input.password,

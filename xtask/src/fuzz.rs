@@ -182,8 +182,12 @@ pub fn run_target(
     cmd.arg(format!("-max_total_time={}", time.as_secs()))
         .arg(format!("-artifact_prefix={}/", artifacts.display()))
         .arg("-rss_limit_mb=2048")
-        .arg("-print_final_stats=1")
-        .stdin(Stdio::null())
+        .arg("-print_final_stats=1");
+    let dictionary = dictionary(name);
+    if dictionary.is_file() {
+        cmd.arg(format!("-dict={}", dictionary.display()));
+    }
+    cmd.stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::piped());
     let result = watch(ui, &binary, name, &mut cmd);
@@ -283,6 +287,17 @@ fn watch(ui: &Ui, binary: &Path, name: &str, cmd: &mut Command) -> anyhow::Resul
         }
     }
     Ok(run)
+}
+
+/// Target `name`'s libFuzzer dictionary, if it has one: tokens its
+/// inputs must hold for some code to be reached, which mutation and
+/// comparison tracing have not produced in long runs (`resp_replies` ran
+/// 10 minutes without one input holding the `NOSCRIPT` that sends scripts'
+/// sources in a second write).
+pub fn dictionary(name: &str) -> PathBuf {
+    project::root()
+        .join("fuzz/dictionaries")
+        .join(format!("{name}.dict"))
 }
 
 /// The committed seed inputs of target `name`.
@@ -599,6 +614,83 @@ mod tests {
                 "`cargo xtask fuzz --help` does not list {name}"
             );
         }
+    }
+
+    /// The tokens of a libFuzzer dictionary, read as libFuzzer reads one
+    /// (`ParseDictionaryFile`): a line is blank, a `#` comment, or an
+    /// optional `name=` and a quoted token with `\\`, `\"` and `\xNN`
+    /// escapes. libFuzzer refuses the whole run over one bad line.
+    fn dictionary_tokens(text: &str) -> Result<Vec<Vec<u8>>, String> {
+        let mut tokens = Vec::new();
+        for (number, line) in text.lines().enumerate() {
+            let line = line.trim();
+            if line.is_empty() || line.starts_with('#') {
+                continue;
+            }
+            let bad = |why: &str| format!("line {}: {why}: {line}", number + 1);
+            let quoted = &line[line.find('"').ok_or_else(|| bad("no quote"))?..];
+            let inner = quoted
+                .strip_prefix('"')
+                .and_then(|q| q.strip_suffix('"'))
+                .ok_or_else(|| bad("not one quoted token"))?;
+            let mut token = Vec::new();
+            let mut bytes = inner.bytes();
+            while let Some(byte) = bytes.next() {
+                token.push(match byte {
+                    b'\\' => match bytes.next() {
+                        Some(b'\\') => b'\\',
+                        Some(b'"') => b'"',
+                        Some(b'x') => {
+                            let hex = [bytes.next(), bytes.next()];
+                            let hex: String = hex.iter().flatten().map(|&b| b as char).collect();
+                            u8::from_str_radix(&hex, 16).map_err(|_| bad("bad \\x escape"))?
+                        }
+                        _ => return Err(bad("unknown escape")),
+                    },
+                    b'"' => return Err(bad("unescaped quote")),
+                    other => other,
+                });
+            }
+            tokens.push(token);
+        }
+        Ok(tokens)
+    }
+
+    #[test]
+    fn dictionaries_are_read_as_libfuzzer_reads_them() {
+        assert_eq!(
+            dictionary_tokens("# comment\n\nnoscript=\"-NOSCRIPT x\\x0d\\x0a\"\n\"\\\\\\\"\"\n"),
+            Ok(vec![b"-NOSCRIPT x\r\n".to_vec(), b"\\\"".to_vec()])
+        );
+        assert!(dictionary_tokens("-NOSCRIPT\n").is_err(), "no quotes");
+        assert!(dictionary_tokens("\"a\"b\"\n").is_err(), "a quote inside");
+        assert!(dictionary_tokens("\"\\xZZ\"\n").is_err(), "not hex");
+    }
+
+    #[test]
+    fn every_dictionary_is_a_targets_and_well_formed() {
+        let targets = targets().unwrap();
+        let dir = project::root().join("fuzz/dictionaries");
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let file = entry.unwrap().file_name().into_string().unwrap();
+            let name = file.strip_suffix(".dict").unwrap_or(&file);
+            assert!(
+                targets.iter().any(|t| t == name),
+                "fuzz/dictionaries/{file} is no target's"
+            );
+            assert_eq!(dictionary(name), dir.join(&file));
+            let tokens = dictionary_tokens(&std::fs::read_to_string(dir.join(&file)).unwrap())
+                .unwrap_or_else(|e| panic!("fuzz/dictionaries/{file}: {e}"));
+            assert!(!tokens.is_empty(), "fuzz/dictionaries/{file} has no token");
+        }
+        let replies = std::fs::read_to_string(dictionary("resp_replies")).unwrap();
+        assert!(
+            dictionary_tokens(&replies)
+                .unwrap()
+                .iter()
+                .any(|t| t.starts_with(b"-NOSCRIPT ") && t.ends_with(b"\r\n")),
+            "resp_replies' dictionary holds a whole NOSCRIPT error reply"
+        );
     }
 
     #[test]
