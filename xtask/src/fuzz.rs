@@ -290,10 +290,8 @@ fn watch(ui: &Ui, binary: &Path, name: &str, cmd: &mut Command) -> anyhow::Resul
 }
 
 /// Target `name`'s libFuzzer dictionary, if it has one: tokens its
-/// inputs must hold for some code to be reached, which mutation and
-/// comparison tracing have not produced in long runs (`resp_replies` ran
-/// 10 minutes without one input holding the `NOSCRIPT` that sends scripts'
-/// sources in a second write).
+/// inputs must hold for some code to be reached (`resp_replies`'
+/// `NOSCRIPT`, the answer that sends scripts' sources in a second write).
 pub fn dictionary(name: &str) -> PathBuf {
     project::root()
         .join("fuzz/dictionaries")

@@ -153,7 +153,7 @@ where
         let mut request = BytesMut::new();
         hello.encode(&mut request)?;
         let replies = self.round_trip_now(&request, hello.len(), 0).await?;
-        if self.check_hello(options, replies)? {
+        if self.check_hello(replies)? {
             self.fall_back(options).await?;
         }
         Ok(())
@@ -215,8 +215,7 @@ where
 
     /// Takes the replies to [`hello_pipeline`]: sets the protocol, or says
     /// (`true`) that the server has no `HELLO` and needs [`Self::fall_back`].
-    fn check_hello(&mut self, options: &Options, replies: Vec<Reply>) -> Result<bool, Error> {
-        let password = options.password.as_deref();
+    fn check_hello(&mut self, replies: Vec<Reply>) -> Result<bool, Error> {
         let mut replies = replies.into_iter();
         let hello = replies
             .next()
@@ -224,16 +223,14 @@ where
         self.wire.protocol = agreed_protocol(&hello, self.wire.protocol);
         match hello {
             Reply::Error(e) if hello_unsupported(&e) => Ok(true),
-            Reply::Error(e) => {
-                let e = e.redacted(password);
-                Err(if is_auth_error(&e) {
-                    Error::Auth(e)
-                } else {
-                    Error::Server(e)
-                })
-            }
+            // Read through `round_trip_now`, which masked the password.
+            Reply::Error(e) => Err(if is_auth_error(&e) {
+                Error::Auth(e)
+            } else {
+                Error::Server(e)
+            }),
             _ => match replies.next() {
-                Some(Reply::Error(e)) => Err(Error::Server(e.redacted(password))),
+                Some(Reply::Error(e)) => Err(Error::Server(e)),
                 _ => Ok(false),
             },
         }
@@ -440,7 +437,7 @@ where
         let (replies, own) = self
             .round_trip_greeted(&hello, request, count, hello.len())
             .await?;
-        match self.check_hello(&options, replies) {
+        match self.check_hello(replies) {
             Ok(false) => Ok(own),
             Ok(true) => {
                 self.fall_back(&options).await.map_err(|e| self.lose(e))?;
@@ -546,13 +543,12 @@ fn resp2_pipeline(options: &Options) -> Pipeline {
 }
 
 /// The first refusal among the replies to [`resp2_pipeline`], an
-/// authentication error if it was `AUTH`'s; never with the password.
+/// authentication error if it was `AUTH`'s (the password already masked,
+/// as in every reply `round_trip_now` reads).
 fn check_resp2_greeting(options: &Options, replies: Vec<Reply>) -> Result<(), Error> {
-    let password = options.password.as_deref();
     for (i, reply) in replies.into_iter().enumerate() {
         if let Reply::Error(e) = reply {
-            let e = e.redacted(password);
-            return Err(if i == 0 && password.is_some() {
+            return Err(if i == 0 && options.password.is_some() {
                 Error::Auth(e)
             } else {
                 Error::Server(e)

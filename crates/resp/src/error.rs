@@ -34,13 +34,8 @@ impl ServerError {
     /// The same error with every occurrence of `secret` masked: some
     /// servers echo a rejected command's arguments (the password of an
     /// `AUTH` or `HELLO`) back in their error message.
-    pub(crate) fn redacted(self, secret: Option<&str>) -> Self {
-        match secret {
-            Some(secret) if !secret.is_empty() && self.message.contains(secret) => {
-                ServerError::new(self.message.replace(secret, "<redacted>"))
-            }
-            _ => self,
-        }
+    pub(crate) fn redacted(self, secret: &str) -> Self {
+        ServerError::new(masked(self.message, secret))
     }
 }
 
@@ -51,6 +46,16 @@ impl fmt::Display for ServerError {
 }
 
 impl std::error::Error for ServerError {}
+
+/// `text` with every occurrence of `secret` masked; `text` itself,
+/// unmoved, where it has none (an empty secret is in no text).
+fn masked(text: String, secret: &str) -> String {
+    if !secret.is_empty() && text.contains(secret) {
+        text.replace(secret, "<redacted>")
+    } else {
+        text
+    }
+}
 
 /// Why a Redis call gave no usable value.
 #[derive(Debug, Clone, PartialEq)]
@@ -124,21 +129,14 @@ impl Error {
     /// The same error with `secret` masked wherever it carries text that
     /// came from the server.
     pub(crate) fn redacted(self, secret: &str) -> Self {
-        let mask = |text: String| {
-            if text.contains(secret) {
-                text.replace(secret, "<redacted>")
-            } else {
-                text
-            }
-        };
         match self {
-            Error::Server(e) => Error::Server(e.redacted(Some(secret))),
-            Error::Auth(e) => Error::Auth(e.redacted(Some(secret))),
-            Error::Protocol(why) => Error::Protocol(mask(why)),
-            Error::Io(why) => Error::Io(mask(why)),
+            Error::Server(e) => Error::Server(e.redacted(secret)),
+            Error::Auth(e) => Error::Auth(e.redacted(secret)),
+            Error::Protocol(why) => Error::Protocol(masked(why, secret)),
+            Error::Io(why) => Error::Io(masked(why, secret)),
             Error::Type { expected, found } => Error::Type {
                 expected,
-                found: mask(found),
+                found: masked(found, secret),
             },
             Error::Unusable(cause) => Error::Unusable(Box::new(cause.redacted(secret))),
             Error::Closed => Error::Closed,
@@ -222,14 +220,14 @@ mod tests {
         let e = ServerError::new(
             "ERR unknown command 'HELLO', with args beginning with: 'hunter2' 'x hunter2'",
         )
-        .redacted(Some("hunter2"));
+        .redacted("hunter2");
         assert!(!e.message().contains("hunter2"), "{e}");
         assert_eq!(e.code(), "ERR");
     }
 
     #[test]
     fn an_empty_secret_does_not_mangle_the_message() {
-        let e = ServerError::new("NOAUTH Authentication required.").redacted(Some(""));
+        let e = ServerError::new("NOAUTH Authentication required.").redacted("");
         assert_eq!(e.message(), "NOAUTH Authentication required.");
     }
 

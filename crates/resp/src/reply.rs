@@ -71,7 +71,7 @@ impl Reply {
     pub(crate) fn redact(&mut self, secret: &str) {
         match self {
             Reply::Error(e) if e.message().contains(secret) => {
-                *e = e.clone().redacted(Some(secret));
+                *e = std::mem::replace(e, ServerError::new("")).redacted(secret);
             }
             Reply::Array(items) | Reply::Set(items) => {
                 for item in items {
