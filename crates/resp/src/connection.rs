@@ -499,15 +499,10 @@ where
             Err(Elapsed(limit)) => Err(Error::Timeout(limit)),
         };
         if let Some(secret) = self.secret.as_deref() {
-            result = match result {
-                Ok(mut replies) => {
-                    for reply in &mut replies {
-                        reply.redact(secret);
-                    }
-                    Ok(replies)
-                }
-                Err(e) => Err(e.redacted(secret)),
-            };
+            match &mut result {
+                Ok(replies) => replies.iter_mut().for_each(|reply| reply.redact(secret)),
+                Err(e) => e.redact(secret),
+            }
         }
         self.state = match &result {
             Err(e) if e.breaks_connection() => State::Broken(e.clone()),

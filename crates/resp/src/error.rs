@@ -31,11 +31,11 @@ impl ServerError {
         &self.message
     }
 
-    /// The same error with every occurrence of `secret` masked: some
-    /// servers echo a rejected command's arguments (the password of an
-    /// `AUTH` or `HELLO`) back in their error message.
-    pub(crate) fn redacted(self, secret: &str) -> Self {
-        ServerError::new(masked(self.message, secret))
+    /// Masks every occurrence of `secret`: some servers echo a rejected
+    /// command's arguments (the password of an `AUTH` or `HELLO`) back in
+    /// their error message.
+    pub(crate) fn redact(&mut self, secret: &str) {
+        mask(&mut self.message, secret);
     }
 }
 
@@ -47,13 +47,11 @@ impl fmt::Display for ServerError {
 
 impl std::error::Error for ServerError {}
 
-/// `text` with every occurrence of `secret` masked; `text` itself,
-/// unmoved, where it has none (an empty secret is in no text).
-fn masked(text: String, secret: &str) -> String {
+/// Masks every occurrence of `secret` in `text`, which is left as it is
+/// (no copy) where it has none; an empty secret is in no text.
+fn mask(text: &mut String, secret: &str) {
     if !secret.is_empty() && text.contains(secret) {
-        text.replace(secret, "<redacted>")
-    } else {
-        text
+        *text = text.replace(secret, "<redacted>");
     }
 }
 
@@ -126,21 +124,15 @@ impl Error {
         )
     }
 
-    /// The same error with `secret` masked wherever it carries text that
-    /// came from the server.
-    pub(crate) fn redacted(self, secret: &str) -> Self {
+    /// Masks `secret` wherever the error carries text that came from the
+    /// server.
+    pub(crate) fn redact(&mut self, secret: &str) {
         match self {
-            Error::Server(e) => Error::Server(e.redacted(secret)),
-            Error::Auth(e) => Error::Auth(e.redacted(secret)),
-            Error::Protocol(why) => Error::Protocol(masked(why, secret)),
-            Error::Io(why) => Error::Io(masked(why, secret)),
-            Error::Type { expected, found } => Error::Type {
-                expected,
-                found: masked(found, secret),
-            },
-            Error::Unusable(cause) => Error::Unusable(Box::new(cause.redacted(secret))),
-            Error::Closed => Error::Closed,
-            Error::Timeout(limit) => Error::Timeout(limit),
+            Error::Server(e) | Error::Auth(e) => e.redact(secret),
+            Error::Protocol(why) | Error::Io(why) => mask(why, secret),
+            Error::Type { found, .. } => mask(found, secret),
+            Error::Unusable(cause) => cause.redact(secret),
+            Error::Closed | Error::Timeout(_) => {}
         }
     }
 
@@ -217,17 +209,18 @@ mod tests {
 
     #[test]
     fn redaction_masks_every_occurrence_of_the_secret() {
-        let e = ServerError::new(
+        let mut e = ServerError::new(
             "ERR unknown command 'HELLO', with args beginning with: 'hunter2' 'x hunter2'",
-        )
-        .redacted("hunter2");
+        );
+        e.redact("hunter2");
         assert!(!e.message().contains("hunter2"), "{e}");
         assert_eq!(e.code(), "ERR");
     }
 
     #[test]
     fn an_empty_secret_does_not_mangle_the_message() {
-        let e = ServerError::new("NOAUTH Authentication required.").redacted("");
+        let mut e = ServerError::new("NOAUTH Authentication required.");
+        e.redact("");
         assert_eq!(e.message(), "NOAUTH Authentication required.");
     }
 

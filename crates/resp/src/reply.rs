@@ -70,9 +70,7 @@ impl Reply {
     /// included (an `EXEC`'s results, a script's array).
     pub(crate) fn redact(&mut self, secret: &str) {
         match self {
-            Reply::Error(e) if e.message().contains(secret) => {
-                *e = std::mem::replace(e, ServerError::new("")).redacted(secret);
-            }
+            Reply::Error(e) => e.redact(secret),
             Reply::Array(items) | Reply::Set(items) => {
                 for item in items {
                     item.redact(secret);
