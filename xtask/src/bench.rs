@@ -84,6 +84,12 @@ enum Target {
     /// The same headers with fixed values: what sending them costs at all.
     #[serde(rename = "hello-fixed-headers")]
     HelloFixedHeaders,
+    /// The hello world sending only what DESIGN.md asks of every response
+    /// (the request id and `server-timing`, made per request) and the
+    /// body's type: the ceiling for any Worker true to the design,
+    /// whatever else it chooses to send.
+    #[serde(rename = "hello-required-headers")]
+    HelloRequiredHeaders,
     #[serde(rename = "api-sinks-live")]
     ApiSinksLive,
     #[serde(rename = "api-sinks-down")]
@@ -109,6 +115,7 @@ impl Target {
             Target::Hello => "hello",
             Target::HelloHeaders => "hello-headers",
             Target::HelloFixedHeaders => "hello-fixed-headers",
+            Target::HelloRequiredHeaders => "hello-required-headers",
             Target::ApiSinksLive => "api-sinks-live",
             Target::ApiSinksDown => "api-sinks-down",
             Target::ApiSinksHung => "api-sinks-hung",
@@ -124,7 +131,10 @@ impl Target {
     fn is_ceiling(self) -> bool {
         matches!(
             self,
-            Target::Hello | Target::HelloHeaders | Target::HelloFixedHeaders
+            Target::Hello
+                | Target::HelloHeaders
+                | Target::HelloFixedHeaders
+                | Target::HelloRequiredHeaders
         )
     }
 
@@ -132,7 +142,9 @@ impl Target {
     fn bundle(self) -> Target {
         match self {
             t if t.is_api() => Target::Api,
-            Target::HelloHeaders | Target::HelloFixedHeaders => Target::Hello,
+            Target::HelloHeaders | Target::HelloFixedHeaders | Target::HelloRequiredHeaders => {
+                Target::Hello
+            }
             t => t,
         }
     }
@@ -494,6 +506,8 @@ struct CaseResult {
     ratio_to_hello_headers: Option<f64>,
     /// Against the third ceiling, the API's headers with fixed values.
     ratio_to_hello_fixed_headers: Option<f64>,
+    /// Against the fourth, only the headers DESIGN.md asks for.
+    ratio_to_hello_required_headers: Option<f64>,
     /// Requests/s of each telemetry variant over the api's (sinks off).
     sinks_ratio_to_api: BTreeMap<Target, f64>,
 }
@@ -713,7 +727,11 @@ pub fn run(ui: &Ui, flags: &flags::Bench) -> anyhow::Result<()> {
     let dead_port = stack::free_port()?;
     let targets: Vec<Target> = Target::BUNDLED
         .into_iter()
-        .chain([Target::HelloHeaders, Target::HelloFixedHeaders])
+        .chain([
+            Target::HelloHeaders,
+            Target::HelloFixedHeaders,
+            Target::HelloRequiredHeaders,
+        ])
         .chain(Target::SINKS.into_iter().filter(|_| !flags.no_sinks))
         .collect();
     let vars: BTreeMap<Target, Vec<(&'static str, String)>> = targets
@@ -729,6 +747,9 @@ pub fn run(ui: &Ui, flags: &flags::Bench) -> anyhow::Result<()> {
             match t {
                 Target::HelloHeaders => vars.push(("ANSWER", "api-healthz".to_owned())),
                 Target::HelloFixedHeaders => vars.push(("ANSWER", "api-healthz-fixed".to_owned())),
+                Target::HelloRequiredHeaders => {
+                    vars.push(("ANSWER", "api-healthz-required".to_owned()))
+                }
                 _ => {}
             }
             Ok((t, vars))
@@ -1586,6 +1607,11 @@ fn header_names(headers: &HeaderMap) -> Vec<String> {
     names
 }
 
+/// What DESIGN.md asks every response to carry (the request id and
+/// `server-timing`), and the type of the JSON body the API's `/healthz`
+/// answers: all [`Target::HelloRequiredHeaders`] sends.
+const REQUIRED_HEADERS: [&str; 3] = ["content-type", "server-timing", "x-request-id"];
+
 /// Bytes by which a ceiling's `/healthz` body may differ from the api's (a
 /// `-dirty` build's commit makes the API's a few bytes longer, which costs
 /// nothing measurable).
@@ -1600,28 +1626,56 @@ const CEILING_BODY_SLACK: usize = 16;
 /// - the second and third ceilings ([`Target::HelloHeaders`],
 ///   [`Target::HelloFixedHeaders`]) are only ceilings while they send the
 ///   same headers and a body about as long;
+/// - the fourth ([`Target::HelloRequiredHeaders`]) sends exactly
+///   [`REQUIRED_HEADERS`], all of which the api must send too, and a body
+///   as long;
 /// - the bare hello world and the api's own variants need not match.
 fn unlike_api(case: &str, target: Target, api: &Shape, other: &Shape) -> Option<String> {
-    let body_too = match target {
-        Target::Reference => false,
-        Target::HelloHeaders | Target::HelloFixedHeaders => true,
+    let who = target.name();
+    let (body_too, owed): (bool, Vec<&String>) = match target {
+        Target::Reference => (false, api.names.iter().collect()),
+        Target::HelloHeaders | Target::HelloFixedHeaders => (true, api.names.iter().collect()),
+        Target::HelloRequiredHeaders => {
+            let unsent: Vec<&str> = REQUIRED_HEADERS
+                .into_iter()
+                .filter(|n| !api.names.iter().any(|a| a == n))
+                .collect();
+            if !unsent.is_empty() {
+                return Some(format!(
+                    "{case}: the api does not send {unsent:?}, which DESIGN.md asks of every \
+                     response"
+                ));
+            }
+            (
+                true,
+                api.names
+                    .iter()
+                    .filter(|n| REQUIRED_HEADERS.contains(&n.as_str()))
+                    .collect(),
+            )
+        }
         _ => return None,
     };
-    let missing: Vec<&String> = api
-        .names
-        .iter()
+    let missing: Vec<&String> = owed
+        .into_iter()
         .filter(|n| !other.names.contains(n))
         .collect();
     let extra: Vec<&String> = other
         .names
         .iter()
-        .filter(|n| !api.names.contains(n))
+        .filter(|n| match target {
+            Target::HelloRequiredHeaders => !REQUIRED_HEADERS.contains(&n.as_str()),
+            _ => !api.names.contains(n),
+        })
         .collect();
-    let who = target.name();
     if !missing.is_empty() || !extra.is_empty() {
+        let owed = match target {
+            Target::HelloRequiredHeaders => "the headers DESIGN.md asks for",
+            _ => "the api's headers",
+        };
         return Some(format!(
-            "{case}: the answer of {who} lacks {missing:?} and has {extra:?} beyond the api's \
-             headers; both must send the same for their figures to compare"
+            "{case}: the answer of {who} lacks {missing:?} and has {extra:?} beyond {owed}; \
+             both must send the same for their figures to compare"
         ));
     }
     if body_too && api.body_len.abs_diff(other.body_len) > CEILING_BODY_SLACK {
@@ -1947,6 +2001,7 @@ fn summarise(
                 ratio_to_hello: ratio(Target::Hello),
                 ratio_to_hello_headers: ratio(Target::HelloHeaders),
                 ratio_to_hello_fixed_headers: ratio(Target::HelloFixedHeaders),
+                ratio_to_hello_required_headers: ratio(Target::HelloRequiredHeaders),
                 sinks_ratio_to_api: Target::SINKS
                     .into_iter()
                     .filter_map(|t| {
@@ -2075,6 +2130,12 @@ fn render(report: &Report) -> String {
                 "the same with fixed values",
                 case.ratio_to_hello_fixed_headers,
             ),
+            (
+                Target::HelloRequiredHeaders,
+                "  (hello + required headers)",
+                "only the headers DESIGN.md asks for",
+                case.ratio_to_hello_required_headers,
+            ),
         ];
         for (target, label, what, api_over) in ceilings {
             let Some(ceiling) = case.targets.get(&target) else {
@@ -2102,8 +2163,8 @@ fn render(report: &Report) -> String {
     render_timed(report, &mut out);
     let _ = writeln!(
         out,
-        "\n  workerd CPU per request (us, medians over rounds)\n  {:<34} {:>10} {:>10} {:>10} {:>14} {:>12} {:>8} {:>11}",
-        "case", "api", "reference", "hello", "hello+headers", "hello+fixed", "ref/api", "(rounds)"
+        "\n  workerd CPU per request (us, medians over rounds)\n  {:<34} {:>10} {:>10} {:>10} {:>14} {:>12} {:>15} {:>8} {:>11}",
+        "case", "api", "reference", "hello", "hello+headers", "hello+fixed", "hello+required", "ref/api", "(rounds)"
     );
     for case in &report.cases {
         let cpu = |t: Target| case.targets.get(&t).map(|l| l.cpu_us_per_request);
@@ -2113,13 +2174,14 @@ fn render(report: &Report) -> String {
             .map_or("-".to_owned(), |r| format!("{r:.2}x"));
         let _ = writeln!(
             out,
-            "  {:<34} {:>10} {:>10} {:>10} {:>14} {:>12} {:>8} {:>11}",
+            "  {:<34} {:>10} {:>10} {:>10} {:>14} {:>12} {:>15} {:>8} {:>11}",
             case.case,
             cell(cpu(Target::Api)),
             cell(cpu(Target::Reference)),
             cell(cpu(Target::Hello)),
             cell(cpu(Target::HelloHeaders)),
             cell(cpu(Target::HelloFixedHeaders)),
+            cell(cpu(Target::HelloRequiredHeaders)),
             ratio,
             range(&case.cpu_ratio_to_reference_by_round),
         );
@@ -2608,6 +2670,50 @@ mod tests {
     }
 
     #[test]
+    fn the_required_headers_ceiling_sends_only_what_design_asks_and_the_api_sends_it_too() {
+        let required = Target::HelloRequiredHeaders;
+        let api = shape(
+            &[
+                "content-type",
+                "server-timing",
+                "vary",
+                "x-frame-options",
+                "x-request-id",
+            ],
+            60,
+        );
+        let exact = shape(&["content-type", "server-timing", "x-request-id"], 60);
+        assert!(unlike_api("healthz", required, &api, &exact).is_none());
+        // The api's own choices beyond DESIGN.md are no part of this ceiling.
+        let more = shape(
+            &["content-type", "server-timing", "vary", "x-request-id"],
+            60,
+        );
+        let error = unlike_api("healthz", required, &api, &more).unwrap();
+        assert!(
+            error.contains(r#"has ["vary"] beyond the headers DESIGN.md asks for"#),
+            "{error}"
+        );
+        let fewer = shape(&["content-type", "x-request-id"], 60);
+        let error = unlike_api("healthz", required, &api, &fewer).unwrap();
+        assert!(error.contains(r#"lacks ["server-timing"]"#), "{error}");
+        let short = shape(&["content-type", "server-timing", "x-request-id"], 11);
+        let error = unlike_api("healthz", required, &api, &short).unwrap();
+        assert!(
+            error.contains("body of hello-required-headers is 11 bytes"),
+            "{error}"
+        );
+        // An api that stopped sending a required header is the error, not
+        // the ceiling that still sends it.
+        let api_without_timing = shape(&["content-type", "x-request-id"], 60);
+        let error = unlike_api("healthz", required, &api_without_timing, &exact).unwrap();
+        assert!(
+            error.contains(r#"the api does not send ["server-timing"]"#),
+            "{error}"
+        );
+    }
+
+    #[test]
     fn every_target_goes_first_in_turn() {
         let pair = vec![Target::Api, Target::Reference];
         assert_eq!(in_turn(pair.clone(), 0), [Target::Api, Target::Reference]);
@@ -2816,6 +2922,7 @@ first unexpected: 503 {\"type\":\"about:blank\",\"status\":503}
             Target::Hello,
             Target::HelloHeaders,
             Target::HelloFixedHeaders,
+            Target::HelloRequiredHeaders,
             Target::ApiSinksHung,
         ];
         let healthz = all.iter().find(|c| c.name == "healthz").unwrap();
@@ -2828,6 +2935,7 @@ first unexpected: 503 {\"type\":\"about:blank\",\"status\":503}
         assert_eq!(Target::ApiSinksHung.bundle(), Target::Api);
         assert_eq!(Target::HelloHeaders.bundle(), Target::Hello);
         assert_eq!(Target::HelloFixedHeaders.bundle(), Target::Hello);
+        assert_eq!(Target::HelloRequiredHeaders.bundle(), Target::Hello);
         assert_eq!(
             case_path(put, Target::ApiSinksDown),
             "/v1/pages/bench-write-api-sinks-down"
@@ -3162,6 +3270,7 @@ first unexpected: 503 {\"type\":\"about:blank\",\"status\":503}
             ratio_to_hello: hello,
             ratio_to_hello_headers: None,
             ratio_to_hello_fixed_headers: None,
+            ratio_to_hello_required_headers: None,
             sinks_ratio_to_api: BTreeMap::new(),
         };
         let cases = [
