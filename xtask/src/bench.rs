@@ -2250,13 +2250,13 @@ fn render(report: &Report) -> String {
     }
     let _ = writeln!(
         out,
-        "\n  {:<20} {:>12} {:>12} {:>14} {:>14} {:>14}",
+        "\n  {:<22} {:>12} {:>12} {:>14} {:>14} {:>14}",
         "target", "bundle raw", "bundle gzip", "first request", "start->answer", "RSS after load"
     );
     for t in &report.targets {
         let _ = writeln!(
             out,
-            "  {:<20} {:>12} {:>12} {:>14} {:>14} {:>14}",
+            "  {:<22} {:>12} {:>12} {:>14} {:>14} {:>14}",
             t.target.name(),
             format_bytes(t.bundle_raw_bytes),
             format_bytes(t.bundle_gzip_bytes),
@@ -2350,7 +2350,7 @@ fn render_timed(report: &Report, out: &mut String) {
     }
     let _ = writeln!(
         out,
-        "\n  responses timed one by one, no correction ({} connection{})\n  {:<34} {:<20} {:>9} {:>7} {:>7} {:>8} {:>8} {:>8} {:>10}",
+        "\n  responses timed one by one, no correction ({} connection{})\n  {:<34} {:<22} {:>9} {:>7} {:>7} {:>8} {:>8} {:>8} {:>10}",
         report.connections,
         if report.connections == 1 { "" } else { "s" },
         "case",
@@ -2371,7 +2371,7 @@ fn render_timed(report: &Report, out: &mut String) {
                 .map_or("-".to_owned(), |l| format!("{:.2}", l.p99_ms));
             let _ = writeln!(
                 out,
-                "  {:<34} {:<20} {:>9} {:>7.2} {:>7.2} {:>8.2} {:>8.1} {:>8} {:>10}",
+                "  {:<34} {:<22} {:>9} {:>7.2} {:>7.2} {:>8.2} {:>8.1} {:>8} {:>10}",
                 case.case,
                 target.name(),
                 t.responses,
