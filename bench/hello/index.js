@@ -7,7 +7,8 @@
 // against the API's before it loads either). It builds the answer the way
 // the API's bridge does, which measured the cheapest on workerd: the shared
 // headers as one `Headers` copied by the `Response` constructor, the
-// request id and `server-timing` made and appended per request.
+// request id (`cf-ray` when the request has one, as the API takes it) and
+// `server-timing` made and appended per request.
 //
 // With `ANSWER = "api-healthz-fixed"` it sends the same headers with fixed
 // values, all ten in the one copied `Headers`: what sending those headers
@@ -16,8 +17,8 @@
 // and making and appending the two values each answer has of its own.
 //
 // With `ANSWER = "api-healthz-required"` it sends only what DESIGN.md asks
-// of every response, the request id (`cf-ray` when the request has one,
-// as the API takes it) and `server-timing`, made per request, beside the
+// of every response, the request id and `server-timing`, made as the
+// second ceiling makes them, beside the
 // body's `content-type`: the ceiling for any Worker true to the design,
 // without the headers the API adds by its own choice (CORS' `vary`, the
 // security headers).
@@ -74,7 +75,7 @@ export default {
       return response;
     }
     const response = new Response(API_BODY, { status: 200, headers: SHARED });
-    response.headers.append("x-request-id", hex32());
+    response.headers.append("x-request-id", request.headers.get("cf-ray") ?? hex32());
     response.headers.append("server-timing", `total;dur=${(Date.now() - started).toFixed(1)}`);
     return response;
   },
