@@ -2949,8 +2949,11 @@ first unexpected: 503 {\"type\":\"about:blank\",\"status\":503}
             Target::ApiSinksHung,
         ];
         let healthz = all.iter().find(|c| c.name == "healthz").unwrap();
+        let with_ray = all.iter().find(|c| c.name == "healthz-with-ray").unwrap();
         let put = all.iter().find(|c| c.name == "pages-put").unwrap();
         assert_eq!(targets_of(healthz, &running), running);
+        // `/healthz` behind the edge is the same route, every ceiling's too.
+        assert_eq!(targets_of(with_ray, &running), running);
         assert_eq!(
             targets_of(put, &running),
             [Target::Api, Target::ApiSinksHung]
