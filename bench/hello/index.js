@@ -18,10 +18,9 @@
 //
 // With `ANSWER = "api-healthz-required"` it sends only what DESIGN.md asks
 // of every response, the request id and `server-timing`, made as the
-// second ceiling makes them, beside the
-// body's `content-type`: the ceiling for any Worker true to the design,
-// without the headers the API adds by its own choice (CORS' `vary`, the
-// security headers).
+// second ceiling makes them, beside the body's `content-type`: the ceiling
+// for any Worker true to the design, without the headers the API adds by
+// its own choice (CORS' `vary`, the security headers).
 const BODY = '{"ok":true}';
 
 const SHARED = new Headers([
@@ -35,7 +34,7 @@ const SHARED = new Headers([
   ["cross-origin-resource-policy", "same-site"],
 ]);
 
-/** What the required answer sends before its two per-request headers. */
+/** What the fourth ceiling sends before its two per-request headers. */
 const TYPE_ONLY = new Headers([["content-type", "application/json"]]);
 
 /** `SHARED` and the two per-request headers, with fixed values. */
@@ -68,13 +67,8 @@ export default {
       return new Response(API_BODY, { status: 200, headers: FIXED });
     }
     const started = Date.now();
-    if (answer === "api-healthz-required") {
-      const response = new Response(API_BODY, { status: 200, headers: TYPE_ONLY });
-      response.headers.append("x-request-id", request.headers.get("cf-ray") ?? hex32());
-      response.headers.append("server-timing", `total;dur=${(Date.now() - started).toFixed(1)}`);
-      return response;
-    }
-    const response = new Response(API_BODY, { status: 200, headers: SHARED });
+    const shared = answer === "api-healthz-required" ? TYPE_ONLY : SHARED;
+    const response = new Response(API_BODY, { status: 200, headers: shared });
     response.headers.append("x-request-id", request.headers.get("cf-ray") ?? hex32());
     response.headers.append("server-timing", `total;dur=${(Date.now() - started).toFixed(1)}`);
     return response;

@@ -107,6 +107,46 @@ impl Target {
         Target::ApiSinksDown,
         Target::ApiSinksHung,
     ];
+    /// The hello world's variants that answer as the API's `/healthz`
+    /// would (the second to fourth ceilings), in the report's order.
+    const HELLO_VARIANTS: [Target; 3] = [
+        Target::HelloHeaders,
+        Target::HelloFixedHeaders,
+        Target::HelloRequiredHeaders,
+    ];
+
+    /// The hello world's `ANSWER` binding for a variant: which answer
+    /// `bench/hello/index.js` sends.
+    fn answer(self) -> Option<&'static str> {
+        match self {
+            Target::HelloHeaders => Some("api-healthz"),
+            Target::HelloFixedHeaders => Some("api-healthz-fixed"),
+            Target::HelloRequiredHeaders => Some("api-healthz-required"),
+            _ => None,
+        }
+    }
+
+    /// A variant's row label, CPU column and what it sends, for the report.
+    fn variant_labels(self) -> (&'static str, &'static str, &'static str) {
+        match self {
+            Target::HelloHeaders => (
+                "(hello + headers)",
+                "hello+headers",
+                "hello sending the api's headers",
+            ),
+            Target::HelloFixedHeaders => (
+                "(hello + fixed headers)",
+                "hello+fixed",
+                "the same with fixed values",
+            ),
+            Target::HelloRequiredHeaders => (
+                "(hello + required headers)",
+                "hello+required",
+                "only the headers DESIGN.md asks for",
+            ),
+            _ => ("", "", ""),
+        }
+    }
 
     fn name(self) -> &'static str {
         match self {
@@ -129,22 +169,14 @@ impl Target {
 
     /// The hello worlds, which answer `/healthz` only.
     fn is_ceiling(self) -> bool {
-        matches!(
-            self,
-            Target::Hello
-                | Target::HelloHeaders
-                | Target::HelloFixedHeaders
-                | Target::HelloRequiredHeaders
-        )
+        self == Target::Hello || Target::HELLO_VARIANTS.contains(&self)
     }
 
     /// The target whose bundle this one runs.
     fn bundle(self) -> Target {
         match self {
             t if t.is_api() => Target::Api,
-            Target::HelloHeaders | Target::HelloFixedHeaders | Target::HelloRequiredHeaders => {
-                Target::Hello
-            }
+            t if t.is_ceiling() => Target::Hello,
             t => t,
         }
     }
@@ -524,13 +556,9 @@ struct CaseResult {
     cpu_ratio_to_reference_by_start: Vec<f64>,
     /// api requests/s over hello requests/s (for `/healthz`).
     ratio_to_hello: Option<f64>,
-    /// api requests/s over those of the hello world sending the API's
-    /// headers (for `/healthz`).
-    ratio_to_hello_headers: Option<f64>,
-    /// Against the third ceiling, the API's headers with fixed values.
-    ratio_to_hello_fixed_headers: Option<f64>,
-    /// Against the fourth, only the headers DESIGN.md asks for.
-    ratio_to_hello_required_headers: Option<f64>,
+    /// api requests/s over those of each of the hello world's variants
+    /// ([`Target::HELLO_VARIANTS`], for `/healthz`).
+    ratio_to_ceilings: BTreeMap<Target, f64>,
     /// Requests/s of each telemetry variant over the api's (sinks off).
     sinks_ratio_to_api: BTreeMap<Target, f64>,
 }
@@ -750,11 +778,7 @@ pub fn run(ui: &Ui, flags: &flags::Bench) -> anyhow::Result<()> {
     let dead_port = stack::free_port()?;
     let targets: Vec<Target> = Target::BUNDLED
         .into_iter()
-        .chain([
-            Target::HelloHeaders,
-            Target::HelloFixedHeaders,
-            Target::HelloRequiredHeaders,
-        ])
+        .chain(Target::HELLO_VARIANTS)
         .chain(Target::SINKS.into_iter().filter(|_| !flags.no_sinks))
         .collect();
     let vars: BTreeMap<Target, Vec<(&'static str, String)>> = targets
@@ -767,13 +791,8 @@ pub fn run(ui: &Ui, flags: &flags::Bench) -> anyhow::Result<()> {
                 _ => Sinks::Off,
             };
             let mut vars = worker_vars(&manifest, sinks, UNREACHABLE_LIMIT)?;
-            match t {
-                Target::HelloHeaders => vars.push(("ANSWER", "api-healthz".to_owned())),
-                Target::HelloFixedHeaders => vars.push(("ANSWER", "api-healthz-fixed".to_owned())),
-                Target::HelloRequiredHeaders => {
-                    vars.push(("ANSWER", "api-healthz-required".to_owned()))
-                }
-                _ => {}
+            if let Some(answer) = t.answer() {
+                vars.push(("ANSWER", answer.to_owned()));
             }
             Ok((t, vars))
         })
@@ -1617,6 +1636,12 @@ struct Shape {
     body_len: usize,
 }
 
+impl Shape {
+    fn names(&self) -> Vec<&str> {
+        self.names.iter().map(String::as_str).collect()
+    }
+}
+
 /// The names of the headers an answer carries (each once, however often
 /// it repeats), sorted, without those that only frame its body or that the
 /// runtime adds on its own.
@@ -1655,13 +1680,16 @@ const CEILING_BODY_SLACK: usize = 16;
 /// - the bare hello world and the api's own variants need not match.
 fn unlike_api(case: &str, target: Target, api: &Shape, other: &Shape) -> Option<String> {
     let who = target.name();
-    let (body_too, owed): (bool, Vec<&String>) = match target {
-        Target::Reference => (false, api.names.iter().collect()),
-        Target::HelloHeaders | Target::HelloFixedHeaders => (true, api.names.iter().collect()),
+    // The header names `other` must send, exactly, and what they are.
+    let (body_too, owed, owed_are): (bool, Vec<&str>, &str) = match target {
+        Target::Reference => (false, api.names(), "the api's headers"),
+        Target::HelloHeaders | Target::HelloFixedHeaders => {
+            (true, api.names(), "the api's headers")
+        }
         Target::HelloRequiredHeaders => {
             let unsent: Vec<&str> = REQUIRED_HEADERS
                 .into_iter()
-                .filter(|n| !api.names.iter().any(|a| a == n))
+                .filter(|n| !api.names().contains(n))
                 .collect();
             if !unsent.is_empty() {
                 return Some(format!(
@@ -1671,33 +1699,18 @@ fn unlike_api(case: &str, target: Target, api: &Shape, other: &Shape) -> Option<
             }
             (
                 true,
-                api.names
-                    .iter()
-                    .filter(|n| REQUIRED_HEADERS.contains(&n.as_str()))
-                    .collect(),
+                REQUIRED_HEADERS.to_vec(),
+                "the headers DESIGN.md asks for",
             )
         }
         _ => return None,
     };
-    let missing: Vec<&String> = owed
-        .into_iter()
-        .filter(|n| !other.names.contains(n))
-        .collect();
-    let extra: Vec<&String> = other
-        .names
-        .iter()
-        .filter(|n| match target {
-            Target::HelloRequiredHeaders => !REQUIRED_HEADERS.contains(&n.as_str()),
-            _ => !api.names.contains(n),
-        })
-        .collect();
+    let sent = other.names();
+    let missing: Vec<&str> = owed.iter().copied().filter(|n| !sent.contains(n)).collect();
+    let extra: Vec<&str> = sent.into_iter().filter(|n| !owed.contains(n)).collect();
     if !missing.is_empty() || !extra.is_empty() {
-        let owed = match target {
-            Target::HelloRequiredHeaders => "the headers DESIGN.md asks for",
-            _ => "the api's headers",
-        };
         return Some(format!(
-            "{case}: the answer of {who} lacks {missing:?} and has {extra:?} beyond {owed}; \
+            "{case}: the answer of {who} lacks {missing:?} and has {extra:?} beyond {owed_are}; \
              both must send the same for their figures to compare"
         ));
     }
@@ -2022,9 +2035,10 @@ fn summarise(
                 ratio_to_reference_by_round: ratio_by_round,
                 cpu_ratio_to_reference_by_round: cpu_ratio_by_round,
                 ratio_to_hello: ratio(Target::Hello),
-                ratio_to_hello_headers: ratio(Target::HelloHeaders),
-                ratio_to_hello_fixed_headers: ratio(Target::HelloFixedHeaders),
-                ratio_to_hello_required_headers: ratio(Target::HelloRequiredHeaders),
+                ratio_to_ceilings: Target::HELLO_VARIANTS
+                    .into_iter()
+                    .filter_map(|t| Some((t, ratio(t)?)))
+                    .collect(),
                 sinks_ratio_to_api: Target::SINKS
                     .into_iter()
                     .filter_map(|t| {
@@ -2140,30 +2154,12 @@ fn render(report: &Report) -> String {
                 "  (hello ceiling)", hello.requests_per_sec, hello.p50_ms, hello.p99_ms
             );
         }
-        let ceilings = [
-            (
-                Target::HelloHeaders,
-                "  (hello + headers)",
-                "hello sending the api's headers",
-                case.ratio_to_hello_headers,
-            ),
-            (
-                Target::HelloFixedHeaders,
-                "  (hello + fixed headers)",
-                "the same with fixed values",
-                case.ratio_to_hello_fixed_headers,
-            ),
-            (
-                Target::HelloRequiredHeaders,
-                "  (hello + required headers)",
-                "only the headers DESIGN.md asks for",
-                case.ratio_to_hello_required_headers,
-            ),
-        ];
-        for (target, label, what, api_over) in ceilings {
+        for target in Target::HELLO_VARIANTS {
             let Some(ceiling) = case.targets.get(&target) else {
                 continue;
             };
+            let (label, _, what) = target.variant_labels();
+            let api_over = case.ratio_to_ceilings.get(&target).copied();
             let of_hello = case
                 .targets
                 .get(&Target::Hello)
@@ -2172,7 +2168,7 @@ fn render(report: &Report) -> String {
                 });
             let _ = writeln!(
                 out,
-                "  {:<34} {:>10.0} {:>8.2} {:>8.2}   {what}: {of_hello} of hello; api / this: {}",
+                "    {:<32} {:>10.0} {:>8.2} {:>8.2}   {what}: {of_hello} of hello; api / this: {}",
                 label,
                 ceiling.requests_per_sec,
                 ceiling.p50_ms,
@@ -2184,10 +2180,14 @@ fn render(report: &Report) -> String {
     let _ = writeln!(out, "  p50/p99: {PERCENTILES_ARE}");
     render_by_start(report, &mut out);
     render_timed(report, &mut out);
+    let variant_columns: String = Target::HELLO_VARIANTS
+        .into_iter()
+        .map(|t| format!(" {:>15}", t.variant_labels().1))
+        .collect();
     let _ = writeln!(
         out,
-        "\n  workerd CPU per request (us, medians over rounds)\n  {:<34} {:>10} {:>10} {:>10} {:>14} {:>12} {:>15} {:>8} {:>11}",
-        "case", "api", "reference", "hello", "hello+headers", "hello+fixed", "hello+required", "ref/api", "(rounds)"
+        "\n  workerd CPU per request (us, medians over rounds)\n  {:<34} {:>10} {:>10} {:>10}{variant_columns} {:>8} {:>11}",
+        "case", "api", "reference", "hello", "ref/api", "(rounds)"
     );
     for case in &report.cases {
         let cpu = |t: Target| case.targets.get(&t).map(|l| l.cpu_us_per_request);
@@ -2195,16 +2195,17 @@ fn render(report: &Report) -> String {
         let ratio = case
             .cpu_ratio_to_reference
             .map_or("-".to_owned(), |r| format!("{r:.2}x"));
+        let variants: String = Target::HELLO_VARIANTS
+            .into_iter()
+            .map(|t| format!(" {:>15}", cell(cpu(t))))
+            .collect();
         let _ = writeln!(
             out,
-            "  {:<34} {:>10} {:>10} {:>10} {:>14} {:>12} {:>15} {:>8} {:>11}",
+            "  {:<34} {:>10} {:>10} {:>10}{variants} {:>8} {:>11}",
             case.case,
             cell(cpu(Target::Api)),
             cell(cpu(Target::Reference)),
             cell(cpu(Target::Hello)),
-            cell(cpu(Target::HelloHeaders)),
-            cell(cpu(Target::HelloFixedHeaders)),
-            cell(cpu(Target::HelloRequiredHeaders)),
             ratio,
             range(&case.cpu_ratio_to_reference_by_round),
         );
@@ -3294,9 +3295,7 @@ first unexpected: 503 {\"type\":\"about:blank\",\"status\":503}
             ratio_to_reference_by_start: Vec::new(),
             cpu_ratio_to_reference_by_start: Vec::new(),
             ratio_to_hello: hello,
-            ratio_to_hello_headers: None,
-            ratio_to_hello_fixed_headers: None,
-            ratio_to_hello_required_headers: None,
+            ratio_to_ceilings: BTreeMap::new(),
             sinks_ratio_to_api: BTreeMap::new(),
         };
         let cases = [

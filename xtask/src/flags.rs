@@ -405,8 +405,9 @@ pub struct Bench {
     pub profile: Option<std::path::PathBuf>,
 
     /// Only the cases whose name contains this text (e.g. `pages`). The
-    /// cases: healthz, healthz-with-ray (with the ray id Cloudflare puts
-    /// on every request, which the request id is taken from), pages-get-cached, pages-get-cached-browser (the same
+    /// cases: healthz, healthz-with-ray (with the ray id Cloudflare puts on
+    /// every request, which the request id is taken from),
+    /// pages-get-cached, pages-get-cached-browser (the same
     /// read with a browser's 19 headers), pages-get-cached-browser-no-origin
     /// (those headers but its `Origin`, as a read from the API's own origin),
     /// pages-get-uncached, pages-put (every connection writing one page,
